@@ -1,0 +1,131 @@
+"""`pemreg adapters add|list|show|download|alias`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from registry import service
+from registry.service.views import AdapterView, VersionView
+
+from .deps import registry
+from .output import console, print_json, transfer_progress
+
+app = typer.Typer(help="Register, find and fetch adapters.", no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def _version_line(v: VersionView, created: bool | None = None) -> str:
+    state = "" if created is None else ("registered " if created else "already registered as ")
+    rank = f" r={v.rank}" if v.rank else ""
+    return f"{state}{v.name}@{v.version}  {v.pem_type}{rank}  sha256:{v.sha256[:12]}  {v.size_bytes} bytes"
+
+
+@app.command("add")
+def add(
+    source: Annotated[str, typer.Argument(help="Adapter folder (PEFT save_pretrained) or s3://bucket/prefix")],
+    name: Annotated[str, typer.Option("--name", help="namespace/name")],
+    task: Annotated[str | None, typer.Option("--task")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="key=value, repeatable")] = None,
+    base_model: Annotated[str | None, typer.Option("--base-model", help="NAME or NAME@REVISION")] = None,
+    description: Annotated[str | None, typer.Option("--description")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Validate an adapter folder, upload it, and register it as the next version."""
+    tags = service.parse_tags(tag)
+    with transfer_progress("uploading") as progress:
+        version, created = service.register_adapter(
+            registry(), source, name, base_model=base_model, task=task, tags=tags, description=description,
+            progress=progress,
+        )
+    if json_out:
+        print_json({**version.model_dump(mode="json"), "created": created})
+    else:
+        console.print(_version_line(version, created), markup=False)
+
+
+@app.command("list")
+def list_(
+    base_model: Annotated[str | None, typer.Option("--base-model")] = None,
+    pem_type: Annotated[str | None, typer.Option("--pem-type")] = None,
+    task: Annotated[str | None, typer.Option("--task")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="key=value, repeatable (all must match)")] = None,
+    query: Annotated[str | None, typer.Option("--query", help="text in name, task or description")] = None,
+    limit: Annotated[int, typer.Option("--limit")] = 50,
+    page_token: Annotated[str | None, typer.Option("--page-token")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """List adapters matching every filter given."""
+    page = service.list_adapters(
+        registry(), base_model=base_model, pem_type=pem_type, task=task, tags=service.parse_tags(tag),
+        query=query, limit=limit, page_token=page_token,
+    )
+    if json_out:
+        print_json(page)
+        return
+    table = Table("name", "type", "task", "base model", "latest", "tags")
+    for a in page.items:
+        tags = " ".join(f"{k}={v}" for k, v in a.tags.items())
+        table.add_row(a.name, a.pem_type, a.task or "", a.base_model, str(a.latest_version or "-"), tags)
+    console.print(table)
+    if page.next_page_token:
+        console.print(f"more: --page-token {page.next_page_token}", markup=False)
+
+
+def _print_adapter(a: AdapterView) -> None:
+    console.print(f"{a.name}  ({a.pem_type}, base {a.base_model}@{a.base_model_revision})", markup=False)
+    if a.task or a.description:
+        console.print(f"  task: {a.task or '-'}  description: {a.description or '-'}", markup=False)
+    if a.tags:
+        console.print("  tags: " + " ".join(f"{k}={v}" for k, v in a.tags.items()), markup=False)
+    table = Table("version", "sha256", "rank", "alpha", "dtype", "bytes", "aliases", "created by", "created")
+    for v in a.versions or []:
+        table.add_row(str(v.version), v.sha256[:12], str(v.rank or "-"), f"{v.alpha:g}" if v.alpha else "-",
+                      v.dtype, str(v.size_bytes), ",".join(v.aliases), v.created_by, f"{v.created_at:%Y-%m-%d %H:%M}")
+    console.print(table)
+
+
+@app.command("show")
+def show(
+    ref: Annotated[str, typer.Argument(help="ns/name (all versions) or ns/name@N|@alias|@sha256:prefix")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Show an adapter with its versions, or one version in full."""
+    if "@" in ref:
+        version = service.get_version(registry(), ref)
+        if json_out:
+            print_json(version)
+        else:
+            console.print(_version_line(version), markup=False)
+            console.print(f"  base model: {version.base_model}  targets: {', '.join(version.target_modules)}",
+                          markup=False)
+            console.print(f"  artifact: {version.artifact_uri}", markup=False)
+            console.print(f"  aliases: {', '.join(version.aliases) or '-'}", markup=False)
+        return
+    adapter = service.show_adapter(registry(), ref)
+    print_json(adapter) if json_out else _print_adapter(adapter)
+
+
+@app.command("download")
+def download(
+    ref: Annotated[str, typer.Argument(help="ns/name[@N|@alias|@sha256:prefix]")],
+    dest: Annotated[Path, typer.Argument(help="Folder to write the adapter files into")],
+) -> None:
+    """Download a version's files (each checked against its recorded sha256)."""
+    with transfer_progress("downloading") as progress:
+        version, files = service.download_version(registry(), ref, dest, progress=progress)
+    console.print(f"{version.name}@{version.version} -> {dest} ({len(files)} files, sha256 verified)", markup=False)
+
+
+@app.command("alias")
+def alias(
+    ref: Annotated[str, typer.Argument(help="ns/name@N (the version to point at)")],
+    name: Annotated[str, typer.Argument(help="alias, e.g. prod")],
+) -> None:
+    """Point an alias at a version (moves it if it exists; recorded in the audit log)."""
+    version = service.set_alias(registry(), ref, name)
+    console.print(f"{version.name}@{name} -> version {version.version}", markup=False)

@@ -1,0 +1,98 @@
+"""`pemreg lineage` and `pemreg audit`: where a version came from, and what a file is."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.tree import Tree
+
+from registry import service
+from registry.service.views import LineageGraph
+
+from .deps import registry
+from .output import console, print_json
+
+
+def _tree(graph: LineageGraph) -> Tree:
+    """Render the DAG as a tree from the root; a node reached twice is printed under each parent."""
+    follow = {}
+    for e in graph.edges:
+        near, far = (e.child, e.parent) if graph.direction == "up" else (e.parent, e.child)
+        follow.setdefault(near, []).append((far, e))
+    root = Tree(graph.root)
+
+    def grow(node: Tree, label: str, seen: frozenset[str]) -> None:
+        for far, edge in sorted(follow.get(label, [])):
+            branch = node.add(f"{far}  ({edge.operator}, weight {edge.weight:+g})")
+            if far not in seen:
+                grow(branch, far, seen | {far})
+
+    grow(root, graph.root, frozenset({graph.root}))
+    return root
+
+
+def _dot(graph: LineageGraph) -> str:
+    lines = ["digraph lineage {", "  rankdir=BT;"]
+    lines += [f'  "{n.name}@{n.version}" [label="{n.name}@{n.version}\\n{n.sha256[:12]}"];' for n in graph.nodes]
+    lines += [f'  "{e.parent}" -> "{e.child}" [label="{e.operator} {e.weight:+g}"];' for e in graph.edges]
+    return "\n".join(lines + ["}"])
+
+
+def lineage(
+    ref: Annotated[str, typer.Argument(help="ns/name[@N|@alias|@sha256:prefix]")],
+    down: Annotated[bool, typer.Option("--down", help="descendants instead of ancestors")] = False,
+    depth: Annotated[int, typer.Option("--depth")] = 10,
+    fmt: Annotated[str, typer.Option("--format", help="tree | json | dot")] = "tree",
+) -> None:
+    """Ancestors (default) or descendants of a version, with operator and weight on each edge."""
+    if fmt not in ("tree", "json", "dot"):
+        raise typer.BadParameter("must be tree, json or dot", param_hint="--format")
+    graph = service.lineage(registry(), ref, direction="down" if down else "up", depth=depth)
+    if fmt == "json":
+        print_json(graph)
+    elif fmt == "dot":
+        console.print(_dot(graph), markup=False)
+    else:
+        console.print(_tree(graph))
+
+
+def audit(
+    target: Annotated[str, typer.Argument(help="a file, or sha256:HEX")],
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Which registered object this file is, and its full ancestry with operators and weights."""
+    digest = service.digest_of(target)
+    matches = service.find_by_digest(registry(), digest)
+    if json_out:
+        print_json(matches)
+        return
+    for match in matches:
+        label = f"{match.name}@{match.version}" if match.version is not None else match.name
+        console.print(f"sha256:{digest} is {match.file} of {match.kind.replace('_', ' ')} {label}", markup=False)
+        if match.ancestry and match.ancestry.edges:
+            console.print(_tree(match.ancestry))
+        else:
+            console.print("  no ancestors: registered from files", markup=False)
+
+
+def audit_log(
+    subject: Annotated[str | None, typer.Option("--subject")] = None,
+    actor: Annotated[str | None, typer.Option("--actor")] = None,
+    limit: Annotated[int, typer.Option("--limit")] = 50,
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Recent audit events (registrations, alias moves, keys, compositions)."""
+    events = service.list_events(registry(), subject=subject, actor=actor, limit=limit)
+    if json_out:
+        print_json(events)
+        return
+    for e in events:
+        console.print(f"{e.at:%Y-%m-%d %H:%M:%S}  {e.actor:<12} {e.action:<20} {e.subject}  {e.details}",
+                      markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("lineage")(lineage)
+    app.command("audit")(audit)
+    app.command("audit-log")(audit_log)

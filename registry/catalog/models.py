@@ -1,0 +1,233 @@
+"""Catalog schema (SQLAlchemy 2 typed ORM) for every object of PRODUCT.md section 1.
+
+Migrations in migrations/versions must match this module exactly (a test autogenerates and expects
+no diff). Timestamps are stored timezone-aware in UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Deterministic constraint names keep Alembic downgrades and SQLite batch mode reliable.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# BigInteger ids that still autoincrement on SQLite (which only does so for INTEGER PRIMARY KEY).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class BaseModel(Base):
+    __tablename__ = "base_models"
+    __table_args__ = (UniqueConstraint("name", "revision"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(256), index=True)
+    revision: Mapped[str] = mapped_column(String(128), default="main")
+    source: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    architecture: Mapped[str | None] = mapped_column(String(128))
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Adapter(Base):
+    __tablename__ = "adapters"
+    __table_args__ = (
+        UniqueConstraint("namespace", "name"),
+        Index("ix_adapters_filters", "base_model_id", "pem_type", "task"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    namespace: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(128))
+    pem_type: Mapped[str] = mapped_column(String(16), index=True)
+    task: Mapped[str | None] = mapped_column(String(128), index=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    base_model_id: Mapped[int] = mapped_column(ForeignKey("base_models.id", ondelete="RESTRICT"))
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    base_model: Mapped[BaseModel] = relationship(lazy="joined")
+    tags: Mapped[list[AdapterTag]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="AdapterTag.key"
+    )
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+class AdapterTag(Base):
+    __tablename__ = "adapter_tags"
+    __table_args__ = (Index("ix_adapter_tags_key_value", "key", "value"),)
+
+    adapter_id: Mapped[int] = mapped_column(ForeignKey("adapters.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[str] = mapped_column(String(512))
+
+
+class AdapterVersion(Base):
+    __tablename__ = "adapter_versions"
+    __table_args__ = (
+        UniqueConstraint("adapter_id", "version"),
+        UniqueConstraint("adapter_id", "sha256"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    adapter_id: Mapped[int] = mapped_column(ForeignKey("adapters.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    rank: Mapped[int | None] = mapped_column(Integer)
+    alpha: Mapped[float | None] = mapped_column(Float)
+    use_rslora: Mapped[bool] = mapped_column(Boolean, default=False)
+    target_modules: Mapped[list[Any]] = mapped_column(default=list)
+    dtype: Mapped[str] = mapped_column(String(16))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    num_parameters: Mapped[int] = mapped_column(BigInteger)
+    files: Mapped[dict[str, Any]] = mapped_column(default=dict)  # filename -> {sha256, size}
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)  # module shapes, source config
+    artifact_uri: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    adapter: Mapped[Adapter] = relationship(lazy="joined")
+
+
+class Alias(Base):
+    __tablename__ = "aliases"
+
+    adapter_id: Mapped[int] = mapped_column(ForeignKey("adapters.id", ondelete="CASCADE"), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("adapter_versions.id", ondelete="CASCADE"), index=True)
+    updated_by: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class LineageEdge(Base):
+    __tablename__ = "lineage_edges"
+    __table_args__ = (
+        UniqueConstraint("parent_version_id", "child_version_id"),
+        Index("ix_lineage_edges_child", "child_version_id", "parent_version_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    parent_version_id: Mapped[int] = mapped_column(ForeignKey("adapter_versions.id", ondelete="CASCADE"))
+    child_version_id: Mapped[int] = mapped_column(ForeignKey("adapter_versions.id", ondelete="CASCADE"))
+    operator: Mapped[str] = mapped_column(String(32))
+    weight: Mapped[float] = mapped_column(Float)
+    composition_id: Mapped[str | None] = mapped_column(ForeignKey("compositions.id", ondelete="SET NULL"))
+
+
+class Composition(Base):
+    __tablename__ = "compositions"
+    __table_args__ = (Index("ix_compositions_status_created", "status", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # run id (uuid)
+    cache_key: Mapped[str | None] = mapped_column(String(64), index=True)  # sha256 spec+inputs+engine
+    output_name: Mapped[str] = mapped_column(String(193))
+    method: Mapped[str] = mapped_column(String(32))
+    spec: Mapped[dict[str, Any]] = mapped_column(default=dict)  # canonical spec
+    resolved_inputs: Mapped[list[Any]] = mapped_column(default=list)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    flow_run_id: Mapped[str | None] = mapped_column(String(64))
+    # The version this run registered (or found, on a cache hit): "which run made v" is derived from it.
+    output_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("adapter_versions.id", ondelete="SET NULL"), index=True
+    )
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    interference: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    trigger: Mapped[str] = mapped_column(String(16), default="cli")
+    cache_hit: Mapped[bool] = mapped_column(Boolean, default=False)
+    principal: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Evaluation(Base):
+    __tablename__ = "evaluations"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("adapter_versions.id", ondelete="CASCADE"), index=True)
+    composition_id: Mapped[str | None] = mapped_column(ForeignKey("compositions.id", ondelete="SET NULL"))
+    name: Mapped[str] = mapped_column(String(128))
+    metric: Mapped[str] = mapped_column(String(32))
+    dataset_uri: Mapped[str] = mapped_column(Text)
+    dataset_sha256: Mapped[str | None] = mapped_column(String(64))
+    value: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class MergedModel(Base):
+    __tablename__ = "merged_models"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    composition_id: Mapped[str | None] = mapped_column(ForeignKey("compositions.id", ondelete="SET NULL"))
+    base_model_id: Mapped[int] = mapped_column(ForeignKey("base_models.id", ondelete="RESTRICT"))
+    source_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("adapter_versions.id", ondelete="SET NULL")
+    )
+    name: Mapped[str] = mapped_column(String(193))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)  # digest over the shard digests
+    files: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    artifact_uri: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_subject_at", "subject", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(128), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(256))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    prefix: Mapped[str] = mapped_column(String(16), index=True)  # non-secret, to find the row
+    key_hash: Mapped[str] = mapped_column(String(128))
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,33 @@
+"""Aliases: mutable pointers `ns/name@alias`; every move is an audit event."""
+
+from __future__ import annotations
+
+from ..catalog import models as m
+from ..catalog.db import transaction
+from ..refs import Ref, parse_ref, validate_alias
+from . import audit
+from .context import Registry
+from .resolve import aliases_of, resolve_version
+from .views import VersionView
+
+
+def set_alias(reg: Registry, ref: Ref | str, alias: str) -> VersionView:
+    validate_alias(alias)
+    ref = parse_ref(ref) if isinstance(ref, str) else ref
+    with transaction(reg.sessions) as session:
+        target = resolve_version(session, ref)
+        current = session.get(m.Alias, (target.adapter_id, alias), with_for_update=True)
+        previous = None
+        if current is None:
+            session.add(m.Alias(adapter_id=target.adapter_id, alias=alias, version_id=target.id,
+                                updated_by=reg.principal))
+        else:
+            previous = session.get_one(m.AdapterVersion, current.version_id).version
+            current.version_id = target.id
+            current.updated_by = reg.principal
+            current.updated_at = m.utcnow()
+        if previous != target.version:
+            audit.record(session, reg.principal, "alias_move", f"{ref.full_name}@{alias}",
+                         alias=alias, from_version=previous, to_version=target.version)
+        session.flush()
+        return VersionView.of(target, aliases_of(session, target))

@@ -1,0 +1,44 @@
+"""The one object every shell builds: settings, catalog sessions and the artifact store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..catalog.db import session_factory
+from ..settings import Settings, get_settings
+from ..store import ArtifactStore, open_store
+
+
+@dataclass
+class Registry:
+    settings: Settings
+
+    @classmethod
+    def from_env(cls) -> Registry:
+        return cls(get_settings())
+
+    @cached_property
+    def sessions(self) -> sessionmaker[Session]:
+        return session_factory(self.settings.resolved_database_url)
+
+    @cached_property
+    def store(self) -> ArtifactStore:
+        return open_store_for(self.settings, self.settings.resolved_artifact_store)
+
+    @property
+    def principal(self) -> str:
+        return self.settings.principal
+
+
+def open_store_for(settings: Settings, url: str) -> ArtifactStore:
+    """Any store URL (the registry's own, or an s3:// source folder) with the configured credentials."""
+    return open_store(
+        url,
+        s3_endpoint_url=settings.s3_endpoint_url,
+        s3_region=settings.s3_region,
+        aws_access_key_id=settings.s3_access_key_id,
+        aws_secret_access_key=settings.s3_secret_access_key,
+    )

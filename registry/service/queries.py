@@ -1,0 +1,123 @@
+"""Read side of the catalog: list/search adapters (keyset pagination), show one, fetch a version."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from sqlalchemy import Select, exists, func, or_, select, tuple_
+from sqlalchemy.orm import Session
+
+from ..catalog import models as m
+from ..errors import InvalidInput
+from ..refs import Ref, validate_name
+from .context import Registry
+from .resolve import aliases_of, get_adapter_row, resolve_version
+from .views import AdapterView, Page, VersionView
+
+MAX_LIMIT = 500
+
+
+def _encode_token(namespace: str, name: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([namespace, name]).encode()).decode().rstrip("=")
+
+
+def _decode_token(token: str) -> tuple[str, str]:
+    try:
+        namespace, name = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        return str(namespace), str(name)
+    except (ValueError, TypeError):
+        raise InvalidInput("page_token: not a token returned by a previous page", field="page_token") from None
+
+
+def _latest_versions() -> Select:
+    return (
+        select(m.AdapterVersion.adapter_id, func.max(m.AdapterVersion.version).label("latest"))
+        .group_by(m.AdapterVersion.adapter_id)
+    )
+
+
+def _view(adapter: m.Adapter, latest: int | None, aliases: dict[str, int] | None = None,
+          versions: list[VersionView] | None = None) -> AdapterView:
+    return AdapterView(
+        name=adapter.full_name, pem_type=adapter.pem_type, task=adapter.task, description=adapter.description,
+        base_model=adapter.base_model.name, base_model_revision=adapter.base_model.revision,
+        tags={t.key: t.value for t in adapter.tags}, latest_version=latest, aliases=aliases or {},
+        versions=versions, created_at=adapter.created_at, updated_at=adapter.updated_at,
+    )
+
+
+def list_adapters(
+    reg: Registry,
+    *,
+    base_model: str | None = None,
+    pem_type: str | None = None,
+    task: str | None = None,
+    tags: dict[str, str] | None = None,
+    query: str | None = None,
+    limit: int = 50,
+    page_token: str | None = None,
+) -> Page[AdapterView]:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"limit: must be between 1 and {MAX_LIMIT}", field="limit")
+    latest = _latest_versions().subquery()
+    stmt = (
+        select(m.Adapter, latest.c.latest)
+        .outerjoin(latest, latest.c.adapter_id == m.Adapter.id)
+        .order_by(m.Adapter.namespace, m.Adapter.name)
+        .limit(limit + 1)
+    )
+    if base_model:
+        name, _, revision = base_model.partition("@")
+        cond = [m.BaseModel.name == name] + ([m.BaseModel.revision == revision] if revision else [])
+        stmt = stmt.where(m.Adapter.base_model_id.in_(select(m.BaseModel.id).where(*cond)))
+    if pem_type:
+        stmt = stmt.where(m.Adapter.pem_type == pem_type)
+    if task:
+        stmt = stmt.where(m.Adapter.task == task)
+    for key, value in (tags or {}).items():
+        stmt = stmt.where(exists().where(
+            m.AdapterTag.adapter_id == m.Adapter.id, m.AdapterTag.key == key, m.AdapterTag.value == value
+        ))
+    if query:
+        pattern = f"%{query.lower()}%"
+        full_name = func.lower(m.Adapter.namespace + "/" + m.Adapter.name)
+        stmt = stmt.where(or_(
+            full_name.like(pattern), func.lower(m.Adapter.description).like(pattern),
+            func.lower(m.Adapter.task).like(pattern),
+        ))
+    if page_token:
+        after = _decode_token(page_token)
+        stmt = stmt.where(tuple_(m.Adapter.namespace, m.Adapter.name) > tuple_(*after))
+    with reg.sessions() as session:
+        rows = session.execute(stmt).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    token = _encode_token(rows[-1][0].namespace, rows[-1][0].name) if more and rows else None
+    return Page[AdapterView](items=[_view(a, latest) for a, latest in rows], next_page_token=token)
+
+
+def show_adapter(reg: Registry, full_name: str) -> AdapterView:
+    namespace, name = validate_name(full_name)
+    with reg.sessions() as session:
+        adapter = get_adapter_row(session, namespace, name)
+        versions = session.scalars(
+            select(m.AdapterVersion).where(m.AdapterVersion.adapter_id == adapter.id).order_by(m.AdapterVersion.version)
+        ).all()
+        alias_rows = session.execute(
+            select(m.Alias.alias, m.AdapterVersion.version)
+            .join(m.AdapterVersion, m.AdapterVersion.id == m.Alias.version_id)
+            .where(m.Alias.adapter_id == adapter.id)
+        ).all()
+        aliases = {alias: version for alias, version in alias_rows}
+        by_version: dict[int, list[str]] = {}
+        for alias, version in aliases.items():
+            by_version.setdefault(version, []).append(alias)
+        views = [VersionView.of(v, by_version.get(v.version, [])) for v in versions]
+        return _view(adapter, versions[-1].version if versions else None, aliases, views)
+
+
+def get_version(reg: Registry, ref: Ref | str) -> VersionView:
+    with reg.sessions() as session:
+        row = resolve_version(session, ref)
+        return VersionView.of(row, aliases_of(session, row))

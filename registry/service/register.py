@@ -1,0 +1,267 @@
+"""Register an adapter version: validate, upload first, then one catalog transaction.
+
+Ordering is the safety argument: a crash after the upload leaves only content-addressed objects no
+row points at (harmless, identical bytes are reused by a retry); a crash before the commit leaves no
+row; a row is only ever committed after every file it names is in the store.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ..catalog import models as m
+from ..catalog.db import transaction
+from ..catalog.upsert import insert_ignore
+from ..errors import Conflict, InvalidInput
+from ..hashing import sha256_bytes
+from ..ingest import IngestedAdapter, ingest_folder
+from ..model_card import render_model_card
+from ..provenance import build_provenance, dumps
+from ..refs import validate_name
+from ..store import ArtifactStore, adapter_prefix
+from . import audit
+from .base_models import DEFAULT_REVISION, find_base_model
+from .context import Registry, open_store_for
+from .resolve import aliases_of
+from .views import VersionView
+
+ProgressFactory = Callable[[str, int], Callable[[int], None]]
+TAG_KEY_MAX = 128
+
+
+def parse_tags(items: list[str] | None, field: str = "tag") -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or len(key) > TAG_KEY_MAX:
+            raise InvalidInput(f"{field}: {item!r} is not key=value", field=field)
+        tags[key.strip()] = value.strip()
+    return tags
+
+
+def _fetch_source(reg: Registry, source: str, workdir: Path) -> Path:
+    """A local folder as is; an s3:// folder downloaded to `workdir` first."""
+    if not source.startswith("s3://"):
+        return Path(source).expanduser()
+    store = open_store_for(reg.settings, source.rstrip("/"))
+    dest = workdir / "source"
+    dest.mkdir()
+    keys = store.list_keys("")
+    if not keys:
+        raise InvalidInput(f"source: nothing found under {source}", field="source")
+    for key in keys:
+        if "/" not in key:  # the adapter folder's own files, not nested checkpoints
+            store.get_file(key, dest / key)
+    return dest
+
+
+def _put_generated(store: ArtifactStore, key: str, data: bytes) -> dict[str, Any]:
+    """Model card / provenance: written once per digest; a later registration keeps the first."""
+    if not store.exists(key):
+        try:
+            store.put_bytes(key, data)
+            return {"sha256": sha256_bytes(data), "size": len(data)}
+        except Conflict:  # a parallel registration of the same bytes wrote it first
+            pass
+    stored = b"".join(store.open_stream(key))
+    return {"sha256": sha256_bytes(stored), "size": len(stored)}
+
+
+def upload_version_files(
+    reg: Registry,
+    full_name: str,
+    ingested: IngestedAdapter,
+    *,
+    base_model: str,
+    task: str | None,
+    tags: dict[str, str],
+    description: str | None,
+    provenance_extra: dict[str, Any] | None = None,
+    card_extra: dict[str, Any] | None = None,
+    trigger: str = "cli",
+    progress: ProgressFactory | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """Upload the adapter files, model card and provenance. Returns (artifact_uri, files)."""
+    namespace, name = full_name.split("/", 1)
+    prefix = adapter_prefix(namespace, name, ingested.sha256)
+    files: dict[str, Any] = {}
+    for filename, entry in ingested.files.items():
+        callback = progress(filename, entry.size) if progress else None
+        reg.store.put_file(f"{prefix}/{filename}", entry.path, sha256=entry.sha256, progress=callback)
+        files[filename] = {"sha256": entry.sha256, "size": entry.size}
+    card = render_model_card(
+        full_name=full_name, version=None, sha256=ingested.sha256, base_model=base_model,
+        pem_type=ingested.adapter.pem_type, task=task, tags=tags, description=description, **(card_extra or {}),
+    )
+    files["README.md"] = _put_generated(reg.store, f"{prefix}/README.md", card.encode())
+    provenance = build_provenance(
+        subject=dict(files), kind="composition" if provenance_extra else "upload",
+        principal=reg.principal, trigger=trigger,
+        extra={"name": full_name, "base_model": base_model, "metadata": ingested.metadata, **(provenance_extra or {})},
+    )
+    files["provenance.json"] = _put_generated(reg.store, f"{prefix}/provenance.json", dumps(provenance))
+    return f"{reg.store.url.rstrip('/')}/{prefix}", files
+
+
+def _lock_adapter(
+    session: Session, namespace: str, name: str, pem_type: str, base: m.BaseModel,
+    task: str | None, description: str | None, principal: str,
+) -> m.Adapter:
+    insert_ignore(
+        session, m.Adapter,
+        {"namespace": namespace, "name": name, "pem_type": pem_type, "task": task, "description": description,
+         "base_model_id": base.id, "created_by": principal, "created_at": m.utcnow(), "updated_at": m.utcnow()},
+        conflict=["namespace", "name"],
+    )
+    # Row lock: concurrent registrations of one name take version numbers one after another.
+    adapter = session.scalars(
+        select(m.Adapter).where(m.Adapter.namespace == namespace, m.Adapter.name == name)
+        .with_for_update(of=m.Adapter)
+        .execution_options(populate_existing=True)
+    ).one()
+    _check_owner(adapter, pem_type, base.name, base.revision)
+    return adapter
+
+
+def _check_owner(adapter: m.Adapter, pem_type: str, base_name: str, base_revision: str | None) -> None:
+    if adapter.pem_type != pem_type:
+        raise Conflict(f"{adapter.full_name} holds {adapter.pem_type} adapters; this one is {pem_type}")
+    owner = adapter.base_model
+    if owner.name != base_name or (base_revision and owner.revision != base_revision):
+        raise Conflict(
+            f"{adapter.full_name} belongs to base model {owner.name}@{owner.revision}; "
+            f"this adapter is for {base_name}{'@' + base_revision if base_revision else ''}"
+        )
+
+
+def _resolve_or_create_base(session: Session, requested: str | None, from_config: str | None,
+                            principal: str) -> m.BaseModel:
+    spec = requested or from_config
+    if not spec:
+        raise InvalidInput(
+            "base_model: the adapter config names no base_model_name_or_path; pass --base-model", field="base_model"
+        )
+    name, _, revision = spec.partition("@")
+    base = find_base_model(session, name, revision or None)
+    if base is not None:
+        return base
+    # An unknown base is registered on first use with its name as source (a hub id or path), as PEFT would
+    # resolve it; `base-models add` can register a local or s3:// source beforehand.
+    revision = revision or DEFAULT_REVISION
+    # ON CONFLICT: parallel first registrations for one new base must not collide.
+    insert_ignore(session, m.BaseModel, {"name": name, "revision": revision, "source": name,
+                                         "created_by": principal, "created_at": m.utcnow()},
+                  conflict=["name", "revision"])
+    base = find_base_model(session, name, revision)
+    assert base is not None
+    audit.record(session, principal, "register_base_model", f"base:{name}@{revision}", source=name, auto=True)
+    return base
+
+
+def commit_version(
+    session: Session,
+    reg: Registry,
+    full_name: str,
+    ingested: IngestedAdapter,
+    *,
+    artifact_uri: str,
+    files: dict[str, Any],
+    base_model: str | None,
+    task: str | None,
+    tags: dict[str, str],
+    description: str | None,
+) -> tuple[m.AdapterVersion, bool]:
+    """Inside the caller's transaction: the adapter row, the next version number, tags, audit."""
+    namespace, name = full_name.split("/", 1)
+    base = _resolve_or_create_base(session, base_model, ingested.adapter.base_model, reg.principal)
+    adapter = _lock_adapter(
+        session, namespace, name, ingested.adapter.pem_type, base, task, description, reg.principal
+    )
+    existing = session.scalar(
+        select(m.AdapterVersion).where(
+            m.AdapterVersion.adapter_id == adapter.id, m.AdapterVersion.sha256 == ingested.sha256
+        )
+    )
+    if existing is not None:
+        return existing, False
+    latest = session.scalar(
+        select(func.max(m.AdapterVersion.version)).where(m.AdapterVersion.adapter_id == adapter.id)
+    )
+    meta = ingested.metadata
+    version = m.AdapterVersion(
+        adapter_id=adapter.id, version=(latest or 0) + 1, sha256=ingested.sha256, rank=meta.get("r"),
+        alpha=meta.get("lora_alpha"), use_rslora=bool(meta.get("use_rslora")),
+        target_modules=list(meta.get("target_modules") or []), dtype=meta["dtype"],
+        size_bytes=ingested.size_bytes, num_parameters=int(meta.get("num_parameters") or 0), files=files,
+        extra={"module_shapes": meta.get("module_shapes", {}), "config": ingested.adapter.config},
+        artifact_uri=artifact_uri, created_by=reg.principal,
+    )
+    session.add(version)
+    for key, value in tags.items():
+        session.merge(m.AdapterTag(adapter_id=adapter.id, key=key, value=value))
+    if task and adapter.task != task:
+        adapter.task = task
+    if description and adapter.description != description:
+        adapter.description = description
+    adapter.updated_at = m.utcnow()
+    session.flush()
+    version.adapter = adapter
+    audit.record(session, reg.principal, "register", f"{full_name}@{version.version}", sha256=ingested.sha256)
+    return version, True
+
+
+def _precheck(reg: Registry, full_name: str, ingested: IngestedAdapter, base_label: str) -> VersionView | None:
+    """Before uploading anything: the same digest is already registered (return it), or the adapter
+    exists with another PEM type / base model (refuse, so bad input stores nothing)."""
+    namespace, name = full_name.split("/", 1)
+    with reg.sessions() as session:
+        adapter = session.scalar(select(m.Adapter).where(m.Adapter.namespace == namespace, m.Adapter.name == name))
+        if adapter is None:
+            return None
+        base_name, _, base_revision = base_label.partition("@")
+        _check_owner(adapter, ingested.adapter.pem_type, base_name or adapter.base_model.name, base_revision or None)
+        existing = session.scalar(
+            select(m.AdapterVersion).where(
+                m.AdapterVersion.adapter_id == adapter.id, m.AdapterVersion.sha256 == ingested.sha256
+            )
+        )
+        return VersionView.of(existing, aliases_of(session, existing)) if existing else None
+
+
+def register_adapter(
+    reg: Registry,
+    source: str | Path,
+    name: str,
+    *,
+    base_model: str | None = None,
+    task: str | None = None,
+    tags: dict[str, str] | None = None,
+    description: str | None = None,
+    progress: ProgressFactory | None = None,
+) -> tuple[VersionView, bool]:
+    """Returns (version, created). Registering bytes that already exist returns that version."""
+    validate_name(name)
+    tags = tags or {}
+    with tempfile.TemporaryDirectory(prefix="pemreg-ingest-") as tmp:
+        folder = _fetch_source(reg, str(source), Path(tmp))
+        ingested = ingest_folder(folder, Path(tmp))
+        base_label = base_model or ingested.adapter.base_model or ""
+        existing = _precheck(reg, name, ingested, base_label)
+        if existing is not None:
+            return existing, False
+        artifact_uri, files = upload_version_files(
+            reg, name, ingested, base_model=base_label.partition("@")[0], task=task, tags=tags,
+            description=description, progress=progress,
+        )
+        with transaction(reg.sessions) as session:
+            row, created = commit_version(
+                session, reg, name, ingested, artifact_uri=artifact_uri, files=files, base_model=base_model,
+                task=task, tags=tags, description=description,
+            )
+            return VersionView.of(row, aliases_of(session, row)), created

@@ -1,0 +1,49 @@
+"""One settings object for every shell (CLI, REST, flows): env vars with prefix PEMREG_."""
+
+from __future__ import annotations
+
+import getpass
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_HOME = Path("~/.pemreg").expanduser()
+
+
+def _default_principal() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry (containers): still record something meaningful
+        return "unknown"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PEMREG_", extra="ignore")
+
+    home: Path = DEFAULT_HOME
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default sqlite:///<home>/registry.db"
+    )
+    artifact_store: str | None = Field(default=None, description="file:///path or s3://bucket/prefix")
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_access_key_id: str | None = Field(default=None, description="else the standard AWS chain")
+    s3_secret_access_key: str | None = None
+    principal: str = Field(default_factory=_default_principal, description="recorded as created_by / actor")
+    interference_threshold: float = 0.5
+    max_upload_bytes: int = 2 * 1024**3
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'registry.db'}"
+
+    @property
+    def resolved_artifact_store(self) -> str:
+        return self.artifact_store or (self.home / "artifacts").as_uri()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,14 @@
+"""Counting what the catalog and the store hold, to prove a failed operation changed nothing."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from registry.catalog.models import Base
+from registry.service import Registry
+
+
+def snapshot(reg: Registry) -> tuple[dict[str, int], list[str]]:
+    with reg.sessions() as session:
+        rows = {t.name: session.scalar(select(func.count()).select_from(t)) or 0 for t in Base.metadata.sorted_tables}
+    return rows, sorted(reg.store.list_keys(""))
