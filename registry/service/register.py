@@ -10,7 +10,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -20,7 +20,6 @@ from ..catalog.db import transaction
 from ..catalog.upsert import insert_ignore
 from ..errors import Conflict, InvalidInput
 from ..hashing import sha256_bytes
-from ..ingest import IngestedAdapter, ingest_folder
 from ..model_card import render_model_card
 from ..provenance import build_provenance, dumps
 from ..refs import validate_name
@@ -30,6 +29,9 @@ from .base_models import DEFAULT_REVISION, find_base_model
 from .context import Registry, open_store_for
 from .resolve import aliases_of
 from .views import VersionView
+
+if TYPE_CHECKING:  # torch-heavy; imported when a registration actually runs
+    from ..ingest import IngestedAdapter
 
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
 TAG_KEY_MAX = 128
@@ -246,6 +248,8 @@ def register_adapter(
     progress: ProgressFactory | None = None,
 ) -> tuple[VersionView, bool]:
     """Returns (version, created). Registering bytes that already exist returns that version."""
+    from ..ingest import ingest_folder  # torch import (~2 s) only for commands that read adapters
+
     validate_name(name)
     tags = tags or {}
     with tempfile.TemporaryDirectory(prefix="pemreg-ingest-") as tmp:
