@@ -32,7 +32,8 @@ class Settings(BaseSettings):
     s3_access_key_id: str | None = Field(default=None, description="else the standard AWS chain")
     s3_secret_access_key: str | None = None
     principal: str = Field(default_factory=_default_principal, description="recorded as created_by / actor")
-    interference_threshold: float = 0.5
+    # RMS cosine above which a sum is flagged (Naive LoRA summation: loss grows with it).
+    interference_threshold: float = 0.3
     max_upload_bytes: int = 2 * 1024**3
 
     @property

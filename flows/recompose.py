@@ -1,0 +1,31 @@
+"""`recompose-stale`: rerun specs whose `latest`/alias inputs have moved, as subflows of this run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from registry.service import Registry
+from registry.service import compositions as comps
+from registry.settings import Settings
+from registry.spec import CompositionSpec
+
+from .compose import compose_flow, prepare
+
+
+@flow(name="recompose-stale", log_prints=True)
+def recompose_stale_flow() -> list[dict[str, Any]]:
+    reg = Registry(Settings())
+    log = get_run_logger()
+    results: list[dict[str, Any]] = []
+    for old in comps.find_stale(reg):
+        spec = CompositionSpec.model_validate(old.spec)
+        log.info("recomposing %s (inputs moved since run %s)", spec.name, old.id)
+        try:
+            fresh = prepare(reg, spec, "recompose")
+            results.append(compose_flow(spec.canonical(), fresh.id, "recompose"))
+        except Exception as exc:  # one stale spec failing must not stop the others; its row says why
+            log.error("recomposition of %s failed: %s", spec.name, exc)
+            results.append({"name": spec.name, "status": "failed", "error": str(exc)})
+    return results

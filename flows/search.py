@@ -1,0 +1,56 @@
+"""Lambda search inside the compose flow: every candidate is composed and evaluated as its own task."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import create_table_artifact
+
+from registry.evaluation.search import make_strategy
+from registry.service.compose_inputs import ResolvedInput
+from registry.spec import CompositionSpec, Ref
+
+from .tasks import TASK, compose_task, evaluate_task
+
+
+@task(name="search-candidate", **TASK)
+def candidate_task(folders: list[str], weights: list[float], spec: CompositionSpec, base: str,
+                   requests: list[Any], out: str) -> dict[str, Any]:
+    engine = compose_task.fn(folders, weights, spec, out)
+    return {"engine": engine, "metrics": evaluate_task.fn(base, out, requests)}
+
+
+def run_search(spec: CompositionSpec, inputs: list[ResolvedInput], folders: list[str], base: str,
+               requests: list[Any], work: Path) -> tuple[dict[str, float], dict[str, Any]]:
+    """Returns (weights of the winner by input name, the record for provenance and artifacts)."""
+    assert spec.search is not None
+    objective = spec.search.objective
+    by_key = {key: Ref.parse(key).full_name for key in spec.search.weights}
+    strategy = make_strategy(spec.search, spec.seed)
+    results: dict[int, dict[str, Any]] = {}
+    for batch in strategy.batches():
+        futures = []
+        for cand in batch:
+            chosen = {by_key[k]: w for k, w in cand.weights.items()}
+            weights = [chosen.get(i.name, i.weight) for i in inputs]
+            out = str(work / f"candidate-{cand.index}")
+            futures.append((cand, chosen, out, candidate_task.submit(folders, weights, spec, base, requests, out)))
+        for cand, chosen, out, future in futures:
+            result = future.result()
+            results[cand.index] = {"weights": chosen, "folder": out, **result}
+            strategy.tell(cand, result["metrics"][objective.evaluation])
+    best, _ = strategy.best()
+    winner = results[best.index]
+    rows = [{"candidate": i, **{f"w[{k}]": round(v, 6) for k, v in r["weights"].items()}, **r["metrics"],
+             "winner": i == best.index} for i, r in sorted(results.items())]
+    create_table_artifact(rows, key="lambda-search", description=f"{spec.search.strategy} search, "
+                          f"{objective.goal} {objective.evaluation}")
+    record = {
+        "strategy": spec.search.strategy, "objective": objective.model_dump(),
+        "candidates": [{"index": i, "weights": r["weights"], "metrics": r["metrics"]} for i, r in sorted(results.items())],
+        "winner": best.index, "winner_folder": winner["folder"], "winner_engine": winner["engine"],
+        "winner_metrics": winner["metrics"],
+    }
+    return winner["weights"], record

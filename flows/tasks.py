@@ -1,0 +1,76 @@
+"""Prefect tasks of the compose flow. They pass digests, paths and small JSON, never tensors."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.concurrency.sync import concurrency
+
+from registry.compose import compose, interference_report
+from registry.compose.device import compute_device
+from registry.evaluation import EvalRequest, Evaluator, load_dataset
+from registry.pem import read_adapter, write_adapter
+from registry.service import Registry
+from registry.service.compose_inputs import ResolvedInput, fetch_input
+from registry.service.compose_register import register_output
+from registry.service.context import open_store_for
+from registry.spec import CompositionSpec
+
+from .retry import RETRYING
+
+# Our cache is the catalog (composition id -> registered version), so Prefect's own is off.
+TASK = {"cache_policy": NO_CACHE, "persist_result": False}
+
+
+@task(name="fetch-input", **TASK, **RETRYING)
+def fetch_input_task(reg: Registry, item: ResolvedInput) -> str:
+    return str(fetch_input(reg, item))
+
+
+@task(name="interference", **TASK)
+def interference_task(folders: list[str], weights: list[float], names: list[str], threshold: float) -> dict:
+    adapters = [read_adapter(f) for f in folders]
+    return interference_report(adapters, weights, threshold=threshold, names=names).to_dict()
+
+
+def _device_guard() -> Any:
+    # Global concurrency limit `gpu` guards devices; on CPU there is nothing to share.
+    return concurrency("gpu", occupy=1, strict=False) if compute_device().type == "cuda" else nullcontext()
+
+
+@task(name="compose", **TASK)
+def compose_task(folders: list[str], weights: list[float], spec: CompositionSpec, out: str) -> dict:
+    adapters = [read_adapter(f) for f in folders]
+    with _device_guard():
+        result = compose(adapters, weights, spec.method, rank=spec.rank, density=spec.density,
+                         majority_sign=spec.majority_sign, seed=spec.seed)
+    write_adapter(result.adapter, out)
+    return result.report()
+
+
+@task(name="register", **TASK, **RETRYING)
+def register_task(reg: Registry, comp: Any, out: str, spec: CompositionSpec, inputs: list[ResolvedInput],
+                  evaluations: list[dict[str, Any]], metrics: dict[str, float], provenance: dict[str, Any]) -> Any:
+    return register_output(reg, comp, Path(out), spec, inputs, evaluations=evaluations, metrics=metrics,
+                           provenance=provenance)
+
+
+@lru_cache(maxsize=2)
+def _evaluator(base_folder: str) -> Evaluator:
+    return Evaluator(Path(base_folder))
+
+
+def datasets_for(reg: Registry, spec: CompositionSpec) -> list[EvalRequest]:
+    opener = lambda url: open_store_for(reg.settings, url)  # noqa: E731 - S3 with the registry's credentials
+    return [EvalRequest(e.name, e.metric, load_dataset(e.dataset, e.metric, opener)) for e in spec.evaluate]
+
+
+@task(name="evaluate", **TASK)
+def evaluate_task(base_folder: str, adapter_folder: str | None, requests: list[EvalRequest]) -> dict[str, float]:
+    with _device_guard():
+        return _evaluator(base_folder).evaluate(Path(adapter_folder) if adapter_folder else None, requests)

@@ -1,0 +1,73 @@
+"""Perplexity and likelihood-scored accuracy of a causal LM, batched, under inference mode."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+from .tokens import Tokenizer
+
+BATCH = 16
+
+
+def _sequence_logprobs(model: torch.nn.Module, seqs: Sequence[list[int]], starts: Sequence[int],
+                       device: torch.device) -> tuple[list[float], list[int]]:
+    """For each sequence: sum of log p(token_t | tokens_<t) for t >= start, and how many tokens that is."""
+    sums: list[float] = []
+    counts: list[int] = []
+    for b in range(0, len(seqs), BATCH):
+        batch, begin = seqs[b:b + BATCH], starts[b:b + BATCH]
+        width = max(len(s) for s in batch)
+        ids = torch.zeros(len(batch), width, dtype=torch.long)
+        mask = torch.zeros(len(batch), width, dtype=torch.long)
+        for i, s in enumerate(batch):
+            ids[i, : len(s)] = torch.tensor(s)
+            mask[i, : len(s)] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        logits = model(input_ids=ids, attention_mask=mask).logits.float()
+        logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+        positions = torch.arange(1, width, device=device)[None, :]
+        starts_t = torch.tensor(begin, device=device)[:, None].clamp(min=1)
+        keep = (positions >= starts_t) & (mask[:, 1:] == 1)
+        sums += (logp * keep).sum(dim=1).tolist()
+        counts += keep.sum(dim=1).tolist()
+    return sums, counts
+
+
+def _fit(ids: list[int], max_len: int) -> list[int]:
+    return ids[-max_len:]  # keep the end: that is what is scored
+
+
+@torch.inference_mode()
+def perplexity(model: torch.nn.Module, tok: Tokenizer, texts: Sequence[str], device: torch.device,
+               max_len: int) -> float:
+    seqs = [_fit(tok.encode(t), max_len) for t in texts]
+    seqs = [s for s in seqs if len(s) >= 2]
+    if not seqs:
+        raise ValueError("perplexity needs texts of at least two tokens")
+    sums, counts = _sequence_logprobs(model, seqs, [1] * len(seqs), device)
+    return math.exp(-sum(sums) / sum(counts))
+
+
+@torch.inference_mode()
+def accuracy(model: torch.nn.Module, tok: Tokenizer, rows: Sequence[dict], device: torch.device,
+             max_len: int) -> float:
+    """Each row's label competes with every label seen in the dataset (or the row's `choices`),
+    scored as the continuation `text + " " + label`."""
+    labels = sorted({r["label"] for r in rows})
+    seqs, starts, owners = [], [], []
+    for i, row in enumerate(rows):
+        prefix = tok.encode(row["text"] if row["text"].endswith(" ") else row["text"] + " ")
+        for choice in row.get("choices") or labels:
+            full = _fit(prefix + tok.encode(choice), max_len)
+            seqs.append(full)
+            starts.append(max(1, len(full) - len(tok.encode(choice))))
+            owners.append((i, choice))
+    sums, _ = _sequence_logprobs(model, seqs, starts, device)
+    best: dict[int, tuple[float, str]] = {}
+    for (i, choice), score in zip(owners, sums, strict=True):
+        if i not in best or score > best[i][0]:
+            best[i] = (score, choice)
+    return sum(best[i][1] == row["label"] for i, row in enumerate(rows)) / len(rows)

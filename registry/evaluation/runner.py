@@ -1,0 +1,54 @@
+"""Evaluate the base model alone or with an adapter, loading the base once per evaluator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..compose.device import compute_device
+from . import metrics
+from .datasets import Dataset
+from .tokens import tokenizer_for
+
+
+@dataclass(frozen=True)
+class EvalRequest:
+    name: str
+    metric: str  # perplexity | accuracy
+    dataset: Dataset
+
+
+class Evaluator:
+    def __init__(self, base_folder: Path, device: torch.device | None = None) -> None:
+        from transformers import AutoModelForCausalLM
+
+        self.device = device or compute_device()
+        self.base = AutoModelForCausalLM.from_pretrained(base_folder).to(self.device).eval()
+        self.max_len = int(getattr(self.base.config, "max_position_embeddings", 0)
+                           or getattr(self.base.config, "n_positions", 1024))
+        self.tok = tokenizer_for(base_folder, int(self.base.config.vocab_size))
+
+    def _run(self, model: torch.nn.Module, requests: list[EvalRequest]) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for req in requests:
+            if req.metric == "perplexity":
+                texts = [r["text"] for r in req.dataset.rows]
+                out[req.name] = metrics.perplexity(model, self.tok, texts, self.device, self.max_len)
+            else:
+                out[req.name] = metrics.accuracy(model, self.tok, list(req.dataset.rows), self.device, self.max_len)
+        return out
+
+    def evaluate(self, adapter_folder: Path | None, requests: list[EvalRequest]) -> dict[str, float]:
+        """Metrics of base + adapter (or the base alone when `adapter_folder` is None)."""
+        if adapter_folder is None:
+            return self._run(self.base, requests)
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(self.base, str(adapter_folder)).to(self.device).eval()
+        try:
+            return self._run(model, requests)
+        finally:
+            # Remove the injected layers without merging, so the next adapter sees the pristine base.
+            self.base = model.unload()

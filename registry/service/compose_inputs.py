@@ -1,0 +1,134 @@
+"""Resolve a spec's inputs to exact versions and digests, and fetch them into a local, digest-keyed cache."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..errors import IncompatibleAdapters, InvalidInput
+from ..hashing import sha256_file
+from ..refs import parse_ref
+from ..spec import CompositionSpec
+from ..store import adapter_prefix
+from .context import Registry, open_store_for
+from .resolve import resolve_version
+
+# Part of the composition id: a new engine version recomputes instead of reusing older results.
+ENGINE_VERSION = f"pemreg-engine/{__version__}"
+
+
+@dataclass(frozen=True)
+class ResolvedInput:
+    ref: str  # as written in the spec (selector included): what recomposition re-resolves
+    name: str
+    version: int
+    sha256: str
+    weight: float
+    pem_type: str
+    base_model: str  # name@revision
+    files: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    @property
+    def follows_moving_pointer(self) -> bool:
+        """Referenced by `latest` or an alias (not a number or digest): recompose when it moves."""
+        ref = parse_ref(self.ref)
+        return ref.version is None and ref.sha256_prefix is None
+
+
+def resolve_inputs(reg: Registry, spec: CompositionSpec) -> list[ResolvedInput]:
+    resolved: list[ResolvedInput] = []
+    with reg.sessions() as session:
+        for ref, weight in spec.weighted_refs():
+            row = resolve_version(session, parse_ref(str(ref), field="expression"))
+            base = row.adapter.base_model
+            resolved.append(ResolvedInput(
+                ref=str(ref), name=row.adapter.full_name, version=row.version, sha256=row.sha256, weight=weight,
+                pem_type=row.adapter.pem_type, base_model=f"{base.name}@{base.revision}", files=row.files,
+            ))
+    _check_catalog_compatibility(spec, resolved)
+    return resolved
+
+
+def _check_catalog_compatibility(spec: CompositionSpec, inputs: list[ResolvedInput]) -> None:
+    """What the catalog already knows, before any download: one PEM type, one base model."""
+    types = {i.pem_type for i in inputs}
+    if len(types) > 1:
+        detail = ", ".join(f"{i.label} is {i.pem_type}" for i in inputs)
+        raise IncompatibleAdapters(f"inputs mix PEM types ({detail})")
+    bases = {i.base_model for i in inputs}
+    if len(bases) > 1:
+        detail = ", ".join(f"{i.label} on {i.base_model}" for i in inputs)
+        raise IncompatibleAdapters(f"inputs belong to different base models ({detail})")
+    if spec.base_model:
+        want = spec.base_model if "@" in spec.base_model else None
+        name = spec.base_model.partition("@")[0]
+        actual = next(iter(bases))
+        if actual.partition("@")[0] != name or (want and actual != want):
+            raise InvalidInput(f"base_model: spec says {spec.base_model} but the inputs are on {actual}",
+                               field="base_model")
+
+
+def composition_key(spec: CompositionSpec, inputs: list[ResolvedInput]) -> str:
+    """sha256 over canonical spec + input digests + engine version: same key, same result."""
+    payload = {
+        "spec": spec.canonical(),
+        "inputs": sorted([i.name, i.sha256, i.weight] for i in inputs),
+        "engine": ENGINE_VERSION,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def cache_dir(reg: Registry, *parts: str) -> Path:
+    path = reg.settings.home.joinpath("cache", *parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def fetch_input(reg: Registry, item: ResolvedInput) -> Path:
+    """The input's PEFT folder, downloaded once per digest (sha256-verified) and reused afterwards."""
+    dest = cache_dir(reg, "adapters") / item.sha256
+    weights = dest / "adapter_model.safetensors"
+    if weights.is_file() and sha256_file(weights) == item.sha256:
+        return dest
+    namespace, name = item.name.split("/", 1)
+    prefix = adapter_prefix(namespace, name, item.sha256)
+    tmp = Path(tempfile.mkdtemp(prefix=".fetch-", dir=dest.parent))
+    try:
+        for filename in ("adapter_config.json", "adapter_model.safetensors"):
+            entry = item.files[filename]
+            reg.store.get_file(f"{prefix}/{filename}", tmp / filename, sha256=entry["sha256"])
+        shutil.rmtree(dest, ignore_errors=True)
+        tmp.rename(dest)  # atomic: a concurrent reader sees a complete folder or none
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def fetch_base_model(reg: Registry, source: str, key: str) -> Path | str:
+    """A local folder as is, an s3:// folder downloaded once; a hub id is returned for transformers."""
+    if source.startswith("s3://"):
+        dest = cache_dir(reg, "base") / key.replace("/", "--")
+        if not (dest / "config.json").is_file():
+            store = open_store_for(reg.settings, source.rstrip("/"))
+            tmp = Path(tempfile.mkdtemp(prefix=".fetch-", dir=dest.parent))
+            for k in store.list_keys(""):
+                (tmp / k).parent.mkdir(parents=True, exist_ok=True)
+                store.get_file(k, tmp / k)
+            shutil.rmtree(dest, ignore_errors=True)
+            tmp.rename(dest)
+        return dest
+    path = Path(source).expanduser()
+    return path if path.is_dir() else source
