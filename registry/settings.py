@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,6 +36,11 @@ class Settings(BaseSettings):
     # RMS cosine above which a sum is flagged (Naive LoRA summation: loss grows with it).
     interference_threshold: float = 0.3
     max_upload_bytes: int = 2 * 1024**3
+    # Without PREFECT_API_URL, the CLI keeps a Prefect server warm on this port (started on demand);
+    # "ephemeral" runs each flow on Prefect's in-process server instead (~15-20 s start-up here).
+    prefect_mode: Literal["local-server", "ephemeral"] = "local-server"
+    local_prefect_port: int = 4213
+    recompose_interval_seconds: int = 600
 
     @property
     def resolved_database_url(self) -> str:

@@ -10,7 +10,7 @@ import typer
 
 from registry.errors import RegistryError
 
-from . import adapters, base_models, catalog, keys, setup
+from . import adapters, base_models, catalog, compose, keys, serve, setup
 from .output import err_console
 
 app = typer.Typer(
@@ -22,6 +22,8 @@ app.add_typer(base_models.app, name="base-models")
 app.add_typer(keys.app, name="keys")
 setup.register(app)
 catalog.register(app)
+compose.register(app)
+serve.register(app)
 
 
 def main() -> None:

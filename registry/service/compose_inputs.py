@@ -132,3 +132,18 @@ def fetch_base_model(reg: Registry, source: str, key: str) -> Path | str:
         return dest
     path = Path(source).expanduser()
     return path if path.is_dir() else source
+
+
+def scheduled_specs(reg: Registry) -> list[tuple[str, dict[str, Any]]]:
+    """The newest spec per output name that carries a `schedule` (cron)."""
+    from sqlalchemy import select
+
+    from ..catalog import models as m
+
+    newest: dict[str, dict[str, Any]] = {}
+    with reg.sessions() as session:
+        for name, spec in session.execute(
+            select(m.Composition.output_name, m.Composition.spec).order_by(m.Composition.created_at.desc())
+        ):
+            newest.setdefault(name, spec)
+    return sorted((name, spec) for name, spec in newest.items() if spec.get("schedule"))

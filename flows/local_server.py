@@ -1,0 +1,101 @@
+"""A Prefect server kept warm between CLI commands on the embedded default.
+
+Prefect's ephemeral server costs ~15-20 s per process on 2 cores; a background `prefect server start`
+bound to 127.0.0.1 is started on first use, reused by later commands, and stopped with
+`pemreg prefect-server stop`. Its state (pid, url, log) lives under <PEMREG_HOME>/prefect/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+STARTUP_TIMEOUT = 90.0
+
+
+def _state_file(home: Path) -> Path:
+    return home / "prefect" / "server.json"
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:  # a zombie (exited, not yet reaped by its parent) is not a running server
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def status(home: Path) -> dict | None:
+    """{pid, url} of a running, healthy server started by us, else None."""
+    path = _state_file(home)
+    if not path.is_file():
+        return None
+    state = json.loads(path.read_text())
+    if _alive(state["pid"]) and _healthy(state["url"]):
+        return state
+    return None
+
+
+def ensure_running(home: Path, port: int) -> str:
+    """The API URL of the warm local server, starting it if needed."""
+    state = status(home)
+    if state:
+        return state["url"]
+    root = home / "prefect"
+    root.mkdir(parents=True, exist_ok=True)
+    url = f"http://127.0.0.1:{port}/api"
+    if _healthy(url):
+        raise RuntimeError(f"port {port} already serves a Prefect API not started by pemreg; set "
+                           "PEMREG_LOCAL_PREFECT_PORT or PREFECT_API_URL")
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}  # the server must not be a client
+    env.update(PREFECT_HOME=str(root), PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_UI_ENABLED="true")
+    with open(root / "server.log", "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the local Prefect server exited at start-up; see {root / 'server.log'}")
+        if _healthy(url):
+            _state_file(home).write_text(json.dumps({"pid": proc.pid, "url": url}))
+            return url
+        time.sleep(0.5)
+    proc.terminate()
+    raise RuntimeError(f"the local Prefect server did not answer within {STARTUP_TIMEOUT:.0f} s; "
+                       f"see {root / 'server.log'}")
+
+
+def stop(home: Path, timeout: float = 20.0) -> bool:
+    path = _state_file(home)
+    if not path.is_file():
+        return False
+    pid = json.loads(path.read_text())["pid"]
+    path.unlink()
+    if not _alive(pid):
+        return False
+    os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.2)
+    if _alive(pid):
+        os.killpg(pid, signal.SIGKILL)
+    return True

@@ -1,0 +1,76 @@
+"""The deployment path for real: a `prefect server` process, a `pemreg worker`, and `pemreg compose --wait`
+submitting through the `compose/compose` deployment."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from flows import local_server
+from registry import service
+from registry.service import Registry
+from registry.settings import Settings
+from tests.factories import make_lora, save_tiny_base
+from tests.flow_fixtures import settings_env
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:  # serve may sit out SIGTERM; it holds nothing we need
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def test_compose_through_deployment_and_worker(tmp_path: Path) -> None:
+    reg = Registry(Settings(home=tmp_path / "home", database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
+                            artifact_store=(tmp_path / "store").as_uri(), principal="ops"))
+    from registry.catalog.migrate import upgrade
+
+    upgrade(reg.settings.resolved_database_url)
+    service.add_base_model(reg, "tiny-llama", source=str(save_tiny_base(tmp_path / "base")))
+    service.register_adapter(reg, make_lora(tmp_path / "a", seed=1), "t/a")
+    service.register_adapter(reg, make_lora(tmp_path / "b", seed=2), "t/b")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("name: t/deployed\nexpression: '0.5 * t/a + 0.5 * t/b'\n")
+
+    server_home = tmp_path / "prefect"
+    api_url = local_server.ensure_running(server_home, _free_port())
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PEMREG_", "PREFECT_"))}
+    env.update(settings_env(reg), PREFECT_API_URL=api_url, PREFECT_HOME=str(tmp_path / "client"),
+               PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_RUNNER_POLL_FREQUENCY="1")
+    worker = subprocess.Popen([sys.executable, "-m", "api.cli.main", "worker"], env=env, start_new_session=True,
+                              stdout=open(tmp_path / "worker.log", "wb"), stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 90
+        result = None
+        while time.monotonic() < deadline:  # the deployment exists once the worker has registered it
+            result = subprocess.run([sys.executable, "-m", "api.cli.main", "compose", str(spec), "--wait", "--json"],
+                                    env=env, capture_output=True, text=True, timeout=180)
+            if result.returncode == 0 or "not found" not in result.stderr.lower():
+                break
+            time.sleep(2)
+        assert result is not None and result.returncode == 0, (result and result.stderr,
+                                                                (tmp_path / "worker.log").read_text()[-3000:])
+        view = json.loads(result.stdout)
+        assert view["status"] == "succeeded" and view["flow_run_id"]
+        assert view["output"]["name"] == "t/deployed" and view["output"]["version"] == 1
+        assert view["trigger"] == "cli"
+        edges = service.lineage(reg, "t/deployed@1").edges
+        assert {(e.parent, e.weight) for e in edges} == {("t/a@1", 0.5), ("t/b@1", 0.5)}
+    finally:
+        _stop(worker)
+        local_server.stop(server_home)
