@@ -128,13 +128,16 @@ def show(
 
 
 def worker(
-    limit: Annotated[int | None, typer.Option("--limit", help="max concurrent runs")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="max concurrent runs")] = 2,
+    subprocess: Annotated[bool, typer.Option("--subprocess", help="one interpreter per run (flow.serve)")] = False,
 ) -> None:
-    """Serve the compose, recompose-stale and scheduled deployments (Prefect) from this process."""
+    """Serve the compose, recompose-stale and scheduled deployments (Prefect).
+
+    Runs execute in this warm process by default (no per-run interpreter start-up)."""
     _use_prefect_api()
     from flows.worker import run_worker
 
-    run_worker(limit=limit)
+    run_worker(limit=limit, subprocess=subprocess)
 
 
 @prefect_app.command("start")

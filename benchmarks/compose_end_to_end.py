@@ -1,0 +1,170 @@
+"""Issue 4 figures: `pemreg compose --wait` wall time and trigger-to-registered overhead.
+
+1. `--cli` (default): four Llama-shaped rank-16 LoRAs (hidden 2048, intermediate 5632, 8 layers,
+   q/k/v/o/gate/up/down; as benchmarks/compose_vs_peft.py) registered in a fresh embedded registry
+   (SQLite + file store), then `pemreg compose spec.yaml --wait` of their 4-way `delta_svd` merge, timed
+   as a user sees it (process start, imports, Prefect flow run against the warm local server, compose,
+   upload, register). Target <= 10 s.
+2. `--overhead`: a warm `pemreg worker` and Prefect server; tiny compositions submitted through the
+   `compose/compose` deployment; trigger-to-registered time minus the engine's own compute time.
+   Target <= 5 s.
+
+    .venv/bin/python benchmarks/compose_end_to_end.py [--cli] [--overhead] [--layers 8] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.compose_vs_peft import build_model, make_adapters  # noqa: E402
+from flows import local_server  # noqa: E402
+from registry import service  # noqa: E402
+from registry.catalog.migrate import upgrade  # noqa: E402
+from registry.service import Registry  # noqa: E402
+from registry.settings import Settings  # noqa: E402
+from registry.synthetic import make_lora, save_tiny_base  # noqa: E402
+
+PORT = 4299
+
+
+def _registry(root: Path) -> tuple[Registry, dict[str, str]]:
+    reg = Registry(
+        Settings(
+            home=root / "home",
+            database_url=f"sqlite:///{root / 'db.sqlite'}",
+            artifact_store=(root / "store").as_uri(),
+            principal="bench",
+        )
+    )
+    upgrade(reg.settings.resolved_database_url)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PEMREG_", "PREFECT_"))}
+    env.update(
+        PEMREG_HOME=str(reg.settings.home),
+        PEMREG_DATABASE_URL=reg.settings.resolved_database_url,
+        PEMREG_ARTIFACT_STORE=reg.settings.resolved_artifact_store,
+        PEMREG_LOCAL_PREFECT_PORT=str(PORT),
+        PREFECT_HOME=str(root / "prefect-client"),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+    )
+    return reg, env
+
+
+def cli_wall(root: Path, layers: int, runs: int) -> None:
+    reg, env = _registry(root)
+    print(f"building the Llama-shaped model ({layers} layers) and 4 rank-16 LoRAs with peft ...", flush=True)
+    model = build_model(layers)
+    folders = make_adapters(model, root / "adapters", 4)
+    del model
+    service.add_base_model(reg, "llama-bench", source="llama-bench")
+    names = []
+    for i, folder in enumerate(folders):
+        service.register_adapter(reg, folder, f"bench/lora{i}", base_model="llama-bench")
+        names.append(f"bench/lora{i}")
+    started = time.perf_counter()
+    local_server.ensure_running(reg.settings.home, PORT)
+    print(f"local Prefect server started in {time.perf_counter() - started:.1f} s (once; kept warm)")
+    try:
+        walls = []
+        for run in range(runs):
+            spec = root / f"spec{run}.yaml"
+            expr = " + ".join(f"{w} * {n}" for w, n in zip([0.4, 0.3, -0.2, 0.5], names, strict=True))
+            spec.write_text(f"name: bench/merged-{run}\nmethod: delta_svd\nrank: 16\nexpression: '{expr}'\n")
+            t0 = time.perf_counter()
+            out = subprocess.run(
+                [sys.executable, "-m", "api.cli.main", "compose", str(spec), "--wait", "--json"],
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            walls.append(time.perf_counter() - t0)
+            assert out.returncode == 0, out.stderr
+            view = json.loads(out.stdout)
+            assert view["status"] == "succeeded", view
+            print(
+                f"run {run}: pemreg compose --wait {walls[-1]:.2f} s wall -> {view['output']['name']}@"
+                f"{view['output']['version']}"
+            )
+        print(
+            f"pemreg compose --wait (4 x rank-16 delta_svd, {layers} layers): best {min(walls):.2f} s, "
+            f"median {sorted(walls)[len(walls) // 2]:.2f} s (target <= 10 s)"
+        )
+    finally:
+        local_server.stop(reg.settings.home)
+
+
+def overhead(root: Path, runs: int) -> None:
+    reg, env = _registry(root)
+    service.add_base_model(reg, "tiny-llama", source=str(save_tiny_base(root / "base")))
+    service.register_adapter(reg, make_lora(root / "a", seed=1), "t/a")
+    service.register_adapter(reg, make_lora(root / "b", seed=2), "t/b")
+    api = local_server.ensure_running(reg.settings.home, PORT)
+    env.update(PREFECT_API_URL=api, PREFECT_RUNNER_POLL_FREQUENCY="1")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "api.cli.main", "worker"],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    os.environ.update(env)
+    from flows import trigger
+    from registry.spec import load_spec
+
+    try:
+        time.sleep(8)  # let the worker register its deployments and start polling
+        figures = []
+        for run in range(runs + 1):
+            spec = load_spec(f"name: t/ovh-{run}\nexpression: '{0.1 * (run + 1):.1f} * t/a + t/b'\n")
+            t0 = time.perf_counter()
+            view = trigger.submit_to_deployment(reg, spec, "api")
+            view = trigger.wait(reg, view.id, timeout=120)
+            total = time.perf_counter() - t0
+            assert view.status == "succeeded", view
+            folder = root / f"out{run}"
+            service.download_version(reg, f"{view.output.name}@{view.output.version}", folder)
+            compute = json.loads((folder / "provenance.json").read_text())["method"]["seconds"]
+            if run == 0:
+                print(f"warm-up run: {total:.2f} s (first flow run on this worker)")
+                continue
+            figures.append(total - compute)
+            print(
+                f"run {run}: trigger -> registered {total:.2f} s, compute {compute:.3f} s, "
+                f"overhead {total - compute:.2f} s"
+            )
+        print(
+            f"trigger-to-registered overhead beyond compute: best {min(figures):.2f} s, "
+            f"median {sorted(figures)[len(figures) // 2]:.2f} s (target <= 5 s)"
+        )
+
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        local_server.stop(reg.settings.home)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cli", action="store_true")
+    ap.add_argument("--overhead", action="store_true")
+    ap.add_argument("--layers", type=int, default=8)
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="pemreg-e2e-") as tmp:
+        if args.overhead:
+            overhead(Path(tmp) / "ovh", args.runs)
+        if args.cli or not args.overhead:
+            cli_wall(Path(tmp) / "cli", args.layers, args.runs)
+
+
+if __name__ == "__main__":
+    main()
