@@ -120,9 +120,14 @@ def _run(reg: Registry, spec: CompositionSpec, comp: comps.CompositionView, work
 
     requests = datasets_for(reg, spec)
     base = _base_folder(reg, inputs) if requests else ""
+    parents = _parent_metrics(reg, comp.id, base, inputs, folders, requests) if requests else {}
+    metric_of = {r.name: r.metric for r in requests}
     search_record = None
     if spec.search is not None:
-        chosen, search_record = run_search(spec, inputs, folders, base, requests, work)
+        def feasible(candidate_metrics: dict[str, float]) -> bool:
+            return not check_gates(spec.gate, candidate_metrics, metric_of, parents)
+
+        chosen, search_record = run_search(spec, inputs, folders, base, requests, work, feasible)
         weights = [chosen.get(i.name, i.weight) for i in inputs]
         inputs = [ResolvedInput(**{**i.to_dict(), "weight": w}) for i, w in zip(inputs, weights, strict=True)]
         out = Path(search_record["winner_folder"])
@@ -133,8 +138,6 @@ def _run(reg: Registry, spec: CompositionSpec, comp: comps.CompositionView, work
         engine = compose_task(folders, weights, spec, str(out))
         metrics = evaluate_task(base, str(out), requests) if requests else {}
 
-    parents = _parent_metrics(reg, comp.id, base, inputs, folders, requests) if requests else {}
-    metric_of = {r.name: r.metric for r in requests}
     failures = check_gates(spec.gate, metrics, metric_of, parents)
     artifacts.publish(spec, inputs, interference, metrics, parents, failures, search_record)
     if failures:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,12 @@ def candidate_task(folders: list[str], weights: list[float], spec: CompositionSp
 
 
 def run_search(spec: CompositionSpec, inputs: list[ResolvedInput], folders: list[str], base: str,
-               requests: list[Any], work: Path) -> tuple[dict[str, float], dict[str, Any]]:
-    """Returns (weights of the winner by input name, the record for provenance and artifacts)."""
+               requests: list[Any], work: Path,
+               feasible: Callable[[dict[str, float]], bool]) -> tuple[dict[str, float], dict[str, Any]]:
+    """Returns (weights of the winner by input name, the record for provenance and artifacts).
+
+    The winner is the best candidate by the objective among those that pass the spec's gates; when
+    none passes, the best overall (which the gates then reject)."""
     assert spec.search is not None
     objective = spec.search.objective
     by_key = {key: Ref.parse(key).full_name for key in spec.search.weights}
@@ -39,17 +44,19 @@ def run_search(spec: CompositionSpec, inputs: list[ResolvedInput], folders: list
             futures.append((cand, chosen, out, candidate_task.submit(folders, weights, spec, base, requests, out)))
         for cand, chosen, out, future in futures:
             result = future.result()
-            results[cand.index] = {"weights": chosen, "folder": out, **result}
+            results[cand.index] = {"weights": chosen, "folder": out, "passes_gates": feasible(result["metrics"]),
+                                   **result}
             strategy.tell(cand, result["metrics"][objective.evaluation])
-    best, _ = strategy.best()
+    best, _ = strategy.best(lambda cand: results[cand.index]["passes_gates"])
     winner = results[best.index]
     rows = [{"candidate": i, **{f"w[{k}]": round(v, 6) for k, v in r["weights"].items()}, **r["metrics"],
-             "winner": i == best.index} for i, r in sorted(results.items())]
+             "passes_gates": r["passes_gates"], "winner": i == best.index} for i, r in sorted(results.items())]
     create_table_artifact(rows, key="lambda-search", description=f"{spec.search.strategy} search, "
                           f"{objective.goal} {objective.evaluation}")
     record = {
         "strategy": spec.search.strategy, "objective": objective.model_dump(),
-        "candidates": [{"index": i, "weights": r["weights"], "metrics": r["metrics"]} for i, r in sorted(results.items())],
+        "candidates": [{"index": i, "weights": r["weights"], "metrics": r["metrics"],
+                        "passes_gates": r["passes_gates"]} for i, r in sorted(results.items())],
         "winner": best.index, "winner_folder": winner["folder"], "winner_engine": winner["engine"],
         "winner_metrics": winner["metrics"],
     }

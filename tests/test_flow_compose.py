@@ -167,3 +167,25 @@ def test_recompose_after_alias_moves(world: World) -> None:
     parents = {e.parent for e in service.lineage(world.reg, "t/follow@2").edges}
     assert parents == {"t/a@2", "t/b@1"}
     assert recompose_stale_flow() == []
+
+
+def test_search_winner_must_pass_the_gates(world: World, tmp_path: Path) -> None:
+    # Maximising perplexity alone would pick the most negative weight; the gate caps it, so the winner
+    # is the best candidate that passes.
+    probe = _run(f"name: t/probe\nexpression: '-1.0 * t/a@1'\nevaluate:\n"
+                 f"  - {{name: ppl, metric: perplexity, dataset: '{world.ppl_data}'}}\n")
+    cap = probe["metrics"]["ppl"] * 0.999  # the -1.0 candidate (same bytes as the probe) exceeds it
+    spec = (f"name: t/capped\nexpression: '-0.5 * t/a@1'\nevaluate:\n"
+            f"  - {{name: ppl, metric: perplexity, dataset: '{world.ppl_data}'}}\n"
+            f"gate:\n  - {{evaluation: ppl, max: {cap}}}\n"
+            f"search:\n  strategy: grid\n  weights: {{t/a: [-0.1, -0.5, -1.0]}}\n"
+            f"  objective: {{evaluation: ppl, goal: maximize}}\n")
+    result = _run(spec)
+    assert result["status"] == "succeeded", result
+    service.download_version(world.reg, "t/capped@1", tmp_path / "c")
+    search = json.loads((tmp_path / "c" / "provenance.json").read_text())["search"]
+    by_weight = {c["weights"]["t/a"]: c for c in search["candidates"]}
+    assert by_weight[-1.0]["passes_gates"] is False
+    feasible = [c for c in search["candidates"] if c["passes_gates"]]
+    assert search["winner"] == max(feasible, key=lambda c: c["metrics"]["ppl"])["index"]
+    assert result["metrics"]["ppl"] <= cap

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,8 @@ class Evaluator:
         self.max_len = int(getattr(self.base.config, "max_position_embeddings", 0)
                            or getattr(self.base.config, "n_positions", 1024))
         self.tok = tokenizer_for(base_folder, int(self.base.config.vocab_size))
+        # One base model is wrapped by one adapter at a time: concurrent tasks must not interleave.
+        self._lock = threading.Lock()
 
     def _run(self, model: torch.nn.Module, requests: list[EvalRequest]) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -42,13 +45,14 @@ class Evaluator:
 
     def evaluate(self, adapter_folder: Path | None, requests: list[EvalRequest]) -> dict[str, float]:
         """Metrics of base + adapter (or the base alone when `adapter_folder` is None)."""
-        if adapter_folder is None:
-            return self._run(self.base, requests)
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(self.base, str(adapter_folder)).to(self.device).eval()
-        try:
-            return self._run(model, requests)
-        finally:
-            # Remove the injected layers without merging, so the next adapter sees the pristine base.
-            self.base = model.unload()
+        with self._lock:
+            if adapter_folder is None:
+                return self._run(self.base, requests)
+            model = PeftModel.from_pretrained(self.base, str(adapter_folder)).to(self.device).eval()
+            try:
+                return self._run(model, requests)
+            finally:
+                # Remove the injected layers without merging, so the next adapter sees the pristine base.
+                self.base = model.unload()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,8 +40,10 @@ class Strategy:
     def loss(self, value: float) -> float:
         return value if self.spec.objective.goal == "minimize" else -value
 
-    def best(self) -> tuple[Candidate, float]:
-        return min(self.told, key=lambda cv: (self.loss(cv[1]), cv[0].index))
+    def best(self, feasible: Callable[[Candidate], bool] = lambda _c: True) -> tuple[Candidate, float]:
+        """Best by the objective among feasible candidates (all, if none is feasible)."""
+        pool = [cv for cv in self.told if feasible(cv[0])] or self.told
+        return min(pool, key=lambda cv: (self.loss(cv[1]), cv[0].index))
 
 
 class Grid(Strategy):

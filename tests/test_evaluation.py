@@ -1,0 +1,114 @@
+"""Evaluation metrics against transformers' own loss, gates and search strategies (no services)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from peft import PeftModel
+from transformers import AutoModelForCausalLM
+
+from registry.evaluation import EvalRequest, Evaluator
+from registry.evaluation.datasets import Dataset
+from registry.evaluation.gates import check_gates
+from registry.evaluation.search import make_strategy
+from registry.spec import GateSpec, SearchSpec
+from tests.factories import make_lora, save_tiny_base
+
+TEXTS = ["the cat sat on the mat", "numbers: 1 2 3", "hello world"]
+
+
+def _ids(text: str) -> torch.Tensor:
+    return torch.tensor([list(text.encode())])
+
+
+def _hf_perplexity(model: torch.nn.Module, texts: list[str]) -> float:
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for t in texts:
+            ids = _ids(t)
+            loss = model(input_ids=ids, labels=ids).loss.item()  # mean NLL over len-1 predictions
+            total += loss * (ids.shape[1] - 1)
+            count += ids.shape[1] - 1
+    return math.exp(total / count)
+
+
+def _dataset(rows: list[dict]) -> Dataset:
+    return Dataset(uri="mem://", sha256="0" * 64, rows=tuple(rows))
+
+
+@pytest.fixture(scope="module")
+def base_and_adapter(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("eval")
+    return save_tiny_base(root / "base"), make_lora(root / "lora", seed=7)
+
+
+def test_perplexity_matches_transformers_loss(base_and_adapter: tuple[Path, Path]) -> None:
+    base, lora = base_and_adapter
+    ev = Evaluator(base, torch.device("cpu"))
+    req = [EvalRequest("ppl", "perplexity", _dataset([{"text": t} for t in TEXTS]))]
+    reference = AutoModelForCausalLM.from_pretrained(base).eval()
+    assert ev.evaluate(None, req)["ppl"] == pytest.approx(_hf_perplexity(reference, TEXTS), rel=1e-5)
+    with_adapter = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), str(lora)).eval()
+    assert ev.evaluate(lora, req)["ppl"] == pytest.approx(_hf_perplexity(with_adapter, TEXTS), rel=1e-5)
+    # The adapter was removed again: the base scores as before.
+    assert ev.evaluate(None, req)["ppl"] == pytest.approx(_hf_perplexity(reference, TEXTS), rel=1e-5)
+
+
+def test_accuracy_picks_the_most_likely_label(base_and_adapter: tuple[Path, Path]) -> None:
+    base, _ = base_and_adapter
+    model = AutoModelForCausalLM.from_pretrained(base).eval()
+    rows = [{"text": "the cat is", "label": "yes"}, {"text": "one two", "label": "no"},
+            {"text": "hello", "label": "maybe"}]
+    labels = sorted({r["label"] for r in rows})
+
+    def score(prefix: str, label: str) -> float:
+        p, full = list(prefix.encode()), list((prefix + label).encode())
+        with torch.no_grad():
+            logp = torch.log_softmax(model(input_ids=torch.tensor([full])).logits[0, :-1], -1)
+        return sum(logp[t - 1, full[t]].item() for t in range(len(p), len(full)))
+
+    expected = sum(max(labels, key=lambda lab: score(r["text"] + " ", lab)) == r["label"] for r in rows) / len(rows)
+    ev = Evaluator(base, torch.device("cpu"))
+    got = ev.evaluate(None, [EvalRequest("acc", "accuracy", _dataset(rows))])["acc"]
+    assert got == pytest.approx(expected)
+
+
+def test_gates() -> None:
+    metric_of = {"ppl": "perplexity", "acc": "accuracy"}
+    parents = {"acme/math": {"ppl": 10.0, "acc": 0.8}}
+    assert check_gates([GateSpec(evaluation="ppl", max=12.0)], {"ppl": 11.0}, metric_of, parents) == []
+    assert check_gates([GateSpec(evaluation="ppl", max=12.0)], {"ppl": 13.0}, metric_of, parents)
+    assert check_gates([GateSpec(evaluation="acc", min=0.5)], {"acc": 0.4}, metric_of, parents)
+    regress = GateSpec(evaluation="ppl", max_regression_vs="acme/math", by=0.05)
+    assert check_gates([regress], {"ppl": 10.4}, metric_of, parents) == []
+    assert check_gates([regress], {"ppl": 10.6}, metric_of, parents)
+    acc_regress = GateSpec(evaluation="acc", max_regression_vs="acme/math", by=0.1)
+    assert check_gates([acc_regress], {"acc": 0.73}, metric_of, parents) == []
+    assert check_gates([acc_regress], {"acc": 0.71}, metric_of, parents)
+
+
+def _search(strategy: str, budget: int | None = None) -> SearchSpec:
+    return SearchSpec(strategy=strategy, weights={"a/x": [-0.6, -0.2], "a/y": [0.1, 0.5, 0.9]},
+                      objective={"evaluation": "ppl", "goal": "minimize"}, budget=budget)
+
+
+@pytest.mark.parametrize("strategy", ["grid", "random", "nevergrad"])
+def test_search_strategies_propose_within_bounds_and_find_the_best(strategy: str) -> None:
+    s = make_strategy(_search(strategy, budget=None if strategy == "grid" else 10), seed=3)
+    target = {"a/x": -0.5, "a/y": 0.6}
+    for batch in s.batches():
+        for cand in batch:
+            assert -0.6 <= cand.weights["a/x"] <= -0.2 and 0.1 <= cand.weights["a/y"] <= 0.9
+            s.tell(cand, sum((cand.weights[k] - target[k]) ** 2 for k in target))
+    assert len(s.told) == (6 if strategy == "grid" else 10)
+    best, value = s.best()
+    assert value == min(v for _, v in s.told)
+
+
+def test_random_search_is_reproducible() -> None:
+    first = [c.weights for b in make_strategy(_search("random", 5), seed=1).batches() for c in b]
+    again = [c.weights for b in make_strategy(_search("random", 5), seed=1).batches() for c in b]
+    assert first == again
