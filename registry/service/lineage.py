@@ -32,7 +32,9 @@ def walk(session: Session, root: m.AdapterVersion, direction: str, depth: int) -
         (step.child_version_id, step.parent_version_id) if direction == "up"
         else (step.parent_version_id, step.child_version_id)
     )
-    frontier = frontier.union_all(
+    # UNION, not UNION ALL: it drops repeated (version, depth) rows, so a DAG whose nodes have several
+    # parents yields one row per node and level instead of one per path (2^10 paths at depth 10).
+    frontier = frontier.union(
         select(step_far, frontier.c.depth + 1).join(frontier, step_near == frontier.c.vid)
         .where(frontier.c.depth < depth)
     )

@@ -1,0 +1,30 @@
+"""The REST API: `create_app(settings)` builds one FastAPI app over one Registry (catalog + store).
+
+Run it with `pemreg serve` (uvicorn, 127.0.0.1:8000 by default); OpenAPI at /docs and /openapi.json.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from registry.service import Registry
+from registry.settings import Settings, get_settings
+
+from . import errors
+from .middleware import RequestIdMiddleware
+from .routes import adapters, audit, base_models, downloads, health, keys, register
+
+DESCRIPTION = """Catalog, lineage and artifacts of LoRA / (IA)3 adapters.
+
+Send `Authorization: Bearer <key>` (from `pemreg keys create`). Roles: reader (GET), writer (+ register,
+alias), admin (+ keys). Errors are `{"detail": ..., "field": ..., "request_id": ...}`."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    app = FastAPI(title="PEM Registry", version="1", description=DESCRIPTION)
+    app.state.registry = Registry(settings or get_settings())
+    errors.install(app)
+    app.add_middleware(RequestIdMiddleware)
+    for module in (health, base_models, adapters, register, downloads, audit, keys):
+        app.include_router(module.router)
+    return app

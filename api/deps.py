@@ -1,0 +1,68 @@
+"""Authentication and roles: `Authorization: Bearer <key>`; reader < writer < admin.
+
+The check runs as a dependency, before the route touches the catalog, and hands the route a Registry
+whose principal is the key's name, so every audit event a mutation writes names the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from registry.errors import PermissionDenied, Unauthenticated
+from registry.service import Registry
+from registry.service.keys import ROLES, authenticate
+
+# auto_error=False: we answer 401 ourselves, in the common error shape, with WWW-Authenticate.
+bearer = HTTPBearer(auto_error=False, description="an API key from `pemreg keys create`")
+
+
+@dataclass(frozen=True)
+class Caller:
+    name: str
+    role: str
+    reg: Registry  # acts as `name`: audit events and created_by record the key's name
+
+
+def base_registry(request: Request) -> Registry:
+    return request.app.state.registry  # type: ignore[no-any-return]
+
+
+def acting_as(base: Registry, principal: str) -> Registry:
+    """A Registry sharing the base one's engine and store client, with another principal.
+
+    The store client (boto3) costs milliseconds to build, so it is shared rather than reopened per
+    request; both are thread-safe for our use (boto3 clients are, sessionmakers are)."""
+    reg = Registry(base.settings.model_copy(update={"principal": principal}))
+    reg.__dict__["sessions"] = base.sessions  # prime the cached_property values
+    reg.__dict__["store"] = base.store
+    return reg
+
+
+def require(role: str) -> Callable[..., Caller]:
+    """A dependency that lets in keys of `role` or above."""
+    needed = ROLES.index(role)
+
+    def check(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> Caller:
+        if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+            raise Unauthenticated("missing API key: send 'Authorization: Bearer <key>'")
+        base = base_registry(request)
+        name, key_role = authenticate(base, credentials.credentials)
+        if ROLES.index(key_role) < needed:
+            raise PermissionDenied(f"API key {name!r} has role {key_role}; this needs {role} or above")
+        request.state.principal = name
+        return Caller(name=name, role=key_role, reg=acting_as(base, name))
+
+    return check
+
+
+Reader = Annotated[Caller, Depends(require("reader"))]
+Writer = Annotated[Caller, Depends(require("writer"))]
+Admin = Annotated[Caller, Depends(require("admin"))]

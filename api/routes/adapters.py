@@ -1,0 +1,73 @@
+"""Catalog reads and alias moves: /v1/adapters/..."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+
+from api.deps import Reader, Writer
+from api.errors import ERROR_RESPONSES
+from api.schemas import AliasIn
+from registry import service
+from registry.refs import Ref, validate_name
+from registry.service.lineage import MAX_DEPTH
+from registry.service.queries import MAX_LIMIT
+from registry.service.serving import ServingRefs, serving_refs
+from registry.service.views import AdapterView, LineageGraph, Page, VersionView
+
+from .common import parse_tag_filters, version_ref
+
+router = APIRouter(prefix="/v1/adapters", tags=["adapters"], responses=ERROR_RESPONSES)
+VERSION = "/{ns}/{name}/versions/{v}"
+
+
+@router.get("", response_model=Page[AdapterView])
+def list_adapters(
+    caller: Reader,
+    base_model: Annotated[str | None, Query(description="NAME or NAME@REVISION")] = None,
+    pem_type: Annotated[str | None, Query(description="lora | ia3")] = None,
+    task: str | None = None,
+    tag: Annotated[list[str], Query(description="key:value, repeatable; all must match")] = [],  # noqa: B006
+    q: Annotated[str | None, Query(description="text in name, task or description")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+    page_token: Annotated[str | None, Query(description="next_page_token of the previous page")] = None,
+) -> Page[AdapterView]:
+    return service.list_adapters(
+        caller.reg, base_model=base_model, pem_type=pem_type, task=task, tags=parse_tag_filters(tag),
+        query=q, limit=limit, page_token=page_token,
+    )
+
+
+@router.get("/{ns}/{name}", response_model=AdapterView)
+def show_adapter(caller: Reader, ns: str, name: str) -> AdapterView:
+    validate_name(f"{ns}/{name}", "name")
+    return service.show_adapter(caller.reg, f"{ns}/{name}")
+
+
+@router.get(VERSION, response_model=VersionView)
+def get_version(caller: Reader, ns: str, name: str, v: str) -> VersionView:
+    return service.get_version(caller.reg, version_ref(ns, name, v))
+
+
+@router.put("/{ns}/{name}/aliases/{alias}", response_model=VersionView)
+def set_alias(caller: Writer, ns: str, name: str, alias: str, body: AliasIn) -> VersionView:
+    """Point `alias` at a version (creates or moves it); the move is an audit event naming the key."""
+    validate_name(f"{ns}/{name}", "name")
+    return service.set_alias(caller.reg, Ref(ns, name, version=body.version), alias)
+
+
+@router.get(VERSION + "/lineage", response_model=LineageGraph)
+def lineage(
+    caller: Reader, ns: str, name: str, v: str,
+    direction: Literal["up", "down"] = "up",
+    depth: Annotated[int, Query(ge=1, le=MAX_DEPTH)] = 10,
+) -> LineageGraph:
+    """Ancestors (`up`) or descendants (`down`): nodes with their depth, edges with operator and weight."""
+    return service.lineage(caller.reg, version_ref(ns, name, v), direction=direction, depth=depth)
+
+
+@router.get(VERSION + "/serving", response_model=ServingRefs)
+def serving(caller: Reader, ns: str, name: str, v: str) -> ServingRefs:
+    """vLLM and LoRAX references, pinned by digest (they keep naming these bytes if an alias moves)."""
+    return serving_refs(caller.reg, version_ref(ns, name, v))

@@ -1,0 +1,118 @@
+"""POST /v1/adapters: register by multipart upload (streamed) or by an s3:// source URI (JSON).
+
+201 for a new version, 200 when these bytes are already a version of that adapter (idempotent).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import Caller, Writer
+from api.errors import ERROR_RESPONSES, ErrorBody, UnsupportedMediaType
+from api.schemas import Registered, RegisterFromSource
+from registry import service
+from registry.service.uploads import (
+    FILE_FIELDS,
+    MultipartReceiver,
+    UploadTooLarge,
+    check_lengths,
+    check_source,
+    register_upload,
+)
+from registry.service.views import VersionView
+
+router = APIRouter(prefix="/v1/adapters", tags=["adapters"], responses=ERROR_RESPONSES)
+MAX_JSON_BYTES = 64 * 1024
+
+_text = {"type": "string"}
+_binary = {"type": "string", "format": "binary"}
+REQUEST_BODY: dict[str, Any] = {"required": True, "content": {
+    "multipart/form-data": {
+        "schema": {"type": "object", "required": ["name", *FILE_FIELDS], "properties": {
+            "name": {**_text, "description": "namespace/name"},
+            "config": {**_binary, "description": "adapter_config.json"},
+            "weights": {**_binary, "description": "adapter_model.safetensors"},
+            "base_model": {**_text, "description": "NAME or NAME@REVISION"},
+            "task": _text, "description": _text,
+            "tags": {"type": "array", "items": {**_text, "description": "key=value"}},
+            "sha256": {**_text, "description": "expected sha256 of the weights (checked)"},
+        }},
+        "encoding": {"tags": {"style": "form", "explode": True}},
+    },
+    "application/json": {"schema": RegisterFromSource.model_json_schema()},
+}}
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise UploadTooLarge(f"body: JSON larger than {limit} bytes", field="body")
+    return bytes(body)
+
+
+async def _from_multipart(caller: Caller, request: Request) -> tuple[VersionView, bool]:
+    limit = caller.reg.settings.max_upload_bytes
+    with tempfile.TemporaryDirectory(prefix="pemreg-upload-") as tmp:
+        receiver = MultipartReceiver(request.headers["content-type"], Path(tmp), limit)
+        try:
+            # Parsing and writing run on the event loop: per chunk (~64 KB) that is a disk write and a
+            # hash update, cheaper than a thread hop each.
+            async for chunk in request.stream():
+                receiver.feed(chunk)
+            form = receiver.finish()
+        finally:
+            receiver.close()
+        return await run_in_threadpool(register_upload, caller.reg, form)
+
+
+async def _from_json(caller: Caller, request: Request) -> tuple[VersionView, bool]:
+    raw = await _read_limited(request, MAX_JSON_BYTES)
+    try:
+        body = RegisterFromSource.model_validate_json(raw)
+    except ValidationError as exc:
+        found = exc.errors(include_url=False, include_context=False)
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in found]
+        raise RequestValidationError(errors) from None
+    tags = body.tags if isinstance(body.tags, dict) else service.parse_tags(body.tags, field="tags")
+    check_lengths(body.task, tags, body.base_model)
+
+    def work() -> tuple[VersionView, bool]:
+        check_source(caller.reg, body.source)
+        return service.register_adapter(caller.reg, body.source, body.name, base_model=body.base_model,
+                                        task=body.task, tags=tags, description=body.description)
+
+    return await run_in_threadpool(work)
+
+
+@router.post(
+    "", status_code=201, response_model=Registered, openapi_extra={"requestBody": REQUEST_BODY},
+    responses={200: {"model": Registered, "description": "already registered (same digest)"},
+               415: {"model": ErrorBody, "description": "neither multipart/form-data nor JSON"}},
+)
+async def register_adapter(caller: Writer, request: Request, response: Response) -> Registered:
+    """Multipart fields `config`, `weights` (files), `name`, `base_model`, `task`, `tags` (k=v, repeatable),
+    `description`, optional `sha256` of the weights; or JSON `{"source": "s3://...", "name": ...}`."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > caller.reg.settings.max_upload_bytes + 2 * 1024 * 1024:
+        raise UploadTooLarge(f"body: {length} bytes exceed the upload limit "
+                             f"of {caller.reg.settings.max_upload_bytes}", field="body")
+    ctype = request.headers.get("content-type", "").lower()
+    if ctype.startswith("multipart/form-data"):
+        version, created = await _from_multipart(caller, request)
+    elif ctype.startswith("application/json"):
+        version, created = await _from_json(caller, request)
+    else:
+        raise UnsupportedMediaType(
+            "content-type: send multipart/form-data (files) or application/json (source)")
+    response.status_code = 201 if created else 200
+    return Registered(**version.model_dump(), created=created)
+

@@ -1,0 +1,111 @@
+"""The role matrix: anonymous, an invalid key, reader, writer, admin x every endpoint.
+
+Anonymous and invalid keys get 401, a role below the endpoint's gets 403 before anything is looked up
+or changed, and a sufficient role gets the endpoint's success status. Runs on PostgreSQL + SeaweedFS,
+with one catalog seeded for the whole module (auth does not depend on the backend pair).
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from registry import service
+from registry.service import Registry
+from registry.service.keys import ROLES, create_key
+from registry.settings import Settings
+from tests.pg_service import truncate_all
+from tests.s3_service import S3Service
+from tests.test_api_common import Api, make_api, upload_files
+
+RANK = {None: -1, "invalid": -1, **{r: i for i, r in enumerate(ROLES)}}
+_names = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def seeded(pg_url: str, s3_service: S3Service, tmp_path_factory: pytest.TempPathFactory,
+           adapter_dirs: dict[str, Path]) -> Iterator[Api]:
+    settings = Settings(
+        home=tmp_path_factory.mktemp("home"), database_url=pg_url,
+        artifact_store=f"s3://{s3_service.bucket}/{uuid.uuid4().hex}", s3_endpoint_url=s3_service.endpoint,
+        s3_access_key_id=s3_service.access_key, s3_secret_access_key=s3_service.secret_key,
+        s3_region=s3_service.region, principal="seeder",
+    )
+    reg = Registry(settings)
+    reg.store.ensure_ready()
+    service.register_adapter(reg, adapter_dirs["lora"], "acme/math")
+    made = make_api(reg)
+    with made.client:
+        yield made
+    truncate_all(pg_url)
+
+
+def _sha(api: Api) -> str:
+    return service.get_version(api.reg, "acme/math@1").sha256
+
+
+def _new_key(api: Api) -> str:
+    name = f"victim-{next(_names)}"
+    create_key(api.reg, name, "reader")
+    return name
+
+
+V = "/v1/adapters/acme/math/versions/1"
+# (id, minimum role or None for open, method, path (may use the api), request kwargs, success statuses)
+Endpoint = tuple[str, str | None, str, Callable[[Api], str], Callable[[Api], dict[str, Any]], set[int]]
+ENDPOINTS: list[Endpoint] = [
+    ("healthz", None, "GET", lambda a: "/healthz", lambda a: {}, {200}),
+    ("readyz", None, "GET", lambda a: "/readyz", lambda a: {}, {200}),
+    ("base-models.list", "reader", "GET", lambda a: "/v1/base-models", lambda a: {}, {200}),
+    ("base-models.add", "writer", "POST", lambda a: "/v1/base-models",
+     lambda a: {"json": {"name": "other-base", "source": "/models/other"}}, {200, 201}),
+    ("adapters.list", "reader", "GET", lambda a: "/v1/adapters", lambda a: {"params": {"tag": "x:y"}}, {200}),
+    ("adapters.register", "writer", "POST", lambda a: "/v1/adapters",
+     lambda a: {"files": upload_files(a.extra["lora"]), "data": {"name": "acme/math"}}, {200}),
+    ("adapters.show", "reader", "GET", lambda a: "/v1/adapters/acme/math", lambda a: {}, {200}),
+    ("versions.get", "reader", "GET", lambda a: V, lambda a: {}, {200}),
+    ("versions.download", "reader", "GET", lambda a: V + "/download", lambda a: {}, {307}),
+    ("versions.manifest", "reader", "GET", lambda a: V + "/download",
+     lambda a: {"params": {"redirect": "false"}}, {200}),
+    ("versions.lineage", "reader", "GET", lambda a: V + "/lineage", lambda a: {}, {200}),
+    ("versions.serving", "reader", "GET", lambda a: V + "/serving", lambda a: {}, {200}),
+    ("aliases.set", "writer", "PUT", lambda a: "/v1/adapters/acme/math/aliases/prod",
+     lambda a: {"json": {"version": 1}}, {200}),
+    ("audit", "reader", "GET", lambda a: "/v1/audit", lambda a: {"params": {"actor": "writer-key"}}, {200}),
+    ("artifacts", "reader", "GET", lambda a: f"/v1/artifacts/{_sha(a)}", lambda a: {}, {200}),
+    ("keys.create", "admin", "POST", lambda a: "/v1/keys",
+     lambda a: {"json": {"name": f"made-{next(_names)}", "role": "reader"}}, {201}),
+    ("keys.revoke", "admin", "DELETE", lambda a: f"/v1/keys/{_new_key(a)}", lambda a: {}, {204}),
+]
+
+
+@pytest.mark.postgres
+@pytest.mark.s3
+@pytest.mark.parametrize("role", [None, "invalid", *ROLES])
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=[e[0] for e in ENDPOINTS])
+def test_role_matrix(seeded: Api, adapter_dirs: dict[str, Path], endpoint: Endpoint,
+                     role: str | None) -> None:
+    _, needed, method, path, kwargs, ok = endpoint
+    seeded.extra["lora"] = adapter_dirs["lora"]
+    url, options = path(seeded), kwargs(seeded)
+    before = service.list_events(seeded.reg, limit=1)
+    r = seeded.client.request(method, url, headers=seeded.h(role), follow_redirects=False, **options)
+    if needed is None:
+        assert r.status_code in ok
+    elif RANK[role] < 0:
+        assert r.status_code == 401, r.text
+        assert r.headers["www-authenticate"] == "Bearer"
+    elif RANK[role] < RANK[needed]:
+        assert r.status_code == 403, r.text
+        assert needed in r.json()["detail"]
+    else:
+        assert r.status_code in ok, r.text
+    if needed is None or RANK[role] < RANK[needed]:
+        # Refused requests change nothing (the newest audit event is the same as before).
+        after = service.list_events(seeded.reg, limit=1)
+        assert [e.id for e in after] == [e.id for e in before]
