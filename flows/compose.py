@@ -32,6 +32,7 @@ from .tasks import (
     evaluate_task,
     fetch_input_task,
     interference_task,
+    merged_task,
     register_task,
 )
 
@@ -170,6 +171,10 @@ def _run(reg: Registry, spec: CompositionSpec, comp: comps.CompositionView, work
     done = register_task(reg, comp, str(out), spec, inputs, evaluations, metrics, provenance)
     assert done.output is not None
     artifacts.link(done.output.name, done.output.version, done.output.sha256)
+    if spec.output.kind == "merged_model":
+        source = f"{done.output.name}@{done.output.version}"
+        digest = merged_task(reg, comp.id, source, str(out), base or _base_folder(reg, inputs), str(work / "merged"))
+        log.info("merged model of %s: sha256:%s", source, digest)
     return done.model_dump(mode="json")
 
 

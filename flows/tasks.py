@@ -60,6 +60,16 @@ def register_task(reg: Registry, comp: Any, out: str, spec: CompositionSpec, inp
                            provenance=provenance)
 
 
+@task(name="merge-into-base", **TASK, **RETRYING)
+def merged_task(reg: Registry, composition_id: str, source: str, adapter_folder: str, base_folder: str,
+                out: str) -> str:
+    from registry.compose import merge_into_base
+    from registry.service.merged import register_merged
+
+    files = merge_into_base(base_folder, read_adapter(adapter_folder), out)
+    return register_merged(reg, composition_id, source, Path(out), files)
+
+
 @lru_cache(maxsize=2)
 def _evaluator(base_folder: str) -> Evaluator:
     return Evaluator(Path(base_folder))

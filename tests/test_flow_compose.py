@@ -189,3 +189,30 @@ def test_search_winner_must_pass_the_gates(world: World, tmp_path: Path) -> None
     feasible = [c for c in search["candidates"] if c["passes_gates"]]
     assert search["winner"] == max(feasible, key=lambda c: c["metrics"]["ppl"])["index"]
     assert result["metrics"]["ppl"] <= cap
+
+
+def test_merged_model_output_equals_merge_and_unload(world: World, tmp_path: Path) -> None:
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    result = _run("name: t/merged\nexpression: '0.5 * t/a@1 + 0.5 * t/b'\noutput: {kind: merged_model}\n")
+    assert result["status"] == "succeeded", result
+    adapter_dir = tmp_path / "adapter"
+    service.download_version(world.reg, "t/merged@1", adapter_dir)
+    [match] = [x for x in service.find_by_digest(world.reg, sha256_file(adapter_dir / "adapter_model.safetensors"))]
+    assert match.name == "t/merged"
+    base_dir = world.tmp / "base"
+    reference = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_dir), str(adapter_dir))
+    expected = reference.merge_and_unload().state_dict()
+    merged_dir = tmp_path / "merged"
+    merged_dir.mkdir()
+    keys = [k for k in world.reg.store.list_keys("merged/t/merged")]
+    assert any(k.endswith("model.safetensors") for k in keys) and any(k.endswith("README.md") for k in keys)
+    for key in keys:
+        world.reg.store.get_file(key, merged_dir / key.rsplit("/", 1)[1])
+    assert "base_model_relation: merge" in (merged_dir / "README.md").read_text()
+    got = AutoModelForCausalLM.from_pretrained(merged_dir).state_dict()
+    for name, tensor in expected.items():
+        torch.testing.assert_close(got[name], tensor, rtol=1e-5, atol=1e-6)
+    [by_shard] = service.find_by_digest(world.reg, sha256_file(merged_dir / "model.safetensors"))
+    assert by_shard.kind == "merged_model" and by_shard.name == "t/merged@1"
