@@ -1,0 +1,37 @@
+"""The composition engine: pure tensors/files in and out (no catalog, DB, network or Prefect).
+
+Public API:
+    compose(adapters: Sequence[PemAdapter], weights: Sequence[float], method: str = "linear", *,
+            rank: int | None = None, density: float | None = None, majority_sign: str = "total",
+            seed: int = 0, threads: int | None = 1, check_base_model: bool = True) -> CompositionResult
+        CompositionResult.adapter (PemAdapter, write with registry.pem.write_adapter),
+        .modules {path: {"rank", "retained_energy"?}}, .summary, .params, .report() -> dict
+    interference_report(adapters, weights=None, *, threshold=0.3, names=None,
+                        check_base_model=True) -> InterferenceReport
+        InterferenceReport.pairs [PairInterference(i, j, rms_cosine, mean_cosine, max_abs_cosine,
+        modules)], .warnings [str], .to_dict()
+    merge_into_base(base_folder, adapter, out_folder) -> dict[file name, sha256]
+    METHODS: tuple of method names; check_adapters / check_params for dry runs.
+Errors: registry.errors.InvalidInput (bad parameters, empty or all-zero weights) and
+IncompatibleAdapters (types, base models, shapes, ranks under linear, NaN/Inf, DoRA, modules_to_save).
+"""
+
+from registry.compose import ia3, lora  # noqa: F401 - importing registers the composers
+from registry.compose.base import METHODS, MethodParams
+from registry.compose.checks import check_adapters, check_params
+from registry.compose.engine import CompositionResult, compose
+from registry.compose.interference import InterferenceReport, PairInterference, interference_report
+from registry.compose.merged import merge_into_base
+
+__all__ = [
+    "METHODS",
+    "CompositionResult",
+    "InterferenceReport",
+    "MethodParams",
+    "PairInterference",
+    "check_adapters",
+    "check_params",
+    "compose",
+    "interference_report",
+    "merge_into_base",
+]

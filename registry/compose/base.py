@@ -1,0 +1,96 @@
+"""The per-PEM-type composition interface and the shared value types.
+
+Each PEM type has one `Composer` (compose/lora.py, compose/ia3.py); the engine, interference report
+and merged-model writer call only this interface, so a new type is one new module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from registry.errors import IncompatibleAdapters
+from registry.pem import PemAdapter
+from registry.pem.base import all_finite
+
+LINEAR_METHODS = ("linear", "delta_cat", "delta_svd")
+PRUNING_METHODS = ("ties", "dare_linear", "dare_ties", "magnitude_prune")
+METHODS = LINEAR_METHODS + PRUNING_METHODS
+
+
+@dataclass(frozen=True)
+class MethodParams:
+    method: str
+    rank: int | None = None  # delta_svd / pruning output rank (LoRA); None -> max input rank
+    density: float | None = None  # pruning methods: kept fraction
+    majority_sign: str = "total"  # ties / dare_ties sign election: 'total' | 'frequency'
+    seed: int = 0  # DARE masks
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One input's contribution to one module: its position in the input list, weight and data."""
+
+    index: int
+    weight: float
+    module: Any
+
+
+class Composer:
+    pem_type: ClassVar[str]
+
+    def check(self, adapters: Sequence[PemAdapter], params: MethodParams) -> None:
+        """Per-module compatibility (shapes, ranks under linear); raise IncompatibleAdapters."""
+        raise NotImplementedError
+
+    def combine(
+        self,
+        path: str,
+        entries: Sequence[Entry],
+        params: MethodParams,
+        device: torch.device,
+        out_dtype: torch.dtype,
+    ) -> tuple[Any, dict[str, Any]]:
+        """Compose one module; return the output module (CPU, out_dtype) and its report."""
+        raise NotImplementedError
+
+    def output_config(
+        self, adapters: Sequence[PemAdapter], modules: Mapping[str, Any], params: MethodParams
+    ) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def inner(self, a: Any, b: Any, device: torch.device) -> float:
+        """Frobenius inner product of the two modules' deltas, from their factors."""
+        raise NotImplementedError
+
+    def merge_tensor(
+        self, module: Any, role: str, tensor: torch.Tensor, fan_in_fan_out: bool
+    ) -> torch.Tensor:
+        """Apply the module to a base tensor (`role` is 'weight' or 'bias'), like PEFT's merge."""
+        raise NotImplementedError
+
+
+COMPOSERS: dict[str, Composer] = {}
+
+
+def register_composer(composer: Composer) -> Composer:
+    COMPOSERS[composer.pem_type] = composer
+    return composer
+
+
+def get_composer(pem_type: str) -> Composer:
+    try:
+        return COMPOSERS[pem_type]
+    except KeyError:
+        raise IncompatibleAdapters(f"pem_type {pem_type!r} has no composition support") from None
+
+
+def finite_f32(tensor: torch.Tensor, device: torch.device, what: str) -> torch.Tensor:
+    """Move to the compute device in float32 and refuse NaN/Inf (adapters may be built in memory)."""
+    t = tensor.to(device=device, dtype=torch.float32)
+    if not all_finite(t):
+        raise IncompatibleAdapters(f"{what} contains NaN or Inf")
+    return t

@@ -1,0 +1,75 @@
+"""Compatibility checks run before any tensor arithmetic; each raises with one precise line."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from registry.compose.base import METHODS, PRUNING_METHODS, MethodParams, get_composer
+from registry.errors import IncompatibleAdapters, InvalidInput
+from registry.pem import PemAdapter
+
+
+def check_params(n_inputs: int, weights: Sequence[float], params: MethodParams) -> None:
+    if n_inputs == 0:
+        raise InvalidInput("empty expression: no input adapters", field="expression")
+    if len(weights) != n_inputs:
+        raise InvalidInput(f"{len(weights)} weights for {n_inputs} adapters", field="expression")
+    if not all(math.isfinite(w) for w in weights):
+        raise InvalidInput("weights must be finite numbers", field="expression")
+    if all(w == 0 for w in weights):
+        raise InvalidInput("every weight is 0: the composition would be a no-op", field="expression")
+    if params.method not in METHODS:
+        raise InvalidInput(f"unknown method {params.method!r} (one of {', '.join(METHODS)})", field="method")
+    if params.rank is not None and params.rank <= 0:
+        raise InvalidInput(f"rank must be a positive integer, got {params.rank}", field="rank")
+    if params.method in PRUNING_METHODS:
+        if params.density is None or not 0 < params.density <= 1:
+            raise InvalidInput(
+                f"{params.method} needs density in (0, 1], got {params.density}", field="density"
+            )
+        if params.majority_sign not in ("total", "frequency"):
+            raise InvalidInput(
+                f"majority_sign must be 'total' or 'frequency', got {params.majority_sign!r}",
+                field="majority_sign",
+            )
+
+
+def check_adapters(
+    adapters: Sequence[PemAdapter], params: MethodParams, *, check_base_model: bool = True
+) -> None:
+    """`check_base_model=False` when the caller (the catalog) already matched the inputs to one
+    registered base: configs may spell the same base differently (local path vs hub id)."""
+    first = adapters[0]
+    base = (first.base_model, first.config.get("revision"))
+    for i, a in enumerate(adapters[1:], start=1):
+        if a.pem_type != first.pem_type:
+            raise IncompatibleAdapters(
+                f"PEM types differ: input 0 is {first.pem_type}, input {i} is {a.pem_type}"
+            )
+        other = (a.base_model, a.config.get("revision"))
+        # An unknown (None) base is the catalog's call; two known ones must agree.
+        if check_base_model and base[0] and other[0] and base != other:
+            raise IncompatibleAdapters(
+                f"base models differ: input 0 is {_base(base)}, input {i} is {_base(other)}"
+            )
+    for i, a in enumerate(adapters):
+        if a.config.get("use_dora"):
+            raise IncompatibleAdapters(
+                f"input {i} is DoRA (use_dora): magnitude vectors renormalise weights, so deltas do not add"
+            )
+    saves = [sorted(a.config.get("modules_to_save") or []) for a in adapters]
+    if any(s != saves[0] for s in saves):
+        raise IncompatibleAdapters(
+            f"modules_to_save differ between inputs ({saves}): they are not composable"
+        )
+    if saves[0]:
+        raise IncompatibleAdapters(
+            f"modules_to_save {saves[0]} are full trained copies, not PEM deltas: "
+            "arithmetic on them is undefined"
+        )
+    get_composer(first.pem_type).check(adapters, params)
+
+
+def _base(base: tuple[str | None, str | None]) -> str:
+    return f"{base[0]}@{base[1]}" if base[1] else str(base[0])

@@ -1,0 +1,111 @@
+"""`compose`: the top-level entry. Streams module by module so memory stays O(one module)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import reduce
+from typing import Any
+
+import torch
+
+from registry.compose.base import Entry, MethodParams, get_composer
+from registry.compose.checks import check_adapters, check_params
+from registry.compose.device import DEFAULT_CPU_THREADS, compute_device, torch_threads
+from registry.pem import PemAdapter, torch_dtype
+from registry.pem.base import dtype_name
+
+
+@dataclass
+class CompositionResult:
+    adapter: PemAdapter
+    method: str
+    params: dict[str, Any]  # method parameters as used (rank resolved)
+    modules: dict[str, dict[str, Any]]  # per-module report: rank, retained_energy (delta_svd, pruning)
+    seconds: float
+    device: str
+    summary: dict[str, Any] = field(default_factory=dict)  # e.g. min/mean retained energy
+
+    def report(self) -> dict[str, Any]:
+        """JSON-serialisable provenance record."""
+        return {
+            "method": self.method,
+            "params": self.params,
+            "summary": self.summary,
+            "modules": self.modules,
+            "seconds": self.seconds,
+            "device": self.device,
+        }
+
+
+def compose(
+    adapters: Sequence[PemAdapter],
+    weights: Sequence[float],
+    method: str = "linear",
+    *,
+    rank: int | None = None,
+    density: float | None = None,
+    majority_sign: str = "total",
+    seed: int = 0,
+    threads: int | None = DEFAULT_CPU_THREADS,
+    check_base_model: bool = True,
+) -> CompositionResult:
+    """sum_i weights[i] * adapters[i] by `method` (PRODUCT.md section 2). Raises InvalidInput /
+    IncompatibleAdapters before any arithmetic; the result's tensors are on CPU in the inputs' dtype.
+    `threads`: torch intra-op threads during the call (see device.py; None = leave as is).
+    `check_base_model=False` skips the config base-name comparison (the catalog checked it)."""
+    with torch_threads(threads):
+        return _compose(adapters, weights, method, rank, density, majority_sign, seed, check_base_model)
+
+
+def _compose(
+    adapters: Sequence[PemAdapter],
+    weights: Sequence[float],
+    method: str,
+    rank: int | None,
+    density: float | None,
+    majority_sign: str,
+    seed: int,
+    check_base_model: bool,
+) -> CompositionResult:
+    started = time.perf_counter()
+    params = MethodParams(method, rank, density, majority_sign, seed)
+    check_params(len(adapters), weights, params)
+    check_adapters(adapters, params, check_base_model=check_base_model)
+    if adapters[0].pem_type == "lora" and rank is None:
+        params = MethodParams(
+            method, max(m.r for a in adapters for m in a.modules.values()), density, majority_sign, seed
+        )
+    composer = get_composer(adapters[0].pem_type)
+    device = compute_device()
+    out_dtype = reduce(torch.promote_types, (torch_dtype(a.dtype) for a in adapters))
+    paths = sorted({p for a in adapters for p in a.modules})
+    modules: dict[str, Any] = {}
+    reports: dict[str, dict[str, Any]] = {}
+    for path in paths:
+        entries = [
+            Entry(i, float(w), a.modules[path])
+            for i, (a, w) in enumerate(zip(adapters, weights, strict=True))
+            if path in a.modules
+        ]
+        modules[path], reports[path] = composer.combine(path, entries, params, device, out_dtype)
+    config = composer.output_config(adapters, modules, params)
+    adapter = PemAdapter(
+        pem_type=adapters[0].pem_type, config=config, modules=modules, dtype=dtype_name(out_dtype)
+    )
+    energies = [r["retained_energy"] for r in reports.values() if "retained_energy" in r]
+    summary = (
+        {"min_retained_energy": min(energies), "mean_retained_energy": sum(energies) / len(energies)}
+        if energies
+        else {}
+    )
+    return CompositionResult(
+        adapter=adapter,
+        method=method,
+        params={"rank": params.rank, "density": density, "majority_sign": majority_sign, "seed": seed},
+        modules=reports,
+        seconds=time.perf_counter() - started,
+        device=str(device),
+        summary=summary,
+    )

@@ -1,0 +1,90 @@
+"""(IA)3 composition around the identity: l = 1 + sum_i w_i (l_i - 1) (pruning on the l_i - 1)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from registry.compose.base import Composer, Entry, MethodParams, finite_f32, register_composer
+from registry.compose.pruning import dare_seed, prune_merge
+from registry.compose.targets import unify
+from registry.errors import IncompatibleAdapters
+from registry.pem import Ia3Module, PemAdapter
+
+
+class Ia3Composer(Composer):
+    pem_type = "ia3"
+
+    def check(self, adapters: Sequence[PemAdapter], params: MethodParams) -> None:
+        seen: dict[str, tuple[int, Ia3Module]] = {}
+        for i, adapter in enumerate(adapters):
+            for path, m in adapter.modules.items():
+                j, first = seen.setdefault(path, (i, m))
+                if m.l.shape != first.l.shape or m.is_feedforward != first.is_feedforward:
+                    raise IncompatibleAdapters(
+                        f"module {path!r}: ia3_l shapes differ (input {j}: {list(first.l.shape)}"
+                        f"{' feedforward' if first.is_feedforward else ''}, input {i}: {list(m.l.shape)}"
+                        f"{' feedforward' if m.is_feedforward else ''})"
+                    )
+
+    def combine(
+        self,
+        path: str,
+        entries: Sequence[Entry],
+        params: MethodParams,
+        device: torch.device,
+        out_dtype: torch.dtype,
+    ) -> tuple[Ia3Module, dict[str, Any]]:
+        # A missing module is the identity (l = 1), i.e. a zero (l - 1): it simply has no entry.
+        deltas = [
+            finite_f32(e.module.l, device, f"input {e.index} module {path!r} ia3_l") - 1.0 for e in entries
+        ]
+        weights = [e.weight for e in entries]
+        if params.method in ("linear", "delta_cat", "delta_svd"):
+            merged = sum(w * d for w, d in zip(weights, deltas, strict=True))
+        else:
+            seeds = [dare_seed(params.seed, path, e.index) for e in entries]
+            merged = prune_merge(deltas, weights, params.method, params.density, params.majority_sign, seeds)
+        assert isinstance(merged, torch.Tensor)
+        out = Ia3Module(
+            l=(1.0 + merged).to("cpu", out_dtype), is_feedforward=entries[0].module.is_feedforward
+        )
+        return out, {}
+
+    def output_config(
+        self, adapters: Sequence[PemAdapter], modules: Mapping[str, Any], params: MethodParams
+    ) -> dict[str, Any]:
+        config = dict(adapters[0].config)
+        config["peft_type"] = "IA3"
+        config["base_model_name_or_path"] = next((a.base_model for a in adapters if a.base_model), None)
+        ff = [p for p, m in modules.items() if m.is_feedforward]
+        exact = {"target_modules": list(modules), "feedforward_modules": ff}
+        config.update(unify([a.config for a in adapters], exact))
+        return config
+
+    def inner(self, a: Ia3Module, b: Ia3Module, device: torch.device) -> float:
+        da = a.l.to(device, torch.float32) - 1.0
+        db = b.l.to(device, torch.float32) - 1.0
+        return float((da * db).sum())
+
+    def merge_tensor(
+        self, module: Ia3Module, role: str, tensor: torch.Tensor, fan_in_fan_out: bool
+    ) -> torch.Tensor:
+        l = module.l.float()  # noqa: E741
+        if role == "bias":
+            # PEFT scales the bias of output-scaling (non-feedforward) modules only.
+            return (
+                tensor
+                if module.is_feedforward
+                else (tensor.float() * l.reshape(tensor.shape)).to(tensor.dtype)
+            )
+        scaling = l.T if fan_in_fan_out else l
+        fits = all(s in (1, t) for s, t in zip(scaling.shape, tensor.shape, strict=False))
+        if tensor.dim() != 2 or not fits or scaling.numel() not in tensor.shape:
+            raise IncompatibleAdapters(f"ia3_l {list(l.shape)} does not fit base weight {list(tensor.shape)}")
+        return (tensor.float() * scaling).to(tensor.dtype)
+
+
+register_composer(Ia3Composer())

@@ -1,0 +1,159 @@
+"""LoRA composition: every PRODUCT.md section 2 method on factors (or dense deltas for pruning)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from registry.compose.base import (
+    Composer,
+    Entry,
+    MethodParams,
+    finite_f32,
+    register_composer,
+)
+from registry.compose.lowrank import dense_truncated, factors_truncated
+from registry.compose.pruning import dare_seed, prune_merge
+from registry.compose.targets import unify
+from registry.errors import IncompatibleAdapters
+from registry.pem import LoraModule, PemAdapter
+
+
+def _same(a: LoraModule, b: LoraModule) -> bool:
+    return (
+        a.scale == b.scale
+        and a.A.shape == b.A.shape
+        and a.B.shape == b.B.shape
+        and torch.equal(a.A, b.A)
+        and torch.equal(a.B, b.B)
+    )
+
+
+def grouped_coefficients(entries: Sequence[Entry]) -> list[float]:
+    """Weights with identical inputs pooled onto their first occurrence (the others get 0).
+
+    Why: `x - x` must be an exact zero delta; pooling gives coefficient 0 exactly, whereas summing
+    s B A - s B A through a matmul leaves rounding noise.
+    """
+    coeffs = [e.weight for e in entries]
+    for i in range(len(entries)):
+        for j in range(i):
+            if _same(entries[i].module, entries[j].module):
+                coeffs[j] += coeffs[i]
+                coeffs[i] = 0.0
+                break
+    return coeffs
+
+
+class LoraComposer(Composer):
+    pem_type = "lora"
+
+    def check(self, adapters: Sequence[PemAdapter], params: MethodParams) -> None:
+        seen: dict[str, tuple[int, LoraModule]] = {}
+        for i, adapter in enumerate(adapters):
+            for path, m in adapter.modules.items():
+                if path not in seen:
+                    seen[path] = (i, m)
+                    continue
+                j, first = seen[path]
+                if (m.B.shape[0], m.A.shape[1]) != (first.B.shape[0], first.A.shape[1]):
+                    raise IncompatibleAdapters(
+                        f"module {path!r}: delta shapes differ (input {j}: "
+                        f"{first.B.shape[0]}x{first.A.shape[1]}, input {i}: {m.B.shape[0]}x{m.A.shape[1]})"
+                    )
+                if params.method == "linear" and m.r != first.r:
+                    raise IncompatibleAdapters(
+                        f"module {path!r}: ranks differ (input {j}: r={first.r}, input {i}: r={m.r}); "
+                        "linear needs equal ranks, use delta_svd (or delta_cat)"
+                    )
+
+    def combine(
+        self,
+        path: str,
+        entries: Sequence[Entry],
+        params: MethodParams,
+        device: torch.device,
+        out_dtype: torch.dtype,
+    ) -> tuple[LoraModule, dict[str, Any]]:
+        a_list = [finite_f32(e.module.A, device, f"input {e.index} module {path!r} lora_A") for e in entries]
+        b_list = [finite_f32(e.module.B, device, f"input {e.index} module {path!r} lora_B") for e in entries]
+        scales = [e.module.scale for e in entries]
+        report: dict[str, Any] = {}
+        if params.method == "linear":
+            # in-place accumulation: one output allocation per factor instead of one per term
+            a = abs(entries[0].weight) * a_list[0]
+            b = (entries[0].weight * scales[0]) * b_list[0]
+            for e, s, ai, bi in zip(entries[1:], scales[1:], a_list[1:], b_list[1:], strict=True):
+                a.add_(ai, alpha=abs(e.weight))
+                b.add_(bi, alpha=e.weight * s)
+        elif params.method == "delta_cat":
+            coeffs = grouped_coefficients(entries)
+            b = torch.cat(b_list, dim=1)
+            a = torch.cat([c * s * ai for c, s, ai in zip(coeffs, scales, a_list, strict=True)], dim=0)
+        elif params.method == "delta_svd":
+            coeffs = grouped_coefficients(entries)
+            bs = torch.cat([c * s * bi for c, s, bi in zip(coeffs, scales, b_list, strict=True)], dim=1)
+            b, a, report["retained_energy"] = factors_truncated(bs, torch.cat(a_list, dim=0), params.rank)
+        else:
+            deltas = [s * (bi @ ai) for s, bi, ai in zip(scales, b_list, a_list, strict=True)]
+            seeds = [dare_seed(params.seed, path, e.index) for e in entries]
+            merged = prune_merge(
+                deltas,
+                [e.weight for e in entries],
+                params.method,
+                params.density,
+                params.majority_sign,
+                seeds,
+            )
+            b, a, report["retained_energy"] = dense_truncated(merged, params.rank)
+        assert isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)
+        module = LoraModule(A=a.to("cpu", out_dtype), B=b.to("cpu", out_dtype), alpha=float(a.shape[0]))
+        report["rank"] = int(a.shape[0])
+        return module, report
+
+    def output_config(
+        self, adapters: Sequence[PemAdapter], modules: Mapping[str, Any], params: MethodParams
+    ) -> dict[str, Any]:
+        ranks = Counter(m.r for m in modules.values())
+        # The commonest rank is `r`; the rest go to rank_pattern with exact module paths.
+        r = max(ranks, key=lambda k: (ranks[k], k))
+        pattern = {p: m.r for p, m in sorted(modules.items()) if m.r != r}
+        config = dict(adapters[0].config)
+        config.update(
+            peft_type="LORA",
+            r=r,
+            lora_alpha=r,  # scale alpha / r == 1: the weights' scales are folded into the factors
+            rank_pattern=pattern,
+            alpha_pattern=dict(pattern),
+            use_rslora=False,
+            use_dora=False,
+            base_model_name_or_path=next((a.base_model for a in adapters if a.base_model), None),
+        )
+        config.update(unify([a.config for a in adapters], {"target_modules": list(modules)}))
+        return config
+
+    def inner(self, a: LoraModule, b: LoraModule, device: torch.device) -> float:
+        a_a, a_b = a.A.to(device, torch.float32), a.B.to(device, torch.float32)
+        b_a, b_b = b.A.to(device, torch.float32), b.B.to(device, torch.float32)
+        # <sa Ba Aa, sb Bb Ab>_F = sa sb sum((Ba^T Bb) * (Aa Ab^T)): r x r work, no d x k matrix.
+        return a.scale * b.scale * float(((a_b.T @ b_b) * (a_a @ b_a.T)).sum())
+
+    def merge_tensor(
+        self, module: LoraModule, role: str, tensor: torch.Tensor, fan_in_fan_out: bool
+    ) -> torch.Tensor:
+        if role != "weight":
+            return tensor
+        delta = module.scale * (module.B.float() @ module.A.float())
+        if fan_in_fan_out:  # Conv1D stores (in, out)
+            delta = delta.T
+        if delta.shape != tensor.shape:
+            raise IncompatibleAdapters(
+                f"delta {list(delta.shape)} does not fit base weight {list(tensor.shape)}"
+            )
+        return (tensor.float() + delta).to(tensor.dtype)
+
+
+register_composer(LoraComposer())

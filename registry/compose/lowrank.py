@@ -1,0 +1,79 @@
+"""Exact truncated SVD of a sum of low-rank products without forming the dense matrix.
+
+sum_i c_i B_i A_i = Bs @ As with Bs = [c_1 B_1 ... c_n B_n] (d x R), As = [A_1; ...; A_n] (R x k).
+Write Bs = Qb Rb and As^T = Qa Ra (Qb, Qa orthonormal); then Bs As = Qb (Rb Ra^T) Qa^T and the SVD
+of the small core Rb Ra^T gives the SVD of the sum: cost O((d + k) R^2), memory O((d + k) R).
+Each factorisation goes through the R x R Gram matrix in float64 (Cholesky QR): one GEMM instead
+of a Householder QR plus forming Q, faster on CPU for d x 64 panels and as accurate. Q is never
+formed: outputs are Bs @ (R x k) and (k x R) @ As. A (nearly) rank-deficient panel (duplicate
+inputs, zero weights) falls back to an eigendecomposition of the Gram that drops the null space.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+# Cholesky QR loses orthogonality like eps64 * cond(G); beyond this diagonal spread, use eigh.
+CHOLESKY_MIN_DIAG_RATIO = 1e-5
+# Gram eigenvalues below this fraction of the largest are the null space (exact zeros in float64).
+RELATIVE_CUTOFF = 1e-14
+
+Solve = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _factor(panel: torch.Tensor) -> tuple[torch.Tensor, Solve]:
+    """R (p x R) with panel = Q R, and `solve(M)` = C such that Q @ M == panel @ C."""
+    wide = panel.double()
+    gram = wide.T @ wide
+    lower, info = torch.linalg.cholesky_ex(gram)
+    diag = lower.diagonal()
+    if int(info) == 0 and bool(diag.min() > diag.max() * CHOLESKY_MIN_DIAG_RATIO):
+        upper = lower.T
+        return upper, lambda m: torch.linalg.solve_triangular(upper, m, upper=True)
+    values, vectors = torch.linalg.eigh(gram)
+    keep = values > values.max().clamp(min=0) * RELATIVE_CUTOFF
+    root, basis = values[keep].sqrt(), vectors[:, keep]
+    return root[:, None] * basis.T, lambda m: (basis / root) @ m
+
+
+def factors_truncated(
+    bs: torch.Tensor, as_: torch.Tensor, rank: int
+) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Best rank-`rank` B (d x rank), A (rank x k) of bs @ as_ (zero-padded) and the retained energy."""
+    rb, solve_b = _factor(bs)
+    ra, solve_a = _factor(as_.T)
+    if rb.shape[0] == 0 or ra.shape[0] == 0:  # the sum is exactly zero
+        return bs.new_zeros(bs.shape[0], rank), as_.new_zeros(rank, as_.shape[1]), 1.0
+    u, s, wh = torch.linalg.svd(rb @ ra.T, full_matrices=False)
+    k = min(rank, s.shape[0])
+    root = s[:k].sqrt()
+    left = solve_b(u[:, :k] * root)  # R x k
+    right = solve_a(wh[:k].T * root)  # R x k
+    b = bs @ left.to(bs.dtype)
+    a = right.T.to(as_.dtype) @ as_
+    return _pad(b, a, rank) + (_retained(s, k),)
+
+
+def dense_truncated(matrix: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Same output for a dense matrix (pruning methods), by a full SVD."""
+    u, s, vh = torch.linalg.svd(matrix, full_matrices=False)
+    k = min(rank, s.shape[0])
+    root = s[:k].sqrt()
+    return _pad(u[:, :k] * root, root[:, None] * vh[:k], rank) + (_retained(s, k),)
+
+
+def _pad(b: torch.Tensor, a: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Zero-pad to `rank` so every module has the same rank and the config needs no rank_pattern."""
+    k = b.shape[1]
+    if k < rank:
+        b = torch.cat([b, b.new_zeros(b.shape[0], rank - k)], dim=1)
+        a = torch.cat([a, a.new_zeros(rank - k, a.shape[1])], dim=0)
+    return b, a
+
+
+def _retained(s: torch.Tensor, k: int) -> float:
+    energy = s.double().square()
+    total = float(energy.sum())
+    return float(energy[:k].sum()) / total if total > 0 else 1.0

@@ -1,0 +1,178 @@
+"""The PEM interface: one `PemKind` per method (LoRA, (IA)3, ...) and the `PemAdapter` value.
+
+Adding a method (LoHa, VeRA) = a new module that subclasses `PemKind` and calls `register_kind`;
+nothing else branches on the type. Tensors are kept in their storage dtype; arithmetic happens in
+`registry.compose` in float32.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+
+from registry.errors import AdapterFormatError
+
+# PEFT prefixes every saved key with the PeftModel's attribute path to the wrapped model.
+KEY_PREFIX = "base_model.model."
+
+
+class PemKind:
+    """How one PEM method is read from / written to PEFT tensors and described in metadata."""
+
+    pem_type: ClassVar[str]  # our name: 'lora', 'ia3'
+    peft_type: ClassVar[str]  # PEFT's config value: 'LORA', 'IA3'
+
+    def parse(self, config: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+        """Validate tensors against the config; return {module path: per-type module}."""
+        raise NotImplementedError
+
+    def to_tensors(self, modules: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        """PEFT safetensors keys -> tensors (inverse of `parse`)."""
+        raise NotImplementedError
+
+    def metadata(self, config: Mapping[str, Any], modules: Mapping[str, Any]) -> dict[str, Any]:
+        """Type-specific metadata fields: r, lora_alpha, use_rslora, module_shapes."""
+        raise NotImplementedError
+
+
+KINDS: dict[str, PemKind] = {}
+
+
+def register_kind(kind: PemKind) -> PemKind:
+    KINDS[kind.pem_type] = kind
+    return kind
+
+
+def kind_for_peft_type(peft_type: object) -> PemKind:
+    for kind in KINDS.values():
+        if kind.peft_type == peft_type:
+            return kind
+    supported = ", ".join(sorted(k.peft_type for k in KINDS.values()))
+    raise AdapterFormatError(
+        f"adapter_config.json: unsupported peft_type {peft_type!r} (supported: {supported})"
+    )
+
+
+def get_kind(pem_type: str) -> PemKind:
+    try:
+        return KINDS[pem_type]
+    except KeyError:
+        raise AdapterFormatError(f"unknown pem_type {pem_type!r}") from None
+
+
+@dataclass
+class PemAdapter:
+    """One adapter in memory: the raw PEFT config plus per-module tensors keyed by module path.
+
+    Module paths are relative to the base model (`model.layers.0.self_attn.q_proj`), so they are also
+    the base model's state-dict prefixes (`<path>.weight`).
+    """
+
+    pem_type: str
+    config: dict[str, Any]
+    modules: dict[str, Any]
+    dtype: str
+    # Tensors that are not PEM factors (modules_to_save copies); carried, never composed.
+    extra_tensors: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> PemKind:
+        return get_kind(self.pem_type)
+
+    @property
+    def base_model(self) -> str | None:
+        return self.config.get("base_model_name_or_path")
+
+    def to_tensors(self) -> dict[str, torch.Tensor]:
+        tensors = self.kind.to_tensors(self.modules)
+        tensors.update(self.extra_tensors)
+        return tensors
+
+    def metadata(self) -> dict[str, Any]:
+        meta: dict[str, Any] = {
+            "pem_type": self.pem_type,
+            "target_modules": target_module_names(self.config),
+            "dtype": self.dtype,
+            "num_parameters": sum(t.numel() for t in self.to_tensors().values()),
+            "base_model_name_or_path": self.base_model,
+        }
+        meta.update(self.kind.metadata(self.config, self.modules))
+        return meta
+
+
+def target_module_names(config: Mapping[str, Any]) -> list[str]:
+    targets = config.get("target_modules")
+    if targets is None:
+        return []
+    if isinstance(targets, str):
+        return [targets]
+    return sorted(targets)
+
+
+def matches_target(path: str, targets: object) -> bool:
+    """PEFT's rule: a list entry matches the path or its dotted suffix; a string is a full regex."""
+    if targets is None:
+        return False
+    if isinstance(targets, str):
+        return targets == "all-linear" or re.fullmatch(targets, path) is not None
+    return any(path == t or path.endswith("." + t) for t in targets)
+
+
+def pattern_value(patterns: Mapping[str, Any] | None, path: str, default: Any) -> Any:
+    """rank_pattern / alpha_pattern lookup, same anchoring as peft.utils.other.get_pattern_key."""
+    for key, value in (patterns or {}).items():
+        if re.match(rf"(.*\.)?({key})$", path):
+            return value
+    return default
+
+
+def module_path(key: str, suffix: str) -> str:
+    """`base_model.model.<path><suffix>` -> `<path>`; the caller checked the suffix."""
+    if not key.startswith(KEY_PREFIX):
+        raise AdapterFormatError(f"tensor {key!r}: key does not start with {KEY_PREFIX!r}")
+    return key[len(KEY_PREFIX) : len(key) - len(suffix)]
+
+
+# Tensors already proven finite by read_adapter, so compose does not read them a second time.
+# Identity-based and weak: a tensor replaced in memory is a new object and gets checked again.
+_VERIFIED_FINITE: weakref.WeakValueDictionary[int, torch.Tensor] = weakref.WeakValueDictionary()
+
+
+def all_finite(tensor: torch.Tensor) -> bool:
+    """NaN/Inf propagate through a sum, so a finite sum proves every entry finite with one read and
+    no temporary; only a non-finite sum (possibly a half-precision overflow) needs the exact check."""
+    if not tensor.is_floating_point() or _VERIFIED_FINITE.get(id(tensor)) is tensor:
+        return True
+    return bool(torch.isfinite(tensor.sum())) or bool(torch.isfinite(tensor).all())
+
+
+def check_all_finite(tensors: Mapping[str, torch.Tensor]) -> None:
+    """Raise naming the first tensor with NaN/Inf. One batched norm call for the whole file (per-tensor
+    calls cost more in dispatch than in arithmetic for LoRA-sized tensors); a non-finite norm may be
+    an overflow, so only those tensors get the exact elementwise check."""
+    floats = [(k, t) for k, t in tensors.items() if t.is_floating_point()]
+    if not floats:
+        return
+    norms = torch.stack([n.float() for n in torch._foreach_norm([t for _, t in floats])])
+    if not bool(torch.isfinite(norms).all()):
+        for (key, tensor), norm in zip(floats, norms.tolist(), strict=True):
+            if not math.isfinite(norm) and not bool(torch.isfinite(tensor).all()):
+                raise AdapterFormatError(f"tensor {key!r} contains NaN or Inf")
+    _VERIFIED_FINITE.update((id(t), t) for _, t in floats)
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def modules_to_save_keys(config: Mapping[str, Any], key: str) -> bool:
+    """True for a tensor that belongs to a `modules_to_save` full copy (not a PEM factor)."""
+    names = config.get("modules_to_save") or []
+    path = key.removeprefix(KEY_PREFIX)
+    return any(path.startswith(n + ".") or f".{n}." in path for n in names)

@@ -1,0 +1,71 @@
+"""(IA)3: per module a scaling vector l stored as (out, 1), or (1, in) for feedforward modules."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from registry.errors import AdapterFormatError
+from registry.pem.base import (
+    KEY_PREFIX,
+    PemKind,
+    matches_target,
+    module_path,
+    modules_to_save_keys,
+    register_kind,
+)
+
+SUFFIX = ".ia3_l"
+
+
+@dataclass
+class Ia3Module:
+    l: torch.Tensor  # noqa: E741 - the paper's name; (out, 1) or (1, in)
+    is_feedforward: bool
+
+
+class Ia3Kind(PemKind):
+    pem_type = "ia3"
+    peft_type = "IA3"
+
+    def parse(self, config: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) -> dict[str, Ia3Module]:
+        targets = config.get("target_modules")
+        if targets is None:
+            raise AdapterFormatError("adapter_config.json: target_modules is missing")
+        ff = config.get("feedforward_modules") or []
+        modules: dict[str, Ia3Module] = {}
+        for key in sorted(tensors):
+            tensor = tensors[key]
+            if not key.endswith(SUFFIX):
+                if modules_to_save_keys(config, key):
+                    continue
+                raise AdapterFormatError(f"tensor {key!r}: unexpected key for an (IA)3 adapter")
+            path = module_path(key, SUFFIX)
+            if not matches_target(path, targets):
+                raise AdapterFormatError(f"module {path!r}: not matched by target_modules {targets!r}")
+            is_ff = matches_target(path, ff)
+            # PEFT scales the input features of feedforward layers and the outputs of the others.
+            want = "(1, in_features)" if is_ff else "(out_features, 1)"
+            if tensor.dim() != 2 or tensor.shape[0 if is_ff else 1] != 1:
+                raise AdapterFormatError(f"tensor {key!r}: shape {list(tensor.shape)}, expected {want}")
+            modules[path] = Ia3Module(l=tensor, is_feedforward=is_ff)
+        if not modules:
+            raise AdapterFormatError("adapter_model.safetensors: no ia3_l tensors")
+        return modules
+
+    def to_tensors(self, modules: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        return {KEY_PREFIX + path + SUFFIX: m.l.contiguous() for path, m in modules.items()}
+
+    def metadata(self, config: Mapping[str, Any], modules: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "r": None,
+            "lora_alpha": None,
+            "use_rslora": False,
+            "module_shapes": {p: {"ia3_l": list(m.l.shape)} for p, m in modules.items()},
+        }
+
+
+register_kind(Ia3Kind())

@@ -1,0 +1,213 @@
+"""Pydantic model of the composition spec (PRODUCT.md section 3). Unknown fields are errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from registry.errors import InvalidInput
+from registry.spec.expression import parse_expression, reduce_expression
+from registry.spec.refs import ADAPTER_NAME_PATTERN, Ref
+
+Method = Literal["linear", "delta_cat", "delta_svd", "ties", "dare_linear", "dare_ties", "magnitude_prune"]
+PRUNING = ("ties", "dare_linear", "dare_ties", "magnitude_prune")
+AdapterName = Annotated[str, Field(pattern=ADAPTER_NAME_PATTERN)]
+
+
+class SpecFieldError(ValueError):
+    """A cross-field check that knows which field is wrong (the loader reports that field's line)."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InputSpec(_Strict):
+    adapter: AdapterName
+    version: int | str = "latest"  # N, an alias, or sha256:<prefix>
+    weight: float
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, v: int | str) -> int | str:
+        _checked(lambda: Ref.build("x/x", v))  # same rules as `@selector` in expressions
+        return v
+
+    def ref(self) -> Ref:
+        return Ref.build(self.adapter, self.version)
+
+
+class EvaluationSpec(_Strict):
+    name: str = Field(min_length=1)
+    metric: Literal["perplexity", "accuracy"]
+    dataset: str = Field(min_length=1)  # s3://..., file://... or a local path; JSONL
+
+
+class GateSpec(_Strict):
+    evaluation: str
+    max: float | None = None
+    min: float | None = None
+    max_regression_vs: AdapterName | None = None  # a ref; may carry @selector
+    by: float | None = Field(default=None, ge=0)
+
+    @field_validator("max_regression_vs", mode="before")
+    @classmethod
+    def _strip_selector(cls, v: Any) -> Any:
+        if isinstance(v, str) and "@" in v:
+            _checked(lambda: Ref.parse(v))
+            return v.split("@", 1)[0]
+        return v
+
+    @model_validator(mode="after")
+    def _one_condition(self) -> GateSpec:
+        if self.max is None and self.min is None and self.max_regression_vs is None:
+            raise ValueError("a gate needs max, min or max_regression_vs")
+        if self.by is not None and self.max_regression_vs is None:
+            raise SpecFieldError(("by",), "`by` only applies with max_regression_vs")
+        return self
+
+
+class ObjectiveSpec(_Strict):
+    evaluation: str
+    goal: Literal["minimize", "maximize"] = "minimize"
+
+
+class SearchSpec(_Strict):
+    strategy: Literal["grid", "random", "nevergrad"] = "grid"
+    weights: dict[str, list[float]] = Field(min_length=1)  # ref -> candidate weights
+    objective: ObjectiveSpec
+    budget: int | None = Field(default=None, gt=0)  # random / nevergrad: number of candidates
+
+    @field_validator("weights")
+    @classmethod
+    def _refs(cls, v: dict[str, list[float]]) -> dict[str, list[float]]:
+        for key, values in v.items():
+            _checked(lambda key=key: Ref.parse(key))
+            if not values:
+                raise SpecFieldError(("weights", key), "needs at least one candidate weight")
+        return v
+
+
+class OutputSpec(_Strict):
+    kind: Literal["adapter", "merged_model"] = "adapter"
+    aliases: list[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]] = []
+
+
+class CompositionSpec(_Strict):
+    name: AdapterName
+    description: str | None = None
+    base_model: str | None = None
+    method: Method = "linear"
+    rank: int | None = Field(default=None, gt=0)
+    density: float | None = Field(default=None, gt=0, le=1)
+    majority_sign: Literal["total", "frequency"] = "total"
+    seed: int = 0
+    expression: str | None = None
+    inputs: list[InputSpec] | None = Field(default=None, min_length=1)
+    evaluate: list[EvaluationSpec] = []
+    gate: list[GateSpec] = []
+    search: SearchSpec | None = None
+    output: OutputSpec = OutputSpec()
+    schedule: str | None = None
+    recompose: Literal["on_parent_update"] | None = None
+
+    @field_validator("expression")
+    @classmethod
+    def _expression(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                parse_expression(v)
+            except InvalidInput as exc:
+                raise ValueError(str(exc).removeprefix("expression: ")) from None
+        return v
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, v: str | None) -> str | None:
+        if v is not None and not _valid_cron(v):
+            raise ValueError(f"{v!r} is not a 5-field cron expression")
+        return v
+
+    @model_validator(mode="after")
+    def _cross_fields(self) -> CompositionSpec:
+        if (self.expression is None) == (self.inputs is None):
+            raise SpecFieldError(("expression",), "give exactly one of `expression` or `inputs`")
+        if self.method in PRUNING and self.density is None:
+            raise SpecFieldError(("density",), f"method {self.method} needs density")
+        if self.rank is not None and self.method in ("linear", "delta_cat"):
+            raise SpecFieldError(
+                ("rank",), f"rank applies to delta_svd and pruning methods, not {self.method}"
+            )
+        if self.density is not None and self.method not in PRUNING:
+            raise SpecFieldError(("density",), f"density applies to pruning methods, not {self.method}")
+        names = [e.name for e in self.evaluate]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise SpecFieldError(("evaluate", i, "name"), f"duplicate evaluation name {name!r}")
+        for i, g in enumerate(self.gate):
+            if g.evaluation not in names:
+                raise SpecFieldError(("gate", i, "evaluation"), f"unknown evaluation {g.evaluation!r}")
+        if self.search is not None:
+            if self.search.objective.evaluation not in names:
+                raise SpecFieldError(
+                    ("search", "objective", "evaluation"),
+                    f"unknown evaluation {self.search.objective.evaluation!r}",
+                )
+            known = self._all_refs()
+            names = {r.full_name for r in known}
+            for key in self.search.weights:
+                ref = Ref.parse(key)
+                # `acme/toxic` in search matches `acme/toxic@2` in the expression
+                if ref not in known and not (ref.selector is None and ref.full_name in names):
+                    raise SpecFieldError(
+                        ("search", "weights", key), f"{key} is not an input of the composition"
+                    )
+        self.weighted_refs()  # all-zero inputs are an error
+        return self
+
+    def _all_refs(self) -> set[Ref]:
+        if self.expression is not None:
+            return set(reduce_expression(self.expression))
+        return {item.ref() for item in self.inputs or []}
+
+    def weighted_refs(self) -> list[tuple[Ref, float]]:
+        """One (ref, weight) per distinct input, from `expression` or `inputs`."""
+        if self.expression is not None:
+            return parse_expression(self.expression)
+        merged: dict[Ref, float] = {}
+        for item in self.inputs or []:
+            merged[item.ref()] = merged.get(item.ref(), 0.0) + item.weight
+        result = [(r, w) for r, w in merged.items() if w != 0]
+        if not result:
+            raise SpecFieldError(("inputs",), "every weight is 0")
+        return result
+
+    def canonical(self) -> dict[str, Any]:
+        """Defaults filled, None dropped: the stable form hashed into the composition id."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+
+
+def _checked(fn: Callable[[], Ref]) -> Ref:
+    """Ref errors are InvalidInput; pydantic only attributes ValueErrors to the field."""
+    try:
+        return fn()
+    except InvalidInput as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _valid_cron(text: str) -> bool:
+    fields = text.split()
+    if len(fields) != 5:
+        return False
+    allowed = set("0123456789*/,-") | set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    return all(f and set(f) <= allowed for f in fields)
