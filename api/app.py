@@ -12,12 +12,12 @@ from registry.settings import Settings, get_settings
 
 from . import errors
 from .middleware import RequestIdMiddleware
-from .routes import adapters, audit, base_models, downloads, health, keys, register
+from .routes import adapters, audit, base_models, compositions, downloads, health, keys, register
 
 DESCRIPTION = """Catalog, lineage and artifacts of LoRA / (IA)3 adapters.
 
 Send `Authorization: Bearer <key>` (from `pemreg keys create`). Roles: reader (GET), writer (+ register,
-alias), admin (+ keys). Errors are `{"detail": ..., "field": ..., "request_id": ...}`."""
+alias, compose), admin (+ keys). Errors are `{"detail": ..., "field": ..., "request_id": ...}`."""
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -25,6 +25,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.registry = Registry(settings or get_settings())
     errors.install(app)
     app.add_middleware(RequestIdMiddleware)
-    for module in (health, base_models, adapters, register, downloads, audit, keys):
+    for module in (health, base_models, adapters, register, downloads, compositions, audit, keys):
         app.include_router(module.router)
     return app

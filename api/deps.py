@@ -32,17 +32,6 @@ def base_registry(request: Request) -> Registry:
     return request.app.state.registry  # type: ignore[no-any-return]
 
 
-def acting_as(base: Registry, principal: str) -> Registry:
-    """A Registry sharing the base one's engine and store client, with another principal.
-
-    The store client (boto3) costs milliseconds to build, so it is shared rather than reopened per
-    request; both are thread-safe for our use (boto3 clients are, sessionmakers are)."""
-    reg = Registry(base.settings.model_copy(update={"principal": principal}))
-    reg.__dict__["sessions"] = base.sessions  # prime the cached_property values
-    reg.__dict__["store"] = base.store
-    return reg
-
-
 def require(role: str) -> Callable[..., Caller]:
     """A dependency that lets in keys of `role` or above."""
     needed = ROLES.index(role)
@@ -58,7 +47,7 @@ def require(role: str) -> Callable[..., Caller]:
         if ROLES.index(key_role) < needed:
             raise PermissionDenied(f"API key {name!r} has role {key_role}; this needs {role} or above")
         request.state.principal = name
-        return Caller(name=name, role=key_role, reg=acting_as(base, name))
+        return Caller(name=name, role=key_role, reg=base.acting_as(name))
 
     return check
 

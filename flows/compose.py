@@ -21,10 +21,10 @@ from registry.service import compositions as comps
 from registry.service.compose_inputs import ResolvedInput, cache_dir, fetch_base_model, resolve_inputs
 from registry.service.evaluations import cached_value
 from registry.service.evaluations import record as record_evaluation
-from registry.settings import Settings
 from registry.spec import CompositionSpec
 
 from . import artifacts
+from .context import current_registry
 from .search import run_search
 from .tasks import (
     compose_task,
@@ -80,7 +80,7 @@ def _base_folder(reg: Registry, inputs: list[ResolvedInput]) -> str:
 
 @flow(name="compose", log_prints=True)
 def compose_flow(spec: dict[str, Any], composition_id: str | None = None, trigger: str = "cli") -> dict[str, Any]:
-    reg = Registry(Settings())
+    reg = current_registry()
     parsed = CompositionSpec.model_validate(spec)
     comp = comps.get(reg, composition_id) if composition_id else prepare(reg, parsed, trigger)
     work = cache_dir(reg, "work", comp.id)

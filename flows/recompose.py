@@ -6,17 +6,16 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from registry.service import Registry
 from registry.service import compositions as comps
-from registry.settings import Settings
 from registry.spec import CompositionSpec
 
 from .compose import compose_flow, prepare
+from .context import current_registry
 
 
 @flow(name="recompose-stale", log_prints=True)
 def recompose_stale_flow() -> list[dict[str, Any]]:
-    reg = Registry(Settings())
+    reg = current_registry()
     log = get_run_logger()
     results: list[dict[str, Any]] = []
     for old in comps.find_stale(reg):

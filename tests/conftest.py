@@ -40,5 +40,5 @@ def reg(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Registry]:
     if request.param == "postgres+s3":
         truncate_all(settings.resolved_database_url)
 from tests.adapters_fixtures import adapter_dirs  # noqa: E402,F401
-from tests.prefect_service import prefect_harness  # noqa: E402,F401
+from tests.prefect_service import prefect_harness, warm_home  # noqa: E402,F401
 from tests.flow_fixtures import world  # noqa: E402,F401

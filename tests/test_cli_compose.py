@@ -4,30 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from flows import local_server
 from registry import service
 from registry.service import Registry, compositions
 from registry.settings import Settings
 from tests.factories import make_ia3, make_lora, save_tiny_base
-
-
-@pytest.fixture(scope="session")
-def warm_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, int]]:
-    home = tmp_path_factory.mktemp("pemreg-home")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    local_server.ensure_running(home, port)
-    yield home, port
-    local_server.stop(home)
 
 
 @pytest.fixture

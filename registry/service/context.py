@@ -32,6 +32,13 @@ class Registry:
     def principal(self) -> str:
         return self.settings.principal
 
+    def acting_as(self, principal: str) -> Registry:
+        """The same catalog engine and store client, recording another principal (e.g. an API key)."""
+        other = Registry(self.settings.model_copy(update={"principal": principal}))
+        other.__dict__["sessions"] = self.sessions  # share the cached engine and store client
+        other.__dict__["store"] = self.store
+        return other
+
 
 def open_store_for(settings: Settings, url: str) -> ArtifactStore:
     """Any store URL (the registry's own, or an s3:// source folder) with the configured credentials."""

@@ -1,0 +1,88 @@
+"""/v1/compositions: trigger (writer, 202), dry run `:validate` (writer), list and poll (reader).
+
+The spec is validated synchronously (422 naming the field and line) and its inputs resolved before any
+flow run starts; the flow then runs as a Prefect deployment run when a Prefect API is configured, else
+as a background flow run of this process.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+
+from api.deps import Reader, Writer
+from api.errors import ERROR_RESPONSES
+from registry.errors import InvalidInput
+from registry.service import compositions as comps
+from registry.service.compositions import CompositionView
+from registry.service.dry_run import dry_run
+from registry.spec import CompositionSpec, load_spec
+
+router = APIRouter(prefix="/v1", tags=["compositions"], responses=ERROR_RESPONSES)
+
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+SPEC_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": CompositionSpec.model_json_schema()},
+            "application/yaml": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
+async def _spec(request: Request) -> CompositionSpec:
+    body = await request.body()
+    if not body.strip():
+        raise InvalidInput("spec: the request body is empty", field="spec")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput("spec: the body is not UTF-8 text", field="spec") from None
+    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if content_type not in YAML_TYPES:
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise InvalidInput("spec: not valid JSON (send YAML with Content-Type: application/yaml)",
+                               field="spec") from None
+        if not isinstance(data, dict):
+            raise InvalidInput("spec: expected a JSON object", field="spec")
+        text = json.dumps(data, indent=1)  # one field a line, so errors can name a line
+    return load_spec(text if "\n" in text else text + "\n")
+
+
+@router.post("/compositions", status_code=202, response_model=CompositionView, openapi_extra=SPEC_BODY,
+             summary="Start a composition")
+async def create_composition(request: Request, caller: Writer) -> JSONResponse:
+    spec = await _spec(request)
+    from starlette.concurrency import run_in_threadpool
+
+    from flows import trigger
+
+    view = await run_in_threadpool(trigger.start, caller.reg, spec, "api")
+    return JSONResponse(status_code=202, content=view.model_dump(mode="json"))
+
+
+@router.post("/compositions:validate", openapi_extra=SPEC_BODY, summary="Dry run: resolve, check, interference")
+async def validate_composition(request: Request, caller: Writer) -> dict[str, Any]:
+    spec = await _spec(request)
+    from starlette.concurrency import run_in_threadpool
+
+    report = await run_in_threadpool(dry_run, caller.reg, spec)
+    return report.to_dict()
+
+
+@router.get("/compositions", response_model=list[CompositionView])
+def list_compositions(caller: Reader, status: str | None = Query(default=None),
+                      limit: int = Query(default=50, ge=1, le=500)) -> list[CompositionView]:
+    return comps.list_compositions(caller.reg, status=status, limit=limit)
+
+
+@router.get("/compositions/{composition_id}", response_model=CompositionView)
+def get_composition(composition_id: str, caller: Reader) -> CompositionView:
+    return comps.get(caller.reg, composition_id)
