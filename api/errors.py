@@ -52,6 +52,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     503: _doc("the catalog or the store is unreachable"),
 }
 
+
 class UnsupportedMediaType(InvalidInput):
     """The request body is in a format the route does not take (HTTP 415)."""
 
@@ -60,8 +61,12 @@ class UnsupportedMediaType(InvalidInput):
 
 
 _STATUS: list[tuple[type[RegistryError], int]] = [
-    (InvalidInput, 422), (NotFound, 404), (Conflict, 409), (Unauthenticated, 401),
-    (PermissionDenied, 403), (StoreError, 502),
+    (InvalidInput, 422),
+    (NotFound, 404),
+    (Conflict, 409),
+    (Unauthenticated, 401),
+    (PermissionDenied, 403),
+    (StoreError, 502),
 ]
 
 
@@ -69,8 +74,13 @@ def request_id(request: Request) -> str | None:
     return getattr(request.state, "request_id", None)
 
 
-def error_response(request: Request, status: int, detail: str, field: str | None = None,
-                   errors: list[dict[str, Any]] | None = None) -> JSONResponse:
+def error_response(
+    request: Request,
+    status: int,
+    detail: str,
+    field: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+) -> JSONResponse:
     body = ErrorBody(detail=detail, field=field, request_id=request_id(request), errors=errors)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)

@@ -46,10 +46,18 @@ class RequestIdMiddleware:
             log.exception("request %s %s %s failed", rid, scope.get("method"), scope.get("path"))
             if started:
                 raise  # mid-stream: nothing sane to send; the server closes the connection
-            body = json.dumps({"detail": "internal error; quote the request id to the operator",
-                               "request_id": rid}).encode()
-            await send({"type": "http.response.start", "status": 500, "headers": [
-                (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                (HEADER, rid.encode()),
-            ]})
+            body = json.dumps(
+                {"detail": "internal error; quote the request id to the operator", "request_id": rid}
+            ).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                        (HEADER, rid.encode()),
+                    ],
+                }
+            )
             await send({"type": "http.response.body", "body": body})

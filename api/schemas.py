@@ -16,7 +16,9 @@ class Strict(BaseModel):
 
 
 class RegisterFromSource(Strict):
-    source: str = Field(description="s3://bucket/prefix of a PEFT adapter folder", examples=["s3://b/adapters/x"])
+    source: str = Field(
+        description="s3://bucket/prefix of a PEFT adapter folder", examples=["s3://b/adapters/x"]
+    )
     name: str = Field(description="namespace/name", examples=["acme/math"])
     base_model: str | None = Field(default=None, max_length=241, description="NAME or NAME@REVISION")
     task: str | None = Field(default=None, max_length=128)

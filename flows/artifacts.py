@@ -15,34 +15,73 @@ def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
 
 
-def publish(spec: CompositionSpec, inputs: list[ResolvedInput], interference: dict[str, Any],
-            metrics: dict[str, float], parents: dict[str, dict[str, float]], failures: list[str],
-            search: dict[str, Any] | None) -> None:
-    lines = [f"# Composition `{spec.name}`", "", f"Method **{spec.method}**", "",
-             "| input | version | sha256 | weight |", "|---|---|---|---|"]
+def publish(
+    spec: CompositionSpec,
+    inputs: list[ResolvedInput],
+    interference: dict[str, Any],
+    metrics: dict[str, float],
+    parents: dict[str, dict[str, float]],
+    failures: list[str],
+    search: dict[str, Any] | None,
+) -> None:
+    lines = [
+        f"# Composition `{spec.name}`",
+        "",
+        f"Method **{spec.method}**",
+        "",
+        "| input | version | sha256 | weight |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {i.name} | {i.version} | `{i.sha256[:12]}` | {i.weight:+g} |" for i in inputs]
     pairs = interference.get("pairs", [])
     if pairs:
-        lines += ["", "## Interference (RMS cosine of deltas over modules)", "", "| pair | rms cosine |", "|---|---|"]
-        lines += [f"| {inputs[p['i']].label} / {inputs[p['j']].label} | {p['rms_cosine']:.4f} |" for p in pairs]
+        lines += [
+            "",
+            "## Interference (RMS cosine of deltas over modules)",
+            "",
+            "| pair | rms cosine |",
+            "|---|---|",
+        ]
+        lines += [
+            f"| {inputs[p['i']].label} / {inputs[p['j']].label} | {p['rms_cosine']:.4f} |" for p in pairs
+        ]
     for warning in interference.get("warnings", []):
         lines.append(f"> warning: {warning}")
     if metrics:
-        lines += ["", "## Metrics vs parents", "", "| evaluation | result | " + " | ".join(parents) + " |",
-                  "|---|---|" + "---|" * len(parents)]
+        lines += [
+            "",
+            "## Metrics vs parents",
+            "",
+            "| evaluation | result | " + " | ".join(parents) + " |",
+            "|---|---|" + "---|" * len(parents),
+        ]
         for name, value in metrics.items():
-            lines.append(f"| {name} | {value:.6g} | " + " | ".join(f"{p.get(name, float('nan')):.6g}"
-                                                                for p in parents.values()) + " |")
+            lines.append(
+                f"| {name} | {value:.6g} | "
+                + " | ".join(f"{p.get(name, float('nan')):.6g}" for p in parents.values())
+                + " |"
+            )
     if search:
-        lines += ["", f"Lambda search ({search['strategy']}): {len(search['candidates'])} candidates, "
-                  f"winner #{search['winner']}"]
+        lines += [
+            "",
+            f"Lambda search ({search['strategy']}): {len(search['candidates'])} candidates, "
+            f"winner #{search['winner']}",
+        ]
     lines += ["", "**Gate failed**: " + "; ".join(failures) if failures else ""]
-    create_markdown_artifact("\n".join(lines), key=f"compose-{_slug(spec.name)}", description="composition summary")
-    rows = [{"evaluation": n, "result": v, **{p: vals.get(n) for p, vals in parents.items()}} for n, v in metrics.items()]
+    create_markdown_artifact(
+        "\n".join(lines), key=f"compose-{_slug(spec.name)}", description="composition summary"
+    )
+    rows = [
+        {"evaluation": n, "result": v, **{p: vals.get(n) for p, vals in parents.items()}}
+        for n, v in metrics.items()
+    ]
     if rows:
         create_table_artifact(rows, key=f"metrics-{_slug(spec.name)}", description="result vs parents")
 
 
 def link(name: str, version: int, sha256: str) -> None:
-    create_markdown_artifact(f"Registered **{name}@{version}** (`sha256:{sha256}`)",
-                             key=f"output-{_slug(name)}", description="registered output")
+    create_markdown_artifact(
+        f"Registered **{name}@{version}** (`sha256:{sha256}`)",
+        key=f"output-{_slug(name)}",
+        description="registered output",
+    )

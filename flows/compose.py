@@ -46,8 +46,14 @@ def prepare(reg: Registry, spec: CompositionSpec, trigger: str) -> comps.Composi
     return comps.create(reg, spec, resolve_inputs(reg, spec), trigger)
 
 
-def _parent_metrics(reg: Registry, comp_id: str, base: str, inputs: list[ResolvedInput], folders: list[str],
-                    requests: list[Any]) -> dict[str, dict[str, float]]:
+def _parent_metrics(
+    reg: Registry,
+    comp_id: str,
+    base: str,
+    inputs: list[ResolvedInput],
+    folders: list[str],
+    requests: list[Any],
+) -> dict[str, dict[str, float]]:
     """Each parent on the same datasets; cached per (digest, metric, dataset digest) in the catalog."""
     out: dict[str, dict[str, float]] = {}
     for item, folder in zip(inputs, folders, strict=True):
@@ -62,8 +68,16 @@ def _parent_metrics(reg: Registry, comp_id: str, base: str, inputs: list[Resolve
         if missing:
             fresh = evaluate_task(base, folder, missing)
             for req in missing:
-                record_evaluation(reg, item.label, name=req.name, metric=req.metric, dataset_uri=req.dataset.uri,
-                                  dataset_sha256=req.dataset.sha256, value=fresh[req.name], composition_id=comp_id)
+                record_evaluation(
+                    reg,
+                    item.label,
+                    name=req.name,
+                    metric=req.metric,
+                    dataset_uri=req.dataset.uri,
+                    dataset_sha256=req.dataset.sha256,
+                    value=fresh[req.name],
+                    composition_id=comp_id,
+                )
             values.update(fresh)
         out[item.name] = values
     return out
@@ -79,14 +93,18 @@ def _base_folder(reg: Registry, inputs: list[ResolvedInput]) -> str:
 
 
 @flow(name="compose", log_prints=True)
-def compose_flow(spec: dict[str, Any], composition_id: str | None = None, trigger: str = "cli") -> dict[str, Any]:
+def compose_flow(
+    spec: dict[str, Any], composition_id: str | None = None, trigger: str = "cli"
+) -> dict[str, Any]:
     reg = current_registry()
     parsed = CompositionSpec.model_validate(spec)
     comp = comps.get(reg, composition_id) if composition_id else prepare(reg, parsed, trigger)
     work = cache_dir(reg, "work", comp.id)
     started = _now()
     try:
-        comp = comps.update(reg, comp.id, status="running", flow_run_id=str(flow_run.id) if flow_run.id else None)
+        comp = comps.update(
+            reg, comp.id, status="running", flow_run_id=str(flow_run.id) if flow_run.id else None
+        )
         return _run(reg, parsed, comp, work, started)
     except Exception as exc:
         message = f"{type(exc).__name__}: {exc}" if not str(exc).strip() else str(exc)
@@ -101,14 +119,25 @@ def _run(reg: Registry, spec: CompositionSpec, comp: comps.CompositionView, work
     inputs = [ResolvedInput(**i) for i in comp.inputs]
     cached = comps.find_cached(reg, comp.cache_key or "", exclude=comp.id)
     if cached is not None and cached.output is not None:
-        log.info("cache hit: composition %s already produced %s@%s", comp.cache_key, cached.output.name,
-                 cached.output.version)
+        log.info(
+            "cache hit: composition %s already produced %s@%s",
+            comp.cache_key,
+            cached.output.name,
+            cached.output.version,
+        )
         from registry.service.resolve import resolve_version
 
         with reg.sessions() as session:
             version_id = resolve_version(session, f"{cached.output.name}@{cached.output.version}").id
-        done = comps.update(reg, comp.id, status="succeeded", cache_hit=True, output_version_id=version_id,
-                            metrics=cached.metrics, interference=cached.interference)
+        done = comps.update(
+            reg,
+            comp.id,
+            status="succeeded",
+            cache_hit=True,
+            output_version_id=version_id,
+            metrics=cached.metrics,
+            interference=cached.interference,
+        )
         return done.model_dump(mode="json")
 
     folders = [f.result() for f in [fetch_input_task.submit(reg, i) for i in inputs]]
@@ -125,6 +154,7 @@ def _run(reg: Registry, spec: CompositionSpec, comp: comps.CompositionView, work
     metric_of = {r.name: r.metric for r in requests}
     search_record = None
     if spec.search is not None:
+
         def feasible(candidate_metrics: dict[str, float]) -> bool:
             return not check_gates(spec.gate, candidate_metrics, metric_of, parents)
 
@@ -143,18 +173,29 @@ def _run(reg: Registry, spec: CompositionSpec, comp: comps.CompositionView, work
     artifacts.publish(spec, inputs, interference, metrics, parents, failures, search_record)
     if failures:
         log.warning("gate failed: %s", "; ".join(failures))
-        rejected = comps.update(reg, comp.id, status="rejected", metrics=metrics,
-                                error="gate failed: " + "; ".join(failures))
+        rejected = comps.update(
+            reg, comp.id, status="rejected", metrics=metrics, error="gate failed: " + "; ".join(failures)
+        )
         return rejected.model_dump(mode="json")
 
-    evaluations = [{"name": r.name, "metric": r.metric, "dataset": r.dataset.uri,
-                    "dataset_sha256": r.dataset.sha256, "value": metrics[r.name]} for r in requests]
+    evaluations = [
+        {
+            "name": r.name,
+            "metric": r.metric,
+            "dataset": r.dataset.uri,
+            "dataset_sha256": r.dataset.sha256,
+            "value": metrics[r.name],
+        }
+        for r in requests
+    ]
     provenance = {
         "composition_id": comp.cache_key,
         "composition_run": comp.id,
         "spec": spec.canonical(),
-        "inputs": [{"name": i.name, "version": i.version, "sha256": i.sha256, "weight": i.weight, "ref": i.ref}
-                   for i in inputs],
+        "inputs": [
+            {"name": i.name, "version": i.version, "sha256": i.sha256, "weight": i.weight, "ref": i.ref}
+            for i in inputs
+        ],
         "base_model": inputs[0].base_model,
         "method": {"name": spec.method, **engine},
         "interference": interference,
@@ -164,7 +205,10 @@ def _run(reg: Registry, spec: CompositionSpec, comp: comps.CompositionView, work
         "run": {
             "flow_run_id": str(flow_run.id) if flow_run.id else None,
             "deployment": deployment.name if deployment.id else None,
-            "trigger": comp.trigger, "principal": comp.principal, "started": started, "finished": _now(),
+            "trigger": comp.trigger,
+            "principal": comp.principal,
+            "started": started,
+            "finished": _now(),
             "cache_hit": False,
         },
     }
@@ -173,7 +217,9 @@ def _run(reg: Registry, spec: CompositionSpec, comp: comps.CompositionView, work
     artifacts.link(done.output.name, done.output.version, done.output.sha256)
     if spec.output.kind == "merged_model":
         source = f"{done.output.name}@{done.output.version}"
-        digest = merged_task(reg, comp.id, source, str(out), base or _base_folder(reg, inputs), str(work / "merged"))
+        digest = merged_task(
+            reg, comp.id, source, str(out), base or _base_folder(reg, inputs), str(work / "merged")
+        )
         log.info("merged model of %s: sha256:%s", source, digest)
     return done.model_dump(mode="json")
 

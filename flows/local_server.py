@@ -62,14 +62,20 @@ def ensure_running(home: Path, port: int) -> str:
     root.mkdir(parents=True, exist_ok=True)
     url = f"http://127.0.0.1:{port}/api"
     if _healthy(url):
-        raise RuntimeError(f"port {port} already serves a Prefect API not started by pemreg; set "
-                           "PEMREG_LOCAL_PREFECT_PORT or PREFECT_API_URL")
+        raise RuntimeError(
+            f"port {port} already serves a Prefect API not started by pemreg; set "
+            "PEMREG_LOCAL_PREFECT_PORT or PREFECT_API_URL"
+        )
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}  # the server must not be a client
     env.update(PREFECT_HOME=str(root), PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_UI_ENABLED="true")
     with open(root / "server.log", "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while time.monotonic() < deadline:
@@ -80,8 +86,9 @@ def ensure_running(home: Path, port: int) -> str:
             return url
         time.sleep(0.5)
     proc.terminate()
-    raise RuntimeError(f"the local Prefect server did not answer within {STARTUP_TIMEOUT:.0f} s; "
-                       f"see {root / 'server.log'}")
+    raise RuntimeError(
+        f"the local Prefect server did not answer within {STARTUP_TIMEOUT:.0f} s; see {root / 'server.log'}"
+    )
 
 
 def stop(home: Path, timeout: float = 20.0) -> bool:

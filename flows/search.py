@@ -17,15 +17,22 @@ from .tasks import TASK, compose_task, evaluate_task
 
 
 @task(name="search-candidate", **TASK)
-def candidate_task(folders: list[str], weights: list[float], spec: CompositionSpec, base: str,
-                   requests: list[Any], out: str) -> dict[str, Any]:
+def candidate_task(
+    folders: list[str], weights: list[float], spec: CompositionSpec, base: str, requests: list[Any], out: str
+) -> dict[str, Any]:
     engine = compose_task.fn(folders, weights, spec, out)
     return {"engine": engine, "metrics": evaluate_task.fn(base, out, requests)}
 
 
-def run_search(spec: CompositionSpec, inputs: list[ResolvedInput], folders: list[str], base: str,
-               requests: list[Any], work: Path,
-               feasible: Callable[[dict[str, float]], bool]) -> tuple[dict[str, float], dict[str, Any]]:
+def run_search(
+    spec: CompositionSpec,
+    inputs: list[ResolvedInput],
+    folders: list[str],
+    base: str,
+    requests: list[Any],
+    work: Path,
+    feasible: Callable[[dict[str, float]], bool],
+) -> tuple[dict[str, float], dict[str, Any]]:
     """Returns (weights of the winner by input name, the record for provenance and artifacts).
 
     The winner is the best candidate by the objective among those that pass the spec's gates; when
@@ -41,23 +48,45 @@ def run_search(spec: CompositionSpec, inputs: list[ResolvedInput], folders: list
             chosen = {by_key[k]: w for k, w in cand.weights.items()}
             weights = [chosen.get(i.name, i.weight) for i in inputs]
             out = str(work / f"candidate-{cand.index}")
-            futures.append((cand, chosen, out, candidate_task.submit(folders, weights, spec, base, requests, out)))
+            futures.append(
+                (cand, chosen, out, candidate_task.submit(folders, weights, spec, base, requests, out))
+            )
         for cand, chosen, out, future in futures:
             result = future.result()
-            results[cand.index] = {"weights": chosen, "folder": out, "passes_gates": feasible(result["metrics"]),
-                                   **result}
+            results[cand.index] = {
+                "weights": chosen,
+                "folder": out,
+                "passes_gates": feasible(result["metrics"]),
+                **result,
+            }
             strategy.tell(cand, result["metrics"][objective.evaluation])
     best, _ = strategy.best(lambda cand: results[cand.index]["passes_gates"])
     winner = results[best.index]
-    rows = [{"candidate": i, **{f"w[{k}]": round(v, 6) for k, v in r["weights"].items()}, **r["metrics"],
-             "passes_gates": r["passes_gates"], "winner": i == best.index} for i, r in sorted(results.items())]
-    create_table_artifact(rows, key="lambda-search", description=f"{spec.search.strategy} search, "
-                          f"{objective.goal} {objective.evaluation}")
+    rows = [
+        {
+            "candidate": i,
+            **{f"w[{k}]": round(v, 6) for k, v in r["weights"].items()},
+            **r["metrics"],
+            "passes_gates": r["passes_gates"],
+            "winner": i == best.index,
+        }
+        for i, r in sorted(results.items())
+    ]
+    create_table_artifact(
+        rows,
+        key="lambda-search",
+        description=f"{spec.search.strategy} search, {objective.goal} {objective.evaluation}",
+    )
     record = {
-        "strategy": spec.search.strategy, "objective": objective.model_dump(),
-        "candidates": [{"index": i, "weights": r["weights"], "metrics": r["metrics"],
-                        "passes_gates": r["passes_gates"]} for i, r in sorted(results.items())],
-        "winner": best.index, "winner_folder": winner["folder"], "winner_engine": winner["engine"],
+        "strategy": spec.search.strategy,
+        "objective": objective.model_dump(),
+        "candidates": [
+            {"index": i, "weights": r["weights"], "metrics": r["metrics"], "passes_gates": r["passes_gates"]}
+            for i, r in sorted(results.items())
+        ],
+        "winner": best.index,
+        "winner_folder": winner["folder"],
+        "winner_engine": winner["engine"],
         "winner_metrics": winner["metrics"],
     }
     return winner["weights"], record

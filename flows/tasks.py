@@ -47,22 +47,39 @@ def _device_guard() -> Any:
 def compose_task(folders: list[str], weights: list[float], spec: CompositionSpec, out: str) -> dict:
     adapters = [read_adapter(f) for f in folders]
     with _device_guard():
-        result = compose(adapters, weights, spec.method, rank=spec.rank, density=spec.density,
-                         majority_sign=spec.majority_sign, seed=spec.seed)
+        result = compose(
+            adapters,
+            weights,
+            spec.method,
+            rank=spec.rank,
+            density=spec.density,
+            majority_sign=spec.majority_sign,
+            seed=spec.seed,
+        )
     write_adapter(result.adapter, out)
     return result.report()
 
 
 @task(name="register", **TASK, **RETRYING)
-def register_task(reg: Registry, comp: Any, out: str, spec: CompositionSpec, inputs: list[ResolvedInput],
-                  evaluations: list[dict[str, Any]], metrics: dict[str, float], provenance: dict[str, Any]) -> Any:
-    return register_output(reg, comp, Path(out), spec, inputs, evaluations=evaluations, metrics=metrics,
-                           provenance=provenance)
+def register_task(
+    reg: Registry,
+    comp: Any,
+    out: str,
+    spec: CompositionSpec,
+    inputs: list[ResolvedInput],
+    evaluations: list[dict[str, Any]],
+    metrics: dict[str, float],
+    provenance: dict[str, Any],
+) -> Any:
+    return register_output(
+        reg, comp, Path(out), spec, inputs, evaluations=evaluations, metrics=metrics, provenance=provenance
+    )
 
 
 @task(name="merge-into-base", **TASK, **RETRYING)
-def merged_task(reg: Registry, composition_id: str, source: str, adapter_folder: str, base_folder: str,
-                out: str) -> str:
+def merged_task(
+    reg: Registry, composition_id: str, source: str, adapter_folder: str, base_folder: str, out: str
+) -> str:
     from registry.compose import merge_into_base
     from registry.service.merged import register_merged
 
@@ -81,6 +98,8 @@ def datasets_for(reg: Registry, spec: CompositionSpec) -> list[EvalRequest]:
 
 
 @task(name="evaluate", **TASK)
-def evaluate_task(base_folder: str, adapter_folder: str | None, requests: list[EvalRequest]) -> dict[str, float]:
+def evaluate_task(
+    base_folder: str, adapter_folder: str | None, requests: list[EvalRequest]
+) -> dict[str, float]:
     with _device_guard():
         return _evaluator(base_folder).evaluate(Path(adapter_folder) if adapter_folder else None, requests)

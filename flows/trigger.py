@@ -38,11 +38,16 @@ def submit_to_deployment(reg: Registry, spec: CompositionSpec, trigger: str) -> 
 
     comp = prepare(reg, spec, trigger)
     try:
-        run = run_deployment(COMPOSE_DEPLOYMENT, parameters={
-            "spec": spec.canonical(), "composition_id": comp.id, "trigger": trigger}, timeout=0)
+        run = run_deployment(
+            COMPOSE_DEPLOYMENT,
+            parameters={"spec": spec.canonical(), "composition_id": comp.id, "trigger": trigger},
+            timeout=0,
+        )
     except ObjectNotFound:
-        message = (f"deployment {COMPOSE_DEPLOYMENT} not found on {prefect_api_url()}: start `pemreg worker` "
-                   "against this Prefect API")
+        message = (
+            f"deployment {COMPOSE_DEPLOYMENT} not found on {prefect_api_url()}: start `pemreg worker` "
+            "against this Prefect API"
+        )
         comps.update(reg, comp.id, status="failed", error=message)
         raise NotFound(message) from None
     except Exception as exc:
@@ -63,8 +68,9 @@ def run_in_process(reg: Registry, spec: CompositionSpec, trigger: str) -> comps.
     return comps.get(reg, comp.id)
 
 
-def start_in_background(reg: Registry, spec: CompositionSpec, trigger: str,
-                        api_url: str | None = None) -> comps.CompositionView:
+def start_in_background(
+    reg: Registry, spec: CompositionSpec, trigger: str, api_url: str | None = None
+) -> comps.CompositionView:
     """For the REST API on the embedded default: the flow runs on a thread of this process, reporting
     to `api_url` (the warm local Prefect server) or, when None, to Prefect's ephemeral server."""
     from .compose import compose_flow, prepare
@@ -98,8 +104,12 @@ def start(reg: Registry, spec: CompositionSpec, trigger: str) -> comps.Compositi
     return start_in_background(reg, spec, trigger, api_url)
 
 
-def wait(reg: Registry, composition_id: str, on_change: Callable[[comps.CompositionView], None] | None = None,
-         timeout: float | None = None) -> comps.CompositionView:
+def wait(
+    reg: Registry,
+    composition_id: str,
+    on_change: Callable[[comps.CompositionView], None] | None = None,
+    timeout: float | None = None,
+) -> comps.CompositionView:
     deadline = None if timeout is None else time.monotonic() + timeout
     last = None
     while True:

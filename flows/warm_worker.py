@@ -38,7 +38,9 @@ log = logging.getLogger("pemreg.worker")
 
 
 class WarmWorker:
-    def __init__(self, deployments: list[tuple[Any, Any]], *, limit: int = 2, poll_seconds: float = 0.5) -> None:
+    def __init__(
+        self, deployments: list[tuple[Any, Any]], *, limit: int = 2, poll_seconds: float = 0.5
+    ) -> None:
         self.deployments = deployments  # (flow, RunnerDeployment) pairs
         self.poll_seconds = poll_seconds
         self.pool = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="flow-run")
@@ -81,7 +83,8 @@ class WarmWorker:
                             continue
                         flow = flows_by_deployment[flow_run.deployment_id]
                         self.running[flow_run.id] = self.pool.submit(
-                            run_flow, flow, flow_run=flow_run, return_type="state")
+                            run_flow, flow, flow_run=flow_run, return_type="state"
+                        )
                 self.stopping.wait(self.poll_seconds)
         self.pool.shutdown(wait=True, cancel_futures=False)
 

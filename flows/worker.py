@@ -24,14 +24,24 @@ def deployments(reg: Registry) -> list[tuple[Any, Any]]:
     """(flow, deployment) pairs: compose (triggered), recompose-stale (interval), one per scheduled spec."""
     out = [
         (compose_flow, compose_flow.to_deployment(name="compose")),
-        (recompose_stale_flow, recompose_stale_flow.to_deployment(
-            name="recompose-stale", interval=reg.settings.recompose_interval_seconds)),
+        (
+            recompose_stale_flow,
+            recompose_stale_flow.to_deployment(
+                name="recompose-stale", interval=reg.settings.recompose_interval_seconds
+            ),
+        ),
     ]
     for name, spec in scheduled_specs(reg):
-        out.append((compose_flow, compose_flow.to_deployment(
-            name=f"scheduled-{name.replace('/', '-')}", cron=spec["schedule"],
-            parameters={"spec": spec, "trigger": "schedule"},
-        )))
+        out.append(
+            (
+                compose_flow,
+                compose_flow.to_deployment(
+                    name=f"scheduled-{name.replace('/', '-')}",
+                    cron=spec["schedule"],
+                    parameters={"spec": spec, "trigger": "schedule"},
+                ),
+            )
+        )
     return out
 
 

@@ -34,8 +34,9 @@ def run_online() -> None:
 
 def _run(connection) -> None:  # noqa: ANN001 - SQLAlchemy Connection
     # Batch mode makes ALTERs work on SQLite (copy-and-move); it is a no-op on PostgreSQL.
-    context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
-                      compare_type=True)
+    context.configure(
+        connection=connection, target_metadata=target_metadata, render_as_batch=True, compare_type=True
+    )
     with context.begin_transaction():
         context.run_migrations()
 

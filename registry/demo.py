@@ -28,7 +28,12 @@ def run_demo(reg: service.Registry, workdir: Path, say: Callable[[str], None]) -
         else:
             make_ia3(folder, arch="llama", seed=seed)
         version, created = service.register_adapter(
-            reg, folder, name, task=task, tags={"origin": "demo"}, description=f"demo {kind} adapter for {task}"
+            reg,
+            folder,
+            name,
+            task=task,
+            tags={"origin": "demo"},
+            description=f"demo {kind} adapter for {task}",
         )
         state = "registered" if created else "already registered"
         say(f"{state} {version.name}@{version.version} ({version.pem_type}, sha256:{version.sha256[:12]})")

@@ -60,7 +60,9 @@ def _convert_bin(src: Path, workdir: Path) -> Path:
     out = workdir / "converted"
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src / CONFIG_FILE, out / CONFIG_FILE)
-    save_file({k: v.contiguous() for k, v in state.items()}, str(out / WEIGHTS_FILE), metadata={"format": "pt"})
+    save_file(
+        {k: v.contiguous() for k, v in state.items()}, str(out / WEIGHTS_FILE), metadata={"format": "pt"}
+    )
     return out
 
 

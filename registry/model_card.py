@@ -46,7 +46,9 @@ def render_model_card(
     ]
     if parents:
         lines += ["| parent | version | weight | sha256 |", "|---|---|---|---|"]
-        lines += [f"| {p['name']} | {p['version']} | {p['weight']:+g} | `{p['sha256'][:12]}` |" for p in parents]
+        lines += [
+            f"| {p['name']} | {p['version']} | {p['weight']:+g} | `{p['sha256'][:12]}` |" for p in parents
+        ]
     else:
         lines.append("Registered from files (no parents).")
     if metrics:

@@ -55,7 +55,10 @@ def build_provenance(
     doc: dict[str, Any] = {
         "schema": SCHEMA,
         "kind": kind,
-        "subject": [{"name": n, "digest": {"sha256": f["sha256"]}, "size": f["size"]} for n, f in sorted(subject.items())],
+        "subject": [
+            {"name": n, "digest": {"sha256": f["sha256"]}, "size": f["size"]}
+            for n, f in sorted(subject.items())
+        ],
         "environment": environment(),
         "run": {"trigger": trigger, "principal": principal, "started": now, "finished": now},
     }

@@ -50,10 +50,13 @@ def validate_name(full_name: str, field: str = "name") -> tuple[str, str]:
 
 def validate_alias(alias: str, field: str = "alias") -> str:
     if alias == LATEST:
-        raise InvalidInput(f"{field}: 'latest' is implicit (the highest version) and cannot be set", field=field)
+        raise InvalidInput(
+            f"{field}: 'latest' is implicit (the highest version) and cannot be set", field=field
+        )
     if not ALIAS_RE.match(alias) or alias.isdigit():
         raise InvalidInput(
-            f"{field}: {alias!r} is not a valid alias (lowercase, starts with a letter, e.g. 'prod')", field=field
+            f"{field}: {alias!r} is not a valid alias (lowercase, starts with a letter, e.g. 'prod')",
+            field=field,
         )
     return alias
 
@@ -73,7 +76,9 @@ def parse_selector(selector: str, field: str = "version") -> dict[str, object]:
     if selector == LATEST:
         return {}
     if not ALIAS_RE.match(selector):
-        raise InvalidInput(f"{field}: {selector!r} is not a version number, alias or sha256:prefix", field=field)
+        raise InvalidInput(
+            f"{field}: {selector!r} is not a version number, alias or sha256:prefix", field=field
+        )
     return {"alias": selector}
 
 

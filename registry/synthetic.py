@@ -18,18 +18,30 @@ Arch = Literal["gpt2", "llama"]
 
 BASE_NAME = {"gpt2": "tiny-gpt2", "llama": "tiny-llama"}
 LORA_TARGETS = {"gpt2": ["c_attn", "c_proj"], "llama": ["q_proj", "k_proj", "v_proj", "o_proj"]}
-IA3_TARGETS = {"gpt2": (["c_attn", "mlp.c_proj"], ["mlp.c_proj"]), "llama": (["k_proj", "v_proj", "down_proj"], ["down_proj"])}
+IA3_TARGETS = {
+    "gpt2": (["c_attn", "mlp.c_proj"], ["mlp.c_proj"]),
+    "llama": (["k_proj", "v_proj", "down_proj"], ["down_proj"]),
+}
 
 
 def tiny_model(arch: Arch = "llama", seed: int = 0) -> PreTrainedModel:
     torch.manual_seed(seed)
     if arch == "gpt2":
-        cfg = GPT2Config(n_embd=32, n_layer=2, n_head=2, n_positions=64, vocab_size=128, bos_token_id=0, eos_token_id=0)
+        cfg = GPT2Config(
+            n_embd=32, n_layer=2, n_head=2, n_positions=64, vocab_size=128, bos_token_id=0, eos_token_id=0
+        )
         model = GPT2LMHeadModel(cfg)
     else:
         cfg = LlamaConfig(
-            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-            num_key_value_heads=2, vocab_size=128, max_position_embeddings=64, bos_token_id=0, eos_token_id=0,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            vocab_size=128,
+            max_position_embeddings=64,
+            bos_token_id=0,
+            eos_token_id=0,
         )
         model = LlamaForCausalLM(cfg)
     model.name_or_path = BASE_NAME[arch]
@@ -64,8 +76,13 @@ def make_lora(
 ) -> Path:
     model = tiny_model(arch)
     cfg = LoraConfig(
-        r=r, lora_alpha=alpha, target_modules=targets or LORA_TARGETS[arch], use_rslora=use_rslora,
-        lora_dropout=0.0, fan_in_fan_out=(arch == "gpt2"), task_type="CAUSAL_LM",
+        r=r,
+        lora_alpha=alpha,
+        target_modules=targets or LORA_TARGETS[arch],
+        use_rslora=use_rslora,
+        lora_dropout=0.0,
+        fan_in_fan_out=(arch == "gpt2"),
+        task_type="CAUSAL_LM",
     )
     peft_model = get_peft_model(model, cfg)
     _randomize(peft_model, seed, ("lora_A", "lora_B"), around_one=False)
@@ -75,12 +92,16 @@ def make_lora(
     return dest
 
 
-def make_ia3(dest: Path, *, arch: Arch = "llama", seed: int = 2, targets: tuple[list[str], list[str]] | None = None) -> Path:
+def make_ia3(
+    dest: Path, *, arch: Arch = "llama", seed: int = 2, targets: tuple[list[str], list[str]] | None = None
+) -> Path:
     model = tiny_model(arch)
     target_modules, ff_modules = targets or IA3_TARGETS[arch]
     cfg = IA3Config(
-        target_modules=target_modules, feedforward_modules=ff_modules,
-        fan_in_fan_out=(arch == "gpt2"), task_type="CAUSAL_LM",
+        target_modules=target_modules,
+        feedforward_modules=ff_modules,
+        fan_in_fan_out=(arch == "gpt2"),
+        task_type="CAUSAL_LM",
     )
     peft_model = get_peft_model(model, cfg)
     _randomize(peft_model, seed, ("ia3_l",), around_one=True)

@@ -10,5 +10,8 @@ from registry.service import Registry
 
 def snapshot(reg: Registry) -> tuple[dict[str, int], list[str]]:
     with reg.sessions() as session:
-        rows = {t.name: session.scalar(select(func.count()).select_from(t)) or 0 for t in Base.metadata.sorted_tables}
+        rows = {
+            t.name: session.scalar(select(func.count()).select_from(t)) or 0
+            for t in Base.metadata.sorted_tables
+        }
     return rows, sorted(reg.store.list_keys(""))

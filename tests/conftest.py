@@ -12,6 +12,7 @@ from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+
 from registry.catalog.migrate import upgrade  # noqa: E402
 from registry.service import Registry  # noqa: E402
 from registry.settings import Settings  # noqa: E402
@@ -23,22 +24,33 @@ from tests.s3_service import s3_service, s3_store_url  # noqa: E402,F401
 def reg(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Registry]:
     """A registry on each backend pair users run: the embedded default and PostgreSQL + S3."""
     if request.param == "sqlite+file":
-        settings = Settings(home=tmp_path / "home", database_url=f"sqlite:///{tmp_path / 'reg.db'}",
-                            artifact_store=(tmp_path / "artifacts").as_uri(), principal="tester")
+        settings = Settings(
+            home=tmp_path / "home",
+            database_url=f"sqlite:///{tmp_path / 'reg.db'}",
+            artifact_store=(tmp_path / "artifacts").as_uri(),
+            principal="tester",
+        )
         upgrade(settings.resolved_database_url)
     else:
         url = request.getfixturevalue("pg_url")
         s3 = request.getfixturevalue("s3_service")
         settings = Settings(
-            home=tmp_path / "home", database_url=url, artifact_store=request.getfixturevalue("s3_store_url"),
-            s3_endpoint_url=s3.endpoint, s3_access_key_id=s3.access_key, s3_secret_access_key=s3.secret_key,
-            s3_region=s3.region, principal="tester",
+            home=tmp_path / "home",
+            database_url=url,
+            artifact_store=request.getfixturevalue("s3_store_url"),
+            s3_endpoint_url=s3.endpoint,
+            s3_access_key_id=s3.access_key,
+            s3_secret_access_key=s3.secret_key,
+            s3_region=s3.region,
+            principal="tester",
         )
     registry = Registry(settings)
     registry.store.ensure_ready()
     yield registry
     if request.param == "postgres+s3":
         truncate_all(settings.resolved_database_url)
+
+
 from tests.adapters_fixtures import adapter_dirs  # noqa: E402,F401
-from tests.prefect_service import prefect_harness, warm_home  # noqa: E402,F401
 from tests.flow_fixtures import world  # noqa: E402,F401
+from tests.prefect_service import prefect_harness, warm_home  # noqa: E402,F401

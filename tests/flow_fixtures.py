@@ -25,10 +25,18 @@ class World:
 
 def settings_env(reg: Registry) -> dict[str, str]:
     s = reg.settings
-    env = {"PEMREG_HOME": str(s.home), "PEMREG_DATABASE_URL": s.resolved_database_url,
-           "PEMREG_ARTIFACT_STORE": s.resolved_artifact_store, "PEMREG_PRINCIPAL": s.principal}
-    for key, value in (("S3_ENDPOINT_URL", s.s3_endpoint_url), ("S3_REGION", s.s3_region),
-                       ("S3_ACCESS_KEY_ID", s.s3_access_key_id), ("S3_SECRET_ACCESS_KEY", s.s3_secret_access_key)):
+    env = {
+        "PEMREG_HOME": str(s.home),
+        "PEMREG_DATABASE_URL": s.resolved_database_url,
+        "PEMREG_ARTIFACT_STORE": s.resolved_artifact_store,
+        "PEMREG_PRINCIPAL": s.principal,
+    }
+    for key, value in (
+        ("S3_ENDPOINT_URL", s.s3_endpoint_url),
+        ("S3_REGION", s.s3_region),
+        ("S3_ACCESS_KEY_ID", s.s3_access_key_id),
+        ("S3_SECRET_ACCESS_KEY", s.s3_secret_access_key),
+    ):
         if value:
             env[f"PEMREG_{key}"] = value
     return env
@@ -48,6 +56,10 @@ def world(reg: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefec
     ppl = tmp_path / "ppl.jsonl"
     ppl.write_text("\n".join(json.dumps({"text": t}) for t in TEXTS))
     acc = tmp_path / "acc.jsonl"
-    acc.write_text("\n".join(json.dumps({"text": t, "label": lab}) for t, lab in
-                             [("the cat is", "yes"), ("one two", "no"), ("hello", "yes"), ("a b", "no")]))
+    acc.write_text(
+        "\n".join(
+            json.dumps({"text": t, "label": lab})
+            for t, lab in [("the cat is", "yes"), ("one two", "no"), ("hello", "yes"), ("a b", "no")]
+        )
+    )
     return World(reg, tmp_path, ppl.as_uri(), acc.as_uri())

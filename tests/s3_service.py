@@ -51,7 +51,9 @@ class S3Service:
         from botocore.config import Config
 
         return boto3.client(
-            "s3", endpoint_url=self.endpoint, region_name=self.region,
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name=self.region,
             aws_access_key_id=access_key or self.access_key,
             aws_secret_access_key=secret_key or self.secret_key,
             config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2, "mode": "standard"}),
@@ -60,15 +62,19 @@ class S3Service:
     def store_kwargs(self) -> dict[str, str]:
         """Keyword arguments for `registry.store.open_store` with the admin identity."""
         return {
-            "s3_endpoint_url": self.endpoint, "s3_region": self.region,
-            "aws_access_key_id": self.access_key, "aws_secret_access_key": self.secret_key,
+            "s3_endpoint_url": self.endpoint,
+            "s3_region": self.region,
+            "aws_access_key_id": self.access_key,
+            "aws_secret_access_key": self.secret_key,
         }
 
     def settings_env(self, store_url: str) -> dict[str, str]:
         """PEMREG_* variables pointing the registry at this server (for CLI / settings tests)."""
         return {
-            "PEMREG_ARTIFACT_STORE": store_url, "PEMREG_S3_ENDPOINT_URL": self.endpoint,
-            "PEMREG_S3_REGION": self.region, "PEMREG_S3_ACCESS_KEY_ID": self.access_key,
+            "PEMREG_ARTIFACT_STORE": store_url,
+            "PEMREG_S3_ENDPOINT_URL": self.endpoint,
+            "PEMREG_S3_REGION": self.region,
+            "PEMREG_S3_ACCESS_KEY_ID": self.access_key,
             "PEMREG_S3_SECRET_ACCESS_KEY": self.secret_key,
         }
 
@@ -89,7 +95,10 @@ def _script_env() -> dict[str, str]:
 
 def start_seaweedfs(workdir: Path) -> S3Service:
     proc = subprocess.run(
-        ["bash", str(SCRIPT), "start", str(workdir)], env=_script_env(), capture_output=True, text=True,
+        ["bash", str(SCRIPT), "start", str(workdir)],
+        env=_script_env(),
+        capture_output=True,
+        text=True,
         timeout=120,
     )
     if proc.returncode != 0:

@@ -19,8 +19,9 @@ WEIGHTS = "adapter_model.safetensors"
 
 
 def _upload(api: Api, folder: Path, name: str, role: str = "writer", **data: object) -> httpx.Response:
-    return api.client.post("/v1/adapters", headers=api.h(role), files=upload_files(folder),
-                           data={"name": name, **data})
+    return api.client.post(
+        "/v1/adapters", headers=api.h(role), files=upload_files(folder), data={"name": name, **data}
+    )
 
 
 def _download(api: Api, url: str, **params: str) -> bytes:
@@ -60,7 +61,11 @@ def test_upload_list_download_byte_identical(api: Api, adapter_dirs: dict[str, P
     assert _download(api, version_url, file="adapter_config.json") == config
     manifest = api.client.get(version_url, params={"redirect": "false"}, headers=api.h("reader")).json()
     assert {f["file"] for f in manifest["files"]} == {
-        WEIGHTS, "adapter_config.json", "README.md", "provenance.json"}
+        WEIGHTS,
+        "adapter_config.json",
+        "README.md",
+        "provenance.json",
+    }
     for entry in manifest["files"]:
         if entry["url"].startswith("http://testserver"):  # file store: our own streaming URL
             data = _download(api, entry["url"].removeprefix("http://testserver"))
@@ -93,14 +98,27 @@ def _bad_weights(folder: Path) -> dict[str, tuple[str, bytes]]:
     return files
 
 
-@pytest.mark.parametrize(("case", "field"), [
-    ("no_name", "name"), ("bad_name", "name"), ("no_weights", "weights"), ("no_config", "config"),
-    ("bad_config", None), ("bad_weights", None), ("unknown_field", "colour"), ("sha_mismatch", "weights"),
-    ("bad_tag", "tags"), ("not_multipart", "content-type"), ("bad_json", "source"),
-    ("json_local_path", "source"), ("wrong_pem_type", None),
-])
-def test_bad_uploads_are_4xx_and_store_nothing(api: Api, adapter_dirs: dict[str, Path], case: str,
-                                               field: str | None) -> None:
+@pytest.mark.parametrize(
+    ("case", "field"),
+    [
+        ("no_name", "name"),
+        ("bad_name", "name"),
+        ("no_weights", "weights"),
+        ("no_config", "config"),
+        ("bad_config", None),
+        ("bad_weights", None),
+        ("unknown_field", "colour"),
+        ("sha_mismatch", "weights"),
+        ("bad_tag", "tags"),
+        ("not_multipart", "content-type"),
+        ("bad_json", "source"),
+        ("json_local_path", "source"),
+        ("wrong_pem_type", None),
+    ],
+)
+def test_bad_uploads_are_4xx_and_store_nothing(
+    api: Api, adapter_dirs: dict[str, Path], case: str, field: str | None
+) -> None:
     lora = adapter_dirs["lora"]
     h = api.h("writer")
     if case == "wrong_pem_type":  # acme/x holds LoRAs; an (IA)3 upload under that name conflicts
@@ -145,14 +163,21 @@ def test_upload_size_limit_is_413(reg: object, adapter_dirs: dict[str, Path]) ->
 
 @pytest.mark.postgres
 @pytest.mark.s3
-def test_register_from_s3_source(pg_url: str, s3_service: S3Service, s3_store_url: str, tmp_path: Path,
-                                 adapter_dirs: dict[str, Path]) -> None:
+def test_register_from_s3_source(
+    pg_url: str, s3_service: S3Service, s3_store_url: str, tmp_path: Path, adapter_dirs: dict[str, Path]
+) -> None:
     from registry.service import Registry
     from tests.pg_service import truncate_all
 
-    settings = Settings(home=tmp_path, database_url=pg_url, artifact_store=s3_store_url,
-                        s3_endpoint_url=s3_service.endpoint, s3_access_key_id=s3_service.access_key,
-                        s3_secret_access_key=s3_service.secret_key, s3_region=s3_service.region)
+    settings = Settings(
+        home=tmp_path,
+        database_url=pg_url,
+        artifact_store=s3_store_url,
+        s3_endpoint_url=s3_service.endpoint,
+        s3_access_key_id=s3_service.access_key,
+        s3_secret_access_key=s3_service.secret_key,
+        s3_region=s3_service.region,
+    )
     reg = Registry(settings)
     reg.store.ensure_ready()
     try:
@@ -160,8 +185,9 @@ def test_register_from_s3_source(pg_url: str, s3_service: S3Service, s3_store_ur
         source = f"{s3_store_url}-src/my-lora"
         bucket, prefix = source.removeprefix("s3://").split("/", 1)
         for name in ("adapter_config.json", WEIGHTS):
-            s3_service.client().put_object(Bucket=bucket, Key=f"{prefix}/{name}",
-                                           Body=(adapter_dirs["lora"] / name).read_bytes())
+            s3_service.client().put_object(
+                Bucket=bucket, Key=f"{prefix}/{name}", Body=(adapter_dirs["lora"] / name).read_bytes()
+            )
         body = {"source": source, "name": "acme/from-s3", "tags": {"team": "a"}, "task": "math"}
         r = client_api.client.post("/v1/adapters", headers=client_api.h("writer"), json=body)
         assert r.status_code == 201, r.text
@@ -170,8 +196,9 @@ def test_register_from_s3_source(pg_url: str, s3_service: S3Service, s3_store_ur
         assert again.status_code == 200
         before = snapshot(reg)
         for bad in (f"s3://no-such-bucket-{tmp_path.name.lower()}/x", f"{s3_store_url}-src/empty"):
-            r = client_api.client.post("/v1/adapters", headers=client_api.h("writer"),
-                                       json={"source": bad, "name": "acme/nothing"})
+            r = client_api.client.post(
+                "/v1/adapters", headers=client_api.h("writer"), json={"source": bad, "name": "acme/nothing"}
+            )
             assert r.status_code == 422 and r.json()["field"] == "source", r.text
         assert snapshot(reg) == before
     finally:
@@ -194,7 +221,9 @@ def test_alias_move_is_audited_with_the_key_name(api: Api, adapter_dirs: dict[st
     events = api.client.get("/v1/audit", params={"subject": "acme/a"}, headers=api.h("reader")).json()
     moves = [e for e in events if e["action"] == "alias_move"]
     assert [(e["actor"], e["details"]["from_version"], e["details"]["to_version"]) for e in moves] == [
-        ("writer-key", 1, 2), ("writer-key", None, 1)]
+        ("writer-key", 1, 2),
+        ("writer-key", None, 1),
+    ]
     assert {e["actor"] for e in events if e["action"] == "register"} == {"writer-key"}
     by_actor = api.client.get("/v1/audit", params={"actor": "writer-key"}, headers=api.h("reader")).json()
     assert {e["actor"] for e in by_actor} == {"writer-key"}  # incl. the base model registered on first use
@@ -217,8 +246,10 @@ def test_keys_over_the_api(api: Api) -> None:
     assert api.client.delete("/v1/keys/ci-bot", headers=api.h("admin")).status_code == 204
     assert api.client.get("/v1/adapters", headers={"Authorization": f"Bearer {secret}"}).status_code == 401
     assert api.client.delete("/v1/keys/ci-bot", headers=api.h("admin")).status_code == 404
-    actions = [(e["action"], e["actor"]) for e in
-               api.client.get("/v1/audit", params={"subject": "key:ci-bot"}, headers=api.h("admin")).json()]
+    actions = [
+        (e["action"], e["actor"])
+        for e in api.client.get("/v1/audit", params={"subject": "key:ci-bot"}, headers=api.h("admin")).json()
+    ]
     assert actions == [("key_revoke", "admin-key"), ("key_create", "admin-key")]
 
 

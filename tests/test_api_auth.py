@@ -28,13 +28,21 @@ _names = itertools.count()
 
 
 @pytest.fixture(scope="module")
-def seeded(pg_url: str, s3_service: S3Service, tmp_path_factory: pytest.TempPathFactory,
-           adapter_dirs: dict[str, Path]) -> Iterator[Api]:
+def seeded(
+    pg_url: str,
+    s3_service: S3Service,
+    tmp_path_factory: pytest.TempPathFactory,
+    adapter_dirs: dict[str, Path],
+) -> Iterator[Api]:
     settings = Settings(
-        home=tmp_path_factory.mktemp("home"), database_url=pg_url,
-        artifact_store=f"s3://{s3_service.bucket}/{uuid.uuid4().hex}", s3_endpoint_url=s3_service.endpoint,
-        s3_access_key_id=s3_service.access_key, s3_secret_access_key=s3_service.secret_key,
-        s3_region=s3_service.region, principal="seeder",
+        home=tmp_path_factory.mktemp("home"),
+        database_url=pg_url,
+        artifact_store=f"s3://{s3_service.bucket}/{uuid.uuid4().hex}",
+        s3_endpoint_url=s3_service.endpoint,
+        s3_access_key_id=s3_service.access_key,
+        s3_secret_access_key=s3_service.secret_key,
+        s3_region=s3_service.region,
+        principal="seeder",
     )
     reg = Registry(settings)
     reg.store.ensure_ready()
@@ -62,24 +70,54 @@ ENDPOINTS: list[Endpoint] = [
     ("healthz", None, "GET", lambda a: "/healthz", lambda a: {}, {200}),
     ("readyz", None, "GET", lambda a: "/readyz", lambda a: {}, {200}),
     ("base-models.list", "reader", "GET", lambda a: "/v1/base-models", lambda a: {}, {200}),
-    ("base-models.add", "writer", "POST", lambda a: "/v1/base-models",
-     lambda a: {"json": {"name": "other-base", "source": "/models/other"}}, {200, 201}),
+    (
+        "base-models.add",
+        "writer",
+        "POST",
+        lambda a: "/v1/base-models",
+        lambda a: {"json": {"name": "other-base", "source": "/models/other"}},
+        {200, 201},
+    ),
     ("adapters.list", "reader", "GET", lambda a: "/v1/adapters", lambda a: {"params": {"tag": "x:y"}}, {200}),
-    ("adapters.register", "writer", "POST", lambda a: "/v1/adapters",
-     lambda a: {"files": upload_files(a.extra["lora"]), "data": {"name": "acme/math"}}, {200}),
+    (
+        "adapters.register",
+        "writer",
+        "POST",
+        lambda a: "/v1/adapters",
+        lambda a: {"files": upload_files(a.extra["lora"]), "data": {"name": "acme/math"}},
+        {200},
+    ),
     ("adapters.show", "reader", "GET", lambda a: "/v1/adapters/acme/math", lambda a: {}, {200}),
     ("versions.get", "reader", "GET", lambda a: V, lambda a: {}, {200}),
     ("versions.download", "reader", "GET", lambda a: V + "/download", lambda a: {}, {307}),
-    ("versions.manifest", "reader", "GET", lambda a: V + "/download",
-     lambda a: {"params": {"redirect": "false"}}, {200}),
+    (
+        "versions.manifest",
+        "reader",
+        "GET",
+        lambda a: V + "/download",
+        lambda a: {"params": {"redirect": "false"}},
+        {200},
+    ),
     ("versions.lineage", "reader", "GET", lambda a: V + "/lineage", lambda a: {}, {200}),
     ("versions.serving", "reader", "GET", lambda a: V + "/serving", lambda a: {}, {200}),
-    ("aliases.set", "writer", "PUT", lambda a: "/v1/adapters/acme/math/aliases/prod",
-     lambda a: {"json": {"version": 1}}, {200}),
+    (
+        "aliases.set",
+        "writer",
+        "PUT",
+        lambda a: "/v1/adapters/acme/math/aliases/prod",
+        lambda a: {"json": {"version": 1}},
+        {200},
+    ),
     ("audit", "reader", "GET", lambda a: "/v1/audit", lambda a: {"params": {"actor": "writer-key"}}, {200}),
     ("artifacts", "reader", "GET", lambda a: f"/v1/artifacts/{_sha(a)}", lambda a: {}, {200}),
-    ("keys.create", "admin", "POST", lambda a: "/v1/keys",
-     lambda a: {"json": {"name": f"made-{next(_names)}", "role": "reader"}}, {201}),
+    (
+        "keys.create",
+        "admin",
+        "POST",
+        lambda a: "/v1/keys",
+        lambda a: {"json": {"name": f"made-{next(_names)}", "role": "reader"}},
+        {201},
+    ),
     ("keys.revoke", "admin", "DELETE", lambda a: f"/v1/keys/{_new_key(a)}", lambda a: {}, {204}),
 ]
 
@@ -88,8 +126,9 @@ ENDPOINTS: list[Endpoint] = [
 @pytest.mark.s3
 @pytest.mark.parametrize("role", [None, "invalid", *ROLES])
 @pytest.mark.parametrize("endpoint", ENDPOINTS, ids=[e[0] for e in ENDPOINTS])
-def test_role_matrix(seeded: Api, adapter_dirs: dict[str, Path], endpoint: Endpoint,
-                     role: str | None) -> None:
+def test_role_matrix(
+    seeded: Api, adapter_dirs: dict[str, Path], endpoint: Endpoint, role: str | None
+) -> None:
     _, needed, method, path, kwargs, ok = endpoint
     seeded.extra["lora"] = adapter_dirs["lora"]
     url, options = path(seeded), kwargs(seeded)

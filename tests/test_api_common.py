@@ -61,8 +61,11 @@ def test_health_and_readiness_are_open(api: Api) -> None:
 
 
 def test_readyz_names_the_failing_dependency(tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'missing' / 'x' / 'r.db'}",
-                        artifact_store=(tmp_path / "no-such-store").as_uri())
+    settings = Settings(
+        home=tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'missing' / 'x' / 'r.db'}",
+        artifact_store=(tmp_path / "no-such-store").as_uri(),
+    )
     client = TestClient(create_app(settings))
     (tmp_path / "missing").write_text("a file where the database folder should be")
     r = client.get("/readyz")

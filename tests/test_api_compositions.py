@@ -19,8 +19,9 @@ SPEC = {"name": "t/ab", "expression": "0.25 * t/a + 0.75 * t/b", "output": {"ali
 @pytest.fixture
 def capi(reg: Registry, warm_home: tuple[Path, int], tmp_path: Path) -> Iterator[Api]:
     home, port = warm_home
-    settings = reg.settings.model_copy(update={"home": home, "local_prefect_port": port,
-                                               "prefect_mode": "local-server"})
+    settings = reg.settings.model_copy(
+        update={"home": home, "local_prefect_port": port, "prefect_mode": "local-server"}
+    )
     reg = Registry(settings)
     service.add_base_model(reg, "tiny-llama", source=str(save_tiny_base(tmp_path / "base")))
     service.register_adapter(reg, make_lora(tmp_path / "a", seed=1), "t/a")
@@ -52,17 +53,24 @@ def test_trigger_poll_lineage(capi: Api) -> None:
     assert done["output"]["name"] == "t/ab" and done["output"]["version"] == 1
     lineage = capi.client.get("/v1/adapters/t/ab/versions/candidate/lineage", headers=capi.h("reader")).json()
     assert {(e["parent"], e["operator"], e["weight"]) for e in lineage["edges"]} == {
-        ("t/a@1", "linear", 0.25), ("t/b@1", "linear", 0.75)}
+        ("t/a@1", "linear", 0.25),
+        ("t/b@1", "linear", 0.75),
+    }
     listed = capi.client.get("/v1/compositions?status=succeeded", headers=capi.h("reader")).json()
     assert [c["id"] for c in listed] == [body["id"]]
     events = capi.client.get("/v1/audit?actor=writer-key", headers=capi.h("reader")).json()
-    assert "compose_trigger" in {e["action"] for e in (events["items"] if isinstance(events, dict) else events)}
+    assert "compose_trigger" in {
+        e["action"] for e in (events["items"] if isinstance(events, dict) else events)
+    }
 
 
 def test_yaml_body_and_dry_run(capi: Api) -> None:
     yaml_spec = "name: t/dry\nexpression: 't/a - t/b'\n"
-    r = capi.client.post("/v1/compositions:validate", content=yaml_spec,
-                         headers={**capi.h("writer"), "Content-Type": "application/yaml"})
+    r = capi.client.post(
+        "/v1/compositions:validate",
+        content=yaml_spec,
+        headers={**capi.h("writer"), "Content-Type": "application/yaml"},
+    )
     assert r.status_code == 200, r.text
     report = r.json()
     assert [(i["name"], i["weight"]) for i in report["inputs"]] == [("t/a", 1.0), ("t/b", -1.0)]
@@ -70,12 +78,15 @@ def test_yaml_body_and_dry_run(capi: Api) -> None:
     assert capi.client.get("/v1/compositions", headers=capi.h("reader")).json() == []
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"name": "t/x", "expression": "t/a +"}, "expression"),
-    ({"name": "t/x", "expression": "t/a", "method": "ties"}, "density"),
-    ({"name": "t/x", "expression": "t/a", "bogus": 1}, "bogus"),
-    ({"name": "t/x", "expression": "t/missing"}, None),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "t/x", "expression": "t/a +"}, "expression"),
+        ({"name": "t/x", "expression": "t/a", "method": "ties"}, "density"),
+        ({"name": "t/x", "expression": "t/a", "bogus": 1}, "bogus"),
+        ({"name": "t/x", "expression": "t/missing"}, None),
+    ],
+)
 def test_bad_specs_are_4xx_naming_the_problem(capi: Api, body: dict, field: str | None) -> None:
     r = capi.client.post("/v1/compositions", json=body, headers=capi.h("writer"))
     assert 400 <= r.status_code < 500, r.text
@@ -85,19 +96,23 @@ def test_bad_specs_are_4xx_naming_the_problem(capi: Api, body: dict, field: str 
 
 
 def test_incompatible_inputs_are_422(capi: Api) -> None:
-    r = capi.client.post("/v1/compositions", json={"name": "t/x", "expression": "t/a + t/i"},
-                         headers=capi.h("writer"))
+    r = capi.client.post(
+        "/v1/compositions", json={"name": "t/x", "expression": "t/a + t/i"}, headers=capi.h("writer")
+    )
     assert r.status_code == 422 and "PEM types" in r.json()["detail"]
 
 
-@pytest.mark.parametrize(("method", "path", "role", "status"), [
-    ("post", "/v1/compositions", None, 401),
-    ("post", "/v1/compositions", "reader", 403),
-    ("post", "/v1/compositions:validate", "reader", 403),
-    ("get", "/v1/compositions", None, 401),
-    ("get", "/v1/compositions", "reader", 200),
-    ("get", "/v1/compositions/nope", "reader", 404),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "role", "status"),
+    [
+        ("post", "/v1/compositions", None, 401),
+        ("post", "/v1/compositions", "reader", 403),
+        ("post", "/v1/compositions:validate", "reader", 403),
+        ("get", "/v1/compositions", None, 401),
+        ("get", "/v1/compositions", "reader", 200),
+        ("get", "/v1/compositions/nope", "reader", 404),
+    ],
+)
 def test_composition_roles(capi: Api, method: str, path: str, role: str | None, status: int) -> None:
     kwargs = {"json": SPEC} if method == "post" else {}
     r = getattr(capi.client, method)(path, headers=capi.h(role), **kwargs)

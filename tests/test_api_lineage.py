@@ -16,8 +16,14 @@ from tests.test_api_common import Api, api_fixture  # noqa: F401
 
 def _edge(api: Api, parent: str, child: str, weight: float, op: str = "linear") -> None:
     with transaction(api.reg.sessions) as s:
-        s.add(m.LineageEdge(parent_version_id=resolve_version(s, parent).id,
-                            child_version_id=resolve_version(s, child).id, operator=op, weight=weight))
+        s.add(
+            m.LineageEdge(
+                parent_version_id=resolve_version(s, parent).id,
+                child_version_id=resolve_version(s, child).id,
+                operator=op,
+                weight=weight,
+            )
+        )
 
 
 def test_lineage_up_and_down(api: Api, tmp_path: Path) -> None:
@@ -32,11 +38,18 @@ def test_lineage_up_and_down(api: Api, tmp_path: Path) -> None:
     up = api.client.get("/v1/adapters/lab/abc/versions/latest/lineage", headers=h).json()
     assert up["root"] == "lab/abc@1" and up["direction"] == "up"
     assert {f"{n['name']}@{n['version']}": n["depth"] for n in up["nodes"]} == {
-        "lab/abc@1": 0, "lab/ab@1": 1, "lab/c@1": 1, "lab/a@1": 2, "lab/b@1": 2}
+        "lab/abc@1": 0,
+        "lab/ab@1": 1,
+        "lab/c@1": 1,
+        "lab/a@1": 2,
+        "lab/b@1": 2,
+    }
     edges = {(e["parent"], e["child"]): (e["operator"], e["weight"]) for e in up["edges"]}
     assert edges == {
-        ("lab/a@1", "lab/ab@1"): ("linear", 0.5), ("lab/b@1", "lab/ab@1"): ("linear", -0.5),
-        ("lab/ab@1", "lab/abc@1"): ("delta_svd", 1.0), ("lab/c@1", "lab/abc@1"): ("delta_svd", 0.25),
+        ("lab/a@1", "lab/ab@1"): ("linear", 0.5),
+        ("lab/b@1", "lab/ab@1"): ("linear", -0.5),
+        ("lab/ab@1", "lab/abc@1"): ("delta_svd", 1.0),
+        ("lab/c@1", "lab/abc@1"): ("delta_svd", 0.25),
     }
 
     abc, a = "/v1/adapters/lab/abc/versions/1/lineage", "/v1/adapters/lab/a/versions/1/lineage"
@@ -45,8 +58,11 @@ def test_lineage_up_and_down(api: Api, tmp_path: Path) -> None:
     down = api.client.get(a, params={"direction": "down"}, headers=h).json()
     assert {f"{n['name']}@{n['version']}" for n in down["nodes"]} == {"lab/a@1", "lab/ab@1", "lab/abc@1"}
 
-    for params, field in (({"direction": "sideways"}, "direction"), ({"depth": 0}, "depth"),
-                          ({"depth": 101}, "depth")):
+    for params, field in (
+        ({"direction": "sideways"}, "direction"),
+        ({"depth": 0}, "depth"),
+        ({"depth": 101}, "depth"),
+    ):
         r = api.client.get("/v1/adapters/lab/a/versions/1/lineage", params=params, headers=h)
         assert r.status_code == 422 and r.json()["field"] == field
 
@@ -84,8 +100,10 @@ def test_serving_refs_are_pinned_by_digest(api: Api, adapter_dirs: dict[str, Pat
     assert refs["supported"] is True
     assert refs["vllm"]["lora_name"] == f"acme/srv@{v.sha256[:8]}"
     assert refs["vllm"]["lora_path"].endswith(f"adapters/acme/srv/{v.sha256}")
-    assert refs["vllm"]["load_request"] == {"lora_name": refs["vllm"]["lora_name"],
-                                            "lora_path": refs["vllm"]["lora_path"]}
+    assert refs["vllm"]["load_request"] == {
+        "lora_name": refs["vllm"]["lora_name"],
+        "lora_path": refs["vllm"]["lora_path"],
+    }
     assert refs["vllm"]["lora_int_id"] > 0
     assert refs["lorax"]["adapter_id"] == refs["vllm"]["lora_path"]
     if v.artifact_uri.startswith("s3://"):

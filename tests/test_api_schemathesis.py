@@ -29,19 +29,32 @@ from registry.settings import Settings
 from tests.pg_service import truncate_all
 from tests.s3_service import S3Service
 
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
-          response_headers_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+]
 MAX_EXAMPLES = 25  # per operation and generation mode: ~15 operations, a minute or so in all
 
 
 @pytest.fixture(scope="module")
-def fuzz_target(pg_url: str, s3_service: S3Service, tmp_path_factory: pytest.TempPathFactory,
-                adapter_dirs: dict[str, Path]) -> Iterator[dict[str, Any]]:
+def fuzz_target(
+    pg_url: str,
+    s3_service: S3Service,
+    tmp_path_factory: pytest.TempPathFactory,
+    adapter_dirs: dict[str, Path],
+) -> Iterator[dict[str, Any]]:
     settings_ = Settings(
-        home=tmp_path_factory.mktemp("home"), database_url=pg_url,
-        artifact_store=f"s3://{s3_service.bucket}/{uuid.uuid4().hex}", s3_endpoint_url=s3_service.endpoint,
-        s3_access_key_id=s3_service.access_key, s3_secret_access_key=s3_service.secret_key,
-        s3_region=s3_service.region, principal="fuzz",
+        home=tmp_path_factory.mktemp("home"),
+        database_url=pg_url,
+        artifact_store=f"s3://{s3_service.bucket}/{uuid.uuid4().hex}",
+        s3_endpoint_url=s3_service.endpoint,
+        s3_access_key_id=s3_service.access_key,
+        s3_secret_access_key=s3_service.secret_key,
+        s3_region=s3_service.region,
+        principal="fuzz",
     )
     reg = Registry(settings_)
     reg.store.ensure_ready()
@@ -73,8 +86,7 @@ schema.app = TARGET  # calls go in-process to the ASGI app (as from_asgi would s
 @pytest.mark.postgres
 @pytest.mark.s3
 @schema.parametrize()
-@settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True,
-          suppress_health_check=list(HealthCheck))
+@settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_openapi_conformance(case: schemathesis.Case, fuzz_target: dict[str, Any]) -> None:
     headers = {"Authorization": f"Bearer {fuzz_target['key']}"}
     case.call_and_validate(headers=headers, checks=CHECKS, allow_redirects=False)

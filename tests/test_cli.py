@@ -40,8 +40,18 @@ def test_cli_end_to_end(cli_env: dict[str, str], adapter_dirs: dict[str, Path], 
     assert init.returncode == 0, init.stderr
     assert init.stdout.strip().splitlines()[-1].startswith("pemreg_")
 
-    add = _run(cli_env, "adapters", "add", str(adapter_dirs["lora"]), "--name", "acme/math", "--task", "math",
-               "--tag", "team=a")
+    add = _run(
+        cli_env,
+        "adapters",
+        "add",
+        str(adapter_dirs["lora"]),
+        "--name",
+        "acme/math",
+        "--task",
+        "math",
+        "--tag",
+        "team=a",
+    )
     assert add.returncode == 0, add.stderr
     assert "registered acme/math@1" in add.stdout
     again = _run(cli_env, "adapters", "add", str(adapter_dirs["lora"]), "--name", "acme/math", "--json")
@@ -73,12 +83,16 @@ def test_cli_end_to_end(cli_env: dict[str, str], adapter_dirs: dict[str, Path], 
     assert lineage["root"] == "acme/math@1" and lineage["edges"] == []
 
 
-def test_cli_errors_are_one_line_and_change_nothing(cli_env: dict[str, str], adapter_dirs: dict[str, Path],
-                                                    tmp_path: Path) -> None:
+def test_cli_errors_are_one_line_and_change_nothing(
+    cli_env: dict[str, str], adapter_dirs: dict[str, Path], tmp_path: Path
+) -> None:
     assert _run(cli_env, "init").returncode == 0
     assert _run(cli_env, "adapters", "add", str(adapter_dirs["lora"]), "--name", "acme/math").returncode == 0
-    reg = Registry(Settings(**{k.removeprefix("PEMREG_").lower(): v for k, v in cli_env.items()
-                               if k.startswith("PEMREG_")}))
+    reg = Registry(
+        Settings(
+            **{k.removeprefix("PEMREG_").lower(): v for k, v in cli_env.items() if k.startswith("PEMREG_")}
+        )
+    )
     before = snapshot(reg)
     broken = tmp_path / "broken"
     broken.mkdir()

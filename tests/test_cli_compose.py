@@ -19,13 +19,30 @@ from tests.factories import make_ia3, make_lora, save_tiny_base
 @pytest.fixture
 def cli(warm_home: tuple[Path, int], tmp_path: Path) -> tuple[Registry, dict[str, str]]:
     home, port = warm_home
-    reg = Registry(Settings(home=home, database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
-                            artifact_store=(tmp_path / "store").as_uri(), principal="researcher"))
+    reg = Registry(
+        Settings(
+            home=home,
+            database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
+            artifact_store=(tmp_path / "store").as_uri(),
+            principal="researcher",
+        )
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PEMREG_", "PREFECT_"))}
-    env.update(PEMREG_HOME=str(home), PEMREG_DATABASE_URL=reg.settings.resolved_database_url,
-               PEMREG_ARTIFACT_STORE=reg.settings.resolved_artifact_store, PEMREG_PRINCIPAL="researcher",
-               PEMREG_LOCAL_PREFECT_PORT=str(port), PREFECT_HOME=str(tmp_path / "prefect-client"), COLUMNS="200")
-    assert subprocess.run([sys.executable, "-m", "api.cli.main", "init"], env=env, capture_output=True).returncode == 0
+    env.update(
+        PEMREG_HOME=str(home),
+        PEMREG_DATABASE_URL=reg.settings.resolved_database_url,
+        PEMREG_ARTIFACT_STORE=reg.settings.resolved_artifact_store,
+        PEMREG_PRINCIPAL="researcher",
+        PEMREG_LOCAL_PREFECT_PORT=str(port),
+        PREFECT_HOME=str(tmp_path / "prefect-client"),
+        COLUMNS="200",
+    )
+    assert (
+        subprocess.run(
+            [sys.executable, "-m", "api.cli.main", "init"], env=env, capture_output=True
+        ).returncode
+        == 0
+    )
     service.add_base_model(reg, "tiny-llama", source=str(save_tiny_base(tmp_path / "base")))
     service.register_adapter(reg, make_lora(tmp_path / "a", seed=1), "t/a")
     service.register_adapter(reg, make_lora(tmp_path / "b", seed=2), "t/b")
@@ -34,8 +51,13 @@ def cli(warm_home: tuple[Path, int], tmp_path: Path) -> tuple[Registry, dict[str
 
 
 def _compose(env: dict[str, str], spec: Path, *flags: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "api.cli.main", "compose", str(spec), *flags], env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli.main", "compose", str(spec), *flags],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_dry_run_then_compose_then_cache_hit(cli: tuple[Registry, dict[str, str]], tmp_path: Path) -> None:
@@ -45,8 +67,14 @@ def test_dry_run_then_compose_then_cache_hit(cli: tuple[Registry, dict[str, str]
     dry = _compose(env, spec, "--dry-run", "--json")
     assert dry.returncode == 0, dry.stderr
     report = json.loads(dry.stdout)
-    assert [(i["name"], i["version"], i["weight"]) for i in report["inputs"]] == [("t/a", 1, 1.0), ("t/b", 1, 1.0)]
-    assert len(report["interference"]["pairs"]) == 1 and 0 <= report["interference"]["pairs"][0]["rms_cosine"] <= 1
+    assert [(i["name"], i["version"], i["weight"]) for i in report["inputs"]] == [
+        ("t/a", 1, 1.0),
+        ("t/b", 1, 1.0),
+    ]
+    assert (
+        len(report["interference"]["pairs"]) == 1
+        and 0 <= report["interference"]["pairs"][0]["rms_cosine"] <= 1
+    )
     assert compositions.list_compositions(reg) == []  # a dry run composes nothing
 
     first = _compose(env, spec, "--wait")
@@ -56,23 +84,35 @@ def test_dry_run_then_compose_then_cache_hit(cli: tuple[Registry, dict[str, str]
     view = json.loads(again.stdout)
     assert view["cache_hit"] is True and view["output"]["version"] == 1
 
-    listing = subprocess.run([sys.executable, "-m", "api.cli.main", "compositions", "list", "--json"], env=env,
-                             capture_output=True, text=True)
+    listing = subprocess.run(
+        [sys.executable, "-m", "api.cli.main", "compositions", "list", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert [c["status"] for c in json.loads(listing.stdout)] == ["succeeded", "succeeded"]
-    shown = subprocess.run([sys.executable, "-m", "api.cli.main", "compositions", "show", view["id"]], env=env,
-                           capture_output=True, text=True)
+    shown = subprocess.run(
+        [sys.executable, "-m", "api.cli.main", "compositions", "show", view["id"]],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert "input t/a@1 weight +1" in shown.stdout
 
 
-@pytest.mark.parametrize(("spec_text", "needle"), [
-    ("name: t/x\nexpression: 't/a + t/i'\n", "PEM types"),
-    ("name: t/x\nexpression: 't/a +'\n", "expression"),
-    ("name: t/x\nmethod: ties\nexpression: 't/a + t/b'\n", "density"),
-    ("name: t/x\nexpression: 't/missing + t/b'\n", "t/missing"),
-    ("name: T/X\nexpression: 't/a'\n", "name"),
-])
-def test_bad_specs_fail_with_one_line(cli: tuple[Registry, dict[str, str]], tmp_path: Path, spec_text: str,
-                                      needle: str) -> None:
+@pytest.mark.parametrize(
+    ("spec_text", "needle"),
+    [
+        ("name: t/x\nexpression: 't/a + t/i'\n", "PEM types"),
+        ("name: t/x\nexpression: 't/a +'\n", "expression"),
+        ("name: t/x\nmethod: ties\nexpression: 't/a + t/b'\n", "density"),
+        ("name: t/x\nexpression: 't/missing + t/b'\n", "t/missing"),
+        ("name: T/X\nexpression: 't/a'\n", "name"),
+    ],
+)
+def test_bad_specs_fail_with_one_line(
+    cli: tuple[Registry, dict[str, str]], tmp_path: Path, spec_text: str, needle: str
+) -> None:
     reg, env = cli
     spec = tmp_path / "bad.yaml"
     spec.write_text(spec_text)

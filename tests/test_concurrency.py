@@ -18,8 +18,14 @@ WRITERS = 8
 
 @pytest.mark.postgres
 def test_parallel_registration_is_gap_free(pg_url: str, tmp_path: Path) -> None:
-    reg = Registry(Settings(home=tmp_path, database_url=pg_url, artifact_store=(tmp_path / "store").as_uri(),
-                            principal="tester"))
+    reg = Registry(
+        Settings(
+            home=tmp_path,
+            database_url=pg_url,
+            artifact_store=(tmp_path / "store").as_uri(),
+            principal="tester",
+        )
+    )
     folders = [make_lora(tmp_path / f"a{i}", seed=500 + i) for i in range(WRITERS)]
     # The same bytes twice more: idempotency must hold under the race too.
     jobs = folders + folders[:2]

@@ -36,8 +36,14 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def test_compose_through_deployment_and_worker(tmp_path: Path) -> None:
-    reg = Registry(Settings(home=tmp_path / "home", database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
-                            artifact_store=(tmp_path / "store").as_uri(), principal="ops"))
+    reg = Registry(
+        Settings(
+            home=tmp_path / "home",
+            database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
+            artifact_store=(tmp_path / "store").as_uri(),
+            principal="ops",
+        )
+    )
     from registry.catalog.migrate import upgrade
 
     upgrade(reg.settings.resolved_database_url)
@@ -50,21 +56,38 @@ def test_compose_through_deployment_and_worker(tmp_path: Path) -> None:
     server_home = tmp_path / "prefect"
     api_url = local_server.ensure_running(server_home, _free_port())
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PEMREG_", "PREFECT_"))}
-    env.update(settings_env(reg), PREFECT_API_URL=api_url, PREFECT_HOME=str(tmp_path / "client"),
-               PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_RUNNER_POLL_FREQUENCY="1")
-    worker = subprocess.Popen([sys.executable, "-m", "api.cli.main", "worker"], env=env, start_new_session=True,
-                              stdout=open(tmp_path / "worker.log", "wb"), stderr=subprocess.STDOUT)
+    env.update(
+        settings_env(reg),
+        PREFECT_API_URL=api_url,
+        PREFECT_HOME=str(tmp_path / "client"),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_RUNNER_POLL_FREQUENCY="1",
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "api.cli.main", "worker"],
+        env=env,
+        start_new_session=True,
+        stdout=(tmp_path / "worker.log").open("wb"),  # noqa: SIM115 - the child process owns it
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 90
         result = None
         while time.monotonic() < deadline:  # the deployment exists once the worker has registered it
-            result = subprocess.run([sys.executable, "-m", "api.cli.main", "compose", str(spec), "--wait", "--json"],
-                                    env=env, capture_output=True, text=True, timeout=180)
+            result = subprocess.run(
+                [sys.executable, "-m", "api.cli.main", "compose", str(spec), "--wait", "--json"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=180,
+            )
             if result.returncode == 0 or "not found" not in result.stderr.lower():
                 break
             time.sleep(2)
-        assert result is not None and result.returncode == 0, (result and result.stderr,
-                                                                (tmp_path / "worker.log").read_text()[-3000:])
+        assert result is not None and result.returncode == 0, (
+            result and result.stderr,
+            (tmp_path / "worker.log").read_text()[-3000:],
+        )
         view = json.loads(result.stdout)
         assert view["status"] == "succeeded" and view["flow_run_id"]
         assert view["output"]["name"] == "t/deployed" and view["output"]["version"] == 1

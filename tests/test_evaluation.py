@@ -60,8 +60,11 @@ def test_perplexity_matches_transformers_loss(base_and_adapter: tuple[Path, Path
 def test_accuracy_picks_the_most_likely_label(base_and_adapter: tuple[Path, Path]) -> None:
     base, _ = base_and_adapter
     model = AutoModelForCausalLM.from_pretrained(base).eval()
-    rows = [{"text": "the cat is", "label": "yes"}, {"text": "one two", "label": "no"},
-            {"text": "hello", "label": "maybe"}]
+    rows = [
+        {"text": "the cat is", "label": "yes"},
+        {"text": "one two", "label": "no"},
+        {"text": "hello", "label": "maybe"},
+    ]
     labels = sorted({r["label"] for r in rows})
 
     def score(prefix: str, label: str) -> float:
@@ -70,7 +73,9 @@ def test_accuracy_picks_the_most_likely_label(base_and_adapter: tuple[Path, Path
             logp = torch.log_softmax(model(input_ids=torch.tensor([full])).logits[0, :-1], -1)
         return sum(logp[t - 1, full[t]].item() for t in range(len(p), len(full)))
 
-    expected = sum(max(labels, key=lambda lab: score(r["text"] + " ", lab)) == r["label"] for r in rows) / len(rows)
+    expected = sum(
+        max(labels, key=lambda lab: score(r["text"] + " ", lab)) == r["label"] for r in rows
+    ) / len(rows)
     ev = Evaluator(base, torch.device("cpu"))
     got = ev.evaluate(None, [EvalRequest("acc", "accuracy", _dataset(rows))])["acc"]
     assert got == pytest.approx(expected)
@@ -91,8 +96,12 @@ def test_gates() -> None:
 
 
 def _search(strategy: str, budget: int | None = None) -> SearchSpec:
-    return SearchSpec(strategy=strategy, weights={"a/x": [-0.6, -0.2], "a/y": [0.1, 0.5, 0.9]},
-                      objective={"evaluation": "ppl", "goal": "minimize"}, budget=budget)
+    return SearchSpec(
+        strategy=strategy,
+        weights={"a/x": [-0.6, -0.2], "a/y": [0.1, 0.5, 0.9]},
+        objective={"evaluation": "ppl", "goal": "minimize"},
+        budget=budget,
+    )
 
 
 @pytest.mark.parametrize("strategy", ["grid", "random", "nevergrad"])

@@ -47,17 +47,32 @@ def test_linear_merge_matches_the_paper_and_is_registered(world: World, tmp_path
         torch.testing.assert_close(out[f"{key}.lora_B.weight"], exp_b)
 
     graph = service.lineage(world.reg, "t/ab@1")
-    assert {(e.parent, e.operator, e.weight) for e in graph.edges} == {("t/a@1", "linear", 0.5),
-                                                                      ("t/b@1", "linear", 0.5)}
+    assert {(e.parent, e.operator, e.weight) for e in graph.edges} == {
+        ("t/a@1", "linear", 0.5),
+        ("t/b@1", "linear", 0.5),
+    }
     prov = json.loads((tmp_path / "t_ab_candidate" / "provenance.json").read_text())
-    for field in ("composition_id", "spec", "inputs", "base_model", "method", "interference", "evaluations",
-                  "environment", "run", "subject"):
+    for field in (
+        "composition_id",
+        "spec",
+        "inputs",
+        "base_model",
+        "method",
+        "interference",
+        "evaluations",
+        "environment",
+        "run",
+        "subject",
+    ):
         assert field in prov, field
     subject = {s["name"]: s["digest"]["sha256"] for s in prov["subject"]}
     for name, digest in subject.items():
         assert sha256_file(tmp_path / "t_ab_candidate" / name) == digest
     assert prov["composition_id"] == compositions.get(world.reg, result["id"]).cache_key
-    assert [(i["name"], i["version"], i["weight"]) for i in prov["inputs"]] == [("t/a", 1, 0.5), ("t/b", 1, 0.5)]
+    assert [(i["name"], i["version"], i["weight"]) for i in prov["inputs"]] == [
+        ("t/a", 1, 0.5),
+        ("t/b", 1, 0.5),
+    ]
     assert prov["run"]["flow_run_id"] == result["flow_run_id"] and prov["run"]["cache_hit"] is False
     assert len(prov["interference"]["pairs"]) == 1
 
@@ -101,9 +116,11 @@ def test_ia3_merge_is_around_the_identity(world: World, tmp_path: Path) -> None:
 
 def test_gate_rejects_and_registers_nothing(world: World) -> None:
     before = service.list_adapters(world.reg).items
-    spec = (f"name: t/gated\nexpression: 't/a@1 + t/b'\nevaluate:\n"
-            f"  - {{name: ppl, metric: perplexity, dataset: '{world.ppl_data}'}}\n"
-            f"gate:\n  - {{evaluation: ppl, max: 1.0}}\n")
+    spec = (
+        f"name: t/gated\nexpression: 't/a@1 + t/b'\nevaluate:\n"
+        f"  - {{name: ppl, metric: perplexity, dataset: '{world.ppl_data}'}}\n"
+        f"gate:\n  - {{evaluation: ppl, max: 1.0}}\n"
+    )
     result = _run(spec)
     assert result["status"] == "rejected" and result["output"] is None
     assert result["metrics"]["ppl"] > 1.0 and "gate failed" in result["error"]
@@ -111,16 +128,18 @@ def test_gate_rejects_and_registers_nothing(world: World) -> None:
 
 
 def test_evaluations_and_regression_gate_against_a_parent(world: World) -> None:
-    spec = (f"name: t/eval\nexpression: '0.5 * t/a@1 + 0.5 * t/b'\nevaluate:\n"
-            f"  - {{name: ppl, metric: perplexity, dataset: '{world.ppl_data}'}}\n"
-            f"  - {{name: acc, metric: accuracy, dataset: '{world.acc_data}'}}\n"
-            f"gate:\n  - {{evaluation: ppl, max_regression_vs: t/a, by: 10.0}}\n")
+    spec = (
+        f"name: t/eval\nexpression: '0.5 * t/a@1 + 0.5 * t/b'\nevaluate:\n"
+        f"  - {{name: ppl, metric: perplexity, dataset: '{world.ppl_data}'}}\n"
+        f"  - {{name: acc, metric: accuracy, dataset: '{world.acc_data}'}}\n"
+        f"gate:\n  - {{evaluation: ppl, max_regression_vs: t/a, by: 10.0}}\n"
+    )
     result = _run(spec)
     assert result["status"] == "succeeded", result
     assert set(result["metrics"]) == {"ppl", "acc"} and 0.0 <= result["metrics"]["acc"] <= 1.0
     # Parents were evaluated on the same data and cached per digest in the catalog.
-    from registry.service.evaluations import cached_value
     from registry.evaluation import load_dataset
+    from registry.service.evaluations import cached_value
 
     data = load_dataset(world.ppl_data, "perplexity", None)
     assert cached_value(world.reg, "t/a@1", "perplexity", data.sha256) is not None
@@ -137,10 +156,12 @@ def test_same_request_twice_is_a_cache_hit(world: World) -> None:
 
 
 def test_lambda_search_registers_only_the_winner(world: World, tmp_path: Path) -> None:
-    spec = (f"name: t/searched\nexpression: 't/a@1 - 0.2 * t/b'\nevaluate:\n"
-            f"  - {{name: ppl, metric: perplexity, dataset: '{world.ppl_data}'}}\n"
-            f"search:\n  strategy: grid\n  weights: {{t/b: [-0.2, -0.6, -1.0]}}\n"
-            f"  objective: {{evaluation: ppl, goal: minimize}}\n")
+    spec = (
+        f"name: t/searched\nexpression: 't/a@1 - 0.2 * t/b'\nevaluate:\n"
+        f"  - {{name: ppl, metric: perplexity, dataset: '{world.ppl_data}'}}\n"
+        f"search:\n  strategy: grid\n  weights: {{t/b: [-0.2, -0.6, -1.0]}}\n"
+        f"  objective: {{evaluation: ppl, goal: minimize}}\n"
+    )
     result = _run(spec)
     assert result["status"] == "succeeded", result
     assert [v.version for v in service.show_adapter(world.reg, "t/searched").versions or []] == [1]
@@ -172,14 +193,18 @@ def test_recompose_after_alias_moves(world: World) -> None:
 def test_search_winner_must_pass_the_gates(world: World, tmp_path: Path) -> None:
     # Maximising perplexity alone would pick the most negative weight; the gate caps it, so the winner
     # is the best candidate that passes.
-    probe = _run(f"name: t/probe\nexpression: '-1.0 * t/a@1'\nevaluate:\n"
-                 f"  - {{name: ppl, metric: perplexity, dataset: '{world.ppl_data}'}}\n")
+    probe = _run(
+        f"name: t/probe\nexpression: '-1.0 * t/a@1'\nevaluate:\n"
+        f"  - {{name: ppl, metric: perplexity, dataset: '{world.ppl_data}'}}\n"
+    )
     cap = probe["metrics"]["ppl"] * 0.999  # the -1.0 candidate (same bytes as the probe) exceeds it
-    spec = (f"name: t/capped\nexpression: '-0.5 * t/a@1'\nevaluate:\n"
-            f"  - {{name: ppl, metric: perplexity, dataset: '{world.ppl_data}'}}\n"
-            f"gate:\n  - {{evaluation: ppl, max: {cap}}}\n"
-            f"search:\n  strategy: grid\n  weights: {{t/a: [-0.1, -0.5, -1.0]}}\n"
-            f"  objective: {{evaluation: ppl, goal: maximize}}\n")
+    spec = (
+        f"name: t/capped\nexpression: '-0.5 * t/a@1'\nevaluate:\n"
+        f"  - {{name: ppl, metric: perplexity, dataset: '{world.ppl_data}'}}\n"
+        f"gate:\n  - {{evaluation: ppl, max: {cap}}}\n"
+        f"search:\n  strategy: grid\n  weights: {{t/a: [-0.1, -0.5, -1.0]}}\n"
+        f"  objective: {{evaluation: ppl, goal: maximize}}\n"
+    )
     result = _run(spec)
     assert result["status"] == "succeeded", result
     service.download_version(world.reg, "t/capped@1", tmp_path / "c")
@@ -199,7 +224,9 @@ def test_merged_model_output_equals_merge_and_unload(world: World, tmp_path: Pat
     assert result["status"] == "succeeded", result
     adapter_dir = tmp_path / "adapter"
     service.download_version(world.reg, "t/merged@1", adapter_dir)
-    [match] = [x for x in service.find_by_digest(world.reg, sha256_file(adapter_dir / "adapter_model.safetensors"))]
+    [match] = [
+        x for x in service.find_by_digest(world.reg, sha256_file(adapter_dir / "adapter_model.safetensors"))
+    ]
     assert match.name == "t/merged"
     base_dir = world.tmp / "base"
     reference = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_dir), str(adapter_dir))

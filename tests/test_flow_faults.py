@@ -57,7 +57,9 @@ def test_exception_inside_compose(world: World, monkeypatch: pytest.MonkeyPatch)
 def test_db_error_at_commit(world: World) -> None:
     def fail_registration_commit(session: Session) -> None:
         # The registration transaction is the one that marks the composition succeeded.
-        if any(isinstance(o, m.Composition) and o.status == "succeeded" for o in session.identity_map.values()):
+        if any(
+            isinstance(o, m.Composition) and o.status == "succeeded" for o in session.identity_map.values()
+        ):
             raise OperationalError("COMMIT", None, Exception("injected: database connection lost"))
 
     event.listen(Session, "before_commit", fail_registration_commit)
@@ -77,11 +79,18 @@ def own_s3(tmp_path: Path, prefect_harness: None, monkeypatch: pytest.MonkeyPatc
     workdir = tmp_path / "weed"
     s3 = start_seaweedfs(workdir)
     try:
-        reg = Registry(Settings(
-            home=tmp_path / "home", database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
-            artifact_store="s3://faults/reg", s3_endpoint_url=s3.endpoint, s3_region=s3.region,
-            s3_access_key_id=s3.access_key, s3_secret_access_key=s3.secret_key, principal="tester",
-        ))
+        reg = Registry(
+            Settings(
+                home=tmp_path / "home",
+                database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
+                artifact_store="s3://faults/reg",
+                s3_endpoint_url=s3.endpoint,
+                s3_region=s3.region,
+                s3_access_key_id=s3.access_key,
+                s3_secret_access_key=s3.secret_key,
+                principal="tester",
+            )
+        )
         from registry.catalog.migrate import upgrade
 
         upgrade(reg.settings.resolved_database_url)
@@ -96,7 +105,9 @@ def own_s3(tmp_path: Path, prefect_harness: None, monkeypatch: pytest.MonkeyPatc
         stop_seaweedfs(workdir)
 
 
-def test_store_unreachable_mid_upload(own_s3: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_store_unreachable_mid_upload(
+    own_s3: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     original = S3Store.put_file
     stopped: list[bool] = []
 

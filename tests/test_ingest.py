@@ -56,8 +56,9 @@ class _Evil:
         return (print, ("pwned",))
 
 
-def test_bin_with_arbitrary_pickle_is_refused(adapter_dirs: dict[str, Path], tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_bin_with_arbitrary_pickle_is_refused(
+    adapter_dirs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     folder = _copy(adapter_dirs["lora"], tmp_path)
     (folder / "adapter_model.safetensors").unlink()
     torch.save({"x": _Evil()}, folder / "adapter_model.bin")
@@ -121,7 +122,9 @@ CORRUPTIONS = {
 
 
 @pytest.mark.parametrize("kind", sorted(CORRUPTIONS))
-def test_corrupt_adapter_gets_one_clear_error(kind: str, adapter_dirs: dict[str, Path], tmp_path: Path) -> None:
+def test_corrupt_adapter_gets_one_clear_error(
+    kind: str, adapter_dirs: dict[str, Path], tmp_path: Path
+) -> None:
     corrupt, needle = CORRUPTIONS[kind]
     folder = _copy(adapter_dirs["lora"], tmp_path)
     corrupt(folder)

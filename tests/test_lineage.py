@@ -14,8 +14,14 @@ from tests.factories import make_lora
 
 def _edge(reg: Registry, parent: str, child: str, weight: float, op: str = "linear") -> None:
     with transaction(reg.sessions) as s:
-        s.add(m.LineageEdge(parent_version_id=resolve_version(s, parent).id,
-                            child_version_id=resolve_version(s, child).id, operator=op, weight=weight))
+        s.add(
+            m.LineageEdge(
+                parent_version_id=resolve_version(s, parent).id,
+                child_version_id=resolve_version(s, child).id,
+                operator=op,
+                weight=weight,
+            )
+        )
 
 
 def test_walk_up_and_down(reg: Registry, tmp_path: Path) -> None:

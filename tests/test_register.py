@@ -17,12 +17,17 @@ from tests.catalog_helpers import snapshot
 
 
 def test_register_is_content_addressed_and_idempotent(reg: Registry, adapter_dirs: dict[str, Path]) -> None:
-    v1, created = service.register_adapter(reg, adapter_dirs["lora"], "acme/math", task="math", tags={"team": "a"})
+    v1, created = service.register_adapter(
+        reg, adapter_dirs["lora"], "acme/math", task="math", tags={"team": "a"}
+    )
     assert created and v1.version == 1
     assert v1.sha256 == sha256_file(adapter_dirs["lora"] / "adapter_model.safetensors")
     keys = reg.store.list_keys(f"adapters/acme/math/{v1.sha256}")
     assert {k.rsplit("/", 1)[-1] for k in keys} == {
-        "adapter_config.json", "adapter_model.safetensors", "README.md", "provenance.json"
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "README.md",
+        "provenance.json",
     }
     before = snapshot(reg)
     again, created = service.register_adapter(reg, adapter_dirs["lora"], "acme/math")
@@ -38,7 +43,11 @@ def test_model_card_and_provenance(reg: Registry, adapter_dirs: dict[str, Path],
     v, _ = service.register_adapter(reg, adapter_dirs["lora"], "acme/card", task="math")
     _, files = service.download_version(reg, "acme/card@1", tmp_path / "dl")
     card = (tmp_path / "dl" / "README.md").read_text()
-    assert card.startswith("---\n") and "base_model: tiny-llama" in card and "base_model_relation: adapter" in card
+    assert (
+        card.startswith("---\n")
+        and "base_model: tiny-llama" in card
+        and "base_model_relation: adapter" in card
+    )
     assert "library_name: peft" in card
     prov = json.loads((tmp_path / "dl" / "provenance.json").read_text())
     assert prov["schema"] == "pemreg.provenance/v1"
@@ -72,9 +81,17 @@ def test_aliases_move_and_are_audited(reg: Registry, adapter_dirs: dict[str, Pat
 
 
 def test_list_filters_and_keyset_pagination(reg: Registry, adapter_dirs: dict[str, Path]) -> None:
-    service.register_adapter(reg, adapter_dirs["lora"], "acme/math", task="math", tags={"team": "a", "lang": "en"})
-    service.register_adapter(reg, adapter_dirs["lora2"], "acme/medicine", task="medicine", tags={"team": "b"},
-                             description="Clinical notes")
+    service.register_adapter(
+        reg, adapter_dirs["lora"], "acme/math", task="math", tags={"team": "a", "lang": "en"}
+    )
+    service.register_adapter(
+        reg,
+        adapter_dirs["lora2"],
+        "acme/medicine",
+        task="medicine",
+        tags={"team": "b"},
+        description="Clinical notes",
+    )
     service.register_adapter(reg, adapter_dirs["ia3"], "beta/style", task="style", tags={"team": "a"})
     service.register_adapter(reg, adapter_dirs["lora_gpt2"], "beta/gpt", task="math")
 
@@ -104,8 +121,12 @@ def test_lookup_by_digest(reg: Registry, adapter_dirs: dict[str, Path]) -> None:
     v, _ = service.register_adapter(reg, adapter_dirs["lora"], "acme/math")
     weights = adapter_dirs["lora"] / "adapter_model.safetensors"
     [match] = service.find_by_digest(reg, service.digest_of(str(weights)))
-    assert (match.kind, match.name, match.version, match.file) == ("adapter_version", "acme/math", 1,
-                                                                   "adapter_model.safetensors")
+    assert (match.kind, match.name, match.version, match.file) == (
+        "adapter_version",
+        "acme/math",
+        1,
+        "adapter_model.safetensors",
+    )
     [by_config] = service.find_by_digest(reg, sha256_file(adapter_dirs["lora"] / "adapter_config.json"))
     assert by_config.file == "adapter_config.json" and by_config.version == v.version
     with pytest.raises(NotFound):

@@ -41,8 +41,12 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
             return FileStore(tmp_path / "store")
         service: S3Service = request.getfixturevalue("s3_service")
         return S3Store(
-            request.getfixturevalue("s3_store_url"), endpoint_url=service.endpoint, region=service.region,
-            access_key=service.access_key, secret_key=service.secret_key, **options,
+            request.getfixturevalue("s3_store_url"),
+            endpoint_url=service.endpoint,
+            region=service.region,
+            access_key=service.access_key,
+            secret_key=service.secret_key,
+            **options,
         )
 
     return make
@@ -211,7 +215,7 @@ def test_s3_presigned_url(make_store: StoreFactory, tmp_path: Path) -> None:
     assert url is not None
     assert httpx.get(url).content == b"presigned payload"
     sig = url.index("X-Amz-Signature=") + len("X-Amz-Signature=")
-    tampered = url[:sig] + ("0" if url[sig] != "0" else "1") + url[sig + 1:]
+    tampered = url[:sig] + ("0" if url[sig] != "0" else "1") + url[sig + 1 :]
     assert httpx.get(tampered).status_code == 403
     other_key = url.replace("p/file", "p/filf")
     assert httpx.get(other_key).status_code == 403
@@ -219,8 +223,13 @@ def test_s3_presigned_url(make_store: StoreFactory, tmp_path: Path) -> None:
 
 
 def s3_store_as(service: S3Service, url: str, access_key: str, secret_key: str) -> S3Store:
-    return S3Store(url, endpoint_url=service.endpoint, region=service.region, access_key=access_key,
-                   secret_key=secret_key)
+    return S3Store(
+        url,
+        endpoint_url=service.endpoint,
+        region=service.region,
+        access_key=access_key,
+        secret_key=secret_key,
+    )
 
 
 @pytest.mark.s3

@@ -27,7 +27,9 @@ def _version_line(v: VersionView, created: bool | None = None) -> str:
 
 @app.command("add")
 def add(
-    source: Annotated[str, typer.Argument(help="Adapter folder (PEFT save_pretrained) or s3://bucket/prefix")],
+    source: Annotated[
+        str, typer.Argument(help="Adapter folder (PEFT save_pretrained) or s3://bucket/prefix")
+    ],
     name: Annotated[str, typer.Option("--name", help="namespace/name")],
     task: Annotated[str | None, typer.Option("--task")] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", help="key=value, repeatable")] = None,
@@ -39,7 +41,13 @@ def add(
     tags = service.parse_tags(tag)
     with transfer_progress("uploading") as progress:
         version, created = service.register_adapter(
-            registry(), source, name, base_model=base_model, task=task, tags=tags, description=description,
+            registry(),
+            source,
+            name,
+            base_model=base_model,
+            task=task,
+            tags=tags,
+            description=description,
             progress=progress,
         )
     if json_out:
@@ -53,7 +61,9 @@ def list_(
     base_model: Annotated[str | None, typer.Option("--base-model")] = None,
     pem_type: Annotated[str | None, typer.Option("--pem-type")] = None,
     task: Annotated[str | None, typer.Option("--task")] = None,
-    tag: Annotated[list[str] | None, typer.Option("--tag", help="key=value, repeatable (all must match)")] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", help="key=value, repeatable (all must match)")
+    ] = None,
     query: Annotated[str | None, typer.Option("--query", help="text in name, task or description")] = None,
     limit: Annotated[int, typer.Option("--limit")] = 50,
     page_token: Annotated[str | None, typer.Option("--page-token")] = None,
@@ -61,8 +71,14 @@ def list_(
 ) -> None:
     """List adapters matching every filter given."""
     page = service.list_adapters(
-        registry(), base_model=base_model, pem_type=pem_type, task=task, tags=service.parse_tags(tag),
-        query=query, limit=limit, page_token=page_token,
+        registry(),
+        base_model=base_model,
+        pem_type=pem_type,
+        task=task,
+        tags=service.parse_tags(tag),
+        query=query,
+        limit=limit,
+        page_token=page_token,
     )
     if json_out:
         print_json(page)
@@ -84,8 +100,17 @@ def _print_adapter(a: AdapterView) -> None:
         console.print("  tags: " + " ".join(f"{k}={v}" for k, v in a.tags.items()), markup=False)
     table = Table("version", "sha256", "rank", "alpha", "dtype", "bytes", "aliases", "created by", "created")
     for v in a.versions or []:
-        table.add_row(str(v.version), v.sha256[:12], str(v.rank or "-"), f"{v.alpha:g}" if v.alpha else "-",
-                      v.dtype, str(v.size_bytes), ",".join(v.aliases), v.created_by, f"{v.created_at:%Y-%m-%d %H:%M}")
+        table.add_row(
+            str(v.version),
+            v.sha256[:12],
+            str(v.rank or "-"),
+            f"{v.alpha:g}" if v.alpha else "-",
+            v.dtype,
+            str(v.size_bytes),
+            ",".join(v.aliases),
+            v.created_by,
+            f"{v.created_at:%Y-%m-%d %H:%M}",
+        )
     console.print(table)
 
 
@@ -101,8 +126,10 @@ def show(
             print_json(version)
         else:
             console.print(_version_line(version), markup=False)
-            console.print(f"  base model: {version.base_model}  targets: {', '.join(version.target_modules)}",
-                          markup=False)
+            console.print(
+                f"  base model: {version.base_model}  targets: {', '.join(version.target_modules)}",
+                markup=False,
+            )
             console.print(f"  artifact: {version.artifact_uri}", markup=False)
             console.print(f"  aliases: {', '.join(version.aliases) or '-'}", markup=False)
         return
@@ -118,7 +145,9 @@ def download(
     """Download a version's files (each checked against its recorded sha256)."""
     with transfer_progress("downloading") as progress:
         version, files = service.download_version(registry(), ref, dest, progress=progress)
-    console.print(f"{version.name}@{version.version} -> {dest} ({len(files)} files, sha256 verified)", markup=False)
+    console.print(
+        f"{version.name}@{version.version} -> {dest} ({len(files)} files, sha256 verified)", markup=False
+    )
 
 
 @app.command("alias")

@@ -24,8 +24,9 @@ def add(
 ) -> None:
     view, created = service.add_base_model(registry(), name, source=source, revision=revision, sha256=sha256)
     state = "registered" if created else "already registered:"
-    console.print(f"{state} {view.name}@{view.revision} ({view.architecture or 'architecture unknown'})",
-                  markup=False)
+    console.print(
+        f"{state} {view.name}@{view.revision} ({view.architecture or 'architecture unknown'})", markup=False
+    )
 
 
 @app.command("list")

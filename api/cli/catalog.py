@@ -34,7 +34,9 @@ def _tree(graph: LineageGraph) -> Tree:
 
 def _dot(graph: LineageGraph) -> str:
     lines = ["digraph lineage {", "  rankdir=BT;"]
-    lines += [f'  "{n.name}@{n.version}" [label="{n.name}@{n.version}\\n{n.sha256[:12]}"];' for n in graph.nodes]
+    lines += [
+        f'  "{n.name}@{n.version}" [label="{n.name}@{n.version}\\n{n.sha256[:12]}"];' for n in graph.nodes
+    ]
     lines += [f'  "{e.parent}" -> "{e.child}" [label="{e.operator} {e.weight:+g}"];' for e in graph.edges]
     return "\n".join(lines + ["}"])
 
@@ -69,7 +71,9 @@ def audit(
         return
     for match in matches:
         label = f"{match.name}@{match.version}" if match.version is not None else match.name
-        console.print(f"sha256:{digest} is {match.file} of {match.kind.replace('_', ' ')} {label}", markup=False)
+        console.print(
+            f"sha256:{digest} is {match.file} of {match.kind.replace('_', ' ')} {label}", markup=False
+        )
         if match.ancestry and match.ancestry.edges:
             console.print(_tree(match.ancestry))
         else:
@@ -88,8 +92,9 @@ def audit_log(
         print_json(events)
         return
     for e in events:
-        console.print(f"{e.at:%Y-%m-%d %H:%M:%S}  {e.actor:<12} {e.action:<20} {e.subject}  {e.details}",
-                      markup=False)
+        console.print(
+            f"{e.at:%Y-%m-%d %H:%M:%S}  {e.actor:<12} {e.action:<20} {e.subject}  {e.details}", markup=False
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -30,41 +30,58 @@ def _use_prefect_api() -> str | None:
         from flows import local_server
 
         with err_console.status("starting the local Prefect server (first use only)…"):
-            os.environ["PREFECT_API_URL"] = local_server.ensure_running(settings.home, settings.local_prefect_port)
+            os.environ["PREFECT_API_URL"] = local_server.ensure_running(
+                settings.home, settings.local_prefect_port
+            )
     return None
 
 
 def _print_dry_run(report: DryRun) -> None:
     table = Table("input", "version", "sha256", "weight", "rank", title="resolved inputs")
     for item in report.inputs:
-        table.add_row(item.name, str(item.version), item.sha256[:12], f"{item.weight:+g}", str(item.rank or "-"))
+        table.add_row(
+            item.name, str(item.version), item.sha256[:12], f"{item.weight:+g}", str(item.rank or "-")
+        )
     console.print(table)
-    pairs = Table("pair", "rms cosine", "mean cosine", "max |cosine|", "modules", title="interference (deltas)")
+    pairs = Table(
+        "pair", "rms cosine", "mean cosine", "max |cosine|", "modules", title="interference (deltas)"
+    )
     for p in report.interference["pairs"]:
-        pairs.add_row(f"{report.inputs[p['i']].label} / {report.inputs[p['j']].label}", f"{p['rms_cosine']:.4f}",
-                      f"{p['mean_cosine']:+.4f}", f"{p['max_abs_cosine']:.4f}", str(p["modules"]))
+        pairs.add_row(
+            f"{report.inputs[p['i']].label} / {report.inputs[p['j']].label}",
+            f"{p['rms_cosine']:.4f}",
+            f"{p['mean_cosine']:+.4f}",
+            f"{p['max_abs_cosine']:.4f}",
+            str(p["modules"]),
+        )
     console.print(pairs)
     for warning in report.interference.get("warnings", []):
         err_console.print(f"warning: {warning}", markup=False)
-    console.print(f"composition id {report.composition_id} ({report.method}); nothing composed (dry run)",
-                  markup=False)
+    console.print(
+        f"composition id {report.composition_id} ({report.method}); nothing composed (dry run)", markup=False
+    )
 
 
 def _print_result(view: comps.CompositionView) -> None:
     if view.status == "succeeded" and view.output:
         hit = " (cache hit: not recomputed)" if view.cache_hit else ""
-        console.print(f"succeeded: {view.output.name}@{view.output.version} sha256:{view.output.sha256[:12]}{hit}",
-                      markup=False)
+        console.print(
+            f"succeeded: {view.output.name}@{view.output.version} sha256:{view.output.sha256[:12]}{hit}",
+            markup=False,
+        )
     else:
-        console.print(f"{view.status}: composition {view.id}" + (f" ({view.error})" if view.error else ""),
-                      markup=False)
+        console.print(
+            f"{view.status}: composition {view.id}" + (f" ({view.error})" if view.error else ""), markup=False
+        )
     for name, value in view.metrics.items():
         console.print(f"  {name} = {value:.6g}", markup=False)
 
 
 def compose(
     spec_file: Annotated[Path, typer.Argument(help="spec (YAML or JSON)", exists=False)],
-    dry: Annotated[bool, typer.Option("--dry-run", help="resolve, check, print interference; compose nothing")] = False,
+    dry: Annotated[
+        bool, typer.Option("--dry-run", help="resolve, check, print interference; compose nothing")
+    ] = False,
     wait_: Annotated[bool, typer.Option("--wait", help="follow a submitted run until it ends")] = False,
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -105,8 +122,15 @@ def list_(
     table = Table("id", "name", "method", "status", "output", "trigger", "created")
     for c in rows:
         out = f"{c.output.name}@{c.output.version}" if c.output else "-"
-        table.add_row(c.id[:8], c.name, c.method, c.status + (" (cached)" if c.cache_hit else ""), out, c.trigger,
-                      f"{c.created_at:%Y-%m-%d %H:%M:%S}")
+        table.add_row(
+            c.id[:8],
+            c.name,
+            c.method,
+            c.status + (" (cached)" if c.cache_hit else ""),
+            out,
+            c.trigger,
+            f"{c.created_at:%Y-%m-%d %H:%M:%S}",
+        )
     console.print(table)
 
 
@@ -120,16 +144,23 @@ def show(
         print_json(view)
         return
     _print_result(view)
-    console.print(f"  id {view.id}  flow run {view.flow_run_id or '-'}  trigger {view.trigger}  by {view.principal}",
-                  markup=False)
+    console.print(
+        f"  id {view.id}  flow run {view.flow_run_id or '-'}  trigger {view.trigger}  by {view.principal}",
+        markup=False,
+    )
     for item in view.inputs:
-        console.print(f"  input {item['name']}@{item['version']} weight {item['weight']:+g} "
-                      f"(referenced as {item['ref']})", markup=False)
+        console.print(
+            f"  input {item['name']}@{item['version']} weight {item['weight']:+g} "
+            f"(referenced as {item['ref']})",
+            markup=False,
+        )
 
 
 def worker(
     limit: Annotated[int, typer.Option("--limit", help="max concurrent runs")] = 2,
-    subprocess: Annotated[bool, typer.Option("--subprocess", help="one interpreter per run (flow.serve)")] = False,
+    subprocess: Annotated[
+        bool, typer.Option("--subprocess", help="one interpreter per run (flow.serve)")
+    ] = False,
 ) -> None:
     """Serve the compose, recompose-stale and scheduled deployments (Prefect).
 

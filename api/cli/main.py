@@ -14,8 +14,11 @@ from . import adapters, base_models, catalog, compose, keys, serve, setup
 from .output import err_console
 
 app = typer.Typer(
-    name="pemreg", help="PEM Registry: catalog and compose parameter-efficient modules (LoRA, (IA)3).",
-    no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+    name="pemreg",
+    help="PEM Registry: catalog and compose parameter-efficient modules (LoRA, (IA)3).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
 )
 app.add_typer(adapters.app, name="adapters")
 app.add_typer(base_models.app, name="base-models")

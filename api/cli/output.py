@@ -30,8 +30,13 @@ def print_json(value: Any) -> None:
 def transfer_progress(verb: str) -> Iterator[Callable[[str, int], Callable[[int], None]]]:
     """Yields a factory: (filename, total bytes) -> callback(bytes just transferred)."""
     with Progress(
-        TextColumn(f"{verb} {{task.description}}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-        console=err_console, transient=True, disable=not err_console.is_terminal,
+        TextColumn(f"{verb} {{task.description}}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=err_console,
+        transient=True,
+        disable=not err_console.is_terminal,
     ) as progress:
 
         def factory(filename: str, total: int) -> Callable[[int], None]:

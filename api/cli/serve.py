@@ -17,8 +17,15 @@ def serve(
     import uvicorn
 
     # A factory string, so --workers > 1 can import the app in each process.
-    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level=log_level, proxy_headers=False)
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        proxy_headers=False,
+    )
 
 
 def register(app: typer.Typer) -> None:

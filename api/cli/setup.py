@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -23,11 +24,15 @@ def init() -> None:
         err_console.print("first admin key (shown once):", markup=False)
         console.print(key, markup=False)
     else:
-        console.print("already initialised (API keys exist; create more with `pemreg keys create`)", markup=False)
+        console.print(
+            "already initialised (API keys exist; create more with `pemreg keys create`)", markup=False
+        )
 
 
 def demo(
-    workdir: Path | None = typer.Option(None, "--workdir", help="where to build the demo model and adapters"),
+    workdir: Annotated[
+        Path | None, typer.Option("--workdir", help="where to build the demo model and adapters")
+    ] = None,
 ) -> None:
     """Build a tiny model, make LoRA and (IA)3 adapters with peft, register and query them."""
     from registry.demo import run_demo

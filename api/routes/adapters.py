@@ -34,8 +34,14 @@ def list_adapters(
     page_token: Annotated[str | None, Query(description="next_page_token of the previous page")] = None,
 ) -> Page[AdapterView]:
     return service.list_adapters(
-        caller.reg, base_model=base_model, pem_type=pem_type, task=task, tags=parse_tag_filters(tag),
-        query=q, limit=limit, page_token=page_token,
+        caller.reg,
+        base_model=base_model,
+        pem_type=pem_type,
+        task=task,
+        tags=parse_tag_filters(tag),
+        query=q,
+        limit=limit,
+        page_token=page_token,
     )
 
 
@@ -59,7 +65,10 @@ def set_alias(caller: Writer, ns: str, name: str, alias: str, body: AliasIn) -> 
 
 @router.get(VERSION + "/lineage", response_model=LineageGraph)
 def lineage(
-    caller: Reader, ns: str, name: str, v: str,
+    caller: Reader,
+    ns: str,
+    name: str,
+    v: str,
     direction: Literal["up", "down"] = "up",
     depth: Annotated[int, Query(ge=1, le=MAX_DEPTH)] = 10,
 ) -> LineageGraph:

@@ -18,11 +18,19 @@ def list_base_models(caller: Reader) -> list[BaseModelView]:
     return service.list_base_models(caller.reg)
 
 
-@router.post("", status_code=201, response_model=BaseModelView,
-             responses={200: {"model": BaseModelView, "description": "already registered, same source"}})
+@router.post(
+    "",
+    status_code=201,
+    response_model=BaseModelView,
+    responses={200: {"model": BaseModelView, "description": "already registered, same source"}},
+)
 def add_base_model(caller: Writer, body: BaseModelIn, response: Response) -> BaseModelView:
     view, created = service.add_base_model(
-        caller.reg, body.name, source=body.source, revision=body.revision, sha256=body.sha256,
+        caller.reg,
+        body.name,
+        source=body.source,
+        revision=body.revision,
+        sha256=body.sha256,
         architecture=body.architecture,
     )
     response.status_code = 201 if created else 200

@@ -19,5 +19,5 @@ def parse_tag_filters(items: list[str]) -> dict[str, str]:
         cut = min((i for i in (item.find(":"), item.find("=")) if i > 0), default=-1)
         if cut < 0:
             raise InvalidInput(f"tag: {item!r} is not key:value", field="tag")
-        tags[item[:cut].strip()] = item[cut + 1:].strip()
+        tags[item[:cut].strip()] = item[cut + 1 :].strip()
     return tags

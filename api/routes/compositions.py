@@ -48,16 +48,22 @@ async def _spec(request: Request) -> CompositionSpec:
         try:
             data = json.loads(text)
         except ValueError:
-            raise InvalidInput("spec: not valid JSON (send YAML with Content-Type: application/yaml)",
-                               field="spec") from None
+            raise InvalidInput(
+                "spec: not valid JSON (send YAML with Content-Type: application/yaml)", field="spec"
+            ) from None
         if not isinstance(data, dict):
             raise InvalidInput("spec: expected a JSON object", field="spec")
         text = json.dumps(data, indent=1)  # one field a line, so errors can name a line
     return load_spec(text if "\n" in text else text + "\n")
 
 
-@router.post("/compositions", status_code=202, response_model=CompositionView, openapi_extra=SPEC_BODY,
-             summary="Start a composition")
+@router.post(
+    "/compositions",
+    status_code=202,
+    response_model=CompositionView,
+    openapi_extra=SPEC_BODY,
+    summary="Start a composition",
+)
 async def create_composition(request: Request, caller: Writer) -> JSONResponse:
     spec = await _spec(request)
     from starlette.concurrency import run_in_threadpool
@@ -68,7 +74,9 @@ async def create_composition(request: Request, caller: Writer) -> JSONResponse:
     return JSONResponse(status_code=202, content=view.model_dump(mode="json"))
 
 
-@router.post("/compositions:validate", openapi_extra=SPEC_BODY, summary="Dry run: resolve, check, interference")
+@router.post(
+    "/compositions:validate", openapi_extra=SPEC_BODY, summary="Dry run: resolve, check, interference"
+)
 async def validate_composition(request: Request, caller: Writer) -> dict[str, Any]:
     spec = await _spec(request)
     from starlette.concurrency import run_in_threadpool
@@ -78,8 +86,9 @@ async def validate_composition(request: Request, caller: Writer) -> dict[str, An
 
 
 @router.get("/compositions", response_model=list[CompositionView])
-def list_compositions(caller: Reader, status: str | None = Query(default=None),
-                      limit: int = Query(default=50, ge=1, le=500)) -> list[CompositionView]:
+def list_compositions(
+    caller: Reader, status: str | None = Query(default=None), limit: int = Query(default=50, ge=1, le=500)
+) -> list[CompositionView]:
     return comps.list_compositions(caller.reg, status=status, limit=limit)
 
 

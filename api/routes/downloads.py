@@ -28,10 +28,13 @@ router = APIRouter(prefix="/v1/adapters", tags=["adapters"], responses=ERROR_RES
 WEIGHTS = "adapter_model.safetensors"
 
 DOC: dict[int | str, dict[str, Any]] = {
-    200: {"description": "the file's bytes, or with redirect=false the JSON manifest", "content": {
-        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-        "application/json": {"schema": DownloadManifest.model_json_schema()},
-    }},
+    200: {
+        "description": "the file's bytes, or with redirect=false the JSON manifest",
+        "content": {
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            "application/json": {"schema": DownloadManifest.model_json_schema()},
+        },
+    },
     307: {"description": "S3 store: redirect to a presigned URL of the file"},
 }
 
@@ -44,29 +47,43 @@ def _manifest(request: Request, caller_reg: Any, version: VersionView, expires: 
         presigned = presigned or url is not None
         if url is None:  # file store: this API streams it; pinned to the version number (immutable)
             ns, name = version.name.split("/", 1)
-            url = str(request.url_for("download_version", ns=ns, name=name, v=str(version.version))
-                      .include_query_params(file=filename))
+            url = str(
+                request.url_for(
+                    "download_version", ns=ns, name=name, v=str(version.version)
+                ).include_query_params(file=filename)
+            )
         files.append(DownloadFile(file=filename, sha256=entry["sha256"], size=entry["size"], url=url))
-    return DownloadManifest(name=version.name, version=version.version, sha256=version.sha256,
-                            expires_in=expires if presigned else None, files=files)
+    return DownloadManifest(
+        name=version.name,
+        version=version.version,
+        sha256=version.sha256,
+        expires_in=expires if presigned else None,
+        files=files,
+    )
 
 
-@router.get("/{ns}/{name}/versions/{v}/download", name="download_version", response_model=None,
-            responses=DOC)
+@router.get("/{ns}/{name}/versions/{v}/download", name="download_version", response_model=None, responses=DOC)
 def download_version(
-    caller: Reader, request: Request, ns: str, name: str, v: str,
+    caller: Reader,
+    request: Request,
+    ns: str,
+    name: str,
+    v: str,
     file: Annotated[str, Query(description="which file of the version")] = WEIGHTS,
     redirect: Annotated[bool, Query(description="false: JSON manifest with per-file URLs")] = True,
     expires: Annotated[int, Query(ge=60, le=7 * 24 * 3600, description="presigned URL lifetime, s")] = 3600,
 ) -> Response:
     version = service.get_version(caller.reg, version_ref(ns, name, v))
     if not redirect:
-        return Response(_manifest(request, caller.reg, version, expires).model_dump_json(),
-                        media_type="application/json")
+        return Response(
+            _manifest(request, caller.reg, version, expires).model_dump_json(), media_type="application/json"
+        )
     entry = version.files.get(file)
     if entry is None:
-        raise NotFound(f"file: {file!r} is not a file of {version.name}@{version.version} "
-                       f"(files: {', '.join(sorted(version.files))})")
+        raise NotFound(
+            f"file: {file!r} is not a file of {version.name}@{version.version} "
+            f"(files: {', '.join(sorted(version.files))})"
+        )
     key = f"{version_prefix(version)}/{file}"
     headers = {"X-Content-SHA256": entry["sha256"], "ETag": f'"{entry["sha256"]}"'}
     url = caller.reg.store.presigned_url(key, expires)

@@ -33,21 +33,29 @@ MAX_JSON_BYTES = 64 * 1024
 
 _text = {"type": "string"}
 _binary = {"type": "string", "format": "binary"}
-REQUEST_BODY: dict[str, Any] = {"required": True, "content": {
-    "multipart/form-data": {
-        "schema": {"type": "object", "required": ["name", *FILE_FIELDS], "properties": {
-            "name": {**_text, "description": "namespace/name"},
-            "config": {**_binary, "description": "adapter_config.json"},
-            "weights": {**_binary, "description": "adapter_model.safetensors"},
-            "base_model": {**_text, "description": "NAME or NAME@REVISION"},
-            "task": _text, "description": _text,
-            "tags": {"type": "array", "items": {**_text, "description": "key=value"}},
-            "sha256": {**_text, "description": "expected sha256 of the weights (checked)"},
-        }},
-        "encoding": {"tags": {"style": "form", "explode": True}},
+REQUEST_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["name", *FILE_FIELDS],
+                "properties": {
+                    "name": {**_text, "description": "namespace/name"},
+                    "config": {**_binary, "description": "adapter_config.json"},
+                    "weights": {**_binary, "description": "adapter_model.safetensors"},
+                    "base_model": {**_text, "description": "NAME or NAME@REVISION"},
+                    "task": _text,
+                    "description": _text,
+                    "tags": {"type": "array", "items": {**_text, "description": "key=value"}},
+                    "sha256": {**_text, "description": "expected sha256 of the weights (checked)"},
+                },
+            },
+            "encoding": {"tags": {"style": "form", "explode": True}},
+        },
+        "application/json": {"schema": RegisterFromSource.model_json_schema()},
     },
-    "application/json": {"schema": RegisterFromSource.model_json_schema()},
-}}
+}
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:
@@ -87,24 +95,38 @@ async def _from_json(caller: Caller, request: Request) -> tuple[VersionView, boo
 
     def work() -> tuple[VersionView, bool]:
         check_source(caller.reg, body.source)
-        return service.register_adapter(caller.reg, body.source, body.name, base_model=body.base_model,
-                                        task=body.task, tags=tags, description=body.description)
+        return service.register_adapter(
+            caller.reg,
+            body.source,
+            body.name,
+            base_model=body.base_model,
+            task=body.task,
+            tags=tags,
+            description=body.description,
+        )
 
     return await run_in_threadpool(work)
 
 
 @router.post(
-    "", status_code=201, response_model=Registered, openapi_extra={"requestBody": REQUEST_BODY},
-    responses={200: {"model": Registered, "description": "already registered (same digest)"},
-               415: {"model": ErrorBody, "description": "neither multipart/form-data nor JSON"}},
+    "",
+    status_code=201,
+    response_model=Registered,
+    openapi_extra={"requestBody": REQUEST_BODY},
+    responses={
+        200: {"model": Registered, "description": "already registered (same digest)"},
+        415: {"model": ErrorBody, "description": "neither multipart/form-data nor JSON"},
+    },
 )
 async def register_adapter(caller: Writer, request: Request, response: Response) -> Registered:
     """Multipart fields `config`, `weights` (files), `name`, `base_model`, `task`, `tags` (k=v, repeatable),
     `description`, optional `sha256` of the weights; or JSON `{"source": "s3://...", "name": ...}`."""
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > caller.reg.settings.max_upload_bytes + 2 * 1024 * 1024:
-        raise UploadTooLarge(f"body: {length} bytes exceed the upload limit "
-                             f"of {caller.reg.settings.max_upload_bytes}", field="body")
+        raise UploadTooLarge(
+            f"body: {length} bytes exceed the upload limit of {caller.reg.settings.max_upload_bytes}",
+            field="body",
+        )
     ctype = request.headers.get("content-type", "").lower()
     if ctype.startswith("multipart/form-data"):
         version, created = await _from_multipart(caller, request)
@@ -112,7 +134,7 @@ async def register_adapter(caller: Writer, request: Request, response: Response)
         version, created = await _from_json(caller, request)
     else:
         raise UnsupportedMediaType(
-            "content-type: send multipart/form-data (files) or application/json (source)")
+            "content-type: send multipart/form-data (files) or application/json (source)"
+        )
     response.status_code = 201 if created else 200
     return Registered(**version.model_dump(), created=created)
-

@@ -5,6 +5,6 @@ peft; batched under `torch.inference_mode`, on the GPU when present.
 """
 
 from .datasets import Dataset, load_dataset
-from .runner import Evaluator, EvalRequest
+from .runner import EvalRequest, Evaluator
 
 __all__ = ["Dataset", "EvalRequest", "Evaluator", "load_dataset"]

@@ -50,8 +50,9 @@ def load_dataset(uri: str, metric: str, open_store: Any) -> Dataset:
             raise InvalidInput(f"dataset: {uri} line {lineno} is not JSON", field="dataset") from None
         missing = [k for k in REQUIRED[metric] if not isinstance(row.get(k), str)]
         if missing:
-            raise InvalidInput(f"dataset: {uri} line {lineno} needs string field(s) {missing} for {metric}",
-                               field="dataset")
+            raise InvalidInput(
+                f"dataset: {uri} line {lineno} needs string field(s) {missing} for {metric}", field="dataset"
+            )
         rows.append(row)
     if not rows:
         raise InvalidInput(f"dataset: {uri} has no rows", field="dataset")

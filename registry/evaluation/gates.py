@@ -29,11 +29,15 @@ def check_gates(
             if LOWER_IS_BETTER[metric_of[gate.evaluation]]:
                 limit = reference * (1 + by)
                 if value > limit:
-                    failures.append(f"{gate.evaluation} = {value:.6g} regresses more than {by:.0%} vs "
-                                    f"{gate.max_regression_vs} ({reference:.6g}; limit {limit:.6g})")
+                    failures.append(
+                        f"{gate.evaluation} = {value:.6g} regresses more than {by:.0%} vs "
+                        f"{gate.max_regression_vs} ({reference:.6g}; limit {limit:.6g})"
+                    )
             else:
                 limit = reference * (1 - by)
                 if value < limit:
-                    failures.append(f"{gate.evaluation} = {value:.6g} regresses more than {by:.0%} vs "
-                                    f"{gate.max_regression_vs} ({reference:.6g}; limit {limit:.6g})")
+                    failures.append(
+                        f"{gate.evaluation} = {value:.6g} regresses more than {by:.0%} vs "
+                        f"{gate.max_regression_vs} ({reference:.6g}; limit {limit:.6g})"
+                    )
     return failures

@@ -12,13 +12,14 @@ from .tokens import Tokenizer
 BATCH = 16
 
 
-def _sequence_logprobs(model: torch.nn.Module, seqs: Sequence[list[int]], starts: Sequence[int],
-                       device: torch.device) -> tuple[list[float], list[int]]:
+def _sequence_logprobs(
+    model: torch.nn.Module, seqs: Sequence[list[int]], starts: Sequence[int], device: torch.device
+) -> tuple[list[float], list[int]]:
     """For each sequence: sum of log p(token_t | tokens_<t) for t >= start, and how many tokens that is."""
     sums: list[float] = []
     counts: list[int] = []
     for b in range(0, len(seqs), BATCH):
-        batch, begin = seqs[b:b + BATCH], starts[b:b + BATCH]
+        batch, begin = seqs[b : b + BATCH], starts[b : b + BATCH]
         width = max(len(s) for s in batch)
         ids = torch.zeros(len(batch), width, dtype=torch.long)
         mask = torch.zeros(len(batch), width, dtype=torch.long)
@@ -41,8 +42,9 @@ def _fit(ids: list[int], max_len: int) -> list[int]:
 
 
 @torch.inference_mode()
-def perplexity(model: torch.nn.Module, tok: Tokenizer, texts: Sequence[str], device: torch.device,
-               max_len: int) -> float:
+def perplexity(
+    model: torch.nn.Module, tok: Tokenizer, texts: Sequence[str], device: torch.device, max_len: int
+) -> float:
     seqs = [_fit(tok.encode(t), max_len) for t in texts]
     seqs = [s for s in seqs if len(s) >= 2]
     if not seqs:
@@ -52,8 +54,9 @@ def perplexity(model: torch.nn.Module, tok: Tokenizer, texts: Sequence[str], dev
 
 
 @torch.inference_mode()
-def accuracy(model: torch.nn.Module, tok: Tokenizer, rows: Sequence[dict], device: torch.device,
-             max_len: int) -> float:
+def accuracy(
+    model: torch.nn.Module, tok: Tokenizer, rows: Sequence[dict], device: torch.device, max_len: int
+) -> float:
     """Each row's label competes with every label seen in the dataset (or the row's `choices`),
     scored as the continuation `text + " " + label`."""
     labels = sorted({r["label"] for r in rows})

@@ -27,8 +27,10 @@ class Evaluator:
 
         self.device = device or compute_device()
         self.base = AutoModelForCausalLM.from_pretrained(base_folder).to(self.device).eval()
-        self.max_len = int(getattr(self.base.config, "max_position_embeddings", 0)
-                           or getattr(self.base.config, "n_positions", 1024))
+        self.max_len = int(
+            getattr(self.base.config, "max_position_embeddings", 0)
+            or getattr(self.base.config, "n_positions", 1024)
+        )
         self.tok = tokenizer_for(base_folder, int(self.base.config.vocab_size))
         # One base model is wrapped by one adapter at a time: concurrent tasks must not interleave.
         self._lock = threading.Lock()
@@ -40,7 +42,9 @@ class Evaluator:
                 texts = [r["text"] for r in req.dataset.rows]
                 out[req.name] = metrics.perplexity(model, self.tok, texts, self.device, self.max_len)
             else:
-                out[req.name] = metrics.accuracy(model, self.tok, list(req.dataset.rows), self.device, self.max_len)
+                out[req.name] = metrics.accuracy(
+                    model, self.tok, list(req.dataset.rows), self.device, self.max_len
+                )
         return out
 
     def evaluate(self, adapter_folder: Path | None, requests: list[EvalRequest]) -> dict[str, float]:

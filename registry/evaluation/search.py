@@ -58,7 +58,9 @@ class Random(Strategy):
         rng = random.Random(self.seed)
         budget = self.spec.budget or DEFAULT_BUDGET
         bounds = {k: (min(v), max(v)) for k, v in self.spec.weights.items()}
-        yield [Candidate(i, {k: rng.uniform(lo, hi) for k, (lo, hi) in bounds.items()}) for i in range(budget)]
+        yield [
+            Candidate(i, {k: rng.uniform(lo, hi) for k, (lo, hi) in bounds.items()}) for i in range(budget)
+        ]
 
 
 class NeverGrad(Strategy):
@@ -69,10 +71,12 @@ class NeverGrad(Strategy):
 
         keys = list(self.spec.weights)
         bounds = [(min(self.spec.weights[k]), max(self.spec.weights[k])) for k in keys]
-        params = ng.p.Instrumentation(*[
-            ng.p.Scalar(init=(lo + hi) / 2, lower=lo, upper=hi) if hi > lo else ng.p.Constant(lo)
-            for lo, hi in bounds
-        ])
+        params = ng.p.Instrumentation(
+            *[
+                ng.p.Scalar(init=(lo + hi) / 2, lower=lo, upper=hi) if hi > lo else ng.p.Constant(lo)
+                for lo, hi in bounds
+            ]
+        )
         params.random_state.seed(self.seed)
         budget = self.spec.budget or DEFAULT_BUDGET
         optimizer = ng.optimizers.NGOpt(parametrization=params, budget=budget, num_workers=self.batch_size)
@@ -81,10 +85,12 @@ class NeverGrad(Strategy):
             batch = []
             for _ in range(min(self.batch_size, budget - index)):
                 token = optimizer.ask()
-                batch.append(Candidate(index, {k: float(v) for k, v in zip(keys, token.args, strict=True)}, token))
+                batch.append(
+                    Candidate(index, {k: float(v) for k, v in zip(keys, token.args, strict=True)}, token)
+                )
                 index += 1
             yield batch
-            for cand, value in self.told[-len(batch):]:
+            for cand, value in self.told[-len(batch) :]:
                 optimizer.tell(cand.token, self.loss(value))
 
 

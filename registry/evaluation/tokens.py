@@ -27,7 +27,8 @@ class ByteTokenizer:
         if ids and max(ids) >= self.vocab_size:
             raise InvalidInput(
                 f"dataset: text has byte {max(ids)} but the model has no tokenizer and a vocabulary of "
-                f"{self.vocab_size}", field="dataset",
+                f"{self.vocab_size}",
+                field="dataset",
             )
         return ids
 

@@ -11,7 +11,18 @@ from .queries import get_version, list_adapters, show_adapter
 from .register import parse_tags, register_adapter
 
 __all__ = [
-    "Registry", "add_base_model", "digest_of", "download_version", "find_by_digest", "get_version", "lineage",
-    "list_adapters", "list_base_models", "list_events", "parse_tags", "register_adapter", "set_alias",
+    "Registry",
+    "add_base_model",
+    "digest_of",
+    "download_version",
+    "find_by_digest",
+    "get_version",
+    "lineage",
+    "list_adapters",
+    "list_base_models",
+    "list_events",
+    "parse_tags",
+    "register_adapter",
+    "set_alias",
     "show_adapter",
 ]

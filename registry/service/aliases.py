@@ -19,15 +19,24 @@ def move_alias(session: Session, actor: str, target: m.AdapterVersion, alias: st
     current = session.get(m.Alias, (target.adapter_id, alias), with_for_update=True)
     previous = None
     if current is None:
-        session.add(m.Alias(adapter_id=target.adapter_id, alias=alias, version_id=target.id, updated_by=actor))
+        session.add(
+            m.Alias(adapter_id=target.adapter_id, alias=alias, version_id=target.id, updated_by=actor)
+        )
     else:
         previous = session.get_one(m.AdapterVersion, current.version_id).version
         current.version_id = target.id
         current.updated_by = actor
         current.updated_at = m.utcnow()
     if previous != target.version:
-        audit.record(session, actor, "alias_move", f"{target.adapter.full_name}@{alias}",
-                     alias=alias, from_version=previous, to_version=target.version)
+        audit.record(
+            session,
+            actor,
+            "alias_move",
+            f"{target.adapter.full_name}@{alias}",
+            alias=alias,
+            from_version=previous,
+            to_version=target.version,
+        )
     session.flush()
 
 

@@ -38,23 +38,43 @@ def find_by_digest(reg: Registry, digest: str, *, with_ancestry: bool = True) ->
             # Not a weights digest: look through every recorded file digest (config, README, provenance).
             # JSON columns are not indexed for this, so it scans; weights lookups above use the index.
             versions = [
-                v for v in session.scalars(select(m.AdapterVersion))
+                v
+                for v in session.scalars(select(m.AdapterVersion))
                 if any(f.get("sha256") == digest for f in v.files.values())
             ]
         for v in versions:
-            filename = next((n for n, f in v.files.items() if f.get("sha256") == digest), "adapter_model.safetensors")
+            filename = next(
+                (n for n, f in v.files.items() if f.get("sha256") == digest), "adapter_model.safetensors"
+            )
             ancestry = walk(session, v, "up", MAX_DEPTH) if with_ancestry else None
-            matches.append(ArtifactMatch(kind="adapter_version", name=v.adapter.full_name, version=v.version,
-                                         file=filename, sha256=digest, ancestry=ancestry))
+            matches.append(
+                ArtifactMatch(
+                    kind="adapter_version",
+                    name=v.adapter.full_name,
+                    version=v.version,
+                    file=filename,
+                    sha256=digest,
+                    ancestry=ancestry,
+                )
+            )
         for merged in session.scalars(select(m.MergedModel)):
             hit = merged.sha256 == digest or any(f.get("sha256") == digest for f in merged.files.values())
             if hit:
-                source = session.get(m.AdapterVersion, merged.source_version_id) if merged.source_version_id else None
-                matches.append(ArtifactMatch(
-                    kind="merged_model", name=merged.name, version=None,
-                    file=next((n for n, f in merged.files.items() if f.get("sha256") == digest), "*"), sha256=digest,
-                    ancestry=walk(session, source, "up", MAX_DEPTH) if source and with_ancestry else None,
-                ))
+                source = (
+                    session.get(m.AdapterVersion, merged.source_version_id)
+                    if merged.source_version_id
+                    else None
+                )
+                matches.append(
+                    ArtifactMatch(
+                        kind="merged_model",
+                        name=merged.name,
+                        version=None,
+                        file=next((n for n, f in merged.files.items() if f.get("sha256") == digest), "*"),
+                        sha256=digest,
+                        ancestry=walk(session, source, "up", MAX_DEPTH) if source and with_ancestry else None,
+                    )
+                )
     if not matches:
         raise NotFound(f"sha256:{digest} is not a file of any registered object")
     return matches

@@ -22,7 +22,9 @@ def list_events(
     query = select(m.AuditEvent).order_by(m.AuditEvent.id.desc()).limit(limit)
     if subject:
         # A subject names an object; "acme/x" also matches its versions "acme/x@3".
-        query = query.where((m.AuditEvent.subject == subject) | m.AuditEvent.subject.startswith(f"{subject}@"))
+        query = query.where(
+            (m.AuditEvent.subject == subject) | m.AuditEvent.subject.startswith(f"{subject}@")
+        )
     if actor:
         query = query.where(m.AuditEvent.actor == actor)
     with reg.sessions() as session:

@@ -44,7 +44,9 @@ def add_base_model(
     if not source.strip():
         raise InvalidInput("source: must not be empty", field="source")
     with transaction(reg.sessions) as session:
-        row = session.scalar(select(m.BaseModel).where(m.BaseModel.name == name, m.BaseModel.revision == revision))
+        row = session.scalar(
+            select(m.BaseModel).where(m.BaseModel.name == name, m.BaseModel.revision == revision)
+        )
         if row is not None:
             if row.source != source:
                 raise Conflict(
@@ -52,8 +54,12 @@ def add_base_model(
                 )
             return BaseModelView.of(row), False
         row = m.BaseModel(
-            name=name, revision=revision, source=source, sha256=sha256,
-            architecture=architecture or _architecture_of(source), created_by=reg.principal,
+            name=name,
+            revision=revision,
+            source=source,
+            sha256=sha256,
+            architecture=architecture or _architecture_of(source),
+            created_by=reg.principal,
         )
         session.add(row)
         session.flush()
@@ -74,8 +80,10 @@ def find_base_model(session: Session, name: str, revision: str | None = None) ->
     rows = session.scalars(query.order_by(m.BaseModel.id)).all()
     if len(rows) > 1:
         revisions = ", ".join(r.revision for r in rows)
-        raise InvalidInput(f"base_model: {name!r} has several revisions ({revisions}); name one as NAME@REVISION",
-                           field="base_model")
+        raise InvalidInput(
+            f"base_model: {name!r} has several revisions ({revisions}); name one as NAME@REVISION",
+            field="base_model",
+        )
     return rows[0] if rows else None
 
 

@@ -54,10 +54,18 @@ def resolve_inputs(reg: Registry, spec: CompositionSpec) -> list[ResolvedInput]:
         for ref, weight in spec.weighted_refs():
             row = resolve_version(session, parse_ref(str(ref), field="expression"))
             base = row.adapter.base_model
-            resolved.append(ResolvedInput(
-                ref=str(ref), name=row.adapter.full_name, version=row.version, sha256=row.sha256, weight=weight,
-                pem_type=row.adapter.pem_type, base_model=f"{base.name}@{base.revision}", files=row.files,
-            ))
+            resolved.append(
+                ResolvedInput(
+                    ref=str(ref),
+                    name=row.adapter.full_name,
+                    version=row.version,
+                    sha256=row.sha256,
+                    weight=weight,
+                    pem_type=row.adapter.pem_type,
+                    base_model=f"{base.name}@{base.revision}",
+                    files=row.files,
+                )
+            )
     _check_catalog_compatibility(spec, resolved)
     return resolved
 
@@ -77,8 +85,9 @@ def _check_catalog_compatibility(spec: CompositionSpec, inputs: list[ResolvedInp
         name = spec.base_model.partition("@")[0]
         actual = next(iter(bases))
         if actual.partition("@")[0] != name or (want and actual != want):
-            raise InvalidInput(f"base_model: spec says {spec.base_model} but the inputs are on {actual}",
-                               field="base_model")
+            raise InvalidInput(
+                f"base_model: spec says {spec.base_model} but the inputs are on {actual}", field="base_model"
+            )
 
 
 def composition_key(spec: CompositionSpec, inputs: list[ResolvedInput]) -> str:

@@ -54,23 +54,52 @@ def _view(session: Any, row: m.Composition) -> CompositionView:
         v = session.get_one(m.AdapterVersion, row.output_version_id)
         output = CompositionOutput(name=v.adapter.full_name, version=v.version, sha256=v.sha256)
     return CompositionView(
-        id=row.id, cache_key=row.cache_key, name=row.output_name, method=row.method, status=row.status,
-        flow_run_id=row.flow_run_id, output=output, metrics=row.metrics, interference=row.interference,
-        inputs=row.resolved_inputs, spec=row.spec, error=row.error, trigger=row.trigger, cache_hit=row.cache_hit,
-        principal=row.principal, created_at=row.created_at, started_at=row.started_at, finished_at=row.finished_at,
+        id=row.id,
+        cache_key=row.cache_key,
+        name=row.output_name,
+        method=row.method,
+        status=row.status,
+        flow_run_id=row.flow_run_id,
+        output=output,
+        metrics=row.metrics,
+        interference=row.interference,
+        inputs=row.resolved_inputs,
+        spec=row.spec,
+        error=row.error,
+        trigger=row.trigger,
+        cache_hit=row.cache_hit,
+        principal=row.principal,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
     )
 
 
-def create(reg: Registry, spec: CompositionSpec, inputs: list[ResolvedInput], trigger: str) -> CompositionView:
+def create(
+    reg: Registry, spec: CompositionSpec, inputs: list[ResolvedInput], trigger: str
+) -> CompositionView:
     with transaction(reg.sessions) as session:
         row = m.Composition(
-            id=str(uuid.uuid4()), cache_key=composition_key(spec, inputs), output_name=spec.name, method=spec.method,
-            spec=spec.canonical(), resolved_inputs=[i.to_dict() for i in inputs], status="pending",
-            trigger=trigger, principal=reg.principal,
+            id=str(uuid.uuid4()),
+            cache_key=composition_key(spec, inputs),
+            output_name=spec.name,
+            method=spec.method,
+            spec=spec.canonical(),
+            resolved_inputs=[i.to_dict() for i in inputs],
+            status="pending",
+            trigger=trigger,
+            principal=reg.principal,
         )
         session.add(row)
-        audit.record(session, reg.principal, "compose_trigger", spec.name, composition_id=row.id, trigger=trigger,
-                     inputs=[i.label for i in inputs])
+        audit.record(
+            session,
+            reg.principal,
+            "compose_trigger",
+            spec.name,
+            composition_id=row.id,
+            trigger=trigger,
+            inputs=[i.label for i in inputs],
+        )
         session.flush()
         return _view(session, row)
 
@@ -117,8 +146,12 @@ def find_cached(reg: Registry, cache_key: str, exclude: str) -> CompositionView 
     with reg.sessions() as session:
         row = session.scalar(
             select(m.Composition)
-            .where(m.Composition.cache_key == cache_key, m.Composition.status == "succeeded",
-                   m.Composition.output_version_id.is_not(None), m.Composition.id != exclude)
+            .where(
+                m.Composition.cache_key == cache_key,
+                m.Composition.status == "succeeded",
+                m.Composition.output_version_id.is_not(None),
+                m.Composition.id != exclude,
+            )
             .order_by(m.Composition.created_at)
             .limit(1)
         )
@@ -135,11 +168,15 @@ def find_stale(reg: Registry) -> list[CompositionView]:
     stale: list[CompositionView] = []
     with reg.sessions() as session:
         rows = session.scalars(
-            select(m.Composition).where(m.Composition.status == "succeeded").order_by(m.Composition.created_at.desc())
+            select(m.Composition)
+            .where(m.Composition.status == "succeeded")
+            .order_by(m.Composition.created_at.desc())
         ).all()
-        busy = set(session.scalars(
-            select(m.Composition.output_name).where(m.Composition.status.in_(("pending", "running")))
-        ))
+        busy = set(
+            session.scalars(
+                select(m.Composition.output_name).where(m.Composition.status.in_(("pending", "running")))
+            )
+        )
         seen: set[str] = set()
         for row in rows:
             if row.output_name in seen or row.output_name in busy:

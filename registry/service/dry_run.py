@@ -23,8 +23,12 @@ class DryRun:
     interference: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"composition_id": self.composition_id, "method": self.method,
-                "inputs": [i.to_dict() for i in self.inputs], "interference": self.interference}
+        return {
+            "composition_id": self.composition_id,
+            "method": self.method,
+            "inputs": [i.to_dict() for i in self.inputs],
+            "interference": self.interference,
+        }
 
 
 def dry_run(reg: Registry, spec: CompositionSpec) -> DryRun:
@@ -38,7 +42,8 @@ def dry_run(reg: Registry, spec: CompositionSpec) -> DryRun:
     params = MethodParams(spec.method, spec.rank, spec.density, spec.majority_sign, spec.seed)
     check_params(len(adapters), weights, params)
     check_adapters(adapters, params)
-    report = interference_report(adapters, weights, threshold=reg.settings.interference_threshold,
-                                 names=[i.label for i in inputs])
+    report = interference_report(
+        adapters, weights, threshold=reg.settings.interference_threshold, names=[i.label for i in inputs]
+    )
     dry = [DryInput(**i.to_dict(), rank=a.metadata().get("r")) for i, a in zip(inputs, adapters, strict=True)]
     return DryRun(composition_key(spec, inputs), spec.method, dry, report.to_dict())

@@ -34,7 +34,9 @@ def create_key(reg: Registry, name: str, role: str) -> str:
     with transaction(reg.sessions) as session:
         if session.scalar(select(m.ApiKey).where(m.ApiKey.name == name)) is not None:
             raise Conflict(f"an API key named {name!r} exists; revoke it or pick another name")
-        session.add(m.ApiKey(name=name, role=role, prefix=lookup, key_hash=_hash(secret), created_by=reg.principal))
+        session.add(
+            m.ApiKey(name=name, role=role, prefix=lookup, key_hash=_hash(secret), created_by=reg.principal)
+        )
         audit.record(session, reg.principal, "key_create", f"key:{name}", role=role)
     return secret
 

@@ -25,17 +25,25 @@ def walk(session: Session, root: m.AdapterVersion, direction: str, depth: int) -
     if not 1 <= depth <= MAX_DEPTH:
         raise InvalidInput(f"depth: must be between 1 and {MAX_DEPTH}", field="depth")
     e = m.LineageEdge
-    near, far = (e.child_version_id, e.parent_version_id) if direction == "up" else (e.parent_version_id, e.child_version_id)
-    frontier = select(far.label("vid"), literal(1).label("depth")).where(near == root.id).cte("walk", recursive=True)
+    near, far = (
+        (e.child_version_id, e.parent_version_id)
+        if direction == "up"
+        else (e.parent_version_id, e.child_version_id)
+    )
+    frontier = (
+        select(far.label("vid"), literal(1).label("depth")).where(near == root.id).cte("walk", recursive=True)
+    )
     step = aliased(m.LineageEdge)
     step_near, step_far = (
-        (step.child_version_id, step.parent_version_id) if direction == "up"
+        (step.child_version_id, step.parent_version_id)
+        if direction == "up"
         else (step.parent_version_id, step.child_version_id)
     )
     # UNION, not UNION ALL: it drops repeated (version, depth) rows, so a DAG whose nodes have several
     # parents yields one row per node and level instead of one per path (2^10 paths at depth 10).
     frontier = frontier.union(
-        select(step_far, frontier.c.depth + 1).join(frontier, step_near == frontier.c.vid)
+        select(step_far, frontier.c.depth + 1)
+        .join(frontier, step_near == frontier.c.vid)
         .where(frontier.c.depth < depth)
     )
     # A DAG may reach one node by several paths: keep its shallowest depth.
@@ -44,8 +52,13 @@ def walk(session: Session, root: m.AdapterVersion, direction: str, depth: int) -
         reached[vid] = min(d, reached.get(vid, d))
     ids = set(reached) | {root.id}
     rows = session.execute(
-        select(m.AdapterVersion.id, m.Adapter.namespace, m.Adapter.name, m.AdapterVersion.version,
-               m.AdapterVersion.sha256)
+        select(
+            m.AdapterVersion.id,
+            m.Adapter.namespace,
+            m.Adapter.name,
+            m.AdapterVersion.version,
+            m.AdapterVersion.sha256,
+        )
         .join(m.Adapter, m.Adapter.id == m.AdapterVersion.adapter_id)
         .where(m.AdapterVersion.id.in_(ids))
     ).all()
@@ -56,11 +69,18 @@ def walk(session: Session, root: m.AdapterVersion, direction: str, depth: int) -
     ]
     nodes.sort(key=lambda n: (n.depth, n.name, n.version))
     edge_rows = session.scalars(
-        select(m.LineageEdge).where(m.LineageEdge.parent_version_id.in_(ids), m.LineageEdge.child_version_id.in_(ids))
+        select(m.LineageEdge).where(
+            m.LineageEdge.parent_version_id.in_(ids), m.LineageEdge.child_version_id.in_(ids)
+        )
     ).all()
     edges = [
-        LineageEdgeView(parent=labels[r.parent_version_id], child=labels[r.child_version_id], operator=r.operator,
-                        weight=r.weight, composition_id=r.composition_id)
+        LineageEdgeView(
+            parent=labels[r.parent_version_id],
+            child=labels[r.child_version_id],
+            operator=r.operator,
+            weight=r.weight,
+            composition_id=r.composition_id,
+        )
         for r in edge_rows
     ]
     edges.sort(key=lambda ev: (ev.child, ev.parent))

@@ -20,17 +20,30 @@ def merged_digest(files: dict[str, str]) -> str:
     return hashlib.sha256(lines.encode()).hexdigest()
 
 
-def register_merged(reg: Registry, composition_id: str, source: str, folder: Path, files: dict[str, str]) -> str:
+def register_merged(
+    reg: Registry, composition_id: str, source: str, folder: Path, files: dict[str, str]
+) -> str:
     """`source`: the composed adapter version (`ns/name@N`) merged into its base. Returns the digest."""
     with reg.sessions() as session:
         version = resolve_version(session, source)
         base = version.adapter.base_model
-        full_name, adapter_sha, base_label = version.adapter.full_name, version.sha256, f"{base.name}@{base.revision}"
+        full_name, adapter_sha, base_label = (
+            version.adapter.full_name,
+            version.sha256,
+            f"{base.name}@{base.revision}",
+        )
     namespace, name = full_name.split("/", 1)
     prefix = f"merged/{namespace}/{name}/{adapter_sha}"
     card = render_model_card(
-        full_name=f"{full_name} (merged)", version=None, sha256=adapter_sha, base_model=base_label.partition("@")[0],
-        pem_type="merged", task=None, tags={}, description=f"{source} merged into {base_label}", relation="merge",
+        full_name=f"{full_name} (merged)",
+        version=None,
+        sha256=adapter_sha,
+        base_model=base_label.partition("@")[0],
+        pem_type="merged",
+        task=None,
+        tags={},
+        description=f"{source} merged into {base_label}",
+        relation="merge",
     )
     (folder / "README.md").write_text(card)
     files = {**files, "README.md": hashlib.sha256(card.encode()).hexdigest()}
@@ -42,11 +55,24 @@ def register_merged(reg: Registry, composition_id: str, source: str, folder: Pat
     digest = merged_digest(files)
     with transaction(reg.sessions) as session:
         version = resolve_version(session, source)
-        session.add(m.MergedModel(
-            composition_id=composition_id, base_model_id=require_base_model(session, base_label).id,
-            source_version_id=version.id, name=source, sha256=digest, files=entries,
-            artifact_uri=f"{reg.store.url.rstrip('/')}/{prefix}", created_by=reg.principal,
-        ))
-        audit.record(session, reg.principal, "register_merged", f"{source}:merged", sha256=digest,
-                     composition_id=composition_id)
+        session.add(
+            m.MergedModel(
+                composition_id=composition_id,
+                base_model_id=require_base_model(session, base_label).id,
+                source_version_id=version.id,
+                name=source,
+                sha256=digest,
+                files=entries,
+                artifact_uri=f"{reg.store.url.rstrip('/')}/{prefix}",
+                created_by=reg.principal,
+            )
+        )
+        audit.record(
+            session,
+            reg.principal,
+            "register_merged",
+            f"{source}:merged",
+            sha256=digest,
+            composition_id=composition_id,
+        )
     return digest

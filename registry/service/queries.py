@@ -6,7 +6,6 @@ import base64
 import json
 
 from sqlalchemy import ScalarSelect, exists, func, or_, select, tuple_
-from sqlalchemy.orm import Session
 
 from ..catalog import models as m
 from ..errors import InvalidInput
@@ -27,7 +26,9 @@ def _decode_token(token: str) -> tuple[str, str]:
         namespace, name = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         return str(namespace), str(name)
     except (ValueError, TypeError):
-        raise InvalidInput("page_token: not a token returned by a previous page", field="page_token") from None
+        raise InvalidInput(
+            "page_token: not a token returned by a previous page", field="page_token"
+        ) from None
 
 
 def _latest_version() -> ScalarSelect[int]:
@@ -41,13 +42,25 @@ def _latest_version() -> ScalarSelect[int]:
     )
 
 
-def _view(adapter: m.Adapter, latest: int | None, aliases: dict[str, int] | None = None,
-          versions: list[VersionView] | None = None) -> AdapterView:
+def _view(
+    adapter: m.Adapter,
+    latest: int | None,
+    aliases: dict[str, int] | None = None,
+    versions: list[VersionView] | None = None,
+) -> AdapterView:
     return AdapterView(
-        name=adapter.full_name, pem_type=adapter.pem_type, task=adapter.task, description=adapter.description,
-        base_model=adapter.base_model.name, base_model_revision=adapter.base_model.revision,
-        tags={t.key: t.value for t in adapter.tags}, latest_version=latest, aliases=aliases or {},
-        versions=versions, created_at=adapter.created_at, updated_at=adapter.updated_at,
+        name=adapter.full_name,
+        pem_type=adapter.pem_type,
+        task=adapter.task,
+        description=adapter.description,
+        base_model=adapter.base_model.name,
+        base_model_revision=adapter.base_model.revision,
+        tags={t.key: t.value for t in adapter.tags},
+        latest_version=latest,
+        aliases=aliases or {},
+        versions=versions,
+        created_at=adapter.created_at,
+        updated_at=adapter.updated_at,
     )
 
 
@@ -78,16 +91,21 @@ def list_adapters(
     if task:
         stmt = stmt.where(m.Adapter.task == task)
     for key, value in (tags or {}).items():
-        stmt = stmt.where(exists().where(
-            m.AdapterTag.adapter_id == m.Adapter.id, m.AdapterTag.key == key, m.AdapterTag.value == value
-        ))
+        stmt = stmt.where(
+            exists().where(
+                m.AdapterTag.adapter_id == m.Adapter.id, m.AdapterTag.key == key, m.AdapterTag.value == value
+            )
+        )
     if query:
         pattern = f"%{query.lower()}%"
         full_name = func.lower(m.Adapter.namespace + "/" + m.Adapter.name)
-        stmt = stmt.where(or_(
-            full_name.like(pattern), func.lower(m.Adapter.description).like(pattern),
-            func.lower(m.Adapter.task).like(pattern),
-        ))
+        stmt = stmt.where(
+            or_(
+                full_name.like(pattern),
+                func.lower(m.Adapter.description).like(pattern),
+                func.lower(m.Adapter.task).like(pattern),
+            )
+        )
     if page_token:
         after = _decode_token(page_token)
         stmt = stmt.where(tuple_(m.Adapter.namespace, m.Adapter.name) > tuple_(*after))
@@ -104,7 +122,9 @@ def show_adapter(reg: Registry, full_name: str) -> AdapterView:
     with reg.sessions() as session:
         adapter = get_adapter_row(session, namespace, name)
         versions = session.scalars(
-            select(m.AdapterVersion).where(m.AdapterVersion.adapter_id == adapter.id).order_by(m.AdapterVersion.version)
+            select(m.AdapterVersion)
+            .where(m.AdapterVersion.adapter_id == adapter.id)
+            .order_by(m.AdapterVersion.version)
         ).all()
         alias_rows = session.execute(
             select(m.Alias.alias, m.AdapterVersion.version)

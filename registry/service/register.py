@@ -98,32 +98,63 @@ def upload_version_files(
         reg.store.put_file(f"{prefix}/{filename}", entry.path, sha256=entry.sha256, progress=callback)
         files[filename] = {"sha256": entry.sha256, "size": entry.size}
     card = render_model_card(
-        full_name=full_name, version=None, sha256=ingested.sha256, base_model=base_model,
-        pem_type=ingested.adapter.pem_type, task=task, tags=tags, description=description, **(card_extra or {}),
+        full_name=full_name,
+        version=None,
+        sha256=ingested.sha256,
+        base_model=base_model,
+        pem_type=ingested.adapter.pem_type,
+        task=task,
+        tags=tags,
+        description=description,
+        **(card_extra or {}),
     )
     files["README.md"] = _put_generated(reg.store, f"{prefix}/README.md", card.encode())
     provenance = build_provenance(
-        subject=dict(files), kind="composition" if provenance_extra else "upload",
-        principal=reg.principal, trigger=trigger,
-        extra={"name": full_name, "base_model": base_model, "metadata": ingested.metadata, **(provenance_extra or {})},
+        subject=dict(files),
+        kind="composition" if provenance_extra else "upload",
+        principal=reg.principal,
+        trigger=trigger,
+        extra={
+            "name": full_name,
+            "base_model": base_model,
+            "metadata": ingested.metadata,
+            **(provenance_extra or {}),
+        },
     )
     files["provenance.json"] = _put_generated(reg.store, f"{prefix}/provenance.json", dumps(provenance))
     return f"{reg.store.url.rstrip('/')}/{prefix}", files
 
 
 def _lock_adapter(
-    session: Session, namespace: str, name: str, pem_type: str, base: m.BaseModel,
-    task: str | None, description: str | None, principal: str,
+    session: Session,
+    namespace: str,
+    name: str,
+    pem_type: str,
+    base: m.BaseModel,
+    task: str | None,
+    description: str | None,
+    principal: str,
 ) -> m.Adapter:
     insert_ignore(
-        session, m.Adapter,
-        {"namespace": namespace, "name": name, "pem_type": pem_type, "task": task, "description": description,
-         "base_model_id": base.id, "created_by": principal, "created_at": m.utcnow(), "updated_at": m.utcnow()},
+        session,
+        m.Adapter,
+        {
+            "namespace": namespace,
+            "name": name,
+            "pem_type": pem_type,
+            "task": task,
+            "description": description,
+            "base_model_id": base.id,
+            "created_by": principal,
+            "created_at": m.utcnow(),
+            "updated_at": m.utcnow(),
+        },
         conflict=["namespace", "name"],
     )
     # Row lock: concurrent registrations of one name take version numbers one after another.
     adapter = session.scalars(
-        select(m.Adapter).where(m.Adapter.namespace == namespace, m.Adapter.name == name)
+        select(m.Adapter)
+        .where(m.Adapter.namespace == namespace, m.Adapter.name == name)
         .with_for_update(of=m.Adapter)
         .execution_options(populate_existing=True)
     ).one()
@@ -142,12 +173,14 @@ def _check_owner(adapter: m.Adapter, pem_type: str, base_name: str, base_revisio
         )
 
 
-def _resolve_or_create_base(session: Session, requested: str | None, from_config: str | None,
-                            principal: str) -> m.BaseModel:
+def _resolve_or_create_base(
+    session: Session, requested: str | None, from_config: str | None, principal: str
+) -> m.BaseModel:
     spec = requested or from_config
     if not spec:
         raise InvalidInput(
-            "base_model: the adapter config names no base_model_name_or_path; pass --base-model", field="base_model"
+            "base_model: the adapter config names no base_model_name_or_path; pass --base-model",
+            field="base_model",
         )
     name, _, revision = spec.partition("@")
     base = find_base_model(session, name, revision or None)
@@ -157,9 +190,18 @@ def _resolve_or_create_base(session: Session, requested: str | None, from_config
     # resolve it; `base-models add` can register a local or s3:// source beforehand.
     revision = revision or DEFAULT_REVISION
     # ON CONFLICT: parallel first registrations for one new base must not collide.
-    insert_ignore(session, m.BaseModel, {"name": name, "revision": revision, "source": name,
-                                         "created_by": principal, "created_at": m.utcnow()},
-                  conflict=["name", "revision"])
+    insert_ignore(
+        session,
+        m.BaseModel,
+        {
+            "name": name,
+            "revision": revision,
+            "source": name,
+            "created_by": principal,
+            "created_at": m.utcnow(),
+        },
+        conflict=["name", "revision"],
+    )
     base = find_base_model(session, name, revision)
     assert base is not None
     audit.record(session, principal, "register_base_model", f"base:{name}@{revision}", source=name, auto=True)
@@ -197,12 +239,20 @@ def commit_version(
     )
     meta = ingested.metadata
     version = m.AdapterVersion(
-        adapter_id=adapter.id, version=(latest or 0) + 1, sha256=ingested.sha256, rank=meta.get("r"),
-        alpha=meta.get("lora_alpha"), use_rslora=bool(meta.get("use_rslora")),
-        target_modules=list(meta.get("target_modules") or []), dtype=meta["dtype"],
-        size_bytes=ingested.size_bytes, num_parameters=int(meta.get("num_parameters") or 0), files=files,
+        adapter_id=adapter.id,
+        version=(latest or 0) + 1,
+        sha256=ingested.sha256,
+        rank=meta.get("r"),
+        alpha=meta.get("lora_alpha"),
+        use_rslora=bool(meta.get("use_rslora")),
+        target_modules=list(meta.get("target_modules") or []),
+        dtype=meta["dtype"],
+        size_bytes=ingested.size_bytes,
+        num_parameters=int(meta.get("num_parameters") or 0),
+        files=files,
         extra={"module_shapes": meta.get("module_shapes", {}), "config": ingested.adapter.config},
-        artifact_uri=artifact_uri, created_by=reg.principal,
+        artifact_uri=artifact_uri,
+        created_by=reg.principal,
     )
     session.add(version)
     for key, value in tags.items():
@@ -218,16 +268,22 @@ def commit_version(
     return version, True
 
 
-def _precheck(reg: Registry, full_name: str, ingested: IngestedAdapter, base_label: str) -> VersionView | None:
+def _precheck(
+    reg: Registry, full_name: str, ingested: IngestedAdapter, base_label: str
+) -> VersionView | None:
     """Before uploading anything: the same digest is already registered (return it), or the adapter
     exists with another PEM type / base model (refuse, so bad input stores nothing)."""
     namespace, name = full_name.split("/", 1)
     with reg.sessions() as session:
-        adapter = session.scalar(select(m.Adapter).where(m.Adapter.namespace == namespace, m.Adapter.name == name))
+        adapter = session.scalar(
+            select(m.Adapter).where(m.Adapter.namespace == namespace, m.Adapter.name == name)
+        )
         if adapter is None:
             return None
         base_name, _, base_revision = base_label.partition("@")
-        _check_owner(adapter, ingested.adapter.pem_type, base_name or adapter.base_model.name, base_revision or None)
+        _check_owner(
+            adapter, ingested.adapter.pem_type, base_name or adapter.base_model.name, base_revision or None
+        )
         existing = session.scalar(
             select(m.AdapterVersion).where(
                 m.AdapterVersion.adapter_id == adapter.id, m.AdapterVersion.sha256 == ingested.sha256
@@ -260,12 +316,26 @@ def register_adapter(
         if existing is not None:
             return existing, False
         artifact_uri, files = upload_version_files(
-            reg, name, ingested, base_model=base_label.partition("@")[0], task=task, tags=tags,
-            description=description, progress=progress,
+            reg,
+            name,
+            ingested,
+            base_model=base_label.partition("@")[0],
+            task=task,
+            tags=tags,
+            description=description,
+            progress=progress,
         )
         with transaction(reg.sessions) as session:
             row, created = commit_version(
-                session, reg, name, ingested, artifact_uri=artifact_uri, files=files, base_model=base_model,
-                task=task, tags=tags, description=description,
+                session,
+                reg,
+                name,
+                ingested,
+                artifact_uri=artifact_uri,
+                files=files,
+                base_model=base_model,
+                task=task,
+                tags=tags,
+                description=description,
             )
             return VersionView.of(row, aliases_of(session, row)), created

@@ -53,11 +53,19 @@ def artifact_location(artifact_uri: str) -> tuple[str, str]:
 
 
 def refs_for(version: VersionView, s3_endpoint_url: str | None = None) -> ServingRefs:
-    head = {"name": version.name, "version": version.version, "sha256": version.sha256,
-            "pem_type": version.pem_type, "base_model": version.base_model}
+    head = {
+        "name": version.name,
+        "version": version.version,
+        "sha256": version.sha256,
+        "pem_type": version.pem_type,
+        "base_model": version.base_model,
+    }
     if version.pem_type not in SUPPORTED:
-        return ServingRefs(**head, supported=False,
-                           reason=f"vLLM and LoRAX serve LoRA adapters only; this is {version.pem_type}")
+        return ServingRefs(
+            **head,
+            supported=False,
+            reason=f"vLLM and LoRAX serve LoRA adapters only; this is {version.pem_type}",
+        )
     source, location = artifact_location(version.artifact_uri)
     lora_name = f"{version.name}@{version.sha256[:8]}"
     vllm = VllmRef(
@@ -68,8 +76,11 @@ def refs_for(version: VersionView, s3_endpoint_url: str | None = None) -> Servin
         load_request={"lora_name": lora_name, "lora_path": location},
         cli_arg=f"{lora_name}={location}",
     )
-    lorax = LoraxRef(adapter_id=location, adapter_source=source,
-                     s3_endpoint_url=s3_endpoint_url if source == "s3" else None)
+    lorax = LoraxRef(
+        adapter_id=location,
+        adapter_source=source,
+        s3_endpoint_url=s3_endpoint_url if source == "s3" else None,
+    )
     return ServingRefs(**head, supported=True, vllm=vllm, lorax=lorax)
 
 

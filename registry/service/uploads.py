@@ -67,11 +67,18 @@ class MultipartReceiver:
         self._file: IO[bytes] | None = None
         self._digest: Any = None
         self._size = 0
-        self._parser = MultipartParser(boundary, {
-            "on_part_begin": self._begin, "on_part_data": self._data, "on_part_end": self._end,
-            "on_header_field": self._on_header_field, "on_header_value": self._on_header_value,
-            "on_header_end": self._on_header_end, "on_headers_finished": self._headers_finished,
-        })
+        self._parser = MultipartParser(
+            boundary,
+            {
+                "on_part_begin": self._begin,
+                "on_part_data": self._data,
+                "on_part_end": self._end,
+                "on_header_field": self._on_header_field,
+                "on_header_value": self._on_header_value,
+                "on_header_end": self._on_header_end,
+                "on_headers_finished": self._headers_finished,
+            },
+        )
 
     # -- parser callbacks -----------------------------------------------------------------------
     def _begin(self) -> None:
@@ -109,8 +116,9 @@ class MultipartReceiver:
         if self._file is not None:
             limit = MAX_CONFIG_BYTES if self._part == "config" else self.max_bytes
             if self._size > limit:
-                raise UploadTooLarge(f"{self._part}: larger than the limit of {limit} bytes",
-                                     field=self._part)
+                raise UploadTooLarge(
+                    f"{self._part}: larger than the limit of {limit} bytes", field=self._part
+                )
             self._file.write(chunk)
             self._digest.update(chunk)
         else:
@@ -137,8 +145,9 @@ class MultipartReceiver:
     def feed(self, chunk: bytes) -> None:
         self.received += len(chunk)
         if self.received > self.max_bytes + MAX_CONFIG_BYTES + HEADER_SLACK:
-            raise UploadTooLarge(f"body: larger than the upload limit of {self.max_bytes} bytes",
-                                 field="body")
+            raise UploadTooLarge(
+                f"body: larger than the upload limit of {self.max_bytes} bytes", field="body"
+            )
         self._call(self._parser.write, chunk)
 
     def finish(self) -> ReceivedForm:
@@ -169,8 +178,9 @@ def check_lengths(task: str | None, tags: dict[str, str], base_model: str | None
         raise InvalidInput("task: at most 128 characters", field="task")
     for key, value in tags.items():
         if len(key) > 128 or len(value) > 512:
-            raise InvalidInput(f"tags: {key[:40]!r}: keys up to 128, values up to 512 characters",
-                               field="tags")
+            raise InvalidInput(
+                f"tags: {key[:40]!r}: keys up to 128, values up to 512 characters", field="tags"
+            )
     name, _, revision = (base_model or "").partition("@")
     if len(name) > 120 or len(revision) > 120:
         raise InvalidInput("base_model: name and revision up to 120 characters each", field="base_model")
@@ -187,13 +197,21 @@ def register_upload(reg: Registry, form: ReceivedForm) -> tuple[VersionView, boo
     expected = form.one("sha256")
     weights = form.files["weights"]
     if expected and expected.lower().removeprefix("sha256:") != weights.sha256:
-        raise InvalidInput(f"weights: sha256 is {weights.sha256}, not {expected} as the sha256 field says",
-                           field="weights")
+        raise InvalidInput(
+            f"weights: sha256 is {weights.sha256}, not {expected} as the sha256 field says", field="weights"
+        )
     tags = parse_tags(form.fields.get("tags"), field="tags")
     base_model, task = form.one("base_model"), form.one("task")
     check_lengths(task, tags, base_model)
-    return register_adapter(reg, weights.path.parent, name, base_model=base_model, task=task, tags=tags,
-                            description=form.one("description"))
+    return register_adapter(
+        reg,
+        weights.path.parent,
+        name,
+        base_model=base_model,
+        task=task,
+        tags=tags,
+        description=form.one("description"),
+    )
 
 
 def check_source(reg: Registry, source: str) -> None:

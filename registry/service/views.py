@@ -22,8 +22,14 @@ class BaseModelView(Model):
 
     @classmethod
     def of(cls, row: m.BaseModel) -> BaseModelView:
-        return cls(name=row.name, revision=row.revision, source=row.source, sha256=row.sha256,
-                   architecture=row.architecture, created_at=row.created_at)
+        return cls(
+            name=row.name,
+            revision=row.revision,
+            source=row.source,
+            sha256=row.sha256,
+            architecture=row.architecture,
+            created_at=row.created_at,
+        )
 
 
 class VersionView(Model):
@@ -49,11 +55,23 @@ class VersionView(Model):
     def of(cls, row: m.AdapterVersion, aliases: list[str] | None = None) -> VersionView:
         a = row.adapter
         return cls(
-            name=a.full_name, version=row.version, sha256=row.sha256, pem_type=a.pem_type,
-            base_model=a.base_model.name, rank=row.rank, alpha=row.alpha, use_rslora=row.use_rslora,
-            target_modules=row.target_modules, dtype=row.dtype, size_bytes=row.size_bytes,
-            num_parameters=row.num_parameters, files=row.files, artifact_uri=row.artifact_uri,
-            aliases=sorted(aliases or []), created_by=row.created_by, created_at=row.created_at,
+            name=a.full_name,
+            version=row.version,
+            sha256=row.sha256,
+            pem_type=a.pem_type,
+            base_model=a.base_model.name,
+            rank=row.rank,
+            alpha=row.alpha,
+            use_rslora=row.use_rslora,
+            target_modules=row.target_modules,
+            dtype=row.dtype,
+            size_bytes=row.size_bytes,
+            num_parameters=row.num_parameters,
+            files=row.files,
+            artifact_uri=row.artifact_uri,
+            aliases=sorted(aliases or []),
+            created_by=row.created_by,
+            created_at=row.created_at,
         )
 
 
@@ -109,8 +127,9 @@ class AuditEventView(Model):
 
     @classmethod
     def of(cls, row: m.AuditEvent) -> AuditEventView:
-        return cls(id=row.id, at=row.at, actor=row.actor, action=row.action, subject=row.subject,
-                   details=row.details)
+        return cls(
+            id=row.id, at=row.at, actor=row.actor, action=row.action, subject=row.subject, details=row.details
+        )
 
 
 class ArtifactMatch(Model):
