@@ -22,7 +22,6 @@ from registry.service.uploads import (
     FILE_FIELDS,
     MultipartReceiver,
     UploadTooLarge,
-    check_lengths,
     check_source,
     register_upload,
 )
@@ -91,7 +90,6 @@ async def _from_json(caller: Caller, request: Request) -> tuple[VersionView, boo
         errors = [{**e, "loc": ("body", *e["loc"])} for e in found]
         raise RequestValidationError(errors) from None
     tags = body.tags if isinstance(body.tags, dict) else service.parse_tags(body.tags, field="tags")
-    check_lengths(body.task, tags, body.base_model)
 
     def work() -> tuple[VersionView, bool]:
         check_source(caller.reg, body.source)
@@ -103,6 +101,7 @@ async def _from_json(caller: Caller, request: Request) -> tuple[VersionView, boo
             task=body.task,
             tags=tags,
             description=body.description,
+            trigger="api",
         )
 
     return await run_in_threadpool(work)

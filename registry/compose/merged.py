@@ -6,7 +6,6 @@ model.safetensors.index.json stays valid) and every written file gets its sha256
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -17,19 +16,12 @@ from safetensors.torch import save_file
 
 from registry.compose.base import get_composer
 from registry.errors import IncompatibleAdapters, InvalidInput
+from registry.hashing import sha256_file
 from registry.pem import PemAdapter
 
 # Unmerged weights in other formats would shadow or contradict the merged shards.
 SKIPPED_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack")
 SKIPPED_NAMES = ("pytorch_model.bin.index.json",)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _locate(shards: list[Path], adapter: PemAdapter) -> None:

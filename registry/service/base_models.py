@@ -43,6 +43,8 @@ def add_base_model(
         raise InvalidInput("name: must not be empty", field="name")
     if not source.strip():
         raise InvalidInput("source: must not be empty", field="source")
+    if len(name) > 120 or len(revision) > 120:
+        raise InvalidInput("name: name and revision up to 120 characters each", field="name")
     with transaction(reg.sessions) as session:
         row = session.scalar(
             select(m.BaseModel).where(m.BaseModel.name == name, m.BaseModel.revision == revision)

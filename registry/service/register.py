@@ -47,6 +47,20 @@ def parse_tags(items: list[str] | None, field: str = "tag") -> dict[str, str]:
     return tags
 
 
+def check_lengths(task: str | None, tags: dict[str, str], base_model: str | None) -> None:
+    """The catalog columns' limits, checked up front so a long value is an error naming its field."""
+    if task and len(task) > 128:
+        raise InvalidInput("task: at most 128 characters", field="task")
+    for key, value in tags.items():
+        if len(key) > 128 or len(value) > 512:
+            raise InvalidInput(
+                f"tags: {key[:40]!r}: keys up to 128, values up to 512 characters", field="tags"
+            )
+    name, _, revision = (base_model or "").partition("@")
+    if len(name) > 120 or len(revision) > 120:
+        raise InvalidInput("base_model: name and revision up to 120 characters each", field="base_model")
+
+
 def _fetch_source(reg: Registry, source: str, workdir: Path) -> Path:
     """A local folder as is; an s3:// folder downloaded to `workdir` first."""
     if not source.startswith("s3://"):
@@ -302,12 +316,15 @@ def register_adapter(
     tags: dict[str, str] | None = None,
     description: str | None = None,
     progress: ProgressFactory | None = None,
+    trigger: str = "cli",
 ) -> tuple[VersionView, bool]:
-    """Returns (version, created). Registering bytes that already exist returns that version."""
+    """Returns (version, created). Registering bytes that already exist returns that version.
+    `trigger` (cli, api, ...) is recorded in the provenance."""
     from ..ingest import ingest_folder  # torch import (~2 s) only for commands that read adapters
 
     validate_name(name)
     tags = tags or {}
+    check_lengths(task, tags, base_model)
     with tempfile.TemporaryDirectory(prefix="pemreg-ingest-") as tmp:
         folder = _fetch_source(reg, str(source), Path(tmp))
         ingested = ingest_folder(folder, Path(tmp))
@@ -324,6 +341,7 @@ def register_adapter(
             tags=tags,
             description=description,
             progress=progress,
+            trigger=trigger,
         )
         with transaction(reg.sessions) as session:
             row, created = commit_version(

@@ -171,21 +171,6 @@ class MultipartReceiver:
             raise InvalidInput(f"body: malformed multipart data ({exc})", field="body") from None
 
 
-def check_lengths(task: str | None, tags: dict[str, str], base_model: str | None) -> None:
-    """The catalog columns' limits, checked up front so a long value is a 422 naming its field.
-    (register_adapter does not check them yet; the CLI would get a database error.)"""
-    if task and len(task) > 128:
-        raise InvalidInput("task: at most 128 characters", field="task")
-    for key, value in tags.items():
-        if len(key) > 128 or len(value) > 512:
-            raise InvalidInput(
-                f"tags: {key[:40]!r}: keys up to 128, values up to 512 characters", field="tags"
-            )
-    name, _, revision = (base_model or "").partition("@")
-    if len(name) > 120 or len(revision) > 120:
-        raise InvalidInput("base_model: name and revision up to 120 characters each", field="base_model")
-
-
 def register_upload(reg: Registry, form: ReceivedForm) -> tuple[VersionView, bool]:
     """Register the folder a MultipartReceiver filled. Returns (version, created)."""
     name = form.one("name")
@@ -202,7 +187,6 @@ def register_upload(reg: Registry, form: ReceivedForm) -> tuple[VersionView, boo
         )
     tags = parse_tags(form.fields.get("tags"), field="tags")
     base_model, task = form.one("base_model"), form.one("task")
-    check_lengths(task, tags, base_model)
     return register_adapter(
         reg,
         weights.path.parent,
@@ -211,6 +195,7 @@ def register_upload(reg: Registry, form: ReceivedForm) -> tuple[VersionView, boo
         task=task,
         tags=tags,
         description=form.one("description"),
+        trigger="api",
     )
 
 
