@@ -1,4 +1,7 @@
-"""Adapter names and version references: `namespace/name[@N | @alias | @sha256:prefix]`."""
+"""Adapter names and version references: `namespace/name[@N | @alias | @sha256:prefix]`.
+
+One home for the grammar: the spec language (registry/spec) and the catalog (registry/service) share it.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +10,20 @@ from dataclasses import dataclass
 
 from .errors import InvalidInput
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}/[a-z0-9][a-z0-9._-]{0,127}$")
+NAME_PATTERN = r"[a-z0-9][a-z0-9._-]{0,63}/[a-z0-9][a-z0-9._-]{0,127}"
+SELECTOR_PATTERN = r"sha256:[0-9a-f]{1,64}|[0-9]+|[a-z0-9][a-z0-9._-]{0,63}"
+REF_RE = re.compile(rf"(?P<name>{NAME_PATTERN})(?:@(?P<selector>{SELECTOR_PATTERN}))?")
+ADAPTER_NAME_PATTERN = rf"^{NAME_PATTERN}$"
+NAME_RE = re.compile(ADAPTER_NAME_PATTERN)
 ALIAS_RE = re.compile(r"^[a-z][a-z0-9._-]{0,63}$")
 SHA_PREFIX_RE = re.compile(r"^[0-9a-f]{6,64}$")
 LATEST = "latest"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class Ref:
+    """Exactly one of version / alias / sha256_prefix, or none (= latest, implicit)."""
+
     namespace: str
     name: str
     version: int | None = None
@@ -26,15 +35,40 @@ class Ref:
         return f"{self.namespace}/{self.name}"
 
     @property
-    def selector(self) -> str:
+    def selector(self) -> str | None:
         if self.version is not None:
             return str(self.version)
+        if self.alias is not None:
+            return self.alias
         if self.sha256_prefix is not None:
             return f"sha256:{self.sha256_prefix}"
-        return self.alias or LATEST
+        return None
 
     def __str__(self) -> str:
-        return f"{self.full_name}@{self.selector}"
+        return self.full_name + (f"@{self.selector}" if self.selector else "")
+
+    @classmethod
+    def parse(cls, text: str) -> Ref:
+        match = REF_RE.fullmatch(text.strip())
+        if not match:
+            raise InvalidInput(
+                f"{text!r} is not an adapter reference (namespace/name[@selector])", field="ref"
+            )
+        return cls.build(match.group("name"), match.group("selector"))
+
+    @classmethod
+    def build(cls, full_name: str, selector: str | int | None) -> Ref:
+        namespace, name = full_name.split("/", 1)
+        if selector is None or selector == "latest":  # latest is implicit: one spelling, one ref
+            return cls(namespace, name)
+        if isinstance(selector, int) or selector.isdigit():
+            version = int(selector)
+            if version < 1:
+                raise InvalidInput(f"{full_name}@{selector}: versions start at 1", field="ref")
+            return cls(namespace, name, version=version)
+        if selector.startswith("sha256:"):
+            return cls(namespace, name, sha256_prefix=selector.removeprefix("sha256:"))
+        return cls(namespace, name, alias=selector)
 
 
 def validate_name(full_name: str, field: str = "name") -> tuple[str, str]:
@@ -85,4 +119,4 @@ def parse_selector(selector: str, field: str = "version") -> dict[str, object]:
 def parse_ref(text: str, field: str = "ref") -> Ref:
     full_name, _, selector = text.strip().partition("@")
     namespace, name = validate_name(full_name, field)
-    return Ref(namespace, name, **parse_selector(selector, field) if selector else {})  # type: ignore[arg-type]
+    return Ref(namespace, name, **(parse_selector(selector, field) if selector else {}))  # type: ignore[arg-type]
