@@ -20,7 +20,7 @@ compositions_app = typer.Typer(help="Composition runs.", no_args_is_help=True)
 prefect_app = typer.Typer(help="The Prefect server kept warm for the embedded default.", no_args_is_help=True)
 
 
-def _use_prefect_api() -> str | None:
+def use_prefect() -> str | None:
     """Returns 'deployment' when PREFECT_API_URL is configured, else points this process at a local
     Prefect (a warm background server by default) and returns None."""
     if os.environ.get("PREFECT_API_URL"):
@@ -94,7 +94,7 @@ def compose(
         report = dry_run(reg, spec)
         print_json(report.to_dict()) if json_out else _print_dry_run(report)
         return
-    mode = _use_prefect_api()
+    mode = use_prefect()
     from flows import trigger
 
     if mode == "deployment":
@@ -165,7 +165,7 @@ def worker(
     """Serve the compose, recompose-stale and scheduled deployments (Prefect).
 
     Runs execute in this warm process by default (no per-run interpreter start-up)."""
-    _use_prefect_api()
+    use_prefect()
     from flows.worker import run_worker
 
     run_worker(limit=limit, subprocess=subprocess)

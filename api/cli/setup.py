@@ -37,8 +37,11 @@ def demo(
     """Build a tiny model, make LoRA and (IA)3 adapters with peft, register and query them."""
     from registry.demo import run_demo
 
+    from .compose import use_prefect
+
     reg = registry()
     initialize(reg)
+    use_prefect()  # the demo's compositions are real Prefect flow runs
     with tempfile.TemporaryDirectory(prefix="pemreg-demo-") as tmp:
         run_demo(reg, workdir or Path(tmp), console.print)
 
