@@ -9,6 +9,7 @@ from ..catalog import models as m
 from ..catalog.db import transaction
 from ..model_card import render_model_card
 from . import audit
+from .artifact_index import index_files
 from .base_models import require_base_model
 from .context import Registry
 from .resolve import resolve_version
@@ -56,7 +57,7 @@ def register_merged(
     with transaction(reg.sessions) as session:
         version = resolve_version(session, source)
         session.add(
-            m.MergedModel(
+            merged := m.MergedModel(
                 composition_id=composition_id,
                 base_model_id=require_base_model(session, base_label).id,
                 source_version_id=version.id,
@@ -67,6 +68,7 @@ def register_merged(
                 created_by=reg.principal,
             )
         )
+        index_files(session, merged)
         audit.record(
             session,
             reg.principal,

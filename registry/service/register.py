@@ -25,6 +25,7 @@ from ..provenance import build_provenance, dumps
 from ..refs import validate_name
 from ..store import ArtifactStore, adapter_prefix
 from . import audit
+from .artifact_index import index_files
 from .base_models import DEFAULT_REVISION, find_base_model
 from .context import Registry, open_store_for
 from .resolve import aliases_of
@@ -269,6 +270,7 @@ def commit_version(
         created_by=reg.principal,
     )
     session.add(version)
+    index_files(session, version)
     for key, value in tags.items():
         session.merge(m.AdapterTag(adapter_id=adapter.id, key=key, value=value))
     if task and adapter.task != task:

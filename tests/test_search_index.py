@@ -1,0 +1,289 @@
+"""Search and digest lookup served by indexes: trigram GIN indexes for `q` (PostgreSQL) and the
+`artifact_files` digest table (both backends), including migration 0002's backfill."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import delete, event, select, text
+
+from registry import service
+from registry.catalog import models as m
+from registry.catalog.db import get_engine, transaction
+from registry.catalog.migrate import downgrade, upgrade
+from registry.errors import NotFound
+from registry.service import Registry
+from registry.service.merged import register_merged
+from registry.settings import Settings
+
+
+def _names(reg: Registry, q: str) -> list[str]:
+    return [a.name for a in service.list_adapters(reg, query=q).items]
+
+
+def test_search_matches_name_description_and_task(reg: Registry, adapter_dirs: dict[str, Path]) -> None:
+    service.register_adapter(
+        reg,
+        adapter_dirs["lora"],
+        "acme/math-tutor",
+        task="arithmetic",
+        description="Grade school word problems",
+    )
+    service.register_adapter(
+        reg, adapter_dirs["lora2"], "beta/clinic", task="medicine", description="Clinical notes, ICD codes"
+    )
+    assert _names(reg, "tutor") == ["acme/math-tutor"]  # name
+    assert _names(reg, "acme/ma") == ["acme/math-tutor"]  # across the namespace separator
+    assert _names(reg, "TA/CLI") == ["beta/clinic"]  # case-insensitive, full name
+    assert _names(reg, "word probl") == ["acme/math-tutor"]  # description
+    assert _names(reg, "medic") == ["beta/clinic"]  # task
+    assert _names(reg, "c") == ["acme/math-tutor", "beta/clinic"]  # shorter than a trigram
+    assert _names(reg, "nowhere") == []
+
+
+def _index_rows(reg: Registry) -> set[tuple[str, str, str]]:
+    with reg.sessions() as session:
+        rows = session.execute(select(m.ArtifactFile.kind, m.ArtifactFile.filename, m.ArtifactFile.digest))
+        return {tuple(r) for r in rows}  # type: ignore[misc]
+
+
+def test_digest_lookup_of_every_file_goes_through_artifact_files(
+    reg: Registry, adapter_dirs: dict[str, Path]
+) -> None:
+    v, _ = service.register_adapter(reg, adapter_dirs["lora"], "acme/math")
+    files = {name: entry["sha256"] for name, entry in v.files.items()}
+    assert set(files) == {"adapter_config.json", "adapter_model.safetensors", "README.md", "provenance.json"}
+    assert _index_rows(reg) == {("adapter_version", name, sha) for name, sha in files.items()}
+    for name, sha in files.items():
+        [match] = service.find_by_digest(reg, sha, with_ancestry=False)
+        assert (match.kind, match.name, match.version, match.file) == (
+            "adapter_version",
+            "acme/math",
+            1,
+            name,
+        )
+    # Registering the same bytes again adds no version and no index rows.
+    service.register_adapter(reg, adapter_dirs["lora"], "acme/math")
+    assert len(_index_rows(reg)) == 4
+    # The lookup reads the table, not the versions' JSON: without its rows only the weights digest
+    # (an indexed column of the version itself) is still found.
+    with transaction(reg.sessions) as session:
+        session.execute(delete(m.ArtifactFile))
+    with pytest.raises(NotFound):
+        service.find_by_digest(reg, files["provenance.json"])
+    [weights] = service.find_by_digest(reg, v.sha256, with_ancestry=False)
+    assert weights.file == "adapter_model.safetensors"
+
+
+def test_merged_model_files_are_indexed(reg: Registry, adapter_dirs: dict[str, Path], tmp_path: Path) -> None:
+    service.register_adapter(reg, adapter_dirs["lora"], "acme/math")
+    run_id = str(uuid.uuid4())
+    with transaction(reg.sessions) as session:
+        session.add(m.Composition(id=run_id, output_name="acme/math", method="linear", principal="tester"))
+    folder = tmp_path / "merged"
+    folder.mkdir()
+    shard = folder / "model.safetensors"
+    shard.write_bytes(b"merged weights")
+    shard_sha = hashlib.sha256(b"merged weights").hexdigest()
+    aggregate = register_merged(reg, run_id, "acme/math@1", folder, {"model.safetensors": shard_sha})
+    [by_shard] = service.find_by_digest(reg, shard_sha)
+    assert (by_shard.kind, by_shard.name, by_shard.file) == (
+        "merged_model",
+        "acme/math@1",
+        "model.safetensors",
+    )
+    assert by_shard.ancestry is not None
+    readme_sha = hashlib.sha256((folder / "README.md").read_bytes()).hexdigest()
+    [by_card] = service.find_by_digest(reg, readme_sha, with_ancestry=False)
+    assert (by_card.kind, by_card.file) == ("merged_model", "README.md")
+    [whole] = service.find_by_digest(reg, aggregate, with_ancestry=False)
+    assert (whole.kind, whole.file) == ("merged_model", "*")
+
+
+# --- migration 0002: backfill on both backends --------------------------------------------------------
+
+
+def _seed_at_0001(url: str) -> None:
+    """Rows as a 0001 catalog holds them, written with plain SQL (today's models are one revision on)."""
+    now = datetime.now(UTC)
+    version_files = {
+        "adapter_model.safetensors": {"sha256": "a" * 64, "size": 10},
+        "adapter_config.json": {"sha256": "b" * 64, "size": 2},
+        "README.md": {"sha256": "C" * 64, "size": 3},  # stored digests are lowercased on backfill
+        "odd.txt": {"size": 1},  # no digest: nothing to index
+    }
+    merged_files = {"model.safetensors": {"sha256": "d" * 64, "size": 5}}
+    common = {"by": "t", "at": now}
+    with get_engine(url).begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO base_models (id, name, revision, source, created_by, created_at) "
+                "VALUES (1, 'tiny', 'main', 'tiny', :by, :at)"
+            ),
+            common,
+        )
+        conn.execute(
+            text(
+                "INSERT INTO adapters (id, namespace, name, pem_type, base_model_id, created_by, created_at, "
+                "updated_at) VALUES (1, 'acme', 'math', 'lora', 1, :by, :at, :at)"
+            ),
+            common,
+        )
+        conn.execute(
+            text(
+                "INSERT INTO adapter_versions (id, adapter_id, version, sha256, use_rslora, target_modules, "
+                "dtype, size_bytes, num_parameters, files, extra, artifact_uri, created_by, created_at) "
+                "VALUES (1, 1, 1, :sha, false, '[]', 'float32', 10, 1, :files, '{}', 'x', :by, :at)"
+            ),
+            {**common, "sha": "a" * 64, "files": json.dumps(version_files)},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO merged_models (id, base_model_id, source_version_id, name, sha256, files, "
+                "artifact_uri, created_by, created_at) "
+                "VALUES (1, 1, 1, 'acme/math@1', :sha, :files, 'y', :by, :at)"
+            ),
+            {**common, "sha": "e" * 64, "files": json.dumps(merged_files)},
+        )
+
+
+def _backfill_round_trip(url: str) -> None:
+    upgrade(url, "0001")
+    _seed_at_0001(url)
+    upgrade(url)
+    with get_engine(url).connect() as conn:
+        rows = conn.execute(
+            text("SELECT digest, kind, version_id, merged_model_id, filename FROM artifact_files")
+        ).all()
+    assert sorted(tuple(r) for r in rows) == [
+        ("a" * 64, "adapter_version", 1, None, "adapter_model.safetensors"),
+        ("b" * 64, "adapter_version", 1, None, "adapter_config.json"),
+        ("c" * 64, "adapter_version", 1, None, "README.md"),
+        ("d" * 64, "merged_model", None, 1, "model.safetensors"),
+    ]
+    reg = Registry(Settings(database_url=url, principal="tester"))
+    [found] = service.find_by_digest(reg, "b" * 64, with_ancestry=False)
+    assert (found.name, found.file) == ("acme/math", "adapter_config.json")
+    downgrade(url, "0001")
+    upgrade(url)  # backfills again from the same rows
+    with get_engine(url).connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM artifact_files")).scalar() == 4
+
+
+def test_migration_backfills_artifact_files_sqlite(tmp_path: Path) -> None:
+    _backfill_round_trip(f"sqlite:///{tmp_path / 'b.db'}")
+
+
+@pytest.mark.postgres
+def test_migration_backfills_artifact_files_postgres(fresh_pg_url: str) -> None:
+    _backfill_round_trip(fresh_pg_url)
+
+
+# --- PostgreSQL: the planner uses the trigram indexes for the query list_adapters sends ---------------
+
+
+def _seed_adapters(url: str, n: int) -> None:
+    with get_engine(url).begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO base_models (id, name, revision, source, created_by, created_at) "
+                "VALUES (1, 'tiny', 'main', 'tiny', 't', now())"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO adapters (namespace, name, pem_type, task, description, base_model_id, "
+                "created_by, created_at, updated_at) "
+                "SELECT 'team' || lpad((i % 20)::text, 2, '0'), 'adapter-' || lpad(i::text, 6, '0'), 'lora', "
+                "(ARRAY['math', 'law', 'code', 'chat'])[1 + i % 4], 'common words adapter number ' || i, "
+                "1, 't', now(), now() FROM generate_series(1, :n) AS i"
+            ),
+            {"n": n},
+        )
+        conn.execute(text("ANALYZE adapters"))
+
+
+def _sent_sql(reg: Registry, url: str, query: str) -> tuple[list[str], str, dict[str, Any]]:
+    """Run list_adapters; return its names and the SQL and parameters it sent to PostgreSQL."""
+    engine = get_engine(url)
+    sent: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        if "FROM adapters" in statement and "LIKE" in statement:
+            sent.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        names = [a.name for a in service.list_adapters(reg, query=query).items]
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    [(statement, parameters)] = sent
+    return names, statement, parameters
+
+
+def _plan(url: str, statement: str, parameters: dict[str, Any], *, generic: bool = False) -> str:
+    """EXPLAIN the statement as sent: with its values (a custom plan), or as a generic plan.
+
+    The generic plan is what a server-side prepared statement runs once PostgreSQL stops re-planning
+    (psycopg prepares a statement after 5 executions): bind parameters are then unknown `$n`, so only
+    expressions written as literals can match an expression index. Index scans in key order and seq
+    scans are disabled there, so a bitmap scan of the trigram index is the only way left, if usable.
+    """
+    with get_engine(url).connect() as conn:
+        if not generic:
+            plan = conn.exec_driver_sql("EXPLAIN " + statement, parameters).scalars().all()
+        else:
+            names: list[str] = []
+
+            def placeholder(match: re.Match[str]) -> str:
+                names.append(match.group(1))
+                return f"${len(names)}"
+
+            conn.exec_driver_sql("PREPARE search_q AS " + re.sub(r"%\((\w+)\)s", placeholder, statement))
+            for setting in (
+                "plan_cache_mode = force_generic_plan",
+                "enable_seqscan = off",
+                "enable_indexscan = off",
+            ):
+                conn.exec_driver_sql("SET LOCAL " + setting)
+            args = ", ".join(
+                str(v) if isinstance(v, int) else "'" + str(v).replace("'", "''") + "'"
+                for v in (parameters[n] for n in names)
+            )
+            # exec_driver_sql still runs psycopg's %-placeholder parsing: double the patterns' '%'.
+            explain = f"EXPLAIN EXECUTE search_q({args.replace('%', '%%')})"
+            plan = conn.exec_driver_sql(explain).scalars().all()
+            conn.exec_driver_sql("DEALLOCATE search_q")  # session-level: outlives the rollback
+        conn.rollback()
+    return "\n".join(plan)
+
+
+INDEXES = ("ix_adapters_search_full_name", "ix_adapters_search_description", "ix_adapters_search_task")
+
+
+@pytest.mark.postgres
+def test_rare_term_search_uses_trigram_indexes(fresh_pg_url: str, tmp_path: Path) -> None:
+    upgrade(fresh_pg_url)
+    _seed_adapters(fresh_pg_url, 5000)
+    reg = Registry(Settings(database_url=fresh_pg_url, home=tmp_path, principal="tester"))
+    names, statement, parameters = _sent_sql(reg, fresh_pg_url, "number 4321")
+    assert names == ["team01/adapter-004321"]
+    # The planner's own choice: all three alternatives of the OR are trigram index scans.
+    plan = _plan(fresh_pg_url, statement, parameters)
+    assert all(f"Bitmap Index Scan on {ix}" in plan for ix in INDEXES), plan
+    assert "Seq Scan" not in plan, plan
+    # And still usable in a generic plan: this fails if '/' is sent as a bind parameter.
+    plan = _plan(fresh_pg_url, statement, parameters, generic=True)
+    assert all(f"Bitmap Index Scan on {ix}" in plan for ix in INDEXES), plan
+    names, statement, parameters = _sent_sql(reg, fresh_pg_url, "m17/adapter-0043")
+    assert names == [f"team17/adapter-00{i}" for i in range(4317, 4400, 20)]
+    assert "Bitmap Index Scan on ix_adapters_search_full_name" in _plan(
+        fresh_pg_url, statement, parameters, generic=True
+    )
