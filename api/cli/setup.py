@@ -43,12 +43,13 @@ def demo(
     """Reproduce the paper's settings in miniature: pre-train a tiny base on synthetic domains, train
     LoRAs and (IA)3 adapters, register them, compose from examples/specs/demo-*.yaml through the Prefect
     flows, and report perplexities, interference and lineage (table, markdown, PNG)."""
+    # Prefect's per-task INFO lines would bury the report; its warnings and errors still show. Set before
+    # anything imports prefect, which reads its settings at import.
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     from registry.demo import run_demo
 
     from .compose import use_prefect
 
-    # Prefect's per-task INFO lines would bury the report; its warnings and errors still show.
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     reg = registry()
     initialize(reg)
     use_prefect()  # the demo's compositions are real Prefect flow runs
