@@ -164,3 +164,13 @@ def test_base_models(reg: Registry, tmp_path: Path) -> None:
     with pytest.raises(Conflict, match="source"):
         service.add_base_model(reg, "tiny-gpt2", source="elsewhere")
     assert [b.name for b in service.list_base_models(reg)] == ["tiny-gpt2"]
+
+
+def test_unknown_home_in_a_path_is_input_not_a_crash(reg: Registry) -> None:
+    # Found by schemathesis: Path("~o...").expanduser() raises RuntimeError for an unknown user.
+    view, created = service.add_base_model(reg, "hub-model", source="~nosuchuser-x/model")
+    assert created and view.architecture is None
+    with pytest.raises(InvalidInput, match="no such file"):
+        service.digest_of("~nosuchuser-x/adapter_model.safetensors")
+    with pytest.raises(AdapterFormatError):
+        service.register_adapter(reg, "~nosuchuser-x/adapter", "acme/x")

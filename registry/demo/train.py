@@ -156,6 +156,21 @@ def train_lora(
     )
     torch.manual_seed(LORA_INIT_SEED)  # same lora_A init for every adapter
     peft_model = get_peft_model(model, cfg)
+    return _train_adapter(peft_model, lines, dest, steps=steps, lr=lr, seed=seed, tick=tick, anchor=anchor)
+
+
+def _train_adapter(
+    peft_model: torch.nn.Module,
+    lines: list[str],
+    dest: Path,
+    *,
+    steps: int,
+    lr: float,
+    seed: int,
+    tick: Tick | None,
+    anchor: list[str] | None,
+) -> float:
+    """Train the adapter's parameters (only they require grad) and save the PEFT folder."""
     params = [p for p in peft_model.parameters() if p.requires_grad]
     loss = _loop(
         peft_model,
@@ -192,18 +207,4 @@ def train_ia3(
         target_modules=targets, feedforward_modules=ff, fan_in_fan_out=True, task_type="CAUSAL_LM"
     )
     peft_model = get_peft_model(model, cfg)
-    params = [p for p in peft_model.parameters() if p.requires_grad]
-    loss = _loop(
-        peft_model,
-        params,
-        lines,
-        steps=steps,
-        lr=lr,
-        batch=32,
-        seed=seed,
-        content_only=False,
-        tick=tick,
-        anchor=anchor,
-    )
-    peft_model.save_pretrained(dest, save_embedding_layers=False)
-    return loss
+    return _train_adapter(peft_model, lines, dest, steps=steps, lr=lr, seed=seed, tick=tick, anchor=anchor)

@@ -10,6 +10,7 @@ from urllib.parse import unquote, urlparse
 
 from ..errors import InvalidInput, StoreError
 from ..hashing import sha256_bytes
+from ..paths import user_path
 from ..store import ArtifactStore
 
 REQUIRED = {"perplexity": ("text",), "accuracy": ("text", "label")}
@@ -31,7 +32,7 @@ def _read(uri: str, open_store: Any) -> bytes:
             return b"".join(bucket_store.open_stream(key))
         except StoreError as exc:
             raise InvalidInput(f"dataset: cannot read {uri}: {exc}", field="dataset") from None
-    path = Path(unquote(parsed.path)) if parsed.scheme == "file" else Path(uri).expanduser()
+    path = Path(unquote(parsed.path)) if parsed.scheme == "file" else user_path(uri)
     if not path.is_file():
         raise InvalidInput(f"dataset: {uri} is not a file", field="dataset")
     return path.read_bytes()

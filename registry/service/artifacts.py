@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from sqlalchemy import select
 
 from ..catalog import models as m
 from ..errors import InvalidInput, NotFound
 from ..hashing import sha256_file
+from ..paths import user_path
 from .context import Registry
 from .lineage import MAX_DEPTH, walk
 from .views import ArtifactMatch
@@ -24,7 +23,7 @@ def digest_of(target: str) -> str:
         if len(digest) != 64 or not set(digest) <= HEX:
             raise InvalidInput(f"{target!r}: a sha256 digest has 64 hex digits", field="sha256")
         return digest
-    path = Path(target).expanduser()
+    path = user_path(target)
     if not path.is_file():
         raise InvalidInput(f"{target}: no such file (give a file or sha256:HEX)", field="file")
     return sha256_file(path)

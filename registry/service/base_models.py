@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -11,6 +10,7 @@ from sqlalchemy.orm import Session
 from ..catalog import models as m
 from ..catalog.db import transaction
 from ..errors import Conflict, InvalidInput, NotFound
+from ..paths import user_path
 from . import audit
 from .context import Registry
 from .views import BaseModelView
@@ -19,7 +19,7 @@ DEFAULT_REVISION = "main"
 
 
 def _architecture_of(source: str) -> str | None:
-    config = Path(source).expanduser() / "config.json"
+    config = user_path(source) / "config.json"
     if not config.is_file():
         return None
     try:

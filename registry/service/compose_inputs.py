@@ -13,6 +13,7 @@ from typing import Any
 from .. import __version__
 from ..errors import IncompatibleAdapters, InvalidInput
 from ..hashing import sha256_file
+from ..paths import user_path
 from ..refs import parse_ref
 from ..spec import CompositionSpec
 from ..store import adapter_prefix
@@ -139,7 +140,7 @@ def fetch_base_model(reg: Registry, source: str, key: str) -> Path | str:
             shutil.rmtree(dest, ignore_errors=True)
             tmp.rename(dest)
         return dest
-    path = Path(source).expanduser()
+    path = user_path(source)
     return path if path.is_dir() else source
 
 

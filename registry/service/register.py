@@ -21,6 +21,7 @@ from ..catalog.upsert import insert_ignore
 from ..errors import Conflict, InvalidInput
 from ..hashing import sha256_bytes
 from ..model_card import render_model_card
+from ..paths import user_path
 from ..provenance import build_provenance, dumps
 from ..refs import validate_name
 from ..store import ArtifactStore, adapter_prefix
@@ -65,7 +66,7 @@ def check_lengths(task: str | None, tags: dict[str, str], base_model: str | None
 def _fetch_source(reg: Registry, source: str, workdir: Path) -> Path:
     """A local folder as is; an s3:// folder downloaded to `workdir` first."""
     if not source.startswith("s3://"):
-        return Path(source).expanduser()
+        return user_path(source)
     store = open_store_for(reg.settings, source.rstrip("/"))
     dest = workdir / "source"
     dest.mkdir()
