@@ -266,8 +266,10 @@ def main() -> None:
             for name, fn in kinds.items():
                 results[name] = measure(client, name, fn, args.requests)
                 res = results[name]
-                print(f"{name:<20} p50 {res['p50']:6.1f} ms   p95 {res['p95']:6.1f} ms   "
-                      f"max {res['max']:6.1f} ms")
+                print(
+                    f"{name:<20} p50 {res['p50']:6.1f} ms   p95 {res['p95']:6.1f} ms   "
+                    f"max {res['max']:6.1f} ms"
+                )
         lineage_ok = all(v["p95"] <= 50 for k, v in results.items() if k.startswith("lineage"))
         list_ok = all(v["p95"] <= 30 for k, v in results.items() if not k.startswith("lineage"))
         print(

@@ -68,7 +68,7 @@ def test_prefect_server_command() -> None:
 def test_no_dead_settings() -> None:
     fields = {f"PEMREG_{name.upper()}" for name in Settings.model_fields}
     for name, spec in SERVICES.items():
-        for var in (spec.get("environment") or {}):
+        for var in spec.get("environment") or {}:
             if var.startswith("PEMREG_"):
                 assert var in fields, f"{name}: {var} is not a setting of registry/settings.py"
             elif var.startswith("PREFECT_"):

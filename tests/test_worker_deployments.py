@@ -12,8 +12,14 @@ from registry.spec import load_spec
 
 
 def test_scheduled_specs_become_cron_deployments(tmp_path: Path) -> None:
-    reg = Registry(Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
-                            artifact_store=(tmp_path / "s").as_uri(), recompose_interval_seconds=120))
+    reg = Registry(
+        Settings(
+            home=tmp_path,
+            database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
+            artifact_store=(tmp_path / "s").as_uri(),
+            recompose_interval_seconds=120,
+        )
+    )
     upgrade(reg.settings.resolved_database_url)
     nightly = load_spec("name: acme/nightly\nexpression: 'acme/a'\nschedule: '0 3 * * *'\n")
     compositions.create(reg, nightly, [], "cli")

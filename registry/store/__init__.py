@@ -27,8 +27,11 @@ def open_store(
         from .s3 import S3Store  # boto3 import costs ~0.15 s: only pay it when S3 is used
 
         return S3Store(
-            url, endpoint_url=s3_endpoint_url, region=s3_region,
-            access_key=aws_access_key_id, secret_key=aws_secret_access_key,
+            url,
+            endpoint_url=s3_endpoint_url,
+            region=s3_region,
+            access_key=aws_access_key_id,
+            secret_key=aws_secret_access_key,
         )
     if parsed.scheme == "file":
         if parsed.netloc not in ("", "localhost"):

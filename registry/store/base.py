@@ -65,7 +65,11 @@ class ArtifactStore(ABC):
 
     @abstractmethod
     def put_file(
-        self, key: str, src_path: str | os.PathLike[str], *, sha256: str | None = None,
+        self,
+        key: str,
+        src_path: str | os.PathLike[str],
+        *,
+        sha256: str | None = None,
         progress: Progress | None = None,
     ) -> None:
         """Store a file under `key` once. Same bytes again: no-op; other bytes: Conflict.
@@ -97,7 +101,11 @@ class ArtifactStore(ABC):
         """Admin delete; deleting a missing key is not an error."""
 
     def get_file(
-        self, key: str, dest_path: str | os.PathLike[str], *, sha256: str | None = None,
+        self,
+        key: str,
+        dest_path: str | os.PathLike[str],
+        *,
+        sha256: str | None = None,
         progress: Progress | None = None,
     ) -> None:
         """Download to `dest_path` (replaced if present). The bytes land in a temporary sibling and

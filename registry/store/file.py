@@ -65,7 +65,11 @@ class FileStore(ArtifactStore):
             raise StoreError(f"artifact directory {self.root} does not exist (run `pemreg init`)")
 
     def put_file(
-        self, key: str, src_path: str | os.PathLike[str], *, sha256: str | None = None,
+        self,
+        key: str,
+        src_path: str | os.PathLike[str],
+        *,
+        sha256: str | None = None,
         progress: Progress | None = None,
     ) -> None:
         try:

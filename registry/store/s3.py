@@ -35,8 +35,16 @@ MIB = 1024 * 1024
 MIN_PART = 5 * MIB  # S3 (and SeaweedFS) refuse non-final parts below 5 MiB
 MAX_PARTS = 10_000
 _AUTH_CODES = {
-    "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "Forbidden", "403",
-    "InvalidToken", "ExpiredToken", "InvalidClientTokenId", "AllAccessDisabled", "AccountProblem",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "AccessDenied",
+    "Forbidden",
+    "403",
+    "InvalidToken",
+    "ExpiredToken",
+    "InvalidClientTokenId",
+    "AllAccessDisabled",
+    "AccountProblem",
 }
 _MISSING_CODES = {"NoSuchKey", "NotFound", "404"}
 _RACE_CODES = {"PreconditionFailed", "ConditionalRequestConflict"}
@@ -170,7 +178,11 @@ class S3Store(ArtifactStore):
             self._put_small(key, data, digest)
 
     def put_file(
-        self, key: str, src_path: str | os.PathLike[str], *, sha256: str | None = None,
+        self,
+        key: str,
+        src_path: str | os.PathLike[str],
+        *,
+        sha256: str | None = None,
         progress: Progress | None = None,
     ) -> None:
         try:
@@ -217,7 +229,10 @@ class S3Store(ArtifactStore):
     def _put_small(self, key: str, data: bytes, sha256: str) -> None:
         try:
             self._s3.put_object(
-                Bucket=self.bucket, Key=self._key(key), Body=data, Metadata={"sha256": sha256},
+                Bucket=self.bucket,
+                Key=self._key(key),
+                Body=data,
+                Metadata={"sha256": sha256},
                 IfNoneMatch="*",
             )
         except ClientError as exc:
@@ -252,7 +267,10 @@ class S3Store(ArtifactStore):
             # Checked before completing: a source that changed mid-upload never becomes visible.
             check_sha256(key, sha256, digest.hexdigest(), where)
             self._s3.complete_multipart_upload(
-                Bucket=self.bucket, Key=full, UploadId=upload_id, MultipartUpload={"Parts": parts},
+                Bucket=self.bucket,
+                Key=full,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
                 IfNoneMatch="*",
             )
         except BaseException as exc:
@@ -296,7 +314,7 @@ class S3Store(ArtifactStore):
             paginator = self._s3.get_paginator("list_objects_v2")
             pages = paginator.paginate(Bucket=self.bucket, Prefix=root + prefix)
             for page in pages:
-                keys.extend(obj["Key"][len(root):] for obj in page.get("Contents", []))
+                keys.extend(obj["Key"][len(root) :] for obj in page.get("Contents", []))
         return sorted(keys)
 
     def delete(self, key: str) -> None:
