@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -42,6 +43,17 @@ def _alive(pid: int) -> bool:
         return True
 
 
+def _port_taken(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def status(home: Path) -> dict | None:
     """{pid, url} of a running, healthy server started by us, else None."""
     path = _state_file(home)
@@ -60,12 +72,10 @@ def ensure_running(home: Path, port: int) -> str:
         return state["url"]
     root = home / "prefect"
     root.mkdir(parents=True, exist_ok=True)
+    if _port_taken(port):
+        # Another home's server (or anything else) has it: any free port will do, the state file records it.
+        port = _free_port()
     url = f"http://127.0.0.1:{port}/api"
-    if _healthy(url):
-        raise RuntimeError(
-            f"port {port} already serves a Prefect API not started by pemreg; set "
-            "PEMREG_LOCAL_PREFECT_PORT or PREFECT_API_URL"
-        )
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}  # the server must not be a client
     env.update(PREFECT_HOME=str(root), PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_UI_ENABLED="true")
     with open(root / "server.log", "ab") as log:

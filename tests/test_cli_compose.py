@@ -121,3 +121,15 @@ def test_bad_specs_fail_with_one_line(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], result.stderr
     assert [a.name for a in service.list_adapters(reg).items] == ["t/a", "t/b", "t/i"]
+
+
+def test_local_server_moves_off_a_taken_port(warm_home: tuple[Path, int], tmp_path: Path) -> None:
+    from flows import local_server
+
+    _, taken = warm_home  # another home's server holds this port
+    url = local_server.ensure_running(tmp_path / "other-home", taken)
+    try:
+        assert f":{taken}/" not in url
+        assert local_server.status(tmp_path / "other-home")["url"] == url  # type: ignore[index]
+    finally:
+        assert local_server.stop(tmp_path / "other-home")
