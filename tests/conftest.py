@@ -34,14 +34,10 @@ def reg(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Registry]:
     else:
         url = request.getfixturevalue("pg_url")
         s3 = request.getfixturevalue("s3_service")
-        settings = Settings(
+        settings = s3.settings(
             home=tmp_path / "home",
             database_url=url,
-            artifact_store=request.getfixturevalue("s3_store_url"),
-            s3_endpoint_url=s3.endpoint,
-            s3_access_key_id=s3.access_key,
-            s3_secret_access_key=s3.secret_key,
-            s3_region=s3.region,
+            store_url=request.getfixturevalue("s3_store_url"),
             principal="tester",
         )
     registry = Registry(settings)

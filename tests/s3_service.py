@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from registry.settings import Settings
+
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "scripts" / "seaweedfs.sh"
 TEST_BUCKET = "pemreg-test"
@@ -67,6 +69,19 @@ class S3Service:
             "aws_access_key_id": self.access_key,
             "aws_secret_access_key": self.secret_key,
         }
+
+    def settings(self, *, home: Path, database_url: str, store_url: str, principal: str) -> Settings:
+        """Registry settings on this server's admin identity and the given catalog."""
+        return Settings(
+            home=home,
+            database_url=database_url,
+            artifact_store=store_url,
+            s3_endpoint_url=self.endpoint,
+            s3_access_key_id=self.access_key,
+            s3_secret_access_key=self.secret_key,
+            s3_region=self.region,
+            principal=principal,
+        )
 
     def settings_env(self, store_url: str) -> dict[str, str]:
         """PEMREG_* variables pointing the registry at this server (for CLI / settings tests)."""

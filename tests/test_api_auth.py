@@ -18,7 +18,6 @@ import pytest
 from registry import service
 from registry.service import Registry
 from registry.service.keys import ROLES, create_key
-from registry.settings import Settings
 from tests.pg_service import truncate_all
 from tests.s3_service import S3Service
 from tests.test_api_common import Api, make_api, upload_files
@@ -34,14 +33,10 @@ def seeded(
     tmp_path_factory: pytest.TempPathFactory,
     adapter_dirs: dict[str, Path],
 ) -> Iterator[Api]:
-    settings = Settings(
+    settings = s3_service.settings(
         home=tmp_path_factory.mktemp("home"),
         database_url=pg_url,
-        artifact_store=f"s3://{s3_service.bucket}/{uuid.uuid4().hex}",
-        s3_endpoint_url=s3_service.endpoint,
-        s3_access_key_id=s3_service.access_key,
-        s3_secret_access_key=s3_service.secret_key,
-        s3_region=s3_service.region,
+        store_url=f"s3://{s3_service.bucket}/{uuid.uuid4().hex}",
         principal="seeder",
     )
     reg = Registry(settings)

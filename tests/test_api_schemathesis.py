@@ -46,14 +46,10 @@ def fuzz_target(
     tmp_path_factory: pytest.TempPathFactory,
     adapter_dirs: dict[str, Path],
 ) -> Iterator[dict[str, Any]]:
-    settings_ = Settings(
+    settings_ = s3_service.settings(
         home=tmp_path_factory.mktemp("home"),
         database_url=pg_url,
-        artifact_store=f"s3://{s3_service.bucket}/{uuid.uuid4().hex}",
-        s3_endpoint_url=s3_service.endpoint,
-        s3_access_key_id=s3_service.access_key,
-        s3_secret_access_key=s3_service.secret_key,
-        s3_region=s3_service.region,
+        store_url=f"s3://{s3_service.bucket}/{uuid.uuid4().hex}",
         principal="fuzz",
     )
     reg = Registry(settings_)
