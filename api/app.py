@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from registry.service import Registry
 from registry.settings import Settings, get_settings
 
-from . import errors
+from . import errors, web
 from .middleware import RequestIdMiddleware
 from .routes import adapters, audit, base_models, compositions, downloads, health, keys, register
 
@@ -27,4 +27,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     for module in (health, base_models, adapters, register, downloads, compositions, audit, keys):
         app.include_router(module.router)
+    web.mount(app)  # the catalog pages at / (same auth, keys checked per request)
     return app

@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     prefect_mode: Literal["local-server", "ephemeral"] = "local-server"
     local_prefect_port: int = 4213
     recompose_interval_seconds: int = 600
+    # Web catalog at `/`: signs its session cookies with this (else a secret generated into `home`);
+    # public_read lets anyone read the web catalog without signing in (REST still needs a key).
+    session_secret: str | None = Field(default=None, repr=False)
+    public_read: bool = False
+    session_max_age_seconds: int = 12 * 3600
+    prefect_ui_url: str | None = Field(default=None, description="links a composition to its flow run")
 
     @property
     def resolved_database_url(self) -> str:

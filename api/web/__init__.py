@@ -1,0 +1,14 @@
+"""The web catalog at `/`: pages, their static files (served from this package, no CDN), sign-in."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from .render import HERE
+from .routes import router
+
+
+def mount(app: FastAPI) -> None:
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="web_static")

@@ -1,0 +1,64 @@
+"""Geometry of the small inline-SVG charts: metric bars beside the parents', interference heatmap."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from registry.service.web_views import MetricRow
+
+BAR_MAX_W = 260
+BAR_H = 16
+
+
+@dataclass
+class Bar:
+    label: str
+    value: float
+    width: float
+    own: bool  # this version's value (the parents' are drawn muted)
+
+
+def metric_bars(row: MetricRow) -> list[Bar]:
+    """This version first, then each parent, scaled to the largest absolute value of the row."""
+    values = [("this version", row.value, True)] + [
+        (label, value, False) for label, value in sorted(row.parents.items())
+    ]
+    finite = [abs(v) for _, v, _ in values if math.isfinite(v)]
+    top = max(finite, default=0.0) or 1.0
+    return [
+        Bar(label, value, BAR_MAX_W * abs(value) / top if math.isfinite(value) else 0.0, own)
+        for label, value, own in values
+    ]
+
+
+@dataclass
+class Cell:
+    x: int
+    y: int
+    value: float | None
+    fill: str
+
+
+def _fill(value: float | None) -> str:
+    """Diverging scale: red for aligned deltas (cosine > 0), blue for opposed, white near zero."""
+    if value is None or not math.isfinite(value):
+        return "#eeeeee"
+    v = max(-1.0, min(1.0, value))
+    fade = round(255 * (1 - abs(v)))
+    return f"rgb(255,{fade},{fade})" if v >= 0 else f"rgb({fade},{fade},255)"
+
+
+def heatmap(interference: dict[str, Any], labels: list[str]) -> list[Cell]:
+    """n x n cells of the pairwise RMS cosine; the diagonal (an input with itself) is 1."""
+    n = len(labels)
+    grid: dict[tuple[int, int], float] = {(i, i): 1.0 for i in range(n)}
+    for pair in interference.get("pairs", []) or []:
+        try:
+            i, j, value = int(pair["i"]), int(pair["j"]), float(pair["rms_cosine"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if 0 <= i < n and 0 <= j < n:
+            grid[(i, j)] = grid[(j, i)] = value
+    return [Cell(x, y, grid.get((y, x)), _fill(grid.get((y, x)))) for y in range(n) for x in range(n)]

@@ -1,0 +1,146 @@
+"""Web sign-in: a signed, HttpOnly, SameSite session cookie naming an API key, checked on every request.
+
+The cookie holds the key's name, a fingerprint of its stored hash (HMAC with the server secret), and
+the issue time, signed with HMAC-SHA256. It never holds the key itself. Each request looks the key up
+again, so revoking it (or re-creating a key with the same name) ends every session made with it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import Request
+
+from api.deps import Caller, base_registry
+from registry.service import Registry
+from registry.service.web_views import active_key
+from registry.settings import Settings
+
+COOKIE = "pemreg_session"
+ANONYMOUS = "anonymous"
+SECRET_FILE = "web-session-secret"
+
+
+class SignInRequired(Exception):
+    """No valid session and anonymous read is off: pages answer with a redirect to /signin."""
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def load_secret(settings: Settings) -> bytes:
+    """PEMREG_SESSION_SECRET, else a random secret kept (mode 0600) in PEMREG_HOME across restarts."""
+    if settings.session_secret:
+        return settings.session_secret.encode()
+    path = Path(settings.home) / SECRET_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        value = path.read_text().strip()
+        if len(value) >= 32:
+            return value.encode()
+        raise RuntimeError(f"{path}: session secret is too short; delete it to regenerate") from None
+    value = secrets.token_urlsafe(48)
+    with os.fdopen(fd, "w") as f:  # O_EXCL: two workers starting together agree on one secret
+        f.write(value + "\n")
+    return value.encode()
+
+
+@dataclass(frozen=True)
+class Sessions:
+    secret: bytes
+    max_age: int
+
+    def _mac(self, *parts: str) -> str:
+        return _b64(hmac.new(self.secret, "|".join(parts).encode(), hashlib.sha256).digest())
+
+    def fingerprint(self, key_hash: str) -> str:
+        return self._mac("key", key_hash)
+
+    def issue(self, key_name: str, key_hash: str) -> str:
+        payload = _b64(
+            json.dumps({"k": key_name, "f": self.fingerprint(key_hash), "t": int(time.time())}).encode()
+        )
+        return f"{payload}.{self._mac('session', payload)}"
+
+    def read(self, cookie: str) -> tuple[str, str] | None:
+        """(key name, fingerprint) of a cookie this server signed and that has not expired."""
+        payload, _, mac = cookie.partition(".")
+        if not mac or not hmac.compare_digest(mac, self._mac("session", payload)):
+            return None
+        try:
+            data = json.loads(_unb64(payload))
+            name, fp, issued = str(data["k"]), str(data["f"]), int(data["t"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        if not 0 <= time.time() - issued <= self.max_age:
+            return None
+        return name, fp
+
+    def csrf_token(self, cookie: str) -> str:
+        """Bound to one session cookie: a page of another site cannot know it."""
+        return self._mac("csrf", cookie)
+
+
+def sessions_of(request: Request) -> Sessions:
+    state = request.app.state
+    if getattr(state, "web_sessions", None) is None:
+        settings = base_registry(request).settings
+        state.web_sessions = Sessions(load_secret(settings), settings.session_max_age_seconds)
+    return state.web_sessions  # type: ignore[no-any-return]
+
+
+def signed_in(request: Request) -> Caller | None:
+    """The caller of a valid session whose key is still active, else None."""
+    cookie = request.cookies.get(COOKIE)
+    if not cookie:
+        return None
+    sessions = sessions_of(request)
+    read = sessions.read(cookie)
+    if read is None:
+        return None
+    name, fp = read
+    base: Registry = base_registry(request)
+    key = active_key(base, name)
+    if key is None or not hmac.compare_digest(fp, sessions.fingerprint(key[1])):
+        return None
+    request.state.principal = name
+    return Caller(name=name, role=key[0], reg=base.acting_as(name))
+
+
+def web_caller(request: Request) -> Caller:
+    """Dependency of every page: the signed-in key, or an anonymous reader when PEMREG_PUBLIC_READ."""
+    caller = signed_in(request)
+    if caller is not None:
+        return caller
+    base = base_registry(request)
+    if base.settings.public_read:
+        return Caller(name=ANONYMOUS, role="reader", reg=base.acting_as(ANONYMOUS))
+    raise SignInRequired()
+
+
+def safe_next(target: str | None) -> str:
+    """Only a path on this site: never `//host`, a scheme, or a backslash trick."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def same_origin(request: Request) -> bool:
+    """Browsers send Origin on cross-site POSTs; a form of another site is refused."""
+    origin = request.headers.get("origin")
+    return origin is None or origin == f"{request.url.scheme}://{request.headers.get('host', '')}"

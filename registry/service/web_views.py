@@ -1,0 +1,161 @@
+"""Reads the web catalog needs beyond the REST views: aliases of listed rows, metrics beside the
+parents' metrics, the run that made a version, small immutable files, and web-session key checks."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from threading import Lock
+
+from pydantic import BaseModel as Model
+from sqlalchemy import select, tuple_
+
+from ..catalog import models as m
+from ..errors import IntegrityError, StoreError
+from ..refs import Ref
+from ..store import adapter_prefix
+from .context import Registry
+from .resolve import resolve_version
+from .views import VersionView
+
+
+class MetricRow(Model):
+    name: str  # evaluation name (e.g. math-ppl)
+    metric: str  # perplexity | accuracy
+    value: float
+    parents: dict[str, float]  # parent label (name@version) -> its value on the same evaluation
+
+
+class VersionOrigin(Model):
+    """How a version came to be: its parents (edges) and the composition run that registered it."""
+
+    composition_id: str | None
+    parents: list[tuple[str, str, float]]  # (name@version, operator, weight)
+    metrics: list[MetricRow]
+
+
+def aliases_by_adapter(reg: Registry, names: list[str]) -> dict[str, dict[str, int]]:
+    """`ns/name` -> {alias: version} for a page of listed adapters, in one query."""
+    pairs = [tuple(n.split("/", 1)) for n in names]
+    if not pairs:
+        return {}
+    with reg.sessions() as session:
+        rows = session.execute(
+            select(m.Adapter.namespace, m.Adapter.name, m.Alias.alias, m.AdapterVersion.version)
+            .join(m.Alias, m.Alias.adapter_id == m.Adapter.id)
+            .join(m.AdapterVersion, m.AdapterVersion.id == m.Alias.version_id)
+            .where(tuple_(m.Adapter.namespace, m.Adapter.name).in_(pairs))
+        ).all()
+    out: dict[str, dict[str, int]] = {}
+    for ns, name, alias, version in rows:
+        out.setdefault(f"{ns}/{name}", {})[alias] = version
+    return out
+
+
+def version_origin(reg: Registry, ref: Ref | str) -> VersionOrigin:
+    """Parents with operator and weight, the producing run, and each evaluation beside the parents'."""
+    with reg.sessions() as session:
+        row = resolve_version(session, ref)
+        parent_rows = session.execute(
+            select(m.Adapter.namespace, m.Adapter.name, m.AdapterVersion.version, m.AdapterVersion.id)
+            .add_columns(m.LineageEdge.operator, m.LineageEdge.weight, m.LineageEdge.composition_id)
+            .join(m.AdapterVersion, m.AdapterVersion.id == m.LineageEdge.parent_version_id)
+            .join(m.Adapter, m.Adapter.id == m.AdapterVersion.adapter_id)
+            .where(m.LineageEdge.child_version_id == row.id)
+            .order_by(m.Adapter.namespace, m.Adapter.name, m.AdapterVersion.version)
+        ).all()
+        labels = {vid: f"{ns}/{name}@{ver}" for ns, name, ver, vid, *_ in parent_rows}
+        made_by = session.scalar(
+            select(m.Composition.id)
+            .where(m.Composition.output_version_id == row.id)
+            .order_by(m.Composition.created_at)
+            .limit(1)
+        ) or next((c for *_, c in parent_rows if c), None)
+        evals = session.execute(
+            select(m.Evaluation.version_id, m.Evaluation.name, m.Evaluation.metric, m.Evaluation.value)
+            .where(m.Evaluation.version_id.in_([row.id, *labels]))
+            .order_by(m.Evaluation.id)  # the newest value of a (version, name) wins below
+        ).all()
+    own: dict[str, tuple[str, float]] = {}
+    theirs: dict[str, dict[str, float]] = {}
+    for vid, name, metric, value in evals:
+        if vid == row.id:
+            own[name] = (metric, value)
+        else:
+            theirs.setdefault(name, {})[labels[vid]] = value
+    metrics = [
+        MetricRow(name=name, metric=metric, value=value, parents=theirs.get(name, {}))
+        for name, (metric, value) in sorted(own.items())
+    ]
+    return VersionOrigin(
+        composition_id=made_by,
+        parents=[(labels[vid], op, w) for *_, vid, op, w, _c in parent_rows],
+        metrics=metrics,
+    )
+
+
+class _TextCache:
+    """Small files of versions by digest: content-addressed, so a cached text never goes stale."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.items: OrderedDict[str, str] = OrderedDict()
+        self.size = size
+        self.lock = Lock()
+
+    def get(self, digest: str) -> str | None:
+        with self.lock:
+            if digest in self.items:
+                self.items.move_to_end(digest)
+                return self.items[digest]
+        return None
+
+    def put(self, digest: str, text: str) -> None:
+        with self.lock:
+            self.items[digest] = text
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+
+
+_texts = _TextCache()
+MAX_TEXT_BYTES = 512 * 1024  # model cards and provenance records are a few kB; refuse to page in more
+
+
+def read_version_text(reg: Registry, version: VersionView, filename: str) -> str | None:
+    """A small text file of a version (README.md, provenance.json), checked against its sha256.
+
+    None when the version has no such file, it is larger than MAX_TEXT_BYTES, or the store cannot
+    serve it (the page then says so instead of failing).
+    """
+    entry = version.files.get(filename)
+    if not entry or int(entry.get("size", 0)) > MAX_TEXT_BYTES:
+        return None
+    digest = str(entry["sha256"])
+    cached = _texts.get(digest)
+    if cached is not None:
+        return cached
+    namespace, name = version.name.split("/", 1)
+    key = f"{adapter_prefix(namespace, name, version.sha256)}/{filename}"
+    data = bytearray()
+    try:
+        for chunk in reg.store.open_stream(key):
+            data += chunk
+            if len(data) > MAX_TEXT_BYTES:
+                return None
+    except (StoreError, OSError):
+        return None
+    if hashlib.sha256(data).hexdigest() != digest:
+        raise IntegrityError(f"{version.name}@{version.version}/{filename}: stored bytes do not match sha256")
+    text = data.decode("utf-8", errors="replace")
+    _texts.put(digest, text)
+    return text
+
+
+def active_key(reg: Registry, name: str) -> tuple[str, str] | None:
+    """(role, key hash) of the active API key called `name`; None once revoked or unknown."""
+    with reg.sessions() as session:
+        row = session.execute(
+            select(m.ApiKey.role, m.ApiKey.key_hash).where(
+                m.ApiKey.name == name, m.ApiKey.revoked_at.is_(None)
+            )
+        ).first()
+    return (row[0], row[1]) if row else None

@@ -1,0 +1,129 @@
+"""A small catalog for the web tests, made through the product's own service layer.
+
+Two peft-made LoRAs, a composed version of them (composed by the real engine, registered by the same
+`register_output` the compose flow calls, so lineage edges, the composition record, model card and
+provenance are the product's own), and an adapter whose description and tags carry XSS payloads.
+Skipped: Prefect (the flow's orchestration is tested elsewhere) and model evaluation: the metrics
+recorded here are fixed numbers, so the pages show what the catalog holds, not a measurement.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from registry import service
+from registry.compose.engine import compose
+from registry.compose.interference import interference_report
+from registry.pem.io import read_adapter, write_adapter
+from registry.service import Registry
+from registry.service import compositions as comps
+from registry.service.compose_inputs import resolve_inputs
+from registry.service.compose_register import register_output
+from registry.service.evaluations import record
+from registry.service.keys import create_key
+from registry.spec import load_spec
+from tests.factories import make_lora
+
+XSS_DESCRIPTION = '<script>window.__xss="desc"</script><img src=x onerror="window.__xss=\'img\'">'
+XSS_TAG = '<script>window.__xss="tag"</script>'
+XSS_TAG_KEY = "note<img src=x onerror=alert(1)>"
+SPEC = """\
+name: acme/math-medicine
+description: math + medicine skills, composed for the web tests
+method: linear
+expression: "0.7 * acme/math + 0.3 * acme/medicine"
+output: {kind: adapter, aliases: [candidate]}
+"""
+
+
+@dataclass
+class Seeded:
+    reader_key: str
+    writer_key: str
+    composed: str  # name@version
+    composition_id: str
+    weights_sha256: str  # of the composed version's adapter_model.safetensors
+    math_sha256: str
+
+
+def seed_catalog(reg: Registry, work: Path) -> Seeded:
+    math_dir = make_lora(work / "math", seed=11)
+    med_dir = make_lora(work / "medicine", seed=12)
+    math, _ = service.register_adapter(
+        reg, math_dir, "acme/math", task="math", tags={"tier": "gold"}, description="Arithmetic skills"
+    )
+    service.register_adapter(
+        reg, med_dir, "acme/medicine", task="medicine", tags={"tier": "silver"}, description="Clinical notes"
+    )
+    service.register_adapter(
+        reg,
+        make_lora(work / "evil", seed=13),
+        "evil/probe",
+        task="xss",
+        tags={"payload": XSS_TAG, XSS_TAG_KEY: "v"},
+        description=XSS_DESCRIPTION,
+    )
+    spec = load_spec(SPEC)
+    inputs = resolve_inputs(reg, spec)
+    run = comps.create(reg, spec, inputs, "api")
+    comps.update(reg, run.id, status="running", flow_run_id="00000000-0000-4000-8000-000000000001")
+    adapters = [read_adapter(d) for d in (math_dir, med_dir)]
+    weights = [i.weight for i in inputs]
+    interference = interference_report(adapters, weights, names=[i.label for i in inputs]).to_dict()
+    comps.update(reg, run.id, interference=interference)
+    result = compose(adapters, weights, spec.method)
+    with tempfile.TemporaryDirectory(prefix="web-seed-") as tmp:
+        out = write_adapter(result.adapter, Path(tmp) / "out")
+        metrics = {"math-ppl": 7.25}
+        provenance = {
+            "composition_id": run.cache_key,
+            "composition_run": run.id,
+            "spec": spec.canonical(),
+            "inputs": [
+                {"name": i.name, "version": i.version, "sha256": i.sha256, "weight": i.weight, "ref": i.ref}
+                for i in inputs
+            ],
+            "base_model": inputs[0].base_model,
+            "method": {"name": spec.method, **result.report()},
+            "interference": interference,
+        }
+        done = register_output(
+            reg,
+            run,
+            out,
+            spec,
+            inputs,
+            evaluations=[
+                {
+                    "name": "math-ppl",
+                    "metric": "perplexity",
+                    "dataset": "file:///data/math.jsonl",
+                    "dataset_sha256": "d" * 64,
+                    "value": 7.25,
+                }
+            ],
+            metrics=metrics,
+            provenance=provenance,
+        )
+    for parent, value in (("acme/math@1", 6.5), ("acme/medicine@1", 11.0)):
+        record(
+            reg,
+            parent,
+            name="math-ppl",
+            metric="perplexity",
+            dataset_uri="file:///data/math.jsonl",
+            dataset_sha256="d" * 64,
+            value=value,
+            composition_id=run.id,
+        )
+    assert done.output is not None
+    return Seeded(
+        reader_key=create_key(reg, "web-reader", "reader"),
+        writer_key=create_key(reg, "web-writer", "writer"),
+        composed=f"{done.output.name}@{done.output.version}",
+        composition_id=run.id,
+        weights_sha256=done.output.sha256,
+        math_sha256=math.sha256,
+    )
