@@ -34,6 +34,17 @@ ensure_postgres() {
     export PEMREG_TEST_PG_ADMIN_URL="postgresql+psycopg://postgres@127.0.0.1:$port/postgres"
 }
 
+# The web tests drive Debian's headless Chromium (Playwright launches /usr/bin/chromium; it never
+# downloads a browser). Installed once, as PostgreSQL is; skipped when present or when not root.
+ensure_chromium() {
+    if [[ -x /usr/bin/chromium && -x /usr/bin/chromedriver ]]; then return; fi
+    if [[ "$(id -u)" != 0 ]] || ! command -v apt-get >/dev/null; then
+        echo "test.sh: no /usr/bin/chromium; the browser tests will be skipped" >&2; return
+    fi
+    echo "test.sh: installing chromium from Debian's packages"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+}
+
 cleanup() {
     bash scripts/seaweedfs.sh stop "$work/s3" >/dev/null 2>&1 || true
     if [[ -n "$started_pg" ]]; then runuser -u postgres -- $started_pg -m fast stop >/dev/null 2>&1 || true; fi
@@ -41,6 +52,7 @@ cleanup() {
 trap cleanup EXIT
 
 ensure_postgres
+ensure_chromium
 bash scripts/seaweedfs.sh stop "$work/s3" >/dev/null 2>&1 || true
 rm -rf "$work/s3"
 bash scripts/seaweedfs.sh start "$work/s3"

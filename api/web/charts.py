@@ -61,4 +61,9 @@ def heatmap(interference: dict[str, Any], labels: list[str]) -> list[Cell]:
             continue
         if 0 <= i < n and 0 <= j < n:
             grid[(i, j)] = grid[(j, i)] = value
-    return [Cell(x, y, grid.get((y, x)), _fill(grid.get((y, x)))) for y in range(n) for x in range(n)]
+    # The diagonal is 1 by definition: grey, so the colour scale speaks only of the pairs.
+    return [
+        Cell(x, y, grid.get((y, x)), "#d5dbe1" if x == y else _fill(grid.get((y, x))))
+        for y in range(n)
+        for x in range(n)
+    ]

@@ -113,8 +113,8 @@ def layout(root: str, *graphs: LineageGraph) -> Layout:
         x2, y2 = ch.x, ch.y + NODE_H / 2
         bend = max((x2 - x1) / 2, 40)
         e.path = f"M{x1:.1f},{y1:.1f} C{x1 + bend:.1f},{y1:.1f} {x2 - bend:.1f},{y2:.1f} {x2:.1f},{y2:.1f}"
-        # The label sits on the edge, nearer its child so labels of one child's parents do not pile up.
-        t = 0.62
+        # The label sits mid-edge, where the edges into one child (or out of one parent) are furthest apart.
+        t = 0.5
         e.label_x = (
             (1 - t) ** 3 * x1
             + 3 * (1 - t) ** 2 * t * (x1 + bend)
