@@ -26,6 +26,14 @@ class Node:
     x: float = 0.0
     y: float = 0.0
 
+    @property
+    def href(self) -> str:
+        return f"/adapters/{self.name}/versions/{self.version}"
+
+    @property
+    def short_name(self) -> str:
+        return self.name if len(self.name) <= 32 else self.name[:31] + "…"
+
 
 @dataclass
 class Edge:
@@ -36,6 +44,10 @@ class Edge:
     path: str = ""
     label_x: float = 0.0
     label_y: float = 0.0
+
+    @property
+    def text(self) -> str:
+        return f"{self.operator} {self.weight:+g}"
 
 
 @dataclass

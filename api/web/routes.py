@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import inspect
 import json
+import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -29,7 +30,13 @@ from registry.service.artifacts import digest_of
 from registry.service.keys import authenticate
 from registry.service.lineage import MAX_DEPTH
 from registry.service.serving import refs_for
-from registry.service.web_views import active_key, aliases_by_adapter, read_version_text, version_origin
+from registry.service.web_views import (
+    active_key,
+    aliases_by_adapter,
+    lineage_around,
+    read_version_text,
+    version_details,
+)
 
 from . import charts, graph
 from .render import page
@@ -74,6 +81,19 @@ def chrome(request: Request, caller: Caller | None = None) -> dict[str, Any]:
         "csrf": sessions_of(request).csrf_token(cookie) if signed and cookie else "",
         "public_read": base_registry(request).settings.public_read,
     }
+
+
+BASE_MODELS_TTL = 30.0  # seconds; the filter's choices may lag a new base model by this much
+
+
+def _base_models(request: Request, caller: Caller) -> list[Any]:
+    """Choices of the base-model filter, cached briefly per app (one query less per catalog page)."""
+    cached = getattr(request.app.state, "web_base_models", None)
+    now = time.monotonic()
+    if cached is None or cached[0] < now:
+        cached = (now + BASE_MODELS_TTL, service.list_base_models(caller.reg)[:200])
+        request.app.state.web_base_models = cached
+    return cached[1]  # type: ignore[no-any-return]
 
 
 def _clean(value: str | None) -> str | None:
@@ -127,7 +147,7 @@ def catalog(
         filtered=bool(active),
         first_url="/?" + urlencode(active) if page_token else None,
         next_url=next_url,
-        base_models=service.list_base_models(caller.reg)[:200],
+        base_models=_base_models(request, caller),
         pem_types=PEM_TYPES,
         statuses=VERSION_STATUSES if LISTS_BY_STATUS else (),
         **chrome(request, caller),
@@ -144,17 +164,14 @@ def adapter_page(request: Request, caller: WebCaller, ns: str, name: str) -> Res
 
 @router.get("/adapters/{ns}/{name}/versions/{v}", name="web_version")
 def version_page(request: Request, caller: WebCaller, ns: str, name: str, v: str) -> Response:
-    version = service.get_version(caller.reg, version_ref(ns, name, v))
-    exact = f"{version.name}@{version.version}"
-    adapter = service.show_adapter(caller.reg, version.name)
-    origin = version_origin(caller.reg, exact)
+    origin = version_details(caller.reg, version_ref(ns, name, v))
+    version = origin.version
     card = read_version_text(caller.reg, version, "README.md")
     provenance = _json(read_version_text(caller.reg, version, "provenance.json"))
     return page(
         request,
         "version.html",
         v=version,
-        adapter=adapter,
         origin=origin,
         bars=[(row, charts.metric_bars(row)) for row in origin.metrics],
         bar_h=charts.BAR_H,
@@ -184,10 +201,7 @@ def lineage_page(
 ) -> Response:
     if not depth.isdigit() or not 1 <= int(depth) <= MAX_DEPTH:
         raise InvalidInput(f"depth: must be a number between 1 and {MAX_DEPTH}", field="depth")
-    version = service.get_version(caller.reg, version_ref(ns, name, v))
-    exact = f"{version.name}@{version.version}"
-    up = service.lineage(caller.reg, exact, direction="up", depth=int(depth))
-    down = service.lineage(caller.reg, exact, direction="down", depth=int(depth))
+    version, up, down = lineage_around(caller.reg, version_ref(ns, name, v), int(depth))
     drawing = graph.layout(up.root, up, down)
     return page(
         request,

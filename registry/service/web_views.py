@@ -15,8 +15,9 @@ from ..errors import IntegrityError, StoreError
 from ..refs import Ref
 from ..store import adapter_prefix
 from .context import Registry
-from .resolve import resolve_version
-from .views import VersionView
+from .lineage import walk
+from .resolve import aliases_of, resolve_version
+from .views import LineageGraph, VersionView
 
 
 class MetricRow(Model):
@@ -26,10 +27,14 @@ class MetricRow(Model):
     parents: dict[str, float]  # parent label (name@version) -> its value on the same evaluation
 
 
-class VersionOrigin(Model):
-    """How a version came to be: its parents (edges) and the composition run that registered it."""
+class VersionDetails(Model):
+    """One version page: the version, its adapter's descriptive fields, how it came to be."""
 
-    composition_id: str | None
+    version: VersionView
+    task: str | None
+    tags: dict[str, str]
+    description: str | None
+    composition_id: str | None  # the run that registered it
     parents: list[tuple[str, str, float]]  # (name@version, operator, weight)
     metrics: list[MetricRow]
 
@@ -52,10 +57,13 @@ def aliases_by_adapter(reg: Registry, names: list[str]) -> dict[str, dict[str, i
     return out
 
 
-def version_origin(reg: Registry, ref: Ref | str) -> VersionOrigin:
-    """Parents with operator and weight, the producing run, and each evaluation beside the parents'."""
+def version_details(reg: Registry, ref: Ref | str) -> VersionDetails:
+    """The version, parents with operator and weight, the producing run, and each evaluation beside
+    the parents' values on the same evaluation: one session, a handful of indexed queries."""
     with reg.sessions() as session:
         row = resolve_version(session, ref)
+        view = VersionView.of(row, aliases_of(session, row))
+        adapter = row.adapter
         parent_rows = session.execute(
             select(m.Adapter.namespace, m.Adapter.name, m.AdapterVersion.version, m.AdapterVersion.id)
             .add_columns(m.LineageEdge.operator, m.LineageEdge.weight, m.LineageEdge.composition_id)
@@ -87,11 +95,28 @@ def version_origin(reg: Registry, ref: Ref | str) -> VersionOrigin:
         MetricRow(name=name, metric=metric, value=value, parents=theirs.get(name, {}))
         for name, (metric, value) in sorted(own.items())
     ]
-    return VersionOrigin(
+    return VersionDetails(
+        version=view,
+        task=adapter.task,
+        tags={t.key: t.value for t in adapter.tags},
+        description=adapter.description,
         composition_id=made_by,
         parents=[(labels[vid], op, w) for *_, vid, op, w, _c in parent_rows],
         metrics=metrics,
     )
+
+
+def lineage_around(
+    reg: Registry, ref: Ref | str, depth: int
+) -> tuple[VersionView, LineageGraph, LineageGraph]:
+    """The version with its ancestors and its descendants, in one session."""
+    with reg.sessions() as session:
+        row = resolve_version(session, ref)
+        return (
+            VersionView.of(row, aliases_of(session, row)),
+            walk(session, row, "up", depth),
+            walk(session, row, "down", depth),
+        )
 
 
 class _TextCache:
