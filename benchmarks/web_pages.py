@@ -126,6 +126,21 @@ def main() -> None:
                     f"{name:<20} p50 {res['p50']:6.1f} ms   p95 {res['p95']:6.1f} ms   "
                     f"max {res['max']:6.1f} ms   (p95/target {res['p95'] / TARGET_MS:.2f})"
                 )
+            # The same reads as JSON through REST, in the same run: what the page adds beyond the
+            # catalog queries (templates, layout, session check) under whatever load the machine has.
+            bearer = {"Authorization": f"Bearer {key}"}
+            rest = {
+                "REST list (ref)": lambda r: "/v1/adapters?limit=50",
+                "REST lineage up (ref)": lambda r: (
+                    f"/v1/adapters/{adapter(tail(r))}/versions/{version(r)}/lineage?direction=up&depth=10"
+                ),
+            }
+            for name, fn in rest.items():
+                client.headers.update(bearer)
+                res = measure(client, name, fn, args.requests)
+                del client.headers["Authorization"]
+                p50, p95, top = res["p50"], res["p95"], res["max"]
+                print(f"{name:<20} p50 {p50:6.1f} ms   p95 {p95:6.1f} ms   max {top:6.1f} ms")
             nodes = client.get(f"/adapters/{adapter(CHAIN - 1)}/versions/1/lineage").text.count(
                 " data-label="
             )
