@@ -100,11 +100,11 @@ def layout(root: str, *graphs: LineageGraph) -> Layout:
     nodes: dict[str, Node] = {}
     edges: dict[tuple[str, str], Edge] = {}
     for g in graphs:
-        for n in g.nodes:
-            label = f"{n.name}@{n.version}"
-            nodes.setdefault(label, Node(label, n.name, n.version, n.sha256, label == root))
-        for e in g.edges:
-            edges.setdefault((e.parent, e.child), Edge(e.parent, e.child, e.operator, e.weight))
+        for gn in g.nodes:
+            label = f"{gn.name}@{gn.version}"
+            nodes.setdefault(label, Node(label, gn.name, gn.version, gn.sha256, label == root))
+        for ge in g.edges:
+            edges.setdefault((ge.parent, ge.child), Edge(ge.parent, ge.child, ge.operator, ge.weight))
     edge_list = [e for e in edges.values() if e.parent in nodes and e.child in nodes]
     labels = sorted(nodes)
     rank = _ranks(labels, edge_list)

@@ -11,7 +11,7 @@ import hmac
 import inspect
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -52,7 +52,7 @@ LISTS_BY_STATUS = "status" in inspect.signature(service.list_adapters).parameter
 class PageRoute(APIRoute):
     """Pages answer HTML even when they fail: a sign-in redirect, or an error page with the status."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def guarded(request: Request) -> Response:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, ViewportSize, sync_playwright
 
 from registry.service import Registry
 from registry.service import compositions as comps
@@ -28,8 +29,6 @@ from tests.flow_fixtures import settings_env
 from tests.pg_service import create_database, drop_database
 from tests.s3_service import S3Service
 from tests.web.seed import XSS_DESCRIPTION, XSS_TAG, XSS_TAG_KEY, Seeded, seed_catalog
-
-playwright_api = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
@@ -43,8 +42,8 @@ FLAGS = [
 ]
 REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / ".test-artifacts" / "screenshots"
-WIDE = {"width": 1280, "height": 800}
-NARROW = {"width": 390, "height": 844}
+WIDE: ViewportSize = {"width": 1280, "height": 800}
+NARROW: ViewportSize = {"width": 390, "height": 844}
 
 pytestmark = [
     pytest.mark.postgres,
@@ -126,8 +125,8 @@ def live(s3_service: S3Service, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with playwright_api.sync_playwright() as p:
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, timeout=60_000)
         yield b
         b.close()
@@ -135,43 +134,47 @@ def browser() -> Iterator[object]:
 
 @dataclass
 class Watched:
-    page: object
+    page: Page
     dialogs: list[str]
     console: list[str]
 
 
-def _page(browser: object, live: Live, viewport: dict[str, int] = WIDE) -> Watched:
-    context = browser.new_context(viewport=viewport, base_url=live.url)  # type: ignore[attr-defined]
+def _page(browser: Browser, live: Live, viewport: ViewportSize = WIDE) -> Watched:
+    context = browser.new_context(viewport=viewport, base_url=live.url)
     context.set_default_timeout(15_000)
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live.url)
     page = context.new_page()
     watched = Watched(page, [], [])
 
-    def on_dialog(dialog: object) -> None:
-        watched.dialogs.append(dialog.message)  # type: ignore[attr-defined]
-        dialog.dismiss()  # type: ignore[attr-defined]
+    def on_dialog(dialog: Dialog) -> None:
+        watched.dialogs.append(dialog.message)
+        dialog.dismiss()
 
     page.on("dialog", on_dialog)
-    page.on("console", lambda msg: watched.console.append(f"{msg.type}: {msg.text}"))
+
+    def on_console(msg: ConsoleMessage) -> None:
+        watched.console.append(f"{msg.type}: {msg.text}")
+
+    page.on("console", on_console)
     return watched
 
 
-def _sign_in(page: object, key: str, next_path: str = "/") -> None:
-    page.goto(next_path)  # type: ignore[attr-defined]
-    assert "/signin" in page.url  # type: ignore[attr-defined]
-    page.fill("#key", key)  # type: ignore[attr-defined]
-    page.click("#signin")  # type: ignore[attr-defined]
-    page.wait_for_selector("#who-name")  # type: ignore[attr-defined]
+def _sign_in(page: Page, key: str, next_path: str = "/") -> None:
+    page.goto(next_path)
+    assert "/signin" in page.url
+    page.fill("#key", key)
+    page.click("#signin")
+    page.wait_for_selector("#who-name")
 
 
-def _shot(page: object, name: str) -> Path:
+def _shot(page: Page, name: str) -> Path:
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
+    page.screenshot(path=str(path), full_page=True)
     return path
 
 
-def test_browse_compose_lineage_composition_digest_sign_out(browser: object, live: Live) -> None:
+def test_browse_compose_lineage_composition_digest_sign_out(browser: Browser, live: Live) -> None:
     w = _page(browser, live)
     page = w.page
     _sign_in(page, live.seeded.reader_key)
@@ -199,7 +202,7 @@ def test_browse_compose_lineage_composition_digest_sign_out(browser: object, liv
     page.click("#lineage-link")
     page.wait_for_selector("svg#lineage")
     nodes = page.locator("svg#lineage a.node")
-    labels = sorted(nodes.nth(i).get_attribute("data-label") for i in range(nodes.count()))
+    labels = sorted(str(nodes.nth(i).get_attribute("data-label")) for i in range(nodes.count()))
     assert labels == ["acme/math-medicine@1", "acme/math@1", "acme/medicine@1"]
     edge_text = page.locator("svg#lineage .edge-label").all_text_contents()
     assert sorted(edge_text) == ["linear +0.3", "linear +0.7"]
@@ -235,7 +238,7 @@ def test_browse_compose_lineage_composition_digest_sign_out(browser: object, liv
     page.context.close()
 
 
-def test_digest_of_a_file_hashed_in_the_browser(browser: object, live: Live, tmp_path: Path) -> None:
+def test_digest_of_a_file_hashed_in_the_browser(browser: Browser, live: Live, tmp_path: Path) -> None:
     w = _page(browser, live)
     _sign_in(w.page, live.seeded.reader_key, "/digest")
     weights = tmp_path / "adapter_model.safetensors"
@@ -251,7 +254,7 @@ def test_digest_of_a_file_hashed_in_the_browser(browser: object, live: Live, tmp
     w.page.context.close()
 
 
-def test_xss_probe_shows_text_and_runs_nothing(browser: object, live: Live) -> None:
+def test_xss_probe_shows_text_and_runs_nothing(browser: Browser, live: Live) -> None:
     w = _page(browser, live)
     page = w.page
     _sign_in(page, live.seeded.reader_key)
@@ -273,7 +276,7 @@ def test_xss_probe_shows_text_and_runs_nothing(browser: object, live: Live) -> N
     page.context.close()
 
 
-def test_running_composition_updates_live(browser: object, live: Live) -> None:
+def test_running_composition_updates_live(browser: Browser, live: Live) -> None:
     w = _page(browser, live)
     page = w.page
     _sign_in(page, live.seeded.reader_key, "/compositions")
@@ -292,7 +295,7 @@ def test_running_composition_updates_live(browser: object, live: Live) -> None:
 
 
 @pytest.mark.parametrize("viewport", [WIDE, NARROW], ids=["1280x800", "narrow-390"])
-def test_screenshots(browser: object, live: Live, viewport: dict[str, int]) -> None:
+def test_screenshots(browser: Browser, live: Live, viewport: ViewportSize) -> None:
     w = _page(browser, live, viewport)
     page = w.page
     _sign_in(page, live.seeded.reader_key)

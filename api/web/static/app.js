@@ -79,7 +79,14 @@ function setupHashing() {
   });
 }
 
+// Lineage graph: a deep ancestry puts the version itself at the far right; bring it into view.
+function showRoot() {
+  const root = document.querySelector("svg.lineage .node.root");
+  if (root) root.scrollIntoView({ block: "nearest", inline: "center" });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  showRoot();
   setupCopy();
   setupPolling();
   setupHashing();
