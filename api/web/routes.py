@@ -33,6 +33,7 @@ from registry.service.serving import refs_for
 from registry.service.web_views import (
     active_key,
     aliases_by_adapter,
+    gate_results,
     lineage_around,
     read_version_text,
     version_details,
@@ -267,7 +268,7 @@ def composition_page(request: Request, caller: WebCaller, composition_id: str) -
         run=run,
         labels=labels,
         cells=charts.heatmap(run.interference, labels),
-        gates=run.spec.get("gate") or [],
+        gates=gate_results(caller.reg, run),
         flow_run_url=_flow_run_url(request, run.flow_run_id),
         terminal=comps.TERMINAL,
         **chrome(request, caller),

@@ -6,14 +6,16 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from threading import Lock
+from typing import Any
 
 from pydantic import BaseModel as Model
 from sqlalchemy import select, tuple_
 
 from ..catalog import models as m
-from ..errors import IntegrityError, StoreError
+from ..errors import IntegrityError, NotFound, StoreError
 from ..refs import Ref
 from ..store import adapter_prefix
+from .compositions import CompositionView
 from .context import Registry
 from .lineage import walk
 from .resolve import aliases_of, resolve_version
@@ -184,3 +186,45 @@ def active_key(reg: Registry, name: str) -> tuple[str, str] | None:
             )
         ).first()
     return (row[0], row[1]) if row else None
+
+
+class GateResult(Model):
+    gate: dict[str, Any]  # as the spec wrote it
+    state: str  # passed | failed | not checked
+    detail: str | None = None  # the failure line, as the flow reported it
+
+
+def gate_results(reg: Registry, run: CompositionView) -> list[GateResult]:
+    """Each gate of a finished run, re-checked with the flow's own `check_gates` on the run's metrics
+    and the inputs' recorded evaluations; `not checked` while running or when a value is missing."""
+    from ..evaluation.gates import check_gates
+    from ..spec import GateSpec
+
+    gates = run.spec.get("gate") or []
+    if run.status not in ("succeeded", "rejected") or not run.metrics:
+        return [GateResult(gate=g, state="not checked") for g in gates]
+    metric_of = {e["name"]: e["metric"] for e in run.spec.get("evaluate") or []}
+    parents: dict[str, dict[str, float]] = {}
+    with reg.sessions() as session:
+        for item in run.inputs:
+            try:
+                version = resolve_version(session, f"{item['name']}@{item['version']}")
+            except NotFound:
+                continue  # deleted since; its regression gate shows as not checked
+            for name, value in session.execute(
+                select(m.Evaluation.name, m.Evaluation.value)
+                .where(m.Evaluation.version_id == version.id)
+                .order_by(m.Evaluation.id)
+            ):
+                parents.setdefault(item["name"], {})[name] = value
+    results = []
+    for raw in gates:
+        try:
+            failures = check_gates([GateSpec.model_validate(raw)], run.metrics, metric_of, parents)
+        except (KeyError, ValueError):
+            results.append(GateResult(gate=raw, state="not checked"))
+            continue
+        results.append(
+            GateResult(gate=raw, state="failed" if failures else "passed", detail="; ".join(failures) or None)
+        )
+    return results

@@ -34,6 +34,11 @@ name: acme/math-medicine
 description: math + medicine skills, composed for the web tests
 method: linear
 expression: "0.7 * acme/math + 0.3 * acme/medicine"
+evaluate:
+  - {name: math-ppl, metric: perplexity, dataset: "file:///data/math.jsonl"}
+gate:
+  - {evaluation: math-ppl, max: 12.0}
+  - {evaluation: math-ppl, max_regression_vs: acme/math, by: 0.2}
 output: {kind: adapter, aliases: [candidate]}
 """
 

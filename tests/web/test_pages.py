@@ -223,6 +223,31 @@ def test_compositions_pages(client: TestClient, seeded: Seeded) -> None:
     assert client.get("/compositions?status=bogus").status_code == 422
 
 
+def test_gates_rechecked_on_the_composition_page(
+    web_reg: Registry, client: TestClient, seeded: Seeded
+) -> None:
+    from registry.service import compositions as comps
+    from registry.service.compose_inputs import resolve_inputs
+    from registry.spec import load_spec
+    from tests.web.seed import SPEC
+
+    sign_in(client, seeded.reader_key)
+    gates = client.get(f"/compositions/{seeded.composition_id}").text
+    gates = gates[gates.index('id="gates"') :]
+    # 7.25 <= 12 and 7.25 <= 6.5 * 1.2 (acme/math's recorded math-ppl): both hold
+    assert gates.count('status-succeeded">passed') == 2 and "failed" not in gates.split("</table>")[0]
+    spec = load_spec(SPEC)
+    run = comps.create(web_reg, spec, resolve_inputs(web_reg, spec), "api")
+    comps.update(web_reg, run.id, status="rejected", metrics={"math-ppl": 13.0}, error="gate failed")
+    html = client.get(f"/compositions/{run.id}").text
+    table = html[html.index('id="gates"') :].split("</table>")[0]
+    assert "math-ppl = 13 &gt; max 12" in table
+    assert "regresses more than 20% vs acme/math (6.5; limit 7.8)" in table
+    pending = comps.create(web_reg, spec, resolve_inputs(web_reg, spec), "api")
+    table = client.get(f"/compositions/{pending.id}").text.split('id="gates"')[1].split("</table>")[0]
+    assert table.count("not checked") == 2
+
+
 def test_missing_objects_answer_404_pages(client: TestClient, seeded: Seeded) -> None:
     sign_in(client, seeded.reader_key)
     for path in (
