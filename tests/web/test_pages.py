@@ -272,3 +272,20 @@ def test_session_secret_is_generated_once(tmp_path: Path) -> None:
     assert load_secret(settings) == first and len(first) >= 32
     assert (tmp_path / "web-session-secret").stat().st_mode & 0o777 == 0o600
     assert load_secret(Settings(home=tmp_path, session_secret="x" * 40)) == b"x" * 40
+
+
+def test_version_status_is_shown_once_views_carry_it(web_reg: Registry, seeded: Seeded) -> None:
+    """The lifecycle adds `status` to VersionView; the pages render it as a badge when present."""
+    from api.web.render import env
+    from registry import service
+    from registry.service.views import VersionView
+
+    class WithStatus(VersionView):
+        status: str
+
+    adapter = service.show_adapter(web_reg, "acme/math")
+    plain = env.get_template("adapter.html").render(adapter=adapter, versions=adapter.versions)
+    assert "status-" not in plain.split('id="versions"')[1]
+    versions = [WithStatus(**v.model_dump(), status="deprecated") for v in adapter.versions or []]
+    html = env.get_template("adapter.html").render(adapter=adapter, versions=versions)
+    assert '<span class="badge status-deprecated">deprecated</span>' in html
