@@ -47,16 +47,22 @@ def load_secret(settings: Settings) -> bytes:
         return settings.session_secret.encode()
     path = Path(settings.home) / SECRET_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        value = path.read_text().strip()
-        if len(value) >= 32:
-            return value.encode()
-        raise RuntimeError(f"{path}: session secret is too short; delete it to regenerate") from None
-    value = secrets.token_urlsafe(48)
-    with os.fdopen(fd, "w") as f:  # O_EXCL: two workers starting together agree on one secret
-        f.write(value + "\n")
+    if not path.exists():
+        # Written whole to a temporary file, then linked into place: a second worker starting at the
+        # same moment either wins the link or reads the complete winner, never a half-written file.
+        tmp = path.with_name(f".{SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(48) + "\n")
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    value = path.read_text().strip()
+    if len(value) < 32:
+        raise RuntimeError(f"{path}: session secret is too short; delete it to regenerate")
     return value.encode()
 
 
@@ -135,7 +141,13 @@ def web_caller(request: Request) -> Caller:
 
 def safe_next(target: str | None) -> str:
     """Only a path on this site: never `//host`, a scheme, or a backslash trick."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    if (
+        not target
+        or not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+        or any(ord(c) < 0x20 or ord(c) == 0x7F for c in target)  # browsers drop tabs: "/\t/host"
+    ):
         return "/"
     return target
 

@@ -44,7 +44,7 @@ def test_sign_in_sets_a_hardened_cookie_without_the_key(client: TestClient, seed
 def test_bad_key_and_offsite_next(client: TestClient, seeded: Seeded) -> None:
     r = client.post("/signin", data={"key": "pemreg_dead_beef", "next": "/"})
     assert r.status_code == 401 and "invalid" in r.text and COOKIE not in r.headers.get("set-cookie", "")
-    for target in ("//evil.example/", "https://evil.example/", "/\\evil.example"):
+    for target in ("//evil.example/", "https://evil.example/", "/\\evil.example", "/\t/evil.example"):
         r = client.post("/signin", data={"key": seeded.reader_key, "next": target})
         assert r.headers["location"] == "/"
 
