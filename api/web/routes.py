@@ -63,7 +63,8 @@ class PageRoute(APIRoute):
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 return RedirectResponse("/signin?" + urlencode({"next": target}), status_code=303)
             except RegistryError as exc:
-                frame = chrome(request, signed_in(request)) if status_of(exc) < 500 else chrome(request)
+                # The caller web_caller resolved, if it got that far: the frame still shows who is in.
+                frame = chrome(request, getattr(request.state, "web_caller", None))
                 return page(request, "error.html", status_of(exc), message=str(exc), **frame)
 
         return guarded

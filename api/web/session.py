@@ -131,12 +131,13 @@ def signed_in(request: Request) -> Caller | None:
 def web_caller(request: Request) -> Caller:
     """Dependency of every page: the signed-in key, or an anonymous reader when PEMREG_PUBLIC_READ."""
     caller = signed_in(request)
-    if caller is not None:
-        return caller
-    base = base_registry(request)
-    if base.settings.public_read:
-        return Caller(name=ANONYMOUS, role="reader", reg=base.acting_as(ANONYMOUS))
-    raise SignInRequired()
+    if caller is None:
+        base = base_registry(request)
+        if not base.settings.public_read:
+            raise SignInRequired()
+        caller = Caller(name=ANONYMOUS, role="reader", reg=base.acting_as(ANONYMOUS))
+    request.state.web_caller = caller
+    return caller
 
 
 def safe_next(target: str | None) -> str:
