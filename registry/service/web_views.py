@@ -82,20 +82,28 @@ def version_details(reg: Registry, ref: Ref | str) -> VersionDetails:
             .limit(1)
         ) or next((c for *_, c in parent_rows if c), None)
         evals = session.execute(
-            select(m.Evaluation.version_id, m.Evaluation.name, m.Evaluation.metric, m.Evaluation.value)
+            select(
+                m.Evaluation.version_id,
+                m.Evaluation.name,
+                m.Evaluation.metric,
+                m.Evaluation.dataset_sha256,
+                m.Evaluation.value,
+            )
             .where(m.Evaluation.version_id.in_([row.id, *labels]))
-            .order_by(m.Evaluation.id)  # the newest value of a (version, name) wins below
+            .order_by(m.Evaluation.id)  # the newest value of a (version, evaluation) wins below
         ).all()
-    own: dict[str, tuple[str, float]] = {}
-    theirs: dict[str, dict[str, float]] = {}
-    for vid, name, metric, value in evals:
+    # A parent's value sits beside the version's only if measured the same way: same evaluation
+    # name, metric and dataset digest (the flow's own cache key for parents' metrics).
+    own: dict[str, tuple[str, str | None, float]] = {}
+    theirs: dict[tuple[str, str, str | None], dict[str, float]] = {}
+    for vid, name, metric, dataset, value in evals:
         if vid == row.id:
-            own[name] = (metric, value)
+            own[name] = (metric, dataset, value)
         else:
-            theirs.setdefault(name, {})[labels[vid]] = value
+            theirs.setdefault((name, metric, dataset), {})[labels[vid]] = value
     metrics = [
-        MetricRow(name=name, metric=metric, value=value, parents=theirs.get(name, {}))
-        for name, (metric, value) in sorted(own.items())
+        MetricRow(name=name, metric=metric, value=value, parents=theirs.get((name, metric, dataset), {}))
+        for name, (metric, dataset, value) in sorted(own.items())
     ]
     return VersionDetails(
         version=view,

@@ -290,3 +290,24 @@ def test_version_status_is_shown_once_views_carry_it(web_reg: Registry, seeded: 
     versions = [WithStatus(**v.model_dump(), status="deprecated") for v in adapter.versions or []]
     html = env.get_template("adapter.html").render(adapter=adapter, versions=versions)
     assert '<span class="badge status-deprecated">deprecated</span>' in html
+
+
+def test_parents_metrics_only_beside_the_same_measurement(
+    web_reg: Registry, client: TestClient, seeded: Seeded
+) -> None:
+    from registry.service.evaluations import record
+
+    record(
+        web_reg,
+        "acme/medicine@1",
+        name="math-ppl",
+        metric="perplexity",
+        dataset_uri="file:///data/other.jsonl",
+        dataset_sha256="e" * 64,
+        value=99.0,
+        composition_id=None,
+    )
+    sign_in(client, seeded.reader_key)
+    metrics = client.get("/adapters/acme/math-medicine/versions/1").text.split('id="metrics"')[1]
+    metrics = metrics.split("</div>")[0]
+    assert ">11<" in metrics and ">99<" not in metrics
