@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     session_secret: str | None = Field(default=None, repr=False)
     public_read: bool = False
     session_max_age_seconds: int = 12 * 3600
+    # Secure cookies: automatic when the request is https; force it behind a TLS-terminating proxy.
+    session_cookie_secure: bool = False
     prefect_ui_url: str | None = Field(default=None, description="links a composition to its flow run")
 
     @property

@@ -314,7 +314,7 @@ def signin(
         max_age=base.settings.session_max_age_seconds,
         httponly=True,
         samesite="lax",
-        secure=request.url.scheme == "https",
+        secure=base.settings.session_cookie_secure or request.url.scheme == "https",
         path="/",
     )
     return response

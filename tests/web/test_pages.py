@@ -36,9 +36,17 @@ def test_sign_in_sets_a_hardened_cookie_without_the_key(client: TestClient, seed
     cookie = r.headers["set-cookie"]
     assert cookie.startswith(f"{COOKIE}=")
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/" in cookie
+    assert "Secure" not in cookie  # plain http on loopback (PEMREG_SESSION_COOKIE_SECURE forces it)
     assert seeded.reader_key not in cookie and seeded.reader_key.split("_")[-1] not in cookie
     page = client.get("/adapters/acme/math")
     assert page.status_code == 200 and "web-reader" in page.text
+
+
+def test_secure_cookie_behind_a_tls_proxy(web_reg: Registry, seeded: Seeded) -> None:
+    settings = web_reg.settings.model_copy(update={"session_cookie_secure": True})
+    with TestClient(create_app(settings), follow_redirects=False) as c:
+        r = c.post("/signin", data={"key": seeded.reader_key})
+        assert r.status_code == 303 and "; Secure" in r.headers["set-cookie"]
 
 
 def test_bad_key_and_offsite_next(client: TestClient, seeded: Seeded) -> None:
