@@ -319,3 +319,19 @@ def test_parents_metrics_only_beside_the_same_measurement(
     metrics = client.get("/adapters/acme/math-medicine/versions/1").text.split('id="metrics"')[1]
     metrics = metrics.split("</div>")[0]
     assert ">11<" in metrics and ">99<" not in metrics
+
+
+def test_model_card_markdown_is_rendered_without_html_or_unsafe_links() -> None:
+    from api.web.render import markdown
+
+    html = str(
+        markdown(
+            "---\nbase_model: x\n---\n# Card\n| a | b |\n|---|---|\n| 1 | 2 |\n\n"
+            "<script>alert(1)</script> <img src=x onerror=alert(1)> [bad](javascript:alert(1)) "
+            "[ok](https://example.org/x)"
+        )
+    )
+    assert "<h1>Card</h1>" in html and "<table>" in html and "base_model" not in html
+    assert "<script" not in html and "<img" not in html and 'href="javascript' not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert '<a href="https://example.org/x">ok</a>' in html
