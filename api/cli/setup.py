@@ -26,7 +26,10 @@ def init() -> None:
         console.print(key, markup=False)
     else:
         console.print(
-            "already initialised (API keys exist; create more with `pemreg keys create`)", markup=False
+            "already initialised (API keys exist). Local commands need no key; for the REST API create "
+            "one with: pemreg keys create --name NAME --role admin",
+            markup=False,
+            soft_wrap=True,
         )
 
 
