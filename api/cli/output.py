@@ -38,10 +38,20 @@ def id_table(*ids: str, columns: tuple[str, ...] = ()) -> Table:
     return table
 
 
+def _min_width(table: Table) -> int:
+    """Narrowest width that keeps every no-wrap cell whole and every other cell's longest word."""
+    opts = console.options.update_width(100_000)
+    total = len(table.columns) + 1 if table.box else 0  # vertical rules
+    for column in table.columns:
+        sizes = [Measurement.get(console, opts, cell) for cell in (column.header, *column.cells)]
+        total += 2 + max(m.maximum if column.no_wrap else m.minimum for m in sizes)  # + padding
+    return total
+
+
 def print_table(table: Table) -> None:
-    """Print `table` at least as wide as its widest unbreakable cell needs, so ids stay whole and
-    pasteable on a narrow terminal or in a pipe (80 columns); other cells wrap instead."""
-    need = Measurement.get(console, console.options.update_width(100_000), table).minimum
+    """Print `table` at least as wide as its unbreakable cells need, so ids stay whole and pasteable
+    on a narrow terminal or in a pipe (80 columns); other cells wrap at words instead."""
+    need = _min_width(table)
     if need <= console.width:
         console.print(table)
         return
