@@ -40,7 +40,7 @@ class IngestedAdapter:
 
     @property
     def sha256(self) -> str:
-        """The version digest: sha256 of adapter_model.safetensors bytes (PRODUCT.md section 1)."""
+        """The version digest: sha256 of adapter_model.safetensors bytes."""
         return self.files[WEIGHTS_FILE].sha256
 
     @property
