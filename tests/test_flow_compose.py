@@ -75,6 +75,9 @@ def test_linear_merge_matches_the_paper_and_is_registered(world: World, tmp_path
     ]
     assert prov["run"]["flow_run_id"] == result["flow_run_id"] and prov["run"]["cache_hit"] is False
     assert len(prov["interference"]["pairs"]) == 1
+    # independently initialised inputs: linear is far from the exact weighted sum, and the run says so
+    assert prov["interference"]["linear_cross_term_error"] > 0.25
+    assert any("delta_cat" in w and "delta_svd" in w for w in prov["interference"]["warnings"])
 
 
 def test_negation_flips_b(world: World, tmp_path: Path) -> None:
