@@ -77,7 +77,7 @@ def test_digest_lookup_of_every_file_goes_through_artifact_files(
         )
     # Registering the same bytes again adds no version and no index rows.
     service.register_adapter(reg, adapter_dirs["lora"], "acme/math")
-    assert len(_index_rows(reg)) == 4
+    assert len(_index_rows(reg)) == 5
     # The lookup reads the table, not the versions' JSON: without its rows only the weights digest
     # (an indexed column of the version itself) is still found.
     with transaction(reg.sessions) as session:
