@@ -68,16 +68,17 @@ def interference_report(
     When `method` is `linear`, a LoRA composition whose linear cross-term error (all inputs) exceeds
     `cross_term_threshold` also gets a warning suggesting delta_cat / delta_svd.
     """
-    if adapters:
-        check_adapters(adapters, MethodParams("delta_cat"), check_base_model=check_base_model)
-    composer = get_composer(adapters[0].pem_type) if adapters else None
+    report = InterferenceReport(threshold=threshold, cross_term_threshold=cross_term_threshold)
+    if not adapters:
+        return report
+    check_adapters(adapters, MethodParams("delta_cat"), check_base_model=check_base_model)
+    composer = get_composer(adapters[0].pem_type)
     device = compute_device()
     labels = list(names) if names else [f"input {i}" for i in range(len(adapters))]
-    signs = [1.0 if w is None or w >= 0 else -1.0 for w in (weights or [None] * len(adapters))]
+    signs = [1.0 if w >= 0 else -1.0 for w in (weights or [1.0] * len(adapters))]
     norms = [
         {p: math.sqrt(max(composer.inner(m, m, device), 0.0)) for p, m in a.modules.items()} for a in adapters
     ]
-    report = InterferenceReport(threshold=threshold, cross_term_threshold=cross_term_threshold)
     grams = _linear_grams(adapters, weights, device)
     for i in range(len(adapters)):
         for j in range(i + 1, len(adapters)):
@@ -119,7 +120,7 @@ def _linear_grams(
     """Per-module Grams for the cross-term error (LoRA only); None for (IA)3, whose linear is exact."""
     if not adapters or adapters[0].pem_type != "lora":
         return None
-    w = [1.0 if x is None else float(x) for x in (weights or [1.0] * len(adapters))]
+    w = [float(x) for x in (weights or [1.0] * len(adapters))]
     paths = sorted(set().union(*(a.modules.keys() for a in adapters)))
     return [module_grams([a.modules.get(p) for a in adapters], w, device) for p in paths]
 
