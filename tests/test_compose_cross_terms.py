@@ -10,7 +10,7 @@ import torch
 
 from registry.compose import compose, interference_report
 from registry.pem import LoraModule, PemAdapter, read_adapter
-from tests.compose_helpers import library, lora_factors
+from tests.compose_helpers import library, lora_deltas, lora_factors
 
 
 def dense_linear_error(folders: list[Path], weights: list[float]) -> float:
@@ -45,11 +45,11 @@ def test_pair_and_overall_error_match_dense(names: list[str], weights: list[floa
     lib = library()
     folders = [lib[n] for n in names]
     report = interference_report([read_adapter(f) for f in folders], weights)
-    assert report.linear_cross_term_error == pytest.approx(dense_linear_error(folders, weights), rel=1e-6)
+    assert report.linear_cross_term_error == pytest.approx(dense_linear_error(folders, weights), rel=1e-4)
     for pair in report.pairs:
         pair_folders = [folders[pair.i], folders[pair.j]]
         expected = dense_linear_error(pair_folders, [weights[pair.i], weights[pair.j]])
-        assert pair.linear_cross_term_error == pytest.approx(expected, rel=1e-6)
+        assert pair.linear_cross_term_error == pytest.approx(expected, rel=1e-4)
 
 
 def test_independent_loras_are_far_and_linear_specs_warn() -> None:
@@ -141,3 +141,22 @@ def test_ia3_linear_is_exact_and_report_keys() -> None:
     d = report.to_dict()
     assert set(d) >= {"pairs", "warnings", "threshold", "linear_cross_term_error", "cross_term_threshold"}
     assert "linear_cross_term_error" in d["pairs"][0]
+
+
+def test_equal_rank_cosines_come_from_the_gram_blocks_and_match_dense() -> None:
+    # equal ranks: the cosines are read off the cross-term Gram blocks (other path than mixed ranks)
+    lib = library()
+    names = ["l1", "l3", "l_qv", "l_rs"]
+    report = interference_report([read_adapter(lib[n]) for n in names], [0.5, -1.0, 2.0, 0.3])
+    signs = [1.0, -1.0, 1.0, 1.0]
+    for pair in report.pairs:
+        da, db = lora_deltas(lib[names[pair.i]]), lora_deltas(lib[names[pair.j]])
+        cos = [
+            signs[pair.i]
+            * signs[pair.j]
+            * float(torch.nn.functional.cosine_similarity(da[p].flatten(), db[p].flatten(), dim=0))
+            for p in sorted(da.keys() & db.keys())
+        ]
+        assert pair.modules == len(cos)
+        assert pair.rms_cosine == pytest.approx(math.sqrt(sum(c * c for c in cos) / len(cos)), abs=1e-5)
+        assert pair.mean_cosine == pytest.approx(sum(cos) / len(cos), abs=1e-5)

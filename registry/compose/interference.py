@@ -14,9 +14,11 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import torch
+
 from registry.compose.base import MethodParams, get_composer
 from registry.compose.checks import check_adapters
-from registry.compose.cross_terms import ModuleGrams, module_grams, relative_error, squared_errors
+from registry.compose.cross_terms import CrossTermTotals, accumulate, new_totals, overall_error, pair_error
 from registry.compose.device import compute_device
 from registry.pem import PemAdapter
 
@@ -76,18 +78,22 @@ def interference_report(
     device = compute_device()
     labels = list(names) if names else [f"input {i}" for i in range(len(adapters))]
     signs = [1.0 if w >= 0 else -1.0 for w in (weights or [1.0] * len(adapters))]
-    norms = [
-        {p: math.sqrt(max(composer.inner(m, m, device), 0.0)) for p, m in a.modules.items()} for a in adapters
-    ]
-    grams = _linear_grams(adapters, weights, device)
+    cross, inners, linear_runs = _cross_terms(adapters, weights, device)
+
+    def inner(i: int, j: int, path: str) -> float:
+        """<D_i, D_j>_F of one module: from the cross-term Gram blocks when there are any."""
+        if inners is not None:
+            return float(inners[path][i, j])
+        return composer.inner(adapters[i].modules[path], adapters[j].modules[path], device)
+
+    norms = [{p: math.sqrt(max(inner(i, i, p), 0.0)) for p in a.modules} for i, a in enumerate(adapters)]
     for i in range(len(adapters)):
         for j in range(i + 1, len(adapters)):
             cosines = []
             for path in sorted(adapters[i].modules.keys() & adapters[j].modules.keys()):
                 denom = norms[i][path] * norms[j][path]
                 if denom > 0:
-                    inner = composer.inner(adapters[i].modules[path], adapters[j].modules[path], device)
-                    cosines.append(signs[i] * signs[j] * inner / denom)
+                    cosines.append(signs[i] * signs[j] * inner(i, j, path) / denom)
             n = len(cosines)
             pair = PairInterference(
                 i=i,
@@ -96,43 +102,43 @@ def interference_report(
                 mean_cosine=sum(cosines) / n if n else 0.0,
                 max_abs_cosine=max((abs(c) for c in cosines), default=0.0),
                 modules=n,
-                linear_cross_term_error=_linear_error(grams, [i, j]),
+                linear_cross_term_error=_linear_error(cross, linear_runs, len(report.pairs)),
             )
             report.pairs.append(pair)
             if pair.rms_cosine > threshold:
                 report.warnings.append(
                     f"{labels[i]} and {labels[j]} interfere: RMS cosine {pair.rms_cosine:.3f} > {threshold}"
                 )
-    report.linear_cross_term_error = _linear_error(grams, list(range(len(adapters))))
+    report.linear_cross_term_error = _linear_error(cross, linear_runs, None)
     error = report.linear_cross_term_error
     if method == "linear" and error is not None and error > cross_term_threshold:
         report.warnings.append(
-            f"linear is {error:.0%} away from the exact weighted delta sum (cross terms B_i A_j, "
-            f"> {cross_term_threshold:g}): the inputs do not share an initialisation; "
+            f"linear is {error:.0%} away from the exact weighted delta sum (> {cross_term_threshold:g}; "
+            "cross terms B_i A_j: the inputs probably do not share an initialisation); "
             "use delta_cat (exact sum) or delta_svd (best rank-k)"
         )
     return report
 
 
-def _linear_grams(
+def _cross_terms(
     adapters: Sequence[PemAdapter], weights: Sequence[float] | None, device: Any
-) -> list[ModuleGrams | None] | None:
-    """Per-module Grams for the cross-term error (LoRA only); None for (IA)3, whose linear is exact."""
-    if not adapters or adapters[0].pem_type != "lora":
-        return None
-    w = [float(x) for x in (weights or [1.0] * len(adapters))]
-    paths = sorted(set().union(*(a.modules.keys() for a in adapters)))
-    return [module_grams([a.modules.get(p) for a in adapters], w, device) for p in paths]
+) -> tuple[CrossTermTotals | None, dict[str, torch.Tensor] | None, bool]:
+    """(totals, per-module delta inner products, linear can run). (IA)3 needs none: its linear is
+    the exact weighted sum. LoRA inputs whose ranks differ somewhere: linear cannot run."""
+    if adapters[0].pem_type != "lora":
+        return None, None, True
+    totals = new_totals(weights or [1.0] * len(adapters))
+    inners = {}
+    for path in sorted(set().union(*(a.modules.keys() for a in adapters))):
+        found = accumulate(totals, [a.modules.get(path) for a in adapters], device)
+        if found is None:
+            return None, None, False
+        inners[path] = found
+    return totals, inners, True
 
 
-def _linear_error(grams: list[ModuleGrams | None] | None, subset: list[int]) -> float | None:
-    if grams is None:
-        return 0.0  # (IA)3: l = 1 + sum w_i (l_i - 1) is the exact weighted sum
-    if any(g is None for g in grams):
-        return None  # ranks differ somewhere: linear refuses these inputs
-    totals = [0.0, 0.0, 0.0]
-    for g in grams:
-        assert g is not None
-        for k, value in enumerate(squared_errors(g, subset)):
-            totals[k] += value
-    return relative_error(*totals)
+def _linear_error(cross: CrossTermTotals | None, linear_runs: bool, pair: int | None) -> float | None:
+    """Pair number `pair` (or all inputs when None); 0.0 for (IA)3, None where linear cannot run."""
+    if cross is None:
+        return 0.0 if linear_runs else None
+    return overall_error(cross) if pair is None else pair_error(cross, pair)
