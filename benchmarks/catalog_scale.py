@@ -5,7 +5,7 @@
 Creates a throwaway database, migrates it, bulk-loads (COPY) adapters, versions, tags and lineage
 chains of depth 10 (each composed version has two parents, so the graph is a DAG, not a list),
 starts `uvicorn api.app:create_app` on 127.0.0.1, and times list/search and lineage requests with
-one keep-alive client. Targets (PRODUCT.md section 7): p95 <= 30 ms list/search, <= 50 ms lineage.
+one keep-alive client. Targets: p95 <= 30 ms list/search, <= 50 ms lineage.
 """
 
 from __future__ import annotations

@@ -143,7 +143,14 @@ def _run(reg: Registry, spec: CompositionSpec, comp: comps.CompositionView, work
     folders = [f.result() for f in [fetch_input_task.submit(reg, i) for i in inputs]]
     names = [i.label for i in inputs]
     weights = [i.weight for i in inputs]
-    interference = interference_task(folders, weights, names, reg.settings.interference_threshold)
+    interference = interference_task(
+        folders,
+        weights,
+        names,
+        reg.settings.interference_threshold,
+        spec.method,
+        reg.settings.linear_cross_term_threshold,
+    )
     for warning in interference.get("warnings", []):
         log.warning(warning)
     comps.update(reg, comp.id, interference=interference)

@@ -13,6 +13,7 @@ from prefect.concurrency.sync import concurrency
 
 from registry.compose import compose, interference_report
 from registry.compose.device import compute_device
+from registry.compose.interference import DEFAULT_CROSS_TERM_THRESHOLD
 from registry.evaluation import EvalRequest, Evaluator, load_dataset
 from registry.pem import read_adapter, write_adapter
 from registry.service import Registry
@@ -33,9 +34,23 @@ def fetch_input_task(reg: Registry, item: ResolvedInput) -> str:
 
 
 @task(name="interference", **TASK)
-def interference_task(folders: list[str], weights: list[float], names: list[str], threshold: float) -> dict:
+def interference_task(
+    folders: list[str],
+    weights: list[float],
+    names: list[str],
+    threshold: float,
+    method: str | None = None,
+    cross_term_threshold: float = DEFAULT_CROSS_TERM_THRESHOLD,
+) -> dict:
     adapters = [read_adapter(f) for f in folders]
-    return interference_report(adapters, weights, threshold=threshold, names=names).to_dict()
+    return interference_report(
+        adapters,
+        weights,
+        threshold=threshold,
+        names=names,
+        method=method,
+        cross_term_threshold=cross_term_threshold,
+    ).to_dict()
 
 
 def _device_guard() -> Any:

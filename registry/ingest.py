@@ -17,6 +17,7 @@ from safetensors.torch import save_file
 
 from .errors import AdapterFormatError
 from .hashing import sha256_file
+from .model_card import CARD_FILE
 from .pem import PemAdapter, read_adapter
 
 CONFIG_FILE = "adapter_config.json"
@@ -39,7 +40,7 @@ class IngestedAdapter:
 
     @property
     def sha256(self) -> str:
-        """The version digest: sha256 of adapter_model.safetensors bytes (PRODUCT.md section 1)."""
+        """The version digest: sha256 of adapter_model.safetensors bytes."""
         return self.files[WEIGHTS_FILE].sha256
 
     @property
@@ -73,6 +74,7 @@ def ingest_folder(src: Path, workdir: Path) -> IngestedAdapter:
         raise AdapterFormatError(f"{src}: not a directory (expected a PEFT adapter folder)")
     if not (src / CONFIG_FILE).is_file():
         raise AdapterFormatError(f"{src}: missing {CONFIG_FILE}")
+    card = src / CARD_FILE
     if not (src / WEIGHTS_FILE).is_file() and (src / LEGACY_WEIGHTS_FILE).is_file():
         src = _convert_bin(src, workdir)
     adapter = read_adapter(src)
@@ -80,4 +82,6 @@ def ingest_folder(src: Path, workdir: Path) -> IngestedAdapter:
         name: FileEntry(src / name, sha256_file(src / name), (src / name).stat().st_size)
         for name in (CONFIG_FILE, WEIGHTS_FILE)
     }
+    if card.is_file():
+        files[CARD_FILE] = FileEntry(card, sha256_file(card), card.stat().st_size)
     return IngestedAdapter(adapter=adapter, metadata=adapter.metadata(), files=files)

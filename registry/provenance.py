@@ -16,7 +16,8 @@ _PACKAGES = ("pem-registry", "torch", "peft", "safetensors", "transformers", "pr
 
 
 @lru_cache
-def _git_commit() -> str | None:
+def git_commit() -> str | None:
+    """HEAD of the checkout this package runs from, if it is one (editable installs)."""
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
@@ -37,7 +38,7 @@ def environment(device: str | None = None) -> dict[str, Any]:
         "packages": versions,
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         "device": device or "cpu",
     }
 

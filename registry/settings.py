@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     principal: str = Field(default_factory=_default_principal, description="recorded as created_by / actor")
     # RMS cosine above which a sum is flagged (Naive LoRA summation: loss grows with it).
     interference_threshold: float = 0.3
+    # Relative distance of `linear` from the exact weighted delta sum above which a linear spec warns.
+    linear_cross_term_threshold: float = 0.25
     max_upload_bytes: int = 2 * 1024**3
     # Without PREFECT_API_URL, the CLI keeps a Prefect server warm on this port (started on demand);
     # "ephemeral" runs each flow on Prefect's in-process server instead (~15-20 s start-up here).

@@ -1,4 +1,4 @@
-"""(IA)3 arithmetic around the identity: l = 1 + sum_i w_i (l_i - 1) (PRODUCT.md s2)."""
+"""(IA)3 arithmetic around the identity: l = 1 + sum_i w_i (l_i - 1) (docs/methods.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""LoRA methods against dense formulas computed here from the raw safetensors (PRODUCT.md s2)."""
+"""LoRA methods against dense formulas computed here from the raw safetensors (docs/methods.md)."""
 
 from __future__ import annotations
 

@@ -75,6 +75,12 @@ def test_linear_merge_matches_the_paper_and_is_registered(world: World, tmp_path
     ]
     assert prov["run"]["flow_run_id"] == result["flow_run_id"] and prov["run"]["cache_hit"] is False
     assert len(prov["interference"]["pairs"]) == 1
+    # independently initialised inputs: linear is far from the exact weighted sum, and the run says so
+    assert prov["interference"]["linear_cross_term_error"] > 0.25
+    assert any("delta_cat" in w and "delta_svd" in w for w in prov["interference"]["warnings"])
+    card = (tmp_path / "t_ab_candidate" / "README.md").read_text()  # composed: the registry's card
+    assert "| parent | version | method | weight | sha256 |" in card
+    assert f"| t/a | 1 | linear | +0.5 | `{prov['inputs'][0]['sha256'][:12]}` |" in card
 
 
 def test_negation_flips_b(world: World, tmp_path: Path) -> None:

@@ -26,7 +26,8 @@ def test_register_is_content_addressed_and_idempotent(reg: Registry, adapter_dir
     assert {k.rsplit("/", 1)[-1] for k in keys} == {
         "adapter_config.json",
         "adapter_model.safetensors",
-        "README.md",
+        "README.md",  # the folder's own (peft writes one), byte-identical
+        "MODEL_CARD.md",  # the registry's card, beside it
         "provenance.json",
     }
     before = snapshot(reg)
@@ -42,7 +43,9 @@ def test_register_is_content_addressed_and_idempotent(reg: Registry, adapter_dir
 def test_model_card_and_provenance(reg: Registry, adapter_dirs: dict[str, Path], tmp_path: Path) -> None:
     v, _ = service.register_adapter(reg, adapter_dirs["lora"], "acme/card", task="math")
     _, files = service.download_version(reg, "acme/card@1", tmp_path / "dl")
-    card = (tmp_path / "dl" / "README.md").read_text()
+    # the folder brought its own README.md: kept byte-identical; the registry's card is MODEL_CARD.md
+    assert (tmp_path / "dl" / "README.md").read_bytes() == (adapter_dirs["lora"] / "README.md").read_bytes()
+    card = (tmp_path / "dl" / "MODEL_CARD.md").read_text()
     assert (
         card.startswith("---\n")
         and "base_model: tiny-llama" in card
@@ -60,9 +63,15 @@ def test_model_card_and_provenance(reg: Registry, adapter_dirs: dict[str, Path],
 def test_download_is_byte_identical(reg: Registry, adapter_dirs: dict[str, Path], tmp_path: Path) -> None:
     service.register_adapter(reg, adapter_dirs["ia3"], "acme/style")
     _, files = service.download_version(reg, "acme/style@1", tmp_path / "out")
-    for name in ("adapter_model.safetensors", "adapter_config.json"):
+    for name in ("adapter_model.safetensors", "adapter_config.json", "README.md"):
         assert (tmp_path / "out" / name).read_bytes() == (adapter_dirs["ia3"] / name).read_bytes()
-    assert len(files) == 4
+    assert sorted(f.name for f in files) == [
+        "MODEL_CARD.md",
+        "README.md",
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "provenance.json",
+    ]
 
 
 def test_aliases_move_and_are_audited(reg: Registry, adapter_dirs: dict[str, Path]) -> None:

@@ -59,7 +59,13 @@ def test_digest_lookup_of_every_file_goes_through_artifact_files(
 ) -> None:
     v, _ = service.register_adapter(reg, adapter_dirs["lora"], "acme/math")
     files = {name: entry["sha256"] for name, entry in v.files.items()}
-    assert set(files) == {"adapter_config.json", "adapter_model.safetensors", "README.md", "provenance.json"}
+    assert set(files) == {
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "README.md",
+        "MODEL_CARD.md",
+        "provenance.json",
+    }
     assert _index_rows(reg) == {("adapter_version", name, sha) for name, sha in files.items()}
     for name, sha in files.items():
         [match] = service.find_by_digest(reg, sha, with_ancestry=False)
@@ -71,7 +77,7 @@ def test_digest_lookup_of_every_file_goes_through_artifact_files(
         )
     # Registering the same bytes again adds no version and no index rows.
     service.register_adapter(reg, adapter_dirs["lora"], "acme/math")
-    assert len(_index_rows(reg)) == 4
+    assert len(_index_rows(reg)) == 5
     # The lookup reads the table, not the versions' JSON: without its rows only the weights digest
     # (an indexed column of the version itself) is still found.
     with transaction(reg.sessions) as session:

@@ -1,4 +1,4 @@
-"""Spec loading (YAML and JSON): every field of PRODUCT.md section 3, errors with field and line."""
+"""Spec loading (YAML and JSON): every field of docs/spec.md, errors with field and line."""
 
 from __future__ import annotations
 

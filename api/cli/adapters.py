@@ -6,13 +6,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from registry import service
+from registry.errors import InvalidInput
 from registry.service.views import AdapterView, VersionView
 
 from .deps import registry
-from .output import console, print_json, transfer_progress
+from .output import console, id_table, print_json, print_table, transfer_progress
 
 app = typer.Typer(help="Register, find and fetch adapters.", no_args_is_help=True)
 
@@ -31,10 +31,13 @@ def add(
         str, typer.Argument(help="Adapter folder (PEFT save_pretrained) or s3://bucket/prefix")
     ],
     name: Annotated[str, typer.Option("--name", help="namespace/name")],
-    task: Annotated[str | None, typer.Option("--task")] = None,
+    task: Annotated[str | None, typer.Option("--task", help="task label, e.g. math")] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", help="key=value, repeatable")] = None,
-    base_model: Annotated[str | None, typer.Option("--base-model", help="NAME or NAME@REVISION")] = None,
-    description: Annotated[str | None, typer.Option("--description")] = None,
+    base_model: Annotated[
+        str | None,
+        typer.Option("--base-model", help="NAME or NAME@REVISION (default: the adapter config's base model)"),
+    ] = None,
+    description: Annotated[str | None, typer.Option("--description", help="free text, searchable")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Validate an adapter folder, upload it, and register it as the next version."""
@@ -58,15 +61,17 @@ def add(
 
 @app.command("list")
 def list_(
-    base_model: Annotated[str | None, typer.Option("--base-model")] = None,
-    pem_type: Annotated[str | None, typer.Option("--pem-type")] = None,
-    task: Annotated[str | None, typer.Option("--task")] = None,
+    base_model: Annotated[str | None, typer.Option("--base-model", help="base model NAME")] = None,
+    pem_type: Annotated[str | None, typer.Option("--pem-type", help="lora | ia3")] = None,
+    task: Annotated[str | None, typer.Option("--task", help="exact task label")] = None,
     tag: Annotated[
         list[str] | None, typer.Option("--tag", help="key=value, repeatable (all must match)")
     ] = None,
     query: Annotated[str | None, typer.Option("--query", help="text in name, task or description")] = None,
-    limit: Annotated[int, typer.Option("--limit")] = 50,
-    page_token: Annotated[str | None, typer.Option("--page-token")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="adapters per page")] = 50,
+    page_token: Annotated[
+        str | None, typer.Option("--page-token", help="continue a listing (printed after a full page)")
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """List adapters matching every filter given."""
@@ -83,11 +88,11 @@ def list_(
     if json_out:
         print_json(page)
         return
-    table = Table("name", "type", "task", "base model", "latest", "tags")
+    table = id_table("name", "type", "latest", columns=("task", "base model", "tags"))
     for a in page.items:
         tags = " ".join(f"{k}={v}" for k, v in a.tags.items())
-        table.add_row(a.name, a.pem_type, a.task or "", a.base_model, str(a.latest_version or "-"), tags)
-    console.print(table)
+        table.add_row(a.name, a.pem_type, str(a.latest_version or "-"), a.task or "", a.base_model, tags)
+    print_table(table)
     if page.next_page_token:
         console.print(f"more: --page-token {page.next_page_token}", markup=False)
 
@@ -98,7 +103,17 @@ def _print_adapter(a: AdapterView) -> None:
         console.print(f"  task: {a.task or '-'}  description: {a.description or '-'}", markup=False)
     if a.tags:
         console.print("  tags: " + " ".join(f"{k}={v}" for k, v in a.tags.items()), markup=False)
-    table = Table("version", "sha256", "rank", "alpha", "dtype", "bytes", "aliases", "created by", "created")
+    table = id_table(
+        "version",
+        "sha256",  # a 12-digit prefix, pasteable as ns/name@sha256:<prefix>
+        "rank",
+        "alpha",
+        "dtype",
+        "bytes",
+        "created by",
+        "created",
+        columns=("aliases",),
+    )
     for v in a.versions or []:
         table.add_row(
             str(v.version),
@@ -107,11 +122,11 @@ def _print_adapter(a: AdapterView) -> None:
             f"{v.alpha:g}" if v.alpha else "-",
             v.dtype,
             str(v.size_bytes),
-            ",".join(v.aliases),
             v.created_by,
             f"{v.created_at:%Y-%m-%d %H:%M}",
+            ",".join(v.aliases),
         )
-    console.print(table)
+    print_table(table)
 
 
 @app.command("show")
@@ -141,8 +156,15 @@ def show(
 def download(
     ref: Annotated[str, typer.Argument(help="ns/name[@N|@alias|@sha256:prefix]")],
     dest: Annotated[Path, typer.Argument(help="Folder to write the adapter files into")],
+    force: Annotated[
+        bool, typer.Option("--force", help="write into a non-empty folder, replacing files of the same name")
+    ] = False,
 ) -> None:
     """Download a version's files (each checked against its recorded sha256)."""
+    if dest.exists() and not dest.is_dir():
+        raise InvalidInput(f"{dest} exists and is not a folder", field="DIR")
+    if dest.is_dir() and any(dest.iterdir()) and not force:
+        raise InvalidInput(f"{dest} is not empty; pick an empty folder or pass --force", field="DIR")
     with transfer_progress("downloading") as progress:
         version, files = service.download_version(registry(), ref, dest, progress=progress)
     console.print(
@@ -154,7 +176,12 @@ def download(
 def alias(
     ref: Annotated[str, typer.Argument(help="ns/name@N (the version to point at)")],
     name: Annotated[str, typer.Argument(help="alias, e.g. prod")],
+    latest: Annotated[
+        bool, typer.Option("--latest", help="allow a bare ns/name: point at its latest version")
+    ] = False,
 ) -> None:
     """Point an alias at a version (moves it if it exists; recorded in the audit log)."""
+    if "@" not in ref and not latest:
+        raise InvalidInput(f"{ref} names no version; write {ref}@N (or pass --latest)", field="REF")
     version = service.set_alias(registry(), ref, name)
     console.print(f"{version.name}@{name} -> version {version.version}", markup=False)

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from registry import service
 
 from .deps import registry
-from .output import console, print_json
+from .output import console, id_table, print_json, print_table
 
 app = typer.Typer(help="Base models adapters belong to.", no_args_is_help=True)
 
@@ -19,9 +18,12 @@ app = typer.Typer(help="Base models adapters belong to.", no_args_is_help=True)
 def add(
     name: Annotated[str, typer.Argument(help="e.g. tiny-gpt2 or meta-llama/Llama-3.1-8B")],
     source: Annotated[str, typer.Option("--source", help="local folder, s3:// folder, or hub id")],
-    revision: Annotated[str, typer.Option("--revision")] = "main",
+    revision: Annotated[
+        str, typer.Option("--revision", help="revision label (git revision for hub ids)")
+    ] = "main",
     sha256: Annotated[str | None, typer.Option("--sha256", help="digest of the weights, if known")] = None,
 ) -> None:
+    """Register a base model (its architecture is read from the source's config.json when reachable)."""
     view, created = service.add_base_model(registry(), name, source=source, revision=revision, sha256=sha256)
     state = "registered" if created else "already registered:"
     console.print(
@@ -30,12 +32,13 @@ def add(
 
 
 @app.command("list")
-def list_(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+def list_(json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """List registered base models."""
     rows = service.list_base_models(registry())
     if json_out:
         print_json(rows)
         return
-    table = Table("name", "revision", "architecture", "source")
+    table = id_table("name", "revision", columns=("architecture", "source"))
     for r in rows:
         table.add_row(r.name, r.revision, r.architecture or "", r.source)
-    console.print(table)
+    print_table(table)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from typing import Annotated, Any
 
 import typer
 from rich.tree import Tree
@@ -44,7 +45,7 @@ def _dot(graph: LineageGraph) -> str:
 def lineage(
     ref: Annotated[str, typer.Argument(help="ns/name[@N|@alias|@sha256:prefix]")],
     down: Annotated[bool, typer.Option("--down", help="descendants instead of ancestors")] = False,
-    depth: Annotated[int, typer.Option("--depth")] = 10,
+    depth: Annotated[int, typer.Option("--depth", help="edges to follow from REF")] = 10,
     fmt: Annotated[str, typer.Option("--format", help="tree | json | dot")] = "tree",
 ) -> None:
     """Ancestors (default) or descendants of a version, with operator and weight on each edge."""
@@ -61,7 +62,7 @@ def lineage(
 
 def audit(
     target: Annotated[str, typer.Argument(help="a file, or sha256:HEX")],
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Which registered object this file is, and its full ancestry with operators and weights."""
     digest = service.digest_of(target)
@@ -81,10 +82,12 @@ def audit(
 
 
 def audit_log(
-    subject: Annotated[str | None, typer.Option("--subject")] = None,
-    actor: Annotated[str | None, typer.Option("--actor")] = None,
-    limit: Annotated[int, typer.Option("--limit")] = 50,
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    subject: Annotated[
+        str | None, typer.Option("--subject", help="ns/name (all its versions), ns/name@N, key:NAME, ...")
+    ] = None,
+    actor: Annotated[str | None, typer.Option("--actor", help="principal or API key name")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="newest events to show")] = 50,
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Recent audit events (registrations, alias moves, keys, compositions)."""
     events = service.list_events(registry(), subject=subject, actor=actor, limit=limit)
@@ -92,9 +95,26 @@ def audit_log(
         print_json(events)
         return
     for e in events:
+        details = format_details(e.details)
         console.print(
-            f"{e.at:%Y-%m-%d %H:%M:%S}  {e.actor:<12} {e.action:<20} {e.subject}  {e.details}", markup=False
+            f"{e.at:%Y-%m-%d %H:%M:%S}  {e.actor:<12} {e.action:<20} {e.subject}  {details}",
+            markup=False,
+            soft_wrap=True,
         )
+
+
+def format_details(details: dict[str, Any]) -> str:
+    """`k=v k2=v2`: plain scalars as they are, anything with spaces or structure as compact JSON."""
+    parts = []
+    for key, value in details.items():
+        if isinstance(value, str) and value and not any(c.isspace() for c in value):
+            text = value
+        elif isinstance(value, bool | int | float) or value is None:
+            text = json.dumps(value)
+        else:
+            text = json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
+        parts.append(f"{key}={text}")
+    return " ".join(parts)
 
 
 def register(app: typer.Typer) -> None:

@@ -6,20 +6,24 @@ import logging
 import os
 import sys
 import warnings
+from typing import Annotated
 
 import typer
 
 from registry.errors import RegistryError
 
 from . import adapters, base_models, catalog, compose, keys, serve, setup
-from .output import err_console
+from .output import console, err_console
 
 app = typer.Typer(
     name="pemreg",
     help="PEM Registry: catalog and compose parameter-efficient modules (LoRA, (IA)3).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    # --install-completion / --show-completion for bash, zsh, fish, PowerShell
+    add_completion=True,
+    # help text is plain text: refs like ns/name[@N|@alias] must not be read as Rich markup
+    rich_markup_mode=None,
 )
 app.add_typer(adapters.app, name="adapters")
 app.add_typer(base_models.app, name="base-models")
@@ -28,6 +32,32 @@ setup.register(app)
 catalog.register(app)
 compose.register(app)
 serve.register(app)
+
+
+def _print_version(value: bool) -> None:
+    if not value:
+        return
+    from registry import __version__
+    from registry.provenance import git_commit
+
+    commit = git_commit()
+    console.print(f"pemreg {__version__}" + (f" (git {commit[:12]})" if commit else ""), markup=False)
+    raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the version (and git commit) and exit.",
+        ),
+    ] = False,
+) -> None:
+    """PEM Registry: catalog and compose parameter-efficient modules (LoRA, (IA)3)."""
 
 
 def main() -> None:

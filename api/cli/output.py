@@ -10,7 +10,9 @@ from typing import Any
 
 from pydantic import BaseModel
 from rich.console import Console
+from rich.measure import Measurement
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+from rich.table import Table
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -24,6 +26,44 @@ def print_json(value: Any) -> None:
     else:
         data = value
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def id_table(*ids: str, columns: tuple[str, ...] = ()) -> Table:
+    """A table whose `ids` columns (names, refs, digests) never wrap; the others wrap at words."""
+    table = Table()
+    for title in ids:
+        table.add_column(title, no_wrap=True)
+    for title in columns:
+        table.add_column(title, overflow="fold")
+    return table
+
+
+def _min_width(table: Table) -> int:
+    """Narrowest width that keeps every no-wrap cell whole and every other cell's longest word."""
+    opts = console.options.update_width(100_000)
+    total = len(table.columns) + 1 if table.box else 0  # vertical rules
+    for column in table.columns:
+        sizes = [Measurement.get(console, opts, cell) for cell in (column.header, *column.cells)]
+        total += 2 + max(m.maximum if column.no_wrap else m.minimum for m in sizes)  # + padding
+    return total
+
+
+def print_table(table: Table) -> None:
+    """Print `table` at least as wide as its unbreakable cells need, so ids stay whole and pasteable
+    on a narrow terminal or in a pipe (80 columns); other cells wrap at words instead."""
+    need = _min_width(table)
+    if need <= console.width:
+        console.print(table)
+        return
+    # Console.print clamps `width` to the console's, so a wider table needs a console of its own.
+    wide = Console(
+        file=console.file,
+        width=need,
+        highlight=False,
+        force_terminal=console.is_terminal,
+        no_color=console.no_color,
+    )
+    wide.print(table)
 
 
 @contextmanager

@@ -9,9 +9,11 @@ import typer
 
 def serve(
     host: Annotated[str, typer.Option("--host", help="interface to bind; 0.0.0.0 exposes it")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port")] = 8000,
     workers: Annotated[int, typer.Option("--workers", min=1, help="processes")] = 1,
-    log_level: Annotated[str, typer.Option("--log-level")] = "info",
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="uvicorn log level: critical | error | warning | info | debug")
+    ] = "info",
 ) -> None:
     """Serve the REST API (OpenAPI at /docs). Settings come from PEMREG_* as for every command."""
     import uvicorn

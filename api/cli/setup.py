@@ -26,7 +26,10 @@ def init() -> None:
         console.print(key, markup=False)
     else:
         console.print(
-            "already initialised (API keys exist; create more with `pemreg keys create`)", markup=False
+            "already initialised (API keys exist). Local commands need no key; for the REST API create "
+            "one with: pemreg keys create --name NAME --role admin",
+            markup=False,
+            soft_wrap=True,
         )
 
 
@@ -38,7 +41,7 @@ def demo(
         Path | None, typer.Option("--out", help="report folder (default $PEMREG_HOME/demo)")
     ] = None,
     quick: Annotated[bool, typer.Option("--quick", help="three scenarios instead of all")] = False,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="seed for data, training and compositions")] = 0,
 ) -> None:
     """Reproduce the paper's settings in miniature: pre-train a tiny base on synthetic domains, train
     LoRAs and (IA)3 adapters, register them, compose from examples/specs/demo-*.yaml through the Prefect

@@ -13,7 +13,7 @@ def version_ref(ns: str, name: str, v: str = "latest") -> Ref:
 
 
 def parse_tag_filters(items: list[str]) -> dict[str, str]:
-    """`tag=k:v` as PRODUCT.md writes it; `k=v` (the CLI's form) works too. Splits at the first of them."""
+    """`tag=k:v` as docs/rest.md writes it; `k=v` (the CLI's form) works too. Splits at the first of them."""
     tags: dict[str, str] = {}
     for item in items:
         cut = min((i for i in (item.find(":"), item.find("=")) if i > 0), default=-1)

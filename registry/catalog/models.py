@@ -1,4 +1,5 @@
-"""Catalog schema (SQLAlchemy 2 typed ORM) for every object of PRODUCT.md section 1.
+"""Catalog schema (SQLAlchemy 2 typed ORM) for every catalog object (base models, adapters, versions,
+aliases, lineage, compositions, audit events, API keys).
 
 Migrations in migrations/versions must match this module exactly (a test autogenerates and expects
 no diff). Timestamps are stored timezone-aware in UTC.

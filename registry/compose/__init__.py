@@ -7,9 +7,11 @@ Public API:
         CompositionResult.adapter (PemAdapter, write with registry.pem.write_adapter),
         .modules {path: {"rank", "retained_energy"?}}, .summary, .params, .report() -> dict
     interference_report(adapters, weights=None, *, threshold=0.3, names=None,
-                        check_base_model=True) -> InterferenceReport
+                        check_base_model=True, method=None, cross_term_threshold=0.25)
+                        -> InterferenceReport
         InterferenceReport.pairs [PairInterference(i, j, rms_cosine, mean_cosine, max_abs_cosine,
-        modules)], .warnings [str], .to_dict()
+        modules, linear_cross_term_error)], .linear_cross_term_error (all inputs),
+        .cross_term_threshold, .warnings [str], .to_dict()
     merge_into_base(base_folder, adapter, out_folder) -> dict[file name, sha256]
     METHODS: tuple of method names; check_adapters / check_params for dry runs.
 Errors: registry.errors.InvalidInput (bad parameters, empty or all-zero weights) and

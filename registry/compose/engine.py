@@ -51,7 +51,7 @@ def compose(
     threads: int | None = DEFAULT_CPU_THREADS,
     check_base_model: bool = True,
 ) -> CompositionResult:
-    """sum_i weights[i] * adapters[i] by `method` (PRODUCT.md section 2). Raises InvalidInput /
+    """sum_i weights[i] * adapters[i] by `method` (formulas in docs/methods.md). Raises InvalidInput /
     IncompatibleAdapters before any arithmetic; the result's tensors are on CPU in the inputs' dtype.
     `threads`: torch intra-op threads during the call (see device.py; None = leave as is).
     `check_base_model=False` skips the config base-name comparison (the catalog checked it)."""

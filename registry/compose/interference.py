@@ -2,6 +2,9 @@
 
 LoRA inner products come from the factors (r x r Gram products), never from d x k deltas; (IA)3
 uses (l - 1). With weights, the cosine of w_i D_i and w_j D_j carries sign(w_i w_j).
+
+For LoRA it also says how far the factor-wise `linear` merge is from the exact weighted delta sum
+(compose/cross_terms.py), per pair and for all inputs; (IA)3 `linear` is exact, so 0 there.
 """
 
 from __future__ import annotations
@@ -11,14 +14,20 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import torch
+
 from registry.compose.base import MethodParams, get_composer
 from registry.compose.checks import check_adapters
+from registry.compose.cross_terms import CrossTermTotals, accumulate, new_totals, overall_error, pair_error
 from registry.compose.device import compute_device
 from registry.pem import PemAdapter
 
 # Naive-summation study: perplexity change grew roughly linearly with RMS cosine; above ~0.3 the
 # deltas overlap enough that a plain sum is worth a second look.
 DEFAULT_THRESHOLD = 0.3
+# Relative Frobenius distance of `linear` from the exact weighted sum above which a linear spec is
+# warned: a quarter of the intended delta is already a different model.
+DEFAULT_CROSS_TERM_THRESHOLD = 0.25
 
 
 @dataclass
@@ -29,6 +38,9 @@ class PairInterference:
     mean_cosine: float
     max_abs_cosine: float
     modules: int  # modules where both deltas are non-zero
+    # ||linear(w_i x_i + w_j x_j) - (w_i D_i + w_j D_j)||_F / ||w_i D_i + w_j D_j||_F over the modules
+    # either input has; None where linear cannot run (ranks differ) or the exact sum is zero.
+    linear_cross_term_error: float | None = None
 
 
 @dataclass
@@ -36,6 +48,8 @@ class InterferenceReport:
     threshold: float
     pairs: list[PairInterference] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    linear_cross_term_error: float | None = None  # the same distance with all inputs together
+    cross_term_threshold: float = DEFAULT_CROSS_TERM_THRESHOLD
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -48,26 +62,38 @@ def interference_report(
     threshold: float = DEFAULT_THRESHOLD,
     names: Sequence[str] | None = None,
     check_base_model: bool = True,
+    method: str | None = None,
+    cross_term_threshold: float = DEFAULT_CROSS_TERM_THRESHOLD,
 ) -> InterferenceReport:
-    """Pairwise RMS-over-modules cosine; a warning for each pair with rms_cosine > threshold."""
-    if adapters:
-        check_adapters(adapters, MethodParams("delta_cat"), check_base_model=check_base_model)
-    composer = get_composer(adapters[0].pem_type) if adapters else None
+    """Pairwise RMS-over-modules cosine; a warning for each pair with rms_cosine > threshold.
+
+    When `method` is `linear`, a LoRA composition whose linear cross-term error (all inputs) exceeds
+    `cross_term_threshold` also gets a warning suggesting delta_cat / delta_svd.
+    """
+    report = InterferenceReport(threshold=threshold, cross_term_threshold=cross_term_threshold)
+    if not adapters:
+        return report
+    check_adapters(adapters, MethodParams("delta_cat"), check_base_model=check_base_model)
+    composer = get_composer(adapters[0].pem_type)
     device = compute_device()
     labels = list(names) if names else [f"input {i}" for i in range(len(adapters))]
-    signs = [1.0 if w is None or w >= 0 else -1.0 for w in (weights or [None] * len(adapters))]
-    norms = [
-        {p: math.sqrt(max(composer.inner(m, m, device), 0.0)) for p, m in a.modules.items()} for a in adapters
-    ]
-    report = InterferenceReport(threshold=threshold)
+    signs = [1.0 if w >= 0 else -1.0 for w in (weights or [1.0] * len(adapters))]
+    cross, inners, linear_runs = _cross_terms(adapters, weights, device)
+
+    def inner(i: int, j: int, path: str) -> float:
+        """<D_i, D_j>_F of one module: from the cross-term Gram blocks when there are any."""
+        if inners is not None:
+            return float(inners[path][i, j])
+        return composer.inner(adapters[i].modules[path], adapters[j].modules[path], device)
+
+    norms = [{p: math.sqrt(max(inner(i, i, p), 0.0)) for p in a.modules} for i, a in enumerate(adapters)]
     for i in range(len(adapters)):
         for j in range(i + 1, len(adapters)):
             cosines = []
             for path in sorted(adapters[i].modules.keys() & adapters[j].modules.keys()):
                 denom = norms[i][path] * norms[j][path]
                 if denom > 0:
-                    inner = composer.inner(adapters[i].modules[path], adapters[j].modules[path], device)
-                    cosines.append(signs[i] * signs[j] * inner / denom)
+                    cosines.append(signs[i] * signs[j] * inner(i, j, path) / denom)
             n = len(cosines)
             pair = PairInterference(
                 i=i,
@@ -76,10 +102,43 @@ def interference_report(
                 mean_cosine=sum(cosines) / n if n else 0.0,
                 max_abs_cosine=max((abs(c) for c in cosines), default=0.0),
                 modules=n,
+                linear_cross_term_error=_linear_error(cross, linear_runs, len(report.pairs)),
             )
             report.pairs.append(pair)
             if pair.rms_cosine > threshold:
                 report.warnings.append(
                     f"{labels[i]} and {labels[j]} interfere: RMS cosine {pair.rms_cosine:.3f} > {threshold}"
                 )
+    report.linear_cross_term_error = _linear_error(cross, linear_runs, None)
+    error = report.linear_cross_term_error
+    if method == "linear" and error is not None and error > cross_term_threshold:
+        report.warnings.append(
+            f"linear is {error:.0%} away from the exact weighted delta sum (> {cross_term_threshold:g}; "
+            "cross terms B_i A_j: the inputs probably do not share an initialisation); "
+            "use delta_cat (exact sum) or delta_svd (best rank-k)"
+        )
     return report
+
+
+def _cross_terms(
+    adapters: Sequence[PemAdapter], weights: Sequence[float] | None, device: Any
+) -> tuple[CrossTermTotals | None, dict[str, torch.Tensor] | None, bool]:
+    """(totals, per-module delta inner products, linear can run). (IA)3 needs none: its linear is
+    the exact weighted sum. LoRA inputs whose ranks differ somewhere: linear cannot run."""
+    if adapters[0].pem_type != "lora":
+        return None, None, True
+    totals = new_totals(weights or [1.0] * len(adapters))
+    inners = {}
+    for path in sorted(set().union(*(a.modules.keys() for a in adapters))):
+        found = accumulate(totals, [a.modules.get(path) for a in adapters], device)
+        if found is None:
+            return None, None, False
+        inners[path] = found
+    return totals, inners, True
+
+
+def _linear_error(cross: CrossTermTotals | None, linear_runs: bool, pair: int | None) -> float | None:
+    """Pair number `pair` (or all inputs when None); 0.0 for (IA)3, None where linear cannot run."""
+    if cross is None:
+        return 0.0 if linear_runs else None
+    return overall_error(cross) if pair is None else pair_error(cross, pair)

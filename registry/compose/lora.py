@@ -1,4 +1,4 @@
-"""LoRA composition: every PRODUCT.md section 2 method on factors (or dense deltas for pruning)."""
+"""LoRA composition: every method of docs/methods.md on factors (or dense deltas for pruning)."""
 
 from __future__ import annotations
 

@@ -51,7 +51,7 @@ def register_output(
             description=spec.description,
             provenance_extra=provenance,
             trigger=composition.trigger,
-            card_extra={"parents": parents, "metrics": metrics},
+            card_extra={"parents": parents, "metrics": metrics, "method": spec.method},
         )
         with transaction(reg.sessions) as session:
             version, _ = commit_version(

@@ -43,7 +43,12 @@ def dry_run(reg: Registry, spec: CompositionSpec) -> DryRun:
     check_params(len(adapters), weights, params)
     check_adapters(adapters, params)
     report = interference_report(
-        adapters, weights, threshold=reg.settings.interference_threshold, names=[i.label for i in inputs]
+        adapters,
+        weights,
+        threshold=reg.settings.interference_threshold,
+        names=[i.label for i in inputs],
+        method=spec.method,
+        cross_term_threshold=reg.settings.linear_cross_term_threshold,
     )
     dry = [DryInput(**i.to_dict(), rank=a.metadata().get("r")) for i, a in zip(inputs, adapters, strict=True)]
     return DryRun(composition_key(spec, inputs), spec.method, dry, report.to_dict())

@@ -20,7 +20,7 @@ from ..catalog.db import transaction
 from ..catalog.upsert import insert_ignore
 from ..errors import Conflict, InvalidInput
 from ..hashing import sha256_bytes
-from ..model_card import render_model_card
+from ..model_card import CARD_FILE, GENERATED_CARD_FILE, render_model_card
 from ..paths import user_path
 from ..provenance import build_provenance, dumps
 from ..refs import validate_name
@@ -110,9 +110,13 @@ def upload_version_files(
     prefix = adapter_prefix(namespace, name, ingested.sha256)
     files: dict[str, Any] = {}
     for filename, entry in ingested.files.items():
+        if filename == CARD_FILE:  # the user's card: like generated files, the first one per digest stays
+            files[filename] = _put_generated(reg.store, f"{prefix}/{filename}", entry.path.read_bytes())
+            continue
         callback = progress(filename, entry.size) if progress else None
         reg.store.put_file(f"{prefix}/{filename}", entry.path, sha256=entry.sha256, progress=callback)
         files[filename] = {"sha256": entry.sha256, "size": entry.size}
+    card_file = GENERATED_CARD_FILE if CARD_FILE in files else CARD_FILE
     card = render_model_card(
         full_name=full_name,
         version=None,
@@ -124,7 +128,7 @@ def upload_version_files(
         description=description,
         **(card_extra or {}),
     )
-    files["README.md"] = _put_generated(reg.store, f"{prefix}/README.md", card.encode())
+    files[card_file] = _put_generated(reg.store, f"{prefix}/{card_file}", card.encode())
     provenance = build_provenance(
         subject=dict(files),
         kind="composition" if provenance_extra else "upload",

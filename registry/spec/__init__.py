@@ -1,4 +1,4 @@
-"""Composition spec (PRODUCT.md section 3) and the expression language.
+"""Composition spec (reference: docs/spec.md) and the expression language.
 
 Public API:
     load_spec(source: str | os.PathLike) -> CompositionSpec  # YAML or JSON text, or a file path

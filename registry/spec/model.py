@@ -1,4 +1,4 @@
-"""Pydantic model of the composition spec (PRODUCT.md section 3). Unknown fields are errors."""
+"""Pydantic model of the composition spec (every field in docs/spec.md). Unknown fields are errors."""
 
 from __future__ import annotations
 

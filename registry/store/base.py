@@ -27,7 +27,7 @@ class ArtifactNotFound(StoreError):
 
 
 def adapter_prefix(namespace: str, name: str, sha256: str) -> str:
-    """Folder of one adapter version's files (PRODUCT.md section 4)."""
+    """Folder of one adapter version's files (layout in docs/provenance.md)."""
     return f"adapters/{namespace}/{name}/{sha256}"
 
 
