@@ -114,6 +114,21 @@ class LoraComposer(Composer):
         report["rank"] = int(a.shape[0])
         return module, report
 
+    def plan(
+        self, path: str, entries: Sequence[Entry], params: MethodParams, out_dtype: torch.dtype
+    ) -> LoraModule:
+        first = entries[0].module
+        if params.method == "linear":
+            rank = first.r
+        elif params.method == "delta_cat":
+            rank = sum(e.module.r for e in entries)
+        else:  # truncated outputs are zero-padded to the requested rank (lowrank._pad)
+            assert params.rank is not None
+            rank = params.rank
+        a = torch.empty(rank, first.A.shape[1], dtype=out_dtype, device="meta")
+        b = torch.empty(first.B.shape[0], rank, dtype=out_dtype, device="meta")
+        return LoraModule(A=a, B=b, alpha=float(rank))
+
     def output_config(
         self, adapters: Sequence[PemAdapter], modules: Mapping[str, Any], params: MethodParams
     ) -> dict[str, Any]:
