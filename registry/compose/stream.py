@@ -67,6 +67,7 @@ def compose_files(
                     path, entries, prep.params, prep.device, prep.out_dtype
                 )
                 writer.write(kind.to_tensors({path: module}))
+                del modules, entries, module  # before the next module is read: one module held
             config = prep.composer.output_config(skeletons, planned, prep.params)
             (folder / CONFIG_NAME).write_text(
                 json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8"
