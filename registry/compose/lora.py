@@ -21,12 +21,17 @@ from registry.compose.targets import unify
 from registry.errors import IncompatibleAdapters
 from registry.pem import LoraModule, PemAdapter
 
+PROBE = 64  # entries compared before a full `torch.equal` in `_same`
+
 
 def _same(a: LoraModule, b: LoraModule) -> bool:
     return (
         a.scale == b.scale
         and a.A.shape == b.A.shape
         and a.B.shape == b.B.shape
+        # a few leading entries first: distinct inputs differ there, so the n^2 pairs of a module
+        # cost n^2 tiny comparisons instead of n^2 full ones (2 ms each for an 8B MLP factor)
+        and torch.equal(a.A[0, :PROBE], b.A[0, :PROBE])  # a view: no copy
         and torch.equal(a.A, b.A)
         and torch.equal(a.B, b.B)
     )
