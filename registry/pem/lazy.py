@@ -91,7 +91,7 @@ class TensorFile:
         if self._fd is None:
             self._fd = os.open(self.path, os.O_RDONLY)
         out = torch.empty(info.nbytes, dtype=torch.uint8)
-        done = os.preadv(self._fd, [out.numpy()], info.offset) if info.nbytes else 0
+        done = os.preadv(self._fd, [out.numpy().data], info.offset) if info.nbytes else 0
         if done != info.nbytes:
             raise AdapterFormatError(f"{WEIGHTS_NAME}: tensor {key!r} is truncated")
         return out.view(info.dtype).reshape(info.shape)
@@ -179,7 +179,7 @@ class IncrementalWriter:
             if want != got:
                 raise RuntimeError(f"output tensor {got} does not follow the planned header ({want})")
             data = tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8)
-            self._file.write(memoryview(data.numpy()))
+            self._file.write(data.numpy().data)
             self._next += 1
 
     def commit(self) -> Path:
