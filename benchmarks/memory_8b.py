@@ -8,8 +8,9 @@ folder (32 x 168 MB = 5.4 GB) and reused.
 
 Each (method, number of inputs) runs in a fresh subprocess, which prints:
 - peak RSS growth of `compose_files` (VmHWM after minus VmRSS before, /proc/self/status);
-- its time (best of --repeats for up to 8 inputs), and the read+write floor: read every input tensor and write an output of the same
-  size through the same I/O path (registry/pem/lazy.py), best of 2, page cache warm;
+- its time (best of --repeats for up to 8 inputs), and the read+write floor: read every input
+  tensor and write an output of the same size through the same I/O path (registry/pem/lazy.py),
+  best of 2, page cache warm;
 - for up to 8 inputs, the in-memory engine's peak (read_adapter + compose + write_adapter).
 
     .venv/bin/python benchmarks/memory_8b.py                      # 8B shape, 4/8/16/32 inputs
