@@ -11,7 +11,9 @@ Each (method, number of inputs) runs in a fresh subprocess, which prints:
 - its time (best of --repeats for up to 8 inputs), and the read+write floor: read every input
   tensor and write an output of the same size through the same I/O path (registry/pem/lazy.py),
   best of 2, page cache warm;
-- for up to 8 inputs, the in-memory engine's peak (read_adapter + compose + write_adapter).
+- for up to 8 inputs, the in-memory engine's peak (read_adapter + compose + write_adapter);
+- CPU seconds (user + system) of the engine and of the floor, and their ratio: on a shared
+  machine wall time depends on the other jobs, CPU time much less.
 
     .venv/bin/python benchmarks/memory_8b.py                      # 8B shape, 4/8/16/32 inputs
     .venv/bin/python benchmarks/memory_8b.py --shape 2048x8 --counts 4   # compose_vs_peft's shape
@@ -108,21 +110,22 @@ def status_kib(field: str) -> int:
     return 0
 
 
-def peak_growth_mib(fn: Callable[[], Any]) -> tuple[Any, float, float]:
-    """(result, seconds, peak RSS growth in MiB over the RSS just before the call)."""
+def peak_growth_mib(fn: Callable[[], Any]) -> tuple[Any, float, float, float]:
+    """(result, seconds, peak RSS growth in MiB over the RSS just before the call, CPU seconds)."""
     Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
     before = status_kib("VmRSS")
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     result = fn()
-    seconds = time.perf_counter() - started
-    return result, seconds, max(status_kib("VmHWM") - before, 0) / 1024
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return result, seconds, max(status_kib("VmHWM") - before, 0) / 1024, cpu
 
 
-def floor_seconds(folders: list[Path], output: Path) -> float:
-    """Read every input tensor and write `output`'s bytes through the same reader and writer."""
+def floor_seconds(folders: list[Path], output: Path) -> tuple[float, float]:
+    """Read every input tensor and write `output`'s bytes through the same reader and writer;
+    (wall seconds, CPU seconds)."""
     from registry.pem.lazy import IncrementalWriter, TensorFile
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for folder in folders:
         source = TensorFile(folder / "adapter_model.safetensors")
         for key in source.tensors:
@@ -133,7 +136,7 @@ def floor_seconds(folders: list[Path], output: Path) -> float:
     for key, info in planned.tensors.items():
         writer.write({key: torch.empty(info.shape, dtype=info.dtype)})
     writer.commit().unlink()
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu
 
 
 def one(
@@ -152,11 +155,13 @@ def one(
     ]
     result, seconds, peak = runs[0][0], min(r[1] for r in runs), max(r[2] for r in runs)
     output = out / "adapter_model.safetensors"
-    floor = min(floor_seconds(folders, output) for _ in range(2))
+    floors = [floor_seconds(folders, output) for _ in range(2)]
     row: dict[str, Any] = {
         "seconds": seconds,
+        "cpu": min(r[3] for r in runs),
         "peak_mib": peak,
-        "floor": floor,
+        "floor": min(f[0] for f in floors),
+        "floor_cpu": min(f[1] for f in floors),
         "out_mib": output.stat().st_size / 2**20,
         "retained": result.summary.get("min_retained_energy"),
     }
@@ -167,7 +172,7 @@ def one(
             composed = compose(adapters, weights, method, rank=rank, threads=threads)
             write_adapter(composed.adapter, out)
 
-        _, row["memory_seconds"], row["memory_peak_mib"] = peak_growth_mib(run)
+        _, row["memory_seconds"], row["memory_peak_mib"], _ = peak_growth_mib(run)
     return row
 
 
@@ -207,8 +212,9 @@ def main() -> None:
     )
     cached_adapters(args.cache, args.shape, max(counts))
     header = (
-        f"{'method':<10} {'inputs':>6} {'seconds':>8} {'floor s':>8} {'ratio':>6} {'peak MiB':>9} "
-        f"{'out MiB':>8} {'in-mem s':>9} {'in-mem MiB':>10} {'load':>5}"
+        f"{'method':<10} {'inputs':>6} {'seconds':>8} {'floor s':>8} {'ratio':>6} {'cpu s':>7} "
+        f"{'floor cpu':>9} {'cpu ratio':>9} {'peak MiB':>9} {'out MiB':>8} {'in-mem s':>9} "
+        f"{'in-mem MiB':>10} {'load':>5}"
     )
     print(header)
     for method in args.methods.split(","):
@@ -225,9 +231,10 @@ def main() -> None:
             r = json.loads(proc.stdout.strip().splitlines()[-1])
             mem_s = f"{r['memory_seconds']:.2f}" if "memory_seconds" in r else "-"
             mem_p = f"{r['memory_peak_mib']:.0f}" if "memory_peak_mib" in r else "-"
-            ratio = r["seconds"] / r["floor"]
+            ratio, cpu_ratio = r["seconds"] / r["floor"], r["cpu"] / r["floor_cpu"]
             print(
                 f"{method:<10} {n:>6} {r['seconds']:>8.2f} {r['floor']:>8.2f} {ratio:>5.1f}x "
+                f"{r['cpu']:>7.2f} {r['floor_cpu']:>9.2f} {cpu_ratio:>8.1f}x "
                 f"{r['peak_mib']:>9.0f} {r['out_mib']:>8.0f} {mem_s:>9} {mem_p:>10} {load():>5.2f}",
                 flush=True,
             )
