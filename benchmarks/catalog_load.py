@@ -115,13 +115,59 @@ def start_serve(env: dict[str, str], port: int, workers: int) -> subprocess.Pope
     raise RuntimeError("pemreg serve did not become ready")
 
 
-def run_load(base: str, key: str, clients: int, args: argparse.Namespace) -> dict[str, Any]:
+def cpu_by_pid(pids: list[int]) -> dict[int, float]:
+    """user + system CPU seconds of these processes and all their descendants (Linux /proc)."""
+    out: dict[int, float] = {}
+    todo = list(pids)
+    while todo:
+        pid = todo.pop()
+        if pid in out:
+            continue
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            out[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return out
+
+
+def cpu_spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU spent between two snapshots by the processes alive at the second (new ones in full);
+    a process that exited in between (a closed overflow connection) is not counted."""
+    return sum(t - before.get(pid, 0.0) for pid, t in after.items())
+
+
+def backend_pids(dsn: str, database: str) -> list[int]:
+    """The PostgreSQL backends serving the benchmark database (the server's pooled connections)."""
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (database,)
+        ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def run_load(
+    base: str, key: str, clients: int, args: argparse.Namespace, server: int, dsn: str, database: str
+) -> dict[str, Any]:
+    """One concurrency level; also the CPU the server and its database backends spent per request,
+    which on a shared machine says more than latency: 2 dedicated cores serve 2000 / (ms) req/s."""
     per_client = max(args.requests // clients, 2 * 11)
     cmd = [sys.executable, __file__, "--load", base, "--key", key, "--clients-n", str(clients)]
     cmd += ["--per-client", str(per_client), "--seconds", str(args.seconds)]
     cmd += ["--adapters", str(args.adapters), "--versions", str(args.versions)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.seconds + 120, check=True)
-    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    before = cpu_by_pid([server]), cpu_by_pid(backend_pids(dsn, database))
+    out, _ = proc.communicate(timeout=args.seconds + 120)
+    after = cpu_by_pid([server]), cpu_by_pid(backend_pids(dsn, database))
+    if proc.returncode != 0:
+        raise RuntimeError(f"load tool failed ({proc.returncode})")
+    result = dict(json.loads(out.strip().splitlines()[-1]))
+    n = result["requests"] or 1
+    result["server_cpu_ms"] = cpu_spent(before[0], after[0]) * 1000 / n
+    result["db_cpu_ms"] = cpu_spent(before[1], after[1]) * 1000 / n
+    return result
 
 
 def main() -> None:
@@ -192,7 +238,9 @@ def main() -> None:
             f"cores {os.cpu_count()}"
         )
         levels = [int(c) for c in args.clients.split(",")]
-        results = {c: run_load(base, key, c, args) for c in levels}
+        database = make_url(url).database or ""
+        dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        results = {c: run_load(base, key, c, args, proc.pid, dsn, database) for c in levels}
         # fmt: off
         print(f"\n{'query kind':<20}" + "".join(f" {f'{c} cl p50':>10} {f'{c} cl p95':>10}" for c in levels))
         for kind in results[levels[0]]["kinds"]:
@@ -210,6 +258,7 @@ def main() -> None:
                 f"{c:>2} clients: {r['requests']} requests in {r['seconds']:.1f} s = "
                 f"{r['requests'] / r['seconds']:.0f} req/s, errors {r['errors']}, worst p95 {worst:.1f} ms "
                 f"(target {target} ms: {'ok' if worst <= target and not r['errors'] else 'MISSED'}); "
+                f"CPU per request: server {r['server_cpu_ms']:.1f} ms + postgres {r['db_cpu_ms']:.1f} ms; "
                 f"load {os.getloadavg()[0]:.2f}"
             )
     finally:
