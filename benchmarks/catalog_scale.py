@@ -189,6 +189,39 @@ def measure(
     return {"p50": statistics.median(times), "p95": times[int(0.95 * len(times)) - 1], "max": times[-1]}
 
 
+def query_kinds(n_adapters: int, versions: int) -> dict[str, Callable[[random.Random], str]]:
+    """Query kind -> URL maker over the catalog `seed` built (shared with catalog_load.py)."""
+    chains = n_adapters // CHAIN
+
+    def adapter(i: int) -> str:
+        return f"team{i % 20:02d}/adapter-{i:06d}"
+
+    def tail(r: random.Random) -> int:  # last adapter of a chain: 10 levels of ancestors
+        return r.randrange(chains) * CHAIN + CHAIN - 1
+
+    return {
+        "list first page": lambda r: "/v1/adapters?limit=50",
+        "list deep page": lambda r: "/v1/adapters?limit=50&page_token=" + page_token(r, n_adapters),
+        "filter task+type": lambda r: f"/v1/adapters?task={r.choice(TASKS)}&pem_type=lora&limit=50",
+        "filter base_model": lambda r: "/v1/adapters?base_model=tiny-gpt2&limit=50",
+        "filter tag": lambda r: f"/v1/adapters?tag=tier:{r.choice(TIERS)}&tag=team:t{r.randrange(50)}",
+        "search q": lambda r: f"/v1/adapters?q={r.choice(WORDS)}&limit=50",
+        "search q rare": lambda r: f"/v1/adapters?q=number {r.randrange(n_adapters)}&limit=50",
+        "lineage up d10": lambda r: (
+            f"/v1/adapters/{adapter(tail(r))}/versions/{r.randrange(1, versions + 1)}"
+            "/lineage?direction=up&depth=10"
+        ),
+        "lineage down d10": lambda r: (
+            f"/v1/adapters/{adapter(tail(r) - CHAIN + 1)}/versions/"
+            f"{r.randrange(1, versions + 1)}/lineage?direction=down&depth=10"
+        ),
+        "version by alias": lambda r: f"/v1/adapters/{adapter(r.randrange(n_adapters))}/versions/latest",
+        "version by number": lambda r: (
+            f"/v1/adapters/{adapter(r.randrange(n_adapters))}/versions/{r.randrange(1, versions + 1)}"
+        ),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
@@ -231,34 +264,7 @@ def main() -> None:
         key = create_key(Registry(Settings(database_url=url, home=home)), "bench", "reader")
         port = free_port()
         proc = start_server(env, port)
-        chains = args.adapters // CHAIN
-
-        def adapter(i: int) -> str:
-            return f"team{i % 20:02d}/adapter-{i:06d}"
-
-        def tail(r: random.Random) -> int:  # last adapter of a chain: 10 levels of ancestors
-            return r.randrange(chains) * CHAIN + CHAIN - 1
-
-        kinds: dict[str, Callable[[random.Random], str]] = {
-            "list first page": lambda r: "/v1/adapters?limit=50",
-            "list deep page": lambda r: "/v1/adapters?limit=50&page_token=" + page_token(r, args.adapters),
-            "filter task+type": lambda r: f"/v1/adapters?task={r.choice(TASKS)}&pem_type=lora&limit=50",
-            "filter base_model": lambda r: "/v1/adapters?base_model=tiny-gpt2&limit=50",
-            "filter tag": lambda r: f"/v1/adapters?tag=tier:{r.choice(TIERS)}&tag=team:t{r.randrange(50)}",
-            "search q": lambda r: f"/v1/adapters?q={r.choice(WORDS)}&limit=50",
-            "search q rare": lambda r: f"/v1/adapters?q=number {r.randrange(args.adapters)}&limit=50",
-            "lineage up d10": lambda r: (
-                f"/v1/adapters/{adapter(tail(r))}/versions/{r.randrange(1, args.versions + 1)}"
-                "/lineage?direction=up&depth=10"
-            ),
-            "lineage down d10": lambda r: (
-                f"/v1/adapters/{adapter(tail(r) - CHAIN + 1)}/versions/"
-                f"{r.randrange(1, args.versions + 1)}/lineage?direction=down&depth=10"
-            ),
-            "version by alias": lambda r: (
-                f"/v1/adapters/{adapter(r.randrange(args.adapters))}/versions/latest"
-            ),
-        }
+        kinds = query_kinds(args.adapters, args.versions)
         results = {}
         with httpx.Client(
             base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"}, timeout=30

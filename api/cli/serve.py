@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import contextlib
+import socket
+from typing import Annotated, Any
 
 import typer
 
@@ -17,17 +19,29 @@ def serve(
 ) -> None:
     """Serve the REST API (OpenAPI at /docs). Settings come from PEMREG_* as for every command."""
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
     # A factory string, so --workers > 1 can import the app in each process.
-    uvicorn.run(
-        "api.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level,
-        proxy_headers=False,
-    )
+    options: dict[str, Any] = {"factory": True, "host": host, "port": port, "log_level": log_level}
+    if workers == 1:
+        uvicorn.run("api.app:create_app", proxy_headers=False, **options)
+        return
+    config = uvicorn.Config("api.app:create_app", proxy_headers=False, workers=workers, **options)
+    with contextlib.suppress(KeyboardInterrupt):  # as uvicorn.run: Ctrl-C is a normal stop
+        Multiprocess(config, sockets=[tcp_socket(config.bind_socket())]).run()
+
+
+def tcp_socket(bound: socket.socket) -> socket.socket:
+    """The same listening socket, with its protocol read from the kernel (IPPROTO_TCP).
+
+    Why: uvicorn binds the shared socket of `--workers N` with protocol 0, accepted connections
+    inherit that, and asyncio only turns Nagle's algorithm off (TCP_NODELAY) on sockets whose
+    protocol is IPPROTO_TCP. With Nagle on, each keep-alive response (headers, then body) waits
+    for the client's delayed ACK: measured 48 ms per request instead of 6 ms on loopback.
+    """
+    if bound.family not in (socket.AF_INET, socket.AF_INET6):
+        return bound
+    return socket.socket(fileno=bound.detach())
 
 
 def register(app: typer.Typer) -> None:

@@ -117,7 +117,9 @@ def search_expressions(adapter: Any = None) -> tuple[ColumnElement[str], ...]:
 
 class AdapterTag(Base):
     __tablename__ = "adapter_tags"
-    __table_args__ = (Index("ix_adapter_tags_key_value", "key", "value"),)
+    # adapter_id in the index: a tag filter is an index-only scan yielding ids in order, so two tag
+    # filters merge-join without touching the table (migration 0006; 37 -> 27 ms at 1M versions).
+    __table_args__ = (Index("ix_adapter_tags_key_value_adapter", "key", "value", "adapter_id"),)
 
     adapter_id: Mapped[int] = mapped_column(ForeignKey("adapters.id", ondelete="CASCADE"), primary_key=True)
     key: Mapped[str] = mapped_column(String(128), primary_key=True)

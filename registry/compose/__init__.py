@@ -6,6 +6,9 @@ Public API:
             seed: int = 0, threads: int | None = 1, check_base_model: bool = True) -> CompositionResult
         CompositionResult.adapter (PemAdapter, write with registry.pem.write_adapter),
         .modules {path: {"rank", "retained_energy"?}}, .summary, .params, .report() -> dict
+    compose_files(folders, weights, out, method="linear", **same options) -> CompositionResult
+        the same composition streamed from adapter folders to the folder `out`, one module at a
+        time (memory flat in the number and size of inputs); .adapter holds shape-only tensors
     interference_report(adapters, weights=None, *, threshold=0.3, names=None,
                         check_base_model=True, method=None, cross_term_threshold=0.25)
                         -> InterferenceReport
@@ -24,6 +27,7 @@ from registry.compose.checks import check_adapters, check_params
 from registry.compose.engine import CompositionResult, compose
 from registry.compose.interference import InterferenceReport, PairInterference, interference_report
 from registry.compose.merged import merge_into_base
+from registry.compose.stream import compose_files
 
 __all__ = [
     "METHODS",
@@ -34,6 +38,7 @@ __all__ = [
     "check_adapters",
     "check_params",
     "compose",
+    "compose_files",
     "interference_report",
     "merge_into_base",
 ]

@@ -57,6 +57,11 @@ class Composer:
         """Compose one module; return the output module (CPU, out_dtype) and its report."""
         raise NotImplementedError
 
+    def plan(self, path: str, entries: Sequence[Entry], params: MethodParams, out_dtype: torch.dtype) -> Any:
+        """The module `combine` will return, as shape-only ("meta") tensors: the streaming engine
+        writes the output file's header before any arithmetic (compose/stream.py)."""
+        raise NotImplementedError
+
     def output_config(
         self, adapters: Sequence[PemAdapter], modules: Mapping[str, Any], params: MethodParams
     ) -> dict[str, Any]:

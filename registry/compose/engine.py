@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import reduce
 from typing import Any
 
 import torch
 
-from registry.compose.base import Entry, MethodParams, get_composer
+from registry.compose.base import Composer, Entry, MethodParams, get_composer
 from registry.compose.checks import check_adapters, check_params
 from registry.compose.device import DEFAULT_CPU_THREADS, compute_device, torch_threads
 from registry.pem import PemAdapter, torch_dtype
@@ -59,6 +59,73 @@ def compose(
         return _compose(adapters, weights, method, rank, density, majority_sign, seed, check_base_model)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What both engines (in memory here, streaming in stream.py) settle before any arithmetic."""
+
+    params: MethodParams  # rank resolved
+    composer: Composer
+    device: torch.device
+    out_dtype: torch.dtype
+    paths: list[str]  # module paths, sorted: the output's module order
+
+
+def prepare(
+    adapters: Sequence[PemAdapter], weights: Sequence[float], params: MethodParams, check_base_model: bool
+) -> Prepared:
+    """Checks (parameters, then adapters: shapes and configs only) and the resolved plan."""
+    check_params(len(adapters), weights, params)
+    check_adapters(adapters, params, check_base_model=check_base_model)
+    if adapters[0].pem_type == "lora" and params.rank is None:
+        rank = max(m.r for a in adapters for m in a.modules.values())
+        params = MethodParams(params.method, rank, params.density, params.majority_sign, params.seed)
+    return Prepared(
+        params=params,
+        composer=get_composer(adapters[0].pem_type),
+        device=compute_device(),
+        out_dtype=reduce(torch.promote_types, (torch_dtype(a.dtype) for a in adapters)),
+        paths=sorted({p for a in adapters for p in a.modules}),
+    )
+
+
+def entries_at(path: str, modules: Sequence[Mapping[str, Any]], weights: Sequence[float]) -> list[Entry]:
+    """One module's inputs: (position, weight, module) for every input that has the module."""
+    return [
+        Entry(i, float(w), m[path])
+        for i, (m, w) in enumerate(zip(modules, weights, strict=True))
+        if path in m
+    ]
+
+
+def finish(
+    adapter: PemAdapter,
+    prepared: Prepared,
+    reports: dict[str, dict[str, Any]],
+    started: float,
+) -> CompositionResult:
+    params = prepared.params
+    energies = [r["retained_energy"] for r in reports.values() if "retained_energy" in r]
+    summary = (
+        {"min_retained_energy": min(energies), "mean_retained_energy": sum(energies) / len(energies)}
+        if energies
+        else {}
+    )
+    return CompositionResult(
+        adapter=adapter,
+        method=params.method,
+        params={
+            "rank": params.rank,
+            "density": params.density,
+            "majority_sign": params.majority_sign,
+            "seed": params.seed,
+        },
+        modules=reports,
+        seconds=time.perf_counter() - started,
+        device=str(prepared.device),
+        summary=summary,
+    )
+
+
 def _compose(
     adapters: Sequence[PemAdapter],
     weights: Sequence[float],
@@ -70,42 +137,19 @@ def _compose(
     check_base_model: bool,
 ) -> CompositionResult:
     started = time.perf_counter()
-    params = MethodParams(method, rank, density, majority_sign, seed)
-    check_params(len(adapters), weights, params)
-    check_adapters(adapters, params, check_base_model=check_base_model)
-    if adapters[0].pem_type == "lora" and rank is None:
-        params = MethodParams(
-            method, max(m.r for a in adapters for m in a.modules.values()), density, majority_sign, seed
-        )
-    composer = get_composer(adapters[0].pem_type)
-    device = compute_device()
-    out_dtype = reduce(torch.promote_types, (torch_dtype(a.dtype) for a in adapters))
-    paths = sorted({p for a in adapters for p in a.modules})
+    prep = prepare(
+        adapters, weights, MethodParams(method, rank, density, majority_sign, seed), check_base_model
+    )
+    inputs = [a.modules for a in adapters]
     modules: dict[str, Any] = {}
     reports: dict[str, dict[str, Any]] = {}
-    for path in paths:
-        entries = [
-            Entry(i, float(w), a.modules[path])
-            for i, (a, w) in enumerate(zip(adapters, weights, strict=True))
-            if path in a.modules
-        ]
-        modules[path], reports[path] = composer.combine(path, entries, params, device, out_dtype)
-    config = composer.output_config(adapters, modules, params)
+    for path in prep.paths:
+        entries = entries_at(path, inputs, weights)
+        modules[path], reports[path] = prep.composer.combine(
+            path, entries, prep.params, prep.device, prep.out_dtype
+        )
+    config = prep.composer.output_config(adapters, modules, prep.params)
     adapter = PemAdapter(
-        pem_type=adapters[0].pem_type, config=config, modules=modules, dtype=dtype_name(out_dtype)
+        pem_type=adapters[0].pem_type, config=config, modules=modules, dtype=dtype_name(prep.out_dtype)
     )
-    energies = [r["retained_energy"] for r in reports.values() if "retained_energy" in r]
-    summary = (
-        {"min_retained_energy": min(energies), "mean_retained_energy": sum(energies) / len(energies)}
-        if energies
-        else {}
-    )
-    return CompositionResult(
-        adapter=adapter,
-        method=method,
-        params={"rank": params.rank, "density": density, "majority_sign": majority_sign, "seed": seed},
-        modules=reports,
-        seconds=time.perf_counter() - started,
-        device=str(device),
-        summary=summary,
-    )
+    return finish(adapter, prep, reports, started)

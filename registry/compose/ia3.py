@@ -53,6 +53,13 @@ class Ia3Composer(Composer):
         )
         return out, {}
 
+    def plan(
+        self, path: str, entries: Sequence[Entry], params: MethodParams, out_dtype: torch.dtype
+    ) -> Ia3Module:
+        first = entries[0].module
+        l = torch.empty(first.l.shape, dtype=out_dtype, device="meta")  # noqa: E741
+        return Ia3Module(l=l, is_feedforward=first.is_feedforward)
+
     def output_config(
         self, adapters: Sequence[PemAdapter], modules: Mapping[str, Any], params: MethodParams
     ) -> dict[str, Any]:

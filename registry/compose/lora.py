@@ -21,12 +21,17 @@ from registry.compose.targets import unify
 from registry.errors import IncompatibleAdapters
 from registry.pem import LoraModule, PemAdapter
 
+PROBE = 64  # entries compared before a full `torch.equal` in `_same`
+
 
 def _same(a: LoraModule, b: LoraModule) -> bool:
     return (
         a.scale == b.scale
         and a.A.shape == b.A.shape
         and a.B.shape == b.B.shape
+        # a few leading entries first: distinct inputs differ there, so the n^2 pairs of a module
+        # cost n^2 tiny comparisons instead of n^2 full ones (2 ms each for an 8B MLP factor)
+        and torch.equal(a.A[0, :PROBE], b.A[0, :PROBE])  # a view: no copy
         and torch.equal(a.A, b.A)
         and torch.equal(a.B, b.B)
     )
@@ -113,6 +118,21 @@ class LoraComposer(Composer):
         module = LoraModule(A=a.to("cpu", out_dtype), B=b.to("cpu", out_dtype), alpha=float(a.shape[0]))
         report["rank"] = int(a.shape[0])
         return module, report
+
+    def plan(
+        self, path: str, entries: Sequence[Entry], params: MethodParams, out_dtype: torch.dtype
+    ) -> LoraModule:
+        first = entries[0].module
+        if params.method == "linear":
+            rank = first.r
+        elif params.method == "delta_cat":
+            rank = sum(e.module.r for e in entries)
+        else:  # truncated outputs are zero-padded to the requested rank (lowrank._pad)
+            assert params.rank is not None
+            rank = params.rank
+        a = torch.empty(rank, first.A.shape[1], dtype=out_dtype, device="meta")
+        b = torch.empty(first.B.shape[0], rank, dtype=out_dtype, device="meta")
+        return LoraModule(A=a, B=b, alpha=float(rank))
 
     def output_config(
         self, adapters: Sequence[PemAdapter], modules: Mapping[str, Any], params: MethodParams

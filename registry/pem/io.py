@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -25,15 +26,8 @@ WEIGHTS_NAME = "adapter_model.safetensors"
 def read_adapter(path: str | os.PathLike[str]) -> PemAdapter:
     """Load and validate an adapter folder; every problem is an `AdapterFormatError` with one line."""
     folder = Path(path)
-    config_file, weights_file = folder / CONFIG_NAME, folder / WEIGHTS_NAME
-    if not config_file.is_file():
-        raise AdapterFormatError(f"{CONFIG_NAME} not found in {folder}")
-    try:
-        config = json.loads(config_file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise AdapterFormatError(f"{CONFIG_NAME}: not valid JSON ({exc})") from None
-    if not isinstance(config, dict):
-        raise AdapterFormatError(f"{CONFIG_NAME}: expected a JSON object")
+    weights_file = folder / WEIGHTS_NAME
+    config = read_config(folder)
     kind = kind_for_peft_type(config.get("peft_type"))
     if not weights_file.is_file():
         raise AdapterFormatError(f"{WEIGHTS_NAME} not found in {folder}")
@@ -53,6 +47,20 @@ def read_adapter(path: str | os.PathLike[str]) -> PemAdapter:
         dtype=dtype_name(first.dtype),
         extra_tensors=extras,
     )
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    """adapter_config.json as a dict; a missing or malformed file is an `AdapterFormatError`."""
+    config_file = folder / CONFIG_NAME
+    if not config_file.is_file():
+        raise AdapterFormatError(f"{CONFIG_NAME} not found in {folder}")
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise AdapterFormatError(f"{CONFIG_NAME}: not valid JSON ({exc})") from None
+    if not isinstance(config, dict):
+        raise AdapterFormatError(f"{CONFIG_NAME}: expected a JSON object")
+    return config
 
 
 def write_adapter(adapter: PemAdapter, folder: str | os.PathLike[str]) -> Path:
