@@ -28,6 +28,10 @@ class PemKind:
     pem_type: ClassVar[str]  # our name: 'lora', 'ia3'
     peft_type: ClassVar[str]  # PEFT's config value: 'LORA', 'IA3'
 
+    def check_config(self, config: Mapping[str, Any]) -> None:
+        """Field types of adapter_config.json (registry.pem.config_check); before any tensor is read."""
+        raise NotImplementedError
+
     def parse(self, config: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) -> dict[str, Any]:
         """Validate tensors against the config; return {module path: per-type module}."""
         raise NotImplementedError
@@ -165,6 +169,25 @@ def check_all_finite(tensors: Mapping[str, torch.Tensor]) -> None:
             if not math.isfinite(norm) and not bool(torch.isfinite(tensor).all()):
                 raise AdapterFormatError(f"tensor {key!r} contains NaN or Inf")
     _VERIFIED_FINITE.update((id(t), t) for _, t in floats)
+
+
+# PEM factors are floating point; an integer or bool tensor is not a trained adapter (and would be
+# composed with integer arithmetic).
+FACTOR_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def check_tensor_kinds(tensors: Mapping[str, torch.Tensor]) -> None:
+    """Every tensor is floating point of one of FACTOR_DTYPES and has no zero-width dimension."""
+    if not tensors:
+        raise AdapterFormatError("adapter_model.safetensors: holds no tensors")
+    for key, tensor in tensors.items():
+        if tensor.dtype not in FACTOR_DTYPES:
+            allowed = ", ".join(dtype_name(d) for d in FACTOR_DTYPES)
+            raise AdapterFormatError(
+                f"tensor {key!r}: dtype {dtype_name(tensor.dtype)} is not supported (expected {allowed})"
+            )
+        if tensor.dim() == 0 or 0 in tensor.shape:
+            raise AdapterFormatError(f"tensor {key!r}: shape {list(tensor.shape)} has an empty dimension")
 
 
 def dtype_name(dtype: torch.dtype) -> str:
