@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from registry.errors import (
@@ -49,7 +51,10 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: _doc("upload larger than the configured limit"),
     422: _doc("invalid input; `field` names it"),
     502: _doc("the artifact store failed"),
-    503: _doc("the catalog or the store is unreachable"),
+    503: {
+        **_doc("the catalog or the store is unreachable"),
+        "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
+    },
 }
 
 
@@ -126,9 +131,21 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
+def retry_after_seconds(request: Request) -> int:
+    """How long a client should wait: the connect timeout, the time a restarted database needs to be
+    told apart from a down one."""
+    registry = getattr(request.app.state, "registry", None)
+    seconds = getattr(getattr(registry, "settings", None), "db_connect_timeout_seconds", 3.0)
+    return max(1, math.ceil(seconds))
+
+
 async def _db_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    log.error("request %s: catalog unavailable: %s", request_id(request), exc.__class__.__name__)
-    return error_response(request, 503, "catalog database unavailable; retry later")
+    # Down (refused), frozen (our client-side wait bound), or the pool drained by such waits.
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    log.error("request %s: catalog unavailable: %s: %s", request_id(request), type(exc).__name__, first)
+    response = error_response(request, 503, "catalog database unavailable; retry later")
+    response.headers["Retry-After"] = str(retry_after_seconds(request))
+    return response
 
 
 async def _data_error(request: Request, exc: Exception) -> JSONResponse:
@@ -143,4 +160,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(OperationalError, _db_unavailable)
+    app.add_exception_handler(InterfaceError, _db_unavailable)
+    app.add_exception_handler(PoolTimeout, _db_unavailable)
     app.add_exception_handler(DataError, _data_error)

@@ -41,6 +41,14 @@ class Settings(BaseSettings):
     prefect_mode: Literal["local-server", "ephemeral"] = "local-server"
     local_prefect_port: int = 4213
     recompose_interval_seconds: int = 600
+    # Catalog timeouts (seconds): a down or frozen database answers 503 within these bounds.
+    db_connect_timeout_seconds: float = Field(default=3.0, gt=0, le=300)
+    db_statement_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
+    db_pool_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    db_sqlite_busy_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # Where REST callers may name evaluation datasets besides the artifact store (os.pathsep-separated
+    # local folders and s3:// prefixes); the CLI, acting as the local user, may read any local file.
+    dataset_roots: str = ""
 
     @property
     def resolved_database_url(self) -> str:
