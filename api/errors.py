@@ -128,7 +128,22 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     response = error_response(request, exc.status_code, detail)
     for key, value in (exc.headers or {}).items():
         response.headers[key] = value
+    if exc.status_code == 405:
+        # Starlette names only the first route whose path matched; a path served by several routes
+        # (GET and POST /v1/adapters live in two routers) allows the union.
+        response.headers["Allow"] = ", ".join(allowed_methods(request))
     return response
+
+
+def allowed_methods(request: Request) -> list[str]:
+    path = request.scope.get("path", "")
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        regex, route_methods = getattr(route, "path_regex", None), getattr(route, "methods", None)
+        if regex is not None and route_methods and regex.match(path):
+            methods |= set(route_methods)
+    # HEAD is Starlette's implicit twin of GET, not an operation of the API.
+    return sorted(methods - {"HEAD"})
 
 
 def retry_after_seconds(request: Request) -> int:

@@ -16,8 +16,10 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import Caller, Writer
 from api.errors import ERROR_RESPONSES, ErrorBody, UnsupportedMediaType
-from api.schemas import Registered, RegisterFromSource
+from api.schemas import BASE_LABEL_PATTERN, PLAIN, TAG_PATTERN, Registered, RegisterFromSource, inline_schema
 from registry import service
+from registry.refs import ADAPTER_NAME_PATTERN
+from registry.service.register import MAX_DESCRIPTION
 from registry.service.uploads import (
     FILE_FIELDS,
     MultipartReceiver,
@@ -28,7 +30,7 @@ from registry.service.uploads import (
 from registry.service.views import VersionView
 
 router = APIRouter(prefix="/v1/adapters", tags=["adapters"], responses=ERROR_RESPONSES)
-MAX_JSON_BYTES = 64 * 1024
+MAX_JSON_BYTES = 1024 * 1024  # above any schema-valid body (description <= 16384 characters)
 
 _text = {"type": "string"}
 _binary = {"type": "string", "format": "binary"}
@@ -40,19 +42,30 @@ REQUEST_BODY: dict[str, Any] = {
                 "type": "object",
                 "required": ["name", *FILE_FIELDS],
                 "properties": {
-                    "name": {**_text, "description": "namespace/name"},
+                    "name": {**_text, "description": "namespace/name", "pattern": ADAPTER_NAME_PATTERN},
                     "config": {**_binary, "description": "adapter_config.json"},
                     "weights": {**_binary, "description": "adapter_model.safetensors"},
-                    "base_model": {**_text, "description": "NAME or NAME@REVISION"},
-                    "task": _text,
-                    "description": _text,
-                    "tags": {"type": "array", "items": {**_text, "description": "key=value"}},
-                    "sha256": {**_text, "description": "expected sha256 of the weights (checked)"},
+                    "base_model": {
+                        **_text,
+                        "description": "NAME or NAME@REVISION",
+                        "pattern": BASE_LABEL_PATTERN,
+                    },
+                    "task": {**_text, "maxLength": 128, "pattern": PLAIN},
+                    "description": {**_text, "maxLength": MAX_DESCRIPTION},
+                    "tags": {
+                        "type": "array",
+                        "items": {**_text, "description": "key=value", "pattern": TAG_PATTERN},
+                    },
+                    "sha256": {
+                        **_text,
+                        "description": "expected sha256 of the weights (checked)",
+                        "pattern": "^(sha256:)?[0-9a-fA-F]{64}$",
+                    },
                 },
             },
             "encoding": {"tags": {"style": "form", "explode": True}},
         },
-        "application/json": {"schema": RegisterFromSource.model_json_schema()},
+        "application/json": {"schema": inline_schema(RegisterFromSource)},
     },
 }
 

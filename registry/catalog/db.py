@@ -64,6 +64,9 @@ def get_engine(url: str, timeouts: DbTimeouts = DEFAULT_TIMEOUTS) -> Engine:
         engine = create_engine(url, connect_args={"timeout": timeouts.sqlite_busy})
         event.listen(engine, "connect", partial(_sqlite_pragmas, int(timeouts.sqlite_busy * 1000)))
         event.listen(engine, "begin", _sqlite_begin)
+        from .sqlite_tz import install
+
+        install()
         return engine
     engine = create_engine(
         url,

@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # torch-heavy; imported when a registration actually runs
 
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
 TAG_KEY_MAX = 128
+MAX_DESCRIPTION = 16384  # characters; at most 64 KiB of UTF-8, the upload form's per-field limit
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -53,11 +54,17 @@ def parse_tags(items: list[str] | None, field: str = "tag") -> dict[str, str]:
     return tags
 
 
-def check_lengths(task: str | None, tags: dict[str, str], base_model: str | None) -> None:
+def check_lengths(
+    task: str | None, tags: dict[str, str], base_model: str | None, description: str | None = None
+) -> None:
     """The catalog columns' limits, checked up front so a long value is an error naming its field."""
+    if description and len(description) > MAX_DESCRIPTION:
+        raise InvalidInput(f"description: at most {MAX_DESCRIPTION} characters", field="description")
     if task and len(task) > 128:
         raise InvalidInput("task: at most 128 characters", field="task")
     for key, value in tags.items():
+        if not key.strip() or "=" in key:
+            raise InvalidInput(f"tags: {key[:40]!r} is not a tag key", field="tags")
         if len(key) > 128 or len(value) > 512:
             raise InvalidInput(
                 f"tags: {key[:40]!r}: keys up to 128, values up to 512 characters", field="tags"
@@ -347,7 +354,7 @@ def register_adapter(
 
     validate_name(name)
     tags = tags or {}
-    check_lengths(task, tags, base_model)
+    check_lengths(task, tags, base_model, description)
     local = trigger != "api"
     with tempfile.TemporaryDirectory(prefix="pemreg-ingest-") as tmp:
         folder = _fetch_source(reg, str(source), Path(tmp))

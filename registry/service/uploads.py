@@ -12,7 +12,7 @@ from typing import IO, Any
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from ..errors import InvalidInput, StoreError
+from ..errors import InvalidInput, NotFound, StoreError
 from .context import Registry, open_store_for
 from .register import parse_tags, register_adapter
 from .views import VersionView
@@ -23,6 +23,12 @@ TEXT_FIELDS = ("name", "base_model", "task", "tags", "description", "sha256")
 MAX_TEXT_BYTES = 64 * 1024  # per text field: names, tags and descriptions are small
 MAX_CONFIG_BYTES = 1024 * 1024  # adapter_config.json is a few KB; refuse anything absurd early
 HEADER_SLACK = 1024 * 1024  # multipart boundaries and headers on top of the file bytes
+
+
+class SourceNotFound(NotFound):
+    """A well-formed source URI naming nothing this server can read (HTTP 404, like any unknown name)."""
+
+    field = "source"
 
 
 class UploadTooLarge(InvalidInput):
@@ -207,6 +213,6 @@ def check_source(reg: Registry, source: str) -> None:
     try:
         keys = open_store_for(reg.settings, source.rstrip("/")).list_keys("")
     except (StoreError, ValueError) as exc:
-        raise InvalidInput(f"source: cannot read {source}: {exc}", field="source") from None
+        raise SourceNotFound(f"source: cannot read {source}: {exc}") from None
     if not keys:
-        raise InvalidInput(f"source: nothing found under {source}", field="source")
+        raise SourceNotFound(f"source: nothing found under {source}")
