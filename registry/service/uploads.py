@@ -51,7 +51,8 @@ class ReceivedForm:
         values = self.fields.get(name) or []
         if len(values) > 1:
             raise InvalidInput(f"{name}: given {len(values)} times; give it once", field=name)
-        return values[0].strip() or None if values else None
+        # Not stripped: `rel/abc\n` must be refused as a name, not quietly become `rel/abc`.
+        return values[0] if values and values[0].strip() else None
 
 
 class MultipartReceiver:
