@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     db_statement_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
     db_pool_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
     db_sqlite_busy_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
-    # Where REST callers may name evaluation datasets besides the artifact store (os.pathsep-separated
+    # Where REST callers may name evaluation datasets besides the artifact store (comma-separated
     # local folders and s3:// prefixes); the CLI, acting as the local user, may read any local file.
     dataset_roots: str = ""
 

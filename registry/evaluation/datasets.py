@@ -10,7 +10,6 @@ file exists or what it holds.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -46,8 +45,8 @@ class DatasetAccess:
 
     @classmethod
     def for_remote_caller(cls, store_url: str, dataset_roots: str = "") -> DatasetAccess:
-        """From settings: `resolved_artifact_store` and `dataset_roots` (os.pathsep-separated)."""
-        given = [store_url, *(r for r in dataset_roots.split(os.pathsep) if r.strip())]
+        """From settings: `resolved_artifact_store` and `dataset_roots` (comma-separated: URIs hold colons)."""
+        given = [store_url, *(r for r in dataset_roots.split(",") if r.strip())]
         return cls(local_user=False, roots=tuple(_root(r.strip()) for r in given))
 
     @classmethod
