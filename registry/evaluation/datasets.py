@@ -45,7 +45,7 @@ class DatasetAccess:
 
     @classmethod
     def for_remote_caller(cls, store_url: str, dataset_roots: str = "") -> DatasetAccess:
-        """From settings: `resolved_artifact_store` and `dataset_roots` (comma-separated: URIs hold colons)."""
+        """`resolved_artifact_store` and `dataset_roots` (comma-separated: URIs hold colons)."""
         given = [store_url, *(r for r in dataset_roots.split(",") if r.strip())]
         return cls(local_user=False, roots=tuple(_root(r.strip()) for r in given))
 
