@@ -48,6 +48,8 @@ def parse_tags(items: list[str] | None, field: str = "tag") -> dict[str, str]:
     tags: dict[str, str] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
+        if CONTROL_RE.search(item):
+            raise InvalidInput(f"{field}: {item[:80]!r}: control characters are not allowed", field=field)
         if not sep or not key.strip() or len(key) > TAG_KEY_MAX:
             raise InvalidInput(f"{field}: {item[:80]!r} is not key=value", field=field)
         tags[key.strip()] = value.strip()
