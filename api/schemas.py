@@ -72,6 +72,9 @@ class RegisterFromSource(Strict):
 
 class Registered(VersionView):
     created: bool
+    notes: list[str] = Field(
+        default_factory=list, description="e.g. that the base model was registered on the way (no match)"
+    )
 
 
 class BaseModelIn(Strict):

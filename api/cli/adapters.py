@@ -12,7 +12,7 @@ from registry import service
 from registry.service.views import AdapterView, VersionView
 
 from .deps import registry
-from .output import console, print_json, transfer_progress
+from .output import console, err_console, print_json, transfer_progress
 
 app = typer.Typer(help="Register, find and fetch adapters.", no_args_is_help=True)
 
@@ -39,6 +39,7 @@ def add(
 ) -> None:
     """Validate an adapter folder, upload it, and register it as the next version."""
     tags = service.parse_tags(tag)
+    notes: list[str] = []
     with transfer_progress("uploading") as progress:
         version, created = service.register_adapter(
             registry(),
@@ -49,7 +50,10 @@ def add(
             tags=tags,
             description=description,
             progress=progress,
+            notify=notes.append,
         )
+    for note in notes:  # e.g. a base model registered on the way: said, not silent
+        err_console.print(f"note: {note}", markup=False, soft_wrap=True)
     if json_out:
         print_json({**version.model_dump(mode="json"), "created": created})
     else:

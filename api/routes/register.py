@@ -79,7 +79,7 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-async def _from_multipart(caller: Caller, request: Request) -> tuple[VersionView, bool]:
+async def _from_multipart(caller: Caller, request: Request, notes: list[str]) -> tuple[VersionView, bool]:
     limit = caller.reg.settings.max_upload_bytes
     with tempfile.TemporaryDirectory(prefix="pemreg-upload-") as tmp:
         receiver = MultipartReceiver(request.headers["content-type"], Path(tmp), limit)
@@ -91,10 +91,10 @@ async def _from_multipart(caller: Caller, request: Request) -> tuple[VersionView
             form = receiver.finish()
         finally:
             receiver.close()
-        return await run_in_threadpool(register_upload, caller.reg, form)
+        return await run_in_threadpool(register_upload, caller.reg, form, notes.append)
 
 
-async def _from_json(caller: Caller, request: Request) -> tuple[VersionView, bool]:
+async def _from_json(caller: Caller, request: Request, notes: list[str]) -> tuple[VersionView, bool]:
     raw = await _read_limited(request, MAX_JSON_BYTES)
     try:
         body = RegisterFromSource.model_validate_json(raw)
@@ -115,6 +115,7 @@ async def _from_json(caller: Caller, request: Request) -> tuple[VersionView, boo
             tags=tags,
             description=body.description,
             trigger="api",
+            notify=notes.append,
         )
 
     return await run_in_threadpool(work)
@@ -140,13 +141,14 @@ async def register_adapter(caller: Writer, request: Request, response: Response)
             field="body",
         )
     ctype = request.headers.get("content-type", "").lower()
+    notes: list[str] = []
     if ctype.startswith("multipart/form-data"):
-        version, created = await _from_multipart(caller, request)
+        version, created = await _from_multipart(caller, request, notes)
     elif ctype.startswith("application/json"):
-        version, created = await _from_json(caller, request)
+        version, created = await _from_json(caller, request, notes)
     else:
         raise UnsupportedMediaType(
             "content-type: send multipart/form-data (files) or application/json (source)"
         )
     response.status_code = 201 if created else 200
-    return Registered(**version.model_dump(), created=created)
+    return Registered(**version.model_dump(), created=created, notes=notes)

@@ -6,6 +6,7 @@ temporary adapter folder (size-limited, sha256 computed while the bytes arrive),
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -178,7 +179,9 @@ class MultipartReceiver:
             raise InvalidInput(f"body: malformed multipart data ({exc})", field="body") from None
 
 
-def register_upload(reg: Registry, form: ReceivedForm) -> tuple[VersionView, bool]:
+def register_upload(
+    reg: Registry, form: ReceivedForm, notify: Callable[[str], None] | None = None
+) -> tuple[VersionView, bool]:
     """Register the folder a MultipartReceiver filled. Returns (version, created)."""
     name = form.one("name")
     if not name:
@@ -203,6 +206,7 @@ def register_upload(reg: Registry, form: ReceivedForm) -> tuple[VersionView, boo
         tags=tags,
         description=form.one("description"),
         trigger="api",
+        notify=notify,
     )
 
 
