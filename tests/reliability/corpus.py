@@ -106,6 +106,6 @@ CASES = [
     Case("param-base-unregistered", base_model="tiny-lama", expect="tiny-llama"),
     Case("name-newline", name="rel/abc\n", expect="name"),
     Case("name-upper", name="Rel/abc", expect="name"),
-    Case("tag-newline", tags=["team=a\nb"], expect="tags"),
+    Case("tag-newline", tags=["team=a\nb"], expect="tag"),
     Case("tag-no-value", tags=["team"], expect="tag"),
 ]
