@@ -8,12 +8,12 @@ nothing else branches on the type. Tensors are kept in their storage dtype; arit
 from __future__ import annotations
 
 import math
-import re
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import regex
 import torch
 
 from registry.errors import AdapterFormatError
@@ -124,14 +124,31 @@ def matches_target(path: str, targets: object) -> bool:
     if targets is None:
         return False
     if isinstance(targets, str):
-        return targets == "all-linear" or re.fullmatch(targets, path) is not None
+        return targets == "all-linear" or _bounded_match(targets, path, "target_modules", full=True)
     return any(path == t or path.endswith("." + t) for t in targets)
+
+
+REGEX_SECONDS = 0.5
+
+
+def _bounded_match(pattern: str, path: str, field: str, *, full: bool) -> bool:
+    """PEFT's `re` semantics, evaluated by `regex` (same syntax for these patterns) under a time bound:
+    the pattern and the module paths both come from the uploaded files, so `(a+)+b` against a long run
+    of `a`s must not hold a server thread for minutes."""
+    try:
+        found = (regex.fullmatch if full else regex.match)(pattern, path, timeout=REGEX_SECONDS)
+    except TimeoutError:
+        raise AdapterFormatError(
+            f"adapter_config.json: {field}: pattern {pattern[:60]!r} takes too long to match {path[:60]!r}",
+            field=field,
+        ) from None
+    return found is not None
 
 
 def pattern_value(patterns: Mapping[str, Any] | None, path: str, default: Any) -> Any:
     """rank_pattern / alpha_pattern lookup, same anchoring as peft.utils.other.get_pattern_key."""
     for key, value in (patterns or {}).items():
-        if re.match(rf"(.*\.)?({key})$", path):
+        if _bounded_match(rf"(.*\.)?({key})$", path, "rank_pattern/alpha_pattern", full=False):
             return value
     return default
 

@@ -24,7 +24,8 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _fail(field: str, message: str) -> AdapterFormatError:
-    return AdapterFormatError(f"{CONFIG}: {field}: {message}", field=field)
+    """`field` may carry a key (`rank_pattern['q_proj']`); the error's `field` is the config field."""
+    return AdapterFormatError(f"{CONFIG}: {field}: {message}", field=field.split("[", 1)[0])
 
 
 def depth_of(value: object) -> int:
