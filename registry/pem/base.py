@@ -125,6 +125,8 @@ def matches_target(path: str, targets: object) -> bool:
         return False
     if isinstance(targets, str):
         return targets == "all-linear" or _bounded_match(targets, path, "target_modules", full=True)
+    if not isinstance(targets, list | tuple | set):
+        return False  # config_check refuses any other type before tensors are read
     return any(path == t or path.endswith("." + t) for t in targets)
 
 
