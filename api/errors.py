@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from registry.errors import (
@@ -49,7 +51,10 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: _doc("upload larger than the configured limit"),
     422: _doc("invalid input; `field` names it"),
     502: _doc("the artifact store failed"),
-    503: _doc("the catalog or the store is unreachable"),
+    503: {
+        **_doc("the catalog or the store is unreachable"),
+        "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
+    },
 }
 
 
@@ -123,12 +128,39 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     response = error_response(request, exc.status_code, detail)
     for key, value in (exc.headers or {}).items():
         response.headers[key] = value
+    if exc.status_code == 405:
+        # Starlette names only the first route whose path matched; a path served by several routes
+        # (GET and POST /v1/adapters live in two routers) allows the union.
+        response.headers["Allow"] = ", ".join(allowed_methods(request))
     return response
 
 
+def allowed_methods(request: Request) -> list[str]:
+    path = request.scope.get("path", "")
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        regex, route_methods = getattr(route, "path_regex", None), getattr(route, "methods", None)
+        if regex is not None and route_methods and regex.match(path):
+            methods |= set(route_methods)
+    # HEAD is Starlette's implicit twin of GET, not an operation of the API.
+    return sorted(methods - {"HEAD"})
+
+
+def retry_after_seconds(request: Request) -> int:
+    """How long a client should wait: the connect timeout, the time a restarted database needs to be
+    told apart from a down one."""
+    registry = getattr(request.app.state, "registry", None)
+    seconds = getattr(getattr(registry, "settings", None), "db_connect_timeout_seconds", 3.0)
+    return max(1, math.ceil(seconds))
+
+
 async def _db_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    log.error("request %s: catalog unavailable: %s", request_id(request), exc.__class__.__name__)
-    return error_response(request, 503, "catalog database unavailable; retry later")
+    # Down (refused), frozen (our client-side wait bound), or the pool drained by such waits.
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    log.error("request %s: catalog unavailable: %s: %s", request_id(request), type(exc).__name__, first)
+    response = error_response(request, 503, "catalog database unavailable; retry later")
+    response.headers["Retry-After"] = str(retry_after_seconds(request))
+    return response
 
 
 async def _data_error(request: Request, exc: Exception) -> JSONResponse:
@@ -143,4 +175,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(OperationalError, _db_unavailable)
+    app.add_exception_handler(InterfaceError, _db_unavailable)
+    app.add_exception_handler(PoolTimeout, _db_unavailable)
     app.add_exception_handler(DataError, _data_error)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from registry.refs import ADAPTER_NAME_PATTERN
+from registry.service.register import MAX_DESCRIPTION
 from registry.service.views import VersionView
 
 Role = Literal["reader", "writer", "admin"]
@@ -15,32 +17,81 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not silently ignored
 
 
+# No control characters (a trailing newline made a second `rel/abc`); lengths are the catalog's.
+PLAIN = r"^[^\x00-\x1f\x7f]*$"
+BASE_NAME_PATTERN = r"^[^\x00-\x1f\x7f@\s]{1,256}$"
+REVISION_PATTERN = r"^[^\x00-\x1f\x7f@\s]{1,128}$"
+BASE_LABEL_PATTERN = r"^[^\x00-\x1f\x7f@\s]{1,256}(@[^\x00-\x1f\x7f@\s]{1,128})?$"
+# A tag as the form and the CLI send it: key=value, key 1-128 characters, value up to 512.
+TAG_PATTERN = r"^[^=\s\x00-\x1f\x7f][^=\x00-\x1f\x7f]{0,127}=[^\x00-\x1f\x7f]{0,512}$"
+TagKey = Annotated[str, StringConstraints(pattern=r"^[^=\s\x00-\x1f\x7f][^=\x00-\x1f\x7f]{0,127}$")]
+TagValue = Annotated[str, StringConstraints(max_length=512, pattern=PLAIN)]
+TagItem = Annotated[str, StringConstraints(pattern=TAG_PATTERN)]
+SOURCE_PATTERN = r"^\S[^\x00-\x1f\x7f]*$"
+
+
+def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON Schema with its `$defs` inlined: an OpenAPI document has no `#/$defs` for
+    `$ref`s to point at once the schema is embedded in a request or response body."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any, depth: int = 0) -> Any:
+        if depth > 32:
+            return {}
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                rest = {k: v for k, v in node.items() if k != "$ref"}
+                return {**resolve(defs[ref.removeprefix("#/$defs/")], depth + 1), **rest}
+            return {k: resolve(v, depth + 1) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v, depth + 1) for v in node]
+        return node
+
+    return resolve(schema)  # type: ignore[no-any-return]
+
+
 class RegisterFromSource(Strict):
     source: str = Field(
-        description="s3://bucket/prefix of a PEFT adapter folder", examples=["s3://b/adapters/x"]
+        description="s3://bucket/prefix of a PEFT adapter folder",
+        examples=["s3://b/adapters/x"],
+        pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,62}(/[^\x00-\x1f\x7f]*)?$",
+        max_length=1024,
     )
-    name: str = Field(description="namespace/name", examples=["acme/math"])
-    base_model: str | None = Field(default=None, max_length=241, description="NAME or NAME@REVISION")
-    task: str | None = Field(default=None, max_length=128)
-    tags: dict[str, str] | list[str] = Field(default_factory=dict, description="{k: v} or ['k=v', ...]")
-    description: str | None = None
+    name: str = Field(description="namespace/name", examples=["acme/math"], pattern=ADAPTER_NAME_PATTERN)
+    base_model: str | None = Field(
+        default=None, max_length=385, pattern=BASE_LABEL_PATTERN, description="NAME or NAME@REVISION"
+    )
+    task: str | None = Field(default=None, max_length=128, pattern=PLAIN)
+    tags: dict[TagKey, TagValue] | list[TagItem] = Field(
+        default_factory=dict, description="{k: v} or ['k=v', ...]"
+    )
+    description: str | None = Field(default=None, max_length=MAX_DESCRIPTION)
 
 
 class Registered(VersionView):
     created: bool
+    notes: list[str] = Field(
+        default_factory=list, description="e.g. that the base model was registered on the way (no match)"
+    )
 
 
 class BaseModelIn(Strict):
-    # 120 + 120: the audit subject `base:<name>@<revision>` must fit its 256-character column.
-    name: str = Field(min_length=1, max_length=120)
-    source: str = Field(min_length=1, description="local path, s3:// URI of a saved HF folder, or a hub id")
-    revision: str = Field(default="main", min_length=1, max_length=120)
+    name: str = Field(min_length=1, max_length=256, pattern=BASE_NAME_PATTERN)
+    source: str = Field(
+        min_length=1,
+        max_length=4096,
+        pattern=SOURCE_PATTERN,
+        description="local path, s3:// URI of a saved HF folder, or a hub id",
+    )
+    revision: str = Field(default="main", min_length=1, max_length=128, pattern=REVISION_PATTERN)
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
-    architecture: str | None = Field(default=None, max_length=128)
+    architecture: str | None = Field(default=None, max_length=128, pattern=PLAIN)
 
 
 class AliasIn(Strict):
-    version: int = Field(ge=1, description="the version number the alias points at")
+    version: int = Field(ge=1, le=2**31 - 1, description="the version number the alias points at")
 
 
 class KeyIn(Strict):

@@ -11,12 +11,19 @@ from dataclasses import dataclass
 from .errors import InvalidInput
 
 NAME_PATTERN = r"[a-z0-9][a-z0-9._-]{0,63}/[a-z0-9][a-z0-9._-]{0,127}"
+ALIAS_PATTERN = r"[a-z][a-z0-9._-]{0,63}"
+SHA_PREFIX_PATTERN = r"[0-9a-f]{6,64}"
 SELECTOR_PATTERN = r"sha256:[0-9a-f]{1,64}|[0-9]+|[a-z0-9][a-z0-9._-]{0,63}"
 REF_RE = re.compile(rf"(?P<name>{NAME_PATTERN})(?:@(?P<selector>{SELECTOR_PATTERN}))?")
+# For JSON Schema / OpenAPI (ECMA `$` is the end of input). Python code below uses re.fullmatch:
+# Python's `$` also matches before a trailing newline, which once let `rel/abc\n` in as a second name.
 ADAPTER_NAME_PATTERN = rf"^{NAME_PATTERN}$"
-NAME_RE = re.compile(ADAPTER_NAME_PATTERN)
-ALIAS_RE = re.compile(r"^[a-z][a-z0-9._-]{0,63}$")
-SHA_PREFIX_RE = re.compile(r"^[0-9a-f]{6,64}$")
+ALIAS_SCHEMA_PATTERN = rf"^{ALIAS_PATTERN}$"
+NAME_RE = re.compile(NAME_PATTERN)
+ALIAS_RE = re.compile(ALIAS_PATTERN)
+SHA_PREFIX_RE = re.compile(SHA_PREFIX_PATTERN)
+DIGITS_RE = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() also accepts '²' and '٣'
+MAX_VERSION = 2**31 - 1  # the catalog's integer column
 LATEST = "latest"
 
 
@@ -49,7 +56,7 @@ class Ref:
 
     @classmethod
     def parse(cls, text: str) -> Ref:
-        match = REF_RE.fullmatch(text.strip())
+        match = REF_RE.fullmatch(text.strip(" "))
         if not match:
             raise InvalidInput(
                 f"{text!r} is not an adapter reference (namespace/name[@selector])", field="ref"
@@ -61,20 +68,25 @@ class Ref:
         namespace, name = full_name.split("/", 1)
         if selector is None or selector == "latest":  # latest is implicit: one spelling, one ref
             return cls(namespace, name)
-        if isinstance(selector, int) or selector.isdigit():
-            version = int(selector)
-            if version < 1:
-                raise InvalidInput(f"{full_name}@{selector}: versions start at 1", field="ref")
+        if isinstance(selector, int) or DIGITS_RE.fullmatch(selector):
+            version = _version_number(str(selector), "ref")
             return cls(namespace, name, version=version)
         if selector.startswith("sha256:"):
             return cls(namespace, name, sha256_prefix=selector.removeprefix("sha256:"))
         return cls(namespace, name, alias=selector)
 
 
+def _version_number(text: str, field: str) -> int:
+    version = int(text) if len(text) <= 12 else MAX_VERSION + 1
+    if not 1 <= version <= MAX_VERSION:
+        raise InvalidInput(f"{field}: versions run from 1 to {MAX_VERSION}, got {text[:20]}", field=field)
+    return version
+
+
 def validate_name(full_name: str, field: str = "name") -> tuple[str, str]:
-    if not NAME_RE.match(full_name):
+    if not isinstance(full_name, str) or not NAME_RE.fullmatch(full_name):
         raise InvalidInput(
-            f"{field}: {full_name!r} is not a valid adapter name (namespace/name, lowercase letters, "
+            f"{field}: {full_name!r:.200} is not a valid adapter name (namespace/name, lowercase letters, "
             "digits, '.', '_', '-'; e.g. acme/math-lora)",
             field=field,
         )
@@ -87,9 +99,9 @@ def validate_alias(alias: str, field: str = "alias") -> str:
         raise InvalidInput(
             f"{field}: 'latest' is implicit (the highest version) and cannot be set", field=field
         )
-    if not ALIAS_RE.match(alias) or alias.isdigit():
+    if not ALIAS_RE.fullmatch(alias):
         raise InvalidInput(
-            f"{field}: {alias!r} is not a valid alias (lowercase, starts with a letter, e.g. 'prod')",
+            f"{field}: {alias!r:.100} is not a valid alias (lowercase, starts with a letter, e.g. 'prod')",
             field=field,
         )
     return alias
@@ -97,26 +109,25 @@ def validate_alias(alias: str, field: str = "alias") -> str:
 
 def parse_selector(selector: str, field: str = "version") -> dict[str, object]:
     """A version selector as used after '@' or in URLs: number, alias, 'latest' or 'sha256:prefix'."""
-    if selector.isdigit():
-        version = int(selector)
-        if version < 1:
-            raise InvalidInput(f"{field}: versions start at 1, got {selector}", field=field)
-        return {"version": version}
+    if DIGITS_RE.fullmatch(selector):
+        return {"version": _version_number(selector, field)}
     if selector.startswith("sha256:"):
         prefix = selector.removeprefix("sha256:").lower()
-        if not SHA_PREFIX_RE.match(prefix):
-            raise InvalidInput(f"{field}: {selector!r} needs 6-64 hex digits after 'sha256:'", field=field)
+        if not SHA_PREFIX_RE.fullmatch(prefix):
+            raise InvalidInput(
+                f"{field}: {selector!r:.100} needs 6-64 hex digits after 'sha256:'", field=field
+            )
         return {"sha256_prefix": prefix}
     if selector == LATEST:
         return {}
-    if not ALIAS_RE.match(selector):
+    if not ALIAS_RE.fullmatch(selector):
         raise InvalidInput(
-            f"{field}: {selector!r} is not a version number, alias or sha256:prefix", field=field
+            f"{field}: {selector!r:.100} is not a version number, alias or sha256:prefix", field=field
         )
     return {"alias": selector}
 
 
 def parse_ref(text: str, field: str = "ref") -> Ref:
-    full_name, _, selector = text.strip().partition("@")
+    full_name, _, selector = text.strip(" ").partition("@")
     namespace, name = validate_name(full_name, field)
     return Ref(namespace, name, **(parse_selector(selector, field) if selector else {}))  # type: ignore[arg-type]

@@ -51,6 +51,14 @@ class Settings(BaseSettings):
     # Secure cookies: automatic when the request is https; force it behind a TLS-terminating proxy.
     session_cookie_secure: bool = False
     prefect_ui_url: str | None = Field(default=None, description="links a composition to its flow run")
+    # Catalog timeouts (seconds): a down or frozen database answers 503 within these bounds.
+    db_connect_timeout_seconds: float = Field(default=3.0, gt=0, le=300)
+    db_statement_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
+    db_pool_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    db_sqlite_busy_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # Where REST callers may name evaluation datasets besides the artifact store (comma-separated
+    # local folders and s3:// prefixes); the CLI, acting as the local user, may read any local file.
+    dataset_roots: str = ""
 
     @property
     def resolved_database_url(self) -> str:

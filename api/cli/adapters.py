@@ -12,7 +12,7 @@ from registry.errors import InvalidInput
 from registry.service.views import AdapterView, VersionView
 
 from .deps import registry
-from .output import console, id_table, print_json, print_table, transfer_progress
+from .output import console, err_console, id_table, print_json, print_table, transfer_progress
 
 app = typer.Typer(help="Register, find and fetch adapters.", no_args_is_help=True)
 
@@ -42,6 +42,7 @@ def add(
 ) -> None:
     """Validate an adapter folder, upload it, and register it as the next version."""
     tags = service.parse_tags(tag)
+    notes: list[str] = []
     with transfer_progress("uploading") as progress:
         version, created = service.register_adapter(
             registry(),
@@ -52,7 +53,10 @@ def add(
             tags=tags,
             description=description,
             progress=progress,
+            notify=notes.append,
         )
+    for note in notes:  # e.g. a base model registered on the way: said, not silent
+        err_console.print(f"note: {note}", markup=False, soft_wrap=True)
     if json_out:
         print_json({**version.model_dump(mode="json"), "created": created})
     else:

@@ -67,7 +67,7 @@ def main() -> None:
     try:
         app()
     except RegistryError as exc:
-        err_console.print(f"error: {exc}", markup=False, soft_wrap=True)
+        err_console.print(f"error: {one_line(str(exc))}", markup=False, soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         err_console.print("error: interrupted", markup=False)
@@ -75,8 +75,28 @@ def main() -> None:
     except Exception as exc:  # an unexpected failure is still one line; PEMREG_DEBUG=1 shows the traceback
         if os.environ.get("PEMREG_DEBUG"):
             raise
-        err_console.print(f"error: {type(exc).__name__}: {exc}", markup=False, soft_wrap=True)
+        err_console.print(f"error: {describe_unexpected(exc)}", markup=False, soft_wrap=True)
         sys.exit(1)
+
+
+def one_line(text: str) -> str:
+    """The first line: a message quoting input or a driver error must not spill over several lines."""
+    return text.strip().splitlines()[0] if text.strip() else text
+
+
+def describe_unexpected(exc: Exception) -> str:
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    if isinstance(exc, PoolTimeout) or isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return "catalog database unavailable (timed out); retry later"
+    if isinstance(exc, DBAPIError):
+        # Driver errors carry the SQL and parameters on further lines; the first line names the problem.
+        kind = "unavailable" if type(exc).__name__ in ("OperationalError", "InterfaceError") else "error"
+        return f"catalog database {kind}: {one_line(str(exc.orig) or type(exc.orig).__name__)}"
+    if isinstance(exc, SQLAlchemyError):
+        return f"catalog database error: {one_line(str(exc))}"
+    return f"{type(exc).__name__}: {one_line(str(exc))}"
 
 
 if __name__ == "__main__":

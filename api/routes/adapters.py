@@ -6,17 +6,18 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from api.deps import Reader, Writer
+from api.deps import Caller, Reader, Writer
 from api.errors import ERROR_RESPONSES
 from api.schemas import AliasIn
 from registry import service
+from registry.errors import InvalidInput, NotFound
 from registry.refs import Ref, validate_name
 from registry.service.lineage import MAX_DEPTH
 from registry.service.queries import MAX_LIMIT
 from registry.service.serving import ServingRefs, serving_refs
 from registry.service.views import AdapterView, LineageGraph, Page, VersionView
 
-from .common import parse_tag_filters, version_ref
+from .common import AliasName, Name, Namespace, Selector, TagFilter, parse_tag_filters, version_ref
 
 router = APIRouter(prefix="/v1/adapters", tags=["adapters"], responses=ERROR_RESPONSES)
 VERSION = "/{ns}/{name}/versions/{v}"
@@ -28,10 +29,39 @@ def list_adapters(
     base_model: Annotated[str | None, Query(description="NAME or NAME@REVISION")] = None,
     pem_type: Annotated[str | None, Query(description="lora | ia3")] = None,
     task: str | None = None,
-    tag: Annotated[list[str], Query(description="key:value, repeatable; all must match")] = [],  # noqa: B006
+    tag: TagFilter = [],  # noqa: B006
     q: Annotated[str | None, Query(description="text in name, task or description")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
-    page_token: Annotated[str | None, Query(description="next_page_token of the previous page")] = None,
+    page_token: Annotated[
+        str | None,
+        Query(
+            description="next_page_token of the previous page",
+            json_schema_extra={"pattern": "^[A-Za-z0-9_-]{0,1024}$"},
+        ),
+    ] = None,
+) -> Page[AdapterView]:
+    try:
+        return _list(caller, base_model, pem_type, task, tag, q, limit, page_token)
+    except InvalidInput as exc:
+        if exc.field != "page_token":
+            raise
+        # A well-formed token that names no position: like an unknown object, not a malformed request.
+        raise PageNotFound(str(exc)) from None
+
+
+class PageNotFound(NotFound):
+    field = "page_token"
+
+
+def _list(
+    caller: Caller,
+    base_model: str | None,
+    pem_type: str | None,
+    task: str | None,
+    tag: list[str],
+    q: str | None,
+    limit: int,
+    page_token: str | None,
 ) -> Page[AdapterView]:
     return service.list_adapters(
         caller.reg,
@@ -46,18 +76,18 @@ def list_adapters(
 
 
 @router.get("/{ns}/{name}", response_model=AdapterView)
-def show_adapter(caller: Reader, ns: str, name: str) -> AdapterView:
+def show_adapter(caller: Reader, ns: Namespace, name: Name) -> AdapterView:
     validate_name(f"{ns}/{name}", "name")
     return service.show_adapter(caller.reg, f"{ns}/{name}")
 
 
 @router.get(VERSION, response_model=VersionView)
-def get_version(caller: Reader, ns: str, name: str, v: str) -> VersionView:
+def get_version(caller: Reader, ns: Namespace, name: Name, v: Selector) -> VersionView:
     return service.get_version(caller.reg, version_ref(ns, name, v))
 
 
 @router.put("/{ns}/{name}/aliases/{alias}", response_model=VersionView)
-def set_alias(caller: Writer, ns: str, name: str, alias: str, body: AliasIn) -> VersionView:
+def set_alias(caller: Writer, ns: Namespace, name: Name, alias: AliasName, body: AliasIn) -> VersionView:
     """Point `alias` at a version (creates or moves it); the move is an audit event naming the key."""
     validate_name(f"{ns}/{name}", "name")
     return service.set_alias(caller.reg, Ref(ns, name, version=body.version), alias)
@@ -66,9 +96,9 @@ def set_alias(caller: Writer, ns: str, name: str, alias: str, body: AliasIn) -> 
 @router.get(VERSION + "/lineage", response_model=LineageGraph)
 def lineage(
     caller: Reader,
-    ns: str,
-    name: str,
-    v: str,
+    ns: Namespace,
+    name: Name,
+    v: Selector,
     direction: Literal["up", "down"] = "up",
     depth: Annotated[int, Query(ge=1, le=MAX_DEPTH)] = 10,
 ) -> LineageGraph:
@@ -77,6 +107,6 @@ def lineage(
 
 
 @router.get(VERSION + "/serving", response_model=ServingRefs)
-def serving(caller: Reader, ns: str, name: str, v: str) -> ServingRefs:
+def serving(caller: Reader, ns: Namespace, name: Name, v: Selector) -> ServingRefs:
     """vLLM and LoRAX references, pinned by digest (they keep naming these bytes if an alias moves)."""
     return serving_refs(caller.reg, version_ref(ns, name, v))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from api.deps import Reader
 from api.errors import ERROR_RESPONSES
@@ -26,7 +26,12 @@ def audit_events(
 
 
 @router.get("/artifacts/{sha256}", response_model=list[ArtifactMatch])
-def artifact(caller: Reader, sha256: str) -> list[ArtifactMatch]:
+def artifact(
+    caller: Reader,
+    sha256: Annotated[
+        str, Path(description="64 hex digits", json_schema_extra={"pattern": r"^(sha256:)?[0-9a-fA-F]{64}$"})
+    ],
+) -> list[ArtifactMatch]:
     """Every version or merged model with a file of this digest (64 hex, `sha256:` prefix optional),
     with its ancestry."""
     return service.find_by_digest(caller.reg, service.digest_of("sha256:" + sha256.removeprefix("sha256:")))

@@ -32,6 +32,7 @@ def add_base_model(caller: Writer, body: BaseModelIn, response: Response) -> Bas
         revision=body.revision,
         sha256=body.sha256,
         architecture=body.architecture,
+        local=False,  # a REST caller's path is never probed on the server's disk
     )
     response.status_code = 201 if created else 200
     return view

@@ -2,8 +2,46 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from fastapi import Path, Query
+
 from registry.errors import InvalidInput
-from registry.refs import Ref, parse_selector, validate_name
+from registry.refs import ALIAS_PATTERN, Ref, parse_selector, validate_name
+
+
+def _pattern(regex: str) -> dict[str, object]:
+    # Declared in the OpenAPI document only: the route checks with re.fullmatch (registry.refs) and
+    # answers 422 naming the field; pydantic's own check would answer with a different message.
+    return {"pattern": regex}
+
+
+Namespace = Annotated[str, Path(json_schema_extra=_pattern(r"^[a-z0-9][a-z0-9._-]{0,63}$"))]
+Name = Annotated[str, Path(json_schema_extra=_pattern(r"^[a-z0-9][a-z0-9._-]{0,127}$"))]
+Selector = Annotated[
+    str,
+    Path(
+        description="a version number, an alias, `latest` or `sha256:<6-64 hex>`",
+        json_schema_extra=_pattern(rf"^([1-9][0-9]{{0,8}}|sha256:[0-9a-f]{{6,64}}|{ALIAS_PATTERN})$"),
+    ),
+]
+AliasName = Annotated[
+    str,
+    Path(
+        description="lowercase, starts with a letter; `latest` is implicit",
+        json_schema_extra=_pattern(rf"^(?!latest$){ALIAS_PATTERN}$"),
+    ),
+]
+TAG_ITEM = r"^[^:=\x00-\x1f\x7f]+[:=][^\x00-\x1f\x7f]*$"
+TagFilter = Annotated[
+    list[str],
+    Query(
+        description="key:value (or key=value), repeatable; all must match",
+        json_schema_extra={
+            "items": {"type": "string", "pattern": r"^[^:=\x00-\x1f\x7f]+[:=][^\x00-\x1f\x7f]*$"}
+        },
+    ),
+]
 
 
 def version_ref(ns: str, name: str, v: str = "latest") -> Ref:
@@ -17,7 +55,7 @@ def parse_tag_filters(items: list[str]) -> dict[str, str]:
     tags: dict[str, str] = {}
     for item in items:
         cut = min((i for i in (item.find(":"), item.find("=")) if i > 0), default=-1)
-        if cut < 0:
-            raise InvalidInput(f"tag: {item!r} is not key:value", field="tag")
+        if cut < 0 or any(ord(c) < 32 or ord(c) == 127 for c in item):
+            raise InvalidInput(f"tag: {item[:80]!r} is not key:value", field="tag")
         tags[item[:cut].strip()] = item[cut + 1 :].strip()
     return tags

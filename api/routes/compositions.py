@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 
 from api.deps import Reader, Writer
 from api.errors import ERROR_RESPONSES
+from api.schemas import inline_schema
 from registry.errors import InvalidInput
 from registry.service import compositions as comps
 from registry.service.compositions import CompositionView
@@ -28,8 +29,8 @@ SPEC_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": CompositionSpec.model_json_schema()},
-            "application/yaml": {"schema": {"type": "string"}},
+            "application/json": {"schema": inline_schema(CompositionSpec)},
+            "application/yaml": {"schema": inline_schema(CompositionSpec)},  # the same object, as YAML
         },
     }
 }
@@ -87,7 +88,9 @@ async def validate_composition(request: Request, caller: Writer) -> dict[str, An
 
 @router.get("/compositions", response_model=list[CompositionView])
 def list_compositions(
-    caller: Reader, status: str | None = Query(default=None), limit: int = Query(default=50, ge=1, le=500)
+    caller: Reader,
+    status: str | None = Query(default=None, json_schema_extra={"enum": list(comps.STATUSES)}),
+    limit: int = Query(default=50, ge=1, le=500),
 ) -> list[CompositionView]:
     return comps.list_compositions(caller.reg, status=status, limit=limit)
 

@@ -16,13 +16,13 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
 from api.deps import Reader
 from api.errors import ERROR_RESPONSES
-from api.schemas import DownloadFile, DownloadManifest
+from api.schemas import DownloadFile, DownloadManifest, inline_schema
 from registry import service
 from registry.errors import NotFound
 from registry.service.downloads import version_prefix
 from registry.service.views import VersionView
 
-from .common import version_ref
+from .common import Name, Namespace, Selector, version_ref
 
 router = APIRouter(prefix="/v1/adapters", tags=["adapters"], responses=ERROR_RESPONSES)
 WEIGHTS = "adapter_model.safetensors"
@@ -32,7 +32,7 @@ DOC: dict[int | str, dict[str, Any]] = {
         "description": "the file's bytes, or with redirect=false the JSON manifest",
         "content": {
             "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-            "application/json": {"schema": DownloadManifest.model_json_schema()},
+            "application/json": {"schema": inline_schema(DownloadManifest)},
         },
     },
     307: {"description": "S3 store: redirect to a presigned URL of the file"},
@@ -66,9 +66,9 @@ def _manifest(request: Request, caller_reg: Any, version: VersionView, expires: 
 def download_version(
     caller: Reader,
     request: Request,
-    ns: str,
-    name: str,
-    v: str,
+    ns: Namespace,
+    name: Name,
+    v: Selector,
     file: Annotated[str, Query(description="which file of the version")] = WEIGHTS,
     redirect: Annotated[bool, Query(description="false: JSON manifest with per-file URLs")] = True,
     expires: Annotated[int, Query(ge=60, le=7 * 24 * 3600, description="presigned URL lifetime, s")] = 3600,

@@ -16,8 +16,10 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import Caller, Writer
 from api.errors import ERROR_RESPONSES, ErrorBody, UnsupportedMediaType
-from api.schemas import Registered, RegisterFromSource
+from api.schemas import BASE_LABEL_PATTERN, PLAIN, TAG_PATTERN, Registered, RegisterFromSource, inline_schema
 from registry import service
+from registry.refs import ADAPTER_NAME_PATTERN
+from registry.service.register import MAX_DESCRIPTION
 from registry.service.uploads import (
     FILE_FIELDS,
     MultipartReceiver,
@@ -28,7 +30,7 @@ from registry.service.uploads import (
 from registry.service.views import VersionView
 
 router = APIRouter(prefix="/v1/adapters", tags=["adapters"], responses=ERROR_RESPONSES)
-MAX_JSON_BYTES = 64 * 1024
+MAX_JSON_BYTES = 1024 * 1024  # above any schema-valid body (description <= 16384 characters)
 
 _text = {"type": "string"}
 _binary = {"type": "string", "format": "binary"}
@@ -40,19 +42,30 @@ REQUEST_BODY: dict[str, Any] = {
                 "type": "object",
                 "required": ["name", *FILE_FIELDS],
                 "properties": {
-                    "name": {**_text, "description": "namespace/name"},
+                    "name": {**_text, "description": "namespace/name", "pattern": ADAPTER_NAME_PATTERN},
                     "config": {**_binary, "description": "adapter_config.json"},
                     "weights": {**_binary, "description": "adapter_model.safetensors"},
-                    "base_model": {**_text, "description": "NAME or NAME@REVISION"},
-                    "task": _text,
-                    "description": _text,
-                    "tags": {"type": "array", "items": {**_text, "description": "key=value"}},
-                    "sha256": {**_text, "description": "expected sha256 of the weights (checked)"},
+                    "base_model": {
+                        **_text,
+                        "description": "NAME or NAME@REVISION",
+                        "pattern": BASE_LABEL_PATTERN,
+                    },
+                    "task": {**_text, "maxLength": 128, "pattern": PLAIN},
+                    "description": {**_text, "maxLength": MAX_DESCRIPTION},
+                    "tags": {
+                        "type": "array",
+                        "items": {**_text, "description": "key=value", "pattern": TAG_PATTERN},
+                    },
+                    "sha256": {
+                        **_text,
+                        "description": "expected sha256 of the weights (checked)",
+                        "pattern": "^(sha256:)?[0-9a-fA-F]{64}$",
+                    },
                 },
             },
             "encoding": {"tags": {"style": "form", "explode": True}},
         },
-        "application/json": {"schema": RegisterFromSource.model_json_schema()},
+        "application/json": {"schema": inline_schema(RegisterFromSource)},
     },
 }
 
@@ -66,7 +79,7 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-async def _from_multipart(caller: Caller, request: Request) -> tuple[VersionView, bool]:
+async def _from_multipart(caller: Caller, request: Request, notes: list[str]) -> tuple[VersionView, bool]:
     limit = caller.reg.settings.max_upload_bytes
     with tempfile.TemporaryDirectory(prefix="pemreg-upload-") as tmp:
         receiver = MultipartReceiver(request.headers["content-type"], Path(tmp), limit)
@@ -78,10 +91,10 @@ async def _from_multipart(caller: Caller, request: Request) -> tuple[VersionView
             form = receiver.finish()
         finally:
             receiver.close()
-        return await run_in_threadpool(register_upload, caller.reg, form)
+        return await run_in_threadpool(register_upload, caller.reg, form, notes.append)
 
 
-async def _from_json(caller: Caller, request: Request) -> tuple[VersionView, bool]:
+async def _from_json(caller: Caller, request: Request, notes: list[str]) -> tuple[VersionView, bool]:
     raw = await _read_limited(request, MAX_JSON_BYTES)
     try:
         body = RegisterFromSource.model_validate_json(raw)
@@ -102,6 +115,7 @@ async def _from_json(caller: Caller, request: Request) -> tuple[VersionView, boo
             tags=tags,
             description=body.description,
             trigger="api",
+            notify=notes.append,
         )
 
     return await run_in_threadpool(work)
@@ -127,13 +141,14 @@ async def register_adapter(caller: Writer, request: Request, response: Response)
             field="body",
         )
     ctype = request.headers.get("content-type", "").lower()
+    notes: list[str] = []
     if ctype.startswith("multipart/form-data"):
-        version, created = await _from_multipart(caller, request)
+        version, created = await _from_multipart(caller, request, notes)
     elif ctype.startswith("application/json"):
-        version, created = await _from_json(caller, request)
+        version, created = await _from_json(caller, request, notes)
     else:
         raise UnsupportedMediaType(
             "content-type: send multipart/form-data (files) or application/json (source)"
         )
     response.status_code = 201 if created else 200
-    return Registered(**version.model_dump(), created=created)
+    return Registered(**version.model_dump(), created=created, notes=notes)

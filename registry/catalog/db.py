@@ -4,21 +4,39 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
+from dataclasses import dataclass
+from functools import lru_cache, partial
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DB-API connection
+@dataclass(frozen=True)
+class DbTimeouts:
+    """Every wait on the catalog is bounded (seconds). A database that is down fails at `connect`; one
+    that accepts connections but never answers (frozen, partitioned) fails at `statement`, enforced
+    on the client, since a frozen server cannot enforce its own statement_timeout; a pool drained by
+    such waits fails at `pool`. `sqlite_busy` is how long SQLite waits for another writer's lock."""
+
+    connect: float = 3.0
+    statement: float = 10.0
+    pool: float = 5.0
+    sqlite_busy: float = 30.0
+
+
+DEFAULT_TIMEOUTS = DbTimeouts()
+
+
+def _sqlite_pragmas(busy_ms: int, dbapi_conn: Any, _record: Any) -> None:
     # Let SQLAlchemy's "begin" event issue BEGIN itself (see _sqlite_begin).
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA journal_mode=WAL")  # readers don't block the writer (CLI + serve at once)
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
     cur.close()
 
 
@@ -37,21 +55,41 @@ def _sqlite_begin(conn) -> None:  # noqa: ANN001 - SQLAlchemy Connection
 
 
 @lru_cache(maxsize=8)
-def get_engine(url: str) -> Engine:
+def get_engine(url: str, timeouts: DbTimeouts = DEFAULT_TIMEOUTS) -> Engine:
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
+        engine = create_engine(url, connect_args={"timeout": timeouts.sqlite_busy})
+        event.listen(engine, "connect", partial(_sqlite_pragmas, int(timeouts.sqlite_busy * 1000)))
         event.listen(engine, "begin", _sqlite_begin)
+        from .sqlite_tz import install
+
+        install()
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    engine = create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=10,
+        pool_timeout=timeouts.pool,
+        connect_args={
+            # libpq counts whole seconds, at least 2; psycopg enforces it over the whole handshake.
+            "connect_timeout": max(2, round(timeouts.connect)),
+            # The server cancels a slow statement itself while it still can.
+            "options": f"-c statement_timeout={int(timeouts.statement * 1000)}",
+        },
+    )
+    if parsed.get_driver_name() == "psycopg":
+        from .pg_timeout import bounded_connect
+
+        event.listen(engine, "do_connect", partial(bounded_connect, timeouts.statement))
+    return engine
 
 
-def session_factory(url: str) -> sessionmaker[Session]:
-    return sessionmaker(get_engine(url), expire_on_commit=False)
+def session_factory(url: str, timeouts: DbTimeouts = DEFAULT_TIMEOUTS) -> sessionmaker[Session]:
+    return sessionmaker(get_engine(url, timeouts), expire_on_commit=False)
 
 
 @contextmanager

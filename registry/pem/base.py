@@ -8,12 +8,12 @@ nothing else branches on the type. Tensors are kept in their storage dtype; arit
 from __future__ import annotations
 
 import math
-import re
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import regex
 import torch
 
 from registry.errors import AdapterFormatError
@@ -27,6 +27,10 @@ class PemKind:
 
     pem_type: ClassVar[str]  # our name: 'lora', 'ia3'
     peft_type: ClassVar[str]  # PEFT's config value: 'LORA', 'IA3'
+
+    def check_config(self, config: Mapping[str, Any]) -> None:
+        """Field types of adapter_config.json (registry.pem.config_check); before any tensor is read."""
+        raise NotImplementedError
 
     def parse(self, config: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) -> dict[str, Any]:
         """Validate tensors against the config; return {module path: per-type module}."""
@@ -120,14 +124,33 @@ def matches_target(path: str, targets: object) -> bool:
     if targets is None:
         return False
     if isinstance(targets, str):
-        return targets == "all-linear" or re.fullmatch(targets, path) is not None
+        return targets == "all-linear" or _bounded_match(targets, path, "target_modules", full=True)
+    if not isinstance(targets, list | tuple | set):
+        return False  # config_check refuses any other type before tensors are read
     return any(path == t or path.endswith("." + t) for t in targets)
+
+
+REGEX_SECONDS = 0.5
+
+
+def _bounded_match(pattern: str, path: str, field: str, *, full: bool) -> bool:
+    """PEFT's `re` semantics, evaluated by `regex` (same syntax for these patterns) under a time bound:
+    the pattern and the module paths both come from the uploaded files, so `(a+)+b` against a long run
+    of `a`s must not hold a server thread for minutes."""
+    try:
+        found = (regex.fullmatch if full else regex.match)(pattern, path, timeout=REGEX_SECONDS)
+    except TimeoutError:
+        raise AdapterFormatError(
+            f"adapter_config.json: {field}: pattern {pattern[:60]!r} takes too long to match {path[:60]!r}",
+            field=field,
+        ) from None
+    return found is not None
 
 
 def pattern_value(patterns: Mapping[str, Any] | None, path: str, default: Any) -> Any:
     """rank_pattern / alpha_pattern lookup, same anchoring as peft.utils.other.get_pattern_key."""
     for key, value in (patterns or {}).items():
-        if re.match(rf"(.*\.)?({key})$", path):
+        if _bounded_match(rf"(.*\.)?({key})$", path, "rank_pattern/alpha_pattern", full=False):
             return value
     return default
 
@@ -165,6 +188,25 @@ def check_all_finite(tensors: Mapping[str, torch.Tensor]) -> None:
             if not math.isfinite(norm) and not bool(torch.isfinite(tensor).all()):
                 raise AdapterFormatError(f"tensor {key!r} contains NaN or Inf")
     _VERIFIED_FINITE.update((id(t), t) for _, t in floats)
+
+
+# PEM factors are floating point; an integer or bool tensor is not a trained adapter (and would be
+# composed with integer arithmetic).
+FACTOR_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def check_tensor_kinds(tensors: Mapping[str, torch.Tensor]) -> None:
+    """Every tensor is floating point of one of FACTOR_DTYPES and has no zero-width dimension."""
+    if not tensors:
+        raise AdapterFormatError("adapter_model.safetensors: holds no tensors")
+    for key, tensor in tensors.items():
+        if tensor.dtype not in FACTOR_DTYPES:
+            allowed = ", ".join(dtype_name(d) for d in FACTOR_DTYPES)
+            raise AdapterFormatError(
+                f"tensor {key!r}: dtype {dtype_name(tensor.dtype)} is not supported (expected {allowed})"
+            )
+        if tensor.dim() == 0 or 0 in tensor.shape:
+            raise AdapterFormatError(f"tensor {key!r}: shape {list(tensor.shape)} has an empty dimension")
 
 
 def dtype_name(dtype: torch.dtype) -> str:

@@ -17,6 +17,7 @@ from registry.pem.base import (
     modules_to_save_keys,
     register_kind,
 )
+from registry.pem.config_check import check_ia3
 
 SUFFIX = ".ia3_l"
 
@@ -30,6 +31,9 @@ class Ia3Module:
 class Ia3Kind(PemKind):
     pem_type = "ia3"
     peft_type = "IA3"
+
+    def check_config(self, config: Mapping[str, Any]) -> None:
+        check_ia3(config)
 
     def parse(self, config: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) -> dict[str, Ia3Module]:
         targets = config.get("target_modules")

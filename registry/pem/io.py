@@ -14,6 +14,7 @@ from registry.errors import AdapterFormatError
 from registry.pem.base import (
     PemAdapter,
     check_all_finite,
+    check_tensor_kinds,
     dtype_name,
     kind_for_peft_type,
     modules_to_save_keys,
@@ -29,6 +30,7 @@ def read_adapter(path: str | os.PathLike[str]) -> PemAdapter:
     weights_file = folder / WEIGHTS_NAME
     config = read_config(folder)
     kind = kind_for_peft_type(config.get("peft_type"))
+    kind.check_config(config)
     if not weights_file.is_file():
         raise AdapterFormatError(f"{WEIGHTS_NAME} not found in {folder}")
     try:
@@ -36,6 +38,7 @@ def read_adapter(path: str | os.PathLike[str]) -> PemAdapter:
     except Exception as exc:  # safetensors raises its own SafetensorError / OSError on bad bytes
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise AdapterFormatError(f"{WEIGHTS_NAME}: unreadable safetensors file ({first_line})") from None
+    check_tensor_kinds(tensors)
     modules = kind.parse(config, tensors)
     check_all_finite(tensors)
     extras = {k: t for k, t in tensors.items() if modules_to_save_keys(config, k)}
@@ -56,8 +59,10 @@ def read_config(folder: Path) -> dict[str, Any]:
         raise AdapterFormatError(f"{CONFIG_NAME} not found in {folder}")
     try:
         config = json.loads(config_file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise AdapterFormatError(f"{CONFIG_NAME}: not valid JSON ({exc})") from None
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, or an integer of 4300+ digits
+        raise AdapterFormatError(f"{CONFIG_NAME}: not valid JSON ({exc})", field="config") from None
+    except RecursionError:
+        raise AdapterFormatError(f"{CONFIG_NAME}: nested too deeply", field="config") from None
     if not isinstance(config, dict):
         raise AdapterFormatError(f"{CONFIG_NAME}: expected a JSON object")
     return config

@@ -28,7 +28,13 @@ import torch
 from safetensors import safe_open
 
 from registry.errors import AdapterFormatError
-from registry.pem.base import PemAdapter, check_all_finite, dtype_name, kind_for_peft_type
+from registry.pem.base import (
+    PemAdapter,
+    check_all_finite,
+    check_tensor_kinds,
+    dtype_name,
+    kind_for_peft_type,
+)
 from registry.pem.io import WEIGHTS_NAME, read_config
 
 # safetensors dtype names (the format's spec) <-> torch dtypes
@@ -109,12 +115,14 @@ class LazyAdapter:
         self.folder = Path(folder)
         config = read_config(self.folder)
         kind = kind_for_peft_type(config.get("peft_type"))
+        kind.check_config(config)
         weights = self.folder / WEIGHTS_NAME
         if not weights.is_file():
             raise AdapterFormatError(f"{WEIGHTS_NAME} not found in {self.folder}")
         self.file = TensorFile(weights)
         if not self.file.tensors:
             raise AdapterFormatError(f"{WEIGHTS_NAME}: no tensors")
+        check_tensor_kinds(self.file.meta())  # dtype and empty dimensions, from the header alone
         first = next(iter(self.file.tensors.values()))
         self.skeleton = PemAdapter(
             pem_type=kind.pem_type,

@@ -19,6 +19,7 @@ from registry.pem.base import (
     pattern_value,
     register_kind,
 )
+from registry.pem.config_check import check_lora
 
 A_SUFFIX = ".lora_A.weight"
 B_SUFFIX = ".lora_B.weight"
@@ -47,6 +48,9 @@ def lora_scale(alpha: float, r: int, use_rslora: bool) -> float:
 class LoraKind(PemKind):
     pem_type = "lora"
     peft_type = "LORA"
+
+    def check_config(self, config: Mapping[str, Any]) -> None:
+        check_lora(config)
 
     def parse(self, config: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) -> dict[str, LoraModule]:
         if config.get("use_dora"):

@@ -6,6 +6,7 @@ from sqlalchemy.orm import Session
 
 from ..catalog import models as m
 from ..catalog.db import transaction
+from ..catalog.upsert import insert_ignore
 from ..refs import Ref, parse_ref, validate_alias
 from . import audit
 from .context import Registry
@@ -16,13 +17,26 @@ from .views import VersionView
 def move_alias(session: Session, actor: str, target: m.AdapterVersion, alias: str) -> None:
     """Inside the caller's transaction: point `alias` of target's adapter at `target`."""
     validate_alias(alias)
-    current = session.get(m.Alias, (target.adapter_id, alias), with_for_update=True)
+    key = (target.adapter_id, alias)
+    current = session.get(m.Alias, key, with_for_update=True)
     previous = None
-    if current is None:
-        session.add(
-            m.Alias(adapter_id=target.adapter_id, alias=alias, version_id=target.id, updated_by=actor)
-        )
-    else:
+    # A new alias is inserted ON CONFLICT DO NOTHING: of concurrent first PUTs one inserts, the others
+    # wait on its row and then move it like an existing alias (never a unique-key violation).
+    created = current is None and insert_ignore(
+        session,
+        m.Alias,
+        {
+            "adapter_id": target.adapter_id,
+            "alias": alias,
+            "version_id": target.id,
+            "updated_by": actor,
+            "updated_at": m.utcnow(),
+        },
+        conflict=["adapter_id", "alias"],
+    )
+    if not created:
+        current = session.get(m.Alias, key, with_for_update=True, populate_existing=True)
+        assert current is not None
         previous = session.get_one(m.AdapterVersion, current.version_id).version
         current.version_id = target.id
         current.updated_by = actor

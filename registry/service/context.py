@@ -7,7 +7,7 @@ from functools import cached_property
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..catalog.db import session_factory
+from ..catalog.db import DbTimeouts, session_factory
 from ..settings import Settings, get_settings
 from ..store import ArtifactStore, open_store
 
@@ -22,7 +22,14 @@ class Registry:
 
     @cached_property
     def sessions(self) -> sessionmaker[Session]:
-        return session_factory(self.settings.resolved_database_url)
+        s = self.settings
+        timeouts = DbTimeouts(
+            connect=s.db_connect_timeout_seconds,
+            statement=s.db_statement_timeout_seconds,
+            pool=s.db_pool_timeout_seconds,
+            sqlite_busy=s.db_sqlite_busy_timeout_seconds,
+        )
+        return session_factory(s.resolved_database_url, timeouts)
 
     @cached_property
     def store(self) -> ArtifactStore:

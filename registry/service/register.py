@@ -7,6 +7,7 @@ row; a row is only ever committed after every file it names is in the store.
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +28,9 @@ from ..refs import validate_name
 from ..store import ArtifactStore, adapter_prefix
 from . import audit
 from .artifact_index import index_files
-from .base_models import DEFAULT_REVISION, find_base_model
+from .base_identity import BasePlan, check_base_label, local_dir, plan_base
+from .base_models import DEFAULT_REVISION
+from .base_shapes import base_module_dims, check_module_shapes
 from .context import Registry, open_store_for
 from .resolve import aliases_of
 from .views import VersionView
@@ -37,30 +40,43 @@ if TYPE_CHECKING:  # torch-heavy; imported when a registration actually runs
 
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
 TAG_KEY_MAX = 128
+MAX_DESCRIPTION = 16384  # characters; at most 64 KiB of UTF-8, the upload form's per-field limit
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def parse_tags(items: list[str] | None, field: str = "tag") -> dict[str, str]:
     tags: dict[str, str] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
+        if CONTROL_RE.search(item):
+            raise InvalidInput(f"{field}: {item[:80]!r}: control characters are not allowed", field=field)
         if not sep or not key.strip() or len(key) > TAG_KEY_MAX:
-            raise InvalidInput(f"{field}: {item!r} is not key=value", field=field)
+            raise InvalidInput(f"{field}: {item[:80]!r} is not key=value", field=field)
         tags[key.strip()] = value.strip()
     return tags
 
 
-def check_lengths(task: str | None, tags: dict[str, str], base_model: str | None) -> None:
+def check_lengths(
+    task: str | None, tags: dict[str, str], base_model: str | None, description: str | None = None
+) -> None:
     """The catalog columns' limits, checked up front so a long value is an error naming its field."""
+    if description and len(description) > MAX_DESCRIPTION:
+        raise InvalidInput(f"description: at most {MAX_DESCRIPTION} characters", field="description")
     if task and len(task) > 128:
         raise InvalidInput("task: at most 128 characters", field="task")
     for key, value in tags.items():
+        if not key.strip() or "=" in key:
+            raise InvalidInput(f"tags: {key[:40]!r} is not a tag key", field="tags")
         if len(key) > 128 or len(value) > 512:
             raise InvalidInput(
                 f"tags: {key[:40]!r}: keys up to 128, values up to 512 characters", field="tags"
             )
-    name, _, revision = (base_model or "").partition("@")
-    if len(name) > 120 or len(revision) > 120:
-        raise InvalidInput("base_model: name and revision up to 120 characters each", field="base_model")
+        if CONTROL_RE.search(key) or CONTROL_RE.search(value):
+            raise InvalidInput(f"tags: {key[:40]!r}: control characters are not allowed", field="tags")
+    if task and CONTROL_RE.search(task):
+        raise InvalidInput("task: control characters are not allowed", field="task")
+    if base_model is not None:
+        check_base_label(base_model)
 
 
 def _fetch_source(reg: Registry, source: str, workdir: Path) -> Path:
@@ -193,38 +209,29 @@ def _check_owner(adapter: m.Adapter, pem_type: str, base_name: str, base_revisio
         )
 
 
-def _resolve_or_create_base(
-    session: Session, requested: str | None, from_config: str | None, principal: str
-) -> m.BaseModel:
-    spec = requested or from_config
-    if not spec:
-        raise InvalidInput(
-            "base_model: the adapter config names no base_model_name_or_path; pass --base-model",
-            field="base_model",
-        )
-    name, _, revision = spec.partition("@")
-    base = find_base_model(session, name, revision or None)
-    if base is not None:
-        return base
-    # An unknown base is registered on first use with its name as source (a hub id or path), as PEFT would
-    # resolve it; `base-models add` can register a local or s3:// source beforehand.
-    revision = revision or DEFAULT_REVISION
+def _base_row(session: Session, plan: BasePlan, principal: str) -> m.BaseModel:
+    """The planned base; auto-registered (with an audit event saying so) when the plan says so."""
+    if not plan.auto:
+        return session.get_one(m.BaseModel, plan.base_id)
     # ON CONFLICT: parallel first registrations for one new base must not collide.
     insert_ignore(
         session,
         m.BaseModel,
         {
-            "name": name,
-            "revision": revision,
-            "source": name,
+            "name": plan.name,
+            "revision": plan.revision,
+            "source": plan.source,
             "created_by": principal,
             "created_at": m.utcnow(),
         },
         conflict=["name", "revision"],
     )
-    base = find_base_model(session, name, revision)
-    assert base is not None
-    audit.record(session, principal, "register_base_model", f"base:{name}@{revision}", source=name, auto=True)
+    base = session.scalars(
+        select(m.BaseModel).where(m.BaseModel.name == plan.name, m.BaseModel.revision == plan.revision)
+    ).one()
+    audit.record(
+        session, principal, "register_base_model", f"base:{plan.label}"[:256], source=plan.source, auto=True
+    )
     return base
 
 
@@ -240,10 +247,19 @@ def commit_version(
     task: str | None,
     tags: dict[str, str],
     description: str | None,
+    base_plan: BasePlan | None = None,
 ) -> tuple[m.AdapterVersion, bool]:
-    """Inside the caller's transaction: the adapter row, the next version number, tags, audit."""
+    """Inside the caller's transaction: the adapter row, the next version number, tags, audit.
+    `base_plan` is what `plan_base` decided before the upload; without it, it is decided here."""
     namespace, name = full_name.split("/", 1)
-    base = _resolve_or_create_base(session, base_model, ingested.adapter.base_model, reg.principal)
+    plan = base_plan or plan_base(
+        session,
+        base_model,
+        ingested.adapter.base_model,
+        local=False,
+        default_revision=DEFAULT_REVISION,
+    )
+    base = _base_row(session, plan, reg.principal)
     adapter = _lock_adapter(
         session, namespace, name, ingested.adapter.pem_type, base, task, description, reg.principal
     )
@@ -290,27 +306,37 @@ def commit_version(
 
 
 def _precheck(
-    reg: Registry, full_name: str, ingested: IngestedAdapter, base_label: str
-) -> VersionView | None:
-    """Before uploading anything: the same digest is already registered (return it), or the adapter
-    exists with another PEM type / base model (refuse, so bad input stores nothing)."""
+    reg: Registry, full_name: str, ingested: IngestedAdapter, base_model: str | None, local: bool
+) -> tuple[BasePlan, VersionView | None]:
+    """Before uploading anything: which base the adapter binds to; the same digest already registered
+    (return it); or the adapter exists with another PEM type / base model (refuse, so bad input stores
+    nothing)."""
     namespace, name = full_name.split("/", 1)
     with reg.sessions() as session:
+        plan = plan_base(
+            session, base_model, ingested.adapter.base_model, local=local, default_revision=DEFAULT_REVISION
+        )
         adapter = session.scalar(
             select(m.Adapter).where(m.Adapter.namespace == namespace, m.Adapter.name == name)
         )
         if adapter is None:
-            return None
-        base_name, _, base_revision = base_label.partition("@")
-        _check_owner(
-            adapter, ingested.adapter.pem_type, base_name or adapter.base_model.name, base_revision or None
-        )
+            return plan, None
+        _check_owner(adapter, ingested.adapter.pem_type, plan.name, plan.revision)
         existing = session.scalar(
             select(m.AdapterVersion).where(
                 m.AdapterVersion.adapter_id == adapter.id, m.AdapterVersion.sha256 == ingested.sha256
             )
         )
-        return VersionView.of(existing, aliases_of(session, existing)) if existing else None
+        return plan, VersionView.of(existing, aliases_of(session, existing)) if existing else None
+
+
+def _check_base_shapes(plan: BasePlan, ingested: IngestedAdapter) -> None:
+    """Only where the base is a folder this process may read (the CLI's local user)."""
+    folder = local_dir(plan.source)
+    dims = base_module_dims(folder) if folder is not None else None
+    if dims:
+        shapes = ingested.metadata.get("module_shapes") or {}
+        check_module_shapes(ingested.adapter.pem_type, shapes, dims, plan.label)
 
 
 def register_adapter(
@@ -324,26 +350,31 @@ def register_adapter(
     description: str | None = None,
     progress: ProgressFactory | None = None,
     trigger: str = "cli",
+    notify: Callable[[str], None] | None = None,
 ) -> tuple[VersionView, bool]:
     """Returns (version, created). Registering bytes that already exist returns that version.
-    `trigger` (cli, api, ...) is recorded in the provenance."""
+    `trigger` (cli, api, ...) is recorded in the provenance; only non-API callers (the local user) may
+    have local paths resolved and the base's config.json read. `notify` hears about a base model
+    auto-registered on the way (nothing registered matched the config's base)."""
     from ..ingest import ingest_folder  # torch import (~2 s) only for commands that read adapters
 
     validate_name(name)
     tags = tags or {}
-    check_lengths(task, tags, base_model)
+    check_lengths(task, tags, base_model, description)
+    local = trigger != "api"
     with tempfile.TemporaryDirectory(prefix="pemreg-ingest-") as tmp:
         folder = _fetch_source(reg, str(source), Path(tmp))
         ingested = ingest_folder(folder, Path(tmp))
-        base_label = base_model or ingested.adapter.base_model or ""
-        existing = _precheck(reg, name, ingested, base_label)
+        plan, existing = _precheck(reg, name, ingested, base_model, local)
         if existing is not None:
             return existing, False
+        if local:
+            _check_base_shapes(plan, ingested)
         artifact_uri, files = upload_version_files(
             reg,
             name,
             ingested,
-            base_model=base_label.partition("@")[0],
+            base_model=plan.name,
             task=task,
             tags=tags,
             description=description,
@@ -362,5 +393,9 @@ def register_adapter(
                 task=task,
                 tags=tags,
                 description=description,
+                base_plan=plan,
             )
-            return VersionView.of(row, aliases_of(session, row)), created
+            view = VersionView.of(row, aliases_of(session, row))
+        if plan.auto and notify is not None:
+            notify(f"base model {plan.label} was not registered; registered it (source {plan.source})")
+        return view, created

@@ -6,13 +6,14 @@ temporary adapter folder (size-limited, sha256 computed while the bytes arrive),
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from ..errors import InvalidInput, StoreError
+from ..errors import InvalidInput, NotFound, StoreError
 from .context import Registry, open_store_for
 from .register import parse_tags, register_adapter
 from .views import VersionView
@@ -23,6 +24,12 @@ TEXT_FIELDS = ("name", "base_model", "task", "tags", "description", "sha256")
 MAX_TEXT_BYTES = 64 * 1024  # per text field: names, tags and descriptions are small
 MAX_CONFIG_BYTES = 1024 * 1024  # adapter_config.json is a few KB; refuse anything absurd early
 HEADER_SLACK = 1024 * 1024  # multipart boundaries and headers on top of the file bytes
+
+
+class SourceNotFound(NotFound):
+    """A well-formed source URI naming nothing this server can read (HTTP 404, like any unknown name)."""
+
+    field = "source"
 
 
 class UploadTooLarge(InvalidInput):
@@ -45,7 +52,8 @@ class ReceivedForm:
         values = self.fields.get(name) or []
         if len(values) > 1:
             raise InvalidInput(f"{name}: given {len(values)} times; give it once", field=name)
-        return values[0].strip() or None if values else None
+        # Not stripped: `rel/abc\n` must be refused as a name, not quietly become `rel/abc`.
+        return values[0] if values and values[0].strip() else None
 
 
 class MultipartReceiver:
@@ -171,7 +179,9 @@ class MultipartReceiver:
             raise InvalidInput(f"body: malformed multipart data ({exc})", field="body") from None
 
 
-def register_upload(reg: Registry, form: ReceivedForm) -> tuple[VersionView, bool]:
+def register_upload(
+    reg: Registry, form: ReceivedForm, notify: Callable[[str], None] | None = None
+) -> tuple[VersionView, bool]:
     """Register the folder a MultipartReceiver filled. Returns (version, created)."""
     name = form.one("name")
     if not name:
@@ -196,6 +206,7 @@ def register_upload(reg: Registry, form: ReceivedForm) -> tuple[VersionView, boo
         tags=tags,
         description=form.one("description"),
         trigger="api",
+        notify=notify,
     )
 
 
@@ -207,6 +218,6 @@ def check_source(reg: Registry, source: str) -> None:
     try:
         keys = open_store_for(reg.settings, source.rstrip("/")).list_keys("")
     except (StoreError, ValueError) as exc:
-        raise InvalidInput(f"source: cannot read {source}: {exc}", field="source") from None
+        raise SourceNotFound(f"source: cannot read {source}: {exc}") from None
     if not keys:
-        raise InvalidInput(f"source: nothing found under {source}", field="source")
+        raise SourceNotFound(f"source: nothing found under {source}")
