@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from functools import reduce
 from typing import Any
 
@@ -12,6 +12,7 @@ import torch
 
 from registry.compose.base import Entry, MethodParams, get_composer
 from registry.compose.checks import check_adapters, check_params
+from registry.compose.core_merge import ActivationNorms, overlap_summary
 from registry.compose.device import DEFAULT_CPU_THREADS, compute_device, torch_threads
 from registry.pem import PemAdapter, torch_dtype
 from registry.pem.base import dtype_name
@@ -50,33 +51,31 @@ def compose(
     seed: int = 0,
     threads: int | None = DEFAULT_CPU_THREADS,
     check_base_model: bool = True,
+    core_criterion: str = "magnitude",
+    activation_norms: Mapping[str, ActivationNorms] | None = None,
 ) -> CompositionResult:
     """sum_i weights[i] * adapters[i] by `method` (PRODUCT.md section 2). Raises InvalidInput /
     IncompatibleAdapters before any arithmetic; the result's tensors are on CPU in the inputs' dtype.
     `threads`: torch intra-op threads during the call (see device.py; None = leave as is).
-    `check_base_model=False` skips the config base-name comparison (the catalog checked it)."""
+    `check_base_model=False` skips the config base-name comparison (the catalog checked it).
+    core_merge: `core_criterion` and, for 'importance', the base's `activation_norms` per module path
+    (registry.evaluation.calibration computes them)."""
+    params = MethodParams(method, rank, density, majority_sign, seed, core_criterion, activation_norms)
     with torch_threads(threads):
-        return _compose(adapters, weights, method, rank, density, majority_sign, seed, check_base_model)
+        return _compose(adapters, weights, params, check_base_model)
 
 
 def _compose(
     adapters: Sequence[PemAdapter],
     weights: Sequence[float],
-    method: str,
-    rank: int | None,
-    density: float | None,
-    majority_sign: str,
-    seed: int,
+    params: MethodParams,
     check_base_model: bool,
 ) -> CompositionResult:
     started = time.perf_counter()
-    params = MethodParams(method, rank, density, majority_sign, seed)
     check_params(len(adapters), weights, params)
     check_adapters(adapters, params, check_base_model=check_base_model)
-    if adapters[0].pem_type == "lora" and rank is None:
-        params = MethodParams(
-            method, max(m.r for a in adapters for m in a.modules.values()), density, majority_sign, seed
-        )
+    if adapters[0].pem_type == "lora" and params.rank is None:
+        params = replace(params, rank=max(m.r for a in adapters for m in a.modules.values()))
     composer = get_composer(adapters[0].pem_type)
     device = compute_device()
     out_dtype = reduce(torch.promote_types, (torch_dtype(a.dtype) for a in adapters))
@@ -95,15 +94,24 @@ def _compose(
         pem_type=adapters[0].pem_type, config=config, modules=modules, dtype=dtype_name(out_dtype)
     )
     energies = [r["retained_energy"] for r in reports.values() if "retained_energy" in r]
-    summary = (
+    summary: dict[str, Any] = (
         {"min_retained_energy": min(energies), "mean_retained_energy": sum(energies) / len(energies)}
         if energies
         else {}
     )
+    used: dict[str, Any] = {
+        "rank": params.rank,
+        "density": params.density,
+        "majority_sign": params.majority_sign,
+        "seed": params.seed,
+    }
+    if params.method == "core_merge":
+        used["core_criterion"] = params.core_criterion
+        summary["core_overlap"] = overlap_summary(reports)
     return CompositionResult(
         adapter=adapter,
-        method=method,
-        params={"rank": params.rank, "density": density, "majority_sign": majority_sign, "seed": seed},
+        method=params.method,
+        params=used,
         modules=reports,
         seconds=time.perf_counter() - started,
         device=str(device),
