@@ -3,17 +3,16 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pytest
 import torch
-from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
 from registry.evaluation import EvalRequest, Evaluator
 from registry.evaluation.datasets import Dataset
 from registry.evaluation.decoding import ensemble_logits, load_ensemble
+from tests.decoding_helpers import hand_combined, hand_perplexity, separate_logits
 from tests.factories import make_ia3, make_lora, save_tiny_base
 
 TEXTS = ["the cat sat on the mat", "numbers: 1 2 3 4 5", "hello world", "ab"]
@@ -30,32 +29,6 @@ def material(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
-def _separate_logits(base: Path, folder: Path | None, ids: torch.Tensor) -> torch.Tensor:
-    """Logits of a freshly loaded base (+ one adapter), in float64."""
-    model = AutoModelForCausalLM.from_pretrained(base).eval()
-    if folder is not None:
-        model = PeftModel.from_pretrained(model, str(folder)).eval()
-    with torch.no_grad():
-        return model(input_ids=ids).logits.double()
-
-
-def _hand_combined(base: Path, folders: list[Path], weights: list[float], ids: torch.Tensor) -> torch.Tensor:
-    plain = _separate_logits(base, None, ids)
-    return plain + sum(
-        w * (_separate_logits(base, f, ids) - plain) for f, w in zip(folders, weights, strict=True)
-    )
-
-
-def _hand_perplexity(base: Path, folders: list[Path], weights: list[float]) -> float:
-    nll, count = 0.0, 0
-    for text in TEXTS:
-        ids = torch.tensor([list(text.encode())])
-        logp = torch.log_softmax(_hand_combined(base, folders, weights, ids)[0, :-1], dim=-1)
-        nll -= float(logp.gather(-1, ids[0, 1:, None]).sum())
-        count += ids.shape[1] - 1
-    return math.exp(nll / count)
-
-
 @pytest.mark.parametrize("kind", ["lora", "ia3"])
 def test_ensemble_logits_equal_hand_combination(material: dict, kind: str) -> None:
     base, folders = material["base"], material[kind]
@@ -63,10 +36,10 @@ def test_ensemble_logits_equal_hand_combination(material: dict, kind: str) -> No
     model, names = load_ensemble(AutoModelForCausalLM.from_pretrained(base).eval(), folders)
     with torch.no_grad():
         got = ensemble_logits(model, names, WEIGHTS)(ids, torch.ones_like(ids))
-    expected = torch.cat([_hand_combined(base, folders, WEIGHTS, row[None]) for row in ids])
+    expected = torch.cat([hand_combined(base, folders, WEIGHTS, row[None]) for row in ids])
     assert (got.double() - expected).abs().max().item() < 1e-4
     # Each adapter really changes the logits (else the check above could not fail for a wrong weight).
-    assert (expected - _separate_logits(base, None, ids)).abs().max().item() > 1e-3
+    assert (expected - separate_logits(base, None, ids)).abs().max().item() > 1e-3
 
 
 @pytest.mark.parametrize("kind", ["lora", "ia3"])
@@ -77,7 +50,7 @@ def test_evaluator_perplexity_of_ensemble(material: dict, kind: str) -> None:
     req = [EvalRequest("ppl", "perplexity", Dataset(uri="mem://", sha256="0" * 64, rows=rows))]
     before = ev.evaluate(None, req)["ppl"]
     got = ev.evaluate_ensemble(folders, WEIGHTS, req)["ppl"]
-    assert got == pytest.approx(_hand_perplexity(base, folders, WEIGHTS), rel=1e-5)
+    assert got == pytest.approx(hand_perplexity(base, folders, WEIGHTS, TEXTS), rel=1e-5)
     # One input at weight 1 is exactly that adapter; and the base is pristine afterwards.
     assert ev.evaluate_ensemble(folders[:1], [1.0], req)["ppl"] == pytest.approx(
         ev.evaluate(folders[0], req)["ppl"], rel=1e-5
@@ -95,7 +68,7 @@ def test_evaluator_accuracy_of_ensemble(material: dict) -> None:
         scores = {}
         for label in ("a", "b"):
             ids = torch.tensor([list((row["text"] + " " + label).encode())])
-            logp = torch.log_softmax(_hand_combined(base, folders, WEIGHTS, ids)[0, :-1], dim=-1)
+            logp = torch.log_softmax(hand_combined(base, folders, WEIGHTS, ids)[0, :-1], dim=-1)
             scores[label] = float(logp[-1, ids[0, -1]])  # the label is one byte
         expected += max(scores, key=lambda k: (scores[k], k == "a")) == row["label"]
     assert ev.evaluate_ensemble(folders, WEIGHTS, req)["acc"] == pytest.approx(expected / len(rows))

@@ -21,6 +21,8 @@ import torch
 
 from .metrics import LogitsFn
 
+FORMULA = "logits = base + sum_i w_i (logits_i - base)"
+
 
 def adapter_names(n: int) -> list[str]:
     return [f"input{i}" for i in range(n)]
@@ -55,3 +57,28 @@ def ensemble_logits(model: Any, names: Sequence[str], weights: Sequence[float]) 
         return acc
 
     return combined
+
+
+LOWER_IS_BETTER = {"perplexity": True, "accuracy": False}
+
+
+def interference_cost(
+    weight_space: dict[str, float], decoding_time: dict[str, float], metric_of: dict[str, str]
+) -> list[dict[str, Any]]:
+    """Per evaluation: both results, their difference (weight-space minus decoding-time) and the
+    interference cost = how much worse the weight-space merge is (positive: worse; perplexity: the
+    excess, accuracy: the shortfall)."""
+    rows = []
+    for name, metric in metric_of.items():
+        ws, dt = weight_space[name], decoding_time[name]
+        rows.append(
+            {
+                "evaluation": name,
+                "metric": metric,
+                "weight_space": ws,
+                "decoding_time": dt,
+                "difference": ws - dt,
+                "interference_cost": ws - dt if LOWER_IS_BETTER[metric] else dt - ws,
+            }
+        )
+    return rows

@@ -208,6 +208,8 @@ class CompositionSpec(_Strict):
                 raise SpecFieldError(("compare_decoding",), "an ensemble is already the decoding-time result")
             if self.search is not None:
                 raise SpecFieldError(("search",), "lambda search is not supported for output kind ensemble")
+        if self.compare_decoding and not self.evaluate:
+            raise SpecFieldError(("compare_decoding",), "compare_decoding needs at least one evaluation")
 
     def calibration_dataset(self) -> str | None:
         """The calibration dataset URI: the named evaluation's dataset, else `calibration` itself."""
