@@ -185,6 +185,9 @@ def _run(reg: Registry, spec: CompositionSpec, comp: comps.CompositionView, work
             else None
         )
         engine = compose_task(folders, weights, spec, str(out), calibration)
+        if "core_overlap" in engine["summary"]:  # issue 14 hook: core overlap beside the RMS cosine
+            interference = {**interference, "core_overlap": engine["summary"]["core_overlap"]}
+            comps.update(reg, comp.id, interference=interference)
         metrics = evaluate_task(base, str(out), requests) if requests else {}
     if spec.compare_decoding and requests:  # issue 14 hook: weight space vs decoding time
         interference = {

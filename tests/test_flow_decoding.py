@@ -1,5 +1,6 @@
 """Decoding-time composition through the compose flow (real Prefect, catalog and store): an ensemble
-registers a recipe (no weights), and compare_decoding reports weight space vs decoding time."""
+registers a recipe (no weights), compare_decoding reports weight space vs decoding time, and
+core_merge `importance` is calibrated on the named evaluation's dataset."""
 
 from __future__ import annotations
 
@@ -7,12 +8,18 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from transformers import AutoModelForCausalLM
 
 from flows.compose import compose_flow
 from registry import service
+from registry.compose import compose
+from registry.evaluation.calibration import activation_norms
+from registry.evaluation.tokens import ByteTokenizer
 from registry.hashing import sha256_bytes
+from registry.pem import read_adapter
 from registry.service import compositions
 from registry.service.ensemble import ensemble_serving
 from registry.spec import load_spec
@@ -98,3 +105,44 @@ def test_compare_decoding_reports_interference_cost(world: World, tmp_path: Path
     table = _artifact("interference-cost-t-cmp")
     assert [r["evaluation"] for r in table] == ["ppl"]
     assert float(table[0]["interference_cost"]) == pytest.approx(row["interference_cost"])
+
+
+def test_core_merge_importance_uses_calibration_of_the_named_evaluation(world: World, tmp_path: Path) -> None:
+    spec = (
+        f"name: t/core\nmethod: core_merge\ndensity: 0.3\nrank: 64\ncore_criterion: importance\n"
+        f"calibration: ppl\nexpression: '0.5 * t/a@1 + 0.5 * t/b'\nevaluate:\n"
+        f"  - {{name: ppl, metric: perplexity, dataset: '{world.ppl_data}'}}\n"
+    )
+    result = compose_flow(load_spec(spec).canonical())
+    assert result["status"] == "succeeded", result
+    pairs = result["interference"]["core_overlap"]
+    assert [(p["i"], p["j"]) for p in pairs] == [(0, 1)] and 0.0 <= pairs[0]["rms_overlap"] <= 1.0
+
+    # The same merge by the pure engine, with norms computed here from the base on the same texts.
+    base = AutoModelForCausalLM.from_pretrained(world.tmp / "base").eval()
+    inputs = [read_adapter(world.tmp / n) for n in ("a", "b")]
+    paths = sorted({p for a in inputs for p in a.modules})
+    norms = activation_norms(base, ByteTokenizer(128), TEXTS, paths, max_len=64)
+    expected = compose(
+        inputs,
+        [0.5, 0.5],
+        "core_merge",
+        rank=64,
+        density=0.3,
+        core_criterion="importance",
+        activation_norms=norms,
+    )
+    magnitude = compose(inputs, [0.5, 0.5], "core_merge", rank=64, density=0.3)
+    out = tmp_path / "core"
+    service.download_version(world.reg, "t/core@1", out)
+    got = read_adapter(out)
+    differs = False
+    for path, module in expected.adapter.modules.items():
+        actual = got.modules[path].scale * (got.modules[path].B.double() @ got.modules[path].A.double())
+        torch.testing.assert_close(actual, module.B.double() @ module.A.double(), rtol=1e-4, atol=1e-6)
+        mag = magnitude.adapter.modules[path]
+        differs |= not torch.allclose(actual, mag.B.double() @ mag.A.double(), atol=1e-6)
+    assert differs  # importance picked other cores than magnitude somewhere
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["method"]["params"]["core_criterion"] == "importance"
+    assert prov["method"]["summary"]["core_overlap"] == pairs
