@@ -12,6 +12,7 @@ from typing import Any
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
 
 from registry.evaluation import EvalRequest, load_dataset
 from registry.evaluation.calibration import activation_norms, save_norms
@@ -26,13 +27,13 @@ from registry.service.ensemble import register_ensemble
 from registry.spec import CompositionSpec
 
 from .artifacts import _slug
-from .retry import RETRYING
-from .tasks import TASK, _device_guard, _evaluator
+from .retry import RETRIES, RETRY_DELAYS, is_transient
+from .tasks import _device_guard, _evaluator
 
 __all__ = ["ENSEMBLE_FORMULA"]
 
 
-@task(name="evaluate-decoding", **TASK)
+@task(name="evaluate-decoding", cache_policy=NO_CACHE, persist_result=False)
 def ensemble_evaluate_task(
     base_folder: str, folders: list[str], weights: list[float], requests: list[EvalRequest]
 ) -> dict[str, float]:
@@ -41,7 +42,7 @@ def ensemble_evaluate_task(
         return _evaluator(base_folder).evaluate_ensemble([Path(f) for f in folders], weights, requests)
 
 
-@task(name="calibrate", **TASK)
+@task(name="calibrate", cache_policy=NO_CACHE, persist_result=False)
 def calibrate_task(
     reg: Registry, spec: CompositionSpec, base_folder: str, folders: list[str], out: str
 ) -> str:
@@ -95,7 +96,14 @@ def publish_comparison(spec: CompositionSpec, comparison: dict[str, Any]) -> Non
     create_table_artifact(rows, key=f"interference-cost-{_slug(spec.name)}", description="interference cost")
 
 
-@task(name="register-ensemble", **TASK, **RETRYING)
+@task(
+    name="register-ensemble",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+    retries=RETRIES,
+    retry_delay_seconds=RETRY_DELAYS,
+    retry_condition_fn=is_transient,
+)
 def register_ensemble_task(
     reg: Registry,
     comp: CompositionView,
