@@ -42,6 +42,18 @@ def test_new_optional_fields_keep_old_canonical_form():
         ({"method": "delta_svd", "core_criterion": "magnitude"}, "core_criterion"),
         ({"method": "core_merge", "density": 0.5, "core_criterion": "importance"}, "calibration"),
         ({"method": "core_merge", "density": 0.5, "calibration": "ppl"}, "calibration"),
+        (
+            {
+                "method": "core_merge",
+                "density": 0.5,
+                "core_criterion": "importance",
+                "calibration": "ppl",
+                "evaluate": EVAL,
+                "search": {"weights": {"acme/a": [0.1, 0.2]}, "objective": {"evaluation": "ppl"}},
+            },
+            "search",
+        ),
+        ({"compare_decoding": True}, "compare_decoding"),
         ({"method": "delta_svd", "output": {"kind": "ensemble"}}, "method"),
         ({"output": {"kind": "ensemble"}, "compare_decoding": True}, "compare_decoding"),
         ({"output": {"kind": "bundle"}}, "output"),
@@ -56,4 +68,4 @@ def test_wrong_combinations_name_the_field(fields, field):
 
 def test_ensemble_and_compare_decoding_accepted():
     assert spec(output={"kind": "ensemble"}, evaluate=EVAL).output.kind == "ensemble"
-    assert spec(compare_decoding=True, method="delta_svd").compare_decoding is True
+    assert spec(compare_decoding=True, method="delta_svd", evaluate=EVAL).compare_decoding is True

@@ -198,6 +198,8 @@ class CompositionSpec(_Strict):
             )
         if self.calibration is not None and self.core_criterion != "importance":
             raise SpecFieldError(("calibration",), "calibration applies to core_criterion importance only")
+        if self.core_criterion == "importance" and self.search is not None:
+            raise SpecFieldError(("search",), "lambda search is not supported with core_criterion importance")
         if self.output.kind == "ensemble":
             if self.method != "linear" or self.rank is not None or self.density is not None:
                 raise SpecFieldError(
