@@ -12,6 +12,7 @@ from transformers import AutoModelForCausalLM
 from registry.evaluation import EvalRequest, Evaluator
 from registry.evaluation.datasets import Dataset
 from registry.evaluation.decoding import ensemble_logits, load_ensemble
+from registry.evaluation.metrics import BATCH
 from tests.decoding_helpers import hand_combined, hand_perplexity, separate_logits
 from tests.factories import make_ia3, make_lora, save_tiny_base
 
@@ -72,3 +73,18 @@ def test_evaluator_accuracy_of_ensemble(material: dict) -> None:
             scores[label] = float(logp[-1, ids[0, -1]])  # the label is one byte
         expected += max(scores, key=lambda k: (scores[k], k == "a")) == row["label"]
     assert ev.evaluate_ensemble(folders, WEIGHTS, req)["acc"] == pytest.approx(expected / len(rows))
+
+
+def test_one_forward_pass_per_input_and_one_for_the_base_per_batch(material: dict) -> None:
+    base, folders = material["base"], material["lora"]
+    ev = Evaluator(base, torch.device("cpu"))
+    calls: list[int] = []
+    handle = ev.base.lm_head.register_forward_hook(lambda _m, _a, out: calls.append(out.shape[0]))
+    rows = tuple({"text": f"text number {i}"} for i in range(BATCH + 3))  # two batches
+    req = [EvalRequest("ppl", "perplexity", Dataset(uri="mem://", sha256="0" * 64, rows=rows))]
+    try:
+        ev.evaluate_ensemble(folders, WEIGHTS, req)
+    finally:
+        handle.remove()
+    # (1 base + 2 adapters) forward passes per batch, each over the whole batch.
+    assert calls == [BATCH] * 3 + [3] * 3

@@ -21,7 +21,7 @@ from registry.evaluation.tokens import ByteTokenizer
 from registry.hashing import sha256_bytes
 from registry.pem import read_adapter
 from registry.service import compositions
-from registry.service.ensemble import ensemble_serving
+from registry.service.ensemble import composition_serving, recipe_of
 from registry.spec import load_spec
 from tests.decoding_helpers import hand_perplexity
 from tests.flow_fixtures import TEXTS, World
@@ -73,7 +73,9 @@ def test_ensemble_registers_a_recipe_and_evaluates_combined_logits(world: World)
     assert {s["name"] for s in prov["subject"]} == {"recipe.json", "README.md"}
     assert not service.list_adapters(world.reg, query="t/ens").items  # nothing registered as weights
 
-    serving = ensemble_serving(world.reg, recipe)
+    assert recipe_of(world.reg, result["id"]) == recipe
+    serving = composition_serving(world.reg, result["id"])
+    assert serving["formula"] == recipe["formula"] and len(serving["steps"]) >= 3
     assert [a["serving"]["vllm"]["lora_name"] for a in serving["adapters"]] == [
         f"t/a@{versions['t/a'].sha256[:8]}",
         f"t/b@{versions['t/b'].sha256[:8]}",

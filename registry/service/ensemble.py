@@ -18,13 +18,14 @@ import yaml
 
 from ..catalog import models as m
 from ..catalog.db import transaction
+from ..errors import IntegrityError, InvalidInput
 from ..evaluation.decoding import FORMULA
 from ..hashing import sha256_bytes
 from ..provenance import build_provenance, dumps
 from ..spec import CompositionSpec
 from . import audit
 from .compose_inputs import ResolvedInput
-from .compositions import CompositionView, _view
+from .compositions import CompositionView, _view, get
 from .context import Registry
 from .queries import get_version
 from .serving import refs_for
@@ -113,7 +114,12 @@ def register_ensemble(
     )
     # Provenance carries the run (times, flow run id): one per recipe digest, the first run's is kept.
     files["provenance.json"] = _put(reg, f"{prefix}/provenance.json", dumps(doc))
-    pointer = {"uri": f"{reg.store.url.rstrip('/')}/{prefix}", "sha256": digest, "files": files}
+    pointer = {
+        "uri": f"{reg.store.url.rstrip('/')}/{prefix}",
+        "key": prefix,
+        "sha256": digest,
+        "files": files,
+    }
     with transaction(reg.sessions) as session:
         row = session.get_one(m.Composition, composition.id, with_for_update=True)
         row.status = "succeeded"
@@ -154,3 +160,24 @@ def ensemble_serving(reg: Registry, recipe: dict[str, Any]) -> dict[str, Any]:
             "cost: 1 + n forward passes per token; the weights are in `adapters[i].weight`",
         ],
     }
+
+
+def recipe_of(reg: Registry, composition_id: str) -> dict[str, Any]:
+    """The stored recipe of a succeeded ensemble composition, checked against its recorded digest."""
+    pointer = get(reg, composition_id).interference.get("ensemble")
+    if not pointer:
+        raise InvalidInput(
+            f"composition {composition_id} did not register an ensemble recipe", field="composition"
+        )
+    data = b"".join(reg.store.open_stream(f"{pointer['key']}/recipe.json"))
+    if sha256_bytes(data) != pointer["sha256"]:
+        raise IntegrityError(
+            f"recipe of composition {composition_id} does not match sha256:{pointer['sha256']}"
+        )
+    recipe: dict[str, Any] = json.loads(data)
+    return recipe
+
+
+def composition_serving(reg: Registry, composition_id: str) -> dict[str, Any]:
+    """Serving reference of an ensemble composition (for a REST/CLI `serving` view)."""
+    return ensemble_serving(reg, recipe_of(reg, composition_id))
