@@ -148,3 +148,5 @@ def test_core_merge_importance_uses_calibration_of_the_named_evaluation(world: W
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["method"]["params"]["core_criterion"] == "importance"
     assert prov["method"]["summary"]["core_overlap"] == pairs
+    summary = _artifact("compose-t-core")
+    assert "Core overlap" in summary and f"| t/a@1 / t/b@1 | {pairs[0]['rms_overlap']:.4f} |" in summary
