@@ -150,3 +150,19 @@ def test_core_merge_importance_uses_calibration_of_the_named_evaluation(world: W
     assert prov["method"]["summary"]["core_overlap"] == pairs
     summary = _artifact("compose-t-core")
     assert "Core overlap" in summary and f"| t/a@1 / t/b@1 | {pairs[0]['rms_overlap']:.4f} |" in summary
+
+
+def test_ia3_core_merge_with_compare_decoding(world: World) -> None:
+    spec = (
+        f"name: t/ij\nmethod: core_merge\ndensity: 0.5\nexpression: '0.8 * t/i + 0.6 * t/j'\n"
+        f"compare_decoding: true\nevaluate:\n"
+        f"  - {{name: ppl, metric: perplexity, dataset: '{world.ppl_data}'}}\n"
+    )
+    result = compose_flow(load_spec(spec).canonical())
+    assert result["status"] == "succeeded", result
+    [row] = result["interference"]["decoding"]["evaluations"]
+    expected = hand_perplexity(world.tmp / "base", [world.tmp / "i", world.tmp / "j"], [0.8, 0.6], TEXTS)
+    assert row["decoding_time"] == pytest.approx(expected, rel=1e-5)
+    assert row["weight_space"] == result["metrics"]["ppl"]
+    assert row["interference_cost"] == pytest.approx(row["weight_space"] - row["decoding_time"])
+    assert [(p["i"], p["j"]) for p in result["interference"]["core_overlap"]] == [(0, 1)]

@@ -9,8 +9,9 @@ at a time (no padding to mask out); the calibration set is expected to be small.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -31,8 +32,8 @@ def activation_norms(
         raise InvalidInput(f"calibration: the base model has no module {missing[0]!r}", field="calibration")
     sums: dict[str, list[torch.Tensor]] = {}
 
-    def hook(path: str):  # type: ignore[no-untyped-def]
-        def record(_module: torch.nn.Module, args: tuple, output: torch.Tensor) -> None:
+    def hook(path: str) -> Callable[[torch.nn.Module, tuple[Any, ...], torch.Tensor], None]:
+        def record(_module: torch.nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> None:
             x = args[0].double().reshape(-1, args[0].shape[-1]).square().sum(0)
             y = output.double().reshape(-1, output.shape[-1]).square().sum(0)
             if path in sums:
