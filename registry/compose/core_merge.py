@@ -23,7 +23,7 @@ The LoRA composer then recompresses `merged` to rank k with the exact truncated 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,44 +68,44 @@ def core_mask(score: torch.Tensor, density: float) -> torch.Tensor:
     return mask.view_as(score) & (score > 0)
 
 
-def core_owner(weighted: torch.Tensor, cores: torch.Tensor) -> torch.Tensor:
-    """Per entry: index of the owning input (largest |T_i| among inputs whose core holds it), -1 if none.
-
-    `weighted` and `cores` are stacked (n, ...). argmax returns the first maximum: ties -> lowest index.
-    """
-    magnitude = torch.where(cores, weighted.abs(), torch.full_like(weighted, -1.0))
-    owner = magnitude.argmax(dim=0)
-    return torch.where(cores.any(dim=0), owner, torch.full_like(owner, -1))
-
-
-def isolate_and_sum(weighted: torch.Tensor, owner: torch.Tensor) -> torch.Tensor:
-    """T_owner on owned entries, sum_i T_i on the rest."""
-    rest = weighted.sum(dim=0)
-    kept = weighted.gather(0, owner.clamp(min=0).unsqueeze(0)).squeeze(0)
-    return torch.where(owner >= 0, kept, rest)
-
-
 def overlap_fraction(a: torch.Tensor, b: torch.Tensor) -> float:
     smaller = min(int(a.sum()), int(b.sum()))
     return int((a & b).sum()) / smaller if smaller else 0.0
 
 
 def core_merge(
-    deltas: Sequence[torch.Tensor],
+    deltas: Iterable[torch.Tensor],
     weights: Sequence[float],
     indices: Sequence[int],
     density: float,
     entry_norms: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, Any]]:
-    """Merge one module. `indices`: the inputs' positions in the composition (for the report).
+    """Merge one module. `deltas` may be a generator: inputs are consumed one at a time, so memory is
+    four module-sized buffers plus one boolean core mask per input, whatever the number of inputs.
+    `indices`: the inputs' positions in the composition (for the report).
     Returns the merged dense delta and {"core_sizes": {i: n}, "core_overlap": [{i, j, overlap}]}."""
-    weighted = torch.stack([w * d for w, d in zip(weights, deltas, strict=True)])
-    cores = torch.stack([core_mask(core_scores(t, entry_norms), density) for t in weighted])
-    merged = isolate_and_sum(weighted, core_owner(weighted, cores))
+    rest: torch.Tensor | None = None  # sum_i T_i
+    best = kept = torch.empty(0)  # largest |T_i| among the cores holding an entry, and that T_i
+    cores: list[torch.Tensor] = []
+    for weight, delta in zip(weights, deltas, strict=True):
+        weighted = weight * delta
+        core = core_mask(core_scores(weighted, entry_norms), density)
+        if rest is None:
+            rest, best, kept = weighted.clone(), torch.zeros_like(weighted), torch.zeros_like(weighted)
+        else:
+            rest.add_(weighted)
+        # Strictly larger: on a tie the earlier input keeps the entry.
+        wins = core & (weighted.abs() > best)
+        kept = torch.where(wins, weighted, kept)
+        best = torch.where(wins, weighted.abs(), best)
+        cores.append(core)
+    assert rest is not None, "core_merge needs at least one input"
+    # Core entries have |T_i| > 0, so best > 0 exactly on the entries some core owns.
+    merged = torch.where(best > 0, kept, rest)
     pairs = [
         {"i": indices[a], "j": indices[b], "overlap": overlap_fraction(cores[a], cores[b])}
-        for a in range(len(indices))
-        for b in range(a + 1, len(indices))
+        for a in range(len(cores))
+        for b in range(a + 1, len(cores))
     ]
     sizes = {str(i): int(c.sum()) for i, c in zip(indices, cores, strict=True)}
     return merged, {"core_sizes": sizes, "core_overlap": pairs}

@@ -99,15 +99,17 @@ class LoraComposer(Composer):
             bs = torch.cat([c * s * bi for c, s, bi in zip(coeffs, scales, b_list, strict=True)], dim=1)
             b, a, report["retained_energy"] = factors_truncated(bs, torch.cat(a_list, dim=0), params.rank)
         elif params.method == "core_merge":
-            deltas = [s * (bi @ ai) for s, bi, ai in zip(scales, b_list, a_list, strict=True)]
+            # A generator: one dense delta at a time (core_merge streams over the inputs).
+            streamed = (s * (bi @ ai) for s, bi, ai in zip(scales, b_list, a_list, strict=True))
             norms = module_norms(params.activation_norms, params.core_criterion, path)
             merged, report["core"] = core_merge(
-                deltas,
+                streamed,
                 [e.weight for e in entries],
                 [e.index for e in entries],
                 params.density or 0.0,
                 None if norms is None else norms.input[None, :],  # score[o, c] uses ||X[:, c]||
             )
+            assert params.rank is not None  # resolved by the engine for LoRA
             b, a, report["retained_energy"] = dense_truncated(merged, params.rank)
         else:
             deltas = [s * (bi @ ai) for s, bi, ai in zip(scales, b_list, a_list, strict=True)]
