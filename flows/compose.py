@@ -25,6 +25,14 @@ from registry.spec import CompositionSpec
 
 from . import artifacts
 from .context import current_registry
+from .decoding import (  # issue 14
+    ENSEMBLE_FORMULA,
+    calibrate_task,
+    compare_decoding,
+    ensemble_evaluate_task,
+    publish_comparison,
+    register_ensemble_task,
+)
 from .search import run_search
 from .tasks import (
     compose_task,
@@ -171,10 +179,30 @@ def _run(reg: Registry, spec: CompositionSpec, comp: comps.CompositionView, work
         out = Path(search_record["winner_folder"])
         engine = search_record["winner_engine"]
         metrics = search_record["winner_metrics"]
+    elif spec.output.kind == "ensemble":  # issue 14 hook: decoding-time composition, no weights
+        out, engine = work / "result", {"name": "ensemble", "formula": ENSEMBLE_FORMULA}
+        metrics = ensemble_evaluate_task(base, folders, weights, requests) if requests else {}
     else:
         out = work / "result"
-        engine = compose_task(folders, weights, spec, str(out))
+        calibration = (  # issue 14 hook: core_merge importance needs the base's activation norms
+            calibrate_task(
+                reg, spec, base or _base_folder(reg, inputs), folders, str(work / "calib.safetensors")
+            )
+            if spec.core_criterion == "importance"
+            else None
+        )
+        engine = compose_task(folders, weights, spec, str(out), calibration)
+        if "core_overlap" in engine["summary"]:  # issue 14 hook: core overlap beside the RMS cosine
+            interference = {**interference, "core_overlap": engine["summary"]["core_overlap"]}
+            comps.update(reg, comp.id, interference=interference)
         metrics = evaluate_task(base, str(out), requests) if requests else {}
+    if spec.compare_decoding and requests:  # issue 14 hook: weight space vs decoding time
+        interference = {
+            **interference,
+            "decoding": compare_decoding(base, folders, weights, requests, metrics),
+        }
+        comps.update(reg, comp.id, interference=interference)
+        publish_comparison(spec, interference["decoding"])
 
     failures = check_gates(spec.gate, metrics, metric_of, parents)
     artifacts.publish(spec, inputs, interference, metrics, parents, failures, search_record)
@@ -219,6 +247,8 @@ def _run(reg: Registry, spec: CompositionSpec, comp: comps.CompositionView, work
             "cache_hit": False,
         },
     }
+    if spec.output.kind == "ensemble":  # issue 14 hook: register the recipe, not weights
+        return register_ensemble_task(reg, comp, spec, inputs, metrics, provenance).model_dump(mode="json")
     done = register_task(reg, comp, str(out), spec, inputs, evaluations, metrics, provenance)
     assert done.output is not None
     artifacts.link(done.output.name, done.output.version, done.output.sha256)

@@ -15,6 +15,7 @@ from registry.compose import compose, interference_report
 from registry.compose.device import compute_device
 from registry.compose.interference import DEFAULT_CROSS_TERM_THRESHOLD
 from registry.evaluation import EvalRequest, Evaluator, load_dataset
+from registry.evaluation.calibration import load_norms  # issue 14
 from registry.pem import read_adapter, write_adapter
 from registry.service import Registry
 from registry.service.compose_inputs import ResolvedInput, fetch_input
@@ -59,7 +60,9 @@ def _device_guard() -> Any:
 
 
 @task(name="compose", **TASK)
-def compose_task(folders: list[str], weights: list[float], spec: CompositionSpec, out: str) -> dict:
+def compose_task(
+    folders: list[str], weights: list[float], spec: CompositionSpec, out: str, calibration: str | None = None
+) -> dict:
     adapters = [read_adapter(f) for f in folders]
     with _device_guard():
         result = compose(
@@ -70,6 +73,9 @@ def compose_task(folders: list[str], weights: list[float], spec: CompositionSpec
             density=spec.density,
             majority_sign=spec.majority_sign,
             seed=spec.seed,
+            # issue 14: core_merge criterion; `calibration` = norms file from flows/decoding.calibrate_task
+            core_criterion=spec.core_criterion or "magnitude",
+            activation_norms=load_norms(Path(calibration)) if calibration else None,
         )
     write_adapter(result.adapter, out)
     return result.report()

@@ -61,7 +61,7 @@ def test_negation_and_unary_plus():
         ("acme/a +", "unexpected end"),
         ("acme/a acme/b", "unexpected"),
         ("Acme/a", "unexpected character 'A'"),
-        ("acme/a@0", "versions start at 1"),
+        ("acme/a@0", "versions run from 1"),
         ("acme/a/b", "malformed reference"),
         ("acme/a - acme/a", "every weight reduces to 0"),
         ("2 / acme/a", "unexpected character '/'"),

@@ -115,7 +115,7 @@ def test_inputs_form_and_canonical():
             "name: acme/x\ninputs:\n  - {adapter: acme/a, version: 0, weight: 1}\n",
             "inputs[0].version",
             3,
-            "start at 1",
+            "run from 1",
         ),
         ("name: acme/x\ninputs:\n  - {adapter: acme/a, weight: 0}\n", "inputs", 2, "every weight is 0"),
         ("name: acme/x\nexpression: acme/a\nrecompose: always\n", "recompose", 3, "Input should be"),

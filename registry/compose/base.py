@@ -7,7 +7,7 @@ and merged-model writer call only this interface, so a new type is one new modul
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -18,7 +18,8 @@ from registry.pem.base import all_finite
 
 LINEAR_METHODS = ("linear", "delta_cat", "delta_svd")
 PRUNING_METHODS = ("ties", "dare_linear", "dare_ties", "magnitude_prune")
-METHODS = LINEAR_METHODS + PRUNING_METHODS
+CORE_METHODS = ("core_merge",)  # compose/core_merge.py
+METHODS = LINEAR_METHODS + PRUNING_METHODS + CORE_METHODS
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,9 @@ class MethodParams:
     density: float | None = None  # pruning methods: kept fraction
     majority_sign: str = "total"  # ties / dare_ties sign election: 'total' | 'frequency'
     seed: int = 0  # DARE masks
+    core_criterion: str = "magnitude"  # core_merge: 'magnitude' | 'importance'
+    # core_merge 'importance': module path -> core_merge.ActivationNorms of the base on calibration data
+    activation_norms: Mapping[str, Any] | None = field(default=None, compare=False, hash=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from registry.compose.base import METHODS, PRUNING_METHODS, MethodParams, get_composer
+from registry.compose.base import CORE_METHODS, METHODS, PRUNING_METHODS, MethodParams, get_composer
+from registry.compose.core_merge import CRITERIA
 from registry.errors import IncompatibleAdapters, InvalidInput
 from registry.pem import PemAdapter
 
@@ -23,7 +24,9 @@ def check_params(n_inputs: int, weights: Sequence[float], params: MethodParams) 
         raise InvalidInput(f"unknown method {params.method!r} (one of {', '.join(METHODS)})", field="method")
     if params.rank is not None and params.rank <= 0:
         raise InvalidInput(f"rank must be a positive integer, got {params.rank}", field="rank")
-    if params.method in PRUNING_METHODS:
+    if params.method in CORE_METHODS:
+        _check_core(params)
+    if params.method in PRUNING_METHODS + CORE_METHODS:
         if params.density is None or not 0 < params.density <= 1:
             raise InvalidInput(
                 f"{params.method} needs density in (0, 1], got {params.density}", field="density"
@@ -33,6 +36,18 @@ def check_params(n_inputs: int, weights: Sequence[float], params: MethodParams) 
                 f"majority_sign must be 'total' or 'frequency', got {params.majority_sign!r}",
                 field="majority_sign",
             )
+
+
+def _check_core(params: MethodParams) -> None:
+    if params.core_criterion not in CRITERIA:
+        raise InvalidInput(
+            f"core_criterion must be one of {', '.join(CRITERIA)}, got {params.core_criterion!r}",
+            field="core_criterion",
+        )
+    if params.core_criterion == "importance" and params.activation_norms is None:
+        raise InvalidInput(
+            "core_criterion 'importance' needs activation norms from a calibration set", field="calibration"
+        )
 
 
 def check_adapters(

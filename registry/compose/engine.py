@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import reduce
 from typing import Any
 
@@ -12,6 +12,7 @@ import torch
 
 from registry.compose.base import Composer, Entry, MethodParams, get_composer
 from registry.compose.checks import check_adapters, check_params
+from registry.compose.core_merge import ActivationNorms, overlap_summary
 from registry.compose.device import DEFAULT_CPU_THREADS, compute_device, torch_threads
 from registry.pem import PemAdapter, torch_dtype
 from registry.pem.base import dtype_name
@@ -50,13 +51,18 @@ def compose(
     seed: int = 0,
     threads: int | None = DEFAULT_CPU_THREADS,
     check_base_model: bool = True,
+    core_criterion: str = "magnitude",
+    activation_norms: Mapping[str, ActivationNorms] | None = None,
 ) -> CompositionResult:
     """sum_i weights[i] * adapters[i] by `method` (formulas in docs/methods.md). Raises InvalidInput /
     IncompatibleAdapters before any arithmetic; the result's tensors are on CPU in the inputs' dtype.
     `threads`: torch intra-op threads during the call (see device.py; None = leave as is).
-    `check_base_model=False` skips the config base-name comparison (the catalog checked it)."""
+    `check_base_model=False` skips the config base-name comparison (the catalog checked it).
+    core_merge: `core_criterion` and, for 'importance', the base's `activation_norms` per module path
+    (registry.evaluation.calibration computes them)."""
+    params = MethodParams(method, rank, density, majority_sign, seed, core_criterion, activation_norms)
     with torch_threads(threads):
-        return _compose(adapters, weights, method, rank, density, majority_sign, seed, check_base_model)
+        return _compose(adapters, weights, params, check_base_model)
 
 
 @dataclass(frozen=True)
@@ -77,8 +83,7 @@ def prepare(
     check_params(len(adapters), weights, params)
     check_adapters(adapters, params, check_base_model=check_base_model)
     if adapters[0].pem_type == "lora" and params.rank is None:
-        rank = max(m.r for a in adapters for m in a.modules.values())
-        params = MethodParams(params.method, rank, params.density, params.majority_sign, params.seed)
+        params = replace(params, rank=max(m.r for a in adapters for m in a.modules.values()))
     return Prepared(
         params=params,
         composer=get_composer(adapters[0].pem_type),
@@ -105,20 +110,24 @@ def finish(
 ) -> CompositionResult:
     params = prepared.params
     energies = [r["retained_energy"] for r in reports.values() if "retained_energy" in r]
-    summary = (
+    summary: dict[str, Any] = (
         {"min_retained_energy": min(energies), "mean_retained_energy": sum(energies) / len(energies)}
         if energies
         else {}
     )
+    used: dict[str, Any] = {
+        "rank": params.rank,
+        "density": params.density,
+        "majority_sign": params.majority_sign,
+        "seed": params.seed,
+    }
+    if params.method == "core_merge":
+        used["core_criterion"] = params.core_criterion
+        summary["core_overlap"] = overlap_summary(reports)
     return CompositionResult(
         adapter=adapter,
         method=params.method,
-        params={
-            "rank": params.rank,
-            "density": params.density,
-            "majority_sign": params.majority_sign,
-            "seed": params.seed,
-        },
+        params=used,
         modules=reports,
         seconds=time.perf_counter() - started,
         device=str(prepared.device),
@@ -129,17 +138,11 @@ def finish(
 def _compose(
     adapters: Sequence[PemAdapter],
     weights: Sequence[float],
-    method: str,
-    rank: int | None,
-    density: float | None,
-    majority_sign: str,
-    seed: int,
+    params: MethodParams,
     check_base_model: bool,
 ) -> CompositionResult:
     started = time.perf_counter()
-    prep = prepare(
-        adapters, weights, MethodParams(method, rank, density, majority_sign, seed), check_base_model
-    )
+    prep = prepare(adapters, weights, params, check_base_model)
     inputs = [a.modules for a in adapters]
     modules: dict[str, Any] = {}
     reports: dict[str, dict[str, Any]] = {}

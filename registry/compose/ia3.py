@@ -1,4 +1,4 @@
-"""(IA)3 composition around the identity: l = 1 + sum_i w_i (l_i - 1) (pruning on the l_i - 1)."""
+"""(IA)3 composition around the identity: l = 1 + sum_i w_i (l_i - 1) (pruning, core_merge on the l_i - 1)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from registry.compose.base import Composer, Entry, MethodParams, finite_f32, register_composer
+from registry.compose.core_merge import core_merge, module_norms
 from registry.compose.pruning import dare_seed, prune_merge
 from registry.compose.targets import unify
 from registry.errors import IncompatibleAdapters
@@ -42,8 +43,17 @@ class Ia3Composer(Composer):
             finite_f32(e.module.l, device, f"input {e.index} module {path!r} ia3_l") - 1.0 for e in entries
         ]
         weights = [e.weight for e in entries]
+        report: dict[str, Any] = {}
         if params.method in ("linear", "delta_cat", "delta_svd"):
             merged = sum(w * d for w, d in zip(weights, deltas, strict=True))
+        elif params.method == "core_merge":
+            merged, report["core"] = core_merge(
+                deltas,
+                weights,
+                [e.index for e in entries],
+                params.density or 0.0,
+                self._norms(params, path, entries[0].module),
+            )
         else:
             seeds = [dare_seed(params.seed, path, e.index) for e in entries]
             merged = prune_merge(deltas, weights, params.method, params.density, params.majority_sign, seeds)
@@ -51,7 +61,22 @@ class Ia3Composer(Composer):
         out = Ia3Module(
             l=(1.0 + merged).to("cpu", out_dtype), is_feedforward=entries[0].module.is_feedforward
         )
-        return out, {}
+        return out, report
+
+    @staticmethod
+    def _norms(params: MethodParams, path: str, module: Ia3Module) -> torch.Tensor | None:
+        """Per-entry calibration norms: l scales the input features of feed-forward modules and the
+        output features of the others, so those are the activations each entry multiplies."""
+        norms = module_norms(params.activation_norms, params.core_criterion, path)
+        if norms is None:
+            return None
+        vector = norms.input if module.is_feedforward else norms.output
+        if vector.numel() != module.l.numel():
+            raise IncompatibleAdapters(
+                f"module {path!r}: calibration norms have {vector.numel()} entries, "
+                f"ia3_l has {module.l.numel()}"
+            )
+        return vector.reshape(module.l.shape)
 
     def plan(
         self, path: str, entries: Sequence[Entry], params: MethodParams, out_dtype: torch.dtype

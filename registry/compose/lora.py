@@ -15,6 +15,7 @@ from registry.compose.base import (
     finite_f32,
     register_composer,
 )
+from registry.compose.core_merge import core_merge, module_norms
 from registry.compose.lowrank import dense_truncated, factors_truncated
 from registry.compose.pruning import dare_seed, prune_merge
 from registry.compose.targets import unify
@@ -102,6 +103,19 @@ class LoraComposer(Composer):
             coeffs = grouped_coefficients(entries)
             bs = torch.cat([c * s * bi for c, s, bi in zip(coeffs, scales, b_list, strict=True)], dim=1)
             b, a, report["retained_energy"] = factors_truncated(bs, torch.cat(a_list, dim=0), params.rank)
+        elif params.method == "core_merge":
+            # A generator: one dense delta at a time (core_merge streams over the inputs).
+            streamed = (s * (bi @ ai) for s, bi, ai in zip(scales, b_list, a_list, strict=True))
+            norms = module_norms(params.activation_norms, params.core_criterion, path)
+            merged, report["core"] = core_merge(
+                streamed,
+                [e.weight for e in entries],
+                [e.index for e in entries],
+                params.density or 0.0,
+                None if norms is None else norms.input[None, :],  # score[o, c] uses ||X[:, c]||
+            )
+            assert params.rank is not None  # resolved by the engine for LoRA
+            b, a, report["retained_energy"] = dense_truncated(merged, params.rank)
         else:
             deltas = [s * (bi @ ai) for s, bi, ai in zip(scales, b_list, a_list, strict=True)]
             seeds = [dare_seed(params.seed, path, e.index) for e in entries]

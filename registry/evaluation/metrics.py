@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -11,11 +11,22 @@ from .tokens import Tokenizer
 
 BATCH = 16
 
+# (input_ids, attention_mask) -> logits (batch, seq, vocab): a model, or a decoding-time combination.
+LogitsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Scorer = torch.nn.Module | LogitsFn
+
+
+def logits_fn(model: Scorer) -> LogitsFn:
+    if isinstance(model, torch.nn.Module):
+        return lambda ids, mask: model(input_ids=ids, attention_mask=mask).logits
+    return model
+
 
 def _sequence_logprobs(
-    model: torch.nn.Module, seqs: Sequence[list[int]], starts: Sequence[int], device: torch.device
+    model: Scorer, seqs: Sequence[list[int]], starts: Sequence[int], device: torch.device
 ) -> tuple[list[float], list[int]]:
     """For each sequence: sum of log p(token_t | tokens_<t) for t >= start, and how many tokens that is."""
+    forward = logits_fn(model)
     sums: list[float] = []
     counts: list[int] = []
     for b in range(0, len(seqs), BATCH):
@@ -27,7 +38,7 @@ def _sequence_logprobs(
             ids[i, : len(s)] = torch.tensor(s)
             mask[i, : len(s)] = 1
         ids, mask = ids.to(device), mask.to(device)
-        logits = model(input_ids=ids, attention_mask=mask).logits.float()
+        logits = forward(ids, mask).float()
         logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
         positions = torch.arange(1, width, device=device)[None, :]
         starts_t = torch.tensor(begin, device=device)[:, None].clamp(min=1)
@@ -43,7 +54,7 @@ def _fit(ids: list[int], max_len: int) -> list[int]:
 
 @torch.inference_mode()
 def perplexity(
-    model: torch.nn.Module, tok: Tokenizer, texts: Sequence[str], device: torch.device, max_len: int
+    model: Scorer, tok: Tokenizer, texts: Sequence[str], device: torch.device, max_len: int
 ) -> float:
     seqs = [_fit(tok.encode(t), max_len) for t in texts]
     seqs = [s for s in seqs if len(s) >= 2]
@@ -55,7 +66,7 @@ def perplexity(
 
 @torch.inference_mode()
 def accuracy(
-    model: torch.nn.Module, tok: Tokenizer, rows: Sequence[dict], device: torch.device, max_len: int
+    model: Scorer, tok: Tokenizer, rows: Sequence[dict], device: torch.device, max_len: int
 ) -> float:
     """Each row's label competes with every label seen in the dataset (or the row's `choices`),
     scored as the continuation `text + " " + label`."""

@@ -35,7 +35,7 @@ class Evaluator:
         # One base model is wrapped by one adapter at a time: concurrent tasks must not interleave.
         self._lock = threading.Lock()
 
-    def _run(self, model: torch.nn.Module, requests: list[EvalRequest]) -> dict[str, float]:
+    def _run(self, model: metrics.Scorer, requests: list[EvalRequest]) -> dict[str, float]:
         out: dict[str, float] = {}
         for req in requests:
             if req.metric == "perplexity":
@@ -59,4 +59,17 @@ class Evaluator:
                 return self._run(model, requests)
             finally:
                 # Remove the injected layers without merging, so the next adapter sees the pristine base.
+                self.base = model.unload()
+
+    def evaluate_ensemble(
+        self, adapter_folders: list[Path], weights: list[float], requests: list[EvalRequest]
+    ) -> dict[str, float]:
+        """Metrics of the decoding-time composition base + sum_i w_i (logits_i - base) (decoding.py)."""
+        from .decoding import ensemble_logits, load_ensemble
+
+        with self._lock:
+            model, names = load_ensemble(self.base, adapter_folders)
+            try:
+                return self._run(ensemble_logits(model, names, weights), requests)
+            finally:
                 self.base = model.unload()

@@ -12,8 +12,11 @@ from registry.errors import InvalidInput
 from registry.spec.expression import parse_expression, reduce_expression
 from registry.spec.refs import ADAPTER_NAME_PATTERN, Ref
 
-Method = Literal["linear", "delta_cat", "delta_svd", "ties", "dare_linear", "dare_ties", "magnitude_prune"]
+Method = Literal[
+    "linear", "delta_cat", "delta_svd", "ties", "dare_linear", "dare_ties", "magnitude_prune", "core_merge"
+]
 PRUNING = ("ties", "dare_linear", "dare_ties", "magnitude_prune")
+DENSITY_METHODS = PRUNING + ("core_merge",)
 AdapterName = Annotated[str, Field(pattern=ADAPTER_NAME_PATTERN)]
 
 
@@ -96,7 +99,8 @@ class SearchSpec(_Strict):
 
 
 class OutputSpec(_Strict):
-    kind: Literal["adapter", "merged_model"] = "adapter"
+    # ensemble: decoding-time composition, registered as a recipe (registry/service/ensemble.py)
+    kind: Literal["adapter", "merged_model", "ensemble"] = "adapter"
     aliases: list[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]] = []
 
 
@@ -109,6 +113,11 @@ class CompositionSpec(_Strict):
     density: float | None = Field(default=None, gt=0, le=1)
     majority_sign: Literal["total", "frequency"] = "total"
     seed: int = 0
+    # core_merge (None = magnitude); `calibration`: an evaluation name of this spec or a dataset URI.
+    # Optional fields default to None so that older specs keep their canonical form (and cache key).
+    core_criterion: Literal["magnitude", "importance"] | None = None
+    calibration: str | None = Field(default=None, min_length=1)
+    compare_decoding: bool | None = None  # also evaluate the decoding-time ensemble of the inputs
     expression: str | None = None
     inputs: list[InputSpec] | None = Field(default=None, min_length=1)
     evaluate: list[EvaluationSpec] = []
@@ -141,12 +150,17 @@ class CompositionSpec(_Strict):
             raise SpecFieldError(("expression",), "give exactly one of `expression` or `inputs`")
         if self.method in PRUNING and self.density is None:
             raise SpecFieldError(("density",), f"method {self.method} needs density")
+        if self.method == "core_merge" and self.density is None:
+            raise SpecFieldError(("density",), "method core_merge needs density")
         if self.rank is not None and self.method in ("linear", "delta_cat"):
             raise SpecFieldError(
-                ("rank",), f"rank applies to delta_svd and pruning methods, not {self.method}"
+                ("rank",), f"rank applies to delta_svd, pruning methods and core_merge, not {self.method}"
             )
-        if self.density is not None and self.method not in PRUNING:
-            raise SpecFieldError(("density",), f"density applies to pruning methods, not {self.method}")
+        if self.density is not None and self.method not in DENSITY_METHODS:
+            raise SpecFieldError(
+                ("density",), f"density applies to pruning methods and core_merge, not {self.method}"
+            )
+        self._check_core_and_decoding()
         names = [e.name for e in self.evaluate]
         for i, name in enumerate(names):
             if name in names[:i]:
@@ -171,6 +185,40 @@ class CompositionSpec(_Strict):
                     )
         self.weighted_refs()  # all-zero inputs are an error
         return self
+
+    def _check_core_and_decoding(self) -> None:
+        if self.core_criterion is not None and self.method != "core_merge":
+            raise SpecFieldError(
+                ("core_criterion",), f"core_criterion applies to core_merge, not {self.method}"
+            )
+        if self.core_criterion == "importance" and self.calibration is None:
+            raise SpecFieldError(
+                ("calibration",),
+                "core_criterion importance needs calibration (an evaluation name or dataset)",
+            )
+        if self.calibration is not None and self.core_criterion != "importance":
+            raise SpecFieldError(("calibration",), "calibration applies to core_criterion importance only")
+        if self.core_criterion == "importance" and self.search is not None:
+            raise SpecFieldError(("search",), "lambda search is not supported with core_criterion importance")
+        if self.output.kind == "ensemble":
+            if self.method != "linear" or self.rank is not None or self.density is not None:
+                raise SpecFieldError(
+                    ("method",),
+                    "output kind ensemble combines logits at decoding time: no weight method applies",
+                )
+            if self.compare_decoding:
+                raise SpecFieldError(("compare_decoding",), "an ensemble is already the decoding-time result")
+            if self.search is not None:
+                raise SpecFieldError(("search",), "lambda search is not supported for output kind ensemble")
+        if self.compare_decoding and not self.evaluate:
+            raise SpecFieldError(("compare_decoding",), "compare_decoding needs at least one evaluation")
+
+    def calibration_dataset(self) -> str | None:
+        """The calibration dataset URI: the named evaluation's dataset, else `calibration` itself."""
+        if self.calibration is None:
+            return None
+        named = {e.name: e.dataset for e in self.evaluate}
+        return named.get(self.calibration, self.calibration)
 
     def _all_refs(self) -> set[Ref]:
         if self.expression is not None:
