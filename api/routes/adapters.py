@@ -32,6 +32,9 @@ def list_adapters(
     q: Annotated[str | None, Query(description="text in name, task or description")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
     page_token: Annotated[str | None, Query(description="next_page_token of the previous page")] = None,
+    include_archived: Annotated[
+        bool, Query(description="also adapters whose versions are all archived")
+    ] = False,
 ) -> Page[AdapterView]:
     return service.list_adapters(
         caller.reg,
@@ -42,13 +45,19 @@ def list_adapters(
         query=q,
         limit=limit,
         page_token=page_token,
+        include_archived=include_archived,
     )
 
 
 @router.get("/{ns}/{name}", response_model=AdapterView)
-def show_adapter(caller: Reader, ns: str, name: str) -> AdapterView:
+def show_adapter(
+    caller: Reader,
+    ns: str,
+    name: str,
+    include_archived: Annotated[bool, Query(description="also archived and deleted versions")] = False,
+) -> AdapterView:
     validate_name(f"{ns}/{name}", "name")
-    return service.show_adapter(caller.reg, f"{ns}/{name}")
+    return service.show_adapter(caller.reg, f"{ns}/{name}", include_archived=include_archived)
 
 
 @router.get(VERSION, response_model=VersionView)

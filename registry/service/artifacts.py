@@ -73,6 +73,7 @@ def find_by_digest(reg: Registry, digest: str, *, with_ancestry: bool = True) ->
                     file=version_file[v.id],
                     sha256=digest,
                     ancestry=ancestry,
+                    status=v.status,
                 )
             )
         merged_models = session.scalars(

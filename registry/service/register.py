@@ -224,6 +224,15 @@ def _resolve_or_create_base(
     return base
 
 
+def refuse_deleted(existing: m.AdapterVersion) -> None:
+    """Bytes of a deleted version are not brought back silently (their objects may be collected)."""
+    if existing.status == "deleted":
+        raise Conflict(
+            f"{existing.adapter.full_name}@{existing.version} had these bytes and was deleted; "
+            "register them under another name"
+        )
+
+
 def commit_version(
     session: Session,
     reg: Registry,
@@ -249,6 +258,7 @@ def commit_version(
         )
     )
     if existing is not None:
+        refuse_deleted(existing)
         return existing, False
     latest = session.scalar(
         select(func.max(m.AdapterVersion.version)).where(m.AdapterVersion.adapter_id == adapter.id)
@@ -306,7 +316,10 @@ def _precheck(
                 m.AdapterVersion.adapter_id == adapter.id, m.AdapterVersion.sha256 == ingested.sha256
             )
         )
-        return VersionView.of(existing, aliases_of(session, existing)) if existing else None
+        if existing is None:
+            return None
+        refuse_deleted(existing)
+        return VersionView.of(existing, aliases_of(session, existing))
 
 
 def register_adapter(
