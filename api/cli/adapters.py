@@ -1,28 +1,44 @@
-"""`pemreg adapters add|list|show|download|alias`."""
+"""`pemreg adapters add|list|show|download|alias|tag|describe|deprecate|archive|restore|delete`.
+
+Each command calls `backend()`: this machine's catalog, or a server in remote mode (same output)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
-from registry import service
-from registry.service.views import AdapterView, VersionView
+from registry.errors import InvalidInput
 
-from .deps import registry
+from .backend import backend
 from .output import console, print_json, transfer_progress
+
+if TYPE_CHECKING:
+    from registry.views import AdapterView, VersionView
 
 app = typer.Typer(help="Register, find and fetch adapters.", no_args_is_help=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
+def parse_tags(items: list[str] | None, field: str = "tag") -> dict[str, str]:
+    """`k=v` options (the service's rule, without importing the service)."""
+    tags: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInput(f"{field}: {item!r} is not key=value", field=field)
+        tags[key.strip()] = value.strip()
+    return tags
+
+
 def _version_line(v: VersionView, created: bool | None = None) -> str:
     state = "" if created is None else ("registered " if created else "already registered as ")
     rank = f" r={v.rank}" if v.rank else ""
-    return f"{state}{v.name}@{v.version}  {v.pem_type}{rank}  sha256:{v.sha256[:12]}  {v.size_bytes} bytes"
+    status = "" if v.status == "active" else f"  [{v.status}]"
+    digest = f"sha256:{v.sha256[:12]}"
+    return f"{state}{v.name}@{v.version}  {v.pem_type}{rank}  {digest}  {v.size_bytes} bytes{status}"
 
 
 @app.command("add")
@@ -38,10 +54,9 @@ def add(
     json_out: JsonOpt = False,
 ) -> None:
     """Validate an adapter folder, upload it, and register it as the next version."""
-    tags = service.parse_tags(tag)
+    tags = parse_tags(tag)
     with transfer_progress("uploading") as progress:
-        version, created = service.register_adapter(
-            registry(),
+        version, created = backend().register(
             source,
             name,
             base_model=base_model,
@@ -67,22 +82,27 @@ def list_(
     query: Annotated[str | None, typer.Option("--query", help="text in name, task or description")] = None,
     limit: Annotated[int, typer.Option("--limit")] = 50,
     page_token: Annotated[str | None, typer.Option("--page-token")] = None,
+    include_archived: Annotated[
+        bool, typer.Option("--include-archived", help="also adapters whose versions are all archived")
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """List adapters matching every filter given."""
-    page = service.list_adapters(
-        registry(),
+    page = backend().list_adapters(
         base_model=base_model,
         pem_type=pem_type,
         task=task,
-        tags=service.parse_tags(tag),
+        tags=parse_tags(tag),
         query=query,
         limit=limit,
         page_token=page_token,
+        include_archived=include_archived,
     )
     if json_out:
         print_json(page)
         return
+    from rich.table import Table
+
     table = Table("name", "type", "task", "base model", "latest", "tags")
     for a in page.items:
         tags = " ".join(f"{k}={v}" for k, v in a.tags.items())
@@ -93,12 +113,16 @@ def list_(
 
 
 def _print_adapter(a: AdapterView) -> None:
+    from rich.table import Table
+
     console.print(f"{a.name}  ({a.pem_type}, base {a.base_model}@{a.base_model_revision})", markup=False)
     if a.task or a.description:
         console.print(f"  task: {a.task or '-'}  description: {a.description or '-'}", markup=False)
     if a.tags:
         console.print("  tags: " + " ".join(f"{k}={v}" for k, v in a.tags.items()), markup=False)
-    table = Table("version", "sha256", "rank", "alpha", "dtype", "bytes", "aliases", "created by", "created")
+    table = Table(
+        "version", "sha256", "rank", "alpha", "dtype", "bytes", "aliases", "status", "created by", "created"
+    )
     for v in a.versions or []:
         table.add_row(
             str(v.version),
@@ -108,6 +132,7 @@ def _print_adapter(a: AdapterView) -> None:
             v.dtype,
             str(v.size_bytes),
             ",".join(v.aliases),
+            v.status,
             v.created_by,
             f"{v.created_at:%Y-%m-%d %H:%M}",
         )
@@ -117,11 +142,14 @@ def _print_adapter(a: AdapterView) -> None:
 @app.command("show")
 def show(
     ref: Annotated[str, typer.Argument(help="ns/name (all versions) or ns/name@N|@alias|@sha256:prefix")],
+    include_archived: Annotated[
+        bool, typer.Option("--include-archived", help="also archived and deleted versions")
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Show an adapter with its versions, or one version in full."""
     if "@" in ref:
-        version = service.get_version(registry(), ref)
+        version = backend().get_version(ref)
         if json_out:
             print_json(version)
         else:
@@ -133,18 +161,19 @@ def show(
             console.print(f"  artifact: {version.artifact_uri}", markup=False)
             console.print(f"  aliases: {', '.join(version.aliases) or '-'}", markup=False)
         return
-    adapter = service.show_adapter(registry(), ref)
+    adapter = backend().show_adapter(ref, include_archived=include_archived)
     print_json(adapter) if json_out else _print_adapter(adapter)
 
 
 @app.command("download")
 def download(
     ref: Annotated[str, typer.Argument(help="ns/name[@N|@alias|@sha256:prefix]")],
-    dest: Annotated[Path, typer.Argument(help="Folder to write the adapter files into")],
+    dest: Annotated[Path, typer.Argument(help="Folder to write the adapter files into (new or empty)")],
+    force: Annotated[bool, typer.Option("--force", help="write into a non-empty folder")] = False,
 ) -> None:
     """Download a version's files (each checked against its recorded sha256)."""
     with transfer_progress("downloading") as progress:
-        version, files = service.download_version(registry(), ref, dest, progress=progress)
+        version, files = backend().download(ref, dest, force=force, progress=progress)
     console.print(
         f"{version.name}@{version.version} -> {dest} ({len(files)} files, sha256 verified)", markup=False
     )
@@ -152,9 +181,77 @@ def download(
 
 @app.command("alias")
 def alias(
-    ref: Annotated[str, typer.Argument(help="ns/name@N (the version to point at)")],
+    ref: Annotated[str, typer.Argument(help="ns/name@N (the version to point at); ns/name with --delete")],
     name: Annotated[str, typer.Argument(help="alias, e.g. prod")],
+    delete: Annotated[bool, typer.Option("--delete", help="remove the alias instead")] = False,
 ) -> None:
-    """Point an alias at a version (moves it if it exists; recorded in the audit log)."""
-    version = service.set_alias(registry(), ref, name)
+    """Point an alias at a version (moves it if it exists), or remove it; recorded in the audit log."""
+    if delete:
+        full_name = ref.partition("@")[0]
+        was = backend().delete_alias(full_name, name)
+        console.print(f"{full_name}@{name} removed (pointed at version {was})", markup=False)
+        return
+    version = backend().set_alias(ref, name)
     console.print(f"{version.name}@{name} -> version {version.version}", markup=False)
+
+
+def _status_command(transition: str, doc: str) -> None:
+    def command(
+        ref: Annotated[str, typer.Argument(help="ns/name@N (or @alias, @sha256:prefix)")],
+        json_out: JsonOpt = False,
+    ) -> None:
+        version = backend().set_status(ref, transition)
+        print_json(version) if json_out else console.print(
+            f"{version.name}@{version.version} is {version.status}", markup=False
+        )
+
+    command.__doc__ = doc
+    app.command(transition)(command)
+
+
+_status_command("deprecate", "Mark a version deprecated: still usable; compositions using it warn.")
+_status_command("archive", "Archive a version: skipped by `latest` and default listings; @N still names it.")
+_status_command("restore", "Make a deprecated or archived version active again.")
+
+
+@app.command("delete")
+def delete(
+    ref: Annotated[str, typer.Argument(help="ns/name@N: the version to delete")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
+) -> None:
+    """Delete a version (admin): refused while other versions descend from it. Lineage and audit keep
+    its digest; its files are removed by `pemreg gc` after the grace period."""
+    if not yes and not typer.confirm(f"delete {ref}?", err=True):
+        raise typer.Exit(1)
+    version = backend().delete_version(ref)
+    console.print(f"{version.name}@{version.version} deleted (sha256:{version.sha256[:12]})", markup=False)
+
+
+@app.command("tag")
+def tag(
+    name: Annotated[str, typer.Argument(help="ns/name")],
+    tags: Annotated[list[str] | None, typer.Argument(help="key=value to set")] = None,
+    remove: Annotated[
+        list[str] | None, typer.Option("--remove", help="tag key to remove, repeatable")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Set or remove an adapter's tags (other tags are kept)."""
+    changes: dict[str, str | None] = {**parse_tags(tags), **{k: None for k in remove or []}}
+    if not changes:
+        raise typer.BadParameter("give key=value to set or --remove KEY", param_hint="TAGS")
+    adapter = backend().update_adapter(name.partition("@")[0], tags=changes, description=None)
+    print_json(adapter) if json_out else console.print(
+        f"{adapter.name} tags: " + (" ".join(f"{k}={v}" for k, v in adapter.tags.items()) or "-"),
+        markup=False,
+    )
+
+
+@app.command("describe")
+def describe(
+    name: Annotated[str, typer.Argument(help="ns/name")],
+    description: Annotated[str, typer.Argument(help='the new description ("" clears it)')],
+) -> None:
+    """Replace an adapter's description."""
+    adapter = backend().update_adapter(name.partition("@")[0], tags=None, description=description)
+    console.print(f"{adapter.name}: {adapter.description or '(no description)'}", markup=False)

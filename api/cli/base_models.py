@@ -5,11 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from registry import service
-
-from .deps import registry
+from .backend import backend
 from .output import console, print_json
 
 app = typer.Typer(help="Base models adapters belong to.", no_args_is_help=True)
@@ -22,7 +19,7 @@ def add(
     revision: Annotated[str, typer.Option("--revision")] = "main",
     sha256: Annotated[str | None, typer.Option("--sha256", help="digest of the weights, if known")] = None,
 ) -> None:
-    view, created = service.add_base_model(registry(), name, source=source, revision=revision, sha256=sha256)
+    view, created = backend().add_base_model(name, source=source, revision=revision, sha256=sha256)
     state = "registered" if created else "already registered:"
     console.print(
         f"{state} {view.name}@{view.revision} ({view.architecture or 'architecture unknown'})", markup=False
@@ -31,10 +28,12 @@ def add(
 
 @app.command("list")
 def list_(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
-    rows = service.list_base_models(registry())
+    rows = backend().list_base_models()
     if json_out:
         print_json(rows)
         return
+    from rich.table import Table
+
     table = Table("name", "revision", "architecture", "source")
     for r in rows:
         table.add_row(r.name, r.revision, r.architecture or "", r.source)
