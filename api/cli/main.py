@@ -48,6 +48,9 @@ def build(command: str | None = None) -> typer.Typer:
     app = typer.Typer(
         name="pemreg", help=HELP, no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False
     )
+    # A callback keeps `pemreg` a command group even when only one command is loaded (Typer would
+    # otherwise run that single command as the program itself).
+    app.callback()(_group)
     known = command in SUBAPPS or command in COMMANDS
     for cli_name, module in SUBAPPS.items():
         if not known or command == cli_name:
@@ -57,6 +60,10 @@ def build(command: str | None = None) -> typer.Typer:
         if module in wanted:
             _module(module).register(app)
     return app
+
+
+def _group() -> None:
+    pass
 
 
 def _module(name: str) -> Any:
