@@ -98,6 +98,13 @@ def test_readme_catalog_tour_in_remote_mode(
     assert "invalid" in _fails({**env, "PEMREG_API_KEY": "pemreg_00000000_wrong"}, "adapters", "list")
     assert list(home.iterdir()) == []  # no local catalog, store or config was made
 
+    spec = tmp_path / "merge.yaml"
+    spec.write_text(
+        "name: tour/math-twice\nmethod: delta_cat\nexpression: '0.5 * tour/math@1 + 0.5 * tour/math@1'\n"
+    )
+    assert "nothing composed (dry run)" in _ok(env, "compose", str(spec), "--dry-run")
+    assert json.loads(_ok(env, "compositions", "list", "--json")) == []
+
     # Same output as local mode, against the same catalog and store.
     local = clean_env(**live_server.server_env)
     local.update(PEMREG_HOME=str(tmp_path / "local-home"), COLUMNS="200")
@@ -107,6 +114,7 @@ def test_readme_catalog_tour_in_remote_mode(
         ("adapters", "list", "--json"),
         ("lineage", "tour/math@1", "--format", "json"),
         ("audit", f"sha256:{digest}"),
+        ("compose", str(spec), "--dry-run"),
     ):
         assert _ok(env, *args) == _ok(local, *args), args
 

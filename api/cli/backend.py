@@ -14,6 +14,7 @@ from . import remote
 
 if TYPE_CHECKING:
     from registry.client import Client
+    from registry.client.models import Composition
     from registry.service import Registry
     from registry.views import (
         AdapterView,
@@ -262,6 +263,23 @@ class RemoteBackend:
 
     def list_keys(self) -> list[KeyView]:
         return self.client.list_keys()
+
+    # Compositions run on the server: submit, validate (dry run), poll. api/cli/remote_compose.py uses
+    # these in remote mode; the local compose command keeps its Prefect paths.
+    def validate(self, spec_file: Path) -> dict[str, Any]:
+        return self.client.validate(spec_file)
+
+    def compose(self, spec_file: Path) -> Composition:
+        return self.client.compose(spec_file)
+
+    def get_composition(self, composition_id: str) -> Composition:
+        return self.client.get_composition(composition_id)
+
+    def list_compositions(self, *, status: str | None, limit: int) -> list[Composition]:
+        return self.client.list_compositions(status=status, limit=limit)
+
+    def wait(self, composition_id: str, on_update: Callable[[Composition], None]) -> Composition:
+        return self.client.wait(composition_id, on_update=on_update)
 
 
 @lru_cache(maxsize=1)

@@ -58,6 +58,8 @@ def build(command: str | None = None) -> typer.Typer:
     wanted = MODULE_ORDER if not known else (COMMANDS.get(command or ""),)
     for module in MODULE_ORDER:
         if module in wanted:
+            if module == "compose" and remote.current() is not None:
+                module = "remote_compose"  # compose / compositions through the server's API
             _module(module).register(app)
     return app
 
