@@ -86,6 +86,10 @@ def __getattr__(name: str) -> Any:
 
 
 def main() -> None:
+    # pydantic looks up plugins through every installed distribution's entry points on first use
+    # (importlib.metadata: tens of ms with torch, prefect and their dependencies installed); the CLI
+    # uses none. Still overridable by setting the variable.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # transformers 5.23 deprecation raised inside peft; says nothing actionable to a pemreg user.
     warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated")
@@ -112,7 +116,8 @@ def main() -> None:
     except Exception as exc:  # an unexpected failure is still one line; PEMREG_DEBUG=1 shows the traceback
         if os.environ.get("PEMREG_DEBUG"):
             raise
-        err_console.print(f"error: {type(exc).__name__}: {exc}", markup=False, soft_wrap=True)
+        first = (str(exc).strip().splitlines() or [""])[0]  # e.g. a database error carries its SQL after
+        err_console.print(f"error: {type(exc).__name__}: {first}", markup=False, soft_wrap=True)
         sys.exit(1)
 
 

@@ -8,27 +8,27 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from pydantic import BaseModel
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
 
+def _plain(value: Any) -> Any:
+    # Duck-typed pydantic check: importing pydantic here would cost every command its import time.
+    return value.model_dump(mode="json") if hasattr(value, "model_dump") else value
+
+
 def print_json(value: Any) -> None:
-    if isinstance(value, BaseModel):
-        data = value.model_dump(mode="json")
-    elif isinstance(value, list):
-        data = [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value]
-    else:
-        data = value
+    data = [_plain(v) for v in value] if isinstance(value, list) else _plain(value)
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
 @contextmanager
 def transfer_progress(verb: str) -> Iterator[Callable[[str, int], Callable[[int], None]]]:
     """Yields a factory: (filename, total bytes) -> callback(bytes just transferred)."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
     with Progress(
         TextColumn(f"{verb} {{task.description}}"),
         BarColumn(),
