@@ -12,7 +12,7 @@ from .output import console, print_json
 if TYPE_CHECKING:
     from rich.tree import Tree
 
-    from registry.views import LineageGraph
+    from registry.views import LineageEdgeView, LineageGraph
 
 
 def _tree(graph: LineageGraph) -> Tree:
@@ -23,16 +23,16 @@ def _tree(graph: LineageGraph) -> Tree:
     gone = {f"{n.name}@{n.version}": n.sha256 for n in graph.nodes if n.status == "deleted"}
 
     def label(node: str) -> str:
-        return f"{node} [deleted, sha256:{gone[node][:12]}]" if node in gone else node
+        return f"{node} (deleted, sha256:{gone[node][:12]})" if node in gone else node
 
-    follow = {}
+    follow: dict[str, list[tuple[str, LineageEdgeView]]] = {}
     for e in graph.edges:
         near, far = (e.child, e.parent) if graph.direction == "up" else (e.parent, e.child)
         follow.setdefault(near, []).append((far, e))
     root = Tree(label(graph.root), highlight=False)
 
-    def grow(node: Tree, label: str, seen: frozenset[str]) -> None:
-        for far, edge in sorted(follow.get(label, [])):
+    def grow(node: Tree, near: str, seen: frozenset[str]) -> None:
+        for far, edge in sorted(follow.get(near, []), key=lambda pair: pair[0]):
             branch = node.add(f"{label(far)}  ({edge.operator}, weight {edge.weight:+g})")
             if far not in seen:
                 grow(branch, far, seen | {far})
