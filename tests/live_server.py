@@ -64,7 +64,14 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
 def live_server(
     pg_url: str, s3_service: S3Service, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp("server")
+    yield from run_server(pg_url, s3_service, tmp_path_factory.mktemp("server"))
+
+
+def run_server(
+    pg_url: str, s3_service: S3Service, tmp: Path, home: Path | None = None, **env_extra: str
+) -> Iterator[Server]:
+    """`home`: the server's PEMREG_HOME (e.g. one whose warm Prefect server runs); env_extra: PEMREG_*."""
+    home = home or tmp / "home"
     client = s3_service.client()
     try:
         client.head_bucket(Bucket=s3_service.bucket)
@@ -72,7 +79,7 @@ def live_server(
         client.create_bucket(Bucket=s3_service.bucket)
     store_url = f"s3://{s3_service.bucket}/{tmp.name}"
     settings: Settings = s3_service.settings(
-        home=tmp / "home", database_url=pg_url, store_url=store_url, principal="setup"
+        home=home, database_url=pg_url, store_url=store_url, principal="setup"
     )
     upgrade(pg_url)
     reg = Registry(settings)
@@ -80,7 +87,7 @@ def live_server(
     keys = {role: create_key(reg, f"{role}-key", role) for role in ROLES}
     port = free_port()
     env = clean_env(
-        **s3_service.settings_env(store_url), PEMREG_DATABASE_URL=pg_url, PEMREG_HOME=str(tmp / "home")
+        **s3_service.settings_env(store_url), PEMREG_DATABASE_URL=pg_url, PEMREG_HOME=str(home), **env_extra
     )
     log = tmp / "serve.log"
     with log.open("wb") as out:
