@@ -253,6 +253,14 @@ class RemoteBackend:
     def add_base_model(
         self, name: str, *, source: str, revision: str, sha256: str | None
     ) -> tuple[BaseModelView, bool]:
+        if source.startswith((".", "/", "~")) or Path(source).expanduser().exists():
+            from registry.errors import InvalidInput
+
+            raise InvalidInput(
+                f"source: {source} is a folder on this machine, which the server cannot read; "
+                "upload it to s3:// (or give a hub id) and register that",
+                field="source",
+            )
         return self.client.add_base_model(name, source=source, revision=revision, sha256=sha256)
 
     def create_key(self, name: str, role: str) -> str:
