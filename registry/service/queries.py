@@ -88,8 +88,11 @@ def list_adapters(
         .order_by(m.Adapter.namespace, m.Adapter.name)
         .limit(limit + 1)
     )
-    if not include_archived:
-        stmt = stmt.where(latest.is_not(None))
+    if not include_archived:  # hide adapters that have versions, all archived or deleted
+        # A correlated max() (an index probe per row), not NOT EXISTS, which PostgreSQL may plan as a
+        # hashed scan of every version.
+        any_version = _latest_version(m.VERSION_STATUSES)
+        stmt = stmt.where(or_(latest.is_not(None), any_version.is_(None)))
     if base_model:
         name, _, revision = base_model.partition("@")
         cond = [m.BaseModel.name == name] + ([m.BaseModel.revision == revision] if revision else [])
