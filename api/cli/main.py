@@ -95,11 +95,13 @@ def main() -> None:
     warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated")
     try:
         command = _command(sys.argv[1:])
-        if command in remote.SERVER_ONLY or (command == "compositions" and "reconcile" in sys.argv):
+        reconcile = command == "compositions" and "reconcile" in sys.argv
+        if command in remote.SERVER_ONLY or reconcile:
             server = remote.current()
             if server is not None:
+                label = "compositions reconcile" if reconcile else command
                 err_console.print(
-                    f"error: `pemreg {command}` runs on the server, not through its API; this CLI is in "
+                    f"error: `pemreg {label}` runs on the server, not through its API; this CLI is in "
                     f"remote mode ({server.url}, from {server.source}); `pemreg logout` / unset PEMREG_URL "
                     "for local mode",
                     markup=False,
