@@ -12,12 +12,13 @@ from registry.settings import Settings, get_settings
 
 from . import errors, web
 from .middleware import RequestIdMiddleware
-from .routes import adapters, audit, base_models, compositions, downloads, health, keys, register
+from .routes import adapters, audit, base_models, compositions, downloads, health, keys, lifecycle, register
 
 DESCRIPTION = """Catalog, lineage and artifacts of LoRA / (IA)3 adapters.
 
 Send `Authorization: Bearer <key>` (from `pemreg keys create`). Roles: reader (GET), writer (+ register,
-alias, compose), admin (+ keys). Errors are `{"detail": ..., "field": ..., "request_id": ...}`."""
+alias, compose, deprecate/archive/restore, tags), admin (+ keys, delete). Errors are
+`{"detail": ..., "field": ..., "request_id": ...}`."""
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -25,7 +26,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.registry = Registry(settings or get_settings())
     errors.install(app)
     app.add_middleware(RequestIdMiddleware)
-    for module in (health, base_models, adapters, register, downloads, compositions, audit, keys):
+    for module in (health, base_models, adapters, lifecycle, register, downloads, compositions, audit, keys):
         app.include_router(module.router)
     web.mount(app)  # the catalog pages at / (same auth, keys checked per request)
     return app

@@ -94,6 +94,19 @@ class AliasIn(Strict):
     version: int = Field(ge=1, le=2**31 - 1, description="the version number the alias points at")
 
 
+class AliasDeleted(BaseModel):
+    name: str
+    alias: str
+    version: int = Field(description="the version the alias pointed at")
+
+
+class AdapterPatch(Strict):
+    tags: dict[str, str | None] | None = Field(
+        default=None, description="tags to set; a null value removes that tag; others are kept"
+    )
+    description: str | None = Field(default=None, max_length=10_000, description='replaces it; "" clears')
+
+
 class KeyIn(Strict):
     name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")
     role: Role

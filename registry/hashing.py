@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from .errors import InvalidInput
+from .paths import user_path
+
 CHUNK = 1024 * 1024
 
 
@@ -18,3 +21,16 @@ def sha256_file(path: Path) -> str:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def digest_of(target: str) -> str:
+    """`pemreg audit`'s argument: a file path (hashed here) or `sha256:HEX` (a full 64-digit digest)."""
+    if target.startswith("sha256:"):
+        digest = target.removeprefix("sha256:").lower()
+        if len(digest) != 64 or not set(digest) <= set("0123456789abcdef"):
+            raise InvalidInput(f"{target!r}: a sha256 digest has 64 hex digits", field="sha256")
+        return digest
+    path = user_path(target)
+    if not path.is_file():
+        raise InvalidInput(f"{target}: no such file (give a file or sha256:HEX)", field="file")
+    return sha256_file(path)

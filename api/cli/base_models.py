@@ -6,9 +6,7 @@ from typing import Annotated
 
 import typer
 
-from registry import service
-
-from .deps import registry
+from .backend import backend
 from .output import console, id_table, print_json, print_table
 
 app = typer.Typer(help="Base models adapters belong to.", no_args_is_help=True)
@@ -24,7 +22,7 @@ def add(
     sha256: Annotated[str | None, typer.Option("--sha256", help="digest of the weights, if known")] = None,
 ) -> None:
     """Register a base model (its architecture is read from the source's config.json when reachable)."""
-    view, created = service.add_base_model(registry(), name, source=source, revision=revision, sha256=sha256)
+    view, created = backend().add_base_model(name, source=source, revision=revision, sha256=sha256)
     state = "registered" if created else "already registered:"
     console.print(
         f"{state} {view.name}@{view.revision} ({view.architecture or 'architecture unknown'})", markup=False
@@ -34,7 +32,7 @@ def add(
 @app.command("list")
 def list_(json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """List registered base models."""
-    rows = service.list_base_models(registry())
+    rows = backend().list_base_models()
     if json_out:
         print_json(rows)
         return

@@ -3,29 +3,38 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.tree import Tree
 
-from registry import service
-from registry.service.views import LineageGraph
-
-from .deps import registry
+from .backend import backend
 from .output import console, print_json
+
+if TYPE_CHECKING:
+    from rich.tree import Tree
+
+    from registry.views import LineageEdgeView, LineageGraph
 
 
 def _tree(graph: LineageGraph) -> Tree:
-    """Render the DAG as a tree from the root; a node reached twice is printed under each parent."""
-    follow = {}
+    """Render the DAG as a tree from the root; a node reached twice is printed under each parent.
+    A deleted version stays in the tree, marked, with its digest."""
+    from rich.tree import Tree
+
+    gone = {f"{n.name}@{n.version}": n.sha256 for n in graph.nodes if n.status == "deleted"}
+
+    def label(node: str) -> str:
+        return f"{node} (deleted, sha256:{gone[node][:12]})" if node in gone else node
+
+    follow: dict[str, list[tuple[str, LineageEdgeView]]] = {}
     for e in graph.edges:
         near, far = (e.child, e.parent) if graph.direction == "up" else (e.parent, e.child)
         follow.setdefault(near, []).append((far, e))
-    root = Tree(graph.root)
+    root = Tree(label(graph.root), highlight=False)
 
-    def grow(node: Tree, label: str, seen: frozenset[str]) -> None:
-        for far, edge in sorted(follow.get(label, [])):
-            branch = node.add(f"{far}  ({edge.operator}, weight {edge.weight:+g})")
+    def grow(node: Tree, near: str, seen: frozenset[str]) -> None:
+        for far, edge in sorted(follow.get(near, []), key=lambda pair: pair[0]):
+            branch = node.add(f"{label(far)}  ({edge.operator}, weight {edge.weight:+g})")
             if far not in seen:
                 grow(branch, far, seen | {far})
 
@@ -51,7 +60,7 @@ def lineage(
     """Ancestors (default) or descendants of a version, with operator and weight on each edge."""
     if fmt not in ("tree", "json", "dot"):
         raise typer.BadParameter("must be tree, json or dot", param_hint="--format")
-    graph = service.lineage(registry(), ref, direction="down" if down else "up", depth=depth)
+    graph = backend().lineage(ref, direction="down" if down else "up", depth=depth)
     if fmt == "json":
         print_json(graph)
     elif fmt == "dot":
@@ -65,15 +74,18 @@ def audit(
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Which registered object this file is, and its full ancestry with operators and weights."""
-    digest = service.digest_of(target)
-    matches = service.find_by_digest(registry(), digest)
+    from registry.hashing import digest_of
+
+    digest = digest_of(target)
+    matches = backend().find_by_digest(digest)
     if json_out:
         print_json(matches)
         return
     for match in matches:
         label = f"{match.name}@{match.version}" if match.version is not None else match.name
+        state = f" ({match.status})" if match.status not in (None, "active") else ""
         console.print(
-            f"sha256:{digest} is {match.file} of {match.kind.replace('_', ' ')} {label}", markup=False
+            f"sha256:{digest} is {match.file} of {match.kind.replace('_', ' ')} {label}{state}", markup=False
         )
         if match.ancestry and match.ancestry.edges:
             console.print(_tree(match.ancestry))
@@ -90,7 +102,7 @@ def audit_log(
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Recent audit events (registrations, alias moves, keys, compositions)."""
-    events = service.list_events(registry(), subject=subject, actor=actor, limit=limit)
+    events = backend().list_events(subject=subject, actor=actor, limit=limit)
     if json_out:
         print_json(events)
         return

@@ -1,4 +1,4 @@
-"""`pemreg keys create|revoke`."""
+"""`pemreg keys create|revoke|list`."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from typing import Annotated
 
 import typer
 
-from registry.service.keys import ROLES, create_key, revoke_key
+from .backend import backend
+from .output import console, err_console, print_json
 
-from .deps import registry
-from .output import console, err_console
+ROLES = ("reader", "writer", "admin")  # = registry.service.keys.ROLES (that module imports SQLAlchemy)
 
 app = typer.Typer(help="API keys for the REST API.", no_args_is_help=True)
 
@@ -23,7 +23,7 @@ def create(
 
     Locally (no PEMREG_URL) this needs no key: whoever can open the catalog database owns it, so
     `pemreg keys create --name me --role admin` is how to get an admin key on an initialised home."""
-    secret = create_key(registry(), name, role)
+    secret = backend().create_key(name, role)
     err_console.print(f"created {role} key {name!r}; store it now, it is not shown again", markup=False)
     console.print(secret, markup=False)
 
@@ -31,5 +31,21 @@ def create(
 @app.command("revoke")
 def revoke(name: Annotated[str, typer.Argument(help="the key's name")]) -> None:
     """Revoke a key: requests with it get 401 from then on."""
-    revoke_key(registry(), name)
+    backend().revoke_key(name)
     console.print(f"revoked {name}", markup=False)
+
+
+@app.command("list")
+def list_(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Every key with its role and dates (admin in remote mode); never the secrets."""
+    keys = backend().list_keys()
+    if json_out:
+        print_json(keys)
+        return
+    from rich.table import Table
+
+    table = Table("name", "role", "created by", "created", "revoked")
+    for k in keys:
+        revoked = f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "-"
+        table.add_row(k.name, k.role, k.created_by, f"{k.created_at:%Y-%m-%d %H:%M}", revoked)
+    console.print(table)

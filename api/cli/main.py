@@ -1,37 +1,91 @@
-"""`pemreg`: the command-line shell over the service layer. Exit 0 ok, 1 error (one line), 2 usage."""
+"""`pemreg`: the command-line shell over the service layer. Exit 0 ok, 1 error (one line), 2 usage.
+
+Commands are grouped in modules that are imported only when their command runs: `pemreg adapters list`
+loads neither the composition engine, Prefect nor Alembic. `--help`, completion and an unknown
+command load all of them. In remote mode (`pemreg login`, or PEMREG_URL) catalog commands go through
+the REST API and server-only commands refuse with one line.
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
 import warnings
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from registry.errors import RegistryError
 
-from . import adapters, base_models, catalog, compose, keys, serve, setup
+from . import remote
 from .output import console, err_console
 
-app = typer.Typer(
-    name="pemreg",
-    help="PEM Registry: catalog and compose parameter-efficient modules (LoRA, (IA)3).",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    # --install-completion / --show-completion for bash, zsh, fish, PowerShell
-    add_completion=True,
-    # help text is plain text: refs like ns/name[@N|@alias] must not be read as Rich markup
-    rich_markup_mode=None,
-)
-app.add_typer(adapters.app, name="adapters")
-app.add_typer(base_models.app, name="base-models")
-app.add_typer(keys.app, name="keys")
-setup.register(app)
-catalog.register(app)
-compose.register(app)
-serve.register(app)
+HELP = "PEM Registry: catalog and compose parameter-efficient modules (LoRA, (IA)3)."
+
+# Top-level command -> the module that registers it (`register(app)`, or a Typer sub-app `app`).
+SUBAPPS = {"adapters": "adapters", "base-models": "base_models", "keys": "keys"}
+COMMANDS = {
+    "init": "setup",
+    "demo": "setup",
+    "lineage": "catalog",
+    "audit": "catalog",
+    "audit-log": "catalog",
+    "compose": "compose",
+    "compositions": "compose",
+    "worker": "compose",
+    "prefect-server": "compose",
+    "serve": "serve",
+    "login": "login",
+    "logout": "login",
+}
+MODULE_ORDER = ("setup", "catalog", "compose", "serve", "login")  # as `pemreg --help` lists them
+
+
+def build(command: str | None = None) -> typer.Typer:
+    """The app with `command`'s module only, or with every module when command is None / unknown."""
+    app = typer.Typer(
+        name="pemreg",
+        help=HELP,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        # --install-completion / --show-completion for bash, zsh, fish, PowerShell
+        add_completion=True,
+        # help text is plain text: refs like ns/name[@N|@alias] must not be read as Rich markup
+        rich_markup_mode=None,
+    )
+    # The callback (--version) also keeps `pemreg` a command group when only one command is loaded
+    # (Typer would otherwise run that single command as the program itself).
+    app.callback()(root)
+    known = command in SUBAPPS or command in COMMANDS
+    for cli_name, module in SUBAPPS.items():
+        if not known or command == cli_name:
+            app.add_typer(_module(module).app, name=cli_name)
+    wanted = MODULE_ORDER if not known else (COMMANDS.get(command or ""),)
+    for module in MODULE_ORDER:
+        if module in wanted:
+            if module == "compose" and remote.current() is not None:
+                module = "remote_compose"  # compose / compositions through the server's API
+            _module(module).register(app)
+    return app
+
+
+def _module(name: str) -> Any:
+    return importlib.import_module(f"{__package__}.{name}")
+
+
+def _command(argv: list[str]) -> str | None:
+    """The first word that is not an option, unless completion or help of the whole app is asked."""
+    if any(k.endswith("_COMPLETE") for k in os.environ):
+        return None
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":  # the whole app, for tools and tests that import it
+        return build()
+    raise AttributeError(name)
 
 
 def _print_version(value: bool) -> None:
@@ -45,7 +99,6 @@ def _print_version(value: bool) -> None:
     raise typer.Exit()
 
 
-@app.callback()
 def root(
     version: Annotated[
         bool,
@@ -61,11 +114,29 @@ def root(
 
 
 def main() -> None:
+    # pydantic looks up plugins through every installed distribution's entry points on first use
+    # (importlib.metadata: tens of ms with torch, prefect and their dependencies installed); the CLI
+    # uses none. Still overridable by setting the variable.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # transformers 5.23 deprecation raised inside peft; says nothing actionable to a pemreg user.
     warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated")
     try:
-        app()
+        command = _command(sys.argv[1:])
+        reconcile = command == "compositions" and "reconcile" in sys.argv
+        if command in remote.SERVER_ONLY or reconcile:
+            server = remote.current()
+            if server is not None:
+                label = "compositions reconcile" if reconcile else command
+                err_console.print(
+                    f"error: `pemreg {label}` runs on the server, not through its API; this CLI is in "
+                    f"remote mode ({server.url}, from {server.source}); `pemreg logout` / unset PEMREG_URL "
+                    "for local mode",
+                    markup=False,
+                    soft_wrap=True,
+                )
+                sys.exit(1)
+        build(command)()
     except RegistryError as exc:
         err_console.print(f"error: {one_line(str(exc))}", markup=False, soft_wrap=True)
         sys.exit(1)

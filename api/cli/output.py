@@ -6,30 +6,31 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
 from rich.console import Console
-from rich.measure import Measurement
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
-from rich.table import Table
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
 
+def _plain(value: Any) -> Any:
+    # Duck-typed pydantic check: importing pydantic here would cost every command its import time.
+    return value.model_dump(mode="json") if hasattr(value, "model_dump") else value
+
+
 def print_json(value: Any) -> None:
-    if isinstance(value, BaseModel):
-        data = value.model_dump(mode="json")
-    elif isinstance(value, list):
-        data = [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value]
-    else:
-        data = value
+    data = [_plain(v) for v in value] if isinstance(value, list) else _plain(value)
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
 def id_table(*ids: str, columns: tuple[str, ...] = ()) -> Table:
     """A table whose `ids` columns (names, refs, digests) never wrap; the others wrap at words."""
+    from rich.table import Table
+
     table = Table()
     for title in ids:
         table.add_column(title, no_wrap=True)
@@ -40,6 +41,8 @@ def id_table(*ids: str, columns: tuple[str, ...] = ()) -> Table:
 
 def _min_width(table: Table) -> int:
     """Narrowest width that keeps every no-wrap cell whole and every other cell's longest word."""
+    from rich.measure import Measurement
+
     opts = console.options.update_width(100_000)
     total = len(table.columns) + 1 if table.box else 0  # vertical rules
     for column in table.columns:
@@ -69,6 +72,8 @@ def print_table(table: Table) -> None:
 @contextmanager
 def transfer_progress(verb: str) -> Iterator[Callable[[str, int], Callable[[int], None]]]:
     """Yields a factory: (filename, total bytes) -> callback(bytes just transferred)."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
     with Progress(
         TextColumn(f"{verb} {{task.description}}"),
         BarColumn(),

@@ -39,9 +39,12 @@ def list_adapters(
             json_schema_extra={"pattern": "^[A-Za-z0-9_-]{0,1024}$"},
         ),
     ] = None,
+    include_archived: Annotated[
+        bool, Query(description="also adapters whose versions are all archived")
+    ] = False,
 ) -> Page[AdapterView]:
     try:
-        return _list(caller, base_model, pem_type, task, tag, q, limit, page_token)
+        return _list(caller, base_model, pem_type, task, tag, q, limit, page_token, include_archived)
     except InvalidInput as exc:
         if exc.field != "page_token":
             raise
@@ -62,6 +65,7 @@ def _list(
     q: str | None,
     limit: int,
     page_token: str | None,
+    include_archived: bool,
 ) -> Page[AdapterView]:
     return service.list_adapters(
         caller.reg,
@@ -72,13 +76,19 @@ def _list(
         query=q,
         limit=limit,
         page_token=page_token,
+        include_archived=include_archived,
     )
 
 
 @router.get("/{ns}/{name}", response_model=AdapterView)
-def show_adapter(caller: Reader, ns: Namespace, name: Name) -> AdapterView:
+def show_adapter(
+    caller: Reader,
+    ns: Namespace,
+    name: Name,
+    include_archived: Annotated[bool, Query(description="also archived and deleted versions")] = False,
+) -> AdapterView:
     validate_name(f"{ns}/{name}", "name")
-    return service.show_adapter(caller.reg, f"{ns}/{name}")
+    return service.show_adapter(caller.reg, f"{ns}/{name}", include_archived=include_archived)
 
 
 @router.get(VERSION, response_model=VersionView)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
 
 from api.deps import Admin
 from api.errors import ERROR_RESPONSES
 from api.schemas import KeyCreated, KeyIn
 from registry.service.keys import create_key, revoke_key
+from registry.service.lifecycle import list_keys
+from registry.service.views import KeyView
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"], responses=ERROR_RESPONSES)
 
@@ -15,6 +19,14 @@ router = APIRouter(prefix="/v1/keys", tags=["keys"], responses=ERROR_RESPONSES)
 @router.post("", status_code=201, response_model=KeyCreated)
 def create(caller: Admin, body: KeyIn) -> KeyCreated:
     return KeyCreated(name=body.name, role=body.role, key=create_key(caller.reg, body.name, body.role))
+
+
+@router.get("", response_model=list[KeyView])
+def list_(
+    caller: Admin, include_revoked: Annotated[bool, Query(description="also revoked keys")] = True
+) -> list[KeyView]:
+    """Names, roles and dates; never the secrets."""
+    return list_keys(caller.reg, include_revoked=include_revoked)
 
 
 @router.delete("/{name}", status_code=204, response_class=Response)

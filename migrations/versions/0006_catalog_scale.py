@@ -1,7 +1,7 @@
 """catalog at scale: tag filters served by an index-only scan
 
 Revision ID: 0006
-Revises: 0002
+Revises: 0005
 Create Date: 2026-11-25 06:30:00.000000
 
 `adapter_tags (key, value)` becomes `(key, value, adapter_id)`: a `tag=key:value` filter then reads
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0006"
-down_revision: str | None = "0002"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -126,11 +126,17 @@ class AdapterTag(Base):
     value: Mapped[str] = mapped_column(String(512))
 
 
+# Version lifecycle (registry.service.lifecycle). A deleted version keeps its row, so lineage edges and
+# the audit trail still name its digest; its objects become garbage for `pemreg gc` after a grace period.
+VERSION_STATUSES = ("active", "deprecated", "archived", "deleted")
+
+
 class AdapterVersion(Base):
     __tablename__ = "adapter_versions"
     __table_args__ = (
         UniqueConstraint("adapter_id", "version"),
         UniqueConstraint("adapter_id", "sha256"),
+        CheckConstraint("status IN ('active', 'deprecated', 'archived', 'deleted')", name="status"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -149,6 +155,10 @@ class AdapterVersion(Base):
     artifact_uri: Mapped[str] = mapped_column(Text)
     created_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
+    status_changed_by: Mapped[str | None] = mapped_column(String(128))
+    status_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # gc's grace clock
 
     adapter: Mapped[Adapter] = relationship(lazy="joined")
 

@@ -5,28 +5,13 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from ..catalog import models as m
-from ..errors import InvalidInput, NotFound
-from ..hashing import sha256_file
-from ..paths import user_path
+from ..errors import NotFound
+from ..hashing import digest_of  # noqa: F401 - re-exported: registry.service.digest_of
 from .context import Registry
 from .lineage import MAX_DEPTH, walk
 from .views import ArtifactMatch
 
-HEX = set("0123456789abcdef")
 WEIGHTS_FILE = "adapter_model.safetensors"  # = registry.ingest.WEIGHTS_FILE (that module imports torch)
-
-
-def digest_of(target: str) -> str:
-    """A file path (hashed here) or `sha256:HEX` (a full 64-digit digest)."""
-    if target.startswith("sha256:"):
-        digest = target.removeprefix("sha256:").lower()
-        if len(digest) != 64 or not set(digest) <= HEX:
-            raise InvalidInput(f"{target!r}: a sha256 digest has 64 hex digits", field="sha256")
-        return digest
-    path = user_path(target)
-    if not path.is_file():
-        raise InvalidInput(f"{target}: no such file (give a file or sha256:HEX)", field="file")
-    return sha256_file(path)
 
 
 def find_by_digest(reg: Registry, digest: str, *, with_ancestry: bool = True) -> list[ArtifactMatch]:
@@ -73,6 +58,7 @@ def find_by_digest(reg: Registry, digest: str, *, with_ancestry: bool = True) ->
                     file=version_file[v.id],
                     sha256=digest,
                     ancestry=ancestry,
+                    status=v.status,
                 )
             )
         merged_models = session.scalars(

@@ -58,14 +58,15 @@ def walk(session: Session, root: m.AdapterVersion, direction: str, depth: int) -
             m.Adapter.name,
             m.AdapterVersion.version,
             m.AdapterVersion.sha256,
+            m.AdapterVersion.status,
         )
         .join(m.Adapter, m.Adapter.id == m.AdapterVersion.adapter_id)
         .where(m.AdapterVersion.id.in_(ids))
     ).all()
-    labels = {vid: _label(f"{ns}/{name}", ver) for vid, ns, name, ver, _ in rows}
+    labels = {vid: _label(f"{ns}/{name}", ver) for vid, ns, name, ver, _, _ in rows}
     nodes = [
-        LineageNode(name=f"{ns}/{name}", version=ver, sha256=sha, depth=reached.get(vid, 0))
-        for vid, ns, name, ver, sha in rows
+        LineageNode(name=f"{ns}/{name}", version=ver, sha256=sha, depth=reached.get(vid, 0), status=status)
+        for vid, ns, name, ver, sha, status in rows
     ]
     nodes.sort(key=lambda n: (n.depth, n.name, n.version))
     edge_rows = session.scalars(
@@ -88,5 +89,7 @@ def walk(session: Session, root: m.AdapterVersion, direction: str, depth: int) -
 
 
 def lineage(reg: Registry, ref: Ref | str, *, direction: str = "up", depth: int = 10) -> LineageGraph:
+    """A deleted version is still in the graph (and can be its root by number or digest): its node
+    keeps the digest and says `status: deleted`."""
     with reg.sessions() as session:
-        return walk(session, resolve_version(session, ref), direction, depth)
+        return walk(session, resolve_version(session, ref, include_deleted=True), direction, depth)

@@ -11,7 +11,7 @@ from ..catalog import models as m
 from ..errors import InvalidInput
 from ..refs import Ref, validate_name
 from .context import Registry
-from .resolve import aliases_of, get_adapter_row, resolve_version
+from .resolve import LISTED, aliases_of, get_adapter_row, resolve_version
 from .views import AdapterView, Page, VersionView
 
 MAX_LIMIT = 500
@@ -31,12 +31,12 @@ def _decode_token(token: str) -> tuple[str, str]:
         ) from None
 
 
-def _latest_version() -> ScalarSelect[int]:
+def _latest_version(statuses: tuple[str, ...] = LISTED) -> ScalarSelect[int]:
     # Correlated per listed row: an index probe on (adapter_id, version) for each of the `limit` rows.
     # A GROUP BY subquery joined instead aggregates every version first (~40 ms at 100k versions).
     return (
         select(func.max(m.AdapterVersion.version))
-        .where(m.AdapterVersion.adapter_id == m.Adapter.id)
+        .where(m.AdapterVersion.adapter_id == m.Adapter.id, m.AdapterVersion.status.in_(statuses))
         .correlate(m.Adapter)
         .scalar_subquery()
     )
@@ -74,14 +74,25 @@ def list_adapters(
     query: str | None = None,
     limit: int = 50,
     page_token: str | None = None,
+    include_archived: bool = False,
 ) -> Page[AdapterView]:
+    """`latest_version` skips archived versions; an adapter whose versions are all archived or deleted
+    is listed only with `include_archived` (then `latest_version` is its highest archived one)."""
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"limit: must be between 1 and {MAX_LIMIT}", field="limit")
+    latest = _latest_version()
+    if include_archived:
+        latest = func.coalesce(latest, _latest_version((*LISTED, "archived")))  # type: ignore[assignment]
     stmt = (
-        select(m.Adapter, _latest_version().label("latest"))
+        select(m.Adapter, latest.label("latest"))
         .order_by(m.Adapter.namespace, m.Adapter.name)
         .limit(limit + 1)
     )
+    if not include_archived:  # hide adapters that have versions, all archived or deleted
+        # A correlated max() (an index probe per row), not NOT EXISTS, which PostgreSQL may plan as a
+        # hashed scan of every version.
+        any_version = _latest_version(m.VERSION_STATUSES)
+        stmt = stmt.where(or_(latest.is_not(None), any_version.is_(None)))
     if base_model:
         name, _, revision = base_model.partition("@")
         cond = [m.BaseModel.name == name] + ([m.BaseModel.revision == revision] if revision else [])
@@ -112,15 +123,17 @@ def list_adapters(
     return Page[AdapterView](items=[_view(a, latest) for a, latest in rows], next_page_token=token)
 
 
-def show_adapter(reg: Registry, full_name: str) -> AdapterView:
+def show_adapter(reg: Registry, full_name: str, *, include_archived: bool = False) -> AdapterView:
+    """Versions that are active or deprecated; with `include_archived`, every version (archived and
+    deleted ones too, each with its status)."""
     namespace, name = validate_name(full_name)
     with reg.sessions() as session:
         adapter = get_adapter_row(session, namespace, name)
-        versions = session.scalars(
-            select(m.AdapterVersion)
-            .where(m.AdapterVersion.adapter_id == adapter.id)
-            .order_by(m.AdapterVersion.version)
-        ).all()
+        query = select(m.AdapterVersion).where(m.AdapterVersion.adapter_id == adapter.id)
+        if not include_archived:
+            query = query.where(m.AdapterVersion.status.in_(LISTED))
+        versions = session.scalars(query.order_by(m.AdapterVersion.version)).all()
+        listed = [v.version for v in versions if v.status in LISTED]
         alias_rows = session.execute(
             select(m.Alias.alias, m.AdapterVersion.version)
             .join(m.AdapterVersion, m.AdapterVersion.id == m.Alias.version_id)
@@ -131,7 +144,7 @@ def show_adapter(reg: Registry, full_name: str) -> AdapterView:
         for alias, version in aliases.items():
             by_version.setdefault(version, []).append(alias)
         views = [VersionView.of(v, by_version.get(v.version, [])) for v in versions]
-        return _view(adapter, versions[-1].version if versions else None, aliases, views)
+        return _view(adapter, listed[-1] if listed else None, aliases, views)
 
 
 def get_version(reg: Registry, ref: Ref | str) -> VersionView:

@@ -235,6 +235,15 @@ def _base_row(session: Session, plan: BasePlan, principal: str) -> m.BaseModel:
     return base
 
 
+def refuse_deleted(existing: m.AdapterVersion) -> None:
+    """Bytes of a deleted version are not brought back silently (their objects may be collected)."""
+    if existing.status == "deleted":
+        raise Conflict(
+            f"{existing.adapter.full_name}@{existing.version} had these bytes and was deleted; "
+            "register them under another name"
+        )
+
+
 def commit_version(
     session: Session,
     reg: Registry,
@@ -269,6 +278,7 @@ def commit_version(
         )
     )
     if existing is not None:
+        refuse_deleted(existing)
         return existing, False
     latest = session.scalar(
         select(func.max(m.AdapterVersion.version)).where(m.AdapterVersion.adapter_id == adapter.id)
@@ -327,7 +337,10 @@ def _precheck(
                 m.AdapterVersion.adapter_id == adapter.id, m.AdapterVersion.sha256 == ingested.sha256
             )
         )
-        return plan, VersionView.of(existing, aliases_of(session, existing)) if existing else None
+        if existing is None:
+            return plan, None
+        refuse_deleted(existing)
+        return plan, VersionView.of(existing, aliases_of(session, existing))
 
 
 def _check_base_shapes(plan: BasePlan, ingested: IngestedAdapter) -> None:

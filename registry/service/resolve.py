@@ -17,7 +17,20 @@ def get_adapter_row(session: Session, namespace: str, name: str) -> m.Adapter:
     return row
 
 
-def resolve_version(session: Session, ref: Ref | str) -> m.AdapterVersion:
+# What `latest` and default listings see: archived and deleted versions are skipped.
+LISTED = ("active", "deprecated")
+
+
+def _usable(ref: Ref, row: m.AdapterVersion, include_deleted: bool) -> m.AdapterVersion:
+    if row.status == "deleted" and not include_deleted:
+        when = f" on {row.deleted_at:%Y-%m-%d}" if row.deleted_at else ""
+        raise NotFound(f"{ref}: version {row.version} was deleted{when} (sha256:{row.sha256[:12]})")
+    return row
+
+
+def resolve_version(session: Session, ref: Ref | str, *, include_deleted: bool = False) -> m.AdapterVersion:
+    """A number, alias or digest names that version even when archived or deprecated; `latest` skips
+    archived ones. A deleted version is NotFound unless `include_deleted` (lineage, audit)."""
     if isinstance(ref, str):
         ref = parse_ref(ref)
     adapter = get_adapter_row(session, ref.namespace, ref.name)
@@ -26,6 +39,8 @@ def resolve_version(session: Session, ref: Ref | str) -> m.AdapterVersion:
         query = query.where(m.AdapterVersion.version == ref.version)
     elif ref.sha256_prefix is not None:
         query = query.where(m.AdapterVersion.sha256.startswith(ref.sha256_prefix))
+        if not include_deleted:
+            query = query.where(m.AdapterVersion.status != "deleted")
         matches = session.scalars(query.limit(2)).all()
         if len(matches) > 1:
             raise InvalidInput(f"{ref}: sha256 prefix is ambiguous; give more digits", field="ref")
@@ -36,14 +51,20 @@ def resolve_version(session: Session, ref: Ref | str) -> m.AdapterVersion:
         alias = session.get(m.Alias, (adapter.id, ref.alias))
         if alias is None:
             raise NotFound(f"{ref}: no alias {ref.alias!r} on {ref.full_name}")
-        return session.get_one(m.AdapterVersion, alias.version_id)
+        return _usable(ref, session.get_one(m.AdapterVersion, alias.version_id), include_deleted)
     else:
-        latest = select(func.max(m.AdapterVersion.version)).where(m.AdapterVersion.adapter_id == adapter.id)
+        latest = select(func.max(m.AdapterVersion.version)).where(
+            m.AdapterVersion.adapter_id == adapter.id, m.AdapterVersion.status.in_(LISTED)
+        )
         query = query.where(m.AdapterVersion.version == latest.scalar_subquery())
+        row = session.scalar(query)
+        if row is None:
+            raise NotFound(f"{ref}: no active version (all are archived or deleted; name one by number)")
+        return row
     row = session.scalar(query)
     if row is None:
         raise NotFound(f"{ref}: no such version")
-    return row
+    return _usable(ref, row, include_deleted)
 
 
 def aliases_of(session: Session, version: m.AdapterVersion) -> list[str]:

@@ -1,0 +1,150 @@
+"""Wall time of catalog CLI commands, local and remote, and of `import registry.client`.
+
+    .venv/bin/python benchmarks/cli_latency.py [--runs 9]
+
+Builds a throwaway embedded catalog (SQLite + file store under a temp PEMREG_HOME) with three adapters
+made by peft on a tiny model, starts `pemreg serve` on it, and times each command as a user runs it (a
+fresh `pemreg` process, to exit): local mode against the catalog directly, remote mode with only
+PEMREG_URL + PEMREG_API_KEY. Targets (issue 11): <= 0.4 s local, <= 0.3 s remote, on an idle machine;
+the load average is printed with the figures because on 2 shared cores it moves them by 2-5x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+PEMREG = str(Path(sys.executable).with_name("pemreg"))
+TARGETS = {"local": 0.4, "remote": 0.3}
+
+
+def load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def wall(cmd: list[str], env: dict[str, str], runs: int) -> tuple[list[float], list[float]]:
+    """Wall and CPU (user + system) seconds per run. On a loaded machine the wall time waits for a
+    core; the CPU time is what the command itself costs, close to its wall time when idle."""
+    walls, cpus = [], []
+    for _ in range(runs):
+        cpu0, started = _children_cpu(), time.perf_counter()
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        walls.append(time.perf_counter() - started)
+        cpus.append(_children_cpu() - cpu0)
+        if done.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed: {done.stderr.strip()}")
+    return walls, cpus
+
+
+def setup_catalog(home: Path) -> str:
+    """Three registered adapters (one aliased) and an admin key; returns the key."""
+    from registry.catalog.migrate import upgrade
+    from registry.service import Registry, register_adapter, set_alias
+    from registry.service.keys import create_key
+    from registry.settings import Settings
+    from registry.synthetic import make_ia3, make_lora
+
+    settings = Settings(home=home, principal="bench")
+    upgrade(settings.resolved_database_url)
+    reg = Registry(settings)
+    reg.store.ensure_ready()
+    work = home.parent / "adapters"
+    register_adapter(reg, str(make_lora(work / "a", seed=1)), "bench/math", task="math")
+    register_adapter(reg, str(make_lora(work / "b", seed=2)), "bench/math")
+    register_adapter(reg, str(make_ia3(work / "c", seed=3)), "bench/style")
+    set_alias(reg, "bench/math@1", "prod")
+    return create_key(reg, "bench", "admin")
+
+
+def serve(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [PEMREG, "serve", "--port", str(port), "--log-level", "warning"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("pemreg serve did not become ready in 60 s")
+
+
+def report(label: str, measured: tuple[list[float], list[float]], target: float | None = None) -> None:
+    walls, cpus = measured
+    median = statistics.median(walls)
+    ratio = f"  wall/target {median / target:.2f} (target {target:.1f} s)" if target else ""
+    print(
+        f"{label:<42} wall median {median:.3f} s  min {min(walls):.3f} s  "
+        f"cpu median {statistics.median(cpus):.3f} s  (n={len(walls)}){ratio}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=9)
+    args = parser.parse_args()
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("PEMREG_", "AWS_"))}
+    with tempfile.TemporaryDirectory(prefix="pemreg-cli-bench-") as tmp:
+        home = Path(tmp) / "home"
+        key = setup_catalog(home)
+        local = {**base_env, "PEMREG_HOME": str(home)}
+        proc, url = serve(local)
+        remote = {
+            **base_env,
+            "PEMREG_HOME": str(Path(tmp) / "empty"),
+            "PEMREG_URL": url,
+            "PEMREG_API_KEY": key,
+        }
+        try:
+            print(f"load average before: {load()}  (cpus: {os.cpu_count()})")
+            wall([PEMREG, "adapters", "list"], local, 1)  # warm the page cache once
+            report(
+                "python -c 'import registry.client'",
+                wall([sys.executable, "-c", "import registry.client"], base_env, args.runs),
+            )
+            for mode, env in (("local", local), ("remote", remote)):
+                for cmd in (
+                    ["adapters", "list"],
+                    ["adapters", "show", "bench/math"],
+                    ["lineage", "bench/math@prod"],
+                ):
+                    label = f"pemreg {' '.join(cmd)} ({mode})"
+                    target = TARGETS[mode] if cmd[:2] == ["adapters", "list"] else None
+                    report(label, wall([PEMREG, *cmd], env, args.runs), target)
+            print(f"load average after:  {load()}")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=15)
+
+
+if __name__ == "__main__":
+    main()

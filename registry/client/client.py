@@ -1,0 +1,363 @@
+"""`Client(url, api_key)`: the REST API of a PEM Registry server as typed Python calls.
+
+Every method is one or a few HTTP calls; server errors come back as registry.client.errors types.
+Imports httpx and pydantic only (no torch, Prefect, peft or SQLAlchemy).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, TypeAdapter
+
+from ..refs import validate_name
+from . import errors
+from .models import (
+    AdapterView,
+    AliasDeleted,
+    ArtifactMatch,
+    AuditEventView,
+    BaseModelView,
+    Composition,
+    DownloadManifest,
+    KeyCreated,
+    KeyView,
+    LineageGraph,
+    Page,
+    Registered,
+    VersionView,
+)
+from .transfer import CHUNK, Progress, ProgressFile, check_target, folder_files, form_fields, write_verified
+
+M = TypeVar("M", bound=BaseModel)
+DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
+YAML = "application/yaml"
+
+
+def _split(ref: str) -> tuple[str, str]:
+    """`ns/name[@selector]` -> (`ns/name`, selector or 'latest'); the server validates the selector."""
+    name, _, selector = ref.strip().partition("@")
+    validate_name(name, "ref")
+    return name, selector or "latest"
+
+
+def _seg(text: str) -> str:
+    return quote(text, safe=":")
+
+
+class Client:
+    """A PEM Registry server. `url` like `http://127.0.0.1:8000`; `api_key` from `pemreg keys create`.
+
+    Use as a context manager, or call close(). Thread-safe for concurrent calls (one httpx pool)."""
+
+    def __init__(
+        self,
+        url: str,
+        api_key: str | None = None,
+        *,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=transport)
+        # Presigned S3 URLs carry their own signature: no API key goes to the store.
+        self._plain = httpx.Client(timeout=timeout, follow_redirects=True)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+        self._plain.close()
+
+    # -- transport ---------------------------------------------------------------------------------
+    def _request(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kw)
+        except httpx.TimeoutException as exc:
+            raise errors.ServerUnavailable(f"{self.url}: no answer in time ({type(exc).__name__})") from None
+        except httpx.TransportError as exc:
+            raise errors.ServerUnavailable(f"{self.url}: cannot reach the server ({exc})") from None
+        if response.status_code >= 400:
+            try:
+                body: Any = response.json()
+            except ValueError:
+                body = response.text
+            raise errors.from_response(response.status_code, body, response.headers.get("X-Request-ID"))
+        return response
+
+    def _get(self, model: type[M], path: str, **params: Any) -> M:
+        return model.model_validate(self._request("GET", path, params=_params(params)).json())
+
+    def _list(self, model: type[M], path: str, **params: Any) -> list[M]:
+        data = self._request("GET", path, params=_params(params)).json()
+        return TypeAdapter(list[model]).validate_python(data)  # type: ignore[valid-type]
+
+    # -- health ------------------------------------------------------------------------------------
+    def ready(self) -> dict[str, Any]:
+        """GET /readyz: the catalog and store checks (raises ServerUnavailable when not ready)."""
+        return dict(self._request("GET", "/readyz").json())
+
+    # -- adapters ----------------------------------------------------------------------------------
+    def register(
+        self,
+        folder: str | Path,
+        name: str,
+        *,
+        base_model: str | None = None,
+        task: str | None = None,
+        tags: dict[str, str] | None = None,
+        description: str | None = None,
+        progress: Progress | None = None,
+    ) -> Registered:
+        """Upload a PEFT adapter folder (adapter_config.json + adapter_model.safetensors), streamed.
+        `progress(filename, total)` returns a callback receiving byte counts as they are sent."""
+        paths = folder_files(Path(folder))
+        handles = {
+            field: ProgressFile(path, progress(path.name, path.stat().st_size) if progress else None)
+            for field, path in paths.items()
+        }
+        try:
+            files = {field: (h.name, h, "application/octet-stream") for field, h in handles.items()}
+            data = form_fields(
+                name=name,
+                base_model=base_model,
+                task=task,
+                description=description,
+                tags=[f"{k}={v}" for k, v in (tags or {}).items()],
+            )
+            response = self._request("POST", "/v1/adapters", files=files, data=data)
+        finally:
+            for h in handles.values():
+                h.close()
+        return Registered.model_validate(response.json())
+
+    def register_from_source(self, source: str, name: str, **fields: Any) -> Registered:
+        """An `s3://bucket/prefix` folder the server can read (base_model, task, tags, description)."""
+        body = {"source": source, "name": name, **{k: v for k, v in fields.items() if v is not None}}
+        return Registered.model_validate(self._request("POST", "/v1/adapters", json=body).json())
+
+    def list_adapters(
+        self,
+        *,
+        base_model: str | None = None,
+        pem_type: str | None = None,
+        task: str | None = None,
+        tags: dict[str, str] | None = None,
+        query: str | None = None,
+        include_archived: bool = False,
+        limit: int = 50,
+        page_token: str | None = None,
+    ) -> Page[AdapterView]:
+        """One page; pass its `next_page_token` back for the next (or use iter_adapters)."""
+        params = {
+            "base_model": base_model,
+            "pem_type": pem_type,
+            "task": task,
+            "tag": [f"{k}:{v}" for k, v in (tags or {}).items()],
+            "q": query,
+            "include_archived": include_archived or None,
+            "limit": limit,
+            "page_token": page_token,
+        }
+        return self._get(Page[AdapterView], "/v1/adapters", **params)
+
+    def iter_adapters(self, *, page_size: int = 100, **filters: Any) -> Iterator[AdapterView]:
+        """Every adapter matching the filters, fetching pages as the iteration reaches them."""
+        token = None
+        while True:
+            page = self.list_adapters(limit=page_size, page_token=token, **filters)
+            yield from page.items
+            if not page.next_page_token:
+                return
+            token = page.next_page_token
+
+    def show(self, name: str, *, include_archived: bool = False) -> AdapterView:
+        validate_name(name, "name")
+        return self._get(AdapterView, f"/v1/adapters/{name}", include_archived=include_archived or None)
+
+    def get_version(self, ref: str) -> VersionView:
+        name, selector = _split(ref)
+        return self._get(VersionView, f"/v1/adapters/{name}/versions/{_seg(selector)}")
+
+    def download(
+        self, ref: str, dest: str | Path, *, force: bool = False, progress: Progress | None = None
+    ) -> tuple[VersionView, list[Path]]:
+        """Every file of a version into `dest` (new or empty unless force), each checked against its
+        sha256 before it is renamed into place. S3 servers hand out presigned URLs (the bytes never pass
+        through the API); a file-store server streams them."""
+        dest = Path(dest).expanduser()
+        check_target(dest, force)
+        name, selector = _split(ref)
+        version = self.get_version(ref)
+        manifest = self._get(
+            DownloadManifest,
+            f"/v1/adapters/{name}/versions/{version.version}/download",
+            redirect="false",
+        )
+        dest.mkdir(parents=True, exist_ok=True)
+        written = []
+        for item in manifest.files:
+            target = dest / Path(item.file).name
+            on_bytes = progress(item.file, item.size) if progress else None
+            ours = item.url.startswith(self.url)
+            client = self._http if ours else self._plain
+            try:
+                with client.stream("GET", item.url) as response:
+                    if response.status_code >= 400:
+                        response.read()
+                        body = response.json() if ours else response.text
+                        raise errors.from_response(response.status_code, body)
+                    write_verified(response.iter_bytes(CHUNK), target, item.sha256, on_bytes)
+            except httpx.TransportError as exc:
+                raise errors.ServerUnavailable(f"{item.file}: download failed ({exc})") from None
+            written.append(target)
+        return version, written
+
+    def set_alias(self, ref: str, alias: str) -> VersionView:
+        """Point `alias` at the version `ref` names (`ns/name@N`; an alias or digest is resolved first)."""
+        name, selector = _split(ref)
+        number = int(selector) if selector.isdigit() else self.get_version(ref).version
+        path = f"/v1/adapters/{name}/aliases/{_seg(alias)}"
+        return VersionView.model_validate(self._request("PUT", path, json={"version": number}).json())
+
+    def delete_alias(self, name: str, alias: str) -> AliasDeleted:
+        validate_name(name, "name")
+        path = f"/v1/adapters/{name}/aliases/{_seg(alias)}"
+        return AliasDeleted.model_validate(self._request("DELETE", path).json())
+
+    def update_adapter(
+        self, name: str, *, tags: dict[str, str | None] | None = None, description: str | None = None
+    ) -> AdapterView:
+        """Set tags (None as a value removes that tag) and/or replace the description."""
+        validate_name(name, "name")
+        body = {k: v for k, v in {"tags": tags, "description": description}.items() if v is not None}
+        return AdapterView.model_validate(self._request("PATCH", f"/v1/adapters/{name}", json=body).json())
+
+    def _version_action(self, ref: str, action: str) -> VersionView:
+        name, selector = _split(ref)
+        path = f"/v1/adapters/{name}/versions/{_seg(selector)}:{action}"
+        return VersionView.model_validate(self._request("POST", path).json())
+
+    def deprecate(self, ref: str) -> VersionView:
+        return self._version_action(ref, "deprecate")
+
+    def archive(self, ref: str) -> VersionView:
+        return self._version_action(ref, "archive")
+
+    def restore(self, ref: str) -> VersionView:
+        return self._version_action(ref, "restore")
+
+    def delete_version(self, ref: str) -> VersionView:
+        """Admin. Conflict (naming them) while live versions descend from it."""
+        name, selector = _split(ref)
+        path = f"/v1/adapters/{name}/versions/{_seg(selector)}"
+        return VersionView.model_validate(self._request("DELETE", path).json())
+
+    def lineage(self, ref: str, *, direction: str = "up", depth: int = 10) -> LineageGraph:
+        name, selector = _split(ref)
+        path = f"/v1/adapters/{name}/versions/{_seg(selector)}/lineage"
+        return self._get(LineageGraph, path, direction=direction, depth=depth)
+
+    # -- base models, audit, artifacts ---------------------------------------------------------------
+    def list_base_models(self) -> list[BaseModelView]:
+        return self._list(BaseModelView, "/v1/base-models")
+
+    def add_base_model(
+        self, name: str, *, source: str, revision: str = "main", sha256: str | None = None
+    ) -> tuple[BaseModelView, bool]:
+        """Returns (view, created): created is False when it was already registered."""
+        body = {"name": name, "source": source, "revision": revision, "sha256": sha256}
+        response = self._request("POST", "/v1/base-models", json={k: v for k, v in body.items() if v})
+        return BaseModelView.model_validate(response.json()), response.status_code == 201
+
+    def audit(
+        self, *, subject: str | None = None, actor: str | None = None, limit: int = 100
+    ) -> list[AuditEventView]:
+        """Audit events, newest first."""
+        return self._list(AuditEventView, "/v1/audit", subject=subject, actor=actor, limit=limit)
+
+    def artifact(self, sha256: str) -> list[ArtifactMatch]:
+        """Which registered objects hold a file with this digest, with their ancestry."""
+        return self._list(ArtifactMatch, f"/v1/artifacts/{sha256.removeprefix('sha256:')}")
+
+    # -- compositions --------------------------------------------------------------------------------
+    def _spec_request(self, method: str, path: str, spec: str | Path | dict[str, Any]) -> httpx.Response:
+        if isinstance(spec, dict):
+            return self._request(method, path, json=spec)
+        text = Path(spec).read_text() if isinstance(spec, Path) else spec
+        return self._request(method, path, content=text.encode(), headers={"Content-Type": YAML})
+
+    def compose(self, spec: str | Path | dict[str, Any]) -> Composition:
+        """Start a composition (a dict, YAML text or a spec file); answers at once (status pending)."""
+        return Composition.model_validate(self._spec_request("POST", "/v1/compositions", spec).json())
+
+    def validate(self, spec: str | Path | dict[str, Any]) -> dict[str, Any]:
+        """Dry run: resolved inputs, compatibility checks and the interference report; composes nothing."""
+        return dict(self._spec_request("POST", "/v1/compositions:validate", spec).json())
+
+    def get_composition(self, composition_id: str) -> Composition:
+        return self._get(Composition, f"/v1/compositions/{_seg(composition_id)}")
+
+    def list_compositions(self, *, status: str | None = None, limit: int = 50) -> list[Composition]:
+        data = self._request(
+            "GET", "/v1/compositions", params=_params({"status": status, "limit": limit})
+        ).json()
+        items = data.get("items", []) if isinstance(data, dict) else data  # a paged answer, when it comes
+        return [Composition.model_validate(item) for item in items]
+
+    def wait(
+        self,
+        composition_id: str,
+        *,
+        timeout: float = 600.0,
+        poll: float = 0.5,
+        on_update: Callable[[Composition], None] | None = None,
+    ) -> Composition:
+        """Poll until the run succeeded, failed or was rejected; ServerUnavailable after `timeout` s."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while True:
+            view = self.get_composition(composition_id)
+            if on_update and view.status != last:
+                on_update(view)
+                last = view.status
+            if view.done:
+                return view
+            if time.monotonic() > deadline:
+                raise errors.ServerUnavailable(
+                    f"composition {composition_id}: still {view.status} after {timeout:g} s"
+                )
+            time.sleep(poll)
+
+    # -- keys (admin) --------------------------------------------------------------------------------
+    def list_keys(self, *, include_revoked: bool = True) -> list[KeyView]:
+        return self._list(KeyView, "/v1/keys", include_revoked=include_revoked)
+
+    def create_key(self, name: str, role: str) -> KeyCreated:
+        return KeyCreated.model_validate(
+            self._request("POST", "/v1/keys", json={"name": name, "role": role}).json()
+        )
+
+    def revoke_key(self, name: str) -> None:
+        self._request("DELETE", f"/v1/keys/{_seg(name)}")
+
+
+def _params(params: dict[str, Any]) -> dict[str, Any]:
+    """Query parameters without the unset ones; booleans as the server spells them."""
+    out = {}
+    for key, value in params.items():
+        if value is None or value == []:
+            continue
+        out[key] = json.dumps(value) if isinstance(value, bool) else value
+    return out

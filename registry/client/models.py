@@ -1,0 +1,108 @@
+"""Typed results: the service layer's own views (registry.views, no SQLAlchemy) plus the few REST
+bodies that have no service view."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from ..views import (
+    AdapterView,
+    ArtifactMatch,
+    AuditEventView,
+    BaseModelView,
+    KeyView,
+    LineageEdgeView,
+    LineageGraph,
+    LineageNode,
+    Page,
+    VersionView,
+)
+
+
+class Registered(VersionView):
+    created: bool  # False: these bytes were already this version (idempotent)
+
+
+class KeyCreated(BaseModel):
+    name: str
+    role: str
+    key: str  # the secret, shown once
+
+
+class AliasDeleted(BaseModel):
+    name: str
+    alias: str
+    version: int
+
+
+class DownloadFile(BaseModel):
+    file: str
+    sha256: str
+    size: int
+    url: str
+
+
+class DownloadManifest(BaseModel):
+    name: str
+    version: int
+    sha256: str
+    expires_in: int | None
+    files: list[DownloadFile]
+
+
+class CompositionOutput(BaseModel):
+    name: str
+    version: int
+    sha256: str
+
+
+class Composition(BaseModel):
+    """A composition run as GET /v1/compositions/{id} answers it (fields added later are kept)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    status: str  # pending | running | succeeded | failed | rejected
+    name: str
+    method: str
+    flow_run_id: str | None = None
+    output: CompositionOutput | None = None
+    metrics: dict[str, Any] = {}
+    interference: dict[str, Any] = {}
+    inputs: list[dict[str, Any]] = []
+    error: str | None = None
+    cache_key: str | None = None
+    cache_hit: bool = False
+    trigger: str = "api"
+    principal: str | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.status in ("succeeded", "failed", "rejected")
+
+
+__all__ = [
+    "AdapterView",
+    "AliasDeleted",
+    "ArtifactMatch",
+    "AuditEventView",
+    "BaseModelView",
+    "Composition",
+    "CompositionOutput",
+    "DownloadFile",
+    "DownloadManifest",
+    "KeyCreated",
+    "KeyView",
+    "LineageEdgeView",
+    "LineageGraph",
+    "LineageNode",
+    "Page",
+    "Registered",
+    "VersionView",
+]

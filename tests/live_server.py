@@ -1,0 +1,111 @@
+"""A real `pemreg serve` subprocess on PostgreSQL + SeaweedFS, with one API key per role.
+
+Module-scoped (start ~2-4 s): tests sharing it use distinct adapter names."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from registry.catalog.migrate import upgrade
+from registry.service import Registry
+from registry.service.keys import ROLES, create_key
+from registry.settings import Settings
+from tests.pg_service import truncate_all
+from tests.s3_service import S3Service
+
+STARTUP_SECONDS = 60
+
+
+@dataclass
+class Server:
+    url: str
+    keys: dict[str, str]  # role -> secret
+    reg: Registry  # the same catalog and store, for test setup and for checks behind the API
+    server_env: dict[str, str]  # what the server process got (database URL, S3 credentials)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without any PEMREG_* / AWS_* setting, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PEMREG_", "AWS_"))}
+    return {**env, **extra}
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"pemreg serve exited with {proc.returncode}: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"pemreg serve not ready after {STARTUP_SECONDS} s: {log.read_text()[-2000:]}")
+
+
+@pytest.fixture(scope="module")
+def live_server(
+    pg_url: str, s3_service: S3Service, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    yield from run_server(pg_url, s3_service, tmp_path_factory.mktemp("server"))
+
+
+def run_server(
+    pg_url: str, s3_service: S3Service, tmp: Path, home: Path | None = None, **env_extra: str
+) -> Iterator[Server]:
+    """`home`: the server's PEMREG_HOME (e.g. one whose warm Prefect server runs); env_extra: PEMREG_*."""
+    home = home or tmp / "home"
+    client = s3_service.client()
+    try:
+        client.head_bucket(Bucket=s3_service.bucket)
+    except client.exceptions.ClientError:
+        client.create_bucket(Bucket=s3_service.bucket)
+    store_url = f"s3://{s3_service.bucket}/{tmp.name}"
+    settings: Settings = s3_service.settings(
+        home=home, database_url=pg_url, store_url=store_url, principal="setup"
+    )
+    upgrade(pg_url)
+    reg = Registry(settings)
+    reg.store.ensure_ready()
+    keys = {role: create_key(reg, f"{role}-key", role) for role in ROLES}
+    port = free_port()
+    env = clean_env(
+        **s3_service.settings_env(store_url), PEMREG_DATABASE_URL=pg_url, PEMREG_HOME=str(home), **env_extra
+    )
+    log = tmp / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "api.cli.main", "serve", "--port", str(port), "--log-level", "warning"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, proc, log)
+        yield Server(url=url, keys=keys, reg=reg, server_env=env)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+        truncate_all(pg_url)
