@@ -10,7 +10,7 @@ keep-alive connection per client, a bounded number of requests per client and a 
 client cycles through the query kinds (list, filters, search, lineage, version lookups), so every
 kind is measured under the same mixed load. Prints p50/p95 per kind, errors and requests/second.
 
-Targets (PRODUCT.md section 7): p95 <= 20 ms for one client, <= 50 ms under 16 clients, 0 errors.
+Targets (docs/scale.md): p95 <= 20 ms for one client, <= 50 ms under 16 clients, 0 errors.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ Each (method, number of inputs) runs in a fresh subprocess, which prints:
     .venv/bin/python benchmarks/memory_8b.py                      # 8B shape, 4/8/16/32 inputs
     .venv/bin/python benchmarks/memory_8b.py --shape 2048x8 --counts 4   # compose_vs_peft's shape
 
-Targets (PRODUCT.md section 7): peak growth <= 1 GB and flat in the inputs; time <= 2x the floor
+Targets (docs/scale.md): peak growth <= 1 GB and flat in the inputs; time <= 2x the floor
 for linear / delta_cat, <= 3x for delta_svd.
 """
 

@@ -36,7 +36,7 @@ def revoke(name: Annotated[str, typer.Argument(help="the key's name")]) -> None:
 
 
 @app.command("list")
-def list_(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+def list_(json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """Every key with its role and dates (admin in remote mode); never the secrets."""
     keys = backend().list_keys()
     if json_out:
