@@ -479,6 +479,7 @@ def emit(reg: service.Registry, result: RealResult, say: Callable[[str], None]) 
             {
                 "base_model": result.base_ref,
                 "base_folder": str(result.base_folder),
+                "out_dir": str(result.out_dir),
                 "doc_names": result.doc_names,
                 "tokens": result.tokens,
                 "rows": [asdict(r) for r in result.rows],
