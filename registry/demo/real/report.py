@@ -123,6 +123,11 @@ def collect(
         detail = f"{view.method}: " + " ".join(
             f"{w:+g}*{n.split('/')[1].rsplit('@', 1)[0]}" for n, w in weights
         )
+        if view.output is None and spec.search is not None:  # rejected: no lineage; say what was searched
+            grid = ", ".join(f"{w:g}" for ws in spec.search.weights.values() for w in ws)
+            detail = (
+                f"{view.method}: weight in [{grid}] on {', '.join(spec.search.weights)}, none passed the gate"
+            )
         ref = f"{view.output.name}@{view.output.version}" if view.output else None
         results.append(
             RealRow(

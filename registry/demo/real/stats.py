@@ -95,5 +95,5 @@ def permutation_p(xs: Sequence[float], ys: Sequence[float], rounds: int = 5000, 
     rng = np.random.default_rng(seed)
     r = abs(pearson(xs, ys))
     y = np.asarray(ys)
-    hits = sum(abs(pearson(xs, rng.permutation(y))) >= r - 1e-12 for _ in range(rounds))
+    hits = sum(abs(pearson(xs, list(rng.permutation(y)))) >= r - 1e-12 for _ in range(rounds))
     return (hits + 1) / (rounds + 1)
