@@ -40,7 +40,7 @@ def demo(
     quick: Annotated[bool, typer.Option("--quick", help="three scenarios instead of all")] = False,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     real: Annotated[
-        bool, typer.Option("--real", help="the settings on SmolLM2-135M (see docs/demo-real.md; ~25 min)")
+        bool, typer.Option("--real", help="the settings on SmolLM2-135M (see docs/demo-real.md; ~15 min)")
     ] = False,
 ) -> None:
     """Reproduce the paper's settings in miniature: pre-train a tiny base on synthetic domains, train
