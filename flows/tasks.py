@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from contextlib import nullcontext
 from functools import lru_cache
 from pathlib import Path
@@ -108,9 +109,20 @@ def merged_task(
     return register_merged(reg, composition_id, source, Path(out), files)
 
 
+_EVALUATOR_LOCK = threading.Lock()
+
+
 @lru_cache(maxsize=2)
-def _evaluator(base_folder: str) -> Evaluator:
+def _load_evaluator(base_folder: str) -> Evaluator:
     return Evaluator(Path(base_folder))
+
+
+def _evaluator(base_folder: str) -> Evaluator:
+    # Search candidates run on parallel task threads. Unguarded, two first calls both miss the cache and
+    # load the model at once, and concurrent from_pretrained calls break each other (transformers'
+    # init context is process-wide: "Cannot copy out of meta tensor"). One load, then shared.
+    with _EVALUATOR_LOCK:
+        return _load_evaluator(base_folder)
 
 
 def datasets_for(reg: Registry, spec: CompositionSpec) -> list[EvalRequest]:

@@ -42,6 +42,9 @@ def demo(
     ] = None,
     quick: Annotated[bool, typer.Option("--quick", help="three scenarios instead of all")] = False,
     seed: Annotated[int, typer.Option("--seed", help="seed for data, training and compositions")] = 0,
+    real: Annotated[
+        bool, typer.Option("--real", help="the settings on SmolLM2-135M (see docs/demo-real.md; ~15 min)")
+    ] = False,
 ) -> None:
     """Reproduce the paper's settings in miniature: pre-train a tiny base on synthetic domains, train
     LoRAs and (IA)3 adapters, register them, compose from examples/specs/demo-*.yaml through the Prefect
@@ -57,6 +60,19 @@ def demo(
     initialize(reg)
     use_prefect()  # the demo's compositions are real Prefect flow runs
     say = lambda text: console.print(text, markup=False, soft_wrap=True)  # noqa: E731 - tables stay whole in logs
+    if real:
+        from flows.trigger import run_in_process
+        from registry.demo.real import run_real_demo
+
+        run_real_demo(
+            reg,
+            say,
+            lambda r, spec: run_in_process(r, spec, trigger="cli"),
+            quick=quick,
+            out_dir=out,
+            seed=seed,
+        )
+        return
     with tempfile.TemporaryDirectory(prefix="pemreg-demo-") as tmp:
         run_demo(reg, workdir or Path(tmp), say, quick=quick, out_dir=out, seed=seed)
 

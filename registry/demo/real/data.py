@@ -1,0 +1,56 @@
+"""Held-out files for the flows' evaluations: one JSONL per test document, one per validation domain.
+
+Each test document contributes ONE window of `window` tokens taken a quarter of the way into it (past
+licence headers and module docstrings), decoded back to text: the flow's evaluator scores it. Each
+test document is its own evaluation (`<domain>.<nn>`), so the flow's metrics give a perplexity per
+document, which the report aggregates and bootstraps. Validation documents (pooled per domain,
+`val-<domain>`) drive the unlearning search and its gate, so lambda is never chosen on the test set.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .corpora import Doc
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    name: str  # evaluation name
+    domain: str
+    doc_id: str
+    path: Path
+    text: str
+    tokens: int  # scored tokens (the evaluator scores every token after the first)
+
+
+def window(tok: Any, doc: Doc, size: int) -> str:
+    lines = doc.text.splitlines(keepends=True)
+    text = "".join(lines[len(lines) // 4 :])
+    ids = tok(text, add_special_tokens=False)["input_ids"][:size]
+    if len(ids) < size:  # short document: from its start
+        ids = tok(doc.text, add_special_tokens=False)["input_ids"][:size]
+    return str(tok.decode(ids))
+
+
+def write_test(tok: Any, docs: list[Doc], size: int, folder: Path) -> list[HeldOut]:
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i, doc in enumerate(docs):
+        text = window(tok, doc, size)
+        name = f"{doc.domain}.{i:02d}"
+        path = folder / f"{name}.jsonl"
+        path.write_text(json.dumps({"text": text, "source": doc.id}) + "\n")
+        tokens = len(tok(text, add_special_tokens=False)["input_ids"]) - 1
+        out.append(HeldOut(name, doc.domain, doc.id, path, text, tokens))
+    return out
+
+
+def write_val(tok: Any, domain: str, docs: list[Doc], size: int, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"val-{domain}.jsonl"
+    path.write_text("".join(json.dumps({"text": window(tok, d, size), "source": d.id}) + "\n" for d in docs))
+    return path

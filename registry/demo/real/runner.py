@@ -1,0 +1,329 @@
+"""`pemreg demo --real`: the paper's settings on SmolLM2-135M, through the product, offline.
+
+Phases (each with a Rich progress bar): convert the base model (cached) and register it with its
+weights digest; build the corpora and held-out files; tokenise (cached); train the adapters with peft
+(cached by recipe hash) and register them; evaluate the base; run every scenario's spec through
+`run_spec` (the CLI passes the real `compose` flow runner: registry/ never imports flows/); generate
+for the style rate; report.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ... import service
+from ...service.compositions import CompositionView
+from ...spec import CompositionSpec, load_spec
+from . import corpora, data, plan, style, train
+from . import model as real_model
+from . import report as real_report
+
+RunSpec = Callable[[service.Registry, CompositionSpec], CompositionView]
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description:<40}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=False,
+    )
+
+
+@contextmanager
+def _threads(n: int) -> Iterator[None]:
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def fastest_threads(base_folder: Path) -> tuple[int, dict[int, float]]:
+    """Time one small bf16 training step (1 x 32 tokens, after a warm-up) with 1 and 2 threads; on a
+    loaded 2-core machine one thread often wins (measured both ways here), so measure, don't guess."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(base_folder)
+    x = torch.randint(0, 1000, (1, 32))
+
+    def step() -> float:
+        t = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            model(input_ids=x, labels=x).loss.backward()
+        model.zero_grad(set_to_none=True)
+        return time.perf_counter() - t
+
+    timings: dict[int, float] = {}
+    for n in (1, 2):
+        with _threads(n):
+            step()  # warm-up: the first step with a new thread count pays for allocations
+            timings[n] = step()
+    return min(timings, key=lambda n: timings[n]), timings
+
+
+@dataclass
+class Prepared:
+    base: real_model.RealBase
+    base_ref: str
+    held_out: list[data.HeldOut]
+    val: dict[str, Path]
+    train_sets: dict[str, Any]  # name -> blocks tensor
+
+
+def run_real_demo(
+    reg: service.Registry,
+    say: Callable[[str], None],
+    run_spec: RunSpec,
+    *,
+    quick: bool = False,
+    out_dir: Path | None = None,
+    cache_dir: Path | None = None,
+    seed: int = 0,
+) -> real_report.RealResult:
+    started = time.monotonic()
+    budget = plan.QUICK if quick else plan.FULL
+    out_dir = Path(out_dir or reg.settings.home / ("demo-real-quick" if quick else "demo-real"))
+    cache = Path(cache_dir or reg.settings.home / "cache" / "demo-real")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    wanted = [a for a in plan.ADAPTERS if not quick or a.name in plan.QUICK_ADAPTERS]
+
+    with _progress() as progress:
+        task = progress.add_task("convert SmolLM2-135M (cached)", total=1)
+        base = real_model.convert(cache / "models")
+        progress.advance(task)
+        row, _ = service.add_base_model(
+            reg,
+            real_model.BASE_NAME,
+            source=str(base.folder),
+            revision=base.revision,
+            sha256=base.weights_sha256,
+            architecture="LlamaForCausalLM",
+        )
+        base_ref = f"{row.name}@{row.revision}"
+        prepared = _prepare(base, base_ref, budget, wanted, out_dir, cache, seed, progress)
+    n_threads, timings = fastest_threads(base.folder)
+    say(
+        f"base model {base_ref} (sha256 {base.weights_sha256[:16]}..., from GGUF sha256 "
+        f"{base.gguf_sha256[:16]}...); torch threads: {n_threads} "
+        f"(training step 1 thread {timings[1]:.2f} s, 2 threads {timings[2]:.2f} s)"
+    )
+    counts = {d: sum(h.domain == d for h in prepared.held_out) for d in corpora.DOMAINS}
+    say(
+        "held-out test documents per domain: "
+        + ", ".join(f"{d} {n}" for d, n in counts.items())
+        + f" ({budget.window} tokens each); validation documents {budget.n_val} per domain"
+    )
+
+    with _threads(n_threads), _progress() as progress:
+        trained = _train_all(reg, prepared, budget, wanted, cache, seed, progress)
+    say("adapters: " + ", ".join(f"{name}{' (cached)' if hit else ''}" for name, hit in trained))
+
+    from ...evaluation import EvalRequest, Evaluator, load_dataset
+
+    requests = [
+        EvalRequest(h.name, "perplexity", load_dataset(str(h.path), "perplexity", None))
+        for h in prepared.held_out
+    ]
+    val_requests = [
+        EvalRequest(f"val-{d}", "perplexity", load_dataset(str(p), "perplexity", None))
+        for d, p in prepared.val.items()
+    ]
+    with _threads(n_threads), _progress() as progress:
+        task = progress.add_task("evaluate the base model", total=1)
+        evaluator = Evaluator(base.folder)
+        base_metrics = evaluator.evaluate(None, requests + val_requests)
+        progress.advance(task)
+    del evaluator
+    base_val = {d: base_metrics[f"val-{d}"] for d in prepared.val}
+
+    evaluate = [
+        {"name": h.name, "metric": "perplexity", "dataset": h.path.as_uri()} for h in prepared.held_out
+    ]
+    val_uris = {d: p.as_uri() for d, p in prepared.val.items()}
+    planned = plan.scenarios(quick, evaluate, val_uris, base_val, budget)
+    specs_dir = out_dir / "specs"
+    specs_dir.mkdir(exist_ok=True)
+    views: list[tuple[str, CompositionSpec, CompositionView]] = []
+    with _threads(n_threads), _progress() as progress:
+        task = progress.add_task("compose (flows)", total=len(planned))
+        for item in planned:
+            path = specs_dir / (item.spec["name"].split("/", 1)[1] + ".yaml")
+            path.write_text(yaml.safe_dump(item.spec, sort_keys=False))
+            spec = load_spec(path)
+            progress.update(task, description=f"compose {spec.name}")
+            view = run_spec(reg, spec)
+            if view.status not in ("succeeded", "rejected"):
+                raise RuntimeError(f"real demo composition {spec.name} {view.status}: {view.error}")
+            views.append((item.scenario, spec, view))
+            progress.advance(task)
+
+    with _threads(n_threads), _progress() as progress:
+        style_rows = _style(reg, prepared, views, budget, out_dir / "downloads", seed, progress)
+
+    result = real_report.collect(
+        reg,
+        base_ref,
+        base.folder,
+        base_metrics,
+        prepared.held_out,
+        views,
+        style_rows,
+        out_dir,
+        time.monotonic() - started,
+        threads=n_threads,
+        quick=quick,
+    )
+    real_report.emit(reg, result, say)
+    return result
+
+
+def _prepare(
+    base: real_model.RealBase,
+    base_ref: str,
+    budget: plan.Budget,
+    wanted: list[plan.AdapterPlan],
+    out_dir: Path,
+    cache: Path,
+    seed: int,
+    progress: Progress,
+) -> Prepared:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(base.folder)
+    task = progress.add_task("corpora, held-out files, tokenise", total=len(corpora.DOMAINS))
+    held_out: list[data.HeldOut] = []
+    val: dict[str, Path] = {}
+    train_docs: dict[str, list[corpora.Doc]] = {}
+    for domain in corpora.DOMAINS:
+        parts = corpora.split(domain, budget.n_test, budget.n_val, seed)
+        held_out += data.write_test(tok, parts.test, budget.window, out_dir / "data" / "test")
+        val[domain] = data.write_val(tok, domain, parts.val, budget.window, out_dir / "data" / "val")
+        if domain == "code":
+            train_docs["code-a"], train_docs["code-b"] = corpora.halves(parts.train, seed)
+        else:
+            train_docs[domain] = parts.train
+        progress.advance(task)
+    needed = {a.train_set for a in wanted}
+    sets = {
+        name: train.tokenise_blocks(tok, docs, budget.seq, budget.train_tokens, cache / "tokens")
+        for name, docs in train_docs.items()
+        if name in needed
+    }
+    (out_dir / "data" / "splits.json").write_text(
+        json.dumps(
+            {
+                "test": [{"name": h.name, "source": h.doc_id, "tokens": h.tokens} for h in held_out],
+                "train_files": {k: [d.id for d in v] for k, v in train_docs.items()},
+            },
+            indent=1,
+        )
+    )
+    return Prepared(base=base, base_ref=base_ref, held_out=held_out, val=val, train_sets=sets)
+
+
+def _train_all(
+    reg: service.Registry,
+    prepared: Prepared,
+    budget: plan.Budget,
+    wanted: list[plan.AdapterPlan],
+    cache: Path,
+    seed: int,
+    progress: Progress,
+) -> list[tuple[str, bool]]:
+    out = []
+    for a in wanted:
+        blocks = prepared.train_sets[a.train_set]
+        steps = budget.lora_steps if a.kind == "lora" else budget.ia3_steps
+        recipe = train.Recipe(
+            base_sha256=prepared.base.weights_sha256,
+            data_sha256=train.blocks_digest(blocks),
+            kind=a.kind,
+            steps=steps,
+            batch=budget.batch,
+            seq=budget.seq,
+            lr=a.lr,
+            seed=seed + 1,
+        )
+        task = progress.add_task(f"train {a.kind} {plan.ref(a.name)}", total=steps)
+        folder, hit = train.train_adapter(
+            prepared.base.folder,
+            blocks,
+            recipe,
+            cache / "adapters",
+            tick=lambda n, t=task: progress.advance(t, n),
+        )
+        service.register_adapter(
+            reg,
+            folder,
+            plan.ref(a.name),
+            base_model=prepared.base_ref,
+            task=a.train_set,
+            tags={"origin": "demo-real", "domain": a.domain, "pem": a.kind, "recipe": recipe.key()[:16]},
+            description=f"{a.kind} on SmolLM2-135M, trained on the {a.train_set} documents ({steps} steps)",
+        )
+        out.append((a.name, hit))
+    return out
+
+
+def _style(
+    reg: service.Registry,
+    prepared: Prepared,
+    views: list[tuple[str, CompositionSpec, CompositionView]],
+    budget: plan.Budget,
+    downloads: Path,
+    seed: int,
+    progress: Progress,
+) -> list[dict[str, Any]]:
+    """Generations from prompts cut from the held-out code windows: the base, the code LoRA and the
+    unlearning result, greedy and sampled; each generation scored by `style.code_lines`."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(prepared.base.folder)
+    code_docs = [h for h in prepared.held_out if h.domain == "code"][: budget.prompts]
+    prompts = [
+        tok.decode(tok(h.text, add_special_tokens=False)["input_ids"][: budget.prompt_tokens])
+        for h in code_docs
+    ]
+    forget = next((v for s, _, v in views if s == "unlearning" and v.output is not None), None)
+    models: list[tuple[str, str | None]] = [("base", None), (f"{plan.ref(plan.UNLEARN)}@latest", None)]
+    if forget is not None and forget.output is not None:
+        models.append((f"{forget.output.name}@{forget.output.version}", None))
+    task = progress.add_task("generate (style rate)", total=2 * len(models))
+    rows = []
+    for label, _ in models:
+        folder = None
+        if label != "base":
+            version = service.get_version(reg, label)
+            label = f"{version.name}@{version.version}"
+            folder = downloads / label.replace("/", "_").replace("@", "_")
+            service.download_version(reg, label, folder)
+        for sample in (False, True):
+            texts = style.generate(
+                prepared.base.folder, folder, prompts, new_tokens=budget.new_tokens, sample=sample, seed=seed
+            )
+            rows.append(
+                {
+                    "model": label,
+                    "decoding": "sampled" if sample else "greedy",
+                    "counts": [list(style.code_lines(t)) for t in texts],
+                    "prompts": prompts,
+                    "texts": texts,
+                }
+            )
+            progress.advance(task)
+    return rows

@@ -1,0 +1,138 @@
+"""Tokenised training blocks (cached) and LoRA / (IA)3 training with peft on the real base, cached by
+the hash of the training recipe.
+
+Training runs under bf16 autocast on CPU (the adapter's own parameters stay fp32): on this machine
+kind a 128-token step is ~2.5x faster than fp32. Every LoRA starts from the same `lora_A`
+initialisation (one seed), as in Zhang et al. 2023, so factor-wise `linear` merges add like-for-like
+directions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from .corpora import Doc
+
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+IA3_TARGETS = ("k_proj", "v_proj", "down_proj")  # peft's default for Llama
+IA3_FEEDFORWARD = ("down_proj",)
+LORA_INIT_SEED = 7
+RECIPE_VERSION = 1  # bump when the loop below changes what it produces
+
+Tick = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that determines an adapter's bytes; its hash keys the adapter cache."""
+
+    base_sha256: str
+    data_sha256: str  # of the tokenised training blocks
+    kind: str  # lora | ia3
+    steps: int
+    batch: int
+    seq: int
+    lr: float
+    seed: int
+    r: int = 8
+    alpha: int = 16
+
+    def key(self) -> str:
+        blob = json.dumps({**asdict(self), "v": RECIPE_VERSION, "torch": torch.__version__}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def tokenise_blocks(tok: object, docs: list[Doc], seq: int, max_tokens: int, cache: Path) -> torch.Tensor:
+    """Documents -> one stream (EOS between documents) -> (N, seq) blocks; cached as safetensors."""
+    from safetensors.torch import load_file, save_file
+
+    h = hashlib.sha256(f"{seq}\0{max_tokens}\0{getattr(tok, 'name_or_path', '')}".encode())
+    for doc in docs:
+        h.update(doc.id.encode() + b"\0" + hashlib.sha256(doc.text.encode()).digest())
+    path = cache / f"blocks-{h.hexdigest()[:24]}.safetensors"
+    if path.is_file():
+        return load_file(path)["blocks"]
+    eos = int(tok.eos_token_id)  # type: ignore[attr-defined]
+    stream: list[int] = []
+    for doc in docs:
+        stream += tok(doc.text, add_special_tokens=False)["input_ids"] + [eos]  # type: ignore[operator]
+        if len(stream) >= max_tokens:
+            break
+    n = min(len(stream), max_tokens) // seq
+    blocks = torch.tensor(stream[: n * seq], dtype=torch.long).view(n, seq)
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".partial")
+    save_file({"blocks": blocks}, str(tmp))
+    tmp.rename(path)
+    return blocks
+
+
+def blocks_digest(blocks: torch.Tensor) -> str:
+    return hashlib.sha256(blocks.numpy().tobytes()).hexdigest()
+
+
+def train_adapter(
+    base_folder: Path, blocks: torch.Tensor, recipe: Recipe, cache: Path, tick: Tick | None = None
+) -> tuple[Path, bool]:
+    """The adapter folder for `recipe` (trained now, or found in the cache). Returns (folder, cached)."""
+    folder = cache / recipe.key()[:24]
+    if (folder / "adapter_model.safetensors").is_file():
+        if tick:
+            tick(recipe.steps)
+        return folder, True
+    from peft import IA3Config, LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(base_folder)
+    if recipe.kind == "lora":
+        cfg: LoraConfig | IA3Config = LoraConfig(
+            r=recipe.r,
+            lora_alpha=recipe.alpha,
+            target_modules=list(LORA_TARGETS),
+            lora_dropout=0.0,
+            task_type="CAUSAL_LM",
+        )
+        torch.manual_seed(LORA_INIT_SEED)  # the same lora_A for every LoRA
+    else:
+        cfg = IA3Config(
+            target_modules=list(IA3_TARGETS),
+            feedforward_modules=list(IA3_FEEDFORWARD),
+            task_type="CAUSAL_LM",
+        )
+    peft_model = get_peft_model(model, cfg)
+    _loop(peft_model, blocks, recipe, tick)
+    tmp = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    peft_model.save_pretrained(tmp)
+    (tmp / "recipe.json").write_text(json.dumps(asdict(recipe), indent=2))
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    return folder, False
+
+
+def _loop(model: torch.nn.Module, blocks: torch.Tensor, recipe: Recipe, tick: Tick | None) -> None:
+    params = [p for p in model.parameters() if p.requires_grad]
+    gen = torch.Generator().manual_seed(recipe.seed)
+    opt = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=recipe.lr, total_steps=recipe.steps, pct_start=0.1
+    )
+    model.train()
+    for _ in range(recipe.steps):
+        x = blocks[torch.randint(0, len(blocks), (recipe.batch,), generator=gen)]
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = model(input_ids=x, labels=x).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if tick:
+            tick(1)
+    model.eval()
