@@ -18,12 +18,14 @@ from registry.pem import read_adapter, write_adapter
 from registry.service import Registry
 from registry.service.compose_inputs import ResolvedInput, fetch_input
 from registry.service.compose_register import register_output
+from registry.service.compositions import CompositionView
 from registry.service.context import open_store_for
+from registry.service.run_records import CompositionProvenance, EvaluationRecord
 from registry.spec import CompositionSpec
 
 from .retry import RETRYING
 
-# Our cache is the catalog (composition id -> registered version), so Prefect's own is off.
+# Our cache is the catalog (cache key -> registered version), so Prefect's own is off.
 TASK = {"cache_policy": NO_CACHE, "persist_result": False}
 
 
@@ -63,14 +65,14 @@ def compose_task(folders: list[str], weights: list[float], spec: CompositionSpec
 @task(name="register", **TASK, **RETRYING)
 def register_task(
     reg: Registry,
-    comp: Any,
+    comp: CompositionView,
     out: str,
     spec: CompositionSpec,
     inputs: list[ResolvedInput],
-    evaluations: list[dict[str, Any]],
+    evaluations: list[EvaluationRecord],
     metrics: dict[str, float],
-    provenance: dict[str, Any],
-) -> Any:
+    provenance: CompositionProvenance,
+) -> CompositionView:
     return register_output(
         reg, comp, Path(out), spec, inputs, evaluations=evaluations, metrics=metrics, provenance=provenance
     )

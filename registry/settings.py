@@ -41,6 +41,14 @@ class Settings(BaseSettings):
     prefect_mode: Literal["local-server", "ephemeral"] = "local-server"
     local_prefect_port: int = 4213
     recompose_interval_seconds: int = 600
+    # Run lifecycle: a working run refreshes its heartbeat this often; a pending/running run silent for
+    # `run_stale_after_seconds` is reconciled (failed, or retried where its spec asks). Defaults keep a
+    # stuck row under 2 minutes with the worker's periodic reconcile.
+    heartbeat_seconds: float = Field(default=5.0, gt=0)
+    run_stale_after_seconds: float = Field(default=60.0, gt=0)
+    reconcile_interval_seconds: float = Field(default=30.0, gt=0)
+    # `pemreg gc` leaves store objects younger than this alone, so a run still uploading is never touched.
+    gc_grace_seconds: float = Field(default=3600.0, ge=0)
 
     @property
     def resolved_database_url(self) -> str:

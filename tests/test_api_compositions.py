@@ -57,7 +57,9 @@ def test_trigger_poll_lineage(capi: Api) -> None:
         ("t/b@1", "linear", 0.75),
     }
     listed = capi.client.get("/v1/compositions?status=succeeded", headers=capi.h("reader")).json()
-    assert [c["id"] for c in listed] == [body["id"]]
+    assert [c["id"] for c in listed["items"]] == [body["id"]] and listed["next_page_token"] is None
+    by_prefix = capi.client.get(f"/v1/compositions/{body['id'][:6]}", headers=capi.h("reader")).json()
+    assert by_prefix["id"] == body["id"]
     events = capi.client.get("/v1/audit?actor=writer-key", headers=capi.h("reader")).json()
     assert "compose_trigger" in {
         e["action"] for e in (events["items"] if isinstance(events, dict) else events)
@@ -75,7 +77,7 @@ def test_yaml_body_and_dry_run(capi: Api) -> None:
     report = r.json()
     assert [(i["name"], i["weight"]) for i in report["inputs"]] == [("t/a", 1.0), ("t/b", -1.0)]
     assert len(report["interference"]["pairs"]) == 1
-    assert capi.client.get("/v1/compositions", headers=capi.h("reader")).json() == []
+    assert capi.client.get("/v1/compositions", headers=capi.h("reader")).json()["items"] == []
 
 
 @pytest.mark.parametrize(
@@ -92,7 +94,7 @@ def test_bad_specs_are_4xx_naming_the_problem(capi: Api, body: dict, field: str 
     assert 400 <= r.status_code < 500, r.text
     detail = r.json()["detail"]
     assert (field or "t/missing") in detail
-    assert capi.client.get("/v1/compositions", headers=capi.h("reader")).json() == []
+    assert capi.client.get("/v1/compositions", headers=capi.h("reader")).json()["items"] == []
 
 
 def test_incompatible_inputs_are_422(capi: Api) -> None:

@@ -11,7 +11,7 @@ import typer
 
 from registry.errors import RegistryError
 
-from . import adapters, base_models, catalog, compose, keys, serve, setup
+from . import adapters, base_models, catalog, compose, gc, keys, serve, setup
 from .output import err_console
 
 app = typer.Typer(
@@ -27,6 +27,7 @@ app.add_typer(keys.app, name="keys")
 setup.register(app)
 catalog.register(app)
 compose.register(app)
+gc.register(app)
 serve.register(app)
 
 

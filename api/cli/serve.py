@@ -16,6 +16,10 @@ def serve(
     """Serve the REST API (OpenAPI at /docs). Settings come from PEMREG_* as for every command."""
     import uvicorn
 
+    from .compose import reconcile_at_start
+
+    reconcile_at_start()
+
     # A factory string, so --workers > 1 can import the app in each process.
     uvicorn.run(
         "api.app:create_app",

@@ -48,11 +48,11 @@ def demo(
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     from registry.demo import run_demo
 
-    from .compose import use_prefect
+    from .compose import install_runners
 
     reg = registry()
     initialize(reg)
-    use_prefect()  # the demo's compositions are real Prefect flow runs
+    install_runners("in-process")  # the demo's compositions are real Prefect flow runs, in this process
     say = lambda text: console.print(text, markup=False, soft_wrap=True)  # noqa: E731 - tables stay whole in logs
     with tempfile.TemporaryDirectory(prefix="pemreg-demo-") as tmp:
         run_demo(reg, workdir or Path(tmp), say, quick=quick, out_dir=out, seed=seed)
