@@ -88,8 +88,8 @@ def view_of(session: Any, row: m.Composition) -> CompositionView:
 def resolve_id(session: Any, id_or_prefix: str) -> str:
     """The full run id for a full id or any unique prefix of one (as git takes short hashes)."""
     text = id_or_prefix.strip().lower()
-    if not _ID_PREFIX.match(text):
-        raise InvalidInput(f"id: {id_or_prefix!r} is not a composition id or a prefix of one", field="id")
+    if not _ID_PREFIX.match(text):  # cannot be a run id (hex and dashes): no such run
+        raise NotFound(f"composition {id_or_prefix} not found")
     if len(text) == 36 and session.get(m.Composition, text) is not None:
         return text
     found = list(session.scalars(select(m.Composition.id).where(m.Composition.id.startswith(text)).limit(3)))
