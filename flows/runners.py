@@ -86,6 +86,9 @@ class _Embedded:
     def __init__(self, verbose: bool) -> None:
         self.verbose = verbose
 
+    def submit(self, reg: Registry, run: CompositionView, spec: CompositionSpec) -> CompositionView:
+        raise NotImplementedError
+
     def api_url(self, reg: Registry) -> str | None:
         """None keeps Prefect's own configuration: an API already configured (profile, env, a test
         harness) or, in `ephemeral` mode, its in-process server."""
@@ -148,7 +151,7 @@ class DeploymentRunner:
             )
             runs.fail(reg, run.id, message)
             raise NotFound(message) from None
-        return runs.attach_flow_run(reg, run.id, str(flow_run.id))
+        return runs.attach_flow_run(reg, run.id, str(flow_run.id))  # type: ignore[union-attr] # sync call
 
 
 class DefaultRunner:

@@ -135,9 +135,9 @@ def test_killed_compose_is_reconciled_collected_and_rerun(
     [done] = json.loads(rec.stdout)
     assert done["composition_id"] == run.id and done["action"] == "failed"
     lost = compositions.get(reg, run.id[:8])
-    assert lost.status is RunStatus.FAILED and lost.error.startswith("worker lost: no heartbeat since"), (
-        lost.error
-    )
+    assert lost.status is RunStatus.FAILED and (lost.error or "").startswith(
+        "worker lost: no heartbeat since"
+    ), lost.error
     from flows.runners import probe_for
 
     probe = probe_for(reg.settings.model_copy(update={"home": Path(env["PEMREG_HOME"])}))
@@ -170,8 +170,32 @@ def test_killed_compose_is_reconciled_collected_and_rerun(
 def test_a_failing_composition_writes_one_line(
     crash_env: tuple[Registry, dict[str, str]], tmp_path: Path
 ) -> None:
-    """A failure inside the flow (an input's bytes no longer match its digest): exit 1, one stderr line
-    with the run id; Prefect's logs and traceback go to the log file."""
+    """A failure inside the flow (its evaluation data is not JSON lines): exit 1, one stderr line with
+    the run id; Prefect's logs and traceback go to the log file, or to stderr too with --verbose."""
+    reg, env = crash_env
+    data = tmp_path / "broken.jsonl"
+    data.write_text("this is not json\n")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        f"name: t/bad\nexpression: 't/a + t/b'\nevaluate:\n"
+        f"  - {{name: ppl, metric: perplexity, dataset: '{data.as_uri()}'}}\n"
+    )
+    result = pemreg(env, "compose", str(spec), "--wait")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    [run] = compositions.list_compositions(reg).items
+    assert run.status is RunStatus.FAILED
+    assert lines == [f"error: composition {run.id} failed: dataset: {data.as_uri()} line 1 is not JSON"]
+    log = Path(env["PEMREG_HOME"]) / "logs" / "prefect.log"
+    assert "line 1 is not JSON" in log.read_text()
+    verbose = pemreg(env, "compose", str(spec), "--wait", "--verbose")
+    assert verbose.returncode == 1 and len(verbose.stderr.strip().splitlines()) > 1  # Prefect's logs too
+
+
+def test_an_input_whose_bytes_changed_is_refused_before_any_run(
+    crash_env: tuple[Registry, dict[str, str]], tmp_path: Path
+) -> None:
+    """The pre-run checks read every input (sha256-verified): one line, exit 1, no run recorded."""
     reg, env = crash_env
     service.register_adapter(reg, make_lora(tmp_path / "c", seed=4242), "t/c")  # not in any fetch cache
     [version] = service.show_adapter(reg, "t/c").versions or []
@@ -184,15 +208,9 @@ def test_a_failing_composition_writes_one_line(
     spec.write_text("name: t/bad\nexpression: 't/a + t/c'\n")
     result = pemreg(env, "compose", str(spec), "--wait")
     assert result.returncode == 1
-    lines = result.stderr.strip().splitlines()
-    [run] = compositions.list_compositions(reg).items
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(f"error: composition {run.id} failed: ") and "sha256" in lines[0]
-    assert run.status is RunStatus.FAILED
-    log = Path(env["PEMREG_HOME"]) / "logs" / "prefect.log"
-    assert "sha256 mismatch" in log.read_text()
-    verbose = pemreg(env, "compose", str(spec), "--wait", "--verbose")
-    assert verbose.returncode == 1 and len(verbose.stderr.strip().splitlines()) > 1  # Prefect's logs too
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: sha256 mismatch for 'adapters/t/c/"), line
+    assert compositions.list_compositions(reg).items == []
 
 
 def test_a_rejected_composition_writes_one_line(

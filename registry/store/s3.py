@@ -319,7 +319,7 @@ class S3Store(ArtifactStore):
 
     def list_objects(self, prefix: str = "") -> list[StoredObject]:
         root = f"{self.prefix}/" if self.prefix else ""
-        out = []
+        out: list[StoredObject] = []
         with self._translate(f"listing {prefix!r}"):
             pages = self._s3.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=root + prefix
