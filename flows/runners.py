@@ -56,6 +56,8 @@ def route_prefect_logs(settings: Settings, verbose: bool = False) -> Path:
     path = log_file(settings)
     if _logs_routed:
         return _logs_routed[0]
+    if not verbose:
+        _quiet_progress_bars()
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -67,6 +69,17 @@ def route_prefect_logs(settings: Settings, verbose: bool = False) -> Path:
             logger.addHandler(logging.StreamHandler(sys.stderr))
     _logs_routed.append(path)
     return path
+
+
+def _quiet_progress_bars() -> None:
+    """transformers draws a tqdm bar on stderr per model load (evaluation, merging): not in one-line mode."""
+    from huggingface_hub.utils import disable_progress_bars
+
+    disable_progress_bars()  # transformers reads this at import
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
 
 
 @contextmanager
