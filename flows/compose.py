@@ -23,7 +23,6 @@ from registry.service.compose_inputs import ResolvedInput, base_model_folder, ca
 from registry.service.evaluations import cached_value
 from registry.service.evaluations import record as record_evaluation
 from registry.service.run_records import CompositionProvenance, EvaluationRecord, InputRecord, RunInfo
-from registry.service.run_status import RunStatus
 from registry.spec import CompositionSpec
 
 from . import artifacts
@@ -110,8 +109,7 @@ def compose_flow(
         with runs.heartbeating(reg, comp.id):
             return _run(reg, parsed, comp, work, started)
     except Exception as exc:
-        if comps.get(reg, comp.id).status in (RunStatus.PENDING, RunStatus.RUNNING):
-            runs.fail(reg, comp.id, runs.one_line(exc))
+        runs.fail_if_active(reg, comp.id, runs.one_line(exc))
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -162,7 +162,7 @@ class DeploymentRunner:
                 f"deployment {COMPOSE_DEPLOYMENT} not found on {url}: "
                 "start `pemreg worker` against this Prefect API"
             )
-            runs.fail(reg, run.id, message)
+            runs.fail_if_active(reg, run.id, message)
             raise NotFound(message) from None
         return runs.attach_flow_run(reg, run.id, str(flow_run.id))  # type: ignore[union-attr] # sync call
 

@@ -190,10 +190,11 @@ def start(reg: Registry, spec: CompositionSpec, trigger: str, runner: str) -> Co
     check_composable(reg, spec, inputs)
     run = create(reg, spec, inputs, trigger)
     try:
-        return get_runner(runner).submit(reg, run, spec)
+        # The submitting process beats too: a slow submission is not mistaken for a lost run.
+        with heartbeating(reg, run.id):
+            return get_runner(runner).submit(reg, run, spec)
     except Exception as exc:
-        if get(reg, run.id).status in ACTIVE:
-            fail(reg, run.id, f"could not start: {one_line(exc)}")
+        fail_if_active(reg, run.id, f"could not start: {one_line(exc)}")
         raise
 
 
@@ -287,6 +288,16 @@ def record(reg: Registry, run_id: str, **fields: Any) -> None:
 
 def fail(reg: Registry, run_id: str, message: str) -> CompositionView:
     return transition(reg, run_id, RunStatus.FAILED, error=message[:2000])
+
+
+def fail_if_active(reg: Registry, run_id: str, message: str) -> CompositionView:
+    """`failed` unless the run already ended (e.g. reconcile got there first): then left as it is."""
+    with transaction(reg.sessions) as session:
+        row = session.get_one(m.Composition, run_id, with_for_update=True)
+        if row.status in {s.value for s in ACTIVE}:
+            apply_transition(row, RunStatus.FAILED, error=message[:2000])
+        session.flush()
+        return view_of(session, row)
 
 
 def reject(reg: Registry, run_id: str, metrics: dict[str, float], failures: list[str]) -> CompositionView:
@@ -401,8 +412,8 @@ def reconcile(
                 probed = True
             except Exception as exc:  # noqa: BLE001 - Prefect unreachable: the heartbeat decides
                 log.warning("reconcile: cannot read flow run %s: %s", run.flow_run_id, one_line(exc))
-            if probed and flow_state in _QUEUED_FLOW_STATES and run.heartbeat_at is None:
-                continue
+            if probed and flow_state in _QUEUED_FLOW_STATES and run.status is RunStatus.PENDING:
+                continue  # submitted, still waiting for a worker: not lost
         message = _lost_message(run, flow_state, probed)
         retries = int(run.spec.get("retries") or 0)
         retry = restart is not None and run.attempt <= retries
