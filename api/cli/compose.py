@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from registry.service import compositions as comps
 from registry.service import runs
@@ -121,7 +121,10 @@ def list_(
     if json_out:
         print_json(page)
         return
-    table = Table("id", "name", "method", "status", "output", "trigger", "created")
+    # The id whole (never wrapped or cut), so it can be pasted back.
+    table = Table(
+        Column("id", no_wrap=True, min_width=36), "name", "method", "status", "output", "trigger", "created"
+    )
     for c in page.items:
         out = f"{c.output.name}@{c.output.version}" if c.output else "-"
         table.add_row(

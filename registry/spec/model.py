@@ -193,7 +193,7 @@ class CompositionSpec(_Strict):
         return result
 
     def canonical(self) -> dict[str, Any]:
-        """Defaults filled, None dropped: the stable form hashed into the composition id."""
+        """Defaults filled, None dropped: the stable form hashed into the cache key."""
         return self.model_dump(mode="json", exclude_none=True)
 
     def canonical_json(self) -> str:
