@@ -34,7 +34,7 @@ from ..errors import NotFound
 from ..spec import CompositionSpec
 from . import audit
 from .compose_inputs import ResolvedInput, composition_key, resolve_inputs
-from .compositions import CompositionView, find_cached, get, resolve_id, view_of
+from .compositions import CompositionView, find_cached, get, view_of
 from .context import Registry
 from .run_status import ACTIVE, TERMINAL, IllegalTransition, RunStatus, check_transition
 
@@ -188,11 +188,12 @@ def start(reg: Registry, spec: CompositionSpec, trigger: str, runner: str) -> Co
     from .dry_run import check_composable  # reads the adapters (torch): only when work is due
 
     check_composable(reg, spec, inputs)
+    submitter = get_runner(runner)
     run = create(reg, spec, inputs, trigger)
     try:
         # The submitting process beats too: a slow submission is not mistaken for a lost run.
         with heartbeating(reg, run.id):
-            return get_runner(runner).submit(reg, run, spec)
+            return submitter.submit(reg, run, spec)
     except Exception as exc:
         fail_if_active(reg, run.id, f"could not start: {one_line(exc)}")
         raise
@@ -460,8 +461,3 @@ def reconcile(
         log.warning("composition %s %s: %s", run.id, action, message)
         done.append(Reconciled(run.id, action, message))
     return done
-
-
-def lookup_id(reg: Registry, id_or_prefix: str) -> str:
-    with reg.sessions() as session:
-        return resolve_id(session, id_or_prefix)
