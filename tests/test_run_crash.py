@@ -36,6 +36,7 @@ def crash_env(reg: Registry, warm_home: tuple[Path, int], tmp_path: Path) -> tup
         PEMREG_HOME=str(home),
         PEMREG_LOCAL_PREFECT_PORT=str(port),
         PEMREG_RUN_STALE_AFTER_SECONDS=str(STALE_AFTER),
+        PEMREG_HEARTBEAT_SECONDS="0.3",
         PREFECT_HOME=str(tmp_path / "prefect-client"),
         COLUMNS="200",
     )

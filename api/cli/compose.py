@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Column, Table
 
+from registry.service import Registry, runs
 from registry.service import compositions as comps
-from registry.service import runs
 from registry.service.dry_run import DryRun, dry_run
 from registry.service.run_status import RunStatus
 from registry.spec import load_spec
@@ -96,6 +97,7 @@ def compose(
         print_json(report.to_dict()) if json_out else _print_dry_run(report)
         return
     install_runners("in-process", verbose)
+    _reconcile_quietly(reg)
     view = runs.start(reg, spec, "cli", runner="default")
     if wait_ and not view.status.terminal:
         if err_console.is_terminal:
@@ -142,12 +144,40 @@ def list_(
 
 
 def reconcile_at_start() -> None:
-    """`pemreg serve` start: runs lost by an earlier server (or its background threads) end now."""
+    """`pemreg serve` start: runs lost by an earlier server (or its background threads) end now, and
+    again every PEMREG_RECONCILE_INTERVAL_SECONDS while it serves (a daemon thread)."""
+    import threading
+
     from flows.runners import resubmit
 
     install_runners("background")
-    for d in runs.reconcile(registry(), restart=resubmit):
-        err_console.print(f"reconciled composition {d.composition_id}: {d.action}", markup=False)
+    reg = registry()
+
+    def once() -> None:
+        try:
+            for d in runs.reconcile(reg, restart=resubmit):
+                err_console.print(f"reconciled composition {d.composition_id}: {d.action}", markup=False)
+        except Exception as exc:  # noqa: BLE001 - the catalog briefly away must not stop the server
+            err_console.print(f"warning: reconcile failed: {runs.one_line(exc)}", markup=False)
+
+    def loop() -> None:
+        while True:
+            time.sleep(reg.settings.reconcile_interval_seconds)
+            once()
+
+    once()
+    threading.Thread(target=loop, name="reconcile", daemon=True).start()
+
+
+def _reconcile_quietly(reg: Registry) -> None:
+    """Before composing: a run of this home lost with its process ends now (one indexed query when
+    nothing is stale), so the embedded default needs no server to keep rows honest."""
+    from flows.runners import resubmit
+
+    try:
+        runs.reconcile(reg, restart=resubmit)
+    except Exception as exc:  # noqa: BLE001 - never in the way of the user's command
+        err_console.print(f"warning: reconcile failed: {runs.one_line(exc)}", markup=False)
 
 
 @compositions_app.command("reconcile")
