@@ -91,33 +91,48 @@ def _aware(stamp: datetime | None) -> datetime | None:
 # ---- create / start ---------------------------------------------------------------------------------
 
 
+def _add_run(
+    session: Any,
+    reg: Registry,
+    spec: CompositionSpec,
+    inputs: list[ResolvedInput],
+    trigger: str,
+    status: RunStatus,
+    **fields: Any,
+) -> m.Composition:
+    """A new run row and its `compose_trigger` audit event, in the caller's transaction."""
+    row = m.Composition(
+        id=str(uuid.uuid4()),
+        cache_key=composition_key(spec, inputs),
+        output_name=spec.name,
+        method=spec.method,
+        spec=spec.canonical(),
+        resolved_inputs=[i.to_dict() for i in inputs],
+        status=status.value,
+        trigger=trigger,
+        principal=reg.principal,
+        attempt=1,
+        **fields,
+    )
+    session.add(row)
+    audit.record(
+        session,
+        reg.principal,
+        "compose_trigger",
+        spec.name,
+        composition_id=row.id,
+        trigger=trigger,
+        inputs=[i.label for i in inputs],
+    )
+    return row
+
+
 def create(
     reg: Registry, spec: CompositionSpec, inputs: list[ResolvedInput], trigger: str
 ) -> CompositionView:
     """A `pending` run with its inputs resolved, audited as a compose trigger."""
     with transaction(reg.sessions) as session:
-        row = m.Composition(
-            id=str(uuid.uuid4()),
-            cache_key=composition_key(spec, inputs),
-            output_name=spec.name,
-            method=spec.method,
-            spec=spec.canonical(),
-            resolved_inputs=[i.to_dict() for i in inputs],
-            status=RunStatus.PENDING.value,
-            trigger=trigger,
-            principal=reg.principal,
-            attempt=1,
-        )
-        session.add(row)
-        audit.record(
-            session,
-            reg.principal,
-            "compose_trigger",
-            spec.name,
-            composition_id=row.id,
-            trigger=trigger,
-            inputs=[i.label for i in inputs],
-        )
+        row = _add_run(session, reg, spec, inputs, trigger, RunStatus.PENDING)
         session.flush()
         return view_of(session, row)
 
@@ -131,33 +146,19 @@ def record_cache_hit(
     now = m.utcnow()
     with transaction(reg.sessions) as session:
         version_id = session.scalar(select(m.Composition.output_version_id).where(m.Composition.id == hit.id))
-        row = m.Composition(
-            id=str(uuid.uuid4()),
-            cache_key=hit.cache_key,
-            output_name=spec.name,
-            method=spec.method,
-            spec=spec.canonical(),
-            resolved_inputs=[i.to_dict() for i in inputs],
-            status=RunStatus.SUCCEEDED.value,
-            trigger=trigger,
-            principal=reg.principal,
+        row = _add_run(
+            session,
+            reg,
+            spec,
+            inputs,
+            trigger,
+            RunStatus.SUCCEEDED,
             cache_hit=True,
             output_version_id=version_id,
             metrics=hit.metrics,
             interference=hit.interference,
             started_at=now,
             finished_at=now,
-            attempt=1,
-        )
-        session.add(row)
-        audit.record(
-            session,
-            reg.principal,
-            "compose_trigger",
-            spec.name,
-            composition_id=row.id,
-            trigger=trigger,
-            inputs=[i.label for i in inputs],
         )
         audit.record(
             session,
