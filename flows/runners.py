@@ -5,7 +5,7 @@ the service layer never imports this package:
 - `deployment`: a run of the `compose/compose` deployment on the configured Prefect API (workers run it);
 - `in-process`: the flow in this process, blocking (the CLI on the embedded default);
 - `background`: the flow on a thread of this process (the REST API on the embedded default);
-- `default`: `deployment` when a Prefect API is configured, else the shell's embedded choice.
+- `default`: `deployment` when PREFECT_API_URL is set, else the shell's embedded choice.
 
 The Prefect API URL is passed explicitly (prefect's `temporary_settings`), never written to os.environ.
 Prefect's own logs go to <PEMREG_HOME>/logs/prefect.log; `verbose` also streams them to stderr.
@@ -14,6 +14,7 @@ Prefect's own logs go to <PEMREG_HOME>/logs/prefect.log; `verbose` also streams 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 from collections.abc import Iterator
@@ -168,14 +169,16 @@ class DeploymentRunner:
 
 
 class DefaultRunner:
-    """`deployment` when a Prefect API is configured, else this shell's embedded runner."""
+    """`deployment` when PREFECT_API_URL is set, else this shell's embedded runner."""
 
     def __init__(self, embedded: _Embedded, deployment: DeploymentRunner) -> None:
         self.embedded = embedded
         self.deployment = deployment
 
     def submit(self, reg: Registry, run: CompositionView, spec: CompositionSpec) -> CompositionView:
-        runner = self.deployment if configured_api_url() else self.embedded
+        # The operator's switch is the PREFECT_API_URL variable (as documented), not whatever Prefect
+        # settings context this thread happens to run in (a test harness, a flow run).
+        runner = self.deployment if os.environ.get("PREFECT_API_URL") else self.embedded
         return runner.submit(reg, run, spec)
 
 
@@ -206,8 +209,6 @@ class PrefectProbe:
 
 def probe_for(settings: Settings) -> PrefectProbe | None:
     """The Prefect API this home's runs report to, when one is up; else None (heartbeats decide)."""
-    import os
-
     if os.environ.get("PREFECT_API_URL"):
         return PrefectProbe()
     if settings.prefect_mode == "local-server":
