@@ -24,6 +24,9 @@ alias, compose, deprecate/archive/restore, tags), admin (+ keys, delete). Errors
 def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="PEM Registry", version="1", description=DESCRIPTION)
     app.state.registry = Registry(settings or get_settings())
+    from flows.runners import install  # compositions run through the runners this shell registers
+
+    install(app.state.registry.settings, "background")
     errors.install(app)
     app.add_middleware(RequestIdMiddleware)
     for module in (health, base_models, adapters, lifecycle, register, downloads, compositions, audit, keys):

@@ -118,8 +118,11 @@ def overhead(root: Path, runs: int) -> None:
         stderr=subprocess.DEVNULL,
     )
     os.environ.update(env)
-    from flows import trigger
+    from flows.runners import install
+    from registry.service import runs
     from registry.spec import load_spec
+
+    install(reg.settings, "background")
 
     try:
         time.sleep(8)  # let the worker register its deployments and start polling
@@ -127,8 +130,8 @@ def overhead(root: Path, runs: int) -> None:
         for run in range(runs + 1):
             spec = load_spec(f"name: t/ovh-{run}\nexpression: '{0.1 * (run + 1):.1f} * t/a + t/b'\n")
             t0 = time.perf_counter()
-            view = trigger.submit_to_deployment(reg, spec, "api")
-            view = trigger.wait(reg, view.id, timeout=120)
+            view = runs.start(reg, spec, "api", runner="deployment")
+            view = runs.wait(reg, view.id, timeout=120)
             total = time.perf_counter() - t0
             assert view.status == "succeeded", view
             folder = root / f"out{run}"

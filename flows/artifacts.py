@@ -47,7 +47,7 @@ def publish(
         ]
     for warning in interference.get("warnings", []):
         lines.append(f"> warning: {warning}")
-    if interference.get("core_overlap"):  # issue 14: core_merge's second interference diagnostic
+    if interference.get("core_overlap"):  # core_merge: the second interference diagnostic
         lines += ["", "## Core overlap (|C_i & C_j| / min, RMS over modules)", "", "| pair | rms overlap |"]
         lines += ["|---|---|"] + [
             f"| {inputs[p['i']].label} / {inputs[p['j']].label} | {p['rms_overlap']:.4f} |"

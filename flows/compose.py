@@ -1,8 +1,9 @@
-"""The `compose` flow: resolve -> interference -> fetch -> compose -> evaluate -> gate -> upload -> register.
+"""The `compose` flow: fetch -> interference -> compose -> evaluate -> gate -> upload -> register.
 
-Any failure leaves the composition `failed` with the message; a failed gate leaves it `rejected` with
-the metrics; nothing is registered in either case, and the registration itself is one transaction
-after the upload.
+The flow reads as its steps; every state change is a call into the run lifecycle
+(`registry.service.runs`): running (with a heartbeat while it works), then succeeded (the registration
+transaction), rejected (a gate), or failed (any exception, message kept on the row). The flow holds no
+catalog sessions of its own.
 """
 
 from __future__ import annotations
@@ -16,16 +17,17 @@ from prefect import flow, get_run_logger
 from prefect.runtime import deployment, flow_run
 
 from registry.evaluation.gates import check_gates
-from registry.service import Registry
+from registry.service import Registry, runs
 from registry.service import compositions as comps
-from registry.service.compose_inputs import ResolvedInput, cache_dir, fetch_base_model, resolve_inputs
+from registry.service.compose_inputs import ResolvedInput, base_model_folder, cache_dir
 from registry.service.evaluations import cached_value
 from registry.service.evaluations import record as record_evaluation
+from registry.service.run_records import CompositionProvenance, EvaluationRecord, InputRecord, RunInfo
 from registry.spec import CompositionSpec
 
 from . import artifacts
 from .context import current_registry
-from .decoding import (  # issue 14
+from .decoding import (
     ENSEMBLE_FORMULA,
     calibrate_task,
     compare_decoding,
@@ -47,11 +49,6 @@ from .tasks import (
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
-
-
-def prepare(reg: Registry, spec: CompositionSpec, trigger: str) -> comps.CompositionView:
-    """Resolve inputs and create the `pending` record (what the CLI/API do before submitting)."""
-    return comps.create(reg, spec, resolve_inputs(reg, spec), trigger)
 
 
 def _parent_metrics(
@@ -91,13 +88,17 @@ def _parent_metrics(
     return out
 
 
-def _base_folder(reg: Registry, inputs: list[ResolvedInput]) -> str:
-    from registry.catalog import models as m
-    from registry.service.base_models import require_base_model
-
-    with reg.sessions() as session:
-        base: m.BaseModel = require_base_model(session, inputs[0].base_model)
-        return str(fetch_base_model(reg, base.source, f"{base.name}@{base.revision}"))
+def begin_run(
+    reg: Registry, spec: CompositionSpec, composition_id: str | None, trigger: str
+) -> comps.CompositionView:
+    """The run this flow works on. A scheduled deployment run has none yet: it starts one here, and a
+    cache hit ends it at once."""
+    if composition_id is not None:
+        return comps.get(reg, composition_id)
+    inputs, hit = runs.prepare(reg, spec)
+    if hit is not None:
+        return runs.record_cache_hit(reg, spec, inputs, trigger, hit)
+    return runs.create(reg, spec, inputs, trigger)
 
 
 @flow(name="compose", log_prints=True)
@@ -106,48 +107,27 @@ def compose_flow(
 ) -> dict[str, Any]:
     reg = current_registry()
     parsed = CompositionSpec.model_validate(spec)
-    comp = comps.get(reg, composition_id) if composition_id else prepare(reg, parsed, trigger)
+    comp = begin_run(reg, parsed, composition_id, trigger)
+    if comp.status.terminal:  # a cache hit, or a run reconcile already ended
+        return comp.model_dump(mode="json")
     work = cache_dir(reg, "work", comp.id)
     started = _now()
     try:
-        comp = comps.update(
-            reg, comp.id, status="running", flow_run_id=str(flow_run.id) if flow_run.id else None
-        )
-        return _run(reg, parsed, comp, work, started)
+        comp = runs.mark_running(reg, comp.id, str(flow_run.id) if flow_run.id else None)
+        with runs.heartbeating(reg, comp.id):
+            return _run(reg, parsed, comp, work, started)
     except Exception as exc:
-        message = f"{type(exc).__name__}: {exc}" if not str(exc).strip() else str(exc)
-        comps.update(reg, comp.id, status="failed", error=message.splitlines()[0][:2000])
+        runs.fail_if_active(reg, comp.id, runs.one_line(exc))
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _run(reg: Registry, spec: CompositionSpec, comp: comps.CompositionView, work: Path, started: str) -> dict:
+def _run(
+    reg: Registry, spec: CompositionSpec, comp: comps.CompositionView, work: Path, started: str
+) -> dict[str, Any]:
     log = get_run_logger()
     inputs = [ResolvedInput(**i) for i in comp.inputs]
-    cached = comps.find_cached(reg, comp.cache_key or "", exclude=comp.id)
-    if cached is not None and cached.output is not None:
-        log.info(
-            "cache hit: composition %s already produced %s@%s",
-            comp.cache_key,
-            cached.output.name,
-            cached.output.version,
-        )
-        from registry.service.resolve import resolve_version
-
-        with reg.sessions() as session:
-            version_id = resolve_version(session, f"{cached.output.name}@{cached.output.version}").id
-        done = comps.update(
-            reg,
-            comp.id,
-            status="succeeded",
-            cache_hit=True,
-            output_version_id=version_id,
-            metrics=cached.metrics,
-            interference=cached.interference,
-        )
-        return done.model_dump(mode="json")
-
     folders = [f.result() for f in [fetch_input_task.submit(reg, i) for i in inputs]]
     names = [i.label for i in inputs]
     weights = [i.weight for i in inputs]
@@ -161,10 +141,10 @@ def _run(reg: Registry, spec: CompositionSpec, comp: comps.CompositionView, work
     )
     for warning in interference.get("warnings", []):
         log.warning(warning)
-    comps.update(reg, comp.id, interference=interference)
+    runs.record(reg, comp.id, interference=interference)
 
-    requests = datasets_for(reg, spec)
-    base = _base_folder(reg, inputs) if requests else ""
+    requests = datasets_for(reg, spec, comp.trigger)
+    base = base_model_folder(reg, inputs) if requests else ""
     parents = _parent_metrics(reg, comp.id, base, inputs, folders, requests) if requests else {}
     metric_of = {r.name: r.metric for r in requests}
     search_record = None
@@ -179,83 +159,87 @@ def _run(reg: Registry, spec: CompositionSpec, comp: comps.CompositionView, work
         out = Path(search_record["winner_folder"])
         engine = search_record["winner_engine"]
         metrics = search_record["winner_metrics"]
-    elif spec.output.kind == "ensemble":  # issue 14 hook: decoding-time composition, no weights
+    elif spec.output.kind == "ensemble":  # decoding-time composition: no weights
         out, engine = work / "result", {"name": "ensemble", "formula": ENSEMBLE_FORMULA}
         metrics = ensemble_evaluate_task(base, folders, weights, requests) if requests else {}
     else:
         out = work / "result"
-        calibration = (  # issue 14 hook: core_merge importance needs the base's activation norms
+        calibration = (  # core_merge importance needs the base's activation norms
             calibrate_task(
-                reg, spec, base or _base_folder(reg, inputs), folders, str(work / "calib.safetensors")
+                reg,
+                spec,
+                base or base_model_folder(reg, inputs),
+                folders,
+                str(work / "calib.safetensors"),
+                comp.trigger,
             )
             if spec.core_criterion == "importance"
             else None
         )
         engine = compose_task(folders, weights, spec, str(out), calibration)
-        if "core_overlap" in engine["summary"]:  # issue 14 hook: core overlap beside the RMS cosine
+        if "core_overlap" in engine["summary"]:  # core overlap beside the RMS cosine
             interference = {**interference, "core_overlap": engine["summary"]["core_overlap"]}
-            comps.update(reg, comp.id, interference=interference)
+            runs.record(reg, comp.id, interference=interference)
         metrics = evaluate_task(base, str(out), requests) if requests else {}
-    if spec.compare_decoding and requests:  # issue 14 hook: weight space vs decoding time
+    if spec.compare_decoding and requests:  # weight space vs decoding time
         interference = {
             **interference,
             "decoding": compare_decoding(base, folders, weights, requests, metrics),
         }
-        comps.update(reg, comp.id, interference=interference)
+        runs.record(reg, comp.id, interference=interference)
         publish_comparison(spec, interference["decoding"])
 
     failures = check_gates(spec.gate, metrics, metric_of, parents)
     artifacts.publish(spec, inputs, interference, metrics, parents, failures, search_record)
     if failures:
         log.warning("gate failed: %s", "; ".join(failures))
-        rejected = comps.update(
-            reg, comp.id, status="rejected", metrics=metrics, error="gate failed: " + "; ".join(failures)
-        )
-        return rejected.model_dump(mode="json")
+        return runs.reject(reg, comp.id, metrics, failures).model_dump(mode="json")
 
     evaluations = [
-        {
-            "name": r.name,
-            "metric": r.metric,
-            "dataset": r.dataset.uri,
-            "dataset_sha256": r.dataset.sha256,
-            "value": metrics[r.name],
-        }
+        EvaluationRecord(
+            name=r.name,
+            metric=r.metric,
+            dataset=r.dataset.uri,
+            dataset_sha256=r.dataset.sha256,
+            value=metrics[r.name],
+        )
         for r in requests
     ]
-    provenance = {
-        "composition_id": comp.cache_key,
-        "composition_run": comp.id,
-        "spec": spec.canonical(),
-        "inputs": [
-            {"name": i.name, "version": i.version, "sha256": i.sha256, "weight": i.weight, "ref": i.ref}
+    provenance = CompositionProvenance(
+        composition_id=comp.id,
+        cache_key=comp.cache_key or "",
+        spec=spec.canonical(),
+        inputs=[
+            InputRecord(name=i.name, version=i.version, sha256=i.sha256, weight=i.weight, ref=i.ref)
             for i in inputs
         ],
-        "base_model": inputs[0].base_model,
-        "method": {"name": spec.method, **engine},
-        "interference": interference,
-        "evaluations": evaluations,
-        "parent_evaluations": parents,
-        "search": _without_paths(search_record),
-        "run": {
-            "flow_run_id": str(flow_run.id) if flow_run.id else None,
-            "deployment": deployment.name if deployment.id else None,
-            "trigger": comp.trigger,
-            "principal": comp.principal,
-            "started": started,
-            "finished": _now(),
-            "cache_hit": False,
-        },
-    }
-    if spec.output.kind == "ensemble":  # issue 14 hook: register the recipe, not weights
-        return register_ensemble_task(reg, comp, spec, inputs, metrics, provenance).model_dump(mode="json")
+        base_model=inputs[0].base_model,
+        method={"name": spec.method, **engine},
+        interference=interference,
+        evaluations=evaluations,
+        parent_evaluations=parents,
+        search=_without_paths(search_record),
+        run=RunInfo(
+            flow_run_id=str(flow_run.id) if flow_run.id else None,
+            deployment=deployment.name if deployment.id else None,
+            trigger=comp.trigger,
+            principal=comp.principal,
+            started=started,
+            finished=_now(),
+            attempt=comp.attempt,
+        ),
+    )
+    if spec.output.kind == "ensemble":  # decoding-time composition: register the recipe, not weights
+        return register_ensemble_task(reg, comp, spec, inputs, metrics, provenance.to_dict()).model_dump(
+            mode="json"
+        )
     done = register_task(reg, comp, str(out), spec, inputs, evaluations, metrics, provenance)
     assert done.output is not None
     artifacts.link(done.output.name, done.output.version, done.output.sha256)
     if spec.output.kind == "merged_model":
         source = f"{done.output.name}@{done.output.version}"
         digest = merged_task(
-            reg, comp.id, source, str(out), base or _base_folder(reg, inputs), str(work / "merged")
+            reg, comp.id, source, str(out), base or base_model_folder(reg, inputs), str(work / "merged")
         )
         log.info("merged model of %s: sha256:%s", source, digest)
     return done.model_dump(mode="json")

@@ -16,6 +16,7 @@ from prefect.cache_policies import NO_CACHE
 
 from registry.evaluation import EvalRequest, load_dataset
 from registry.evaluation.calibration import activation_norms, save_norms
+from registry.evaluation.datasets import DatasetAccess
 from registry.evaluation.decoding import FORMULA as ENSEMBLE_FORMULA
 from registry.evaluation.decoding import interference_cost
 from registry.pem import read_adapter
@@ -44,13 +45,14 @@ def ensemble_evaluate_task(
 
 @task(name="calibrate", cache_policy=NO_CACHE, persist_result=False)
 def calibrate_task(
-    reg: Registry, spec: CompositionSpec, base_folder: str, folders: list[str], out: str
+    reg: Registry, spec: CompositionSpec, base_folder: str, folders: list[str], out: str, trigger: str
 ) -> str:
-    """Activation norms of the base on the calibration set, for every module of the inputs (a file)."""
+    """Activation norms of the base on the calibration set, for every module of the inputs (a file).
+    The data is read with the access of whoever triggered the run (as the evaluation datasets are)."""
     uri = spec.calibration_dataset()
     assert uri is not None
     opener = lambda url: open_store_for(reg.settings, url)  # noqa: E731 - S3 with the registry's credentials
-    dataset = load_dataset(uri, "perplexity", opener)
+    dataset = load_dataset(uri, "perplexity", opener, DatasetAccess.for_trigger(reg.settings, trigger))
     paths = sorted({p for f in folders for p in read_adapter(f).modules})
     evaluator = _evaluator(base_folder)
     with _device_guard():

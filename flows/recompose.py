@@ -9,7 +9,7 @@ from prefect import flow, get_run_logger
 from registry.service import compositions as comps
 from registry.spec import CompositionSpec
 
-from .compose import compose_flow, prepare
+from .compose import begin_run, compose_flow
 from .context import current_registry
 
 
@@ -22,8 +22,12 @@ def recompose_stale_flow() -> list[dict[str, Any]]:
         spec = CompositionSpec.model_validate(old.spec)
         log.info("recomposing %s (inputs moved since run %s)", spec.name, old.id)
         try:
-            fresh = prepare(reg, spec, "recompose")
-            results.append(compose_flow(spec.canonical(), fresh.id, "recompose"))
+            fresh = begin_run(reg, spec, None, "recompose")
+            results.append(
+                fresh.model_dump(mode="json")
+                if fresh.status.terminal
+                else compose_flow(spec.canonical(), fresh.id, "recompose")
+            )
         except Exception as exc:  # one stale spec failing must not stop the others; its row says why
             log.error("recomposition of %s failed: %s", spec.name, exc)
             results.append({"name": spec.name, "status": "failed", "error": str(exc)})

@@ -16,17 +16,20 @@ from registry.compose import compose, interference_report
 from registry.compose.device import compute_device
 from registry.compose.interference import DEFAULT_CROSS_TERM_THRESHOLD
 from registry.evaluation import EvalRequest, Evaluator, load_dataset
-from registry.evaluation.calibration import load_norms  # issue 14
+from registry.evaluation.calibration import load_norms
+from registry.evaluation.datasets import DatasetAccess
 from registry.pem import read_adapter, write_adapter
 from registry.service import Registry
 from registry.service.compose_inputs import ResolvedInput, fetch_input
 from registry.service.compose_register import register_output
+from registry.service.compositions import CompositionView
 from registry.service.context import open_store_for
+from registry.service.run_records import CompositionProvenance, EvaluationRecord
 from registry.spec import CompositionSpec
 
 from .retry import RETRYING
 
-# Our cache is the catalog (composition id -> registered version), so Prefect's own is off.
+# Our cache is the catalog (cache key -> registered version), so Prefect's own is off.
 TASK = {"cache_policy": NO_CACHE, "persist_result": False}
 
 
@@ -74,7 +77,7 @@ def compose_task(
             density=spec.density,
             majority_sign=spec.majority_sign,
             seed=spec.seed,
-            # issue 14: core_merge criterion; `calibration` = norms file from flows/decoding.calibrate_task
+            # core_merge criterion; `calibration` = norms file from flows/decoding.calibrate_task
             core_criterion=spec.core_criterion or "magnitude",
             activation_norms=load_norms(Path(calibration)) if calibration else None,
         )
@@ -85,14 +88,14 @@ def compose_task(
 @task(name="register", **TASK, **RETRYING)
 def register_task(
     reg: Registry,
-    comp: Any,
+    comp: CompositionView,
     out: str,
     spec: CompositionSpec,
     inputs: list[ResolvedInput],
-    evaluations: list[dict[str, Any]],
+    evaluations: list[EvaluationRecord],
     metrics: dict[str, float],
-    provenance: dict[str, Any],
-) -> Any:
+    provenance: CompositionProvenance,
+) -> CompositionView:
     return register_output(
         reg, comp, Path(out), spec, inputs, evaluations=evaluations, metrics=metrics, provenance=provenance
     )
@@ -125,9 +128,15 @@ def _evaluator(base_folder: str) -> Evaluator:
         return _load_evaluator(base_folder)
 
 
-def datasets_for(reg: Registry, spec: CompositionSpec) -> list[EvalRequest]:
+def datasets_for(reg: Registry, spec: CompositionSpec, trigger: str) -> list[EvalRequest]:
+    """The spec's evaluation data, read with the access of whoever triggered the run: a REST caller may
+    only name the artifact store and PEMREG_DATASET_ROOTS; the CLI reads as the local user."""
     opener = lambda url: open_store_for(reg.settings, url)  # noqa: E731 - S3 with the registry's credentials
-    return [EvalRequest(e.name, e.metric, load_dataset(e.dataset, e.metric, opener)) for e in spec.evaluate]
+    access = DatasetAccess.for_trigger(reg.settings, trigger)
+    return [
+        EvalRequest(e.name, e.metric, load_dataset(e.dataset, e.metric, opener, access))
+        for e in spec.evaluate
+    ]
 
 
 @task(name="evaluate", **TASK)

@@ -7,17 +7,22 @@ Prefect work pool (`compose_flow.deploy(...)`) and run by `prefect worker start`
 
 from __future__ import annotations
 
+import logging
+import threading
 from typing import Any
 
 from prefect import serve
 
-from registry.service import Registry
+from registry.service import Registry, runs
 from registry.service.compose_inputs import scheduled_specs
 from registry.settings import Settings
 
 from .compose import compose_flow
 from .recompose import recompose_stale_flow
+from .runners import install, resubmit
 from .warm_worker import serve_in_process
+
+log = logging.getLogger("pemreg.worker")
 
 
 def deployments(reg: Registry) -> list[tuple[Any, Any]]:
@@ -45,9 +50,31 @@ def deployments(reg: Registry) -> list[tuple[Any, Any]]:
     return out
 
 
+def reconcile_once(reg: Registry) -> list[runs.Reconciled]:
+    try:
+        return runs.reconcile(reg, restart=resubmit)
+    except Exception as exc:  # noqa: BLE001 - the catalog briefly away must not stop the worker
+        log.warning("reconcile failed: %s", runs.one_line(exc))
+        return []
+
+
+def _reconcile_periodically(reg: Registry, stop: threading.Event) -> None:
+    while not stop.wait(reg.settings.reconcile_interval_seconds):
+        reconcile_once(reg)
+
+
 def run_worker(limit: int = 2, subprocess: bool = False) -> None:
-    pairs = deployments(Registry(Settings()))
+    """Reconcile runs lost by an earlier worker, then serve; reconcile again every few seconds
+    (settings.reconcile_interval_seconds) so a run lost by another worker ends within minutes."""
+    reg = Registry(Settings())
+    install(reg.settings, "background")
+    for lost in reconcile_once(reg):
+        log.warning("composition %s %s: %s", lost.composition_id, lost.action, lost.message)
+    stop = threading.Event()
+    threading.Thread(target=_reconcile_periodically, args=(reg, stop), name="reconcile", daemon=True).start()
+    pairs = deployments(reg)
     if subprocess:
         serve(*(d for _, d in pairs), limit=limit)
     else:
         serve_in_process(pairs, limit=limit)
+    stop.set()

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_HOME = Path("~/.pemreg").expanduser()
@@ -59,6 +59,24 @@ class Settings(BaseSettings):
     # Where REST callers may name evaluation datasets besides the artifact store (comma-separated
     # local folders and s3:// prefixes); the CLI, acting as the local user, may read any local file.
     dataset_roots: str = ""
+    # Run lifecycle: a working run refreshes its heartbeat this often; a pending/running run silent for
+    # `run_stale_after_seconds` is reconciled (failed, or retried where its spec asks). Defaults keep a
+    # stuck row under 2 minutes with the worker's periodic reconcile.
+    heartbeat_seconds: float = Field(default=5.0, gt=0)
+    run_stale_after_seconds: float = Field(default=60.0, gt=0)
+    reconcile_interval_seconds: float = Field(default=30.0, gt=0)
+    # `pemreg gc` leaves store objects younger than this alone, so a run still uploading is never touched.
+    gc_grace_seconds: float = Field(default=3600.0, ge=0)
+
+    @model_validator(mode="after")
+    def _stale_after_outlasts_heartbeats(self) -> Settings:
+        # A live run must never look lost: at least two beats fit in the stale-after window.
+        if self.run_stale_after_seconds < 2 * self.heartbeat_seconds:
+            raise ValueError(
+                f"run_stale_after_seconds ({self.run_stale_after_seconds:g}) must be at least twice "
+                f"heartbeat_seconds ({self.heartbeat_seconds:g})"
+            )
+        return self
 
     @property
     def resolved_database_url(self) -> str:

@@ -27,6 +27,7 @@ def capi(reg: Registry, warm_home: tuple[Path, int], tmp_path: Path) -> Iterator
     service.register_adapter(reg, make_lora(tmp_path / "a", seed=1), "t/a")
     service.register_adapter(reg, make_lora(tmp_path / "b", seed=2), "t/b")
     service.register_adapter(reg, make_ia3(tmp_path / "i", seed=3), "t/i")
+    service.register_adapter(reg, make_lora(tmp_path / "r8", seed=4, r=8), "t/r8")
     made = make_api(reg, settings)
     with made.client:
         yield made
@@ -57,7 +58,9 @@ def test_trigger_poll_lineage(capi: Api) -> None:
         ("t/b@1", "linear", 0.75),
     }
     listed = capi.client.get("/v1/compositions?status=succeeded", headers=capi.h("reader")).json()
-    assert [c["id"] for c in listed] == [body["id"]]
+    assert [c["id"] for c in listed["items"]] == [body["id"]] and listed["next_page_token"] is None
+    by_prefix = capi.client.get(f"/v1/compositions/{body['id'][:6]}", headers=capi.h("reader")).json()
+    assert by_prefix["id"] == body["id"]
     events = capi.client.get("/v1/audit?actor=writer-key", headers=capi.h("reader")).json()
     assert "compose_trigger" in {
         e["action"] for e in (events["items"] if isinstance(events, dict) else events)
@@ -75,7 +78,7 @@ def test_yaml_body_and_dry_run(capi: Api) -> None:
     report = r.json()
     assert [(i["name"], i["weight"]) for i in report["inputs"]] == [("t/a", 1.0), ("t/b", -1.0)]
     assert len(report["interference"]["pairs"]) == 1
-    assert capi.client.get("/v1/compositions", headers=capi.h("reader")).json() == []
+    assert capi.client.get("/v1/compositions", headers=capi.h("reader")).json()["items"] == []
 
 
 @pytest.mark.parametrize(
@@ -92,7 +95,7 @@ def test_bad_specs_are_4xx_naming_the_problem(capi: Api, body: dict, field: str 
     assert 400 <= r.status_code < 500, r.text
     detail = r.json()["detail"]
     assert (field or "t/missing") in detail
-    assert capi.client.get("/v1/compositions", headers=capi.h("reader")).json() == []
+    assert capi.client.get("/v1/compositions", headers=capi.h("reader")).json()["items"] == []
 
 
 def test_incompatible_inputs_are_422(capi: Api) -> None:
@@ -100,6 +103,40 @@ def test_incompatible_inputs_are_422(capi: Api) -> None:
         "/v1/compositions", json={"name": "t/x", "expression": "t/a + t/i"}, headers=capi.h("writer")
     )
     assert r.status_code == 422 and "PEM types" in r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ({"name": "t/x", "expression": "t/a + t/r8"}, "rank"),  # ranks differ under linear
+        ({"name": "t/x", "method": "delta_svd", "rank": 100000, "expression": "t/a + t/b"}, "min(d, k)"),
+    ],
+)
+def test_post_refuses_what_validate_refuses(capi: Api, body: dict, needle: str) -> None:
+    """POST /v1/compositions runs every check of :validate before answering 202."""
+    validate = capi.client.post("/v1/compositions:validate", json=body, headers=capi.h("writer"))
+    post = capi.client.post("/v1/compositions", json=body, headers=capi.h("writer"))
+    assert validate.status_code == post.status_code == 422, (validate.text, post.text)
+    assert needle in post.json()["detail"] and post.json()["detail"] == validate.json()["detail"]
+    assert capi.client.get("/v1/compositions", headers=capi.h("reader")).json()["items"] == []
+
+
+def test_cache_hit_and_paging_and_prefixes(capi: Api) -> None:
+    first = capi.client.post("/v1/compositions", json=SPEC, headers=capi.h("writer")).json()
+    assert _poll(capi, first["id"])["status"] == "succeeded"
+    hit = capi.client.post("/v1/compositions", json=SPEC, headers=capi.h("writer"))
+    assert hit.status_code == 202
+    body = hit.json()
+    assert body["status"] == "succeeded" and body["cache_hit"] is True and body["flow_run_id"] is None
+    assert body["cache_key"] == _poll(capi, first["id"])["cache_key"] and body["id"] != first["id"]
+    page = capi.client.get("/v1/compositions?limit=1", headers=capi.h("reader")).json()
+    assert [c["id"] for c in page["items"]] == [body["id"]] and page["next_page_token"]
+    rest = capi.client.get(
+        f"/v1/compositions?limit=1&page_token={page['next_page_token']}", headers=capi.h("reader")
+    ).json()
+    assert [c["id"] for c in rest["items"]] == [first["id"]] and rest["next_page_token"] is None
+    bad = capi.client.get("/v1/compositions?page_token=zz", headers=capi.h("reader"))
+    assert bad.status_code == 422 and bad.json()["field"] == "page_token"
 
 
 @pytest.mark.parametrize(

@@ -75,7 +75,8 @@ def test_dry_run_then_compose_then_cache_hit(cli: tuple[Registry, dict[str, str]
         len(report["interference"]["pairs"]) == 1
         and 0 <= report["interference"]["pairs"][0]["rms_cosine"] <= 1
     )
-    assert compositions.list_compositions(reg) == []  # a dry run composes nothing
+    assert compositions.list_compositions(reg).items == []  # a dry run composes nothing
+    assert report["cache_key"] and "composition_id" not in report
 
     first = _compose(env, spec, "--wait")
     assert first.returncode == 0, first.stderr
@@ -90,14 +91,14 @@ def test_dry_run_then_compose_then_cache_hit(cli: tuple[Registry, dict[str, str]
         capture_output=True,
         text=True,
     )
-    assert [c["status"] for c in json.loads(listing.stdout)] == ["succeeded", "succeeded"]
+    assert [c["status"] for c in json.loads(listing.stdout)["items"]] == ["succeeded", "succeeded"]
     shown = subprocess.run(
-        [sys.executable, "-m", "api.cli.main", "compositions", "show", view["id"]],
+        [sys.executable, "-m", "api.cli.main", "compositions", "show", view["id"][:8]],  # a prefix
         env=env,
         capture_output=True,
         text=True,
     )
-    assert "input t/a@1 weight +1" in shown.stdout
+    assert "input t/a@1 weight +1" in shown.stdout and view["id"] in shown.stdout
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ from registry.settings import Settings
 def demo_run(
     tmp_path_factory: pytest.TempPathFactory, prefect_harness: None
 ) -> tuple[Registry, dict, list[str]]:
+    from flows.runners import install
     from registry.demo import run_demo
 
     tmp = tmp_path_factory.mktemp("demo")
@@ -35,6 +36,7 @@ def demo_run(
     upgrade(settings.resolved_database_url)
     reg = Registry(settings)
     reg.store.ensure_ready()
+    install(settings, "in-process")  # what `pemreg demo` registers: runs.start runs flows in this process
     said: list[str] = []
     result = run_demo(reg, tmp / "work", said.append, quick=True, out_dir=tmp / "out")
     assert result.report_path.exists() and result.plot_path.stat().st_size > 1000

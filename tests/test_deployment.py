@@ -97,3 +97,119 @@ def test_compose_through_deployment_and_worker(tmp_path: Path) -> None:
     finally:
         _stop(worker)
         local_server.stop(server_home)
+
+
+def _worker(env: dict[str, str], log: Path, **extra: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "api.cli.main", "worker"],
+        env={**env, **extra},
+        start_new_session=True,
+        stdout=log.open("wb"),  # noqa: SIM115 - the child process owns it
+        stderr=subprocess.STDOUT,
+    )
+
+
+def test_killed_worker_run_is_reconciled_collected_and_rerun(reg: Registry, tmp_path: Path) -> None:
+    """SIGKILL the worker running a deployment run just before its catalog commit (PostgreSQL + S3 and
+    SQLite + file): the next worker reconciles the run (failed, flow run Crashed), `pemreg gc` lists and
+    removes exactly what it had uploaded, and the same spec then composes."""
+    from flows.runners import PrefectProbe
+    from registry.service import compositions
+    from registry.service.run_status import RunStatus
+
+    service.add_base_model(reg, "tiny-llama", source=str(save_tiny_base(tmp_path / "base")))
+    service.register_adapter(reg, make_lora(tmp_path / "a", seed=1), "t/a")
+    service.register_adapter(reg, make_lora(tmp_path / "b", seed=2), "t/b")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("name: t/deployed\nexpression: '0.5 * t/a + 0.5 * t/b'\n")
+    marks = tmp_path / "marks"
+    marks.mkdir()
+
+    server_home = tmp_path / "prefect"
+    api_url = local_server.ensure_running(server_home, _free_port())
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PEMREG_", "PREFECT_"))}
+    env.update(
+        settings_env(reg),
+        PREFECT_API_URL=api_url,
+        PREFECT_HOME=str(tmp_path / "client"),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PEMREG_HEARTBEAT_SECONDS="0.5",
+        PEMREG_RUN_STALE_AFTER_SECONDS="3",
+        PEMREG_RECONCILE_INTERVAL_SECONDS="1",
+    )
+    cli = [sys.executable, "-m", "api.cli.main"]
+    first = _worker(
+        env, tmp_path / "worker1.log", PEMREG_FAILPOINTS="before_commit", PEMREG_FAILPOINT_DIR=str(marks)
+    )
+    second = None
+    try:
+        deadline = time.monotonic() + 90
+        while True:  # the deployment exists once the worker has registered it
+            submitted = subprocess.run(
+                [*cli, "compose", str(spec), "--json"], env=env, capture_output=True, text=True, timeout=120
+            )
+            if submitted.returncode == 0 or time.monotonic() > deadline:
+                break
+            assert "not found" in submitted.stderr.lower(), submitted.stderr
+            time.sleep(2)
+        assert submitted.returncode == 0, submitted.stderr
+        run_id = json.loads(submitted.stdout)["id"]
+        deadline = time.monotonic() + 120
+        while not (marks / "before_commit").exists():
+            assert first.poll() is None and time.monotonic() < deadline, (
+                tmp_path / "worker1.log"
+            ).read_text()[-3000:]
+            time.sleep(0.2)
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=30)
+        lost = compositions.get(reg, run_id)
+        assert lost.status is RunStatus.RUNNING and lost.flow_run_id
+
+        second = _worker(env, tmp_path / "worker2.log")
+        deadline = time.monotonic() + 90
+        while (view := compositions.get(reg, run_id)).status is RunStatus.RUNNING:
+            assert time.monotonic() < deadline, (tmp_path / "worker2.log").read_text()[-3000:]
+            time.sleep(0.5)
+        assert view.status is RunStatus.FAILED and (view.error or "").startswith(
+            "worker lost: no heartbeat since"
+        )
+        assert PrefectProbe(api_url).state(lost.flow_run_id) == "CRASHED"
+
+        listed = subprocess.run(
+            [*cli, "gc", "--dry-run", "--grace", "0", "--json"], env=env, capture_output=True, text=True
+        )
+        [orphan] = json.loads(listed.stdout)
+        assert orphan["folder"].startswith("adapters/t/deployed/")
+        assert sorted(k.rsplit("/", 1)[1] for k in orphan["keys"]) == [
+            "README.md",
+            "adapter_config.json",
+            "adapter_model.safetensors",
+            "provenance.json",
+        ]
+        removed = subprocess.run(
+            [*cli, "gc", "--grace", "0", "--json"], env=env, capture_output=True, text=True
+        )
+        assert [o["folder"] for o in json.loads(removed.stdout)] == [orphan["folder"]]
+        assert reg.store.list_keys(orphan["folder"] + "/") == []
+
+        again = subprocess.run(
+            [*cli, "compose", str(spec), "--wait", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert again.returncode == 0, (again.stderr, (tmp_path / "worker2.log").read_text()[-3000:])
+        done = json.loads(again.stdout)
+        assert done["status"] == "succeeded" and done["output"]["version"] == 1 and done["id"] != run_id
+        assert sorted(reg.store.list_keys(orphan["folder"] + "/")) == sorted(
+            orphan["keys"]
+        )  # same bytes, now owned
+        active = [c for c in compositions.list_compositions(reg).items if not c.status.terminal]
+        assert active == []
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+        if second is not None:
+            _stop(second)
+        local_server.stop(server_home)

@@ -54,6 +54,7 @@ def test_linear_merge_matches_the_paper_and_is_registered(world: World, tmp_path
     prov = json.loads((tmp_path / "t_ab_candidate" / "provenance.json").read_text())
     for field in (
         "composition_id",
+        "cache_key",
         "spec",
         "inputs",
         "base_model",
@@ -68,7 +69,10 @@ def test_linear_merge_matches_the_paper_and_is_registered(world: World, tmp_path
     subject = {s["name"]: s["digest"]["sha256"] for s in prov["subject"]}
     for name, digest in subject.items():
         assert sha256_file(tmp_path / "t_ab_candidate" / name) == digest
-    assert prov["composition_id"] == compositions.get(world.reg, result["id"]).cache_key
+    # One vocabulary: composition_id is the run id, cache_key the content hash.
+    assert prov["composition_id"] == result["id"]
+    assert prov["cache_key"] == compositions.get(world.reg, result["id"]).cache_key == result["cache_key"]
+    assert "composition_run" not in prov
     assert [(i["name"], i["version"], i["weight"]) for i in prov["inputs"]] == [
         ("t/a", 1, 0.5),
         ("t/b", 1, 0.5),
@@ -158,6 +162,8 @@ def test_same_request_twice_is_a_cache_hit(world: World) -> None:
     assert first["status"] == second["status"] == "succeeded"
     assert second["cache_hit"] is True and first["cache_hit"] is False
     assert second["output"] == first["output"]
+    assert second["id"] != first["id"] and second["cache_key"] == first["cache_key"]
+    assert second["flow_run_id"] is None  # answered from the catalog before any flow work
     assert [v.version for v in service.show_adapter(world.reg, "t/cached").versions or []] == [1]
 
 

@@ -26,7 +26,7 @@ SPEC = "name: t/faulty\nexpression: '0.5 * t/a@1 + 0.5 * t/b'\n"
 
 
 def _only_failed_run(reg: Registry) -> compositions.CompositionView:
-    [run] = compositions.list_compositions(reg)
+    [run] = compositions.list_compositions(reg).items
     assert run.status == "failed" and run.output is None
     return run
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import os
+import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
+from registry.service import Registry, runs
 from registry.service import compositions as comps
 from registry.service.dry_run import DryRun, dry_run
+from registry.service.run_status import RunStatus
 from registry.spec import load_spec
 
 from .deps import registry
@@ -20,20 +22,11 @@ compositions_app = typer.Typer(help="Composition runs.", no_args_is_help=True)
 prefect_app = typer.Typer(help="The Prefect server kept warm for the embedded default.", no_args_is_help=True)
 
 
-def use_prefect() -> str | None:
-    """Returns 'deployment' when PREFECT_API_URL is configured, else points this process at a local
-    Prefect (a warm background server by default) and returns None."""
-    if os.environ.get("PREFECT_API_URL"):
-        return "deployment"
-    settings = registry().settings
-    if settings.prefect_mode == "local-server":
-        from flows import local_server
+def install_runners(embedded: str = "in-process", verbose: bool = False) -> None:
+    """Register the flow runners with the service layer (imports no Prefect: a cache hit stays fast)."""
+    from flows.runners import install
 
-        with err_console.status("starting the local Prefect server (first use only)…"):
-            os.environ["PREFECT_API_URL"] = local_server.ensure_running(
-                settings.home, settings.local_prefect_port
-            )
-    return None
+    install(registry().settings, "background" if embedded == "background" else "in-process", verbose=verbose)
 
 
 def _print_dry_run(report: DryRun) -> None:
@@ -57,24 +50,25 @@ def _print_dry_run(report: DryRun) -> None:
     console.print(pairs)
     for warning in report.interference.get("warnings", []):
         err_console.print(f"warning: {warning}", markup=False)
-    console.print(
-        f"composition id {report.composition_id} ({report.method}); nothing composed (dry run)", markup=False
-    )
+    console.print(f"cache key {report.cache_key} ({report.method}); nothing composed (dry run)", markup=False)
 
 
 def _print_result(view: comps.CompositionView) -> None:
-    if view.status == "succeeded" and view.output:
+    if view.status == RunStatus.SUCCEEDED and view.output:
         hit = " (cache hit: not recomputed)" if view.cache_hit else ""
         console.print(
-            f"succeeded: {view.output.name}@{view.output.version} sha256:{view.output.sha256[:12]}{hit}",
+            f"succeeded: {view.output.name}@{view.output.version} sha256:{view.output.sha256[:12]}{hit}"
+            f"  composition {view.id}",
             markup=False,
         )
-    else:
-        console.print(
-            f"{view.status}: composition {view.id}" + (f" ({view.error})" if view.error else ""), markup=False
-        )
+    elif not view.status.terminal:
+        console.print(f"{view.status}: composition {view.id}", markup=False)
     for name, value in view.metrics.items():
         console.print(f"  {name} = {value:.6g}", markup=False)
+
+
+def _fail_line(view: comps.CompositionView) -> str:
+    return f"error: composition {view.id} {view.status}: {view.error or 'no message recorded'}"
 
 
 def compose(
@@ -84,8 +78,16 @@ def compose(
     ] = False,
     wait_: Annotated[bool, typer.Option("--wait", help="follow a submitted run until it ends")] = False,
     json_out: Annotated[bool, typer.Option("--json")] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option("--verbose", help="stream Prefect's logs to stderr (always in <home>/logs/prefect.log)"),
+    ] = False,
 ) -> None:
-    """Compose adapters from a spec (runs the Prefect `compose` flow)."""
+    """Compose adapters from a spec. A spec already composed over the same input digests (same cache
+    key) is answered from the catalog at once; otherwise the Prefect `compose` flow runs it (in this
+    process on the embedded default, on a `pemreg worker` when PREFECT_API_URL is set).
+
+    A failed or rejected run prints one line on stderr and exits 1."""
     if not spec_file.is_file():
         raise typer.BadParameter(f"{spec_file} is not a file", param_hint="SPEC")
     spec = load_spec(spec_file)
@@ -94,36 +96,41 @@ def compose(
         report = dry_run(reg, spec)
         print_json(report.to_dict()) if json_out else _print_dry_run(report)
         return
-    mode = use_prefect()
-    from flows import trigger
-
-    if mode == "deployment":
-        view = trigger.submit_to_deployment(reg, spec, "cli")
-        if wait_:
+    install_runners("in-process", verbose)
+    _reconcile_quietly(reg)
+    view = runs.start(reg, spec, "cli", runner="default")
+    if wait_ and not view.status.terminal:
+        if err_console.is_terminal:
             with err_console.status(f"composition {view.id}: {view.status}") as status:
-                view = trigger.wait(reg, view.id, lambda v: status.update(f"composition {v.id}: {v.status}"))
-    else:
-        view = trigger.run_in_process(reg, spec, "cli")
+                view = runs.wait(reg, view.id, lambda v: status.update(f"composition {v.id}: {v.status}"))
+        else:
+            view = runs.wait(reg, view.id)
     print_json(view) if json_out else _print_result(view)
-    if view.status == "failed":
+    if view.status in (RunStatus.FAILED, RunStatus.REJECTED):
+        err_console.print(_fail_line(view), markup=False, soft_wrap=True)
         raise typer.Exit(1)
 
 
 @compositions_app.command("list")
 def list_(
     status: Annotated[str | None, typer.Option("--status")] = None,
-    limit: Annotated[int, typer.Option("--limit")] = 50,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=comps.MAX_LIMIT)] = 50,
+    page_token: Annotated[str | None, typer.Option("--page-token", help="from the previous page")] = None,
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    rows = comps.list_compositions(registry(), status=status, limit=limit)
+    """Runs, newest first. Ids are full run ids (any unique prefix works with `show`)."""
+    page = comps.list_compositions(registry(), status=status, limit=limit, page_token=page_token)
     if json_out:
-        print_json(rows)
+        print_json(page)
         return
-    table = Table("id", "name", "method", "status", "output", "trigger", "created")
-    for c in rows:
+    # The id whole (never wrapped or cut), so it can be pasted back.
+    table = Table(
+        Column("id", no_wrap=True, min_width=36), "name", "method", "status", "output", "trigger", "created"
+    )
+    for c in page.items:
         out = f"{c.output.name}@{c.output.version}" if c.output else "-"
         table.add_row(
-            c.id[:8],
+            c.id,
             c.name,
             c.method,
             c.status + (" (cached)" if c.cache_hit else ""),
@@ -131,7 +138,62 @@ def list_(
             c.trigger,
             f"{c.created_at:%Y-%m-%d %H:%M:%S}",
         )
-    console.print(table)
+    console.print(table, overflow="ignore", crop=False)
+    if page.next_page_token:
+        console.print(f"more: --page-token {page.next_page_token}", markup=False)
+
+
+def reconcile_at_start() -> None:
+    """`pemreg serve` start: runs lost by an earlier server (or its background threads) end now, and
+    again every PEMREG_RECONCILE_INTERVAL_SECONDS while it serves (a daemon thread)."""
+    import threading
+
+    from flows.runners import resubmit
+
+    install_runners("background")
+    reg = registry()
+
+    def once() -> None:
+        try:
+            for d in runs.reconcile(reg, restart=resubmit):
+                err_console.print(f"reconciled composition {d.composition_id}: {d.action}", markup=False)
+        except Exception as exc:  # noqa: BLE001 - the catalog briefly away must not stop the server
+            err_console.print(f"warning: reconcile failed: {runs.one_line(exc)}", markup=False)
+
+    def loop() -> None:
+        while True:
+            time.sleep(reg.settings.reconcile_interval_seconds)
+            once()
+
+    once()
+    threading.Thread(target=loop, name="reconcile", daemon=True).start()
+
+
+def _reconcile_quietly(reg: Registry) -> None:
+    """Before composing: a run of this home lost with its process ends now (one indexed query when
+    nothing is stale), so the embedded default needs no server to keep rows honest."""
+    from flows.runners import resubmit
+
+    try:
+        runs.reconcile(reg, restart=resubmit)
+    except Exception as exc:  # noqa: BLE001 - never in the way of the user's command
+        err_console.print(f"warning: reconcile failed: {runs.one_line(exc)}", markup=False)
+
+
+@compositions_app.command("reconcile")
+def reconcile(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """End runs whose process died: pending/running without a heartbeat for the stale-after period
+    (PEMREG_RUN_STALE_AFTER_SECONDS) become failed, or are retried where their spec asks `retries`."""
+    from flows.runners import resubmit
+
+    install_runners("in-process")
+    done = runs.reconcile(registry(), restart=resubmit)
+    if json_out:
+        print_json([vars(d) for d in done])
+        return
+    for d in done:
+        console.print(f"{d.composition_id} {d.action}: {d.message}", markup=False, soft_wrap=True)
+    console.print(f"{len(done)} run(s) reconciled", markup=False)
 
 
 @compositions_app.command("show")
@@ -144,8 +206,11 @@ def show(
         print_json(view)
         return
     _print_result(view)
+    if view.status in (RunStatus.FAILED, RunStatus.REJECTED):
+        console.print(f"{view.status}: {view.error or '-'}", markup=False)
+    console.print(f"  id {view.id}  cache key {view.cache_key or '-'}  attempt {view.attempt}", markup=False)
     console.print(
-        f"  id {view.id}  flow run {view.flow_run_id or '-'}  trigger {view.trigger}  by {view.principal}",
+        f"  flow run {view.flow_run_id or '-'}  trigger {view.trigger}  by {view.principal}",
         markup=False,
     )
     for item in view.inputs:
@@ -164,8 +229,18 @@ def worker(
 ) -> None:
     """Serve the compose, recompose-stale and scheduled deployments (Prefect).
 
-    Runs execute in this warm process by default (no per-run interpreter start-up)."""
-    use_prefect()
+    Runs execute in this warm process by default (no per-run interpreter start-up). At start and every
+    PEMREG_RECONCILE_INTERVAL_SECONDS it reconciles runs whose worker was lost."""
+    import os
+
+    if not os.environ.get("PREFECT_API_URL") and registry().settings.prefect_mode == "local-server":
+        from flows import local_server
+
+        settings = registry().settings
+        # The worker process is Prefect's client for its whole life: point it at the warm local server.
+        os.environ["PREFECT_API_URL"] = local_server.ensure_running(
+            settings.home, settings.local_prefect_port
+        )
     from flows.worker import run_worker
 
     run_worker(limit=limit, subprocess=subprocess)

@@ -36,11 +36,12 @@ COMMANDS = {
     "compositions": "compose",
     "worker": "compose",
     "prefect-server": "compose",
+    "gc": "gc",
     "serve": "serve",
     "login": "login",
     "logout": "login",
 }
-MODULE_ORDER = ("setup", "catalog", "compose", "serve", "login")  # as `pemreg --help` lists them
+MODULE_ORDER = ("setup", "catalog", "compose", "gc", "serve", "login")  # as `pemreg --help` lists them
 
 
 def build(command: str | None = None) -> typer.Typer:

@@ -21,6 +21,10 @@ def serve(
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
+    from .compose import reconcile_at_start
+
+    reconcile_at_start()
+
     # A factory string, so --workers > 1 can import the app in each process.
     options: dict[str, Any] = {"factory": True, "host": host, "port": port, "log_level": log_level}
     if workers == 1:

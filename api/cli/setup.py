@@ -54,20 +54,20 @@ def demo(
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     from registry.demo import run_demo
 
-    from .compose import use_prefect
+    from .compose import install_runners
 
     reg = registry()
     initialize(reg)
-    use_prefect()  # the demo's compositions are real Prefect flow runs
+    install_runners("in-process")  # the demo's compositions are real Prefect flow runs, in this process
     say = lambda text: console.print(text, markup=False, soft_wrap=True)  # noqa: E731 - tables stay whole in logs
     if real:
-        from flows.trigger import run_in_process
         from registry.demo.real import run_real_demo
+        from registry.service import runs
 
         run_real_demo(
             reg,
             say,
-            lambda r, spec: run_in_process(r, spec, trigger="cli"),
+            lambda r, spec: runs.start(r, spec, "cli", runner="in-process"),
             quick=quick,
             out_dir=out,
             seed=seed,

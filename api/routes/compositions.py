@@ -1,14 +1,16 @@
 """/v1/compositions: trigger (writer, 202), dry run `:validate` (writer), list and poll (reader).
 
-The spec is validated synchronously (422 naming the field and line) and its inputs resolved before any
-flow run starts; the flow then runs as a Prefect deployment run when a Prefect API is configured, else
-as a background flow run of this process.
+The spec is validated synchronously (422 naming the field and line), its inputs resolved and every
+check of `:validate` run before any flow run starts (`registry.service.runs.start`). A cache hit is
+answered at once (a `succeeded` run with `cache_hit: true`); otherwise the flow runs as a Prefect
+deployment run when a Prefect API is configured, else as a background flow run of this process (the
+runners `api.app.create_app` registers). `{id}` is a run id or any unique prefix of one.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
@@ -18,8 +20,11 @@ from api.errors import ERROR_RESPONSES
 from api.schemas import inline_schema
 from registry.errors import InvalidInput
 from registry.service import compositions as comps
+from registry.service import runs
 from registry.service.compositions import CompositionView
 from registry.service.dry_run import dry_run
+from registry.service.run_status import RunStatus
+from registry.service.views import Page
 from registry.spec import CompositionSpec, load_spec
 
 router = APIRouter(prefix="/v1", tags=["compositions"], responses=ERROR_RESPONSES)
@@ -69,9 +74,7 @@ async def create_composition(request: Request, caller: Writer) -> JSONResponse:
     spec = await _spec(request)
     from starlette.concurrency import run_in_threadpool
 
-    from flows import trigger
-
-    view = await run_in_threadpool(trigger.start, caller.reg, spec, "api")
+    view = await run_in_threadpool(runs.start, caller.reg, spec, "api", "default")
     return JSONResponse(status_code=202, content=view.model_dump(mode="json"))
 
 
@@ -86,15 +89,18 @@ async def validate_composition(request: Request, caller: Writer) -> dict[str, An
     return report.to_dict()
 
 
-@router.get("/compositions", response_model=list[CompositionView])
+@router.get("/compositions", response_model=Page[CompositionView])
 def list_compositions(
     caller: Reader,
-    status: str | None = Query(default=None, json_schema_extra={"enum": list(comps.STATUSES)}),
-    limit: int = Query(default=50, ge=1, le=500),
-) -> list[CompositionView]:
-    return comps.list_compositions(caller.reg, status=status, limit=limit)
+    status: str | None = Query(default=None, json_schema_extra={"enum": [s.value for s in RunStatus]}),
+    limit: int = Query(default=50, ge=1, le=comps.MAX_LIMIT),
+    page_token: Annotated[str | None, Query(description="next_page_token of the previous page")] = None,
+) -> Page[CompositionView]:
+    """Newest first; `next_page_token` is set when more runs follow."""
+    return comps.list_compositions(caller.reg, status=status, limit=limit, page_token=page_token)
 
 
 @router.get("/compositions/{composition_id}", response_model=CompositionView)
 def get_composition(composition_id: str, caller: Reader) -> CompositionView:
+    """`composition_id`: the run id or any unique prefix of it (422 when the prefix is ambiguous)."""
     return comps.get(caller.reg, composition_id)

@@ -29,6 +29,7 @@ from registry.service import compositions as comps
 from registry.service.artifacts import digest_of
 from registry.service.keys import authenticate
 from registry.service.lineage import MAX_DEPTH
+from registry.service.run_status import TERMINAL, RunStatus
 from registry.service.serving import refs_for
 from registry.service.web_views import (
     active_key,
@@ -253,8 +254,8 @@ def compositions_page(request: Request, caller: WebCaller, status: str | None = 
         "compositions.html",
         runs=runs,
         status=_clean(status) or "",
-        statuses=comps.STATUSES,
-        terminal=comps.TERMINAL,
+        statuses=[s.value for s in RunStatus],
+        terminal=[s.value for s in TERMINAL],
         **chrome(request, caller),
     )
 
@@ -271,7 +272,7 @@ def composition_page(request: Request, caller: WebCaller, composition_id: str) -
         cells=charts.heatmap(run.interference, labels),
         gates=gate_results(caller.reg, run),
         flow_run_url=_flow_run_url(request, run.flow_run_id),
-        terminal=comps.TERMINAL,
+        terminal=[s.value for s in TERMINAL],
         **chrome(request, caller),
     )
 
@@ -280,7 +281,7 @@ def composition_page(request: Request, caller: WebCaller, composition_id: str) -
 def composition_status(caller: WebCaller, composition_id: str) -> Response:
     """What the list and page poll while a run is pending or running."""
     run = comps.get(caller.reg, composition_id)
-    body = {"id": run.id, "status": run.status, "error": run.error, "terminal": run.status in comps.TERMINAL}
+    body = {"id": run.id, "status": run.status, "error": run.error, "terminal": run.status in TERMINAL}
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
 

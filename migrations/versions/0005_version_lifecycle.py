@@ -1,7 +1,7 @@
 """version lifecycle: status (active / deprecated / archived / deleted) and its timestamps
 
 Revision ID: 0005
-Revises: 0002
+Revises: 0003
 Create Date: 2026-11-25 06:15:00.000000
 
 A deleted version keeps its row (soft delete): lineage edges and audit events keep naming its digest,
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005"
-down_revision: str | None = "0002"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

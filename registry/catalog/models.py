@@ -190,9 +190,12 @@ class LineageEdge(Base):
 
 class Composition(Base):
     __tablename__ = "compositions"
-    __table_args__ = (Index("ix_compositions_status_created", "status", "created_at"),)
+    __table_args__ = (
+        Index("ix_compositions_status_created", "status", "created_at"),
+        Index("ix_compositions_status_heartbeat", "status", "heartbeat_at"),  # the reconcile query
+    )
 
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # run id (uuid)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # run id (uuid) = the composition id
     cache_key: Mapped[str | None] = mapped_column(String(64), index=True)  # sha256 spec+inputs+engine
     output_name: Mapped[str] = mapped_column(String(193))
     method: Mapped[str] = mapped_column(String(32))
@@ -213,6 +216,10 @@ class Composition(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Liveness of a pending/running run: refreshed by the process doing the work (registry.service.runs).
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    worker: Mapped[str | None] = mapped_column(String(128))  # host:pid holding the run
+    attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class Evaluation(Base):

@@ -1,7 +1,8 @@
 """The demo runner: build the domains, train and register, run the shipped specs, report.
 
 Every composition is a spec file `examples/specs/demo-*.yaml` run by the real `compose` flow
-(`flows.trigger.run_in_process`), so its result is registered with lineage and provenance, its metrics
+(started with `registry.service.runs.start` through the `in-process` runner that `pemreg demo`
+registers), so its result is registered with lineage and provenance, its metrics
 come from the flow's evaluation, and the parents' metrics from the catalog's evaluations table.
 The base model's own numbers come from the same `Evaluator` the flow uses.
 """
@@ -202,8 +203,7 @@ def run_demo(
     say(f"registered base model {base_ref} and {len(wanted)} adapters under {NAMESPACE}/")
 
     # 4. compositions from the shipped specs, each a real `compose` flow run
-    from flows.trigger import run_in_process
-
+    from ..service import runs
     from ..spec import load_spec
 
     base_metrics = _base_metrics(base_folder, data_dir, list(corpus.test))
@@ -217,7 +217,7 @@ def run_demo(
         for scenario, filename in scenarios:
             spec = load_spec(_spec_text(SPECS_DIR / filename, subst))
             progress.update(task, description=f"compose {spec.name}")
-            view = run_in_process(reg, spec, trigger="cli")
+            view = runs.start(reg, spec, "cli", runner="in-process")
             views.append((scenario, filename, spec, view))
             progress.advance(task)
     for _scenario, filename, _spec, view in views:

@@ -20,7 +20,7 @@ from ..store import adapter_prefix
 from .context import Registry, open_store_for
 from .resolve import resolve_version
 
-# Part of the composition id: a new engine version recomputes instead of reusing older results.
+# Part of the cache key: a new engine version recomputes instead of reusing older results.
 ENGINE_VERSION = f"pemreg-engine/{__version__}"
 
 
@@ -142,6 +142,16 @@ def fetch_base_model(reg: Registry, source: str, key: str) -> Path | str:
         return dest
     path = user_path(source)
     return path if path.is_dir() else source
+
+
+def base_model_folder(reg: Registry, inputs: list[ResolvedInput]) -> str:
+    """The inputs' base model as a local folder (or hub id), for evaluation and merging."""
+    from .base_models import require_base_model
+
+    with reg.sessions() as session:
+        base = require_base_model(session, inputs[0].base_model)
+        source, key = base.source, f"{base.name}@{base.revision}"
+    return str(fetch_base_model(reg, source, key))
 
 
 def scheduled_specs(reg: Registry) -> list[tuple[str, dict[str, Any]]]:

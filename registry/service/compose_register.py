@@ -4,20 +4,37 @@ with the version, lineage edges, evaluations, aliases and the composition record
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from ..catalog import models as m
 from ..catalog.db import transaction
 from ..catalog.upsert import insert_ignore
+from ..failpoints import failpoint
 from ..spec import CompositionSpec
 from . import audit
 from .aliases import move_alias
 from .compose_inputs import ResolvedInput
-from .compositions import CompositionView, _view
+from .compositions import CompositionView, view_of
 from .context import Registry
-from .register import commit_version, upload_version_files
+from .register import ProgressFactory, commit_version, upload_version_files
 from .resolve import resolve_version
+from .run_records import CompositionProvenance, EvaluationRecord
+from .run_status import RunStatus, check_transition
+from .runs import apply_transition
+
+
+def _mid_upload_failpoint() -> ProgressFactory:
+    """A progress factory: called before each file's upload, so its second call is mid-upload."""
+    calls: list[str] = []
+
+    def factory(filename: str, _size: int) -> Callable[[int], None]:
+        if calls:
+            failpoint("mid_upload")
+        calls.append(filename)
+        return lambda _n: None
+
+    return factory
 
 
 def register_output(
@@ -27,14 +44,17 @@ def register_output(
     spec: CompositionSpec,
     inputs: list[ResolvedInput],
     *,
-    evaluations: list[dict[str, Any]],
+    evaluations: list[EvaluationRecord],
     metrics: dict[str, float],
-    provenance: dict[str, Any],
+    provenance: CompositionProvenance,
 ) -> CompositionView:
-    """`evaluations`: [{name, metric, dataset, dataset_sha256, value}] of the result.
-    `provenance`: composition-specific provenance fields (merged into provenance.json)."""
+    """`evaluations`: the result's evaluations; `provenance`: the composition part of provenance.json.
+
+    A run that stops between the upload and the commit leaves content-addressed objects no row
+    references; `pemreg gc` removes them after its grace period."""
     from ..ingest import ingest_folder
 
+    failpoint("before_upload")
     with tempfile.TemporaryDirectory(prefix="pemreg-out-") as tmp:
         ingested = ingest_folder(folder, Path(tmp))  # the output passes the same validation as an upload
         base_label = inputs[0].base_model
@@ -49,11 +69,16 @@ def register_output(
             task=None,
             tags={},
             description=spec.description,
-            provenance_extra=provenance,
+            provenance_extra=provenance.to_dict(),
             trigger=composition.trigger,
             card_extra={"parents": parents, "metrics": metrics, "method": spec.method},
+            progress=_mid_upload_failpoint(),
         )
+        failpoint("before_commit")
         with transaction(reg.sessions) as session:
+            # First, so a run reconciled away meanwhile registers nothing (IllegalTransition rolls back).
+            row = session.get_one(m.Composition, composition.id, with_for_update=True)
+            check_transition(row.status, RunStatus.SUCCEEDED)
             version, _ = commit_version(
                 session,
                 reg,
@@ -86,20 +111,16 @@ def register_output(
                     m.Evaluation(
                         version_id=version.id,
                         composition_id=composition.id,
-                        name=ev["name"],
-                        metric=ev["metric"],
-                        dataset_uri=ev["dataset"],
-                        dataset_sha256=ev["dataset_sha256"],
-                        value=ev["value"],
+                        name=ev.name,
+                        metric=ev.metric,
+                        dataset_uri=ev.dataset,
+                        dataset_sha256=ev.dataset_sha256,
+                        value=ev.value,
                     )
                 )
             for alias in spec.output.aliases:
                 move_alias(session, reg.principal, version, alias)
-            row = session.get_one(m.Composition, composition.id, with_for_update=True)
-            row.status = "succeeded"
-            row.output_version_id = version.id
-            row.metrics = metrics
-            row.finished_at = m.utcnow()
+            apply_transition(row, RunStatus.SUCCEEDED, output_version_id=version.id, metrics=metrics)
             audit.record(
                 session,
                 reg.principal,
@@ -109,4 +130,4 @@ def register_output(
                 sha256=version.sha256,
             )
             session.flush()
-            return _view(session, row)
+            return view_of(session, row)

@@ -1,24 +1,28 @@
-"""Composition records: a run of a spec, its status, and the cache lookup by composition id."""
+"""Composition records (the read side of runs): views, lookup by run id or unique prefix, listings, and
+the catalog queries the lifecycle asks (cache hits, stale recompositions).
+
+State changes live in `runs.py`; this module never changes a row's status.
+"""
 
 from __future__ import annotations
 
-import uuid
+import base64
+import json
+import re
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel as Model
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from ..catalog import models as m
-from ..catalog.db import transaction
 from ..errors import InvalidInput, NotFound
-from ..spec import CompositionSpec
-from . import audit
-from .compose_inputs import ResolvedInput, composition_key
 from .context import Registry
+from .run_status import ACTIVE, RunStatus
+from .views import Page
 
-STATUSES = ("pending", "running", "succeeded", "failed", "rejected")
-TERMINAL = ("succeeded", "failed", "rejected")
+_ID_PREFIX = re.compile(r"^[0-9a-f-]{1,36}$")
+MAX_LIMIT = 500
 
 
 class CompositionOutput(Model):
@@ -28,11 +32,11 @@ class CompositionOutput(Model):
 
 
 class CompositionView(Model):
-    id: str
-    cache_key: str | None
+    id: str  # the run id (UUID): the composition id everywhere
+    cache_key: str | None  # sha256 of canonical spec + input digests + engine version
     name: str
     method: str
-    status: str
+    status: RunStatus
     flow_run_id: str | None
     output: CompositionOutput | None
     metrics: dict[str, Any]
@@ -46,9 +50,12 @@ class CompositionView(Model):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    heartbeat_at: datetime | None = None
+    worker: str | None = None
+    attempt: int = 1
 
 
-def _view(session: Any, row: m.Composition) -> CompositionView:
+def view_of(session: Any, row: m.Composition) -> CompositionView:
     output = None
     if row.output_version_id is not None:
         v = session.get_one(m.AdapterVersion, row.output_version_id)
@@ -58,7 +65,7 @@ def _view(session: Any, row: m.Composition) -> CompositionView:
         cache_key=row.cache_key,
         name=row.output_name,
         method=row.method,
-        status=row.status,
+        status=RunStatus(row.status),
         flow_run_id=row.flow_run_id,
         output=output,
         metrics=row.metrics,
@@ -72,90 +79,98 @@ def _view(session: Any, row: m.Composition) -> CompositionView:
         created_at=row.created_at,
         started_at=row.started_at,
         finished_at=row.finished_at,
+        heartbeat_at=row.heartbeat_at,
+        worker=row.worker,
+        attempt=row.attempt or 1,
     )
 
 
-def create(
-    reg: Registry, spec: CompositionSpec, inputs: list[ResolvedInput], trigger: str
-) -> CompositionView:
-    with transaction(reg.sessions) as session:
-        row = m.Composition(
-            id=str(uuid.uuid4()),
-            cache_key=composition_key(spec, inputs),
-            output_name=spec.name,
-            method=spec.method,
-            spec=spec.canonical(),
-            resolved_inputs=[i.to_dict() for i in inputs],
-            status="pending",
-            trigger=trigger,
-            principal=reg.principal,
+def resolve_id(session: Any, id_or_prefix: str) -> str:
+    """The full run id for a full id or any unique prefix of one (as git takes short hashes)."""
+    text = id_or_prefix.strip().lower()
+    if not _ID_PREFIX.match(text):  # cannot be a run id (hex and dashes): no such run
+        raise NotFound(f"composition {id_or_prefix} not found")
+    if len(text) == 36 and session.get(m.Composition, text) is not None:
+        return text
+    found = list(session.scalars(select(m.Composition.id).where(m.Composition.id.startswith(text)).limit(3)))
+    if not found:
+        raise NotFound(f"composition {id_or_prefix} not found")
+    if len(found) > 1:
+        more = ", ".join(found[:2]) + (", …" if len(found) > 2 else "")
+        raise InvalidInput(
+            f"id: prefix {id_or_prefix!r} is ambiguous (matches {more}); give more characters", field="id"
         )
-        session.add(row)
-        audit.record(
-            session,
-            reg.principal,
-            "compose_trigger",
-            spec.name,
-            composition_id=row.id,
-            trigger=trigger,
-            inputs=[i.label for i in inputs],
-        )
-        session.flush()
-        return _view(session, row)
+    return found[0]
 
 
-def update(reg: Registry, composition_id: str, **fields: Any) -> CompositionView:
-    """Status transitions and results; `finished_at` is stamped on terminal states."""
-    status = fields.get("status")
-    if status is not None and status not in STATUSES:
-        raise ValueError(f"unknown status {status}")
-    with transaction(reg.sessions) as session:
-        row = session.get(m.Composition, composition_id, with_for_update=True)
-        if row is None:
-            raise NotFound(f"composition {composition_id} not found")
-        for key, value in fields.items():
-            setattr(row, key, value)
-        if status == "running" and row.started_at is None:
-            row.started_at = m.utcnow()
-        if status in TERMINAL:
-            row.finished_at = m.utcnow()
-        session.flush()
-        return _view(session, row)
-
-
-def get(reg: Registry, composition_id: str) -> CompositionView:
+def get(reg: Registry, id_or_prefix: str) -> CompositionView:
     with reg.sessions() as session:
-        row = session.get(m.Composition, composition_id)
-        if row is None:
-            raise NotFound(f"composition {composition_id} not found")
-        return _view(session, row)
+        row = session.get_one(m.Composition, resolve_id(session, id_or_prefix))
+        return view_of(session, row)
 
 
-def list_compositions(reg: Registry, *, status: str | None = None, limit: int = 50) -> list[CompositionView]:
-    if status is not None and status not in STATUSES:
-        raise InvalidInput(f"status: must be one of {', '.join(STATUSES)}", field="status")
-    query = select(m.Composition).order_by(m.Composition.created_at.desc()).limit(limit)
-    if status:
-        query = query.where(m.Composition.status == status)
+def parse_status(status: str | None) -> RunStatus | None:
+    if status is None:
+        return None
+    try:
+        return RunStatus(status)
+    except ValueError:
+        allowed = ", ".join(s.value for s in RunStatus)
+        raise InvalidInput(f"status: must be one of {allowed}", field="status") from None
+
+
+def _encode_token(created_at: datetime, run_id: str) -> str:
+    raw = json.dumps([created_at.isoformat(), run_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_token(token: str) -> tuple[datetime, str]:
+    try:
+        stamp, run_id = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        return datetime.fromisoformat(stamp), str(run_id)
+    except (ValueError, TypeError):
+        raise InvalidInput(
+            "page_token: not a token returned by a previous page", field="page_token"
+        ) from None
+
+
+def list_compositions(
+    reg: Registry, *, status: str | None = None, limit: int = 50, page_token: str | None = None
+) -> Page[CompositionView]:
+    """Newest first, keyset-paginated on (created_at, id)."""
+    wanted = parse_status(status)
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"limit: must be between 1 and {MAX_LIMIT}", field="limit")
+    c = m.Composition
+    query = select(c).order_by(c.created_at.desc(), c.id.desc()).limit(limit + 1)
+    if wanted:
+        query = query.where(c.status == wanted.value)
+    if page_token:
+        created, run_id = _decode_token(page_token)
+        query = query.where(or_(c.created_at < created, (c.created_at == created) & (c.id < run_id)))
     with reg.sessions() as session:
-        return [_view(session, r) for r in session.scalars(query)]
+        rows = list(session.scalars(query))
+        token = _encode_token(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
+        return Page[CompositionView](items=[view_of(session, r) for r in rows[:limit]], next_page_token=token)
 
 
-def find_cached(reg: Registry, cache_key: str, exclude: str) -> CompositionView | None:
-    """An earlier run with this composition id that registered its output (the output still exists)."""
+def find_cached(reg: Registry, cache_key: str, exclude: str | None = None) -> CompositionView | None:
+    """The first run with this cache key that registered its output, if that output still exists.
+
+    Failed or rejected runs never count: a run lost to a crash does not block its cache key."""
+    c = m.Composition
     with reg.sessions() as session:
-        row = session.scalar(
-            select(m.Composition)
-            .where(
-                m.Composition.cache_key == cache_key,
-                m.Composition.status == "succeeded",
-                m.Composition.output_version_id.is_not(None),
-                m.Composition.id != exclude,
-            )
-            .order_by(m.Composition.created_at)
+        query = (
+            select(c)
+            .join(m.AdapterVersion, m.AdapterVersion.id == c.output_version_id)
+            .where(c.cache_key == cache_key, c.status == RunStatus.SUCCEEDED.value)
+            .order_by(c.created_at)
             .limit(1)
         )
-        return _view(session, row) if row else None
+        if exclude:
+            query = query.where(c.id != exclude)
+        row = session.scalar(query)
+        return view_of(session, row) if row else None
 
 
 def find_stale(reg: Registry) -> list[CompositionView]:
@@ -169,12 +184,12 @@ def find_stale(reg: Registry) -> list[CompositionView]:
     with reg.sessions() as session:
         rows = session.scalars(
             select(m.Composition)
-            .where(m.Composition.status == "succeeded")
+            .where(m.Composition.status == RunStatus.SUCCEEDED.value)
             .order_by(m.Composition.created_at.desc())
         ).all()
         busy = set(
             session.scalars(
-                select(m.Composition.output_name).where(m.Composition.status.in_(("pending", "running")))
+                select(m.Composition.output_name).where(m.Composition.status.in_([s.value for s in ACTIVE]))
             )
         )
         seen: set[str] = set()
@@ -193,6 +208,6 @@ def find_stale(reg: Registry) -> list[CompositionView]:
                 except NotFound:
                     continue
                 if now.sha256 != item.sha256:
-                    stale.append(_view(session, row))
+                    stale.append(view_of(session, row))
                     break
     return stale

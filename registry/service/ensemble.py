@@ -25,9 +25,11 @@ from ..provenance import build_provenance, dumps
 from ..spec import CompositionSpec
 from . import audit
 from .compose_inputs import ResolvedInput
-from .compositions import CompositionView, _view, get
+from .compositions import CompositionView, get, view_of
 from .context import Registry
 from .queries import get_version
+from .run_status import RunStatus
+from .runs import apply_transition
 from .serving import refs_for
 
 SCHEMA = "pemreg.ensemble/v1"
@@ -122,10 +124,8 @@ def register_ensemble(
     }
     with transaction(reg.sessions) as session:
         row = session.get_one(m.Composition, composition.id, with_for_update=True)
-        row.status = "succeeded"
-        row.metrics = metrics
-        row.interference = {**(row.interference or {}), "ensemble": pointer}
-        row.finished_at = m.utcnow()
+        interference = {**(row.interference or {}), "ensemble": pointer}
+        apply_transition(row, RunStatus.SUCCEEDED, metrics=metrics, interference=interference)
         audit.record(
             session,
             reg.principal,
@@ -136,7 +136,7 @@ def register_ensemble(
             uri=pointer["uri"],
         )
         session.flush()
-        return _view(session, row)
+        return view_of(session, row)
 
 
 def ensemble_serving(reg: Registry, recipe: dict[str, Any]) -> dict[str, Any]:

@@ -126,6 +126,9 @@ class CompositionSpec(_Strict):
     output: OutputSpec = OutputSpec()
     schedule: str | None = None
     recompose: Literal["on_parent_update"] | None = None
+    # Times a run lost with its worker (no heartbeat) is started again by reconcile; unset = 0.
+    # None (not 0) by default so specs without it keep their cache key.
+    retries: int | None = Field(default=None, ge=0, le=3)
 
     @field_validator("expression")
     @classmethod
@@ -238,7 +241,7 @@ class CompositionSpec(_Strict):
         return result
 
     def canonical(self) -> dict[str, Any]:
-        """Defaults filled, None dropped: the stable form hashed into the composition id."""
+        """Defaults filled, None dropped: the stable form hashed into the cache key."""
         return self.model_dump(mode="json", exclude_none=True)
 
     def canonical_json(self) -> str:

@@ -11,6 +11,8 @@ import os
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from ..errors import IntegrityError, StoreError
@@ -20,6 +22,13 @@ Progress = Callable[[int], None]
 
 CHUNK = 1024 * 1024
 TMP_DIR = ".pemreg-tmp"  # reserved first key segment: the file store's in-flight uploads live there
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size: int
+    modified: datetime  # timezone-aware (UTC)
 
 
 class ArtifactNotFound(StoreError):
@@ -95,6 +104,10 @@ class ArtifactStore(ABC):
     @abstractmethod
     def list_keys(self, prefix: str = "") -> list[str]:
         """Sorted keys starting with `prefix` (a plain string prefix, as in S3)."""
+
+    def list_objects(self, prefix: str = "") -> list[StoredObject]:
+        """Like `list_keys`, with each object's size and last-modified time (for `pemreg gc`)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot list objects with their times")
 
     @abstractmethod
     def delete(self, key: str) -> None:

@@ -13,11 +13,21 @@ import io
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import Conflict, StoreError
-from .base import CHUNK, TMP_DIR, ArtifactNotFound, ArtifactStore, Progress, check_key, check_sha256
+from .base import (
+    CHUNK,
+    TMP_DIR,
+    ArtifactNotFound,
+    ArtifactStore,
+    Progress,
+    StoredObject,
+    check_key,
+    check_sha256,
+)
 
 # Filesystems without hard links (some FUSE/SMB mounts): fall back to check-then-rename.
 _NO_LINK = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV}
@@ -164,6 +174,16 @@ class FileStore(ArtifactStore):
                 if key.startswith(prefix):
                     keys.append(key)
         return sorted(keys)
+
+    def list_objects(self, prefix: str = "") -> list[StoredObject]:
+        out = []
+        for key in self.list_keys(prefix):
+            try:
+                st = self._path(key).stat()
+            except FileNotFoundError:  # deleted since the walk
+                continue
+            out.append(StoredObject(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC)))
+        return out
 
     def delete(self, key: str) -> None:
         path = self._path(key)

@@ -29,7 +29,7 @@ from botocore.exceptions import (
 )
 
 from ..errors import Conflict, StoreError
-from .base import CHUNK, ArtifactNotFound, ArtifactStore, Progress, check_key, check_sha256
+from .base import CHUNK, ArtifactNotFound, ArtifactStore, Progress, StoredObject, check_key, check_sha256
 
 MIB = 1024 * 1024
 MIN_PART = 5 * MIB  # S3 (and SeaweedFS) refuse non-final parts below 5 MiB
@@ -316,6 +316,20 @@ class S3Store(ArtifactStore):
             for page in pages:
                 keys.extend(obj["Key"][len(root) :] for obj in page.get("Contents", []))
         return sorted(keys)
+
+    def list_objects(self, prefix: str = "") -> list[StoredObject]:
+        root = f"{self.prefix}/" if self.prefix else ""
+        out: list[StoredObject] = []
+        with self._translate(f"listing {prefix!r}"):
+            pages = self._s3.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=root + prefix
+            )
+            for page in pages:
+                out.extend(
+                    StoredObject(obj["Key"][len(root) :], int(obj["Size"]), obj["LastModified"])
+                    for obj in page.get("Contents", [])
+                )
+        return sorted(out, key=lambda o: o.key)
 
     def delete(self, key: str) -> None:
         with self._translate(f"deleting {key!r}"):

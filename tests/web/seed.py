@@ -17,12 +17,12 @@ from registry import service
 from registry.compose.engine import compose
 from registry.compose.interference import interference_report
 from registry.pem.io import read_adapter, write_adapter
-from registry.service import Registry
-from registry.service import compositions as comps
+from registry.service import Registry, runs
 from registry.service.compose_inputs import resolve_inputs
 from registry.service.compose_register import register_output
 from registry.service.evaluations import record
 from registry.service.keys import create_key
+from registry.service.run_status import RunStatus
 from registry.spec import load_spec
 from tests.factories import make_lora
 
@@ -72,12 +72,12 @@ def seed_catalog(reg: Registry, work: Path) -> Seeded:
     )
     spec = load_spec(SPEC)
     inputs = resolve_inputs(reg, spec)
-    run = comps.create(reg, spec, inputs, "api")
-    comps.update(reg, run.id, status="running", flow_run_id="00000000-0000-4000-8000-000000000001")
+    run = runs.create(reg, spec, inputs, "api")
+    runs.transition(reg, run.id, RunStatus.RUNNING, flow_run_id="00000000-0000-4000-8000-000000000001")
     adapters = [read_adapter(d) for d in (math_dir, med_dir)]
     weights = [i.weight for i in inputs]
     interference = interference_report(adapters, weights, names=[i.label for i in inputs]).to_dict()
-    comps.update(reg, run.id, interference=interference)
+    runs.record(reg, run.id, interference=interference)
     result = compose(adapters, weights, spec.method)
     with tempfile.TemporaryDirectory(prefix="web-seed-") as tmp:
         out = write_adapter(result.adapter, Path(tmp) / "out")

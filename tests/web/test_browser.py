@@ -21,9 +21,9 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, ViewportSize, sync_playwright
 
-from registry.service import Registry
-from registry.service import compositions as comps
+from registry.service import Registry, runs
 from registry.service.compose_inputs import resolve_inputs
+from registry.service.run_status import RunStatus
 from registry.spec import load_spec
 from tests.flow_fixtures import settings_env
 from tests.pg_service import create_database, drop_database
@@ -83,8 +83,8 @@ def live(s3_service: S3Service, tmp_path_factory: pytest.TempPathFactory) -> Ite
     reg.store.ensure_ready()
     seeded = seed_catalog(reg, tmp / "adapters")
     spec = load_spec("name: acme/slow-merge\nexpression: '0.5 * acme/math + 0.5 * acme/medicine'\n")
-    running = comps.create(reg, spec, resolve_inputs(reg, spec), "api")
-    comps.update(reg, running.id, status="running")
+    running = runs.create(reg, spec, resolve_inputs(reg, spec), "api")
+    runs.transition(reg, running.id, RunStatus.RUNNING)
 
     port = _free_port()
     env = {
@@ -282,7 +282,7 @@ def test_running_composition_updates_live(browser: Browser, live: Live) -> None:
     _sign_in(page, live.seeded.reader_key, "/compositions")
     badge = page.locator(f"[data-poll='/compositions/{live.running_id}/status.json']")
     assert badge.inner_text() == "running"
-    comps.update(live.reg, live.running_id, status="failed", error="worker lost")
+    runs.fail(live.reg, live.running_id, "worker lost")
     page.wait_for_function(
         "id => document.querySelector(`[data-poll='/compositions/${id}/status.json'], "
         "tr .status-failed`)?.textContent === 'failed'",

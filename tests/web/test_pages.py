@@ -234,8 +234,9 @@ def test_compositions_pages(client: TestClient, seeded: Seeded) -> None:
 def test_gates_rechecked_on_the_composition_page(
     web_reg: Registry, client: TestClient, seeded: Seeded
 ) -> None:
-    from registry.service import compositions as comps
+    from registry.service import runs
     from registry.service.compose_inputs import resolve_inputs
+    from registry.service.run_status import RunStatus
     from registry.spec import load_spec
     from tests.web.seed import SPEC
 
@@ -245,13 +246,14 @@ def test_gates_rechecked_on_the_composition_page(
     # 7.25 <= 12 and 7.25 <= 6.5 * 1.2 (acme/math's recorded math-ppl): both hold
     assert gates.count('status-succeeded">passed') == 2 and "failed" not in gates.split("</table>")[0]
     spec = load_spec(SPEC)
-    run = comps.create(web_reg, spec, resolve_inputs(web_reg, spec), "api")
-    comps.update(web_reg, run.id, status="rejected", metrics={"math-ppl": 13.0}, error="gate failed")
+    run = runs.create(web_reg, spec, resolve_inputs(web_reg, spec), "api")
+    runs.transition(web_reg, run.id, RunStatus.RUNNING)
+    runs.reject(web_reg, run.id, {"math-ppl": 13.0}, ["math-ppl = 13 > max 12"])
     html = client.get(f"/compositions/{run.id}").text
     table = html[html.index('id="gates"') :].split("</table>")[0]
     assert "math-ppl = 13 &gt; max 12" in table
     assert "regresses more than 20% vs acme/math (6.5; limit 7.8)" in table
-    pending = comps.create(web_reg, spec, resolve_inputs(web_reg, spec), "api")
+    pending = runs.create(web_reg, spec, resolve_inputs(web_reg, spec), "api")
     table = client.get(f"/compositions/{pending.id}").text.split('id="gates"')[1].split("</table>")[0]
     assert table.count("not checked") == 2
 

@@ -1,0 +1,42 @@
+"""`pemreg gc [--dry-run]`: remove store objects no catalog row references (see registry.service.gc)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from registry.service import gc as gc_service
+
+from .deps import registry
+from .output import console, print_json
+
+
+def gc(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="list the orphans, remove nothing")] = False,
+    grace: Annotated[
+        float | None,
+        typer.Option(
+            "--grace", min=0, help="seconds; objects younger are kept (default PEMREG_GC_GRACE_SECONDS)"
+        ),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Remove uploads no catalog row references (e.g. of a composition killed before its commit)
+    that are older than the grace period, so a run still in flight is never touched."""
+    orphans = gc_service.collect(registry(), dry_run=dry_run, grace_seconds=grace)
+    if json_out:
+        print_json([o.to_dict() for o in orphans])
+        return
+    table = Table("folder", "objects", "bytes", "modified", title="orphans" if dry_run else "removed")
+    for o in orphans:
+        table.add_row(o.folder, str(len(o.keys)), str(o.size), f"{o.modified:%Y-%m-%d %H:%M:%S}")
+    if orphans:
+        console.print(table, overflow="ignore", crop=False)
+    verb = "would remove" if dry_run else "removed"
+    console.print(f"{verb} {len(orphans)} folder(s), {sum(o.size for o in orphans)} bytes", markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("gc")(gc)

@@ -1,0 +1,259 @@
+"""Runners that execute the compose flow for a `pending` run, and the Prefect probe reconcile uses.
+
+The shells register them at start-up (`install`); `registry.service.runs.start` picks one by name, so
+the service layer never imports this package:
+- `deployment`: a run of the `compose/compose` deployment on the configured Prefect API (workers run it);
+- `in-process`: the flow in this process, blocking (the CLI on the embedded default);
+- `background`: the flow on a thread of this process (the REST API on the embedded default);
+- `default`: `deployment` when PREFECT_API_URL is set, else the shell's embedded choice.
+
+The Prefect API URL is passed explicitly (prefect's `temporary_settings`), never written to os.environ.
+Prefect's own logs go to <PEMREG_HOME>/logs/prefect.log; `verbose` also streams them to stderr.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal
+from uuid import UUID
+
+from registry.errors import NotFound
+from registry.service import Registry, runs
+from registry.service import compositions as comps
+from registry.service.compositions import CompositionView
+from registry.settings import Settings
+from registry.spec import CompositionSpec
+
+from .context import using
+
+log = logging.getLogger("pemreg.compose")
+COMPOSE_DEPLOYMENT = "compose/compose"
+Embedded = Literal["in-process", "background"]
+_logs_routed: list[Path] = []
+
+
+def configured_api_url() -> str | None:
+    """PREFECT_API_URL from Prefect's settings (env or profile): the deployment path."""
+    from prefect.settings import PREFECT_API_URL
+
+    return PREFECT_API_URL.value() or None
+
+
+def log_file(settings: Settings) -> Path:
+    return settings.home / "logs" / "prefect.log"
+
+
+def route_prefect_logs(settings: Settings, verbose: bool = False) -> Path:
+    """Prefect configures its console logging at import: send its records to a file instead (one line
+    on failure is the CLI's contract), and to stderr as well when `verbose`."""
+    import prefect  # noqa: F401 - its logging setup must run before we re-route it
+
+    path = log_file(settings)
+    if _logs_routed:
+        return _logs_routed[0]
+    if not verbose:
+        _quiet_progress_bars()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for name in ("prefect", "prefect.extra"):
+        logger = logging.getLogger(name)
+        logger.propagate = False
+        logger.addHandler(handler)
+        if verbose:
+            logger.addHandler(logging.StreamHandler(sys.stderr))
+    _logs_routed.append(path)
+    return path
+
+
+def _quiet_progress_bars() -> None:
+    """transformers draws a tqdm bar on stderr per model load (evaluation, merging): not in one-line mode."""
+    from huggingface_hub.utils import disable_progress_bars
+
+    disable_progress_bars()  # transformers reads this at import
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+
+
+@contextmanager
+def prefect_api(url: str | None) -> Iterator[None]:
+    if url is None:
+        yield
+        return
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: url}):
+        yield
+
+
+class _Embedded:
+    """Flow runs reporting to the warm local Prefect server (or Prefect's ephemeral one)."""
+
+    def __init__(self, verbose: bool) -> None:
+        self.verbose = verbose
+
+    def submit(self, reg: Registry, run: CompositionView, spec: CompositionSpec) -> CompositionView:
+        raise NotImplementedError
+
+    def api_url(self, reg: Registry) -> str | None:
+        """None keeps Prefect's own configuration: an API already configured (profile, env, a test
+        harness) or, in `ephemeral` mode, its in-process server."""
+        if reg.settings.prefect_mode != "local-server" or configured_api_url():
+            return None
+        from . import local_server
+
+        return local_server.ensure_running(reg.settings.home, reg.settings.local_prefect_port)
+
+    def run_flow(
+        self, reg: Registry, run: CompositionView, spec: CompositionSpec, api_url: str | None
+    ) -> None:
+        from .compose import compose_flow
+
+        route_prefect_logs(reg.settings, self.verbose)
+        try:
+            with prefect_api(api_url), using(reg):
+                compose_flow(spec.canonical(), run.id, run.trigger)
+        except Exception as exc:  # noqa: BLE001 - the flow recorded the failure on the row
+            log.info("composition %s failed: %s", run.id, runs.one_line(exc))
+
+
+class InProcessRunner(_Embedded):
+    def submit(self, reg: Registry, run: CompositionView, spec: CompositionSpec) -> CompositionView:
+        self.run_flow(reg, run, spec, self.api_url(reg))
+        return comps.get(reg, run.id)
+
+
+class BackgroundRunner(_Embedded):
+    def submit(self, reg: Registry, run: CompositionView, spec: CompositionSpec) -> CompositionView:
+        api_url = self.api_url(reg)
+        threading.Thread(
+            target=self.run_flow, args=(reg, run, spec, api_url), name=f"compose-{run.id[:8]}", daemon=True
+        ).start()
+        return run
+
+
+class DeploymentRunner:
+    def __init__(self, api_url: str | None = None, verbose: bool = False) -> None:
+        self.api_url = api_url
+        self.verbose = verbose
+
+    def submit(self, reg: Registry, run: CompositionView, spec: CompositionSpec) -> CompositionView:
+        from prefect.deployments import run_deployment
+        from prefect.exceptions import ObjectNotFound
+
+        route_prefect_logs(reg.settings, self.verbose)
+        url = self.api_url or configured_api_url()
+        try:
+            with prefect_api(url):
+                flow_run = run_deployment(
+                    COMPOSE_DEPLOYMENT,
+                    parameters={"spec": spec.canonical(), "composition_id": run.id, "trigger": run.trigger},
+                    timeout=0,
+                )
+        except ObjectNotFound:
+            message = (
+                f"deployment {COMPOSE_DEPLOYMENT} not found on {url}: "
+                "start `pemreg worker` against this Prefect API"
+            )
+            runs.fail_if_active(reg, run.id, message)
+            raise NotFound(message) from None
+        return runs.attach_flow_run(reg, run.id, str(flow_run.id))  # type: ignore[union-attr] # sync call
+
+
+class DefaultRunner:
+    """`deployment` when PREFECT_API_URL is set, else this shell's embedded runner."""
+
+    def __init__(self, embedded: _Embedded, deployment: DeploymentRunner) -> None:
+        self.embedded = embedded
+        self.deployment = deployment
+
+    def submit(self, reg: Registry, run: CompositionView, spec: CompositionSpec) -> CompositionView:
+        # The operator's switch is the PREFECT_API_URL variable (as documented), not whatever Prefect
+        # settings context this thread happens to run in (a test harness, a flow run).
+        runner = self.deployment if os.environ.get("PREFECT_API_URL") else self.embedded
+        return runner.submit(reg, run, spec)
+
+
+class PrefectProbe:
+    """Reads and crashes flow runs on a Prefect API (`api_url`, else the configured one)."""
+
+    def __init__(self, api_url: str | None = None) -> None:
+        self.api_url = api_url
+
+    def state(self, flow_run_id: str) -> str | None:
+        from prefect.client.orchestration import get_client
+        from prefect.exceptions import ObjectNotFound
+
+        with prefect_api(self.api_url), get_client(sync_client=True) as client:
+            try:
+                flow_run = client.read_flow_run(UUID(flow_run_id))
+            except ObjectNotFound:
+                return None
+        return flow_run.state.type.value if flow_run.state else None
+
+    def crash(self, flow_run_id: str, message: str) -> None:
+        from prefect.client.orchestration import get_client
+        from prefect.states import Crashed
+
+        with prefect_api(self.api_url), get_client(sync_client=True) as client:
+            client.set_flow_run_state(UUID(flow_run_id), Crashed(message=message), force=True)
+
+
+def probe_for(settings: Settings) -> PrefectProbe | None:
+    """The Prefect API this home's runs report to, when one is up; else None (heartbeats decide)."""
+    if os.environ.get("PREFECT_API_URL"):
+        return PrefectProbe()
+    if settings.prefect_mode == "local-server":
+        from . import local_server
+
+        state = local_server.status(settings.home)
+        return PrefectProbe(state["url"]) if state else None
+    return None
+
+
+def install(settings: Settings, embedded: Embedded, *, verbose: bool = False) -> None:
+    """Register the runners (and the reconcile probe) with the service layer. Imports no Prefect."""
+    in_process, background = InProcessRunner(verbose), BackgroundRunner(verbose)
+    deployment = DeploymentRunner(verbose=verbose)
+    runs.register_runner("in-process", in_process)
+    runs.register_runner("background", background)
+    runs.register_runner("deployment", deployment)
+    runs.register_runner(
+        "default", DefaultRunner(in_process if embedded == "in-process" else background, deployment)
+    )
+    runs.register_probe(_LazyProbe(settings))
+
+
+class _LazyProbe:
+    """Decides at reconcile time which Prefect API to ask (a local server may start later)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def available(self) -> bool:
+        return probe_for(self.settings) is not None
+
+    def _probe(self) -> PrefectProbe:
+        probe = probe_for(self.settings)
+        if probe is None:
+            raise RuntimeError("no Prefect API is running for this home")
+        return probe
+
+    def state(self, flow_run_id: str) -> str | None:
+        return self._probe().state(flow_run_id)
+
+    def crash(self, flow_run_id: str, message: str) -> None:
+        self._probe().crash(flow_run_id, message)
+
+
+def resubmit(reg: Registry, run: CompositionView, spec: CompositionSpec) -> None:
+    """reconcile's `restart`: a retried run goes back through the default runner."""
+    runs.get_runner("default").submit(reg, run, spec)
