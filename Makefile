@@ -26,8 +26,11 @@ demo: install
 test: install
 	bash scripts/test.sh $(PYTEST_ARGS)
 
+# mypy reads its config (files, strictness) from pyproject.toml.
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) .test-services

@@ -29,7 +29,7 @@ class Caller:
 
 
 def base_registry(request: Request) -> Registry:
-    return request.app.state.registry  # type: ignore[no-any-return]
+    return request.app.state.registry
 
 
 def require(role: str) -> Callable[..., Caller]:

@@ -49,7 +49,7 @@ def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
             return [resolve(v, depth + 1) for v in node]
         return node
 
-    return resolve(schema)  # type: ignore[no-any-return]
+    return resolve(schema)
 
 
 class RegisterFromSource(Strict):

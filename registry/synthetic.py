@@ -26,13 +26,14 @@ IA3_TARGETS = {
 
 def tiny_model(arch: Arch = "llama", seed: int = 0) -> PreTrainedModel:
     torch.manual_seed(seed)
+    model: PreTrainedModel
     if arch == "gpt2":
-        cfg = GPT2Config(
+        gpt2_cfg = GPT2Config(
             n_embd=32, n_layer=2, n_head=2, n_positions=64, vocab_size=128, bos_token_id=0, eos_token_id=0
         )
-        model = GPT2LMHeadModel(cfg)
+        model = GPT2LMHeadModel(gpt2_cfg)
     else:
-        cfg = LlamaConfig(
+        llama_cfg = LlamaConfig(
             hidden_size=32,
             intermediate_size=64,
             num_hidden_layers=2,
@@ -43,7 +44,7 @@ def tiny_model(arch: Arch = "llama", seed: int = 0) -> PreTrainedModel:
             bos_token_id=0,
             eos_token_id=0,
         )
-        model = LlamaForCausalLM(cfg)
+        model = LlamaForCausalLM(llama_cfg)
     model.name_or_path = BASE_NAME[arch]
     return model.eval()
 
@@ -88,7 +89,7 @@ def make_lora(
     _randomize(peft_model, seed, ("lora_A", "lora_B"), around_one=False)
     if dtype != torch.float32:
         peft_model = peft_model.to(dtype)
-    peft_model.save_pretrained(dest, save_embedding_layers=False)
+    peft_model.save_pretrained(str(dest), save_embedding_layers=False)
     return dest
 
 
@@ -105,5 +106,5 @@ def make_ia3(
     )
     peft_model = get_peft_model(model, cfg)
     _randomize(peft_model, seed, ("ia3_l",), around_one=True)
-    peft_model.save_pretrained(dest, save_embedding_layers=False)
+    peft_model.save_pretrained(str(dest), save_embedding_layers=False)
     return dest

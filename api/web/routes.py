@@ -96,7 +96,7 @@ def _base_models(request: Request, caller: Caller) -> list[Any]:
     if cached is None or cached[0] < now:
         cached = (now + BASE_MODELS_TTL, service.list_base_models(caller.reg)[:200])
         request.app.state.web_base_models = cached
-    return cached[1]  # type: ignore[no-any-return]
+    return cached[1]
 
 
 def _clean(value: str | None) -> str | None:

@@ -107,7 +107,7 @@ def sessions_of(request: Request) -> Sessions:
     if getattr(state, "web_sessions", None) is None:
         settings = base_registry(request).settings
         state.web_sessions = Sessions(load_secret(settings), settings.session_max_age_seconds)
-    return state.web_sessions  # type: ignore[no-any-return]
+    return state.web_sessions
 
 
 def signed_in(request: Request) -> Caller | None:

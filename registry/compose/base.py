@@ -33,6 +33,18 @@ class MethodParams:
     # core_merge 'importance': module path -> core_merge.ActivationNorms of the base on calibration data
     activation_norms: Mapping[str, Any] | None = field(default=None, compare=False, hash=False, repr=False)
 
+    def required_density(self) -> float:
+        """density of a pruning method; the spec validator guarantees one is given."""
+        if self.density is None:
+            raise ValueError(f"method {self.method} needs density")
+        return self.density
+
+    def required_rank(self) -> int:
+        """Output rank of a LoRA method that truncates; the engine resolves a missing one."""
+        if self.rank is None:
+            raise ValueError(f"method {self.method} needs a resolved rank")
+        return self.rank
+
 
 @dataclass(frozen=True)
 class Entry:

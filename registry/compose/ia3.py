@@ -56,7 +56,9 @@ class Ia3Composer(Composer):
             )
         else:
             seeds = [dare_seed(params.seed, path, e.index) for e in entries]
-            merged = prune_merge(deltas, weights, params.method, params.density, params.majority_sign, seeds)
+            merged = prune_merge(
+                deltas, weights, params.method, params.required_density(), params.majority_sign, seeds
+            )
         assert isinstance(merged, torch.Tensor)
         out = Ia3Module(
             l=(1.0 + merged).to("cpu", out_dtype), is_feedforward=entries[0].module.is_feedforward

@@ -102,7 +102,9 @@ class LoraComposer(Composer):
         elif params.method == "delta_svd":
             coeffs = grouped_coefficients(entries)
             bs = torch.cat([c * s * bi for c, s, bi in zip(coeffs, scales, b_list, strict=True)], dim=1)
-            b, a, report["retained_energy"] = factors_truncated(bs, torch.cat(a_list, dim=0), params.rank)
+            b, a, report["retained_energy"] = factors_truncated(
+                bs, torch.cat(a_list, dim=0), params.required_rank()
+            )
         elif params.method == "core_merge":
             # A generator: one dense delta at a time (core_merge streams over the inputs).
             streamed = (s * (bi @ ai) for s, bi, ai in zip(scales, b_list, a_list, strict=True))
@@ -114,8 +116,7 @@ class LoraComposer(Composer):
                 params.density or 0.0,
                 None if norms is None else norms.input[None, :],  # score[o, c] uses ||X[:, c]||
             )
-            assert params.rank is not None  # resolved by the engine for LoRA
-            b, a, report["retained_energy"] = dense_truncated(merged, params.rank)
+            b, a, report["retained_energy"] = dense_truncated(merged, params.required_rank())
         else:
             deltas = [s * (bi @ ai) for s, bi, ai in zip(scales, b_list, a_list, strict=True)]
             seeds = [dare_seed(params.seed, path, e.index) for e in entries]
@@ -123,11 +124,11 @@ class LoraComposer(Composer):
                 deltas,
                 [e.weight for e in entries],
                 params.method,
-                params.density,
+                params.required_density(),
                 params.majority_sign,
                 seeds,
             )
-            b, a, report["retained_energy"] = dense_truncated(merged, params.rank)
+            b, a, report["retained_energy"] = dense_truncated(merged, params.required_rank())
         assert isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)
         module = LoraModule(A=a.to("cpu", out_dtype), B=b.to("cpu", out_dtype), alpha=float(a.shape[0]))
         report["rank"] = int(a.shape[0])

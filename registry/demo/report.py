@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import service
 from ..evaluation import load_dataset
 from ..service.evaluations import cached_value
+
+if TYPE_CHECKING:
+    from .scenarios import Row
 
 
 def collect(
@@ -153,6 +156,13 @@ def _pct(x: float) -> str:
     return f"{x * 100:+.1f}%"
 
 
+def _parents(by_ref: dict[str, Row], row: Row) -> list[Row] | None:
+    """The rows of `row`'s inputs, or None when one of them is missing from the result."""
+    found = [by_ref.get(ref) for ref, _ in row.inputs]
+    parents = [p for p in found if p is not None]
+    return parents if len(parents) == len(found) else None
+
+
 def claims(result: Any) -> list[str]:
     """The paper's effects, checked on the measured numbers (derived from the table, nothing else)."""
     base = result.rows[0].ppl
@@ -161,12 +171,12 @@ def claims(result: Any) -> list[str]:
     for row in result.rows:
         if row.kind != "result" or row.status != "succeeded":
             continue
-        parents = [(by_ref.get(ref), w) for ref, w in row.inputs]
-        if any(p is None for p, _ in parents):
+        parents = _parents(by_ref, row)
+        if parents is None:
             continue
         if row.scenario == "distribution generalization":
             d = _domain_of(row.inputs[0][0])
-            pv = [p.ppl[d] for p, _ in parents]
+            pv = [p.ppl[d] for p in parents]
             ok = row.ppl[d] < min(pv)
             out.append(
                 f"distribution generalization ({row.label}): {d} {row.ppl[d]:.3f} vs parents "
@@ -178,8 +188,8 @@ def claims(result: Any) -> list[str]:
             ds = [_domain_of(ref) for ref, _ in row.inputs]
             union = sum(row.ppl[d] for d in ds) / 2
             base_u = sum(base[d] for d in ds) / 2
-            par_u = [sum(p.ppl[d] for d in ds) / 2 for p, _ in parents]
-            own = [row.ppl[d] / p.ppl[d] - 1 for d, (p, _) in zip(ds, parents, strict=True)]
+            par_u = [sum(p.ppl[d] for d in ds) / 2 for p in parents]
+            own = [row.ppl[d] / p.ppl[d] - 1 for d, p in zip(ds, parents, strict=True)]
             beats = union < base_u and all(union < u for u in par_u)
             within = all(o <= 0.15 for o in own)
             out.append(
@@ -210,8 +220,8 @@ def claims(result: Any) -> list[str]:
     sums = []
     for row in result.rows:
         if row.kind == "result" and row.scenario == "multi-tasking" and row.detail.startswith("delta_cat"):
-            parents = [by_ref.get(ref) for ref, _ in row.inputs]
-            if len(parents) != 2 or None in parents:
+            parents = _parents(by_ref, row)
+            if parents is None or len(parents) != 2:
                 continue
             ds = [_domain_of(ref) for ref, _ in row.inputs]
             loss = sum(row.ppl[d] / p.ppl[d] - 1 for d, p in zip(ds, parents, strict=True)) / 2

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
+
+if TYPE_CHECKING:
+    from peft import PeftMixedModel, PeftModel
 
 SEQ = 32
 LORA_INIT_SEED = 7
@@ -70,7 +74,7 @@ def _loop(
     anchor: list[str] | None = None,
 ) -> float:
     ids, mask = encode(lines, content_only)
-    anchor_ids, anchor_mask = encode(anchor, False) if anchor else (None, None)
+    anchor_data = encode(anchor, False) if anchor else None
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
@@ -84,8 +88,8 @@ def _loop(
             logits.reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1), reduction="none"
         ).view(m.shape)
         loss = (nll * m).sum() / m.sum()
-        if anchor_ids is not None:
-            loss = loss + ANCHOR_WEIGHT * _anchor_kl(model, anchor_ids, anchor_mask, gen, max(1, batch // 2))
+        if anchor_data is not None:
+            loss = loss + ANCHOR_WEIGHT * _anchor_kl(model, *anchor_data, gen, max(1, batch // 2))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -101,6 +105,10 @@ def _anchor_kl(
     model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor, gen: torch.Generator, batch: int
 ) -> torch.Tensor:
     """KL(base || base + adapter) on generic lines: the adapter is asked to change nothing there."""
+    from peft import PeftMixedModel, PeftModel
+
+    if not isinstance(model, PeftModel | PeftMixedModel):
+        raise TypeError("the anchor term needs a PEFT model: it compares against the adapter disabled")
     idx = torch.randint(0, len(ids), (batch,), generator=gen)
     x, m = ids[idx], mask[idx]
     with torch.no_grad(), model.disable_adapter():
@@ -160,7 +168,7 @@ def train_lora(
 
 
 def _train_adapter(
-    peft_model: torch.nn.Module,
+    peft_model: PeftModel | PeftMixedModel,
     lines: list[str],
     dest: Path,
     *,
@@ -184,7 +192,7 @@ def _train_adapter(
         tick=tick,
         anchor=anchor,
     )
-    peft_model.save_pretrained(dest, save_embedding_layers=False)
+    peft_model.save_pretrained(str(dest), save_embedding_layers=False)
     return loss
 
 

@@ -26,7 +26,8 @@ class Evaluator:
         from transformers import AutoModelForCausalLM
 
         self.device = device or compute_device()
-        self.base = AutoModelForCausalLM.from_pretrained(base_folder).to(self.device).eval()
+        # transformers types PreTrainedModel.to through a decorator that drops `self`: its own typing bug.
+        self.base = AutoModelForCausalLM.from_pretrained(base_folder).to(self.device).eval()  # type: ignore[arg-type]
         self.max_len = int(
             getattr(self.base.config, "max_position_embeddings", 0)
             or getattr(self.base.config, "n_positions", 1024)

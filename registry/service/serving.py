@@ -6,6 +6,7 @@ the same weights after an alias such as `prod` moves on.
 
 from __future__ import annotations
 
+import functools
 from urllib.parse import unquote, urlparse
 
 from pydantic import BaseModel as Model
@@ -53,16 +54,16 @@ def artifact_location(artifact_uri: str) -> tuple[str, str]:
 
 
 def refs_for(version: VersionView, s3_endpoint_url: str | None = None) -> ServingRefs:
-    head = {
-        "name": version.name,
-        "version": version.version,
-        "sha256": version.sha256,
-        "pem_type": version.pem_type,
-        "base_model": version.base_model,
-    }
+    refs = functools.partial(
+        ServingRefs,
+        name=version.name,
+        version=version.version,
+        sha256=version.sha256,
+        pem_type=version.pem_type,
+        base_model=version.base_model,
+    )
     if version.pem_type not in SUPPORTED:
-        return ServingRefs(
-            **head,
+        return refs(
             supported=False,
             reason=f"vLLM and LoRAX serve LoRA adapters only; this is {version.pem_type}",
         )
@@ -81,7 +82,7 @@ def refs_for(version: VersionView, s3_endpoint_url: str | None = None) -> Servin
         adapter_source=source,
         s3_endpoint_url=s3_endpoint_url if source == "s3" else None,
     )
-    return ServingRefs(**head, supported=True, vllm=vllm, lorax=lorax)
+    return refs(supported=True, vllm=vllm, lorax=lorax)
 
 
 def serving_refs(reg: Registry, ref: Ref | str) -> ServingRefs:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
@@ -92,7 +93,7 @@ class SearchSpec(_Strict):
     @classmethod
     def _refs(cls, v: dict[str, list[float]]) -> dict[str, list[float]]:
         for key, values in v.items():
-            _checked(lambda key=key: Ref.parse(key))
+            _checked(functools.partial(Ref.parse, key))
             if not values:
                 raise SpecFieldError(("weights", key), "needs at least one candidate weight")
         return v
@@ -178,11 +179,11 @@ class CompositionSpec(_Strict):
                     f"unknown evaluation {self.search.objective.evaluation!r}",
                 )
             known = self._all_refs()
-            names = {r.full_name for r in known}
+            full_names = {r.full_name for r in known}
             for key in self.search.weights:
                 ref = Ref.parse(key)
                 # `acme/toxic` in search matches `acme/toxic@2` in the expression
-                if ref not in known and not (ref.selector is None and ref.full_name in names):
+                if ref not in known and not (ref.selector is None and ref.full_name in full_names):
                     raise SpecFieldError(
                         ("search", "weights", key), f"{key} is not an input of the composition"
                     )

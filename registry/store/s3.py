@@ -252,7 +252,7 @@ class S3Store(ArtifactStore):
                 Bucket=self.bucket, Key=full, Metadata={"sha256": sha256}
             )["UploadId"]
         try:
-            parts = []
+            parts: list[dict[str, Any]] = []
             digest = hashlib.sha256()
             while chunk := src.read(part_size):
                 digest.update(chunk)
@@ -309,7 +309,7 @@ class S3Store(ArtifactStore):
 
     def list_keys(self, prefix: str = "") -> list[str]:
         root = f"{self.prefix}/" if self.prefix else ""
-        keys = []
+        keys: list[str] = []
         with self._translate(f"listing {prefix!r}"):
             paginator = self._s3.get_paginator("list_objects_v2")
             pages = paginator.paginate(Bucket=self.bucket, Prefix=root + prefix)

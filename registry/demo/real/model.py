@@ -68,7 +68,8 @@ def _convert(gguf: Path, folder: Path) -> None:
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     # The dequantised weights are plain fp32 now: drop the GGUF quantizer so save_pretrained writes them.
-    model.hf_quantizer = None
+    # transformers sets hf_quantizer without declaring it; nn.Module.__setattr__ types Tensor | Module only.
+    model.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.save_pretrained(tmp, safe_serialization=True)

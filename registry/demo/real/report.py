@@ -110,14 +110,15 @@ def collect(
         for item in view.inputs:
             label = f"{item['name']}@{item['version']}"
             if label not in parents:
-                values = {n: cached_value(reg, label, "perplexity", digests[n]) for n in digests}
-                if all(v is not None for v in values.values()):
+                found = {n: cached_value(reg, label, "perplexity", digests[n]) for n in digests}
+                values = {n: v for n, v in found.items() if v is not None}
+                if len(values) == len(found):
                     parents[label] = RealRow(
                         label=label,
                         ref=label,
                         kind="adapter",
                         detail="trained",
-                        docs=per_doc(values),  # type: ignore[arg-type]
+                        docs=per_doc(values),
                     )
         weights = _weights(reg, view)
         detail = f"{view.method}: " + " ".join(
@@ -205,6 +206,13 @@ def _ok(flag: bool, yes: str, no: str) -> str:
     return yes if flag else f"NOT {no}" if no else "does NOT hold"
 
 
+def _parents(by_ref: dict[str, RealRow], row: RealRow) -> list[RealRow] | None:
+    """The rows of `row`'s inputs, or None when one of them is missing from the result."""
+    found = [by_ref.get(ref) for ref, _ in row.inputs]
+    parents = [p for p in found if p is not None]
+    return parents if len(parents) == len(found) else None
+
+
 def claims(result: Any) -> list[str]:
     """The paper's effects checked on the per-document numbers with paired 95% bootstrap intervals.
     An effect 'holds' only when the whole interval is on the claimed side."""
@@ -223,12 +231,12 @@ def claims(result: Any) -> list[str]:
             )
         if row.kind != "result" or row.status != "succeeded":
             continue
-        parents = [by_ref.get(ref) for ref, _ in row.inputs]
-        if any(p is None for p in parents):
+        parents = _parents(by_ref, row)
+        if parents is None:
             continue
         doms = [domain_of(ref) for ref, _ in row.inputs]
         if row.scenario == "distribution generalization":
-            vs = [ratio(row, p, ["code"]) for p in parents]  # type: ignore[arg-type]
+            vs = [ratio(row, p, ["code"]) for p in parents]
             vb = ratio(row, base, ["code"])
             holds = all(v.below(1) for v in vs)
             out.append(
@@ -238,15 +246,15 @@ def claims(result: Any) -> list[str]:
                 + ("beats both parents (holds)" if holds else "does NOT beat both parents beyond noise")
             )
         elif row.scenario in ("multi-tasking", "(IA)3 merge") and len(parents) == 2 and doms[0] != doms[1]:
-            vb = [ratio(row, base, [d]) for d in doms]
-            vp = [ratio(row, p, [d]) for p, d in zip(parents, doms, strict=True)]  # type: ignore[arg-type]
-            vu = [ratio(row, p, doms) for p in parents]  # type: ignore[arg-type]
+            vbs = [ratio(row, base, [d]) for d in doms]
+            vp = [ratio(row, p, [d]) for p, d in zip(parents, doms, strict=True)]
+            vu = [ratio(row, p, doms) for p in parents]
             out.append(
                 f"{row.scenario} ({row.label}): vs the base "
-                + ", ".join(f"{d} {_pct(v)}" for d, v in zip(doms, vb, strict=True))
+                + ", ".join(f"{d} {_pct(v)}" for d, v in zip(doms, vbs, strict=True))
                 + (
                     " (beats the base on both: holds)"
-                    if all(v.below(1) for v in vb)
+                    if all(v.below(1) for v in vbs)
                     else " (does NOT beat the base on both)"
                 )
                 + "; own domain vs its parent "
@@ -326,10 +334,13 @@ def sum_points(result: Any, label: str) -> list[tuple[float, float, str]]:
             continue
         if row.label.split("@")[0].rsplit("-", 1)[1] != label:
             continue
-        parents = [by_ref.get(ref) for ref, _ in row.inputs]
-        if len(parents) != 2 or None in parents:
+        parents = _parents(by_ref, row)
+        if parents is None or len(parents) != 2:
             continue
-        logs = [math.log(rs.ratio([domain_of(p.ref)], row.docs, p.docs).value) for p in parents]  # type: ignore[union-attr,arg-type]
+        logs = [
+            math.log(rs.ratio([domain_of(ref)], row.docs, p.docs).value)
+            for (ref, _), p in zip(row.inputs, parents, strict=True)
+        ]
         cos = next(
             (i["rms_cosine"] for i in result.interference if i["composition"] == row.ref), float("nan")
         )

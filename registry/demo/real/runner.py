@@ -9,6 +9,7 @@ for the style rate; report.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -265,7 +266,7 @@ def _train_all(
             blocks,
             recipe,
             cache / "adapters",
-            tick=lambda n, t=task: progress.advance(t, n),
+            tick=functools.partial(progress.advance, task),
         )
         service.register_adapter(
             reg,
@@ -295,10 +296,9 @@ def _style(
 
     tok = AutoTokenizer.from_pretrained(prepared.base.folder)
     code_docs = [h for h in prepared.held_out if h.domain == "code"][: budget.prompts]
-    prompts = [
-        tok.decode(tok(h.text, add_special_tokens=False)["input_ids"][: budget.prompt_tokens])
-        for h in code_docs
-    ]
+    prompts = tok.batch_decode(
+        [tok(h.text, add_special_tokens=False)["input_ids"][: budget.prompt_tokens] for h in code_docs]
+    )
     forget = next((v for s, _, v in views if s == "unlearning" and v.output is not None), None)
     models: list[tuple[str, str | None]] = [("base", None), (f"{plan.ref(plan.UNLEARN)}@latest", None)]
     if forget is not None and forget.output is not None:

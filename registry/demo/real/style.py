@@ -86,4 +86,4 @@ def generate(
             pad_token_id=tok.pad_token_id,
         )
     width = batch["input_ids"].shape[1]
-    return [tok.decode(row[width:], skip_special_tokens=True) for row in out]
+    return tok.batch_decode([row[width:] for row in out], skip_special_tokens=True)

@@ -110,7 +110,7 @@ def train_adapter(
     _loop(peft_model, blocks, recipe, tick)
     tmp = folder.with_name(folder.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    peft_model.save_pretrained(tmp)
+    peft_model.save_pretrained(str(tmp))
     (tmp / "recipe.json").write_text(json.dumps(asdict(recipe), indent=2))
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
