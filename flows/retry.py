@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypedDict
 
 from prefect.tasks import exponential_backoff
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -25,4 +26,16 @@ def is_transient(_task: Any, _task_run: Any, state: Any) -> bool:
     return False
 
 
-RETRYING = {"retries": RETRIES, "retry_delay_seconds": RETRY_DELAYS, "retry_condition_fn": is_transient}
+class RetryOptions(TypedDict):
+    """`@task` keyword arguments, typed so that `**RETRYING` matches Prefect's `task` overloads."""
+
+    retries: int
+    retry_delay_seconds: Callable[[int], list[float]]
+    retry_condition_fn: Callable[[Any, Any, Any], bool]
+
+
+RETRYING: RetryOptions = {
+    "retries": RETRIES,
+    "retry_delay_seconds": RETRY_DELAYS,
+    "retry_condition_fn": is_transient,
+}

@@ -6,10 +6,10 @@ import threading
 from contextlib import nullcontext
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from prefect import task
-from prefect.cache_policies import NO_CACHE
+from prefect.cache_policies import NO_CACHE, CachePolicy
 from prefect.concurrency.sync import concurrency
 
 from registry.compose import compose, interference_report
@@ -29,8 +29,16 @@ from registry.spec import CompositionSpec
 
 from .retry import RETRYING
 
+
 # Our cache is the catalog (cache key -> registered version), so Prefect's own is off.
-TASK = {"cache_policy": NO_CACHE, "persist_result": False}
+class TaskOptions(TypedDict):
+    """`@task` keyword arguments, typed so that `**TASK` matches Prefect's `task` overloads."""
+
+    cache_policy: CachePolicy
+    persist_result: bool
+
+
+TASK: TaskOptions = {"cache_policy": NO_CACHE, "persist_result": False}
 
 
 @task(name="fetch-input", **TASK, **RETRYING)

@@ -14,7 +14,7 @@ import logging
 import signal
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 from uuid import UUID
 
@@ -32,6 +32,7 @@ from prefect.client.schemas.sorting import FlowRunSort
 from prefect.exceptions import Abort
 from prefect.flow_engine import run_flow
 from prefect.states import Pending
+from prefect.types import DateTime
 from prefect.utilities.engine import propose_state_sync
 
 log = logging.getLogger("pemreg.worker")
@@ -56,7 +57,7 @@ class WarmWorker:
             deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=ids)),
             flow_run_filter=FlowRunFilter(
                 state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
-                next_scheduled_start_time=FlowRunFilterNextScheduledStartTime(before_=datetime.now(UTC)),
+                next_scheduled_start_time=FlowRunFilterNextScheduledStartTime(before_=DateTime.now(UTC)),
             ),
             sort=FlowRunSort.NEXT_SCHEDULED_START_TIME_ASC,
             limit=self.limit,

@@ -9,6 +9,7 @@ The base model's own numbers come from the same `Evaluator` the flow uses.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -189,7 +190,7 @@ def run_demo(
                 steps=steps,
                 seed=seed + 1,
                 anchor=[line for line in corpus.pretrain if not line.startswith(tag + ":")],
-                tick=lambda n, t=task: progress.advance(t, n),
+                tick=functools.partial(progress.advance, task),
             )
             service.register_adapter(
                 reg,
