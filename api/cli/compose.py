@@ -275,6 +275,7 @@ def worker(
 
 @prefect_app.command("start")
 def prefect_start() -> None:
+    """Start the local Prefect server (if not running) and print its URL."""
     from flows import local_server
 
     settings = registry().settings
@@ -283,6 +284,7 @@ def prefect_start() -> None:
 
 @prefect_app.command("stop")
 def prefect_stop() -> None:
+    """Stop the local Prefect server of this home."""
     from flows import local_server
 
     stopped = local_server.stop(registry().settings.home)
@@ -291,6 +293,7 @@ def prefect_stop() -> None:
 
 @prefect_app.command("status")
 def prefect_status() -> None:
+    """Whether the local Prefect server of this home runs, and where."""
     from flows import local_server
 
     state = local_server.status(registry().settings.home)
