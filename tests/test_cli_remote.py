@@ -132,3 +132,29 @@ def test_login_saves_a_private_config_and_logout_forgets_it(live_server: Server,
     assert "runs on the server" in _fails(env, "init")
     assert "logged out" in _ok(env, "logout")
     assert not config.exists()
+
+
+def _options(help_text: str) -> list[str]:
+    """The option lines of a --help page (name and help text), whitespace-normalised."""
+    options: list[str] = []
+    for line in help_text.split("Options:", 1)[1].splitlines():
+        if line.strip().startswith("--"):
+            options.append(" ".join(line.split()))
+        elif line.strip() and options:  # a wrapped help text continues the option above
+            options[-1] += " " + " ".join(line.split())
+    return options
+
+
+def test_compose_commands_have_the_same_options_and_help_in_both_modes(tmp_path: Path) -> None:
+    """remote_compose reuses compose.py's options and printing; only local-only options differ."""
+    local = clean_env(PEMREG_HOME=str(tmp_path / "home"), COLUMNS="200")
+    remote = {**local, "PEMREG_URL": "http://127.0.0.1:9"}  # --help never contacts it
+    for args, local_only in (
+        (("compositions", "list"), "--page-token"),
+        (("compositions", "show"), None),
+        (("compose",), "--verbose"),
+    ):
+        mine, theirs = _options(_ok(local, *args, "--help")), _options(_ok(remote, *args, "--help"))
+        assert [o for o in mine if not (local_only and o.startswith(local_only))] == theirs, args
+        assert all(len(o.split()) > 1 for o in theirs), theirs  # every option has help text
+    assert "Runs, newest first." in _ok(remote, "compositions", "list", "--help")

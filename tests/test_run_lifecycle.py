@@ -17,7 +17,7 @@ from registry import service
 from registry.catalog import models as m
 from registry.catalog.db import transaction
 from registry.errors import IncompatibleAdapters, InvalidInput, NotFound
-from registry.service import Registry, compositions, gc, runs
+from registry.service import Registry, compositions, gc, lifecycle, runs
 from registry.service.compose_inputs import resolve_inputs
 from registry.service.dry_run import check_composable, dry_run
 from registry.service.run_status import TRANSITIONS, IllegalTransition, RunStatus, check_transition
@@ -210,6 +210,39 @@ def test_gc_lists_and_removes_only_old_unreferenced_folders(loras: Registry, tmp
     for folder in referenced:  # registered content untouched
         assert store.list_keys(folder + "/")
     assert gc.collect(loras, dry_run=True, grace_seconds=0) == []
+
+
+def test_deprecated_input_warns_in_dry_run_and_on_the_run(loras: Registry) -> None:
+    spec = load_spec("name: t/ab\nexpression: 't/a + t/b'\n")
+    assert not any("deprecated" in w for w in dry_run(loras, spec).interference["warnings"])
+    lifecycle.set_status(loras, "t/b@1", "deprecate")
+    warnings = dry_run(loras, spec).interference["warnings"]
+    assert [w for w in warnings if "deprecated" in w] == [warnings[0]]
+    assert warnings[0].startswith("input t/b@1 is deprecated since ")
+    # start() passes the same warnings to the run's compose_trigger event (the runner never starts).
+    run = runs.create(loras, spec, resolve_inputs(loras, spec), "cli", [warnings[0]])
+    [event] = [e for e in service.list_events(loras, subject="t/ab") if e.action == "compose_trigger"]
+    assert event.details["composition_id"] == run.id and event.details["warnings"] == [warnings[0]]
+
+
+def test_gc_collects_a_deleted_version_after_the_grace_period(loras: Registry) -> None:
+    referenced = gc.referenced_folders(loras)
+    [r8] = [f for f in referenced if "/r8/" in f]
+    lifecycle.delete_version(loras, "t/r8@1")
+    later = m.utcnow() + timedelta(hours=2)
+    with transaction(loras.sessions) as session:  # deleted a minute before `later`
+        row = session.scalars(select(m.AdapterVersion).where(m.AdapterVersion.artifact_uri.contains("/r8/")))
+        row.one().deleted_at = later - timedelta(minutes=1)
+    # Deleted within the grace period (an hour): still referenced, its objects stay.
+    assert gc.collect(loras, dry_run=False, grace_seconds=3600, now=later) == []
+    assert loras.store.list_keys(r8 + "/")
+    # Deleted longer ago than the grace period: listed by a dry run, then removed; the rest untouched.
+    much_later = later + timedelta(hours=2)
+    assert [o.folder for o in gc.collect(loras, dry_run=True, grace_seconds=3600, now=much_later)] == [r8]
+    assert loras.store.list_keys(r8 + "/")
+    removed = gc.collect(loras, dry_run=False, grace_seconds=3600, now=much_later)
+    assert [o.folder for o in removed] == [r8] and not loras.store.list_keys(r8 + "/")
+    assert len(referenced) == 3 and all(loras.store.list_keys(f + "/") for f in referenced - {r8})
 
 
 def test_cached_path_imports_neither_torch_nor_prefect(loras: Registry) -> None:

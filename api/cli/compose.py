@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Column, Table
@@ -18,6 +19,23 @@ from registry.spec import load_spec
 from .deps import registry
 from .output import console, err_console, print_json
 
+# Shared with remote_compose.py (same options, same help, same printing): this module imports no
+# Prefect or torch at import time; the flow runners are imported inside the local commands only.
+SpecArg = Annotated[Path, typer.Argument(help="spec (YAML or JSON)", exists=False)]
+DryRunOpt = Annotated[
+    bool, typer.Option("--dry-run", help="resolve, check, print interference; compose nothing")
+]
+WaitOpt = Annotated[bool, typer.Option("--wait", help="follow a submitted run until it ends")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of text")]
+StatusOpt = Annotated[
+    str | None,
+    typer.Option("--status", help="only runs in this status: " + ", ".join(s.value for s in RunStatus)),
+]
+LimitOpt = Annotated[int, typer.Option("--limit", min=1, max=comps.MAX_LIMIT, help="at most this many runs")]
+RunIdArg = Annotated[str, typer.Argument(help="run id, or any unique prefix of it")]
+LIST_HELP = "Runs, newest first. Ids are full run ids (any unique prefix works with `show`)."
+SHOW_HELP = "One run: status, output, metrics, inputs."
+
 compositions_app = typer.Typer(help="Composition runs.", no_args_is_help=True)
 prefect_app = typer.Typer(help="The Prefect server kept warm for the embedded default.", no_args_is_help=True)
 
@@ -29,7 +47,7 @@ def install_runners(embedded: str = "in-process", verbose: bool = False) -> None
     install(registry().settings, "background" if embedded == "background" else "in-process", verbose=verbose)
 
 
-def _print_dry_run(report: DryRun) -> None:
+def print_dry_run(report: DryRun) -> None:
     table = Table("input", "version", "sha256", "weight", "rank", title="resolved inputs")
     for item in report.inputs:
         table.add_row(
@@ -53,31 +71,71 @@ def _print_dry_run(report: DryRun) -> None:
     console.print(f"cache key {report.cache_key} ({report.method}); nothing composed (dry run)", markup=False)
 
 
-def _print_result(view: comps.CompositionView) -> None:
-    if view.status == RunStatus.SUCCEEDED and view.output:
+def print_result(view: Any) -> None:
+    """A run (the service's CompositionView, or the client's Composition in remote mode)."""
+    status = RunStatus(view.status)
+    if status == RunStatus.SUCCEEDED and view.output:
         hit = " (cache hit: not recomputed)" if view.cache_hit else ""
         console.print(
             f"succeeded: {view.output.name}@{view.output.version} sha256:{view.output.sha256[:12]}{hit}"
             f"  composition {view.id}",
             markup=False,
         )
-    elif not view.status.terminal:
+    elif not status.terminal:
         console.print(f"{view.status}: composition {view.id}", markup=False)
     for name, value in view.metrics.items():
         console.print(f"  {name} = {value:.6g}", markup=False)
 
 
-def _fail_line(view: comps.CompositionView) -> str:
+def fail_line(view: Any) -> str | None:
+    """The one stderr line of a failed or rejected run; None for any other status."""
+    if RunStatus(view.status) not in (RunStatus.FAILED, RunStatus.REJECTED):
+        return None
     return f"error: composition {view.id} {view.status}: {view.error or 'no message recorded'}"
 
 
+def print_runs(items: Sequence[Any]) -> None:
+    # The id whole (never wrapped or cut), so it can be pasted back.
+    table = Table(
+        Column("id", no_wrap=True, min_width=36), "name", "method", "status", "output", "trigger", "created"
+    )
+    for c in items:
+        out = f"{c.output.name}@{c.output.version}" if c.output else "-"
+        table.add_row(
+            c.id,
+            c.name,
+            c.method,
+            c.status + (" (cached)" if c.cache_hit else ""),
+            out,
+            c.trigger,
+            f"{c.created_at:%Y-%m-%d %H:%M:%S}" if c.created_at else "-",
+        )
+    console.print(table, overflow="ignore", crop=False)
+
+
+def print_show(view: Any) -> None:
+    print_result(view)
+    if RunStatus(view.status) in (RunStatus.FAILED, RunStatus.REJECTED):
+        console.print(f"{view.status}: {view.error or '-'}", markup=False)
+    attempt = getattr(view, "attempt", None) or "-"
+    console.print(f"  id {view.id}  cache key {view.cache_key or '-'}  attempt {attempt}", markup=False)
+    console.print(
+        f"  flow run {view.flow_run_id or '-'}  trigger {view.trigger}  by {view.principal}",
+        markup=False,
+    )
+    for item in view.inputs:
+        console.print(
+            f"  input {item['name']}@{item['version']} weight {item['weight']:+g} "
+            f"(referenced as {item['ref']})",
+            markup=False,
+        )
+
+
 def compose(
-    spec_file: Annotated[Path, typer.Argument(help="spec (YAML or JSON)", exists=False)],
-    dry: Annotated[
-        bool, typer.Option("--dry-run", help="resolve, check, print interference; compose nothing")
-    ] = False,
-    wait_: Annotated[bool, typer.Option("--wait", help="follow a submitted run until it ends")] = False,
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    spec_file: SpecArg,
+    dry: DryRunOpt = False,
+    wait_: WaitOpt = False,
+    json_out: JsonOpt = False,
     verbose: Annotated[
         bool,
         typer.Option("--verbose", help="stream Prefect's logs to stderr (always in <home>/logs/prefect.log)"),
@@ -94,7 +152,7 @@ def compose(
     reg = registry()
     if dry:
         report = dry_run(reg, spec)
-        print_json(report.to_dict()) if json_out else _print_dry_run(report)
+        print_json(report.to_dict()) if json_out else print_dry_run(report)
         return
     install_runners("in-process", verbose)
     _reconcile_quietly(reg)
@@ -105,40 +163,25 @@ def compose(
                 view = runs.wait(reg, view.id, lambda v: status.update(f"composition {v.id}: {v.status}"))
         else:
             view = runs.wait(reg, view.id)
-    print_json(view) if json_out else _print_result(view)
-    if view.status in (RunStatus.FAILED, RunStatus.REJECTED):
-        err_console.print(_fail_line(view), markup=False, soft_wrap=True)
+    print_json(view) if json_out else print_result(view)
+    failed = fail_line(view)
+    if failed:
+        err_console.print(failed, markup=False, soft_wrap=True)
         raise typer.Exit(1)
 
 
-@compositions_app.command("list")
+@compositions_app.command("list", help=LIST_HELP)
 def list_(
-    status: Annotated[str | None, typer.Option("--status")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=comps.MAX_LIMIT)] = 50,
+    status: StatusOpt = None,
+    limit: LimitOpt = 50,
     page_token: Annotated[str | None, typer.Option("--page-token", help="from the previous page")] = None,
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    json_out: JsonOpt = False,
 ) -> None:
-    """Runs, newest first. Ids are full run ids (any unique prefix works with `show`)."""
     page = comps.list_compositions(registry(), status=status, limit=limit, page_token=page_token)
     if json_out:
         print_json(page)
         return
-    # The id whole (never wrapped or cut), so it can be pasted back.
-    table = Table(
-        Column("id", no_wrap=True, min_width=36), "name", "method", "status", "output", "trigger", "created"
-    )
-    for c in page.items:
-        out = f"{c.output.name}@{c.output.version}" if c.output else "-"
-        table.add_row(
-            c.id,
-            c.name,
-            c.method,
-            c.status + (" (cached)" if c.cache_hit else ""),
-            out,
-            c.trigger,
-            f"{c.created_at:%Y-%m-%d %H:%M:%S}",
-        )
-    console.print(table, overflow="ignore", crop=False)
+    print_runs(page.items)
     if page.next_page_token:
         console.print(f"more: --page-token {page.next_page_token}", markup=False)
 
@@ -181,7 +224,7 @@ def _reconcile_quietly(reg: Registry) -> None:
 
 
 @compositions_app.command("reconcile")
-def reconcile(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+def reconcile(json_out: JsonOpt = False) -> None:
     """End runs whose process died: pending/running without a heartbeat for the stale-after period
     (PEMREG_RUN_STALE_AFTER_SECONDS) become failed, or are retried where their spec asks `retries`."""
     from flows.runners import resubmit
@@ -196,29 +239,13 @@ def reconcile(json_out: Annotated[bool, typer.Option("--json")] = False) -> None
     console.print(f"{len(done)} run(s) reconciled", markup=False)
 
 
-@compositions_app.command("show")
-def show(
-    composition_id: Annotated[str, typer.Argument()],
-    json_out: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
+@compositions_app.command("show", help=SHOW_HELP)
+def show(composition_id: RunIdArg, json_out: JsonOpt = False) -> None:
     view = comps.get(registry(), composition_id)
     if json_out:
         print_json(view)
         return
-    _print_result(view)
-    if view.status in (RunStatus.FAILED, RunStatus.REJECTED):
-        console.print(f"{view.status}: {view.error or '-'}", markup=False)
-    console.print(f"  id {view.id}  cache key {view.cache_key or '-'}  attempt {view.attempt}", markup=False)
-    console.print(
-        f"  flow run {view.flow_run_id or '-'}  trigger {view.trigger}  by {view.principal}",
-        markup=False,
-    )
-    for item in view.inputs:
-        console.print(
-            f"  input {item['name']}@{item['version']} weight {item['weight']:+g} "
-            f"(referenced as {item['ref']})",
-            markup=False,
-        )
+    print_show(view)
 
 
 def worker(
@@ -248,6 +275,7 @@ def worker(
 
 @prefect_app.command("start")
 def prefect_start() -> None:
+    """Start the local Prefect server (if not running) and print its URL."""
     from flows import local_server
 
     settings = registry().settings
@@ -256,6 +284,7 @@ def prefect_start() -> None:
 
 @prefect_app.command("stop")
 def prefect_stop() -> None:
+    """Stop the local Prefect server of this home."""
     from flows import local_server
 
     stopped = local_server.stop(registry().settings.home)
@@ -264,6 +293,7 @@ def prefect_stop() -> None:
 
 @prefect_app.command("status")
 def prefect_status() -> None:
+    """Whether the local Prefect server of this home runs, and where."""
     from flows import local_server
 
     state = local_server.status(registry().settings.home)

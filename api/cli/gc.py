@@ -21,7 +21,7 @@ def gc(
             "--grace", min=0, help="seconds; objects younger are kept (default PEMREG_GC_GRACE_SECONDS)"
         ),
     ] = None,
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="print JSON instead of text")] = False,
 ) -> None:
     """Remove uploads no catalog row references (e.g. of a composition killed before its commit)
     that are older than the grace period, so a run still in flight is never touched."""

@@ -1,16 +1,29 @@
 """`pemreg compose` and `pemreg compositions list|show` in remote mode: the spec goes to the server
-(POST /v1/compositions, :validate), which runs it; the output is printed as the local command prints it."""
+(POST /v1/compositions, :validate), which runs it; the output is printed by the local command's own
+helpers (compose.py), with the same options and help."""
 
 from __future__ import annotations
-
-from pathlib import Path
-from typing import Annotated
 
 import typer
 
 from .backend import RemoteBackend, backend
-from .compose import _print_dry_run, _print_result
-from .output import console, err_console, print_json
+from .compose import (
+    LIST_HELP,
+    SHOW_HELP,
+    DryRunOpt,
+    JsonOpt,
+    LimitOpt,
+    RunIdArg,
+    SpecArg,
+    StatusOpt,
+    WaitOpt,
+    fail_line,
+    print_dry_run,
+    print_result,
+    print_runs,
+    print_show,
+)
+from .output import err_console, print_json
 
 compositions_app = typer.Typer(help="Composition runs (on the server).", no_args_is_help=True)
 
@@ -22,14 +35,14 @@ def _remote() -> RemoteBackend:
 
 
 def compose(
-    spec_file: Annotated[Path, typer.Argument(help="spec (YAML or JSON)")],
-    dry: Annotated[
-        bool, typer.Option("--dry-run", help="resolve, check, print interference; compose nothing")
-    ] = False,
-    wait_: Annotated[bool, typer.Option("--wait", help="follow the run until it ends")] = False,
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    spec_file: SpecArg,
+    dry: DryRunOpt = False,
+    wait_: WaitOpt = False,
+    json_out: JsonOpt = False,
 ) -> None:
-    """Compose adapters from a spec: the server runs it (its Prefect flow); --wait follows it."""
+    """Compose adapters from a spec: the server runs it (its Prefect flow); --wait follows it.
+
+    A failed or rejected run prints one line on stderr and exits 1."""
     if not spec_file.is_file():
         raise typer.BadParameter(f"{spec_file} is not a file", param_hint="SPEC")
     remote = _remote()
@@ -41,61 +54,35 @@ def compose(
         from registry.service.dry_run import DryInput, DryRun
 
         inputs = [DryInput(**item) for item in report["inputs"]]
-        _print_dry_run(DryRun(report["composition_id"], report["method"], inputs, report["interference"]))
+        print_dry_run(DryRun(report["cache_key"], report["method"], inputs, report["interference"]))
         return
     view = remote.compose(spec_file)
-    if wait_:
+    if wait_ and not view.done:
         with err_console.status(f"composition {view.id}: {view.status}") as status:
             view = remote.wait(view.id, lambda v: status.update(f"composition {v.id}: {v.status}"))
-    print_json(view) if json_out else _print_result(view)  # type: ignore[arg-type]
-    if view.status == "failed":
+    print_json(view) if json_out else print_result(view)
+    failed = fail_line(view)
+    if failed:
+        err_console.print(failed, markup=False, soft_wrap=True)
         raise typer.Exit(1)
 
 
-@compositions_app.command("list")
-def list_(
-    status: Annotated[str | None, typer.Option("--status")] = None,
-    limit: Annotated[int, typer.Option("--limit")] = 50,
-    json_out: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """Recent composition runs, newest first."""
+@compositions_app.command("list", help=LIST_HELP)
+def list_(status: StatusOpt = None, limit: LimitOpt = 50, json_out: JsonOpt = False) -> None:
     rows = _remote().list_compositions(status=status, limit=limit)
     if json_out:
         print_json(rows)
         return
-    from rich.table import Table
-
-    table = Table("id", "name", "method", "status", "output", "trigger", "created")
-    for c in rows:
-        out = f"{c.output.name}@{c.output.version}" if c.output else "-"
-        created = f"{c.created_at:%Y-%m-%d %H:%M:%S}" if c.created_at else "-"
-        table.add_row(
-            c.id, c.name, c.method, c.status + (" (cached)" if c.cache_hit else ""), out, c.trigger, created
-        )
-    console.print(table)
+    print_runs(rows)
 
 
-@compositions_app.command("show")
-def show(
-    composition_id: Annotated[str, typer.Argument()],
-    json_out: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """One run: status, output, metrics and inputs."""
+@compositions_app.command("show", help=SHOW_HELP)
+def show(composition_id: RunIdArg, json_out: JsonOpt = False) -> None:
     view = _remote().get_composition(composition_id)
     if json_out:
         print_json(view)
         return
-    _print_result(view)  # type: ignore[arg-type]
-    console.print(
-        f"  id {view.id}  flow run {view.flow_run_id or '-'}  trigger {view.trigger}  by {view.principal}",
-        markup=False,
-    )
-    for item in view.inputs:
-        ref = item["ref"]
-        console.print(
-            f"  input {item['name']}@{item['version']} weight {item['weight']:+g} (referenced as {ref})",
-            markup=False,
-        )
+    print_show(view)
 
 
 def register(app: typer.Typer) -> None:

@@ -13,6 +13,7 @@ from ..errors import InvalidInput
 from ..spec import CompositionSpec
 from .compose_inputs import ResolvedInput, composition_key, fetch_input, resolve_inputs
 from .context import Registry
+from .lifecycle import input_warnings
 
 if TYPE_CHECKING:
     from ..pem import PemAdapter
@@ -85,5 +86,6 @@ def dry_run(reg: Registry, spec: CompositionSpec) -> DryRun:
         method=spec.method,
         cross_term_threshold=reg.settings.linear_cross_term_threshold,
     )
+    report.warnings[:0] = input_warnings(reg, [(i.name, i.version) for i in inputs])
     dry = [DryInput(**i.to_dict(), rank=a.metadata().get("r")) for i, a in zip(inputs, adapters, strict=True)]
     return DryRun(composition_key(spec, inputs), spec.method, dry, report.to_dict())

@@ -3,7 +3,8 @@
 The store is content-addressed: one folder per stored version, `<kind>/<ns>/<name>/<sha256>/` with
 kind `adapters` or `merged`. A folder is an orphan when no catalog row references it and its newest
 object is older than the grace period (settings.gc_grace_seconds), so an upload in flight, whose
-commit has not happened yet, is never touched.
+commit has not happened yet, is never touched. A version deleted (`pemreg adapters delete`) longer
+ago than that grace period references nothing any more: its folder is collected like an orphan.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from ..catalog import models as m
 from ..catalog.db import transaction
@@ -31,12 +32,22 @@ def _folder_of_uri(uri: str) -> str | None:
     return None
 
 
-def referenced_folders(reg: Registry) -> set[str]:
-    """Every store folder a catalog row references: adapter versions and merged models.
+def referenced_folders(reg: Registry, deleted_before: datetime | None = None) -> set[str]:
+    """Every store folder a catalog row references: adapter versions and merged models; with
+    `deleted_before`, a version deleted before that time no longer counts.
 
     The one answer to "which stored content is in use"; gc deletes only what is outside it."""
+    versions = select(m.AdapterVersion.artifact_uri)
+    if deleted_before is not None:
+        versions = versions.where(
+            or_(
+                m.AdapterVersion.status != "deleted",
+                m.AdapterVersion.deleted_at.is_(None),
+                m.AdapterVersion.deleted_at >= deleted_before,
+            )
+        )
     with reg.sessions() as session:
-        uris = list(session.scalars(select(m.AdapterVersion.artifact_uri)))
+        uris = list(session.scalars(versions))
         uris += list(session.scalars(select(m.MergedModel.artifact_uri)))
     return {f for f in map(_folder_of_uri, uris) if f}
 
@@ -57,15 +68,19 @@ def _folder_of_key(key: str) -> str | None:
     return "/".join(parts[:4]) if len(parts) >= 5 and parts[0] in KINDS else None
 
 
+def _cutoff(reg: Registry, grace_seconds: float | None, now: datetime | None) -> datetime:
+    grace = reg.settings.gc_grace_seconds if grace_seconds is None else grace_seconds
+    return (now or m.utcnow()) - timedelta(seconds=grace)
+
+
 def find_orphans(
     reg: Registry, *, grace_seconds: float | None = None, now: datetime | None = None
 ) -> list[Orphan]:
-    grace = reg.settings.gc_grace_seconds if grace_seconds is None else grace_seconds
-    cutoff = (now or m.utcnow()) - timedelta(seconds=grace)
+    cutoff = _cutoff(reg, grace_seconds, now)
     objects: list[StoredObject] = []
     for kind in KINDS:
         objects += reg.store.list_objects(f"{kind}/")
-    referenced = referenced_folders(reg)  # after listing: a row committed meanwhile is still seen
+    referenced = referenced_folders(reg, cutoff)  # after listing: a row committed meanwhile is still seen
     folders: dict[str, list[StoredObject]] = {}
     for obj in objects:
         folder = _folder_of_key(obj.key)
@@ -79,15 +94,18 @@ def find_orphans(
     return orphans
 
 
-def collect(reg: Registry, *, dry_run: bool, grace_seconds: float | None = None) -> list[Orphan]:
+def collect(
+    reg: Registry, *, dry_run: bool, grace_seconds: float | None = None, now: datetime | None = None
+) -> list[Orphan]:
     """The orphans; removed (and audited) unless `dry_run`. Each folder is re-checked against the
     catalog right before its deletion."""
-    orphans = find_orphans(reg, grace_seconds=grace_seconds)
+    cutoff = _cutoff(reg, grace_seconds, now)
+    orphans = find_orphans(reg, grace_seconds=grace_seconds, now=now)
     if dry_run or not orphans:
         return orphans
     removed = []
     for orphan in orphans:
-        if orphan.folder in referenced_folders(reg):
+        if orphan.folder in referenced_folders(reg, cutoff):
             continue
         for key in orphan.keys:
             reg.store.delete(key)

@@ -36,6 +36,7 @@ from . import audit
 from .compose_inputs import ResolvedInput, composition_key, resolve_inputs
 from .compositions import CompositionView, find_cached, get, view_of
 from .context import Registry
+from .lifecycle import input_warnings
 from .run_status import ACTIVE, TERMINAL, IllegalTransition, RunStatus, check_transition
 
 log = logging.getLogger("pemreg.runs")
@@ -98,9 +99,11 @@ def _add_run(
     inputs: list[ResolvedInput],
     trigger: str,
     status: RunStatus,
+    warnings: list[str] | None = None,
     **fields: Any,
 ) -> m.Composition:
-    """A new run row and its `compose_trigger` audit event, in the caller's transaction."""
+    """A new run row and its `compose_trigger` audit event (with the input warnings, e.g. a deprecated
+    input, when there are any), in the caller's transaction."""
     row = m.Composition(
         id=str(uuid.uuid4()),
         cache_key=composition_key(spec, inputs),
@@ -123,22 +126,32 @@ def _add_run(
         composition_id=row.id,
         trigger=trigger,
         inputs=[i.label for i in inputs],
+        **({"warnings": warnings} if warnings else {}),
     )
     return row
 
 
 def create(
-    reg: Registry, spec: CompositionSpec, inputs: list[ResolvedInput], trigger: str
+    reg: Registry,
+    spec: CompositionSpec,
+    inputs: list[ResolvedInput],
+    trigger: str,
+    warnings: list[str] | None = None,
 ) -> CompositionView:
     """A `pending` run with its inputs resolved, audited as a compose trigger."""
     with transaction(reg.sessions) as session:
-        row = _add_run(session, reg, spec, inputs, trigger, RunStatus.PENDING)
+        row = _add_run(session, reg, spec, inputs, trigger, RunStatus.PENDING, warnings)
         session.flush()
         return view_of(session, row)
 
 
 def record_cache_hit(
-    reg: Registry, spec: CompositionSpec, inputs: list[ResolvedInput], trigger: str, hit: CompositionView
+    reg: Registry,
+    spec: CompositionSpec,
+    inputs: list[ResolvedInput],
+    trigger: str,
+    hit: CompositionView,
+    warnings: list[str] | None = None,
 ) -> CompositionView:
     """A new run answered from the catalog: `succeeded`, cache_hit, pointing at the earlier output.
     One transaction: the row, the trigger and the cache-hit audit events."""
@@ -153,6 +166,7 @@ def record_cache_hit(
             inputs,
             trigger,
             RunStatus.SUCCEEDED,
+            warnings,
             cache_hit=True,
             output_version_id=version_id,
             metrics=hit.metrics,
@@ -182,15 +196,19 @@ def prepare(reg: Registry, spec: CompositionSpec) -> tuple[list[ResolvedInput], 
 def start(reg: Registry, spec: CompositionSpec, trigger: str, runner: str) -> CompositionView:
     """What the REST API, the CLI and the demo call. Bad input raises before any row exists."""
     inputs, hit = prepare(reg, spec)
+    # A deprecated input never blocks a run: logged here and kept on the run's compose_trigger event.
+    warnings = input_warnings(reg, [(i.name, i.version) for i in inputs])
+    for warning in warnings:
+        log.warning("composition of %s: %s", spec.name, warning)
     if hit is not None:
-        view = record_cache_hit(reg, spec, inputs, trigger, hit)
+        view = record_cache_hit(reg, spec, inputs, trigger, hit, warnings)
         log.info("composition %s: cache hit of run %s (cache key %s)", view.id, hit.id, hit.cache_key)
         return view
     from .dry_run import check_composable  # reads the adapters (torch): only when work is due
 
     check_composable(reg, spec, inputs)
     submitter = get_runner(runner)
-    run = create(reg, spec, inputs, trigger)
+    run = create(reg, spec, inputs, trigger, warnings)
     try:
         # The submitting process beats too: a slow submission is not mistaken for a lost run.
         with heartbeating(reg, run.id):
