@@ -101,10 +101,12 @@ class AliasDeleted(BaseModel):
 
 
 class AdapterPatch(Strict):
-    tags: dict[str, str | None] | None = Field(
+    tags: dict[TagKey, TagValue | None] | None = Field(
         default=None, description="tags to set; a null value removes that tag; others are kept"
     )
-    description: str | None = Field(default=None, max_length=10_000, description='replaces it; "" clears')
+    description: str | None = Field(
+        default=None, max_length=MAX_DESCRIPTION, description='replaces it; "" clears'
+    )
 
 
 class KeyIn(Strict):

@@ -107,5 +107,17 @@ def test_errors_name_the_field(api: Api) -> None:
     assert r.status_code == 422 and r.json()["field"] == "name"
     r = api.client.get("/v1/adapters/acme/x/versions/sha256:zz", headers=api.h("reader"))
     assert r.status_code == 422 and r.json()["field"] == "version"
+    r = api.client.get("/v1/adapters", params={"page_token": "WyJ6eiJd"}, headers=api.h("reader"))  # ["zz"]
+    assert r.status_code == 404 and r.json()["field"] == "page_token"
+
+
+@pytest.mark.parametrize("action", ["archive", "deprecate", "restore"])
+def test_version_actions_answer_405_to_other_methods(api: Api, action: str) -> None:
+    """`versions/1:archive` is the POST action, never the version `1:archive` of GET/DELETE `versions/{v}`."""
+    for method in ("GET", "DELETE", "PUT"):
+        r = api.client.request(method, f"/v1/adapters/acme/x/versions/1:{action}", headers=api.h("admin"))
+        assert r.status_code == 405 and r.headers["allow"] == "POST", (method, r.text)
+    r = api.client.get("/v1/adapters/acme/x/versions/sha256:abcdef", headers=api.h("reader"))
+    assert r.status_code == 404  # a digest selector still reaches GET versions/{v}
     r = api.client.get("/v1/adapters", headers={"Authorization": "Bearer nope"})
     assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"

@@ -135,8 +135,15 @@ def test_cache_hit_and_paging_and_prefixes(capi: Api) -> None:
         f"/v1/compositions?limit=1&page_token={page['next_page_token']}", headers=capi.h("reader")
     ).json()
     assert [c["id"] for c in rest["items"]] == [first["id"]] and rest["next_page_token"] is None
-    bad = capi.client.get("/v1/compositions?page_token=zz", headers=capi.h("reader"))
+    bad = capi.client.get("/v1/compositions?page_token=zz!", headers=capi.h("reader"))
     assert bad.status_code == 422 and bad.json()["field"] == "page_token"
+    # Well-formed, but not a position of this listing (an adapters token): no such page.
+    foreign = capi.client.get("/v1/adapters?limit=1", headers=capi.h("reader")).json()["next_page_token"]
+    assert foreign
+    nowhere = capi.client.get(f"/v1/compositions?page_token={foreign}", headers=capi.h("reader"))
+    assert nowhere.status_code == 404 and nowhere.json()["field"] == "page_token"
+    first_page = capi.client.get("/v1/compositions?limit=1&page_token=", headers=capi.h("reader")).json()
+    assert first_page["items"] == page["items"]
 
 
 @pytest.mark.parametrize(

@@ -198,7 +198,7 @@ def test_compositions_validate_and_lookups(live_server: Server, adapter_dirs: di
         assert [(i["name"], i["weight"]) for i in report["inputs"]] == [("cp/a", 0.5), ("cp/b", 0.5)]
         assert len(report["interference"]["pairs"]) == 1
         yaml_report = c.validate("name: cp/ab\nmethod: delta_cat\nexpression: '0.5 * cp/a + 0.5 * cp/b'\n")
-        assert yaml_report["composition_id"] == report["composition_id"]
+        assert yaml_report["cache_key"] == report["cache_key"]
         with pytest.raises(InvalidInput) as err:
             c.validate(json.loads('{"name": "cp/ab", "method": "nope", "expression": "cp/a"}'))
         assert err.value.field

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from flows.worker import deployments
 from registry.catalog.migrate import upgrade
-from registry.service import Registry, compositions
+from registry.service import Registry, runs
 from registry.settings import Settings
 from registry.spec import load_spec
 
@@ -22,9 +22,9 @@ def test_scheduled_specs_become_cron_deployments(tmp_path: Path) -> None:
     )
     upgrade(reg.settings.resolved_database_url)
     nightly = load_spec("name: acme/nightly\nexpression: 'acme/a'\nschedule: '0 3 * * *'\n")
-    compositions.create(reg, nightly, [], "cli")
+    runs.create(reg, nightly, [], "cli")
     once = load_spec("name: acme/once\nexpression: 'acme/a'\n")
-    compositions.create(reg, once, [], "cli")
+    runs.create(reg, once, [], "cli")
     by_name = {d.name: (flow.name, d) for flow, d in deployments(reg)}
     assert set(by_name) == {"compose", "recompose-stale", "scheduled-acme-nightly"}
     flow_name, scheduled = by_name["scheduled-acme-nightly"]

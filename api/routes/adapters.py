@@ -6,21 +6,29 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from api.deps import Caller, Reader, Writer
+from api.deps import Reader, Writer
 from api.errors import ERROR_RESPONSES
 from api.schemas import AliasIn
 from registry import service
-from registry.errors import InvalidInput, NotFound
 from registry.refs import Ref, validate_name
 from registry.service.lineage import MAX_DEPTH
 from registry.service.queries import MAX_LIMIT
 from registry.service.serving import ServingRefs, serving_refs
 from registry.service.views import AdapterView, LineageGraph, Page, VersionView
 
-from .common import AliasName, Name, Namespace, Selector, TagFilter, parse_tag_filters, version_ref
+from .common import (
+    VERSION,
+    AliasName,
+    Name,
+    Namespace,
+    PageToken,
+    Selector,
+    TagFilter,
+    parse_tag_filters,
+    version_ref,
+)
 
 router = APIRouter(prefix="/v1/adapters", tags=["adapters"], responses=ERROR_RESPONSES)
-VERSION = "/{ns}/{name}/versions/{v}"
 
 
 @router.get("", response_model=Page[AdapterView])
@@ -32,40 +40,14 @@ def list_adapters(
     tag: TagFilter = [],  # noqa: B006
     q: Annotated[str | None, Query(description="text in name, task or description")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
-    page_token: Annotated[
-        str | None,
-        Query(
-            description="next_page_token of the previous page",
-            json_schema_extra={"pattern": "^[A-Za-z0-9_-]{0,1024}$"},
-        ),
-    ] = None,
+    page_token: PageToken = None,
     include_archived: Annotated[
         bool, Query(description="also adapters whose versions are all archived")
     ] = False,
-) -> Page[AdapterView]:
-    try:
-        return _list(caller, base_model, pem_type, task, tag, q, limit, page_token, include_archived)
-    except InvalidInput as exc:
-        if exc.field != "page_token":
-            raise
-        # A well-formed token that names no position: like an unknown object, not a malformed request.
-        raise PageNotFound(str(exc)) from None
-
-
-class PageNotFound(NotFound):
-    field = "page_token"
-
-
-def _list(
-    caller: Caller,
-    base_model: str | None,
-    pem_type: str | None,
-    task: str | None,
-    tag: list[str],
-    q: str | None,
-    limit: int,
-    page_token: str | None,
-    include_archived: bool,
+    status: Annotated[
+        Literal["active", "deprecated", "archived"] | None,
+        Query(description="adapters with a version in this status (archived implies include_archived)"),
+    ] = None,
 ) -> Page[AdapterView]:
     return service.list_adapters(
         caller.reg,
@@ -77,6 +59,7 @@ def _list(
         limit=limit,
         page_token=page_token,
         include_archived=include_archived,
+        status=status,
     )
 
 

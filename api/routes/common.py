@@ -5,9 +5,23 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Path, Query
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from registry.errors import InvalidInput
 from registry.refs import ALIAS_PATTERN, Ref, parse_selector, validate_name
+from registry.service.paging import TOKEN_PATTERN
+
+
+class SelectorConvertor(StringConvertor):
+    """A version segment: no `:` except in `sha256:<hex>`. So `versions/1:archive` is never read as the
+    version `1:archive` of GET/DELETE `versions/{v}`: it only matches the POST action route, and another
+    method on it is a 405 naming the allowed one."""
+
+    regex = r"sha256:[^/:]*|[^/:]+"
+
+
+register_url_convertor("selector", SelectorConvertor())
+VERSION = "/{ns}/{name}/versions/{v:selector}"
 
 
 def _pattern(regex: str) -> dict[str, object]:
@@ -31,6 +45,10 @@ AliasName = Annotated[
         description="lowercase, starts with a letter; `latest` is implicit",
         json_schema_extra=_pattern(rf"^(?!latest$){ALIAS_PATTERN}$"),
     ),
+]
+PageToken = Annotated[
+    str | None,
+    Query(description="next_page_token of the previous page", json_schema_extra=_pattern(TOKEN_PATTERN)),
 ]
 TAG_ITEM = r"^[^:=\x00-\x1f\x7f]+[:=][^\x00-\x1f\x7f]*$"
 TagFilter = Annotated[

@@ -10,7 +10,7 @@ runners `api.app.create_app` registers). `{id}` is a run id or any unique prefix
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
@@ -26,6 +26,8 @@ from registry.service.dry_run import dry_run
 from registry.service.run_status import RunStatus
 from registry.service.views import Page
 from registry.spec import CompositionSpec, load_spec
+
+from .common import PageToken
 
 router = APIRouter(prefix="/v1", tags=["compositions"], responses=ERROR_RESPONSES)
 
@@ -94,7 +96,7 @@ def list_compositions(
     caller: Reader,
     status: str | None = Query(default=None, json_schema_extra={"enum": [s.value for s in RunStatus]}),
     limit: int = Query(default=50, ge=1, le=comps.MAX_LIMIT),
-    page_token: Annotated[str | None, Query(description="next_page_token of the previous page")] = None,
+    page_token: PageToken = None,
 ) -> Page[CompositionView]:
     """Newest first; `next_page_token` is set when more runs follow."""
     return comps.list_compositions(caller.reg, status=status, limit=limit, page_token=page_token)

@@ -22,7 +22,7 @@ from registry.errors import NotFound
 from registry.service.downloads import version_prefix
 from registry.service.views import VersionView
 
-from .common import Name, Namespace, Selector, version_ref
+from .common import VERSION, Name, Namespace, Selector, version_ref
 
 router = APIRouter(prefix="/v1/adapters", tags=["adapters"], responses=ERROR_RESPONSES)
 WEIGHTS = "adapter_model.safetensors"
@@ -62,7 +62,7 @@ def _manifest(request: Request, caller_reg: Any, version: VersionView, expires: 
     )
 
 
-@router.get("/{ns}/{name}/versions/{v}/download", name="download_version", response_model=None, responses=DOC)
+@router.get(VERSION + "/download", name="download_version", response_model=None, responses=DOC)
 def download_version(
     caller: Reader,
     request: Request,

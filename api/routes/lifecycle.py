@@ -13,45 +13,44 @@ from registry.refs import validate_name
 from registry.service import lifecycle
 from registry.service.views import AdapterView, VersionView
 
-from .common import version_ref
+from .common import VERSION, AliasName, Name, Namespace, Selector, version_ref
 
 router = APIRouter(prefix="/v1/adapters", tags=["lifecycle"], responses=ERROR_RESPONSES)
-VERSION = "/{ns}/{name}/versions/{v}"
 
 
 @router.post(VERSION + ":deprecate", response_model=VersionView)
-def deprecate(caller: Writer, ns: str, name: str, v: str) -> VersionView:
+def deprecate(caller: Writer, ns: Namespace, name: Name, v: Selector) -> VersionView:
     """Still resolved everywhere; compositions using it as an input get a warning."""
     return lifecycle.set_status(caller.reg, version_ref(ns, name, v), "deprecate")
 
 
 @router.post(VERSION + ":archive", response_model=VersionView)
-def archive(caller: Writer, ns: str, name: str, v: str) -> VersionView:
+def archive(caller: Writer, ns: Namespace, name: Name, v: Selector) -> VersionView:
     """Skipped by `latest` and by default listings; a number, alias or digest still names it."""
     return lifecycle.set_status(caller.reg, version_ref(ns, name, v), "archive")
 
 
 @router.post(VERSION + ":restore", response_model=VersionView)
-def restore(caller: Writer, ns: str, name: str, v: str) -> VersionView:
+def restore(caller: Writer, ns: Namespace, name: Name, v: Selector) -> VersionView:
     """Back to active (from deprecated or archived; a deleted version cannot be restored)."""
     return lifecycle.set_status(caller.reg, version_ref(ns, name, v), "restore")
 
 
 @router.delete(VERSION, response_model=VersionView)
-def delete_version(caller: Admin, ns: str, name: str, v: str) -> VersionView:
+def delete_version(caller: Admin, ns: Namespace, name: Name, v: Selector) -> VersionView:
     """409 naming them while live versions descend from it. Its aliases are removed; lineage and audit
     keep its digest; its objects are removed by `pemreg gc` after the grace period."""
     return lifecycle.delete_version(caller.reg, version_ref(ns, name, v))
 
 
 @router.delete("/{ns}/{name}/aliases/{alias}", response_model=AliasDeleted)
-def delete_alias(caller: Writer, ns: str, name: str, alias: str) -> AliasDeleted:
+def delete_alias(caller: Writer, ns: Namespace, name: Name, alias: AliasName) -> AliasDeleted:
     version = lifecycle.delete_alias(caller.reg, f"{ns}/{name}", alias)
     return AliasDeleted(name=f"{ns}/{name}", alias=alias, version=version)
 
 
 @router.patch("/{ns}/{name}", response_model=AdapterView)
-def patch_adapter(caller: Writer, ns: str, name: str, body: AdapterPatch) -> AdapterView:
+def patch_adapter(caller: Writer, ns: Namespace, name: Name, body: AdapterPatch) -> AdapterView:
     """JSON merge patch: `tags` entries set (a null value removes the tag); `description` replaces."""
     validate_name(f"{ns}/{name}", "name")
     return lifecycle.update_adapter(caller.reg, f"{ns}/{name}", tags=body.tags, description=body.description)

@@ -8,7 +8,6 @@ same status the REST API would answer.
 from __future__ import annotations
 
 import hmac
-import inspect
 import json
 import time
 from collections.abc import Callable, Coroutine
@@ -29,6 +28,7 @@ from registry.service import compositions as comps
 from registry.service.artifacts import digest_of
 from registry.service.keys import authenticate
 from registry.service.lineage import MAX_DEPTH
+from registry.service.queries import FILTERABLE_STATUSES
 from registry.service.run_status import TERMINAL, RunStatus
 from registry.service.serving import refs_for
 from registry.service.web_views import (
@@ -46,9 +46,6 @@ from .session import COOKIE, SignInRequired, safe_next, same_origin, sessions_of
 
 PAGE_SIZE = 50
 PEM_TYPES = ("lora", "ia3")
-VERSION_STATUSES = ("active", "deprecated", "archived")
-# The status filter needs the lifecycle's `status` argument of list_adapters; offered once it exists.
-LISTS_BY_STATUS = "status" in inspect.signature(service.list_adapters).parameters
 
 
 class PageRoute(APIRoute):
@@ -121,11 +118,10 @@ def catalog(
         "pem_type": _clean(pem_type),
         "task": _clean(task),
         "tag": _clean(tag),
-        "status": _clean(status) if LISTS_BY_STATUS else None,
+        "status": _clean(status),
     }
     if filters["pem_type"] and filters["pem_type"] not in PEM_TYPES:
         raise InvalidInput(f"pem_type: must be one of {', '.join(PEM_TYPES)}", field="pem_type")
-    extra: dict[str, Any] = {"status": filters["status"]} if filters["status"] else {}
     result = service.list_adapters(
         caller.reg,
         base_model=filters["base_model"],
@@ -135,7 +131,7 @@ def catalog(
         query=filters["q"],
         limit=PAGE_SIZE,
         page_token=_clean(page_token),
-        **extra,
+        status=filters["status"],
     )
     active = {k: v for k, v in filters.items() if v}
     next_url = (
@@ -152,7 +148,7 @@ def catalog(
         next_url=next_url,
         base_models=_base_models(request, caller),
         pem_types=PEM_TYPES,
-        statuses=VERSION_STATUSES if LISTS_BY_STATUS else (),
+        statuses=FILTERABLE_STATUSES,
         **chrome(request, caller),
     )
 
@@ -170,6 +166,10 @@ def version_page(request: Request, caller: WebCaller, ns: str, name: str, v: str
     origin = version_details(caller.reg, version_ref(ns, name, v))
     version = origin.version
     card = read_version_text(caller.reg, version, "README.md")
+    # A folder registered with its own README.md keeps it; the registry's card is then MODEL_CARD.md.
+    registry_card = (
+        read_version_text(caller.reg, version, "MODEL_CARD.md") if "MODEL_CARD.md" in version.files else None
+    )
     provenance = _json(read_version_text(caller.reg, version, "provenance.json"))
     return page(
         request,
@@ -180,6 +180,7 @@ def version_page(request: Request, caller: WebCaller, ns: str, name: str, v: str
         bar_h=charts.BAR_H,
         card=card,
         card_listed="README.md" in version.files,
+        registry_card=registry_card,
         provenance=provenance,
         # Per-module reports can run to hundreds of rows: the page shows the method's summary.
         method={k: v for k, v in ((provenance or {}).get("method") or {}).items() if k != "modules"},
@@ -247,13 +248,23 @@ def _flow_run_url(request: Request, flow_run_id: str | None) -> str | None:
 
 
 @router.get("/compositions", name="web_compositions")
-def compositions_page(request: Request, caller: WebCaller, status: str | None = None) -> Response:
-    runs = comps.list_compositions(caller.reg, status=_clean(status), limit=100)
+def compositions_page(
+    request: Request, caller: WebCaller, status: str | None = None, page_token: str | None = None
+) -> Response:
+    wanted = _clean(status)
+    result = comps.list_compositions(
+        caller.reg, status=wanted, limit=PAGE_SIZE, page_token=_clean(page_token)
+    )
+    active = {"status": wanted} if wanted else {}
     return page(
         request,
         "compositions.html",
-        runs=runs,
-        status=_clean(status) or "",
+        runs=result.items,
+        first_url="/compositions?" + urlencode(active) if page_token else None,
+        next_url="/compositions?" + urlencode({**active, "page_token": result.next_page_token})
+        if result.next_page_token
+        else None,
+        status=wanted or "",
         statuses=[s.value for s in RunStatus],
         terminal=[s.value for s in TERMINAL],
         **chrome(request, caller),

@@ -137,6 +137,8 @@ class AdapterVersion(Base):
         UniqueConstraint("adapter_id", "version"),
         UniqueConstraint("adapter_id", "sha256"),
         CheckConstraint("status IN ('active', 'deprecated', 'archived', 'deleted')", name="status"),
+        # The catalog's status filter: adapters with a version in a (rare) status, without a scan.
+        Index("ix_adapter_versions_status_adapter", "status", "adapter_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -6,8 +6,6 @@ State changes live in `runs.py`; this module never changes a row's status.
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 from datetime import datetime
 from typing import Any
@@ -17,6 +15,7 @@ from sqlalchemy import or_, select
 
 from ..catalog import models as m
 from ..errors import InvalidInput, NotFound
+from . import paging
 from .context import Registry
 from .run_status import ACTIVE, RunStatus
 from .views import Page
@@ -119,19 +118,8 @@ def parse_status(status: str | None) -> RunStatus | None:
         raise InvalidInput(f"status: must be one of {allowed}", field="status") from None
 
 
-def _encode_token(created_at: datetime, run_id: str) -> str:
-    raw = json.dumps([created_at.isoformat(), run_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_token(token: str) -> tuple[datetime, str]:
-    try:
-        stamp, run_id = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        return datetime.fromisoformat(stamp), str(run_id)
-    except (ValueError, TypeError):
-        raise InvalidInput(
-            "page_token: not a token returned by a previous page", field="page_token"
-        ) from None
+def _position(key: list[str]) -> tuple[datetime, str]:
+    return datetime.fromisoformat(key[0]), key[1]
 
 
 def list_compositions(
@@ -146,11 +134,12 @@ def list_compositions(
     if wanted:
         query = query.where(c.status == wanted.value)
     if page_token:
-        created, run_id = _decode_token(page_token)
+        created, run_id = paging.decode(page_token, 2, _position)
         query = query.where(or_(c.created_at < created, (c.created_at == created) & (c.id < run_id)))
     with reg.sessions() as session:
         rows = list(session.scalars(query))
-        token = _encode_token(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
+        last = rows[limit - 1] if len(rows) > limit else None
+        token = paging.encode(last.created_at.isoformat(), last.id) if last else None
         return Page[CompositionView](items=[view_of(session, r) for r in rows[:limit]], next_page_token=token)
 
 

@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-import base64
-import json
-
 from sqlalchemy import ScalarSelect, exists, func, or_, select, tuple_
 
 from ..catalog import models as m
 from ..errors import InvalidInput
 from ..refs import Ref, validate_name
+from . import paging
 from .context import Registry
 from .resolve import LISTED, aliases_of, get_adapter_row, resolve_version
 from .views import AdapterView, Page, VersionView
 
 MAX_LIMIT = 500
-
-
-def _encode_token(namespace: str, name: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps([namespace, name]).encode()).decode().rstrip("=")
-
-
-def _decode_token(token: str) -> tuple[str, str]:
-    try:
-        namespace, name = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        return str(namespace), str(name)
-    except (ValueError, TypeError):
-        raise InvalidInput(
-            "page_token: not a token returned by a previous page", field="page_token"
-        ) from None
+FILTERABLE_STATUSES = ("active", "deprecated", "archived")  # a deleted version is not listed
 
 
 def _latest_version(statuses: tuple[str, ...] = LISTED) -> ScalarSelect[int]:
@@ -75,11 +60,18 @@ def list_adapters(
     limit: int = 50,
     page_token: str | None = None,
     include_archived: bool = False,
+    status: str | None = None,
 ) -> Page[AdapterView]:
     """`latest_version` skips archived versions; an adapter whose versions are all archived or deleted
-    is listed only with `include_archived` (then `latest_version` is its highest archived one)."""
+    is listed only with `include_archived` (then `latest_version` is its highest archived one).
+    `status` (active | deprecated | archived) keeps adapters with at least one version in that status;
+    `archived` implies `include_archived`."""
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"limit: must be between 1 and {MAX_LIMIT}", field="limit")
+    if status is not None and status not in FILTERABLE_STATUSES:
+        allowed = ", ".join(FILTERABLE_STATUSES)
+        raise InvalidInput(f"status: must be one of {allowed}", field="status")
+    include_archived = include_archived or status == "archived"
     latest = _latest_version()
     if include_archived:
         latest = func.coalesce(latest, _latest_version((*LISTED, "archived")))  # type: ignore[assignment]
@@ -99,6 +91,9 @@ def list_adapters(
         stmt = stmt.where(m.Adapter.base_model_id.in_(select(m.BaseModel.id).where(*cond)))
     if pem_type:
         stmt = stmt.where(m.Adapter.pem_type == pem_type)
+    if status:
+        v = m.AdapterVersion
+        stmt = stmt.where(exists().where(v.adapter_id == m.Adapter.id, v.status == status))
     if task:
         stmt = stmt.where(m.Adapter.task == task)
     for key, value in (tags or {}).items():
@@ -113,13 +108,13 @@ def list_adapters(
         pattern = f"%{query.lower()}%"
         stmt = stmt.where(or_(*(expr.like(pattern) for expr in m.search_expressions())))
     if page_token:
-        after = _decode_token(page_token)
+        after = paging.decode(page_token, 2, tuple)
         stmt = stmt.where(tuple_(m.Adapter.namespace, m.Adapter.name) > tuple_(*after))
     with reg.sessions() as session:
         rows = session.execute(stmt).all()
     more = len(rows) > limit
     rows = rows[:limit]
-    token = _encode_token(rows[-1][0].namespace, rows[-1][0].name) if more and rows else None
+    token = paging.encode(rows[-1][0].namespace, rows[-1][0].name) if more and rows else None
     return Page[AdapterView](items=[_view(a, latest) for a, latest in rows], next_page_token=token)
 
 

@@ -22,13 +22,19 @@ from registry.service.compose_inputs import resolve_inputs
 from registry.service.compose_register import register_output
 from registry.service.evaluations import record
 from registry.service.keys import create_key
+from registry.service.run_records import CompositionProvenance, EvaluationRecord, InputRecord, RunInfo
 from registry.service.run_status import RunStatus
 from registry.spec import load_spec
 from tests.factories import make_lora
 
 XSS_DESCRIPTION = '<script>window.__xss="desc"</script><img src=x onerror="window.__xss=\'img\'">'
+# The author's own model card: raw HTML, an event handler and a javascript: link in Markdown.
+XSS_CARD = (
+    "# Probe\n\n<script>window.__xss='card'</script>\n\n<img src=x onerror=\"window.__xss='cardimg'\">\n\n"
+    "[click](javascript:window.__xss='link')\n"
+)
 XSS_TAG = '<script>window.__xss="tag"</script>'
-XSS_TAG_KEY = "note<img src=x onerror=alert(1)>"
+XSS_TAG_KEY = "note<script>alert(1)</script><b onmouseover>x</b>"
 SPEC = """\
 name: acme/math-medicine
 description: math + medicine skills, composed for the web tests
@@ -62,9 +68,11 @@ def seed_catalog(reg: Registry, work: Path) -> Seeded:
     service.register_adapter(
         reg, med_dir, "acme/medicine", task="medicine", tags={"tier": "silver"}, description="Clinical notes"
     )
+    evil = make_lora(work / "evil", seed=13)
+    (evil / "README.md").write_text(XSS_CARD)
     service.register_adapter(
         reg,
-        make_lora(work / "evil", seed=13),
+        evil,
         "evil/probe",
         task="xss",
         tags={"payload": XSS_TAG, XSS_TAG_KEY: "v"},
@@ -82,35 +90,38 @@ def seed_catalog(reg: Registry, work: Path) -> Seeded:
     with tempfile.TemporaryDirectory(prefix="web-seed-") as tmp:
         out = write_adapter(result.adapter, Path(tmp) / "out")
         metrics = {"math-ppl": 7.25}
-        provenance = {
-            "composition_id": run.cache_key,
-            "composition_run": run.id,
-            "spec": spec.canonical(),
-            "inputs": [
-                {"name": i.name, "version": i.version, "sha256": i.sha256, "weight": i.weight, "ref": i.ref}
+        evaluation = EvaluationRecord(
+            name="math-ppl",
+            metric="perplexity",
+            dataset="file:///data/math.jsonl",
+            dataset_sha256="d" * 64,
+            value=7.25,
+        )
+        provenance = CompositionProvenance(
+            composition_id=run.id,
+            cache_key=run.cache_key or "",
+            spec=spec.canonical(),
+            inputs=[
+                InputRecord(name=i.name, version=i.version, sha256=i.sha256, weight=i.weight, ref=i.ref)
                 for i in inputs
             ],
-            "base_model": inputs[0].base_model,
-            "method": {"name": spec.method, **result.report()},
-            "interference": interference,
-        }
+            base_model=inputs[0].base_model,
+            method={"name": spec.method, **result.report()},
+            interference=interference,
+            evaluations=[evaluation],
+            parent_evaluations={"acme/math@1": {"math-ppl": 6.5}, "acme/medicine@1": {"math-ppl": 11.0}},
+            search=None,
+            run=RunInfo(
+                flow_run_id="00000000-0000-4000-8000-000000000001",
+                deployment=None,
+                trigger="api",
+                principal=run.principal,
+                started="2026-01-01T00:00:00+00:00",
+                finished="2026-01-01T00:00:05+00:00",
+            ),
+        )
         done = register_output(
-            reg,
-            run,
-            out,
-            spec,
-            inputs,
-            evaluations=[
-                {
-                    "name": "math-ppl",
-                    "metric": "perplexity",
-                    "dataset": "file:///data/math.jsonl",
-                    "dataset_sha256": "d" * 64,
-                    "value": 7.25,
-                }
-            ],
-            metrics=metrics,
-            provenance=provenance,
+            reg, run, out, spec, inputs, evaluations=[evaluation], metrics=metrics, provenance=provenance
         )
     for parent, value in (("acme/math@1", 6.5), ("acme/medicine@1", 11.0)):
         record(

@@ -267,9 +267,12 @@ def test_xss_probe_shows_text_and_runs_nothing(browser: Browser, live: Live) -> 
     tags = page.inner_text("#tags")
     assert XSS_TAG in tags and XSS_TAG_KEY in tags
     page.goto("/adapters/evil/probe/versions/1")
-    card = page.inner_text("#model-card")
-    assert "window.__xss" in card  # the card's description, shown as text
-    assert page.locator("#model-card script, #model-card img").count() == 0
+    card = page.inner_text("#model-card")  # the author's README.md: its HTML shown as text
+    assert "<script>window.__xss='card'</script>" in card and "onerror" in card
+    assert page.locator("#model-card script, #model-card img, #model-card a[href^='javascript']").count() == 0
+    registry_card = page.inner_text("#registry-card")
+    assert "window.__xss" in registry_card  # the description the registry's card repeats, as text
+    assert page.locator("#registry-card script, #registry-card img").count() == 0
     assert not w.dialogs, w.dialogs
     # Nothing injected even reached the CSP (which would have blocked it and said so).
     assert not [c for c in w.console if "Content Security Policy" in c], w.console

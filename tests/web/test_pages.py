@@ -144,7 +144,8 @@ def test_catalog_search_filters_and_keyset_pages(client: TestClient, seeded: See
     assert "No adapter matches" in client.get("/?pem_type=lora&task=nothing").text
     r = client.get("/?pem_type=bogus")
     assert r.status_code == 422 and "pem_type" in r.text
-    assert client.get("/?page_token=garbage").status_code == 422
+    assert client.get("/?page_token=garbage!").status_code == 422
+    assert client.get("/?page_token=garbage").status_code == 404  # well-formed, but no page starts there
 
 
 def test_keyset_next_page_link(web_reg: Registry, client: TestClient, seeded: Seeded) -> None:
@@ -285,21 +286,27 @@ def test_session_secret_is_generated_once(tmp_path: Path) -> None:
     assert load_secret(Settings(home=tmp_path, session_secret="x" * 40)) == b"x" * 40
 
 
-def test_version_status_is_shown_once_views_carry_it(web_reg: Registry, seeded: Seeded) -> None:
-    """The lifecycle adds `status` to VersionView; the pages render it as a badge when present."""
-    from api.web.render import env
-    from registry import service
-    from registry.service.views import VersionView
+def test_version_status_badges_and_status_filter(
+    web_reg: Registry, client: TestClient, seeded: Seeded
+) -> None:
+    """A deprecated version shows its badge on the adapter page; the catalog's status filter keeps the
+    adapters with a version in that status."""
+    from registry.service import lifecycle
 
-    class WithStatus(VersionView):
-        status: str
-
-    adapter = service.show_adapter(web_reg, "acme/math")
-    plain = env.get_template("adapter.html").render(adapter=adapter, versions=adapter.versions)
-    assert "status-" not in plain.split('id="versions"')[1]
-    versions = [WithStatus(**v.model_dump(), status="deprecated") for v in adapter.versions or []]
-    html = env.get_template("adapter.html").render(adapter=adapter, versions=versions)
-    assert '<span class="badge status-deprecated">deprecated</span>' in html
+    sign_in(client, seeded.reader_key)
+    before = client.get("/adapters/acme/math").text.split('id="versions"')[1]
+    assert 'status-active">active' in before and "status-deprecated" not in before
+    lifecycle.set_status(web_reg, "acme/math@1", "deprecate")
+    try:
+        after = client.get("/adapters/acme/math").text.split('id="versions"')[1]
+        assert '<span class="badge status-deprecated">deprecated</span>' in after
+        listed = client.get("/?status=deprecated").text
+        assert ">acme/math</a>" in listed and ">acme/medicine</a>" not in listed
+        active = client.get("/?status=active").text
+        assert ">acme/math</a>" not in active and ">acme/medicine</a>" in active
+        assert client.get("/?status=bogus").status_code == 422
+    finally:
+        lifecycle.set_status(web_reg, "acme/math@1", "restore")
 
 
 def test_parents_metrics_only_beside_the_same_measurement(
