@@ -289,9 +289,9 @@ def main() -> None:
         if args.keep:
             print(f"database kept: {url}")
         else:
-            from registry.catalog.db import get_engine
+            from registry.catalog.db import dispose_engines
 
-            get_engine.cache_clear()
+            dispose_engines()
             with psycopg.connect(admin_dsn, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 

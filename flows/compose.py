@@ -23,9 +23,10 @@ from registry.service.compose_inputs import ResolvedInput, base_model_folder, ca
 from registry.service.evaluations import cached_value
 from registry.service.evaluations import record as record_evaluation
 from registry.service.run_records import CompositionProvenance, EvaluationRecord, InputRecord, RunInfo
+from registry.service.run_status import IllegalTransition
 from registry.spec import CompositionSpec
 
-from . import artifacts
+from . import artifacts, device
 from .context import current_registry
 from .decoding import (
     ENSEMBLE_FORMULA,
@@ -112,14 +113,26 @@ def compose_flow(
         return comp.model_dump(mode="json")
     work = cache_dir(reg, "work", comp.id)
     started = _now()
+    holds: list[dict[str, Any]] = []
     try:
         comp = runs.mark_running(reg, comp.id, str(flow_run.id) if flow_run.id else None)
-        with runs.heartbeating(reg, comp.id):
+    except IllegalTransition:  # reconcile ended the run before this flow run took it: nothing to do
+        ended = comps.get(reg, comp.id)
+        get_run_logger().warning("composition %s is already %s; not run", ended.id, ended.status.value)
+        shutil.rmtree(work, ignore_errors=True)
+        return ended.model_dump(mode="json")
+    try:
+        with runs.heartbeating(reg, comp.id), device.recording(reg.settings.gpu_limit) as holds:
             return _run(reg, parsed, comp, work, started)
     except Exception as exc:
         runs.fail_if_active(reg, comp.id, runs.one_line(exc))
         raise
     finally:
+        if holds:
+            try:
+                runs.record(reg, comp.id, timings={"device": holds})
+            except Exception as exc:  # noqa: BLE001 - a lost measurement must not mask the run's outcome
+                get_run_logger().warning("could not record device timings: %s", runs.one_line(exc))
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -28,8 +28,9 @@ from registry.service.ensemble import register_ensemble
 from registry.spec import CompositionSpec
 
 from .artifacts import _slug
+from .device import device_slot
 from .retry import RETRIES, RETRY_DELAYS, is_transient
-from .tasks import _device_guard, _evaluator
+from .tasks import _evaluator
 
 __all__ = ["ENSEMBLE_FORMULA"]
 
@@ -39,7 +40,7 @@ def ensemble_evaluate_task(
     base_folder: str, folders: list[str], weights: list[float], requests: list[EvalRequest]
 ) -> dict[str, float]:
     """Metrics of base + sum_i w_i (logits_i - base), one forward pass per input per batch."""
-    with _device_guard():
+    with device_slot("evaluate-decoding"):
         return _evaluator(base_folder).evaluate_ensemble([Path(f) for f in folders], weights, requests)
 
 
@@ -55,7 +56,7 @@ def calibrate_task(
     dataset = load_dataset(uri, "perplexity", opener, DatasetAccess.for_trigger(reg.settings, trigger))
     paths = sorted({p for f in folders for p in read_adapter(f).modules})
     evaluator = _evaluator(base_folder)
-    with _device_guard():
+    with device_slot("calibrate"):
         norms = activation_norms(
             evaluator.base, evaluator.tok, [r["text"] for r in dataset.rows], paths, evaluator.max_len
         )

@@ -188,7 +188,7 @@ class PrefectProbe:
     def __init__(self, api_url: str | None = None) -> None:
         self.api_url = api_url
 
-    def state(self, flow_run_id: str) -> str | None:
+    def state(self, flow_run_id: str) -> runs.FlowRunState | None:
         from prefect.client.orchestration import get_client
         from prefect.exceptions import ObjectNotFound
 
@@ -197,7 +197,9 @@ class PrefectProbe:
                 flow_run = client.read_flow_run(UUID(flow_run_id))
             except ObjectNotFound:
                 return None
-        return flow_run.state.type.value if flow_run.state else None
+        if flow_run.state is None:
+            return None
+        return runs.FlowRunState(flow_run.state.type.value, flow_run.state.timestamp)
 
     def crash(self, flow_run_id: str, message: str) -> None:
         from prefect.client.orchestration import get_client
@@ -247,7 +249,7 @@ class _LazyProbe:
             raise RuntimeError("no Prefect API is running for this home")
         return probe
 
-    def state(self, flow_run_id: str) -> str | None:
+    def state(self, flow_run_id: str) -> runs.FlowRunState | None:
         return self._probe().state(flow_run_id)
 
     def crash(self, flow_run_id: str, message: str) -> None:

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import threading
-from contextlib import nullcontext
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import TypedDict
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE, CachePolicy
-from prefect.concurrency.sync import concurrency
 
 from registry.compose import compose, interference_report
-from registry.compose.device import compute_device
 from registry.compose.interference import DEFAULT_CROSS_TERM_THRESHOLD
 from registry.evaluation import EvalRequest, Evaluator, load_dataset
 from registry.evaluation.calibration import load_norms
@@ -27,6 +24,7 @@ from registry.service.context import open_store_for
 from registry.service.run_records import CompositionProvenance, EvaluationRecord
 from registry.spec import CompositionSpec
 
+from .device import device_slot
 from .retry import RETRYING
 
 
@@ -66,17 +64,12 @@ def interference_task(
     ).to_dict()
 
 
-def _device_guard() -> Any:
-    # Global concurrency limit `gpu` guards devices; on CPU there is nothing to share.
-    return concurrency("gpu", occupy=1, strict=False) if compute_device().type == "cuda" else nullcontext()
-
-
 @task(name="compose", **TASK)
 def compose_task(
     folders: list[str], weights: list[float], spec: CompositionSpec, out: str, calibration: str | None = None
 ) -> dict:
     adapters = [read_adapter(f) for f in folders]
-    with _device_guard():
+    with device_slot("compose"):
         result = compose(
             adapters,
             weights,
@@ -151,5 +144,5 @@ def datasets_for(reg: Registry, spec: CompositionSpec, trigger: str) -> list[Eva
 def evaluate_task(
     base_folder: str, adapter_folder: str | None, requests: list[EvalRequest]
 ) -> dict[str, float]:
-    with _device_guard():
+    with device_slot("evaluate"):
         return _evaluator(base_folder).evaluate(Path(adapter_folder) if adapter_folder else None, requests)

@@ -52,7 +52,7 @@ class WarmWorker:
     def register(self) -> dict[UUID, Any]:
         return {deployment.apply(): flow for flow, deployment in self.deployments}
 
-    def _due(self, client: Any, ids: list[UUID]) -> list[Any]:
+    def _due(self, client: Any, ids: list[UUID], limit: int) -> list[Any]:
         return client.read_flow_runs(
             deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=ids)),
             flow_run_filter=FlowRunFilter(
@@ -60,7 +60,7 @@ class WarmWorker:
                 next_scheduled_start_time=FlowRunFilterNextScheduledStartTime(before_=DateTime.now(UTC)),
             ),
             sort=FlowRunSort.NEXT_SCHEDULED_START_TIME_ASC,
-            limit=self.limit,
+            limit=limit,
         )
 
     def _claim(self, client: Any, flow_run: Any) -> bool:
@@ -78,14 +78,15 @@ class WarmWorker:
         with get_client(sync_client=True) as client:
             while not self.stopping.is_set():
                 self.running = {k: f for k, f in self.running.items() if not f.done()}
-                if len(self.running) < self.limit:
-                    for flow_run in self._due(client, ids):
-                        if flow_run.id in self.running or not self._claim(client, flow_run):
-                            continue
-                        flow = flows_by_deployment[flow_run.deployment_id]
-                        self.running[flow_run.id] = self.pool.submit(
-                            run_flow, flow, flow_run=flow_run, return_type="state"
-                        )
+                free = self.limit - len(self.running)  # never more than `limit` runs at once
+                for flow_run in self._due(client, ids, free) if free > 0 else []:
+                    if flow_run.id in self.running or not self._claim(client, flow_run):
+                        continue
+                    log.info("claimed flow run %s (%s)", flow_run.id, flow_run.name)
+                    flow = flows_by_deployment[flow_run.deployment_id]
+                    self.running[flow_run.id] = self.pool.submit(
+                        run_flow, flow, flow_run=flow_run, return_type="state"
+                    )
                 self.stopping.wait(self.poll_seconds)
         self.pool.shutdown(wait=True, cancel_futures=False)
 

@@ -66,6 +66,7 @@ def _reconcile_periodically(reg: Registry, stop: threading.Event) -> None:
 def run_worker(limit: int = 2, subprocess: bool = False) -> None:
     """Reconcile runs lost by an earlier worker, then serve; reconcile again every few seconds
     (settings.reconcile_interval_seconds) so a run lost by another worker ends within minutes."""
+    log.setLevel(logging.INFO)  # a service: say what it serves and claims (warm_worker logs here too)
     reg = Registry(Settings())
     install(reg.settings, "background")
     for lost in reconcile_once(reg):

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     heartbeat_seconds: float = Field(default=5.0, gt=0)
     run_stale_after_seconds: float = Field(default=60.0, gt=0)
     reconcile_interval_seconds: float = Field(default=30.0, gt=0)
+    # The Prefect global concurrency limit `gpu` around compose and evaluate steps: `auto` on CUDA only,
+    # `always` on any device (caps CPU-heavy work across workers too), `off` never.
+    gpu_limit: Literal["auto", "always", "off"] = "auto"
     # `pemreg gc` leaves store objects younger than this alone, so a run still uploading is never touched.
     gc_grace_seconds: float = Field(default=3600.0, ge=0)
 

@@ -29,9 +29,9 @@ def create_database(prefix: str = "pemreg_test") -> str:
 
 
 def drop_database(url: str) -> None:
-    from registry.catalog.db import get_engine
+    from registry.catalog.db import dispose_engines
 
-    get_engine.cache_clear()  # close pooled connections to it first
+    dispose_engines()  # close pooled connections to it first
     name = make_url(url).database
     admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

@@ -160,7 +160,13 @@ def test_every_reported_number_is_recomputed_from_registered_artifacts(
             continue
         folder = None if gen["model"] == "base" else _folder(reg, gen["model"], tmp_path)
         texts = style.generate(
-            Path(base.source), folder, gen["prompts"], new_tokens=QUICK.new_tokens, sample=False, seed=0
+            Path(base.source),
+            folder,
+            gen["prompts"],
+            new_tokens=QUICK.new_tokens,
+            sample=False,
+            seed=0,
+            precision=report["precision"],
         )
         assert [list(style.code_lines(t)) for t in texts] == gen["counts"]
     recomputed = SimpleNamespace(

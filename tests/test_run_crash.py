@@ -142,7 +142,7 @@ def test_killed_compose_is_reconciled_collected_and_rerun(
     from flows.runners import probe_for
 
     probe = probe_for(reg.settings.model_copy(update={"home": Path(env["PEMREG_HOME"])}))
-    assert probe is not None and probe.state(run.flow_run_id) == "CRASHED"
+    assert probe is not None and probe.state(run.flow_run_id).type == "CRASHED"
     check_consistent(reg)
 
     expected = {f: names for f, names in store_folders(reg).items() if f not in registered_folders(reg)}

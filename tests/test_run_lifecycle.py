@@ -170,6 +170,66 @@ def test_a_pending_run_never_started_is_reconciled_too(loras: Registry) -> None:
     assert done.composition_id == run.id and "never started" in done.message
 
 
+class _Probe:
+    """A stand-in orchestrator: the flow run's state as the test sets it, and what reconcile crashed."""
+
+    def __init__(self, state: runs.FlowRunState) -> None:
+        self.current = state
+        self.crashed: list[str] = []
+
+    def state(self, flow_run_id: str) -> runs.FlowRunState | None:
+        return self.current
+
+    def crash(self, flow_run_id: str, message: str) -> None:
+        self.crashed.append(flow_run_id)
+
+
+def test_reconcile_waits_for_queued_runs_but_not_for_a_dead_claim(loras: Registry) -> None:
+    """A pending run whose flow run waits for a worker (SCHEDULED) is left alone however long it waits,
+    and so is one a worker has just taken (PENDING or RUNNING, not yet marked running on the row); one
+    taken longer than stale-after ago by a worker that never started it is lost."""
+    run = _pending(loras)
+    runs.attach_flow_run(loras, run.id, "00000000-0000-4000-8000-00000000beef")
+    stale_after = loras.settings.run_stale_after_seconds
+    later = m.utcnow() + timedelta(seconds=stale_after + 1)
+    probe = _Probe(runs.FlowRunState("SCHEDULED", m.utcnow()))
+    before = runs._probe
+    runs.register_probe(probe)
+    try:
+        assert runs.reconcile(loras, now=later) == []
+        probe.current = runs.FlowRunState("PENDING", later - timedelta(seconds=1))  # just claimed
+        assert runs.reconcile(loras, now=later) == []
+        probe.current = runs.FlowRunState("RUNNING", later - timedelta(seconds=1))  # just started
+        assert runs.reconcile(loras, now=later) == []
+        probe.current = runs.FlowRunState("PENDING", later - timedelta(seconds=stale_after + 1))
+        [done] = runs.reconcile(loras, now=later)
+        assert done.action == "failed" and "is pending" in done.message
+        assert probe.crashed == ["00000000-0000-4000-8000-00000000beef"]
+        assert compositions.get(loras, run.id).status is RunStatus.FAILED
+    finally:
+        runs.register_probe(before)
+
+
+def test_concurrent_fetches_of_one_input_share_one_complete_folder(loras: Registry) -> None:
+    """Many runs starting at once fetch the same input (found by the scale-out stack: the losers'
+    renames failed with ENOTEMPTY); a broken cached folder is replaced, never read."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from registry.hashing import sha256_file
+    from registry.service.compose_inputs import fetch_input
+
+    [item, _] = resolve_inputs(loras, load_spec("name: t/ab\nexpression: 't/a + t/b'\n"))
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        folders = list(pool.map(lambda _: fetch_input(loras, item), range(16)))
+    assert len(set(folders)) == 1
+    folder = folders[0]
+    assert sha256_file(folder / "adapter_model.safetensors") == item.sha256
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no temp folder left
+    (folder / "adapter_model.safetensors").write_bytes(b"truncated")
+    assert fetch_input(loras, item) == folder
+    assert sha256_file(folder / "adapter_model.safetensors") == item.sha256
+
+
 def test_post_checks_match_validate(loras: Registry) -> None:
     """What :validate refuses, start() refuses before any row exists."""
     mixed_rank = load_spec("name: t/x\nexpression: 't/a + t/r8'\n")

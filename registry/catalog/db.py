@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache, partial
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +55,21 @@ def _sqlite_begin(conn) -> None:  # noqa: ANN001 - SQLAlchemy Connection
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-@lru_cache(maxsize=8)
+_engines: dict[tuple[str, DbTimeouts], Engine] = {}
+_engines_lock = threading.Lock()
+
+
 def get_engine(url: str, timeouts: DbTimeouts = DEFAULT_TIMEOUTS) -> Engine:
-    url = normalize_url(url)
+    """One engine (one pool) per URL and timeouts, however the caller spells them."""
+    key = (normalize_url(url), timeouts)
+    with _engines_lock:
+        engine = _engines.get(key)
+        if engine is None:
+            engine = _engines[key] = _create_engine(*key)
+        return engine
+
+
+def _create_engine(url: str, timeouts: DbTimeouts) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -86,6 +99,13 @@ def get_engine(url: str, timeouts: DbTimeouts = DEFAULT_TIMEOUTS) -> Engine:
 
         event.listen(engine, "do_connect", partial(bounded_connect, timeouts.statement))
     return engine
+
+
+def dispose_engines() -> None:
+    """Close every pooled connection (before dropping a database); the engines stay usable."""
+    with _engines_lock:
+        for engine in _engines.values():
+            engine.dispose()
 
 
 def session_factory(url: str, timeouts: DbTimeouts = DEFAULT_TIMEOUTS) -> sessionmaker[Session]:

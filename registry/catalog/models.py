@@ -27,6 +27,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
     literal_column,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -222,6 +223,8 @@ class Composition(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     worker: Mapped[str | None] = mapped_column(String(128))  # host:pid holding the run
     attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # What the run measured about itself, e.g. {"device": [holds of the `gpu` slot]} (flows/device.py).
+    timings: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))
 
 
 class Evaluation(Base):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
 import tempfile
+import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -107,11 +110,35 @@ def cache_dir(reg: Registry, *parts: str) -> Path:
     return path
 
 
+def _publish(tmp: Path, dest: Path, complete: Callable[[Path], bool]) -> None:
+    """Move a fully downloaded folder into place. Readers see a complete folder or none: a complete
+    one is never removed under them. Another process or thread that published the same content first
+    wins (the rename finds the folder there); a broken folder is moved aside first, then replaced."""
+    if dest.exists() and not complete(dest):
+        aside = dest.with_name(f".broken-{dest.name}-{uuid.uuid4().hex[:8]}")
+        with contextlib.suppress(FileNotFoundError):
+            dest.rename(aside)
+        shutil.rmtree(aside, ignore_errors=True)
+    try:
+        tmp.rename(dest)
+    except OSError:
+        if not complete(dest):  # not a lost race with an equal copy: a real failure
+            raise
+
+
 def fetch_input(reg: Registry, item: ResolvedInput) -> Path:
     """The input's PEFT folder, downloaded once per digest (sha256-verified) and reused afterwards."""
     dest = cache_dir(reg, "adapters") / item.sha256
-    weights = dest / "adapter_model.safetensors"
-    if weights.is_file() and sha256_file(weights) == item.sha256:
+
+    def complete(folder: Path) -> bool:
+        weights = folder / "adapter_model.safetensors"
+        return (
+            (folder / "adapter_config.json").is_file()
+            and weights.is_file()
+            and sha256_file(weights) == item.sha256
+        )
+
+    if complete(dest):
         return dest
     namespace, name = item.name.split("/", 1)
     prefix = adapter_prefix(namespace, name, item.sha256)
@@ -120,8 +147,7 @@ def fetch_input(reg: Registry, item: ResolvedInput) -> Path:
         for filename in ("adapter_config.json", "adapter_model.safetensors"):
             entry = item.files[filename]
             reg.store.get_file(f"{prefix}/{filename}", tmp / filename, sha256=entry["sha256"])
-        shutil.rmtree(dest, ignore_errors=True)
-        tmp.rename(dest)  # atomic: a concurrent reader sees a complete folder or none
+        _publish(tmp, dest, complete)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return dest
@@ -131,14 +157,17 @@ def fetch_base_model(reg: Registry, source: str, key: str) -> Path | str:
     """A local folder as is, an s3:// folder downloaded once; a hub id is returned for transformers."""
     if source.startswith("s3://"):
         dest = cache_dir(reg, "base") / key.replace("/", "--")
-        if not (dest / "config.json").is_file():
+        complete: Callable[[Path], bool] = lambda folder: (folder / "config.json").is_file()  # noqa: E731
+        if not complete(dest):
             store = open_store_for(reg.settings, source.rstrip("/"))
             tmp = Path(tempfile.mkdtemp(prefix=".fetch-", dir=dest.parent))
-            for k in store.list_keys(""):
-                (tmp / k).parent.mkdir(parents=True, exist_ok=True)
-                store.get_file(k, tmp / k)
-            shutil.rmtree(dest, ignore_errors=True)
-            tmp.rename(dest)
+            try:
+                for k in store.list_keys(""):
+                    (tmp / k).parent.mkdir(parents=True, exist_ok=True)
+                    store.get_file(k, tmp / k)
+                _publish(tmp, dest, complete)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
         return dest
     path = user_path(source)
     return path if path.is_dir() else source

@@ -52,6 +52,7 @@ class CompositionView(Model):
     heartbeat_at: datetime | None = None
     worker: str | None = None
     attempt: int = 1
+    timings: dict[str, Any] = {}  # e.g. {"device": [holds of the `gpu` slot]}
 
 
 def view_of(session: Any, row: m.Composition) -> CompositionView:
@@ -81,6 +82,7 @@ def view_of(session: Any, row: m.Composition) -> CompositionView:
         heartbeat_at=row.heartbeat_at,
         worker=row.worker,
         attempt=row.attempt or 1,
+        timings=row.timings or {},
     )
 
 

@@ -49,11 +49,17 @@ class Runner(Protocol):
     def submit(self, reg: Registry, run: CompositionView, spec: CompositionSpec) -> CompositionView: ...
 
 
+@dataclass(frozen=True)
+class FlowRunState:
+    type: str  # Prefect's state type: SCHEDULED, PENDING, RUNNING, CRASHED, ...
+    since: datetime | None  # when the flow run entered it
+
+
 class FlowRunProbe(Protocol):
     """What reconcile asks the orchestrator about a run's flow run (registered by the shells)."""
 
-    def state(self, flow_run_id: str) -> str | None:
-        """The flow run's state type (`RUNNING`, `CRASHED`, ...), or None when it does not exist."""
+    def state(self, flow_run_id: str) -> FlowRunState | None:
+        """The flow run's current state, or None when the flow run does not exist."""
 
     def crash(self, flow_run_id: str, message: str) -> None:
         """Mark the flow run crashed (it will not report back itself)."""
@@ -368,7 +374,22 @@ def heartbeating(reg: Registry, run_id: str, interval: float | None = None) -> I
 # Prefect state types of a flow run that will never report back to us.
 _DEAD_FLOW_STATES = {"CRASHED", "CANCELLED", "CANCELLING", "FAILED", "COMPLETED"}
 # Still queued for a worker: a pending row waiting on these is not lost.
-_QUEUED_FLOW_STATES = {"SCHEDULED", "PENDING", "PAUSED"}
+_QUEUED_FLOW_STATES = {"SCHEDULED", "PAUSED"}
+# Taken by a worker, which marks the row running (and starts beating) within seconds of entering
+# them. A row still pending while its flow run has been in one of these for longer than the
+# stale-after window was taken by a worker that died before it started.
+_TAKEN_FLOW_STATES = {"PENDING", "RUNNING"}
+
+
+def _still_coming(flow: FlowRunState, now: datetime, stale_after: float) -> bool:
+    """A pending row whose flow run is queued, or was taken so recently that the worker has not yet
+    marked the row running: not lost, however old the row's own last sign of life (its submission)."""
+    if flow.type in _QUEUED_FLOW_STATES:
+        return True
+    since = _aware(flow.since)
+    return (
+        flow.type in _TAKEN_FLOW_STATES and since is not None and (now - since).total_seconds() < stale_after
+    )
 
 
 @dataclass(frozen=True)
@@ -424,16 +445,22 @@ def reconcile(
     probe = _probe if _probe is not None and getattr(_probe, "available", lambda: True)() else None
     done: list[Reconciled] = []
     for run in stale:
-        flow_state: str | None = None
+        flow: FlowRunState | None = None
         probed = False
         if probe is not None and run.flow_run_id:
             try:
-                flow_state = probe.state(run.flow_run_id)
+                flow = probe.state(run.flow_run_id)
                 probed = True
             except Exception as exc:  # noqa: BLE001 - Prefect unreachable: the heartbeat decides
                 log.warning("reconcile: cannot read flow run %s: %s", run.flow_run_id, one_line(exc))
-            if probed and flow_state in _QUEUED_FLOW_STATES and run.status is RunStatus.PENDING:
-                continue  # submitted, still waiting for a worker: not lost
+            stale_after = reg.settings.run_stale_after_seconds
+            if (
+                flow is not None
+                and run.status is RunStatus.PENDING
+                and _still_coming(flow, now or m.utcnow(), stale_after)
+            ):
+                continue  # queued, or just taken by a worker: not lost
+        flow_state = flow.type if flow is not None else None
         message = _lost_message(run, flow_state, probed)
         retries = int(run.spec.get("retries") or 0)
         retry = restart is not None and run.attempt <= retries

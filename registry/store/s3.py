@@ -93,6 +93,8 @@ class S3Store(ArtifactStore):
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             retries={"max_attempts": max_attempts, "mode": "standard"},
+            # One client serves every request thread of `pemreg serve` (and a worker's task threads).
+            max_pool_connections=64,
             # Custom endpoints (SeaweedFS, MinIO) rarely have wildcard DNS for virtual-host buckets.
             s3={"addressing_style": "path" if endpoint_url else "auto"},
             # We verify sha256 ourselves; botocore's default CRC trailers trip some S3-compatibles.

@@ -52,6 +52,7 @@ class RealResult:
     lineage_root: str
     seconds: float
     threads: int = 1
+    precision: str = "fp32"
     quick: bool = False
     search: list[dict[str, Any]] = field(default_factory=list)
 
@@ -84,6 +85,7 @@ def collect(
     seconds: float,
     *,
     threads: int,
+    precision: str,
     quick: bool,
 ) -> RealResult:
     names: dict[str, list[str]] = {}
@@ -171,6 +173,7 @@ def collect(
         lineage_root=lineage_root or next((r.ref for r in results if r.ref), ""),
         seconds=seconds,
         threads=threads,
+        precision=precision,
         quick=quick,
         search=search,
     )
@@ -455,7 +458,8 @@ def emit(reg: service.Registry, result: RealResult, say: Callable[[str], None]) 
         "# pemreg demo --real report",
         "",
         f"Base model `{result.base_ref}` (SmolLM2-135M-Instruct); {'quick' if result.quick else 'full'} run; "
-        f"torch threads {result.threads}. Every number is a real evaluation: the base through `Evaluator`, "
+        f"torch threads {result.threads}, precision {result.precision}. Every number is a real evaluation: "
+        "the base through `Evaluator`, "
         "parents from the catalog's evaluations table, results from their composition's metrics, one "
         "perplexity per held-out document; intervals are 95% bootstrap over documents.",
         "",
@@ -504,6 +508,8 @@ def emit(reg: service.Registry, result: RealResult, say: Callable[[str], None]) 
                 "search": result.search,
                 "lineage_root": result.lineage_root,
                 "seconds": result.seconds,
+                "threads": result.threads,
+                "precision": result.precision,
                 "quick": result.quick,
             },
             indent=1,

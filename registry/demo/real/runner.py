@@ -12,8 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ... import service
 from ...service.compositions import CompositionView
 from ...spec import CompositionSpec, load_spec
-from . import corpora, data, plan, style, train
+from . import compute, corpora, data, plan, style, train
 from . import model as real_model
 from . import report as real_report
 
@@ -39,42 +38,6 @@ def _progress() -> Progress:
         TimeElapsedColumn(),
         transient=False,
     )
-
-
-@contextmanager
-def _threads(n: int) -> Iterator[None]:
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def fastest_threads(base_folder: Path) -> tuple[int, dict[int, float]]:
-    """Time one small bf16 training step (1 x 32 tokens, after a warm-up) with 1 and 2 threads; on a
-    loaded 2-core machine one thread often wins (measured both ways here), so measure, don't guess."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(base_folder)
-    x = torch.randint(0, 1000, (1, 32))
-
-    def step() -> float:
-        t = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            model(input_ids=x, labels=x).loss.backward()
-        model.zero_grad(set_to_none=True)
-        return time.perf_counter() - t
-
-    timings: dict[int, float] = {}
-    for n in (1, 2):
-        with _threads(n):
-            step()  # warm-up: the first step with a new thread count pays for allocations
-            timings[n] = step()
-    return min(timings, key=lambda n: timings[n]), timings
 
 
 @dataclass
@@ -117,11 +80,11 @@ def run_real_demo(
         )
         base_ref = f"{row.name}@{row.revision}"
         prepared = _prepare(base, base_ref, budget, wanted, out_dir, cache, seed, progress)
-    n_threads, timings = fastest_threads(base.folder)
+    chosen = compute.fastest(base.folder)
+    n_threads = chosen.threads
     say(
         f"base model {base_ref} (sha256 {base.weights_sha256[:16]}..., from GGUF sha256 "
-        f"{base.gguf_sha256[:16]}...); torch threads: {n_threads} "
-        f"(training step 1 thread {timings[1]:.2f} s, 2 threads {timings[2]:.2f} s)"
+        f"{base.gguf_sha256[:16]}...); {chosen.describe()}"
     )
     counts = {d: sum(h.domain == d for h in prepared.held_out) for d in corpora.DOMAINS}
     say(
@@ -130,8 +93,8 @@ def run_real_demo(
         + f" ({budget.window} tokens each); validation documents {budget.n_val} per domain"
     )
 
-    with _threads(n_threads), _progress() as progress:
-        trained = _train_all(reg, prepared, budget, wanted, cache, seed, progress)
+    with compute.threads(n_threads), _progress() as progress:
+        trained = _train_all(reg, prepared, budget, wanted, cache, seed, progress, chosen.precision)
     say("adapters: " + ", ".join(f"{name}{' (cached)' if hit else ''}" for name, hit in trained))
 
     from ...evaluation import EvalRequest, Evaluator, load_dataset
@@ -144,7 +107,7 @@ def run_real_demo(
         EvalRequest(f"val-{d}", "perplexity", load_dataset(str(p), "perplexity", None))
         for d, p in prepared.val.items()
     ]
-    with _threads(n_threads), _progress() as progress:
+    with compute.threads(n_threads), _progress() as progress:
         task = progress.add_task("evaluate the base model", total=1)
         evaluator = Evaluator(base.folder)
         base_metrics = evaluator.evaluate(None, requests + val_requests)
@@ -160,7 +123,7 @@ def run_real_demo(
     specs_dir = out_dir / "specs"
     specs_dir.mkdir(exist_ok=True)
     views: list[tuple[str, CompositionSpec, CompositionView]] = []
-    with _threads(n_threads), _progress() as progress:
+    with compute.threads(n_threads), _progress() as progress:
         task = progress.add_task("compose (flows)", total=len(planned))
         for item in planned:
             path = specs_dir / (item.spec["name"].split("/", 1)[1] + ".yaml")
@@ -173,8 +136,10 @@ def run_real_demo(
             views.append((item.scenario, spec, view))
             progress.advance(task)
 
-    with _threads(n_threads), _progress() as progress:
-        style_rows = _style(reg, prepared, views, budget, out_dir / "downloads", seed, progress)
+    with compute.threads(n_threads), _progress() as progress:
+        style_rows = _style(
+            reg, prepared, views, budget, out_dir / "downloads", seed, progress, chosen.precision
+        )
 
     result = real_report.collect(
         reg,
@@ -187,6 +152,7 @@ def run_real_demo(
         out_dir,
         time.monotonic() - started,
         threads=n_threads,
+        precision=chosen.precision,
         quick=quick,
     )
     real_report.emit(reg, result, say)
@@ -245,6 +211,7 @@ def _train_all(
     cache: Path,
     seed: int,
     progress: Progress,
+    precision: str,
 ) -> list[tuple[str, bool]]:
     out = []
     for a in wanted:
@@ -259,6 +226,7 @@ def _train_all(
             seq=budget.seq,
             lr=a.lr,
             seed=seed + 1,
+            precision=precision,
         )
         task = progress.add_task(f"train {a.kind} {plan.ref(a.name)}", total=steps)
         folder, hit = train.train_adapter(
@@ -289,6 +257,7 @@ def _style(
     downloads: Path,
     seed: int,
     progress: Progress,
+    precision: str,
 ) -> list[dict[str, Any]]:
     """Generations from prompts cut from the held-out code windows: the base, the code LoRA and the
     unlearning result, greedy and sampled; each generation scored by `style.code_lines`."""
@@ -314,7 +283,13 @@ def _style(
             service.download_version(reg, label, folder)
         for sample in (False, True):
             texts = style.generate(
-                prepared.base.folder, folder, prompts, new_tokens=budget.new_tokens, sample=sample, seed=seed
+                prepared.base.folder,
+                folder,
+                prompts,
+                new_tokens=budget.new_tokens,
+                sample=sample,
+                seed=seed,
+                precision=precision,
             )
             rows.append(
                 {

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from .compute import autocast
+
 KEYWORD = re.compile(
     r"^(def |class |import |from \S+ import |return\b|if .*:$|elif .*:$|else:$|for .* in .*:$|while .*:$|"
     r"try:$|except\b.*:$|finally:$|with .*:$|raise\b|yield\b|assert |@\w|lambda\b|pass$|break$|"
@@ -59,9 +61,10 @@ def generate(
     new_tokens: int,
     sample: bool,
     seed: int,
+    precision: str = "fp32",
 ) -> list[str]:
     """Continuations of `prompts` (greedy, or sampled at temperature 0.8 with a fixed seed), batched with
-    left padding, under bf16 autocast."""
+    left padding, in `precision` (compute.PRECISIONS)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(base_folder)
@@ -75,7 +78,7 @@ def generate(
         model = PeftModel.from_pretrained(model, str(adapter_folder)).eval()
     batch = tok(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
     torch.manual_seed(seed)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with autocast(precision):
         out = model.generate(
             **batch,
             max_new_tokens=new_tokens,

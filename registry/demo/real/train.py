@@ -1,10 +1,10 @@
 """Tokenised training blocks (cached) and LoRA / (IA)3 training with peft on the real base, cached by
 the hash of the training recipe.
 
-Training runs under bf16 autocast on CPU (the adapter's own parameters stay fp32): on this machine
-kind a 128-token step is ~2.5x faster than fp32. Every LoRA starts from the same `lora_A`
-initialisation (one seed), as in Zhang et al. 2023, so factor-wise `linear` merges add like-for-like
-directions.
+Training runs in the precision `compute.fastest` measured best on this CPU (bf16 autocast where the CPU
+has native bf16, else fp32; the adapter's own parameters stay fp32), recorded in the recipe. Every
+LoRA starts from the same `lora_A` initialisation (one seed), as in Zhang et al. 2023, so factor-wise
+`linear` merges add like-for-like directions.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from .compute import autocast
 from .corpora import Doc
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -43,6 +44,7 @@ class Recipe:
     seed: int
     r: int = 8
     alpha: int = 16
+    precision: str = "fp32"  # compute.PRECISIONS
 
     def key(self) -> str:
         blob = json.dumps({**asdict(self), "v": RECIPE_VERSION, "torch": torch.__version__}, sort_keys=True)
@@ -127,7 +129,7 @@ def _loop(model: torch.nn.Module, blocks: torch.Tensor, recipe: Recipe, tick: Ti
     model.train()
     for _ in range(recipe.steps):
         x = blocks[torch.randint(0, len(blocks), (recipe.batch,), generator=gen)]
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with autocast(recipe.precision):
             loss = model(input_ids=x, labels=x).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
