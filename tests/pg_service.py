@@ -21,8 +21,10 @@ def create_database(prefix: str = "pemreg_test") -> str:
     try:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # make the cause obvious: the server is not up
-        pytest.exit(f"PostgreSQL at {ADMIN_URL} is not reachable ({exc}); run the tests with `make test`", 3)
+    except Exception as exc:  # the cause, loudly (pytest.exit in an xdist worker drops its tests silently)
+        raise RuntimeError(
+            f"cannot create a database on PostgreSQL at {ADMIN_URL} ({exc}); run the tests with `make test`"
+        ) from exc
     finally:
         admin.dispose()
     return make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)

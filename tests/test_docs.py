@@ -118,3 +118,11 @@ def test_cli_reference_documents_every_command_and_option() -> None:
                     missing.append(f"pemreg {path} {opt}".replace("  ", " "))
     assert len(commands) > 20
     assert missing == []
+
+
+def test_readme_documents_every_setting() -> None:
+    from registry.settings import Settings
+
+    text = (ROOT / "README.md").read_text()
+    missing = [name for name in Settings.model_fields if f"`PEMREG_{name.upper()}`" not in text]
+    assert missing == [], missing
