@@ -60,5 +60,6 @@ set -a; . "$work/s3/env"; set +a
 
 export PREFECT_HOME="$work/prefect" PREFECT_SERVER_ANALYTICS_ENABLED=false
 # Two workers: the suite waits on subprocesses, servers and Prefect as much as it computes. One test
-# file per worker at a time (module fixtures stay in one process); PYTEST_WORKERS=0 runs serially.
-"$repo/.venv/bin/python" -m pytest -n "${PYTEST_WORKERS:-2}" --dist loadfile "$@"
+# file per worker at a time (module fixtures stay in one process), in tests/conftest.py's SCHEDULE order;
+# PYTEST_WORKERS=0 runs serially.
+"$repo/.venv/bin/python" -m pytest -n "${PYTEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder "$@"

@@ -45,16 +45,16 @@ FULL = Budget(
 QUICK = Budget(
     n_test=6,
     n_val=3,
-    window=64,
+    window=48,
     seq=128,
-    batch=4,
+    batch=2,
     lora_steps=12,
     ia3_steps=12,
     train_tokens=20_000,
     lambdas=(0.2, 0.5),
-    prompts=4,
+    prompts=3,
     prompt_tokens=24,
-    new_tokens=24,
+    new_tokens=16,
 )
 
 
