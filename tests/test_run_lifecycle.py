@@ -163,6 +163,22 @@ def test_reconcile_retries_where_the_spec_asks(loras: Registry) -> None:
     assert again.action == "failed" and restarted == [run.id]
 
 
+def test_a_retry_being_resubmitted_is_not_stale_for_another_reconciler(loras: Registry) -> None:
+    """Two reconcilers (serve and workers) run side by side: while one resubmits a retried run, the
+    other must not see the row, back to pending with no flow run yet, as lost."""
+    run = _pending(loras, "name: t/ab\nexpression: 't/a + t/b'\nretries: 1\n")
+    runs.mark_running(loras, run.id, None)
+    long_ago = m.utcnow() - timedelta(seconds=loras.settings.run_stale_after_seconds + 60)
+    with transaction(loras.sessions) as session:
+        row = session.get_one(m.Composition, run.id)
+        row.created_at, row.heartbeat_at = long_ago, long_ago
+    seen_by_other: list[list[runs.Reconciled]] = []
+    [done] = runs.reconcile(loras, restart=lambda reg, v, spec: seen_by_other.append(runs.reconcile(reg)))
+    assert done.action == "retried" and seen_by_other == [[]]
+    view = compositions.get(loras, run.id)
+    assert view.status is RunStatus.PENDING and view.attempt == 2
+
+
 def test_a_pending_run_never_started_is_reconciled_too(loras: Registry) -> None:
     run = _pending(loras)
     later = m.utcnow() + timedelta(seconds=loras.settings.run_stale_after_seconds + 1)

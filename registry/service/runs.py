@@ -476,7 +476,9 @@ def reconcile(
                     RunStatus.PENDING,
                     attempt=row.attempt + 1,
                     error=f"{message}; retrying (attempt {row.attempt + 1})",
-                    heartbeat_at=None,
+                    # The resubmission is the retry's sign of life: with no beat, its old created_at
+                    # would make it stale at once for any other reconciler while it is resubmitted.
+                    heartbeat_at=m.utcnow(),
                     worker=None,
                     flow_run_id=None,
                 )
@@ -500,7 +502,8 @@ def reconcile(
         if action == "retried" and restart is not None:
             spec = CompositionSpec.model_validate(run.spec)
             try:
-                restart(reg, get(reg, run.id), spec)
+                with heartbeating(reg, run.id):
+                    restart(reg, get(reg, run.id), spec)
             except Exception as exc:  # noqa: BLE001 - could not resubmit: the run ends failed
                 fail(reg, run.id, f"{message}; retry could not start: {one_line(exc)}")
                 action = "failed"
