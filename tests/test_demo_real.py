@@ -18,12 +18,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import torch
 
 from registry.catalog.migrate import upgrade
 from registry.compose import interference_report
 from registry.demo.real import report as real_report
 from registry.demo.real import stats, style
-from registry.demo.real.plan import QUICK
+from registry.demo.real.plan import CORE_DENSITY, QUICK
 from registry.demo.real.report import RealRow
 from registry.evaluation import EvalRequest, Evaluator, load_dataset
 from registry.hashing import sha256_file
@@ -107,6 +108,16 @@ def test_effects_on_the_real_model(real_run: tuple[Registry, dict, list[str]]) -
         assert rs.ratio([domain], rows[ref]["docs"], base).hi < 1, ref
     merged = next(r for r in report["rows"] if r["scenario"] == "distribution generalization")
     assert rs.ratio(["code"], merged["docs"], base).hi < 1
+    # every pairwise sum also at decoding time and by core_merge, and the core overlap reported
+    kinds = {
+        r["label"].split("@")[0] + ("@decoding" if r["kind"] == "decoding" else ""): r for r in report["rows"]
+    }
+    assert {
+        "real/sum-code-a-prose-cat",
+        "real/sum-code-a-prose-cat@decoding",
+        "real/sum-code-a-prose-core",
+    } <= set(kinds)
+    assert any("core_overlap" in i for i in report["interference"])
     forget = next(r for r in report["rows"] if r["scenario"] == "unlearning")
     assert forget["status"] in ("succeeded", "rejected")
     assert len(report["search"]) == 2 or forget["status"] == "rejected"
@@ -134,6 +145,9 @@ def test_every_reported_number_is_recomputed_from_registered_artifacts(
     for row in report["rows"]:
         if row["kind"] == "base":
             fresh = evaluator.evaluate(None, requests)
+        elif row["kind"] == "decoding":  # the cat sum's inputs combined at decoding time, from the files
+            parents = [_folder(reg, ref, tmp_path) for ref, _ in row["inputs"]]
+            fresh = evaluator.evaluate_ensemble(parents, [w for _, w in row["inputs"]], requests)
         elif row["ref"] is None:  # rejected by its gate: not registered, its numbers are the flow's only
             fresh_rows.append(RealRow(**{**row, "inputs": [(r, w) for r, w in row["inputs"]]}))
             continue
@@ -153,7 +167,17 @@ def test_every_reported_number_is_recomputed_from_registered_artifacts(
             [read_adapter(_folder(reg, item[k], tmp_path)) for k in ("a", "b")]
         ).to_dict()
         assert item["rms_cosine"] == pytest.approx(pair["pairs"][0]["rms_cosine"], rel=1e-4, abs=1e-6)
-        interference.append({**item, "rms_cosine": pair["pairs"][0]["rms_cosine"]})
+        fresh_item = {**item, "rms_cosine": pair["pairs"][0]["rms_cosine"]}
+        if "core_overlap" in item:
+            weights = dict(next(r for r in report["rows"] if r["ref"] == item["composition"])["inputs"])
+            overlap = _core_overlap(
+                [read_adapter(_folder(reg, item[k], tmp_path)) for k in ("a", "b")],
+                [weights[item["a"]], weights[item["b"]]],
+                CORE_DENSITY,
+            )
+            assert item["core_overlap"] == pytest.approx(overlap, rel=1e-3, abs=1e-4)
+            fresh_item["core_overlap"] = overlap
+        interference.append(fresh_item)
     # greedy generations are deterministic: regenerate them from the downloaded artifacts
     for gen in report["style"]:
         if gen["decoding"] != "greedy":
@@ -185,6 +209,23 @@ def test_every_reported_number_is_recomputed_from_registered_artifacts(
     for printed, fresh in zip(printed_checks, checks, strict=True):
         assert _same(printed, fresh, tol=0.11), (printed, fresh)
         assert f"- {printed}" in md
+
+
+def _core_overlap(adapters: list, weights: list[float], density: float) -> float:
+    """RMS over modules of |core_a & core_b| / min(|core_a|, |core_b|), the cores being the top
+    int(density * numel) entries of |w_i s_i B_i A_i|: written here from the definition."""
+    per_module = []
+    for path in adapters[0].modules:
+        cores = []
+        for adapter, w in zip(adapters, weights, strict=True):
+            m = adapter.modules[path]
+            score = (w * m.scale * (m.B.double() @ m.A.double())).abs().flatten()
+            keep = torch.zeros_like(score, dtype=torch.bool)
+            keep[torch.argsort(score, descending=True)[: int(density * score.numel())]] = True
+            cores.append(keep & (score > 0))
+        smaller = min(int(c.sum()) for c in cores)
+        per_module.append(int((cores[0] & cores[1]).sum()) / smaller if smaller else 0.0)
+    return math.sqrt(sum(v * v for v in per_module) / len(per_module))
 
 
 def _folder(reg: Registry, ref: str, tmp_path: Path) -> Path:

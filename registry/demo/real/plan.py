@@ -93,7 +93,16 @@ class PairMethod:
     weights: tuple[float, float] = (1.0, 1.0)
 
 
-PAIR_METHODS = [PairMethod("cat", {"method": "delta_cat"})]
+# Core fraction per input for `core_merge`; rank 16 = the two inputs' ranks together, so the SVD
+# recompression loses nothing the core isolation did not change.
+CORE_DENSITY = 0.2
+CORE_RANK = 16
+# The exact sum is also evaluated at decoding time (compare_decoding): the gap between the two is the
+# pair's measured interference cost; `core_merge` is the sum with each input's core isolated.
+PAIR_METHODS = [
+    PairMethod("cat", {"method": "delta_cat", "compare_decoding": True}),
+    PairMethod("core", {"method": "core_merge", "density": CORE_DENSITY, "rank": CORE_RANK}),
+]
 # Every pair of the four domain LoRAs: the interference analysis needs at least 6 points.
 SUM_PAIRS = [
     ("code-a", "prose"),

@@ -37,6 +37,7 @@ class RealRow:
     docs: dict[str, list[float]] = field(default_factory=dict)  # domain -> perplexity per test document
     status: str = "succeeded"
     inputs: list[tuple[str, float]] = field(default_factory=list)
+    decoding_of: str = ""  # kind "decoding": the weight-space result whose weighted inputs it combines
 
 
 @dataclass
@@ -144,19 +145,34 @@ def collect(
                 inputs=weights,
             )
         )
-        pairs = (view.interference or {}).get("pairs", [])
-        labels = (view.interference or {}).get("names") or [
-            f"{i['name']}@{i['version']}" for i in view.inputs
-        ]
-        for p in pairs:
-            interference.append(
-                {
-                    "a": labels[p["i"]],
-                    "b": labels[p["j"]],
-                    "rms_cosine": p["rms_cosine"],
-                    "composition": ref or spec.name,
-                }
+        record = view.interference or {}
+        decoding = (record.get("decoding") or {}).get("evaluations")
+        if decoding and ref is not None:  # compare_decoding: the same weighted inputs at decoding time
+            results.append(
+                RealRow(
+                    label=f"{ref} at decoding time",
+                    ref=None,
+                    kind="decoding",
+                    scenario=scenario,
+                    detail="decoding time: "
+                    + " ".join(f"{w:+g}*{n.split('/')[1].rsplit('@', 1)[0]}" for n, w in weights),
+                    docs=per_doc({r["evaluation"]: r["decoding_time"] for r in decoding}),
+                    inputs=weights,
+                    decoding_of=ref,
+                )
             )
+        labels = record.get("names") or [f"{i['name']}@{i['version']}" for i in view.inputs]
+        overlaps = {(o["i"], o["j"]): o["rms_overlap"] for o in record.get("core_overlap", [])}
+        for p in record.get("pairs", []):
+            entry = {
+                "a": labels[p["i"]],
+                "b": labels[p["j"]],
+                "rms_cosine": p["rms_cosine"],
+                "composition": ref or spec.name,
+            }
+            if (p["i"], p["j"]) in overlaps:
+                entry["core_overlap"] = overlaps[(p["i"], p["j"])]
+            interference.append(entry)
         if scenario == "unlearning":
             lineage_root = ref or lineage_root
             search = _search_record(reg, ref)
@@ -294,6 +310,7 @@ def claims(result: Any) -> list[str]:
             out.append(f"analogy ({row.label} = {row.detail}): vs the base " + "; ".join(parts))
     out += _style_claims(result.style)
     out += interference_claims(result)
+    out += decoding_claims(result)
     return out
 
 
@@ -381,6 +398,107 @@ def interference_claims(result: Any) -> list[str]:
     return out
 
 
+@dataclass(frozen=True)
+class PairCost:
+    """One summed pair: its exact sum (delta_cat), the same at decoding time, and core_merge."""
+
+    name: str  # x-y
+    domains: list[str]
+    cat: RealRow
+    decoding: RealRow
+    core: RealRow | None
+    rms_cosine: float
+    core_overlap: float
+
+
+def pair_costs(result: Any) -> list[PairCost]:
+    rows = {r.label.split("@")[0]: r for r in result.rows if r.kind == "result" and r.ref}
+    out = []
+    for dec in (r for r in result.rows if r.kind == "decoding"):
+        cat = next((r for r in result.rows if r.ref == dec.decoding_of), None)
+        if cat is None or not cat.label.split("@")[0].endswith("-cat"):
+            continue
+        stem = cat.label.split("@")[0].removesuffix("-cat")
+        core = rows.get(stem + "-core")
+        cos = next((i["rms_cosine"] for i in result.interference if i["composition"] == cat.ref), math.nan)
+        overlap = next(
+            (
+                i["core_overlap"]
+                for i in result.interference
+                if core is not None and i["composition"] == core.ref and "core_overlap" in i
+            ),
+            math.nan,
+        )
+        out.append(
+            PairCost(
+                name=stem.removeprefix(f"{plan.NAMESPACE}/sum-"),
+                domains=[domain_of(ref) for ref, _ in cat.inputs],
+                cat=cat,
+                decoding=dec,
+                core=core,
+                rms_cosine=cos,
+                core_overlap=overlap,
+            )
+        )
+    return out
+
+
+def decoding_claims(result: Any) -> list[str]:
+    """Per pair: the interference cost (exact weight-space sum vs the same sum at decoding time, on
+    the pair's own domains), core_merge against both, and which of the three wins beyond noise; then
+    which diagnostic, RMS cosine or core overlap, predicts the cost better over the pairs."""
+    rs = Resampler(result.tokens)
+    out = []
+    points: list[tuple[float, float, float, str]] = []  # (cosine, overlap, cost %, pair)
+    for pc in pair_costs(result):
+        ds = pc.domains
+        cost = rs.ratio(ds, pc.cat.docs, pc.decoding.docs)
+        methods = {"delta_cat": pc.cat, "decoding time": pc.decoding}
+        line = (
+            f"weight space vs decoding time ({pc.name}, own domains {'+'.join(ds)}): delta_cat {_pct(cost)}"
+        )
+        if pc.core is not None:
+            methods["core_merge"] = pc.core
+            line += (
+                f", core_merge {_pct(rs.ratio(ds, pc.core.docs, pc.decoding.docs))}; "
+                f"core_merge vs delta_cat {_pct(rs.ratio(ds, pc.core.docs, pc.cat.docs))}"
+            )
+        winners = [
+            name
+            for name, row in methods.items()
+            if all(rs.ratio(ds, row.docs, other.docs).below(1) for o, other in methods.items() if o != name)
+        ]
+        line += "; " + (f"{winners[0]} wins beyond noise" if winners else "no method wins beyond noise")
+        out.append(line)
+        points.append((pc.rms_cosine, pc.core_overlap, (cost.value - 1) * 100, pc.name))
+    if not points:
+        return out
+    if len(points) < 3:
+        out.append(
+            f"interference cost: only {len(points)} pair(s) (no correlation computed): "
+            + "; ".join(f"{n} cos {c:.4f} core overlap {o:.4f} cost {v:+.1f}%" for c, o, v, n in points)
+        )
+        return out
+    costs = [p[2] for p in points]
+    found = {}
+    for label, xs in (("RMS cosine", [p[0] for p in points]), ("core overlap", [p[1] for p in points])):
+        found[label] = (pearson(xs, costs), permutation_p(xs, costs))
+    ranked = sorted(found, key=lambda k: found[k][0], reverse=True)
+    best, (r_best, p_best) = ranked[0], found[ranked[0]]
+    verdict = (
+        f"{best} predicts it better (r = {r_best:+.2f}, p = {p_best:.2f})"
+        if r_best > 0 and p_best < 0.05
+        else f"neither predicts it beyond noise (the higher r: {best})"
+    )
+    out.append(
+        f"interference cost vs diagnostics over {len(points)} pairs: RMS cosine r = "
+        f"{found['RMS cosine'][0]:+.2f} (p = {found['RMS cosine'][1]:.2f}), core overlap r = "
+        f"{found['core overlap'][0]:+.2f} (p = {found['core overlap'][1]:.2f}); {verdict}: "
+        + "; ".join(f"{n} cos {c:.4f} overlap {o:.4f} cost {v:+.1f}%" for c, o, v, n in sorted(points))
+    )
+    return out
+
+
 def table(result: Any) -> list[str]:
     rs = Resampler(result.tokens)
     domains = list(result.tokens)
@@ -410,9 +528,15 @@ def table(result: Any) -> list[str]:
 
 def emit(reg: service.Registry, result: RealResult, say: Callable[[str], None]) -> None:
     tab = table(result)
-    inter = ["| pair | predicted interference (RMS cosine) | composition |", "|---|---|---|"]
+    inter = [
+        "| pair | predicted interference (RMS cosine) | core overlap (RMS) | composition |",
+        "|---|---|---|---|",
+    ]
     for item in result.interference:
-        inter.append(f"| {item['a']} + {item['b']} | {item['rms_cosine']:.4f} | {item['composition']} |")
+        overlap = f"{item['core_overlap']:.4f}" if "core_overlap" in item else "-"
+        inter.append(
+            f"| {item['a']} + {item['b']} | {item['rms_cosine']:.4f} | {overlap} | {item['composition']} |"
+        )
     lam = [
         "| lambda | " + " | ".join(sorted({k for c in result.search for k in c["val"]})) + " | passes gate |",
     ]
