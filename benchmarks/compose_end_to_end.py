@@ -31,7 +31,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.compose_vs_peft import build_model, make_adapters  # noqa: E402
+from benchmarks.compose_vs_peft import WEIGHTS, build_model, make_adapters  # noqa: E402
 from flows import local_server  # noqa: E402
 from registry import service  # noqa: E402
 from registry.catalog.migrate import upgrade  # noqa: E402
@@ -40,15 +40,14 @@ from registry.settings import Settings  # noqa: E402
 from registry.synthetic import make_lora, save_tiny_base  # noqa: E402
 
 PORT = 4299
-WEIGHTS = [0.4, 0.3, -0.2, 0.5]
 
-# What a PEFT user runs for the same merge; argv: base folder, output folder, adapter folders.
+# What a PEFT user runs for the same merge; argv: base folder, output folder, weights (JSON), adapters.
 PEFT_SCRIPT = """
-import sys
+import json, sys
 from peft import PeftModel
 from transformers import AutoModelForCausalLM
-base_dir, out, *adapters = sys.argv[1:]
-weights = [0.4, 0.3, -0.2, 0.5]
+base_dir, out, weights, *adapters = sys.argv[1:]
+weights = json.loads(weights)
 base = AutoModelForCausalLM.from_pretrained(base_dir)
 model = PeftModel.from_pretrained(base, adapters[0], adapter_name="a0")
 for i, folder in enumerate(adapters[1:], 1):
@@ -84,7 +83,7 @@ def _registry(root: Path) -> tuple[Registry, dict[str, str]]:
 def peft_wall(base: Path, folders: list[Path], out: Path) -> float:
     t0 = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-c", PEFT_SCRIPT, str(base), str(out), *map(str, folders)],
+        [sys.executable, "-c", PEFT_SCRIPT, str(base), str(out), json.dumps(WEIGHTS), *map(str, folders)],
         capture_output=True,
         text=True,
     )

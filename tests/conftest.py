@@ -54,9 +54,9 @@ from tests.prefect_service import prefect_harness, warm_home  # noqa: E402,F401
 
 # The order xdist hands files to its two workers (`make test`: `-n 2 --dist loadfile
 # --no-loadscope-reorder`; each worker is sent two files up front, then one whenever it finishes one).
-# The real-model demo (the longest, ~7 min alone) goes first to one worker, paired with a short file so
-# that nothing long waits behind it; the other long files go to the other worker first. Measured on 2
-# cores, longest first.
+# The real-model demo (the longest: 5 min alone, 10 beside another file) goes first to one worker,
+# paired with a short file so that nothing long waits behind it; the other long files go to the other
+# worker first. Measured on 2 cores, longest first.
 SCHEDULE = (
     "test_demo_real.py",
     "test_scale_out.py",

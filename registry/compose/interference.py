@@ -76,66 +76,55 @@ def interference_report(
     0.11 s with 1 thread, 19 s with 2 beside a busy core, 4 rank-16 inputs of 8 Llama layers).
     """
     with torch_threads(threads):
-        return _report(adapters, weights, threshold, names, check_base_model, method, cross_term_threshold)
+        report = InterferenceReport(threshold=threshold, cross_term_threshold=cross_term_threshold)
+        if not adapters:
+            return report
+        check_adapters(adapters, MethodParams("delta_cat"), check_base_model=check_base_model)
+        composer = get_composer(adapters[0].pem_type)
+        device = compute_device()
+        labels = list(names) if names else [f"input {i}" for i in range(len(adapters))]
+        signs = [1.0 if w >= 0 else -1.0 for w in (weights or [1.0] * len(adapters))]
+        cross, inners, linear_runs = _cross_terms(adapters, weights, device)
 
+        def inner(i: int, j: int, path: str) -> float:
+            """<D_i, D_j>_F of one module: from the cross-term Gram blocks when there are any."""
+            if inners is not None:
+                return float(inners[path][i, j])
+            return composer.inner(adapters[i].modules[path], adapters[j].modules[path], device)
 
-def _report(
-    adapters: Sequence[PemAdapter],
-    weights: Sequence[float] | None,
-    threshold: float,
-    names: Sequence[str] | None,
-    check_base_model: bool,
-    method: str | None,
-    cross_term_threshold: float,
-) -> InterferenceReport:
-    report = InterferenceReport(threshold=threshold, cross_term_threshold=cross_term_threshold)
-    if not adapters:
-        return report
-    check_adapters(adapters, MethodParams("delta_cat"), check_base_model=check_base_model)
-    composer = get_composer(adapters[0].pem_type)
-    device = compute_device()
-    labels = list(names) if names else [f"input {i}" for i in range(len(adapters))]
-    signs = [1.0 if w >= 0 else -1.0 for w in (weights or [1.0] * len(adapters))]
-    cross, inners, linear_runs = _cross_terms(adapters, weights, device)
-
-    def inner(i: int, j: int, path: str) -> float:
-        """<D_i, D_j>_F of one module: from the cross-term Gram blocks when there are any."""
-        if inners is not None:
-            return float(inners[path][i, j])
-        return composer.inner(adapters[i].modules[path], adapters[j].modules[path], device)
-
-    norms = [{p: math.sqrt(max(inner(i, i, p), 0.0)) for p in a.modules} for i, a in enumerate(adapters)]
-    for i in range(len(adapters)):
-        for j in range(i + 1, len(adapters)):
-            cosines = []
-            for path in sorted(adapters[i].modules.keys() & adapters[j].modules.keys()):
-                denom = norms[i][path] * norms[j][path]
-                if denom > 0:
-                    cosines.append(signs[i] * signs[j] * inner(i, j, path) / denom)
-            n = len(cosines)
-            pair = PairInterference(
-                i=i,
-                j=j,
-                rms_cosine=math.sqrt(sum(c * c for c in cosines) / n) if n else 0.0,
-                mean_cosine=sum(cosines) / n if n else 0.0,
-                max_abs_cosine=max((abs(c) for c in cosines), default=0.0),
-                modules=n,
-                linear_cross_term_error=_linear_error(cross, linear_runs, len(report.pairs)),
-            )
-            report.pairs.append(pair)
-            if pair.rms_cosine > threshold:
-                report.warnings.append(
-                    f"{labels[i]} and {labels[j]} interfere: RMS cosine {pair.rms_cosine:.3f} > {threshold}"
+        norms = [{p: math.sqrt(max(inner(i, i, p), 0.0)) for p in a.modules} for i, a in enumerate(adapters)]
+        for i in range(len(adapters)):
+            for j in range(i + 1, len(adapters)):
+                cosines = []
+                for path in sorted(adapters[i].modules.keys() & adapters[j].modules.keys()):
+                    denom = norms[i][path] * norms[j][path]
+                    if denom > 0:
+                        cosines.append(signs[i] * signs[j] * inner(i, j, path) / denom)
+                n = len(cosines)
+                pair = PairInterference(
+                    i=i,
+                    j=j,
+                    rms_cosine=math.sqrt(sum(c * c for c in cosines) / n) if n else 0.0,
+                    mean_cosine=sum(cosines) / n if n else 0.0,
+                    max_abs_cosine=max((abs(c) for c in cosines), default=0.0),
+                    modules=n,
+                    linear_cross_term_error=_linear_error(cross, linear_runs, len(report.pairs)),
                 )
-    report.linear_cross_term_error = _linear_error(cross, linear_runs, None)
-    error = report.linear_cross_term_error
-    if method == "linear" and error is not None and error > cross_term_threshold:
-        report.warnings.append(
-            f"linear is {error:.0%} away from the exact weighted delta sum (> {cross_term_threshold:g}; "
-            "cross terms B_i A_j: the inputs probably do not share an initialisation); "
-            "use delta_cat (exact sum) or delta_svd (best rank-k)"
-        )
-    return report
+                report.pairs.append(pair)
+                if pair.rms_cosine > threshold:
+                    report.warnings.append(
+                        f"{labels[i]} and {labels[j]} interfere: "
+                        f"RMS cosine {pair.rms_cosine:.3f} > {threshold}"
+                    )
+        report.linear_cross_term_error = _linear_error(cross, linear_runs, None)
+        error = report.linear_cross_term_error
+        if method == "linear" and error is not None and error > cross_term_threshold:
+            report.warnings.append(
+                f"linear is {error:.0%} away from the exact weighted delta sum (> {cross_term_threshold:g}; "
+                "cross terms B_i A_j: the inputs probably do not share an initialisation); "
+                "use delta_cat (exact sum) or delta_svd (best rank-k)"
+            )
+        return report
 
 
 def _cross_terms(

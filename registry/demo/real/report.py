@@ -124,9 +124,8 @@ def collect(
                         docs=per_doc(values),
                     )
         weights = _weights(reg, view)
-        detail = f"{view.method}: " + " ".join(
-            f"{w:+g}*{n.split('/')[1].rsplit('@', 1)[0]}" for n, w in weights
-        )
+        terms = " ".join(f"{w:+g}*{n.split('/')[1].rsplit('@', 1)[0]}" for n, w in weights)
+        detail = f"{view.method}: {terms}"
         if view.output is None and spec.search is not None:  # rejected: no lineage; say what was searched
             grid = ", ".join(f"{w:g}" for ws in spec.search.weights.values() for w in ws)
             detail = (
@@ -154,8 +153,7 @@ def collect(
                     ref=None,
                     kind="decoding",
                     scenario=scenario,
-                    detail="decoding time: "
-                    + " ".join(f"{w:+g}*{n.split('/')[1].rsplit('@', 1)[0]}" for n, w in weights),
+                    detail=f"decoding time: {terms}",
                     docs=per_doc({r["evaluation"]: r["decoding_time"] for r in decoding}),
                     inputs=weights,
                     decoding_of=ref,
