@@ -15,7 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from registry.errors import PermissionDenied, Unauthenticated
 from registry.service import Registry
-from registry.service.keys import ROLES, authenticate
+from registry.service.admin.keys import ROLES, authenticate
 
 # auto_error=False: we answer 401 ourselves, in the common error shape, with WWW-Authenticate.
 bearer = HTTPBearer(auto_error=False, description="an API key from `pemreg keys create`")

@@ -24,7 +24,7 @@ from registry.errors import (
     StoreError,
     Unauthenticated,
 )
-from registry.service.uploads import UploadTooLarge
+from registry.service.registration.uploads import UploadTooLarge
 
 log = logging.getLogger("pemreg.api")
 

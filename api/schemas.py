@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from registry.refs import ADAPTER_NAME_PATTERN
-from registry.service.register import MAX_DESCRIPTION
-from registry.service.views import VersionView
+from registry.service.registration.register import MAX_DESCRIPTION
+from registry.views import VersionView
 
 Role = Literal["reader", "writer", "admin"]
 

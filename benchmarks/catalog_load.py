@@ -198,7 +198,7 @@ def main() -> None:
 
     from registry.catalog.migrate import upgrade
     from registry.service import Registry
-    from registry.service.keys import create_key
+    from registry.service.admin.keys import create_key
     from registry.settings import Settings
 
     admin = make_url(args.admin_url)

@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 
 from registry.catalog.migrate import upgrade  # noqa: E402
 from registry.service import Registry  # noqa: E402
-from registry.service.keys import create_key  # noqa: E402
+from registry.service.admin.keys import create_key  # noqa: E402
 from registry.settings import Settings  # noqa: E402
 
 CHAIN = 11  # adapters per lineage chain: depth 10 from tail to head

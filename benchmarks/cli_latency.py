@@ -58,7 +58,7 @@ def setup_catalog(home: Path) -> str:
     """Three registered adapters (one aliased) and an admin key; returns the key."""
     from registry.catalog.migrate import upgrade
     from registry.service import Registry, register_adapter, set_alias
-    from registry.service.keys import create_key
+    from registry.service.admin.keys import create_key
     from registry.settings import Settings
     from registry.synthetic import make_ia3, make_lora
 

@@ -159,7 +159,7 @@ def overhead(root: Path, runs: int) -> None:
     )
     os.environ.update(env)
     from flows.runners import install
-    from registry.service import runs
+    from registry.service.compositions import runs
     from registry.spec import load_spec
 
     install(reg.settings, "background")

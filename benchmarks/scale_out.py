@@ -28,7 +28,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from registry.service import compositions  # noqa: E402
+from registry.service.compositions import reads as compositions  # noqa: E402
 from tests.s3_service import start_seaweedfs, stop_seaweedfs  # noqa: E402
 from tests.stack import ProcessStack, open_stack, spec  # noqa: E402
 

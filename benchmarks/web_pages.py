@@ -41,7 +41,7 @@ from benchmarks.catalog_scale import (  # noqa: E402
 )
 from registry.catalog.migrate import upgrade  # noqa: E402
 from registry.service import Registry  # noqa: E402
-from registry.service.keys import create_key  # noqa: E402
+from registry.service.admin.keys import create_key  # noqa: E402
 from registry.settings import Settings  # noqa: E402
 
 TARGET_MS = 150.0

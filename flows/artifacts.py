@@ -6,7 +6,7 @@ from typing import Any
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from registry.service.compose_inputs import ResolvedInput
+from registry.service.compositions.inputs import ResolvedInput
 from registry.spec import CompositionSpec
 
 

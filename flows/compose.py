@@ -1,7 +1,8 @@
 """The `compose` flow: fetch -> interference -> compose -> evaluate -> gate -> upload -> register.
 
 The flow reads as its steps; every state change is a call into the run lifecycle
-(`registry.service.runs`): running (with a heartbeat while it works), then succeeded (the registration
+(`registry.service.compositions.runs`): running (with a heartbeat while it works), then succeeded (the
+registration
 transaction), rejected (a gate), or failed (any exception, message kept on the row). The flow holds no
 catalog sessions of its own.
 """
@@ -17,13 +18,19 @@ from prefect import flow, get_run_logger
 from prefect.runtime import deployment, flow_run
 
 from registry.evaluation.gates import check_gates
-from registry.service import Registry, runs
-from registry.service import compositions as comps
-from registry.service.compose_inputs import ResolvedInput, base_model_folder, cache_dir
-from registry.service.evaluations import cached_value
-from registry.service.evaluations import record as record_evaluation
-from registry.service.run_records import CompositionProvenance, EvaluationRecord, InputRecord, RunInfo
-from registry.service.run_status import IllegalTransition
+from registry.service import Registry
+from registry.service.catalog.evaluations import cached_value
+from registry.service.catalog.evaluations import record as record_evaluation
+from registry.service.compositions import reads as comps
+from registry.service.compositions import runs
+from registry.service.compositions.inputs import ResolvedInput, base_model_folder, cache_dir
+from registry.service.compositions.records import (
+    CompositionProvenance,
+    EvaluationRecord,
+    InputRecord,
+    RunInfo,
+)
+from registry.service.compositions.status import IllegalTransition
 from registry.spec import CompositionSpec
 
 from . import artifacts, device

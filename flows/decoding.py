@@ -21,10 +21,10 @@ from registry.evaluation.decoding import FORMULA as ENSEMBLE_FORMULA
 from registry.evaluation.decoding import interference_cost
 from registry.pem import read_adapter
 from registry.service import Registry
-from registry.service.compose_inputs import ResolvedInput
-from registry.service.compositions import CompositionView
+from registry.service.compositions.ensemble import register_ensemble
+from registry.service.compositions.inputs import ResolvedInput
+from registry.service.compositions.reads import CompositionView
 from registry.service.context import open_store_for
-from registry.service.ensemble import register_ensemble
 from registry.spec import CompositionSpec
 
 from .artifacts import _slug

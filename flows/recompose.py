@@ -6,7 +6,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from registry.service import compositions as comps
+from registry.service.compositions import reads as comps
 from registry.spec import CompositionSpec
 
 from .compose import begin_run, compose_flow
@@ -18,7 +18,7 @@ def recompose_stale_flow() -> list[dict[str, Any]]:
     reg = current_registry()
     log = get_run_logger()
     results: list[dict[str, Any]] = []
-    for old in comps.find_stale(reg):
+    for old in comps.find_outdated_outputs(reg):
         spec = CompositionSpec.model_validate(old.spec)
         log.info("recomposing %s (inputs moved since run %s)", spec.name, old.id)
         try:

@@ -1,6 +1,7 @@
 """Runners that execute the compose flow for a `pending` run, and the Prefect probe reconcile uses.
 
-The shells register them at start-up (`install`); `registry.service.runs.start` picks one by name, so
+The shells register them at start-up (`install`); `registry.service.compositions.runs.start` picks one by
+name, so
 the service layer never imports this package:
 - `deployment`: a run of the `compose/compose` deployment on the configured Prefect API (workers run it);
 - `in-process`: the flow in this process, blocking (the CLI on the embedded default);
@@ -24,9 +25,10 @@ from typing import Literal
 from uuid import UUID
 
 from registry.errors import NotFound
-from registry.service import Registry, runs
-from registry.service import compositions as comps
-from registry.service.compositions import CompositionView
+from registry.service import Registry
+from registry.service.compositions import reads as comps
+from registry.service.compositions import runs
+from registry.service.compositions.reads import CompositionView
 from registry.settings import Settings
 from registry.spec import CompositionSpec
 

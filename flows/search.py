@@ -10,7 +10,7 @@ from prefect import task
 from prefect.artifacts import create_table_artifact
 
 from registry.evaluation.search import make_strategy
-from registry.service.compose_inputs import ResolvedInput
+from registry.service.compositions.inputs import ResolvedInput
 from registry.spec import CompositionSpec, Ref
 
 from .tasks import TASK, compose_task, evaluate_task

@@ -17,11 +17,11 @@ from registry.evaluation.calibration import load_norms
 from registry.evaluation.datasets import DatasetAccess
 from registry.pem import read_adapter, write_adapter
 from registry.service import Registry
-from registry.service.compose_inputs import ResolvedInput, fetch_input
-from registry.service.compose_register import register_output
-from registry.service.compositions import CompositionView
+from registry.service.compositions.inputs import ResolvedInput, fetch_input
+from registry.service.compositions.output import register_output
+from registry.service.compositions.reads import CompositionView
+from registry.service.compositions.records import CompositionProvenance, EvaluationRecord
 from registry.service.context import open_store_for
-from registry.service.run_records import CompositionProvenance, EvaluationRecord
 from registry.spec import CompositionSpec
 
 from .device import device_slot
@@ -107,7 +107,7 @@ def merged_task(
     reg: Registry, composition_id: str, source: str, adapter_folder: str, base_folder: str, out: str
 ) -> str:
     from registry.compose import merge_into_base
-    from registry.service.merged import register_merged
+    from registry.service.compositions.merged import register_merged
 
     files = merge_into_base(base_folder, read_adapter(adapter_folder), out)
     return register_merged(reg, composition_id, source, Path(out), files)

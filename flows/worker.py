@@ -13,8 +13,9 @@ from typing import Any
 
 from prefect import serve
 
-from registry.service import Registry, runs
-from registry.service.compose_inputs import scheduled_specs
+from registry.service import Registry
+from registry.service.compositions import runs
+from registry.service.compositions.inputs import scheduled_specs
 from registry.settings import Settings
 
 from .compose import compose_flow

@@ -18,7 +18,7 @@ import pytest
 
 from registry.catalog.migrate import upgrade
 from registry.service import Registry
-from registry.service.keys import ROLES, create_key
+from registry.service.admin.keys import ROLES, create_key
 from registry.settings import Settings
 from tests.pg_service import truncate_all
 from tests.s3_service import S3Service

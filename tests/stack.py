@@ -22,7 +22,7 @@ import httpx
 from registry import service
 from registry.catalog.migrate import upgrade
 from registry.service import Registry
-from registry.service.keys import create_key
+from registry.service.admin.keys import create_key
 from tests.factories import make_lora, save_tiny_base
 from tests.live_server import clean_env, free_port
 from tests.pg_service import create_database, drop_database

@@ -17,7 +17,7 @@ import pytest
 
 from registry import service
 from registry.service import Registry
-from registry.service.keys import ROLES, create_key
+from registry.service.admin.keys import ROLES, create_key
 from tests.pg_service import truncate_all
 from tests.s3_service import S3Service
 from tests.test_api_common import Api, make_api, upload_files

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from registry import service
 from registry.service import Registry
-from registry.service.keys import ROLES, create_key
+from registry.service.admin.keys import ROLES, create_key
 from registry.settings import Settings
 
 

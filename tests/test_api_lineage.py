@@ -9,7 +9,7 @@ from registry import service
 from registry.catalog import models as m
 from registry.catalog.db import transaction
 from registry.hashing import sha256_file
-from registry.service.resolve import resolve_version
+from registry.service.catalog.resolve import resolve_version
 from tests.factories import make_lora
 from tests.test_api_common import Api, api_fixture  # noqa: F401
 

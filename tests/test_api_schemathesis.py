@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.app import create_app
 from registry import service
 from registry.service import Registry
-from registry.service.keys import create_key
+from registry.service.admin.keys import create_key
 from registry.settings import Settings
 from tests.pg_service import truncate_all
 from tests.s3_service import S3Service

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from registry import service
-from registry.service import Registry, compositions
+from registry.service import Registry
+from registry.service.compositions import reads as compositions
 from registry.settings import Settings
 from tests.factories import make_ia3, make_lora, save_tiny_base
 

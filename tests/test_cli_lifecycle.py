@@ -11,7 +11,7 @@ from pathlib import Path
 from registry.catalog import models as m
 from registry.catalog.db import transaction
 from registry.service import Registry
-from registry.service.resolve import resolve_version
+from registry.service.catalog.resolve import resolve_version
 from registry.settings import Settings
 
 

@@ -23,7 +23,7 @@ from registry.client import (
     Unauthorized,
 )
 from registry.hashing import sha256_file
-from registry.service.resolve import resolve_version
+from registry.service.catalog.resolve import resolve_version
 from registry.store import adapter_prefix
 from tests.live_server import Server, free_port
 from tests.s3_service import S3Service

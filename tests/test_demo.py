@@ -15,7 +15,8 @@ from registry.demo.report import claims
 from registry.demo.scenarios import Row
 from registry.evaluation import EvalRequest, Evaluator, load_dataset
 from registry.pem import read_adapter
-from registry.service import Registry, download_version, lineage
+from registry.service import Registry, download_version
+from registry.service.catalog import lineage
 from registry.settings import Settings
 
 
@@ -82,7 +83,7 @@ def test_every_reported_number_is_recomputed_from_registered_artifacts(
         for d in domains
     ]
     base_version = report["base_model"]
-    from registry.service.base_models import list_base_models
+    from registry.service.registration.base_models import list_base_models
 
     base = next(b for b in list_base_models(reg) if f"{b.name}@{b.revision}" == base_version)
     evaluator = Evaluator(Path(base.source))

@@ -29,8 +29,9 @@ from registry.demo.real.report import RealRow
 from registry.evaluation import EvalRequest, Evaluator, load_dataset
 from registry.hashing import sha256_file
 from registry.pem import read_adapter
-from registry.service import Registry, download_version, lineage
-from registry.service.base_models import list_base_models
+from registry.service import Registry, download_version
+from registry.service.catalog import lineage
+from registry.service.registration.base_models import list_base_models
 from registry.settings import Settings
 
 NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
@@ -51,7 +52,7 @@ def real_run(
         )
     from flows.runners import install
     from registry.demo.real import run_real_demo
-    from registry.service import runs
+    from registry.service.compositions import runs
 
     tmp = tmp_path_factory.mktemp("demo-real")
     settings = Settings(

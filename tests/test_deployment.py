@@ -114,8 +114,8 @@ def test_killed_worker_run_is_reconciled_collected_and_rerun(reg: Registry, tmp_
     SQLite + file): the next worker reconciles the run (failed, flow run Crashed), `pemreg gc` lists and
     removes exactly what it had uploaded, and the same spec then composes."""
     from flows.runners import PrefectProbe
-    from registry.service import compositions
-    from registry.service.run_status import RunStatus
+    from registry.service.compositions import reads as compositions
+    from registry.service.compositions.status import RunStatus
 
     service.add_base_model(reg, "tiny-llama", source=str(save_tiny_base(tmp_path / "base")))
     service.register_adapter(reg, make_lora(tmp_path / "a", seed=1), "t/a")

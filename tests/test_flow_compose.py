@@ -12,7 +12,7 @@ from flows.compose import compose_flow
 from flows.recompose import recompose_stale_flow
 from registry import service
 from registry.hashing import sha256_file
-from registry.service import compositions
+from registry.service.compositions import reads as compositions
 from registry.spec import load_spec
 from tests.flow_fixtures import World
 
@@ -149,7 +149,7 @@ def test_evaluations_and_regression_gate_against_a_parent(world: World) -> None:
     assert set(result["metrics"]) == {"ppl", "acc"} and 0.0 <= result["metrics"]["acc"] <= 1.0
     # Parents were evaluated on the same data and cached per digest in the catalog.
     from registry.evaluation import load_dataset
-    from registry.service.evaluations import cached_value
+    from registry.service.catalog.evaluations import cached_value
 
     data = load_dataset(world.ppl_data, "perplexity", None)
     assert cached_value(world.reg, "t/a@1", "perplexity", data.sha256) is not None

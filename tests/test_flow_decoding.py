@@ -20,8 +20,8 @@ from registry.evaluation.calibration import activation_norms
 from registry.evaluation.tokens import ByteTokenizer
 from registry.hashing import sha256_bytes
 from registry.pem import read_adapter
-from registry.service import compositions
-from registry.service.ensemble import composition_serving, recipe_of
+from registry.service.compositions import reads as compositions
+from registry.service.compositions.ensemble import composition_serving, recipe_of
 from registry.spec import load_spec
 from tests.decoding_helpers import hand_perplexity
 from tests.flow_fixtures import TEXTS, World

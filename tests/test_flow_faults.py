@@ -14,7 +14,8 @@ from flows.compose import compose_flow
 from registry import service
 from registry.catalog import models as m
 from registry.errors import NotFound
-from registry.service import Registry, compositions
+from registry.service import Registry
+from registry.service.compositions import reads as compositions
 from registry.settings import Settings
 from registry.spec import load_spec
 from registry.store.s3 import S3Store

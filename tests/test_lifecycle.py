@@ -13,9 +13,9 @@ from registry.catalog import models as m
 from registry.catalog.db import transaction
 from registry.errors import Conflict, NotFound
 from registry.service import Registry
-from registry.service import lifecycle as lc
-from registry.service.keys import create_key, revoke_key
-from registry.service.resolve import resolve_version
+from registry.service.admin.keys import create_key, revoke_key
+from registry.service.catalog import lifecycle as lc
+from registry.service.catalog.resolve import resolve_version
 
 
 def _register(reg: Registry, folder: Path, name: str) -> int:

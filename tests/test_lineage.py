@@ -8,7 +8,7 @@ from registry import service
 from registry.catalog import models as m
 from registry.catalog.db import transaction
 from registry.service import Registry
-from registry.service.resolve import resolve_version
+from registry.service.catalog.resolve import resolve_version
 from tests.factories import make_lora
 
 

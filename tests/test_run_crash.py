@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from registry import service
-from registry.service import Registry, compositions
-from registry.service.run_status import RunStatus
+from registry.service import Registry
+from registry.service.compositions import reads as compositions
+from registry.service.compositions.status import RunStatus
 from tests.factories import make_ia3, make_lora, save_tiny_base
 from tests.flow_fixtures import settings_env
 

@@ -17,10 +17,14 @@ from registry import service
 from registry.catalog import models as m
 from registry.catalog.db import transaction
 from registry.errors import IncompatibleAdapters, InvalidInput, NotFound
-from registry.service import Registry, compositions, gc, lifecycle, runs
-from registry.service.compose_inputs import resolve_inputs
-from registry.service.dry_run import check_composable, dry_run
-from registry.service.run_status import TRANSITIONS, IllegalTransition, RunStatus, check_transition
+from registry.service import Registry
+from registry.service.admin import gc
+from registry.service.catalog import lifecycle
+from registry.service.compositions import reads as compositions
+from registry.service.compositions import runs
+from registry.service.compositions.dry_run import check_composable, dry_run
+from registry.service.compositions.inputs import resolve_inputs
+from registry.service.compositions.status import TRANSITIONS, IllegalTransition, RunStatus, check_transition
 from registry.spec import load_spec
 from tests.factories import make_lora, save_tiny_base
 
@@ -142,7 +146,7 @@ def test_reconcile_fails_a_lost_run_and_frees_its_cache_key(loras: Registry) -> 
     )
     assert runs.reconcile(loras, now=later) == []  # nothing left to do
     assert compositions.find_cached(loras, view.cache_key or "") is None  # a failed run never answers
-    from registry.service.audit import list_events
+    from registry.service.catalog.audit import list_events
 
     events = list_events(loras, subject="t/ab")
     assert "compose_failed" in {e.action for e in events}
@@ -232,7 +236,7 @@ def test_concurrent_fetches_of_one_input_share_one_complete_folder(loras: Regist
     from concurrent.futures import ThreadPoolExecutor
 
     from registry.hashing import sha256_file
-    from registry.service.compose_inputs import fetch_input
+    from registry.service.compositions.inputs import fetch_input
 
     [item, _] = resolve_inputs(loras, load_spec("name: t/ab\nexpression: 't/a + t/b'\n"))
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -357,7 +361,7 @@ def test_cached_path_imports_neither_torch_nor_prefect(loras: Registry) -> None:
     assert (
         view.cache_hit and view.flow_run_id is None and view.id != run.id and view.cache_key == run.cache_key
     )
-    from registry.service.audit import list_events
+    from registry.service.catalog.audit import list_events
 
     actions = [e.action for e in list_events(loras, actor="cached")]
     assert sorted(actions) == ["compose_cache_hit", "compose_trigger"]

@@ -20,9 +20,9 @@ import httpx
 import pytest
 
 from registry import service
-from registry.service import compositions
-from registry.service.audit import list_events
-from registry.service.run_status import RunStatus
+from registry.service.catalog.audit import list_events
+from registry.service.compositions import reads as compositions
+from registry.service.compositions.status import RunStatus
 from tests.s3_service import S3Service
 from tests.stack import ProcessStack, open_stack, spec
 

@@ -20,7 +20,7 @@ from registry.catalog.db import get_engine, transaction
 from registry.catalog.migrate import downgrade, upgrade
 from registry.errors import NotFound
 from registry.service import Registry
-from registry.service.merged import register_merged
+from registry.service.compositions.merged import register_merged
 from registry.settings import Settings
 
 

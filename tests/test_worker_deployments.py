@@ -6,7 +6,8 @@ from pathlib import Path
 
 from flows.worker import deployments
 from registry.catalog.migrate import upgrade
-from registry.service import Registry, runs
+from registry.service import Registry
+from registry.service.compositions import runs
 from registry.settings import Settings
 from registry.spec import load_spec
 

@@ -79,22 +79,22 @@ class LocalBackend:
     def register(
         self, source: str, name: str, *, progress: Progress, **fields: Any
     ) -> tuple[VersionView, bool]:
-        from registry.service.register import register_adapter
+        from registry.service.registration.register import register_adapter
 
         return register_adapter(self.reg, source, name, progress=progress, **fields)
 
     def list_adapters(self, **filters: Any) -> Page[AdapterView]:
-        from registry.service.queries import list_adapters
+        from registry.service.catalog.queries import list_adapters
 
         return list_adapters(self.reg, **filters)
 
     def show_adapter(self, name: str, include_archived: bool = False) -> AdapterView:
-        from registry.service.queries import show_adapter
+        from registry.service.catalog.queries import show_adapter
 
         return show_adapter(self.reg, name, include_archived=include_archived)
 
     def get_version(self, ref: str) -> VersionView:
-        from registry.service.queries import get_version
+        from registry.service.catalog.queries import get_version
 
         return get_version(self.reg, ref)
 
@@ -102,77 +102,77 @@ class LocalBackend:
         self, ref: str, dest: Path, *, force: bool, progress: Progress
     ) -> tuple[VersionView, list[Path]]:
         from registry.client.transfer import check_target
-        from registry.service.downloads import download_version
+        from registry.service.catalog.downloads import download_version
 
         check_target(dest, force)
         return download_version(self.reg, ref, dest, progress=progress)
 
     def set_alias(self, ref: str, alias: str) -> VersionView:
-        from registry.service.aliases import set_alias
+        from registry.service.catalog.aliases import set_alias
 
         return set_alias(self.reg, ref, alias)
 
     def delete_alias(self, name: str, alias: str) -> int:
-        from registry.service.lifecycle import delete_alias
+        from registry.service.catalog.lifecycle import delete_alias
 
         return delete_alias(self.reg, name, alias)
 
     def set_status(self, ref: str, transition: str) -> VersionView:
-        from registry.service.lifecycle import set_status
+        from registry.service.catalog.lifecycle import set_status
 
         return set_status(self.reg, ref, transition)  # type: ignore[arg-type]
 
     def delete_version(self, ref: str) -> VersionView:
-        from registry.service.lifecycle import delete_version
+        from registry.service.catalog.lifecycle import delete_version
 
         return delete_version(self.reg, ref)
 
     def update_adapter(
         self, name: str, *, tags: dict[str, str | None] | None, description: str | None
     ) -> AdapterView:
-        from registry.service.lifecycle import update_adapter
+        from registry.service.catalog.lifecycle import update_adapter
 
         return update_adapter(self.reg, name, tags=tags, description=description)
 
     def lineage(self, ref: str, *, direction: str, depth: int) -> LineageGraph:
-        from registry.service.lineage import lineage
+        from registry.service.catalog.lineage import lineage
 
         return lineage(self.reg, ref, direction=direction, depth=depth)
 
     def find_by_digest(self, digest: str) -> list[ArtifactMatch]:
-        from registry.service.artifacts import find_by_digest
+        from registry.service.catalog.digests import find_by_digest
 
         return find_by_digest(self.reg, digest)
 
     def list_events(self, *, subject: str | None, actor: str | None, limit: int) -> list[AuditEventView]:
-        from registry.service.audit import list_events
+        from registry.service.catalog.audit import list_events
 
         return list_events(self.reg, subject=subject, actor=actor, limit=limit)
 
     def list_base_models(self) -> list[BaseModelView]:
-        from registry.service.base_models import list_base_models
+        from registry.service.registration.base_models import list_base_models
 
         return list_base_models(self.reg)
 
     def add_base_model(
         self, name: str, *, source: str, revision: str, sha256: str | None
     ) -> tuple[BaseModelView, bool]:
-        from registry.service.base_models import add_base_model
+        from registry.service.registration.base_models import add_base_model
 
         return add_base_model(self.reg, name, source=source, revision=revision, sha256=sha256)
 
     def create_key(self, name: str, role: str) -> str:
-        from registry.service.keys import create_key
+        from registry.service.admin.keys import create_key
 
         return create_key(self.reg, name, role)
 
     def revoke_key(self, name: str) -> None:
-        from registry.service.keys import revoke_key
+        from registry.service.admin.keys import revoke_key
 
         revoke_key(self.reg, name)
 
     def list_keys(self) -> list[KeyView]:
-        from registry.service.lifecycle import list_keys
+        from registry.service.catalog.lifecycle import list_keys
 
         return list_keys(self.reg)
 

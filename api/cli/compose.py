@@ -10,10 +10,11 @@ from typing import Annotated, Any
 import typer
 from rich.table import Column, Table
 
-from registry.service import Registry, runs
-from registry.service import compositions as comps
-from registry.service.dry_run import DryRun, dry_run
-from registry.service.run_status import RunStatus
+from registry.service import Registry
+from registry.service.compositions import reads as comps
+from registry.service.compositions import runs
+from registry.service.compositions.dry_run import DryRun, dry_run
+from registry.service.compositions.status import RunStatus
 from registry.spec import load_spec
 
 from .deps import registry

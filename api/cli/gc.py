@@ -1,4 +1,4 @@
-"""`pemreg gc [--dry-run]`: remove store objects no catalog row references (see registry.service.gc)."""
+"""`pemreg gc [--dry-run]`: remove store objects no catalog row references (see registry.service.admin.gc)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from registry.service import gc as gc_service
+from registry.service.admin import gc as gc_service
 
 from .deps import registry
 from .output import console, print_json

@@ -9,7 +9,7 @@ import typer
 from .backend import backend
 from .output import console, err_console, print_json
 
-ROLES = ("reader", "writer", "admin")  # = registry.service.keys.ROLES (that module imports SQLAlchemy)
+ROLES = ("reader", "writer", "admin")  # = registry.service.admin.keys.ROLES (that module imports SQLAlchemy)
 
 app = typer.Typer(help="API keys for the REST API.", no_args_is_help=True)
 

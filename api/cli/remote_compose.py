@@ -51,7 +51,7 @@ def compose(
         if json_out:
             print_json(report)
             return
-        from registry.service.dry_run import DryInput, DryRun
+        from registry.service.compositions.dry_run import DryInput, DryRun
 
         inputs = [DryInput(**item) for item in report["inputs"]]
         print_dry_run(DryRun(report["cache_key"], report["method"], inputs, report["interference"]))

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from registry.service.setup import initialize
+from registry.service.admin.setup import initialize
 
 from .deps import registry
 from .output import console, err_console
@@ -62,7 +62,7 @@ def demo(
     say = lambda text: console.print(text, markup=False, soft_wrap=True)  # noqa: E731 - tables stay whole in logs
     if real:
         from registry.demo.real import run_real_demo
-        from registry.service import runs
+        from registry.service.compositions import runs
 
         run_real_demo(
             reg,

@@ -11,10 +11,10 @@ from api.errors import ERROR_RESPONSES
 from api.schemas import AliasIn
 from registry import service
 from registry.refs import Ref, validate_name
-from registry.service.lineage import MAX_DEPTH
-from registry.service.queries import MAX_LIMIT
-from registry.service.serving import ServingRefs, serving_refs
-from registry.service.views import AdapterView, LineageGraph, Page, VersionView
+from registry.service.catalog.lineage import MAX_DEPTH
+from registry.service.catalog.queries import MAX_LIMIT
+from registry.service.catalog.serving import ServingRefs, serving_refs
+from registry.views import AdapterView, LineageGraph, Page, VersionView
 
 from .common import (
     VERSION,

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Path, Query
 from api.deps import Reader
 from api.errors import ERROR_RESPONSES
 from registry import service
-from registry.service.views import ArtifactMatch, AuditEventView
+from registry.hashing import digest_of
+from registry.views import ArtifactMatch, AuditEventView
 
 router = APIRouter(prefix="/v1", tags=["audit"], responses=ERROR_RESPONSES)
 
@@ -34,4 +35,4 @@ def artifact(
 ) -> list[ArtifactMatch]:
     """Every version or merged model with a file of this digest (64 hex, `sha256:` prefix optional),
     with its ancestry."""
-    return service.find_by_digest(caller.reg, service.digest_of("sha256:" + sha256.removeprefix("sha256:")))
+    return service.find_by_digest(caller.reg, digest_of("sha256:" + sha256.removeprefix("sha256:")))

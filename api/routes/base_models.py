@@ -8,7 +8,7 @@ from api.deps import Reader, Writer
 from api.errors import ERROR_RESPONSES
 from api.schemas import BaseModelIn
 from registry import service
-from registry.service.views import BaseModelView
+from registry.views import BaseModelView
 
 router = APIRouter(prefix="/v1/base-models", tags=["base models"], responses=ERROR_RESPONSES)
 

@@ -9,7 +9,7 @@ from starlette.convertors import StringConvertor, register_url_convertor
 
 from registry.errors import InvalidInput
 from registry.refs import ALIAS_PATTERN, Ref, parse_selector, validate_name
-from registry.service.paging import TOKEN_PATTERN
+from registry.service.catalog.paging import TOKEN_PATTERN
 
 
 class SelectorConvertor(StringConvertor):

@@ -1,7 +1,8 @@
 """/v1/compositions: trigger (writer, 202), dry run `:validate` (writer), list and poll (reader).
 
 The spec is validated synchronously (422 naming the field and line), its inputs resolved and every
-check of `:validate` run before any flow run starts (`registry.service.runs.start`). A cache hit is
+check of `:validate` run before any flow run starts (`registry.service.compositions.runs.start`).
+A cache hit is
 answered at once (a `succeeded` run with `cache_hit: true`); otherwise the flow runs as a Prefect
 deployment run when a Prefect API is configured, else as a background flow run of this process (the
 runners `api.app.create_app` registers). `{id}` is a run id or any unique prefix of one.
@@ -19,13 +20,13 @@ from api.deps import Reader, Writer
 from api.errors import ERROR_RESPONSES
 from api.schemas import inline_schema
 from registry.errors import InvalidInput
-from registry.service import compositions as comps
-from registry.service import runs
-from registry.service.compositions import CompositionView
-from registry.service.dry_run import dry_run
-from registry.service.run_status import RunStatus
-from registry.service.views import Page
+from registry.service.compositions import reads as comps
+from registry.service.compositions import runs
+from registry.service.compositions.dry_run import dry_run
+from registry.service.compositions.reads import CompositionView
+from registry.service.compositions.status import RunStatus
 from registry.spec import CompositionSpec, load_spec
+from registry.views import Page
 
 from .common import PageToken
 

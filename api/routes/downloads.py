@@ -19,8 +19,8 @@ from api.errors import ERROR_RESPONSES
 from api.schemas import DownloadFile, DownloadManifest, inline_schema
 from registry import service
 from registry.errors import NotFound
-from registry.service.downloads import version_prefix
-from registry.service.views import VersionView
+from registry.service.catalog.downloads import version_prefix
+from registry.views import VersionView
 
 from .common import VERSION, Name, Namespace, Selector, version_ref
 

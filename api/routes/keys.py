@@ -9,9 +9,9 @@ from fastapi import APIRouter, Query, Response
 from api.deps import Admin
 from api.errors import ERROR_RESPONSES
 from api.schemas import KeyCreated, KeyIn
-from registry.service.keys import create_key, revoke_key
-from registry.service.lifecycle import list_keys
-from registry.service.views import KeyView
+from registry.service.admin.keys import create_key, revoke_key
+from registry.service.catalog.lifecycle import list_keys
+from registry.views import KeyView
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"], responses=ERROR_RESPONSES)
 

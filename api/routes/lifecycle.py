@@ -10,8 +10,8 @@ from api.deps import Admin, Writer
 from api.errors import ERROR_RESPONSES
 from api.schemas import AdapterPatch, AliasDeleted
 from registry.refs import validate_name
-from registry.service import lifecycle
-from registry.service.views import AdapterView, VersionView
+from registry.service.catalog import lifecycle
+from registry.views import AdapterView, VersionView
 
 from .common import VERSION, AliasName, Name, Namespace, Selector, version_ref
 

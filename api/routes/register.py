@@ -19,15 +19,15 @@ from api.errors import ERROR_RESPONSES, ErrorBody, UnsupportedMediaType
 from api.schemas import BASE_LABEL_PATTERN, PLAIN, TAG_PATTERN, Registered, RegisterFromSource, inline_schema
 from registry import service
 from registry.refs import ADAPTER_NAME_PATTERN
-from registry.service.register import MAX_DESCRIPTION
-from registry.service.uploads import (
+from registry.service.registration.register import MAX_DESCRIPTION
+from registry.service.registration.uploads import (
     FILE_FIELDS,
     MultipartReceiver,
     UploadTooLarge,
     check_source,
     register_upload,
 )
-from registry.service.views import VersionView
+from registry.views import VersionView
 
 router = APIRouter(prefix="/v1/adapters", tags=["adapters"], responses=ERROR_RESPONSES)
 MAX_JSON_BYTES = 1024 * 1024  # above any schema-valid body (description <= 16384 characters)

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from registry.service.web_views import MetricRow
+from registry.service.catalog.web_views import MetricRow
 
 BAR_MAX_W = 220  # label column 150 px, value text after the bar: 440 px in all
 BAR_H = 16

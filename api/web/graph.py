@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from registry.service.views import LineageGraph
+from registry.views import LineageGraph
 
 NODE_W, NODE_H = 236, 44
 COL_GAP, ROW_GAP = 150, 18

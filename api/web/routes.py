@@ -24,14 +24,12 @@ from api.routes import downloads
 from api.routes.common import parse_tag_filters, version_ref
 from registry import service
 from registry.errors import InvalidInput, NotFound, RegistryError, Unauthenticated
-from registry.service import compositions as comps
-from registry.service.artifacts import digest_of
-from registry.service.keys import authenticate
-from registry.service.lineage import MAX_DEPTH
-from registry.service.queries import FILTERABLE_STATUSES
-from registry.service.run_status import TERMINAL, RunStatus
-from registry.service.serving import refs_for
-from registry.service.web_views import (
+from registry.hashing import digest_of
+from registry.service.admin.keys import authenticate
+from registry.service.catalog.lineage import MAX_DEPTH
+from registry.service.catalog.queries import FILTERABLE_STATUSES
+from registry.service.catalog.serving import refs_for
+from registry.service.catalog.web_views import (
     active_key,
     aliases_by_adapter,
     gate_results,
@@ -39,6 +37,8 @@ from registry.service.web_views import (
     read_version_text,
     version_details,
 )
+from registry.service.compositions import reads as comps
+from registry.service.compositions.status import TERMINAL, RunStatus
 
 from . import charts, graph
 from .render import page

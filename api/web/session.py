@@ -21,7 +21,7 @@ from fastapi import Request
 
 from api.deps import Caller, base_registry
 from registry.service import Registry
-from registry.service.web_views import active_key
+from registry.service.catalog.web_views import active_key
 from registry.settings import Settings
 
 COOKIE = "pemreg_session"

@@ -127,7 +127,8 @@ class AdapterTag(Base):
     value: Mapped[str] = mapped_column(String(512))
 
 
-# Version lifecycle (registry.service.lifecycle). A deleted version keeps its row, so lineage edges and
+# Version lifecycle (registry.service.catalog.lifecycle). A deleted version keeps its row, so lineage
+# edges and
 # the audit trail still name its digest; its objects become garbage for `pemreg gc` after a grace period.
 VERSION_STATUSES = ("active", "deprecated", "archived", "deleted")
 
@@ -219,7 +220,8 @@ class Composition(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # Liveness of a pending/running run: refreshed by the process doing the work (registry.service.runs).
+    # Liveness of a pending/running run: refreshed by the process doing the work
+    # (registry.service.compositions.runs).
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     worker: Mapped[str | None] = mapped_column(String(128))  # host:pid holding the run
     attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
@@ -274,7 +276,7 @@ class ArtifactFile(Base):
     """Digest -> the version or merged model holding that file: `find_by_digest` without scanning JSON.
 
     One row per entry of `AdapterVersion.files` / `MergedModel.files` (weights, config, README,
-    provenance, shards), written by registry.service.artifact_index when the owner is registered.
+    provenance, shards), written by registry.service.catalog.artifact_index when the owner is registered.
     """
 
     __tablename__ = "artifact_files"

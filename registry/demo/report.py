@@ -13,9 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from registry.service.catalog.evaluations import cached_value
+
 from .. import service
 from ..evaluation import load_dataset
-from ..service.evaluations import cached_value
 
 if TYPE_CHECKING:
     from .scenarios import Row

@@ -1,7 +1,7 @@
 """The demo runner: build the domains, train and register, run the shipped specs, report.
 
 Every composition is a spec file `examples/specs/demo-*.yaml` run by the real `compose` flow
-(started with `registry.service.runs.start` through the `in-process` runner that `pemreg demo`
+(started with `registry.service.compositions.runs.start` through the `in-process` runner that `pemreg demo`
 registers), so its result is registered with lineage and provenance, its metrics
 come from the flow's evaluation, and the parents' metrics from the catalog's evaluations table.
 The base model's own numbers come from the same `Evaluator` the flow uses.
@@ -204,7 +204,8 @@ def run_demo(
     say(f"registered base model {base_ref} and {len(wanted)} adapters under {NAMESPACE}/")
 
     # 4. compositions from the shipped specs, each a real `compose` flow run
-    from ..service import runs
+    from registry.service.compositions import runs
+
     from ..spec import load_spec
 
     base_metrics = _base_metrics(base_folder, data_dir, list(corpus.test))

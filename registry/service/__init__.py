@@ -1,37 +1,39 @@
 """The service layer: every shell (CLI, REST, flows) calls these functions and nothing below them.
 
-The names below load on first use (PEP 562), so importing one submodule (e.g. registry.service.queries
+Four sub-packages, one job each:
+- `catalog`: reads and edits of what is registered (versions, aliases, lifecycle, lineage, audit, digests).
+- `registration`: bringing new bytes in (adapters, base models) and checking them against their base.
+- `compositions`: a composition run, from spec to registered output (inputs, dry run, lifecycle, output).
+- `admin`: operating the registry (keys, gc, init).
+
+The names below load on first use (PEP 562), so importing one submodule (e.g. registry.service.catalog.queries
 for `pemreg adapters list`) does not import every other one (registration, stores, base models...).
 """
 
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 _WHERE = {
     "Registry": "context",
-    "add_base_model": "base_models",
-    "digest_of": "artifacts",
-    "download_version": "downloads",
-    "find_by_digest": "artifacts",
-    "get_version": "queries",
-    "lineage": "lineage",
-    "list_adapters": "queries",
-    "list_base_models": "base_models",
-    "list_events": "audit",
-    "parse_tags": "register",
-    "register_adapter": "register",
-    "set_alias": "aliases",
-    "show_adapter": "queries",
+    "add_base_model": "registration.base_models",
+    "download_version": "catalog.downloads",
+    "find_by_digest": "catalog.digests",
+    "get_version": "catalog.queries",
+    "lineage": "catalog.lineage",
+    "list_adapters": "catalog.queries",
+    "list_base_models": "registration.base_models",
+    "list_events": "catalog.audit",
+    "parse_tags": "registration.register",
+    "register_adapter": "registration.register",
+    "set_alias": "catalog.aliases",
+    "show_adapter": "catalog.queries",
 }
 
 __all__ = [
     "Registry",
     "add_base_model",
-    "digest_of",
     "download_version",
     "find_by_digest",
     "get_version",
@@ -46,15 +48,15 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .aliases import set_alias
-    from .artifacts import digest_of, find_by_digest
-    from .audit import list_events
-    from .base_models import add_base_model, list_base_models
-    from .context import Registry
-    from .downloads import download_version
-    from .lineage import lineage
-    from .queries import get_version, list_adapters, show_adapter
-    from .register import parse_tags, register_adapter
+    from registry.service.catalog.aliases import set_alias
+    from registry.service.catalog.audit import list_events
+    from registry.service.catalog.digests import find_by_digest
+    from registry.service.catalog.downloads import download_version
+    from registry.service.catalog.lineage import lineage
+    from registry.service.catalog.queries import get_version, list_adapters, show_adapter
+    from registry.service.context import Registry
+    from registry.service.registration.base_models import add_base_model, list_base_models
+    from registry.service.registration.register import parse_tags, register_adapter
 
 
 def __getattr__(name: str) -> Any:
@@ -64,15 +66,3 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value  # later lookups skip this function
     return value
-
-
-class _Package(types.ModuleType):
-    def __setattr__(self, name: str, value: Any) -> None:
-        # Importing the submodule `lineage` would bind `service.lineage` to the module; the package's
-        # name is the function (as when this file imported it eagerly), which __getattr__ supplies.
-        if name in _WHERE and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

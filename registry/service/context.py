@@ -7,9 +7,9 @@ from functools import cached_property
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..catalog.db import DbTimeouts, session_factory
-from ..settings import Settings, get_settings
-from ..store import ArtifactStore, open_store
+from registry.catalog.db import DbTimeouts, session_factory
+from registry.settings import Settings, get_settings
+from registry.store import ArtifactStore, open_store
 
 
 @dataclass

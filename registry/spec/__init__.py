@@ -10,6 +10,7 @@ Public API:
         .full_name, .selector, str(ref), Ref.parse("ns/name@sel")
 """
 
+from registry.refs import Ref
 from registry.spec.expression import parse_expression, reduce_expression
 from registry.spec.loader import load_spec
 from registry.spec.model import (
@@ -20,7 +21,6 @@ from registry.spec.model import (
     OutputSpec,
     SearchSpec,
 )
-from registry.spec.refs import Ref
 
 __all__ = [
     "CompositionSpec",

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from registry.errors import InvalidInput
-from registry.spec.refs import REF_RE, Ref
+from registry.refs import REF_RE, Ref
 
 NUMBER_RE = re.compile(r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 # A ref must not run into more name characters: `acme/a@v1x/..` or `acme/a/b` are errors.

@@ -10,8 +10,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from registry.errors import InvalidInput
+from registry.refs import ADAPTER_NAME_PATTERN, Ref
 from registry.spec.expression import parse_expression, reduce_expression
-from registry.spec.refs import ADAPTER_NAME_PATTERN, Ref
 
 Method = Literal[
     "linear", "delta_cat", "delta_svd", "ties", "dare_linear", "dare_ties", "magnitude_prune", "core_merge"

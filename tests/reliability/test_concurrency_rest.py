@@ -13,7 +13,7 @@ import pytest
 
 from registry import service
 from registry.service import Registry
-from registry.service.keys import create_key
+from registry.service.admin.keys import create_key
 from registry.settings import Settings
 from tests.factories import make_lora
 from tests.pg_service import truncate_all

@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 
 from api.app import create_app
 from registry.service import Registry
-from registry.service.keys import create_key
+from registry.service.admin.keys import create_key
 from registry.settings import Settings
 from tests.pg_service import truncate_all
 from tests.reliability.tcp_proxy import FreezableProxy

@@ -20,7 +20,7 @@ from api.cli import deps as cli_deps
 from api.cli.main import main as cli_main
 from registry import service
 from registry.service import Registry
-from registry.service.keys import create_key
+from registry.service.admin.keys import create_key
 from registry.settings import get_settings
 from tests.catalog_helpers import snapshot
 from tests.pg_service import truncate_all

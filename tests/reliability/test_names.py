@@ -15,7 +15,7 @@ from registry.catalog.migrate import upgrade
 from registry.errors import InvalidInput
 from registry.refs import Ref, parse_ref, validate_alias, validate_name
 from registry.service import Registry
-from registry.service.keys import create_key
+from registry.service.admin.keys import create_key
 from registry.settings import Settings
 from tests.catalog_helpers import snapshot
 

@@ -23,7 +23,7 @@ from schemathesis.checks import load_all_checks
 
 from registry import service
 from registry.service import Registry
-from registry.service.keys import create_key
+from registry.service.admin.keys import create_key
 from tests.pg_service import truncate_all
 from tests.reliability.live_server import serve
 from tests.s3_service import S3Service

@@ -17,13 +17,19 @@ from registry import service
 from registry.compose.engine import compose
 from registry.compose.interference import interference_report
 from registry.pem.io import read_adapter, write_adapter
-from registry.service import Registry, runs
-from registry.service.compose_inputs import resolve_inputs
-from registry.service.compose_register import register_output
-from registry.service.evaluations import record
-from registry.service.keys import create_key
-from registry.service.run_records import CompositionProvenance, EvaluationRecord, InputRecord, RunInfo
-from registry.service.run_status import RunStatus
+from registry.service import Registry
+from registry.service.admin.keys import create_key
+from registry.service.catalog.evaluations import record
+from registry.service.compositions import runs
+from registry.service.compositions.inputs import resolve_inputs
+from registry.service.compositions.output import register_output
+from registry.service.compositions.records import (
+    CompositionProvenance,
+    EvaluationRecord,
+    InputRecord,
+    RunInfo,
+)
+from registry.service.compositions.status import RunStatus
 from registry.spec import load_spec
 from tests.factories import make_lora
 

@@ -21,9 +21,10 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, ViewportSize, sync_playwright
 
-from registry.service import Registry, runs
-from registry.service.compose_inputs import resolve_inputs
-from registry.service.run_status import RunStatus
+from registry.service import Registry
+from registry.service.compositions import runs
+from registry.service.compositions.inputs import resolve_inputs
+from registry.service.compositions.status import RunStatus
 from registry.spec import load_spec
 from tests.flow_fixtures import settings_env
 from tests.pg_service import create_database, drop_database

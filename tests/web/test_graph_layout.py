@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 from api.web.graph import NODE_H, NODE_W, layout
-from registry.service.views import LineageEdgeView, LineageGraph, LineageNode
+from registry.views import LineageEdgeView, LineageGraph, LineageNode
 
 
 def _chain_dag(levels: int, width: int) -> LineageGraph:

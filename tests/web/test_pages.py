@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.web.session import COOKIE
 from registry.service import Registry
-from registry.service.keys import create_key, revoke_key
+from registry.service.admin.keys import create_key, revoke_key
 from tests.web.conftest import sign_in
 from tests.web.seed import XSS_DESCRIPTION, XSS_TAG, Seeded
 
@@ -235,9 +235,9 @@ def test_compositions_pages(client: TestClient, seeded: Seeded) -> None:
 def test_gates_rechecked_on_the_composition_page(
     web_reg: Registry, client: TestClient, seeded: Seeded
 ) -> None:
-    from registry.service import runs
-    from registry.service.compose_inputs import resolve_inputs
-    from registry.service.run_status import RunStatus
+    from registry.service.compositions import runs
+    from registry.service.compositions.inputs import resolve_inputs
+    from registry.service.compositions.status import RunStatus
     from registry.spec import load_spec
     from tests.web.seed import SPEC
 
@@ -291,7 +291,7 @@ def test_version_status_badges_and_status_filter(
 ) -> None:
     """A deprecated version shows its badge on the adapter page; the catalog's status filter keeps the
     adapters with a version in that status."""
-    from registry.service import lifecycle
+    from registry.service.catalog import lifecycle
 
     sign_in(client, seeded.reader_key)
     before = client.get("/adapters/acme/math").text.split('id="versions"')[1]
@@ -312,7 +312,7 @@ def test_version_status_badges_and_status_filter(
 def test_parents_metrics_only_beside_the_same_measurement(
     web_reg: Registry, client: TestClient, seeded: Seeded
 ) -> None:
-    from registry.service.evaluations import record
+    from registry.service.catalog.evaluations import record
 
     record(
         web_reg,

@@ -17,9 +17,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from registry.service.catalog.evaluations import cached_value
+
 from ... import service
 from ...evaluation import load_dataset
-from ...service.evaluations import cached_value
 from ..report import _lineage_lines, _weights
 from . import plan
 from .stats import Estimate, Resampler, pearson, permutation_p, rate_difference

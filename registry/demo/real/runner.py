@@ -20,8 +20,9 @@ from typing import Any
 import yaml
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from registry.service.compositions.reads import CompositionView
+
 from ... import service
-from ...service.compositions import CompositionView
 from ...spec import CompositionSpec, load_spec
 from . import compute, corpora, data, plan, style, train
 from . import model as real_model

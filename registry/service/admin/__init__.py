@@ -1,0 +1,1 @@
+"""Operating the registry: API keys, garbage collection, first-time set-up."""

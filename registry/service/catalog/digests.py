@@ -1,0 +1,82 @@
+"""`pemreg audit FILE|sha256:HEX`: which registered object has this digest, and where it came from."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from registry.catalog import models as m
+from registry.errors import NotFound
+from registry.service.catalog.lineage import MAX_DEPTH, walk
+from registry.service.context import Registry
+from registry.views import ArtifactMatch
+
+WEIGHTS_FILE = "adapter_model.safetensors"  # = registry.ingest.WEIGHTS_FILE (that module imports torch)
+
+
+def find_by_digest(reg: Registry, digest: str, *, with_ancestry: bool = True) -> list[ArtifactMatch]:
+    """Every version or merged model holding a file with this sha256 (weights, config, card, provenance).
+
+    Index lookups only: `artifact_files` by digest for any recorded file, plus the weights digest of a
+    version and the aggregate digest of a merged model, which are indexed columns of their own.
+    """
+    matches: list[ArtifactMatch] = []
+    with reg.sessions() as session:
+        version_file: dict[int, str] = {}  # owner id -> the (first) file with this digest
+        merged_file: dict[int, str] = {}
+        rows = session.execute(
+            select(m.ArtifactFile.version_id, m.ArtifactFile.merged_model_id, m.ArtifactFile.filename)
+            .where(m.ArtifactFile.digest == digest)
+            .order_by(m.ArtifactFile.id)
+        )
+        for version_id, merged_id, filename in rows:
+            if version_id is not None:
+                version_file.setdefault(version_id, filename)
+            elif merged_id is not None:
+                merged_file.setdefault(merged_id, filename)
+        # Also by the owners' own digest columns: a row written without the index (e.g. bulk-loaded)
+        # is still found by its weights / aggregate digest, as before the index existed.
+        for version_id in session.scalars(
+            select(m.AdapterVersion.id).where(m.AdapterVersion.sha256 == digest)
+        ):
+            version_file.setdefault(version_id, WEIGHTS_FILE)
+        for merged_id in session.scalars(select(m.MergedModel.id).where(m.MergedModel.sha256 == digest)):
+            merged_file.setdefault(merged_id, "*")  # a digest over all shards, not of one file
+
+        versions = session.scalars(
+            select(m.AdapterVersion)
+            .where(m.AdapterVersion.id.in_(version_file))
+            .order_by(m.AdapterVersion.id)
+        ).all()
+        for v in versions:
+            ancestry = walk(session, v, "up", MAX_DEPTH) if with_ancestry else None
+            matches.append(
+                ArtifactMatch(
+                    kind="adapter_version",
+                    name=v.adapter.full_name,
+                    version=v.version,
+                    file=version_file[v.id],
+                    sha256=digest,
+                    ancestry=ancestry,
+                    status=v.status,
+                )
+            )
+        merged_models = session.scalars(
+            select(m.MergedModel).where(m.MergedModel.id.in_(merged_file)).order_by(m.MergedModel.id)
+        ).all()
+        for merged in merged_models:
+            source = (
+                session.get(m.AdapterVersion, merged.source_version_id) if merged.source_version_id else None
+            )
+            matches.append(
+                ArtifactMatch(
+                    kind="merged_model",
+                    name=merged.name,
+                    version=None,
+                    file=merged_file[merged.id],
+                    sha256=digest,
+                    ancestry=walk(session, source, "up", MAX_DEPTH) if source and with_ancestry else None,
+                )
+            )
+    if not matches:
+        raise NotFound(f"sha256:{digest} is not a file of any registered object")
+    return matches

@@ -1,0 +1,222 @@
+"""Version lifecycle and catalog edits: deprecate / archive / restore / delete a version, delete an alias,
+edit tags and description, list keys. Every change is one transaction with its audit event.
+
+States (`models.VERSION_STATUSES`):
+- active: the default.
+- deprecated: still resolved everywhere (also by `latest`); `input_warnings` names it when a composition
+  uses it as an input.
+- archived: skipped by `latest` and by default listings; a number, alias or digest still names it.
+- deleted (admin): only when no live version descends from it. The row stays (soft delete), so lineage
+  edges and audit events keep its digest; its aliases go; `deleted_before` hands its objects to gc
+  once the grace period has passed. Final: bytes of a deleted version cannot be registered again
+  under the same adapter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Literal
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, aliased
+
+from registry.catalog import models as m
+from registry.catalog.db import transaction
+from registry.errors import Conflict, InvalidInput, NotFound
+from registry.refs import Ref, parse_ref, validate_alias, validate_name
+from registry.service.catalog import audit
+from registry.service.catalog.resolve import aliases_of, get_adapter_row, resolve_version
+from registry.service.context import Registry
+from registry.service.registration.register import check_lengths
+from registry.views import AdapterView, KeyView, VersionView
+
+Transition = Literal["deprecate", "archive", "restore"]
+TARGET = {"deprecate": "deprecated", "archive": "archived", "restore": "active"}
+
+
+def _ref(ref: Ref | str) -> Ref:
+    return parse_ref(ref) if isinstance(ref, str) else ref
+
+
+def _stamp(row: m.AdapterVersion, status: str, actor: str) -> None:
+    row.status = status
+    row.status_changed_by = actor
+    row.status_changed_at = m.utcnow()
+
+
+def set_status(reg: Registry, ref: Ref | str, transition: Transition) -> VersionView:
+    """deprecate | archive | restore (back to active). Setting the status a version already has is a
+    no-op without an audit event, as for aliases."""
+    if transition not in TARGET:
+        raise InvalidInput(f"transition: must be one of {', '.join(TARGET)}", field="transition")
+    with transaction(reg.sessions) as session:
+        row = resolve_version(session, _ref(ref))
+        target = TARGET[transition]
+        if row.status != target:
+            previous = row.status
+            _stamp(row, target, reg.principal)
+            audit.record(
+                session,
+                reg.principal,
+                f"version_{transition}",
+                f"{row.adapter.full_name}@{row.version}",
+                sha256=row.sha256,
+                from_status=previous,
+                to_status=target,
+            )
+            session.flush()
+        return VersionView.of(row, aliases_of(session, row))
+
+
+def live_descendants(session: Session, row: m.AdapterVersion) -> list[str]:
+    """`name@version` of the versions composed directly from `row` that are not deleted."""
+    child = aliased(m.AdapterVersion)
+    rows = session.execute(
+        select(m.Adapter.namespace, m.Adapter.name, child.version)
+        .select_from(m.LineageEdge)
+        .join(child, child.id == m.LineageEdge.child_version_id)
+        .join(m.Adapter, m.Adapter.id == child.adapter_id)
+        .where(m.LineageEdge.parent_version_id == row.id, child.status != "deleted")
+        .order_by(m.Adapter.namespace, m.Adapter.name, child.version)
+    ).all()
+    return [f"{ns}/{name}@{version}" for ns, name, version in rows]
+
+
+def delete_version(reg: Registry, ref: Ref | str) -> VersionView:
+    """Admin: mark a version deleted. Refused (Conflict, naming them) while live versions descend from
+    it. Its aliases are removed (each an audit event); its objects stay until `pemreg gc`."""
+    with transaction(reg.sessions) as session:
+        row = resolve_version(session, _ref(ref))
+        label = f"{row.adapter.full_name}@{row.version}"
+        children = live_descendants(session, row)
+        if children:
+            raise Conflict(
+                f"{label}: cannot delete, versions descend from it: {', '.join(children)} "
+                "(delete or archive those first)"
+            )
+        for alias in aliases_of(session, row):
+            session.execute(
+                delete(m.Alias).where(m.Alias.adapter_id == row.adapter_id, m.Alias.alias == alias)
+            )
+            audit.record(
+                session,
+                reg.principal,
+                "alias_delete",
+                f"{row.adapter.full_name}@{alias}",
+                version=row.version,
+            )
+        previous = row.status
+        _stamp(row, "deleted", reg.principal)
+        row.deleted_at = row.status_changed_at
+        audit.record(session, reg.principal, "version_delete", label, sha256=row.sha256, from_status=previous)
+        session.flush()
+        return VersionView.of(row, [])
+
+
+def delete_alias(reg: Registry, full_name: str, alias: str) -> int:
+    """Remove `full_name@alias`; returns the version it pointed at."""
+    namespace, name = validate_name(full_name)
+    validate_alias(alias)
+    with transaction(reg.sessions) as session:
+        adapter = get_adapter_row(session, namespace, name)
+        row = session.get(m.Alias, (adapter.id, alias), with_for_update=True)
+        if row is None:
+            raise NotFound(f"{full_name}: no alias {alias!r}")
+        version = session.get_one(m.AdapterVersion, row.version_id).version
+        session.delete(row)
+        audit.record(session, reg.principal, "alias_delete", f"{full_name}@{alias}", version=version)
+        return version
+
+
+def update_adapter(
+    reg: Registry,
+    full_name: str,
+    *,
+    tags: dict[str, str | None] | None = None,
+    description: str | None = None,
+) -> AdapterView:
+    """Merge-patch: each tag given is set, a tag given as None is removed; a description given replaces
+    the old one ("" clears it). Versions stay immutable: these are properties of the adapter."""
+    from registry.service.catalog.queries import show_adapter
+
+    namespace, name = validate_name(full_name)
+    tags = tags or {}
+    check_lengths(None, {k: v or "" for k, v in tags.items()}, None)
+    if any(not k.strip() for k in tags):
+        raise InvalidInput("tags: keys must not be empty", field="tags")
+    with transaction(reg.sessions) as session:
+        adapter = get_adapter_row(session, namespace, name)
+        current = {t.key: t.value for t in adapter.tags}
+        changed: dict[str, object] = {}
+        for key, value in tags.items():
+            if value is None and key in current:
+                session.execute(
+                    delete(m.AdapterTag).where(m.AdapterTag.adapter_id == adapter.id, m.AdapterTag.key == key)
+                )
+                changed[f"tag:{key}"] = None
+            elif value is not None and current.get(key) != value:
+                session.merge(m.AdapterTag(adapter_id=adapter.id, key=key, value=value))
+                changed[f"tag:{key}"] = value
+        if description is not None and (adapter.description or "") != description:
+            adapter.description = description or None
+            changed["description"] = description
+        if changed:
+            adapter.updated_at = m.utcnow()
+            audit.record(session, reg.principal, "adapter_update", full_name, **changed)
+    return show_adapter(reg, full_name)
+
+
+def input_warnings(reg: Registry, inputs: Iterable[tuple[str, int]]) -> list[str]:
+    """For resolved composition inputs (name, version): one warning per deprecated (or archived) input.
+
+    The composition path calls this for its dry run and its runs; a warning never blocks a run."""
+    pairs = list(inputs)
+    if not pairs:
+        return []
+    warnings = []
+    with reg.sessions() as session:
+        for name, version in pairs:
+            namespace, short = validate_name(name)
+            row = session.scalar(
+                select(m.AdapterVersion)
+                .join(m.Adapter, m.Adapter.id == m.AdapterVersion.adapter_id)
+                .where(
+                    m.Adapter.namespace == namespace,
+                    m.Adapter.name == short,
+                    m.AdapterVersion.version == version,
+                )
+            )
+            if row is not None and row.status in ("deprecated", "archived"):
+                since = f" since {row.status_changed_at:%Y-%m-%d}" if row.status_changed_at else ""
+                warnings.append(f"input {name}@{version} is {row.status}{since}")
+    return warnings
+
+
+def deleted_before(session: Session, cutoff: datetime) -> list[tuple[str, str, str]]:
+    """(namespace, name, sha256) of versions deleted before `cutoff`: their objects under
+    adapters/<ns>/<name>/<sha256>/ are unreferenced for `pemreg gc` (a deleted version's digest cannot
+    be registered again under the same adapter, so no live version shares that prefix)."""
+    rows = session.execute(
+        select(m.Adapter.namespace, m.Adapter.name, m.AdapterVersion.sha256)
+        .join(m.Adapter, m.Adapter.id == m.AdapterVersion.adapter_id)
+        .where(m.AdapterVersion.status == "deleted", m.AdapterVersion.deleted_at < cutoff)
+    ).all()
+    return [(ns, name, sha) for ns, name, sha in rows]
+
+
+def list_keys(reg: Registry, *, include_revoked: bool = True) -> list[KeyView]:
+    query = select(m.ApiKey).order_by(m.ApiKey.name)
+    if not include_revoked:
+        query = query.where(m.ApiKey.revoked_at.is_(None))
+    with reg.sessions() as session:
+        return [
+            KeyView(
+                name=k.name,
+                role=k.role,
+                created_by=k.created_by,
+                created_at=k.created_at,
+                revoked_at=k.revoked_at,
+            )
+            for k in session.scalars(query)
+        ]

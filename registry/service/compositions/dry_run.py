@@ -1,0 +1,91 @@
+"""Dry run of a spec: resolve inputs, check compatibility, report interference; compose nothing.
+
+`check_composable` is every check a composition must pass before a run starts; `POST /v1/compositions`
+and `pemreg compose` run it too, so they refuse exactly what `:validate` / `--dry-run` refuse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from registry.errors import InvalidInput
+from registry.service.catalog.lifecycle import input_warnings
+from registry.service.compositions.inputs import ResolvedInput, composition_key, fetch_input, resolve_inputs
+from registry.service.context import Registry
+from registry.spec import CompositionSpec
+
+if TYPE_CHECKING:
+    from registry.pem import PemAdapter
+
+
+@dataclass(frozen=True)
+class DryInput(ResolvedInput):
+    rank: int | None = None
+
+
+@dataclass
+class DryRun:
+    cache_key: str  # content hash of spec + input digests + engine; not a run id (a dry run has none)
+    method: str
+    inputs: list[DryInput]
+    interference: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cache_key": self.cache_key,
+            "method": self.method,
+            "inputs": [i.to_dict() for i in self.inputs],
+            "interference": self.interference,
+        }
+
+
+def _check_rank(spec: CompositionSpec, adapters: list[PemAdapter], inputs: list[ResolvedInput]) -> None:
+    """A LoRA delta of a d x k module has rank <= min(d, k): a larger `rank` cannot be honoured."""
+    if spec.rank is None:
+        return
+    for item, adapter in zip(inputs, adapters, strict=True):
+        if adapter.pem_type != "lora":
+            continue
+        for path, module in sorted(adapter.modules.items()):
+            d, k = int(module.B.shape[0]), int(module.A.shape[1])
+            if spec.rank > min(d, k):
+                raise InvalidInput(
+                    f"rank: {spec.rank} exceeds min(d, k) = {min(d, k)} of module {path} "
+                    f"({d} x {k}) of input {item.label}",
+                    field="rank",
+                )
+
+
+def check_composable(reg: Registry, spec: CompositionSpec, inputs: list[ResolvedInput]) -> list[PemAdapter]:
+    """Read the inputs and run every check of the engine (shapes, ranks under linear, PEM type, base,
+    method parameters, rank bound) without composing. Returns the adapters read."""
+    from registry.compose import check_adapters, check_params
+    from registry.compose.base import MethodParams
+    from registry.pem import read_adapter
+
+    adapters = [read_adapter(fetch_input(reg, i)) for i in inputs]
+    params = MethodParams(spec.method, spec.rank, spec.density, spec.majority_sign, spec.seed)
+    check_params(len(adapters), [i.weight for i in inputs], params)
+    check_adapters(adapters, params)
+    _check_rank(spec, adapters, inputs)
+    return adapters
+
+
+def dry_run(reg: Registry, spec: CompositionSpec) -> DryRun:
+    from registry.compose import interference_report
+
+    inputs = resolve_inputs(reg, spec)
+    adapters = check_composable(reg, spec, inputs)
+    weights = [i.weight for i in inputs]
+    report = interference_report(
+        adapters,
+        weights,
+        threshold=reg.settings.interference_threshold,
+        names=[i.label for i in inputs],
+        method=spec.method,
+        cross_term_threshold=reg.settings.linear_cross_term_threshold,
+    )
+    report.warnings[:0] = input_warnings(reg, [(i.name, i.version) for i in inputs])
+    dry = [DryInput(**i.to_dict(), rank=a.metadata().get("r")) for i, a in zip(inputs, adapters, strict=True)]
+    return DryRun(composition_key(spec, inputs), spec.method, dry, report.to_dict())

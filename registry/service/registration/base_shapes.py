@@ -1,0 +1,76 @@
+"""Check an adapter's module shapes against its base model's config, at registration.
+
+The base is built from its `config.json` on the `meta` device (transformers allocates no memory there),
+so every module's (in_features, out_features) is known without reading weights. A width-32 LoRA
+registered against a width-64 base is then refused naming the module, instead of failing at compose
+time. When the config cannot be read or built (not local, custom code, unknown architecture), the
+check is skipped: registration never depends on it.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from registry.errors import AdapterFormatError
+
+log = logging.getLogger("pemreg.base_shapes")
+Dims = dict[str, tuple[int, int]]  # module path -> (in_features, out_features)
+
+
+@lru_cache(maxsize=8)
+def _dims_cached(config_file: str, _mtime: float) -> Dims | None:
+    try:
+        import torch
+        from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
+        from transformers.pytorch_utils import Conv1D
+
+        config = AutoConfig.from_pretrained(Path(config_file).parent, trust_remote_code=False)
+        with torch.device("meta"):
+            try:
+                model = AutoModelForCausalLM.from_config(config)
+            except ValueError:  # not a causal LM (encoder-only, seq2seq): the bare model
+                model = AutoModel.from_config(config)
+    except Exception as exc:  # any failure means "cannot tell", never a refusal
+        log.info("base shapes unknown for %s: %s", config_file, str(exc).splitlines()[0] if str(exc) else exc)
+        return None
+    dims: Dims = {}
+    for path, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear):
+            dims[path] = (module.in_features, module.out_features)
+        elif isinstance(module, Conv1D):  # GPT-2 style: weight is (in, out)
+            dims[path] = (int(module.weight.shape[0]), int(module.weight.shape[1]))
+    return dims
+
+
+def base_module_dims(folder: Path) -> Dims | None:
+    config = folder / "config.json"
+    if not config.is_file():
+        return None
+    return _dims_cached(str(config), config.stat().st_mtime)
+
+
+def check_module_shapes(pem_type: str, module_shapes: dict[str, Any], dims: Dims, base_label: str) -> None:
+    """Raise naming the first module whose factors don't fit the base (or that the base lacks)."""
+    for path in sorted(module_shapes):
+        shapes = module_shapes[path]
+        if path not in dims:
+            raise AdapterFormatError(
+                f"module {path!r}: base model {base_label} has no such linear module", field="weights"
+            )
+        in_f, out_f = dims[path]
+        if pem_type == "lora":
+            a, b = shapes["lora_A"], shapes["lora_B"]
+            ok = a[1] == in_f and b[0] == out_f
+            got = f"lora_A {a}, lora_B {b}"
+            want = f"lora_A [r, {in_f}], lora_B [{out_f}, r]"
+        else:
+            shape = shapes["ia3_l"]
+            ok = shape in ([out_f, 1], [1, in_f])
+            got, want = f"ia3_l {shape}", f"ia3_l [{out_f}, 1] or [1, {in_f}]"
+        if not ok:
+            raise AdapterFormatError(
+                f"module {path!r}: {got} do not fit base model {base_label} ({want})", field="weights"
+            )

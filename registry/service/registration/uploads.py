@@ -1,0 +1,223 @@
+"""Registration from an HTTP upload, without a web framework: a multipart body is streamed into a
+temporary adapter folder (size-limited, sha256 computed while the bytes arrive), then registered by
+`register_adapter` like a folder on disk, so validation and idempotency are the CLI's exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from registry.errors import InvalidInput, NotFound, StoreError
+from registry.service.context import Registry, open_store_for
+from registry.service.registration.register import parse_tags, register_adapter
+from registry.views import VersionView
+
+# Multipart file fields -> the PEFT file each one becomes.
+FILE_FIELDS = {"config": "adapter_config.json", "weights": "adapter_model.safetensors"}
+TEXT_FIELDS = ("name", "base_model", "task", "tags", "description", "sha256")
+MAX_TEXT_BYTES = 64 * 1024  # per text field: names, tags and descriptions are small
+MAX_CONFIG_BYTES = 1024 * 1024  # adapter_config.json is a few KB; refuse anything absurd early
+HEADER_SLACK = 1024 * 1024  # multipart boundaries and headers on top of the file bytes
+
+
+class SourceNotFound(NotFound):
+    """A well-formed source URI naming nothing this server can read (HTTP 404, like any unknown name)."""
+
+    field = "source"
+
+
+class UploadTooLarge(InvalidInput):
+    """The upload exceeds settings.max_upload_bytes (HTTP 413)."""
+
+
+@dataclass
+class ReceivedFile:
+    path: Path
+    sha256: str
+    size: int
+
+
+@dataclass
+class ReceivedForm:
+    fields: dict[str, list[str]] = field(default_factory=dict)
+    files: dict[str, ReceivedFile] = field(default_factory=dict)
+
+    def one(self, name: str) -> str | None:
+        values = self.fields.get(name) or []
+        if len(values) > 1:
+            raise InvalidInput(f"{name}: given {len(values)} times; give it once", field=name)
+        # Not stripped: `rel/abc\n` must be refused as a name, not quietly become `rel/abc`.
+        return values[0] if values and values[0].strip() else None
+
+
+class MultipartReceiver:
+    """Feed it the body chunk by chunk; file parts go straight to `folder` with their digest."""
+
+    def __init__(self, content_type: str, folder: Path, max_bytes: int) -> None:
+        kind, params = parse_options_header(content_type)
+        boundary = params.get(b"boundary")
+        if kind != b"multipart/form-data" or not boundary:
+            raise InvalidInput("body: expected multipart/form-data with a boundary", field="body")
+        self.folder, self.max_bytes = folder, max_bytes
+        self.form = ReceivedForm()
+        self.received = 0
+        self._header_name = b""
+        self._header_value = b""
+        self._disposition = b""
+        self._part: str | None = None
+        self._text = bytearray()
+        self._file: IO[bytes] | None = None
+        self._digest: Any = None
+        self._size = 0
+        self._parser = MultipartParser(
+            boundary,
+            {
+                "on_part_begin": self._begin,
+                "on_part_data": self._data,
+                "on_part_end": self._end,
+                "on_header_field": self._on_header_field,
+                "on_header_value": self._on_header_value,
+                "on_header_end": self._on_header_end,
+                "on_headers_finished": self._headers_finished,
+            },
+        )
+
+    # -- parser callbacks -----------------------------------------------------------------------
+    def _begin(self) -> None:
+        self._disposition, self._part, self._size = b"", None, 0
+        self._text = bytearray()
+
+    def _on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_name += data[start:end]
+
+    def _on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def _on_header_end(self) -> None:
+        if self._header_name.lower() == b"content-disposition":
+            self._disposition = self._header_value
+        self._header_name, self._header_value = b"", b""
+
+    def _headers_finished(self) -> None:
+        _, options = parse_options_header(self._disposition)
+        name = options.get(b"name", b"").decode("utf-8", "replace")
+        if name in FILE_FIELDS:
+            if name in self.form.files:
+                raise InvalidInput(f"{name}: given twice; send one file", field=name)
+            self._file = open(self.folder / FILE_FIELDS[name], "xb")  # noqa: SIM115 - closed in _end
+            self._digest = hashlib.sha256()
+        elif name not in TEXT_FIELDS:
+            known = ", ".join([*FILE_FIELDS, *TEXT_FIELDS])
+            label = name or "part"
+            raise InvalidInput(f"{label}: unknown form field (expected {known})", field=name or "body")
+        self._part = name
+
+    def _data(self, data: bytes, start: int, end: int) -> None:
+        chunk = data[start:end]
+        self._size += len(chunk)
+        if self._file is not None:
+            limit = MAX_CONFIG_BYTES if self._part == "config" else self.max_bytes
+            if self._size > limit:
+                raise UploadTooLarge(
+                    f"{self._part}: larger than the limit of {limit} bytes", field=self._part
+                )
+            self._file.write(chunk)
+            self._digest.update(chunk)
+        else:
+            if self._size > MAX_TEXT_BYTES:
+                raise InvalidInput(f"{self._part}: longer than {MAX_TEXT_BYTES} bytes", field=self._part)
+            self._text += chunk
+
+    def _end(self) -> None:
+        assert self._part is not None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+            self.form.files[self._part] = ReceivedFile(
+                self.folder / FILE_FIELDS[self._part], self._digest.hexdigest(), self._size
+            )
+        else:
+            try:
+                text = self._text.decode()
+            except UnicodeDecodeError:
+                raise InvalidInput(f"{self._part}: not UTF-8 text", field=self._part) from None
+            self.form.fields.setdefault(self._part, []).append(text)
+
+    # -- driving --------------------------------------------------------------------------------
+    def feed(self, chunk: bytes) -> None:
+        self.received += len(chunk)
+        if self.received > self.max_bytes + MAX_CONFIG_BYTES + HEADER_SLACK:
+            raise UploadTooLarge(
+                f"body: larger than the upload limit of {self.max_bytes} bytes", field="body"
+            )
+        self._call(self._parser.write, chunk)
+
+    def finish(self) -> ReceivedForm:
+        self._call(self._parser.finalize)
+        if self._part is not None and self._file is not None:
+            raise InvalidInput("body: the multipart body ends inside a part", field="body")
+        return self.form
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+    def _call(self, fn: Any, *args: Any) -> None:
+        try:
+            fn(*args)
+        except InvalidInput:
+            self.close()
+            raise
+        except Exception as exc:  # the parser's own errors: the body is not valid multipart
+            self.close()
+            raise InvalidInput(f"body: malformed multipart data ({exc})", field="body") from None
+
+
+def register_upload(
+    reg: Registry, form: ReceivedForm, notify: Callable[[str], None] | None = None
+) -> tuple[VersionView, bool]:
+    """Register the folder a MultipartReceiver filled. Returns (version, created)."""
+    name = form.one("name")
+    if not name:
+        raise InvalidInput("name: required (namespace/name)", field="name")
+    for part in FILE_FIELDS:
+        if part not in form.files:
+            raise InvalidInput(f"{part}: file missing ({FILE_FIELDS[part]})", field=part)
+    expected = form.one("sha256")
+    weights = form.files["weights"]
+    if expected and expected.lower().removeprefix("sha256:") != weights.sha256:
+        raise InvalidInput(
+            f"weights: sha256 is {weights.sha256}, not {expected} as the sha256 field says", field="weights"
+        )
+    tags = parse_tags(form.fields.get("tags"), field="tags")
+    base_model, task = form.one("base_model"), form.one("task")
+    return register_adapter(
+        reg,
+        weights.path.parent,
+        name,
+        base_model=base_model,
+        task=task,
+        tags=tags,
+        description=form.one("description"),
+        trigger="api",
+        notify=notify,
+    )
+
+
+def check_source(reg: Registry, source: str) -> None:
+    """A client-given source must be an s3:// folder that answers: the server's own disk is not the
+    client's to read, and a bad bucket is bad input (422), not a failure of our store (502)."""
+    if not source.startswith("s3://") or len(source) <= len("s3://"):
+        raise InvalidInput("source: must be an s3://bucket/prefix URI of an adapter folder", field="source")
+    try:
+        keys = open_store_for(reg.settings, source.rstrip("/")).list_keys("")
+    except (StoreError, ValueError) as exc:
+        raise SourceNotFound(f"source: cannot read {source}: {exc}") from None
+    if not keys:
+        raise SourceNotFound(f"source: nothing found under {source}")
