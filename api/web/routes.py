@@ -28,7 +28,7 @@ from registry.hashing import digest_of
 from registry.service.admin.keys import authenticate
 from registry.service.catalog.lineage import MAX_DEPTH
 from registry.service.catalog.queries import FILTERABLE_STATUSES
-from registry.service.catalog.serving import refs_for
+from registry.service.catalog.serving import serving_refs
 from registry.service.catalog.web_views import (
     active_key,
     aliases_by_adapter,
@@ -184,7 +184,9 @@ def version_page(request: Request, caller: WebCaller, ns: str, name: str, v: str
         provenance=provenance,
         # Per-module reports can run to hundreds of rows: the page shows the method's summary.
         method={k: v for k, v in ((provenance or {}).get("method") or {}).items() if k != "modules"},
-        serving=refs_for(version, caller.reg.settings.s3_endpoint_url),
+        serving=serving_refs(
+            caller.reg, version_ref(ns, name, str(version.version)), link=route_link(request)
+        ),
         **chrome(request, caller),
     )
 
