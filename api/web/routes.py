@@ -185,7 +185,7 @@ def version_page(request: Request, caller: WebCaller, ns: str, name: str, v: str
         # Per-module reports can run to hundreds of rows: the page shows the method's summary.
         method={k: v for k, v in ((provenance or {}).get("method") or {}).items() if k != "modules"},
         serving=serving_refs(
-            caller.reg, version_ref(ns, name, str(version.version)), link=route_link(request)
+            caller.reg, version_ref(ns, name, str(version.version)), link=downloads.route_link(request)
         ),
         **chrome(request, caller),
     )
