@@ -147,7 +147,7 @@ def refs_for(
 
 # ---- pull: the layout on a serving host ---------------------------------------------------------
 
-Download = Callable[[str, Path], None]  # (pinned ref `ns/name@N`, empty folder) -> files, sha256-checked
+Download = Callable[[str, Path], object]  # (pinned ref `ns/name@N`, empty folder): files, sha256-checked
 
 
 def _pinned_config(folder: Path, refs: ServingRefs) -> str | None:

@@ -57,7 +57,9 @@ class Receiver:
             self.overlaps.clear()
             self.script = script or (lambda _r: (200, 0.0))
 
-    def wait_for(self, count: int, timeout: float = 30.0, pred: Callable[[Received], bool] = lambda _r: True) -> list[Received]:
+    def wait_for(
+        self, count: int, timeout: float = 30.0, pred: Callable[[Received], bool] = lambda _r: True
+    ) -> list[Received]:
         deadline = time.monotonic() + timeout
         while True:
             with self.lock:

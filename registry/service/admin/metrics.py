@@ -168,7 +168,7 @@ def exposition_registry(pending: PendingSource | None = None) -> Any:
 
     enable()
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Exported(pending))  # type: ignore[arg-type]
+    registry.register(_Exported(pending))
     return registry
 
 

@@ -158,7 +158,7 @@ def record_in(
             status_code=result.status_code,
             latency_ms=round(result.latency_ms, 2),
             error=error,
-            response=(result.response or None) and result.response[:MAX_RESPONSE_TEXT],  # type: ignore[index]
+            response=result.response[:MAX_RESPONSE_TEXT] if result.response else None,
         )
     )
     row.last_status_code = result.status_code
