@@ -102,6 +102,7 @@ def upgrade() -> None:
         sa.Column("latency_ms", sa.Float(), nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("response", sa.Text(), nullable=True),
+        sa.Column("worker", sa.String(128), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_attempts")),
         sa.ForeignKeyConstraint(
             ["delivery_id"],

@@ -396,6 +396,7 @@ class WebhookAttempt(Base):
     latency_ms: Mapped[float] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
     response: Mapped[str | None] = mapped_column(Text)  # the start of the receiver's answer
+    worker: Mapped[str | None] = mapped_column(String(128))  # host:pid of the deliverer that made it
 
 
 # Trigram GIN indexes for `q` (LIKE '%term%'), PostgreSQL only: pg_trgm is a PostgreSQL extension, and

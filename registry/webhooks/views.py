@@ -36,6 +36,7 @@ class AttemptView(Model):
     latency_ms: float
     error: str | None = None
     response: str | None = Field(default=None, description="the start of the receiver's answer")
+    worker: str | None = Field(default=None, description="host:pid of the process that made the attempt")
 
 
 class DeliveryView(Model):

@@ -159,6 +159,7 @@ def record_in(
             latency_ms=round(result.latency_ms, 2),
             error=error,
             response=result.response[:MAX_RESPONSE_TEXT] if result.response else None,
+            worker=worker,
         )
     )
     row.last_status_code = result.status_code
@@ -220,6 +221,7 @@ def _views(
                     latency_ms=a.latency_ms,
                     error=a.error,
                     response=a.response,
+                    worker=a.worker,
                 )
             )
     window = retry_window(reg)
@@ -278,6 +280,14 @@ def get_delivery(reg: Registry, webhook_id: str, event_id: str) -> DeliveryView:
         if row is None:
             raise NotFound(f"webhook {webhook_id!r:.60} has no delivery of event {event_id!r:.60}")
         return _views(session, reg, [row], history=True)[0]
+
+
+def counts_by_webhook(reg: Registry) -> dict[tuple[str, str], int]:
+    """(webhook id, status) -> number of deliveries (the web page's columns)."""
+    d = m.WebhookDelivery
+    with reg.sessions() as session:
+        rows = session.execute(select(d.webhook_id, d.status, func.count()).group_by(d.webhook_id, d.status))
+        return {(hook, status): int(n) for hook, status, n in rows}
 
 
 def pending_count(reg: Registry) -> int:
