@@ -96,6 +96,8 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                     time.sleep(delay)
                 payload = b'{"ok": true}' if status < 300 else b'{"error": "scripted failure"}'
                 self.send_response(status)
+                if 300 <= status < 400:
+                    self.send_header("Location", "http://127.0.0.1:1/elsewhere")
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()

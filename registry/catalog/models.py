@@ -380,7 +380,7 @@ class WebhookDelivery(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
-    event: Mapped[WebhookEvent] = relationship(lazy="joined")
+    event: Mapped[WebhookEvent] = relationship(lazy="selectin")
 
 
 class WebhookAttempt(Base):
