@@ -73,6 +73,14 @@ class _Families:
         self.gc_deleted = Counter(
             "pemreg_gc_objects_deleted_total", "Store objects deleted by gc", registry=r
         )
+        # Known label values start at 0, so a dashboard's rate() sees the series before the first event.
+        for family, values in (
+            (self.compositions, ("succeeded", "failed", "rejected")),
+            (self.reconciled, ("failed", "retried")),
+            (self.deliveries, ("delivered", "retrying", "dead")),
+        ):
+            for value in values:
+                family.labels(value)
 
 
 _families: _Families | None = None
