@@ -1,11 +1,13 @@
 """The delivery loop `pemreg serve` and `pemreg worker` run on a background thread.
 
 One thread claims due deliveries (registry.service.events.deliveries) while slots are free and hands
-each to a pool of PEMREG_WEBHOOK_CONCURRENCY sender threads; each sends one signed POST and records
-its result. An idle deliverer looks for due rows every PEMREG_WEBHOOK_POLL_SECONDS, or at once after a
-commit in this process queued deliveries. On PostgreSQL any number of processes deliver side by side
-(claims skip each other's locked rows); on SQLite one process per database delivers: it holds an
-exclusive lock on `<database>.deliverer.lock`, and the others wait for it to go.
+each to a pool of PEMREG_WEBHOOK_CONCURRENCY sender threads; each sends one signed POST and queues its
+result, and a recorder thread writes the queued results in one transaction per batch (under load, one
+commit covers many deliveries). An idle deliverer looks for due rows every
+PEMREG_WEBHOOK_POLL_SECONDS, or at once after a commit in this process queued deliveries. On
+PostgreSQL any number of processes deliver side by side (claims skip each other's locked rows); on
+SQLite one process per database delivers: it holds an exclusive lock on `<database>.deliverer.lock`,
+and the others wait for it to go.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import queue
 import socket
 import threading
 import time
@@ -32,6 +35,7 @@ from registry.webhooks import signing
 
 log = logging.getLogger("pemreg.webhooks")
 CLAIM_BATCH = 100
+RECORD_BATCH = 200
 PRUNE_EVERY_SECONDS = 3600.0
 
 
@@ -57,6 +61,8 @@ class Deliverer:
         self._idle = threading.Condition()
         self._in_flight = 0
         self._thread: threading.Thread | None = None
+        self._results: queue.Queue[tuple[Claim, Result] | None] = queue.Queue()
+        self._recorder: threading.Thread | None = None
         self._lock_path = _sqlite_lock_path(s.resolved_database_url)
         self._lock_fd: int | None = None
         self._pruned_at = 0.0
@@ -64,7 +70,9 @@ class Deliverer:
     # ---- life cycle ---------------------------------------------------------------------------------
     def start(self) -> Deliverer:
         self._thread = threading.Thread(target=self._run, name="webhook-deliverer", daemon=True)
+        self._recorder = threading.Thread(target=self._record_results, name="webhook-recorder", daemon=True)
         self._thread.start()
+        self._recorder.start()
         return self
 
     def stop(self, timeout: float = 15.0) -> None:
@@ -73,6 +81,9 @@ class Deliverer:
         if self._thread is not None:
             self._thread.join(timeout)
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._results.put(None)  # after the senders: every result sent is recorded first
+        if self._recorder is not None:
+            self._recorder.join(timeout)
         self.sender.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the flock
@@ -128,19 +139,51 @@ class Deliverer:
             body = claim.body.encode()
             headers = signing.headers(claim.secrets, claim.event_id, int(time.time()), body)
             failpoint("webhook_before_send")
-            result: Result = self.sender.post(claim.url, headers, body)
-            outcome = deliveries.record(self.reg, claim, result, worker=self.worker)
-            metrics.webhook_delivery(outcome)
-            if outcome == "dead":
-                log.warning(
-                    "webhook %s: event %s is dead: %s", claim.webhook_id, claim.event_id, result.error
-                )
+            self._results.put((claim, self.sender.post(claim.url, headers, body)))
         except Exception as exc:  # noqa: BLE001 - unrecorded: the lease runs out and it is retried
             log.warning("webhook %s: event %s: %s", claim.webhook_id, claim.event_id, exc)
-        finally:
-            with self._idle:
-                self._in_flight -= 1
-                self._idle.notify_all()
+            self._done(1)
+
+    def _done(self, count: int) -> None:
+        with self._idle:
+            self._in_flight -= count
+            self._idle.notify_all()
+
+    def _record_results(self) -> None:
+        """Write queued results, as many per transaction as have arrived (up to RECORD_BATCH)."""
+        while True:
+            first = self._results.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < RECORD_BATCH:
+                try:
+                    item = self._results.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._results.put(None)  # stop after this batch
+                    break
+                batch.append(item)
+            try:
+                for (claim, result), outcome in zip(batch, self._record_with_retry(batch), strict=True):
+                    metrics.webhook_delivery(outcome)
+                    if outcome == "dead":
+                        log.warning(
+                            "webhook %s: event %s is dead: %s", claim.webhook_id, claim.event_id, result.error
+                        )
+            except Exception as exc:  # noqa: BLE001 - unrecorded: the leases run out and they are retried
+                log.warning("webhook deliverer: %d results not recorded: %s", len(batch), exc)
+            finally:
+                self._done(len(batch))
+
+    def _record_with_retry(self, batch: list[tuple[Claim, Result]]) -> list[str]:
+        try:
+            return deliveries.record(self.reg, batch, worker=self.worker)
+        except Exception as exc:  # noqa: BLE001 - a brief database hiccup: once more, then give up
+            log.warning("webhook deliverer: recording failed (%s); retrying once", exc)
+            time.sleep(0.5)
+            return deliveries.record(self.reg, batch, worker=self.worker)
 
     def wait_idle(self, timeout: float) -> bool:
         """Until no attempt is in flight (tests, shutdown)."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, exists, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, noload
 
 from registry.catalog import models as m
 from registry.catalog.db import transaction
@@ -98,9 +98,13 @@ def claim(reg: Registry, *, limit: int, worker: str, now: datetime | None = None
             for h in session.scalars(select(m.Webhook).where(m.Webhook.id.in_({r.webhook_id for r in rows})))
         }
         claims = []
+        audience: dict[tuple[str, str | None], bool] = {}
         for row in rows:
             hook = hooks[row.webhook_id]
-            if not webhook_may_receive(session, hook, row.event.namespace):
+            key = (hook.id, row.event.namespace)
+            if key not in audience:
+                audience[key] = webhook_may_receive(session, hook, row.event.namespace)
+            if not audience[key]:
                 _finish(
                     row, "dead", now, error=f"the webhook's owner {hook.owner!r} may not receive this event"
                 )
@@ -133,18 +137,34 @@ def _finish(row: m.WebhookDelivery, status: str, now: datetime, *, error: str | 
         row.last_error = error[:MAX_ERROR]
 
 
-def record(reg: Registry, claim: Claim, result: Result, *, worker: str, now: datetime | None = None) -> str:
-    """Record the attempt's result: `delivered`, `retrying` (due again after the backoff), `dead` (the
-    retry window is over), or `stale` (the claim was lost meanwhile: nothing recorded)."""
-    with transaction(reg.sessions) as session:
-        return record_in(session, reg, claim, result, worker=worker, now=now)
-
-
-def record_in(
-    session: Session, reg: Registry, claim: Claim, result: Result, *, worker: str, now: datetime | None = None
-) -> str:
+def record(
+    reg: Registry, results: list[tuple[Claim, Result]], *, worker: str, now: datetime | None = None
+) -> list[str]:
+    """Record attempts' results in one transaction; per attempt: `delivered`, `retrying` (due again
+    after the backoff), `dead` (the retry window is over), or `stale` (its claim was lost meanwhile, by
+    a lease that ran out: nothing recorded)."""
     now = now or m.utcnow()
-    row = session.get(m.WebhookDelivery, claim.delivery_id, with_for_update=True)
+    d = m.WebhookDelivery
+    with transaction(reg.sessions) as session:
+        ids = sorted({claim.delivery_id for claim, _ in results})  # one lock order for every recorder
+        rows = {
+            row.id: row
+            for row in session.scalars(
+                select(d).where(d.id.in_(ids)).order_by(d.id).options(noload(d.event)).with_for_update()
+            )
+        }
+        return [_record_one(session, reg, rows.get(c.delivery_id), c, r, worker, now) for c, r in results]
+
+
+def _record_one(
+    session: Session,
+    reg: Registry,
+    row: m.WebhookDelivery | None,
+    claim: Claim,
+    result: Result,
+    worker: str,
+    now: datetime,
+) -> str:
     if row is None or row.status != "pending" or row.attempts != claim.attempt or row.claimed_by != worker:
         return "stale"
     error = result.error[:MAX_ERROR] if result.error else None
