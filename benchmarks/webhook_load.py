@@ -197,7 +197,7 @@ def run(
     producers: int = 4,
     deliverers: int = 1,
     database_url: str | None = None,
-    concurrency: int = 8,
+    concurrency: int = 16,
     timeout: float = 900.0,
     work: Path | None = None,
 ) -> Report:
@@ -307,7 +307,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--producers", type=int, default=4)
     parser.add_argument("--deliverers", type=int, default=1, help="pemreg serve processes; 0 = a thread here")
-    parser.add_argument("--concurrency", type=int, default=8, help="PEMREG_WEBHOOK_CONCURRENCY")
+    parser.add_argument("--concurrency", type=int, default=16, help="PEMREG_WEBHOOK_CONCURRENCY")
     parser.add_argument("--sqlite", action="store_true", help="the embedded default instead of PostgreSQL")
     parser.add_argument("--timeout", type=float, default=900.0)
     args = parser.parse_args()

@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     webhook_backoff_max_seconds: float = Field(default=3600.0, gt=0)
     webhook_secret_grace_hours: float = Field(default=24.0, ge=0)  # a rotated-out secret still signs
     webhook_poll_seconds: float = Field(default=1.0, gt=0, le=60)  # an idle deliverer looks this often
-    webhook_concurrency: int = Field(default=8, ge=1, le=256)  # attempts in flight per deliverer
+    webhook_concurrency: int = Field(default=16, ge=1, le=256)  # attempts in flight per deliverer
     webhook_history_days: float = Field(default=30.0, gt=0)  # finished deliveries kept this long
     # GET /metrics without a key (else an admin key is needed).
     metrics_public: bool = False

@@ -120,9 +120,12 @@ class Deliverer:
                 self._stop.wait(poll)
 
     def deliver_due(self) -> int:
-        """Claim what is due for the free slots and start sending it; returns how many were claimed."""
+        """Claim what is due for the free slots and start sending it; returns how many were claimed.
+        It waits for half the slots to be free first: under load a claim then takes many rows in one
+        transaction, instead of one transaction per finished attempt."""
+        busy_at_most = self.concurrency - max(1, self.concurrency // 2)
         with self._idle:
-            while self._in_flight >= self.concurrency and not self._stop.is_set():
+            while self._in_flight > busy_at_most and not self._stop.is_set():
                 self._idle.wait(0.5)
             free = self.concurrency - self._in_flight
         if free <= 0:

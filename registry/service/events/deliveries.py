@@ -82,28 +82,24 @@ def claim(reg: Registry, *, limit: int, worker: str, now: datetime | None = None
     now = now or m.utcnow()
     d = m.WebhookDelivery
     with transaction(reg.sessions) as session:
-        ids = session.scalars(
-            select(d.id)
+        # One round trip: the due rows (locked; rows other deliverers hold are skipped) with their event
+        # and webhook. Only the deliveries are locked (OF), never the shared event or webhook rows.
+        found = session.execute(
+            select(d, m.WebhookEvent, m.Webhook)
+            .join(m.WebhookEvent, m.WebhookEvent.id == d.event_id)
             .join(m.Webhook, m.Webhook.id == d.webhook_id)
             .where(d.status == "pending", d.next_attempt_at <= now, m.Webhook.active.is_(True))
             .order_by(d.next_attempt_at, d.id)
             .limit(limit)
+            .options(noload(d.event))
             .with_for_update(of=d, skip_locked=True)
         ).all()
-        if not ids:
-            return []
-        rows = session.scalars(select(d).where(d.id.in_(ids)).order_by(d.next_attempt_at, d.id)).all()
-        hooks = {
-            h.id: h
-            for h in session.scalars(select(m.Webhook).where(m.Webhook.id.in_({r.webhook_id for r in rows})))
-        }
         claims = []
         audience: dict[tuple[str, str | None], bool] = {}
-        for row in rows:
-            hook = hooks[row.webhook_id]
-            key = (hook.id, row.event.namespace)
+        for row, event, hook in found:
+            key = (hook.id, event.namespace)
             if key not in audience:
-                audience[key] = webhook_may_receive(session, hook, row.event.namespace)
+                audience[key] = webhook_may_receive(session, hook, event.namespace)
             if not audience[key]:
                 _finish(
                     row, "dead", now, error=f"the webhook's owner {hook.owner!r} may not receive this event"
@@ -117,8 +113,8 @@ def claim(reg: Registry, *, limit: int, worker: str, now: datetime | None = None
                     delivery_id=row.id,
                     attempt=row.attempts,
                     event_id=row.event_id,
-                    event_type=row.event.type,
-                    body=row.event.body,
+                    event_type=event.type,
+                    body=event.body,
                     webhook_id=hook.id,
                     url=hook.url,
                     secrets=signing_secrets(hook),
