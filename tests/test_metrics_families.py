@@ -61,3 +61,15 @@ def test_the_dashboard_reads_only_families_that_exist() -> None:
         for label in re.findall(r"by \(([^)]*)\)", expr):
             for name in (x.strip() for x in label.split(",")):
                 assert name == "le" or any(name in labels for labels in CONTRACT.values()), (name, expr)
+
+
+def test_worker_metrics_port_serves_the_same_exposition() -> None:
+    import httpx
+
+    from tests.live_server import free_port
+
+    port = free_port()
+    metrics.serve_http(port, "127.0.0.1", lambda: 3)  # what `pemreg worker --metrics-port` starts
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    names = {s.name for f in text_string_to_metric_families(text) for s in f.samples}
+    assert "pemreg_webhook_outbox_pending" in names and "pemreg_compositions_total" in names
