@@ -8,9 +8,11 @@ and starts `--deliverers` `pemreg serve` processes (each delivers; 0 = a deliver
 process). `--producers` threads then make real catalog changes (a version's status toggled, one event
 each) until `--events` events are committed, and the run waits until the receiver has every event and
 the outbox has drained. Reported: lost and duplicated events, the outbox left pending, produce and
-drain rates, the delivery lag (event commit -> arrival at the receiver) p50/p95/p99/max, and the anchor
-beside them: the same receiver's rate for plain keep-alive POSTs of the same bodies from the same
-number of threads, with no catalog in the way (delivered/s over POST/s is the pipeline's cost).
+drain rates, the delivery lag (event commit -> arrival at the receiver) p50/p95/p99/max. The delivery
+rate of that phase is bounded by how fast changes are produced, so a second phase measures capacity:
+`--drain` events committed at once (a few transactions), timed from the commit to the last arrival,
+beside its anchor: the same receiver's rate for plain keep-alive POSTs from as many threads as the
+deliverer has, with no catalog in the way (drain/s over POST/s is the pipeline's cost).
 """
 
 from __future__ import annotations
@@ -115,14 +117,16 @@ class Report:
     duplicates: int
     pending_after: int
     produce_seconds: float
-    drain_seconds: float  # first commit -> last arrival
+    drain_seconds: float  # phase 1: first commit -> last arrival
     lag_ms: dict[str, float]
+    drain_events: int
+    drain_only_seconds: float  # phase 2: a committed backlog, commit -> last arrival
     anchor_posts_per_s: float
     load: tuple[float, float, float]
 
     @property
     def delivered_per_s(self) -> float:
-        return (self.events - self.lost) / self.drain_seconds if self.drain_seconds else 0.0
+        return self.events / self.drain_seconds if self.drain_seconds else 0.0
 
     def lines(self) -> list[str]:
         lag = self.lag_ms
@@ -133,9 +137,15 @@ class Report:
             f"produced in {self.produce_seconds:.1f} s ({self.events / self.produce_seconds:.0f}/s); "
             f"delivered in {self.drain_seconds:.1f} s ({self.delivered_per_s:.0f}/s)",
             f"lag ms: p50 {lag['p50']:.0f}  p95 {lag['p95']:.0f}  p99 {lag['p99']:.0f}  max {lag['max']:.0f}",
-            f"anchor: plain POSTs to the same receiver {self.anchor_posts_per_s:.0f}/s; "
-            f"delivered/s : POST/s = {self.delivered_per_s / self.anchor_posts_per_s:.2f}",
+            f"capacity: a backlog of {self.drain_events} drained in {self.drain_only_seconds:.1f} s "
+            f"({self.drain_per_s:.0f}/s); anchor: plain POSTs to the same receiver "
+            f"{self.anchor_posts_per_s:.0f}/s; "
+            f"drain/s : POST/s = {self.drain_per_s / self.anchor_posts_per_s:.2f}",
         ]
+
+    @property
+    def drain_per_s(self) -> float:
+        return self.drain_events / self.drain_only_seconds if self.drain_only_seconds else 0.0
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
@@ -146,18 +156,25 @@ def _percentiles(values: list[float]) -> dict[str, float]:
 
 
 def _anchor(url: str, threads: int, total: int) -> float:
-    """POSTs/s of plain keep-alive clients to the receiver (the floor of any delivery pipeline)."""
-    import httpx
+    """POSTs/s of plain keep-alive requests to the receiver over the same transport the deliverer uses
+    (httpcore), from as many threads: the floor of any delivery pipeline."""
+    import httpcore
 
-    body = json.dumps({"type": "version.status_changed", "timestamp": "2026-01-01T00:00:00Z", "data": {}})
+    body = json.dumps(
+        {"type": "version.status_changed", "timestamp": "2026-01-01T00:00:00Z", "data": {}}
+    ).encode()
     per = max(1, total // threads)
+    headers = [
+        (b"Host", url.split("/")[2].encode()),
+        (b"Content-Type", b"application/json"),
+        (b"Content-Length", str(len(body)).encode()),
+        (b"webhook-id", b"anchor"),
+    ]
+    pool = httpcore.ConnectionPool(max_connections=threads)
 
     def run() -> None:
-        with httpx.Client() as client:
-            for _ in range(per):
-                client.post(
-                    url, content=body, headers={"webhook-id": "anchor", "content-type": "application/json"}
-                )
+        for _ in range(per):
+            pool.request("POST", url, headers=headers, content=body)
 
     started = time.perf_counter()
     workers = [threading.Thread(target=run) for _ in range(threads)]
@@ -165,7 +182,36 @@ def _anchor(url: str, threads: int, total: int) -> float:
         w.start()
     for w in workers:
         w.join()
-    return per * threads / (time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    pool.close()
+    return per * threads / elapsed
+
+
+def _drain_phase(reg: Any, arrivals: Arrivals, count: int, timeout: float) -> float:
+    """Commit `count` events in a few transactions, then time commit -> last arrival."""
+    from registry.catalog.db import transaction
+    from registry.service.events import outbox
+    from registry.webhooks.types import EventData, EventType
+
+    if count <= 0:
+        return 0.0
+    with arrivals.lock:
+        before = len(arrivals.first)
+    for start in range(0, count, 1000):
+        with transaction(reg.sessions) as session:
+            for i in range(start, min(count, start + 1000)):
+                data = EventData(
+                    name="load/p0", namespace="load", version=1, status="deprecated", actor=str(i)
+                )
+                outbox.emit(session, EventType.VERSION_STATUS_CHANGED, data)
+    committed = time.perf_counter()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with arrivals.lock:
+            if len(arrivals.first) - before >= count:
+                break
+        time.sleep(0.02)
+    return time.perf_counter() - committed
 
 
 def _serve(env: dict[str, str], work: Path, i: int) -> subprocess.Popen[bytes]:
@@ -198,6 +244,7 @@ def run(
     deliverers: int = 1,
     database_url: str | None = None,
     concurrency: int = 16,
+    drain: int = 3000,
     timeout: float = 900.0,
     work: Path | None = None,
 ) -> Report:
@@ -266,6 +313,9 @@ def run(
                     break
             time.sleep(0.05)
         drain_seconds = time.time() - first_commit
+        with arrivals.lock:
+            lags = list(arrivals.first.values())
+        drain_only = _drain_phase(reg, arrivals, drain, timeout)
         pending = 0
         for _ in range(100):  # the last results being recorded
             pending = deliveries.pending_count(reg)
@@ -280,21 +330,23 @@ def run(
         for proc in procs:
             proc.wait(timeout=30)
     with arrivals.lock:
-        lags = list(arrivals.first.values())
         duplicates = arrivals.duplicates
-    anchor = _anchor(f"http://127.0.0.1:{port}/hook", concurrency, min(events, 4000))
+        delivered_all = len(arrivals.first)
+    anchor = _anchor(f"http://127.0.0.1:{port}/hook", concurrency, 3000)
     receiver.shutdown()
     receiver.server_close()
     return Report(
         events=events,
         producers=producers,
         deliverers=f"{deliverers} pemreg serve" if deliverers else "a thread of this process",
-        lost=events - len(lags),
+        lost=events + drain - delivered_all,
         duplicates=duplicates,
         pending_after=pending,
         produce_seconds=produce_seconds,
         drain_seconds=drain_seconds,
         lag_ms=_percentiles(lags),
+        drain_events=drain,
+        drain_only_seconds=drain_only,
         anchor_posts_per_s=anchor,
         load=os.getloadavg(),
     )
@@ -308,6 +360,7 @@ def main() -> None:
     parser.add_argument("--producers", type=int, default=4)
     parser.add_argument("--deliverers", type=int, default=1, help="pemreg serve processes; 0 = a thread here")
     parser.add_argument("--concurrency", type=int, default=16, help="PEMREG_WEBHOOK_CONCURRENCY")
+    parser.add_argument("--drain", type=int, default=3000, help="events of the capacity phase")
     parser.add_argument("--sqlite", action="store_true", help="the embedded default instead of PostgreSQL")
     parser.add_argument("--timeout", type=float, default=900.0)
     args = parser.parse_args()
@@ -319,6 +372,7 @@ def main() -> None:
             deliverers=args.deliverers,
             database_url=url,
             concurrency=args.concurrency,
+            drain=args.drain,
             timeout=args.timeout,
         )
     finally:

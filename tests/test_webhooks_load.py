@@ -16,7 +16,9 @@ def test_load_none_lost_and_the_outbox_drains(pg_url: str, tmp_path: Path) -> No
     from tests.pg_service import truncate_all
 
     try:
-        report = run(events=300, producers=3, deliverers=0, database_url=pg_url, timeout=120, work=tmp_path)
+        report = run(
+            events=300, producers=3, deliverers=0, drain=300, database_url=pg_url, timeout=120, work=tmp_path
+        )
     finally:
         truncate_all(pg_url)
     print("\n".join(report.lines()))
