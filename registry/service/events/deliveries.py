@@ -95,12 +95,8 @@ def claim(reg: Registry, *, limit: int, worker: str, now: datetime | None = None
             .with_for_update(of=d, skip_locked=True)
         ).all()
         claims = []
-        audience: dict[tuple[str, str | None], bool] = {}
         for row, event, hook in found:
-            key = (hook.id, event.namespace)
-            if key not in audience:
-                audience[key] = webhook_may_receive(session, hook, event.namespace)
-            if not audience[key]:
+            if not webhook_may_receive(session, hook, event.namespace):
                 _finish(
                     row, "dead", now, error=f"the webhook's owner {hook.owner!r} may not receive this event"
                 )
