@@ -389,3 +389,33 @@ def _wait_lines(
         assert proc.poll() is None, log.read_text()
         assert time.monotonic() < deadline, log.read_text()
         time.sleep(0.1)
+
+
+def test_client_webhook_calls(stack: Stack, receiver: Receiver) -> None:
+    """registry.client's webhook calls (what remote-mode `pemreg webhooks` uses) against server A."""
+    from registry.client.errors import InvalidInput, NotFound
+
+    receiver.reset()
+    with Client(stack.a.url, stack.a.keys["admin"]) as client:
+        created = client.create_webhook(receiver.url, events=["alias.moved"], description="client")
+        assert created.secret.startswith("whsec_")
+        assert [h.id for h in client.list_webhooks()] == [created.id]
+        assert client.update_webhook(created.id, active=False).active is False
+        client.update_webhook(created.id, active=True)
+        sent = client.ping_webhook(created.id)
+        (got,) = receiver.wait_for(1)
+        assert got.id == sent.event_id and signing.verify(created.secret, got.headers, got.body)
+        deadline = time.monotonic() + 20
+        while (d := client.webhook_delivery(created.id, sent.event_id)).status != "delivered":
+            assert time.monotonic() < deadline, d
+            time.sleep(0.1)
+        assert [x.event_id for x in client.webhook_deliveries(created.id, status="delivered")] == [
+            sent.event_id
+        ]
+        assert client.redeliver(created.id, sent.event_id).status == "pending"
+        assert client.rotate_webhook_secret(created.id).secret != created.secret
+        with pytest.raises(InvalidInput):
+            client.create_webhook("http://192.168.0.1/x")
+        client.delete_webhook(created.id)
+        with pytest.raises(NotFound):
+            client.get_webhook(created.id)
