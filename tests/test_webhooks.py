@@ -295,7 +295,7 @@ def test_rotation_signs_with_both_secrets_during_the_grace_period(
         signing.verify(hook.secret, r.headers, r.body)
 
 
-def test_timeouts_redirects_and_addresses_are_attempt_failures(reg: Registry, receiver: Receiver) -> None:
+def test_timeouts_redirects_and_addresses_are_attempt_failures(receiver: Receiver) -> None:
     body, headers = b"{}", signing.headers([signing.new_secret()], "msg_t", int(time.time()), b"{}")
     receiver.reset(lambda _r: (200, 1.0))
     sender = Sender(AllowedHosts.parse(f"127.0.0.1:{receiver.port}"), timeout=0.3, max_connections=2)
