@@ -10,14 +10,25 @@ from fastapi import FastAPI
 from registry.service import Registry
 from registry.settings import Settings, get_settings
 
-from . import errors, web
+from . import errors, metrics, web
 from .middleware import RequestIdMiddleware
-from .routes import adapters, audit, base_models, compositions, downloads, health, keys, lifecycle, register
+from .routes import (
+    adapters,
+    audit,
+    base_models,
+    compositions,
+    downloads,
+    health,
+    keys,
+    lifecycle,
+    register,
+    webhooks,
+)
 
 DESCRIPTION = """Catalog, lineage and artifacts of LoRA / (IA)3 adapters.
 
 Send `Authorization: Bearer <key>` (from `pemreg keys create`). Roles: reader (GET), writer (+ register,
-alias, compose, deprecate/archive/restore, tags), admin (+ keys, delete). Errors are
+alias, compose, deprecate/archive/restore, tags), admin (+ keys, delete, webhooks, /metrics). Errors are
 `{"detail": ..., "field": ..., "request_id": ...}`."""
 
 
@@ -29,7 +40,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install(app.state.registry.settings, "background")
     errors.install(app)
     app.add_middleware(RequestIdMiddleware)
-    for module in (health, base_models, adapters, lifecycle, register, downloads, compositions, audit, keys):
+    app.add_middleware(metrics.MetricsMiddleware)  # outermost: also counts the 500s answered above
+    routers = (
+        health,
+        base_models,
+        adapters,
+        lifecycle,
+        register,
+        downloads,
+        compositions,
+        audit,
+        keys,
+        webhooks,
+    )
+    for module in (*routers, metrics):
         app.include_router(module.router)
     web.mount(app)  # the catalog pages at / (same auth, keys checked per request)
     return app

@@ -14,8 +14,10 @@ from typing import Any
 from prefect import serve
 
 from registry.service import Registry
+from registry.service.admin import metrics
 from registry.service.compositions import runs
 from registry.service.compositions.inputs import scheduled_specs
+from registry.service.events.deliverer import start_delivering
 from registry.settings import Settings
 
 from .compose import compose_flow
@@ -53,7 +55,9 @@ def deployments(reg: Registry) -> list[tuple[Any, Any]]:
 
 def reconcile_once(reg: Registry) -> list[runs.Reconciled]:
     try:
-        return runs.reconcile(reg, restart=resubmit)
+        done = runs.reconcile(reg, restart=resubmit)
+        metrics.runs_reconciled(d.action for d in done)
+        return done
     except Exception as exc:  # noqa: BLE001 - the catalog briefly away must not stop the worker
         log.warning("reconcile failed: %s", runs.one_line(exc))
         return []
@@ -74,9 +78,13 @@ def run_worker(limit: int = 2, subprocess: bool = False) -> None:
         log.warning("composition %s %s: %s", lost.composition_id, lost.action, lost.message)
     stop = threading.Event()
     threading.Thread(target=_reconcile_periodically, args=(reg, stop), name="reconcile", daemon=True).start()
+    deliverer = start_delivering(reg)  # webhook deliveries, beside the server's own deliverer
     pairs = deployments(reg)
-    if subprocess:
-        serve(*(d for _, d in pairs), limit=limit)
-    else:
-        serve_in_process(pairs, limit=limit)
-    stop.set()
+    try:
+        if subprocess:
+            serve(*(d for _, d in pairs), limit=limit)
+        else:
+            serve_in_process(pairs, limit=limit)
+    finally:
+        stop.set()
+        deliverer.stop()

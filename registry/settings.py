@@ -70,6 +70,19 @@ class Settings(BaseSettings):
     gpu_limit: Literal["auto", "always", "off"] = "auto"
     # `pemreg gc` leaves store objects younger than this alone, so a run still uploading is never touched.
     gc_grace_seconds: float = Field(default=3600.0, ge=0)
+    # Webhooks (registry.service.events): target hosts must be listed here (`host` or `host:port`,
+    # comma-separated, matched exactly; loopback and private addresses only when listed as addresses).
+    webhook_allowed_hosts: str = ""
+    webhook_retry_hours: float = Field(default=24.0, gt=0, le=24 * 30)  # then the delivery is dead
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)  # one attempt, connect to last byte
+    webhook_backoff_seconds: float = Field(default=5.0, gt=0)  # first retry after 1-2x this, doubling
+    webhook_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    webhook_secret_grace_hours: float = Field(default=24.0, ge=0)  # a rotated-out secret still signs
+    webhook_poll_seconds: float = Field(default=1.0, gt=0, le=60)  # an idle deliverer looks this often
+    webhook_concurrency: int = Field(default=16, ge=1, le=256)  # attempts in flight per deliverer
+    webhook_history_days: float = Field(default=30.0, gt=0)  # finished deliveries kept this long
+    # GET /metrics without a key (else an admin key is needed).
+    metrics_public: bool = False
 
     @model_validator(mode="after")
     def _stale_after_outlasts_heartbeats(self) -> Settings:

@@ -3,6 +3,8 @@ tests/test_lineage.py does, since compositions are not needed to test the read s
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 from registry import service
@@ -93,24 +95,44 @@ def test_version_refs_by_number_alias_and_digest(api: Api, adapter_dirs: dict[st
     assert api.client.get(f"{base}/7", headers=h).status_code == 404
 
 
-def test_serving_refs_are_pinned_by_digest(api: Api, adapter_dirs: dict[str, Path]) -> None:
+def test_serving_refs_are_pinned_by_digest_and_usable_from_another_host(
+    api: Api, adapter_dirs: dict[str, Path]
+) -> None:
     v, _ = service.register_adapter(api.reg, adapter_dirs["lora"], "acme/srv")
     service.set_alias(api.reg, "acme/srv@1", "prod")
-    refs = api.client.get("/v1/adapters/acme/srv/versions/prod/serving", headers=api.h("reader")).json()
+    refs = api.client.get(
+        "/v1/adapters/acme/srv/versions/prod/serving", params={"dir": "/data/loras"}, headers=api.h("reader")
+    ).json()
     assert refs["supported"] is True
-    assert refs["vllm"]["lora_name"] == f"acme/srv@{v.sha256[:8]}"
-    assert refs["vllm"]["lora_path"].endswith(f"adapters/acme/srv/{v.sha256}")
-    assert refs["vllm"]["load_request"] == {
-        "lora_name": refs["vllm"]["lora_name"],
-        "lora_path": refs["vllm"]["lora_path"],
-    }
+    name = f"acme/srv@{v.sha256[:8]}"
+    assert refs["vllm"]["lora_name"] == name and refs["pull"]["folder"] == name
+    assert refs["vllm"]["lora_path"] == refs["pull"]["path"] == f"/data/loras/{name}"
+    assert refs["pull"]["command"] == "pemreg adapters pull acme/srv@1 /data/loras"
+    assert refs["vllm"]["load_request"] == {"lora_name": name, "lora_path": f"/data/loras/{name}"}
+    assert refs["vllm"]["resolver_env"]["VLLM_LORA_RESOLVER_CACHE_DIR"] == "/data/loras"
     assert refs["vllm"]["lora_int_id"] > 0
-    assert refs["lorax"]["adapter_id"] == refs["vllm"]["lora_path"]
+    assert refs["base_model_source"]
+    assert {f["file"] for f in refs["files"]} == set(v.files)
     if v.artifact_uri.startswith("s3://"):
         assert refs["lorax"]["adapter_source"] == "s3" and refs["lorax"]["adapter_id"] == v.artifact_uri
         assert refs["lorax"]["s3_endpoint_url"] == api.reg.settings.s3_endpoint_url
-    else:
-        assert refs["lorax"]["adapter_source"] == "local" and Path(refs["lorax"]["adapter_id"]).is_dir()
+        assert refs["expires_in"] == 3600 and all("X-Amz-Signature" in f["url"] for f in refs["files"])
+    else:  # nothing points at the server's own disk
+        assert api.reg.settings.resolved_artifact_store.removeprefix("file://") not in json.dumps(refs)
+        assert refs["lorax"] == {
+            "adapter_id": f"/data/loras/{name}",
+            "adapter_source": "local",
+            "s3_endpoint_url": None,
+        }
+        assert refs["expires_in"] is None
+        for f in refs["files"]:  # the authenticated download route, checked against the digest
+            assert "/v1/adapters/acme/srv/versions/1/download?file=" in f["url"]
+            got = api.client.get(f["url"], headers=api.h("reader"))
+            assert hashlib.sha256(got.content).hexdigest() == f["sha256"]
+    bad = api.client.get(
+        "/v1/adapters/acme/srv/versions/1/serving", params={"dir": "rel"}, headers=api.h("reader")
+    )
+    assert bad.status_code == 422
 
     service.register_adapter(api.reg, adapter_dirs["ia3"], "acme/ia3")
     ia3 = api.client.get("/v1/adapters/acme/ia3/versions/1/serving", headers=api.h("reader")).json()

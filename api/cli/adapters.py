@@ -1,4 +1,4 @@
-"""`pemreg adapters add|list|show|download|alias|tag|describe|deprecate|archive|restore|delete`.
+"""`pemreg adapters add|list|show|download|pull|alias|tag|describe|deprecate|archive|restore|delete`.
 
 Each command calls `backend()`: this machine's catalog, or a server in remote mode (same output)."""
 
@@ -197,6 +197,32 @@ def download(
         version, files = backend().download(ref, dest, force=force, progress=progress)
     console.print(
         f"{version.name}@{version.version} -> {dest} ({len(files)} files, sha256 verified)", markup=False
+    )
+
+
+@app.command("pull")
+def pull(
+    ref: Annotated[str, typer.Argument(help="ns/name[@N|@alias|@sha256:prefix]")],
+    dest: Annotated[Path, typer.Argument(help="the serving host's adapter folder (vLLM resolver / LoRAX)")],
+    link: Annotated[
+        str | None, typer.Option("--link", help="name of the link to the version (default: the ref's alias)")
+    ] = None,
+) -> None:
+    """Lay a version out for vLLM's filesystem resolver and LoRAX: DIR/NS/NAME@SHA8/ holds its files
+    (sha256-checked; adapter_config.json's base path set to the registered base's source), and
+    DIR/NS/NAME@ALIAS links to it (moved atomically by a later pull). Pulling again is a no-op."""
+    if dest.exists() and not dest.is_dir():
+        raise InvalidInput(f"{dest} exists and is not a folder", field="DIR")
+    selector = ref.partition("@")[2] or "latest"
+    with transfer_progress("pulling") as progress:
+        refs, folder = backend().pull(ref, dest, link=link or selector, progress=progress)
+    base = refs.base_model_source or refs.base_model
+    console.print(
+        f"{refs.name}@{refs.version} -> {folder} (sha256 verified; base {base})", markup=False, soft_wrap=True
+    )
+    console.print(
+        f"vLLM model name: {refs.name}@{link or selector}  (or {folder.parent.name}/{folder.name})",
+        markup=False,
     )
 
 

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from registry.client import Client
     from registry.client.models import Composition
     from registry.service import Registry
+    from registry.serving import ServingRefs
     from registry.views import (
         AdapterView,
         ArtifactMatch,
@@ -68,6 +69,9 @@ class Backend(Protocol):
     def create_key(self, name: str, role: str) -> str: ...
     def revoke_key(self, name: str) -> None: ...
     def list_keys(self) -> list[KeyView]: ...
+    def pull(
+        self, ref: str, dest: Path, *, link: str | None, progress: Progress
+    ) -> tuple[ServingRefs, Path]: ...
 
 
 class LocalBackend:
@@ -176,6 +180,18 @@ class LocalBackend:
 
         return list_keys(self.reg)
 
+    def pull(self, ref: str, dest: Path, *, link: str | None, progress: Progress) -> tuple[ServingRefs, Path]:
+        from registry.service.catalog.downloads import download_version
+        from registry.service.catalog.serving import serving_refs
+        from registry.serving import pull
+
+        refs = serving_refs(self.reg, ref, pull_dir=str(dest.resolve()))
+
+        def fetch(pinned: str, into: Path) -> None:
+            download_version(self.reg, pinned, into, progress=progress)
+
+        return refs, pull(refs, dest, fetch, link=link)
+
 
 class RemoteBackend:
     """A PEM Registry server's REST API (`pemreg login URL`, or PEMREG_URL + PEMREG_API_KEY)."""
@@ -276,6 +292,16 @@ class RemoteBackend:
 
     def list_keys(self) -> list[KeyView]:
         return self.client.list_keys()
+
+    def pull(self, ref: str, dest: Path, *, link: str | None, progress: Progress) -> tuple[ServingRefs, Path]:
+        from registry.serving import pull
+
+        refs = self.client.serving(ref, pull_dir=str(dest.resolve()))
+
+        def fetch(pinned: str, into: Path) -> None:
+            self.client.download(pinned, into, force=True, progress=progress)
+
+        return refs, pull(refs, dest, fetch, link=link)
 
     # Compositions run on the server: submit, validate (dry run), poll. api/cli/remote_compose.py uses
     # these in remote mode; the local compose command keeps its Prefect paths.

@@ -193,13 +193,16 @@ def reconcile_at_start() -> None:
     import threading
 
     from flows.runners import resubmit
+    from registry.service.admin import metrics
 
     install_runners("background")
     reg = registry()
 
     def once() -> None:
         try:
-            for d in runs.reconcile(reg, restart=resubmit):
+            done = runs.reconcile(reg, restart=resubmit)
+            metrics.runs_reconciled(d.action for d in done)
+            for d in done:
                 err_console.print(f"reconciled composition {d.composition_id}: {d.action}", markup=False)
         except Exception as exc:  # noqa: BLE001 - the catalog briefly away must not stop the server
             err_console.print(f"warning: reconcile failed: {runs.one_line(exc)}", markup=False)
@@ -254,11 +257,18 @@ def worker(
     subprocess: Annotated[
         bool, typer.Option("--subprocess", help="one interpreter per run (flow.serve)")
     ] = False,
+    metrics_port: Annotated[
+        int | None, typer.Option("--metrics-port", min=1, max=65535, help="serve Prometheus metrics here")
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option("--metrics-host", help="interface of --metrics-port")
+    ] = "127.0.0.1",
 ) -> None:
     """Serve the compose, recompose-stale and scheduled deployments (Prefect).
 
     Runs execute in this warm process by default (no per-run interpreter start-up). At start and every
-    PEMREG_RECONCILE_INTERVAL_SECONDS it reconciles runs whose worker was lost."""
+    PEMREG_RECONCILE_INTERVAL_SECONDS it reconciles runs whose worker was lost. It also delivers
+    webhooks, and with --metrics-port serves its Prometheus metrics (GET /metrics)."""
     import os
 
     if not os.environ.get("PREFECT_API_URL") and registry().settings.prefect_mode == "local-server":
@@ -269,6 +279,12 @@ def worker(
         os.environ["PREFECT_API_URL"] = local_server.ensure_running(
             settings.home, settings.local_prefect_port
         )
+    if metrics_port is not None:
+        from registry.service.admin import metrics
+        from registry.service.events.deliveries import pending_count
+
+        reg = registry()
+        metrics.serve_http(metrics_port, metrics_host, lambda: pending_count(reg))
     from flows.worker import run_worker
 
     run_worker(limit=limit, subprocess=subprocess)

@@ -25,7 +25,7 @@ from .output import console, err_console
 HELP = "PEM Registry: catalog and compose parameter-efficient modules (LoRA, (IA)3)."
 
 # Top-level command -> the module that registers it (`register(app)`, or a Typer sub-app `app`).
-SUBAPPS = {"adapters": "adapters", "base-models": "base_models", "keys": "keys"}
+SUBAPPS = {"adapters": "adapters", "base-models": "base_models", "keys": "keys", "webhooks": "webhooks"}
 COMMANDS = {
     "init": "setup",
     "demo": "setup",

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
 import socket
+import tempfile
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
@@ -17,22 +21,52 @@ def serve(
         str, typer.Option("--log-level", help="uvicorn log level: critical | error | warning | info | debug")
     ] = "info",
 ) -> None:
-    """Serve the REST API (OpenAPI at /docs). Settings come from PEMREG_* as for every command."""
+    """Serve the REST API (OpenAPI at /docs) and deliver webhooks. Settings come from PEMREG_* as for
+    every command."""
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
+    from registry.service.admin import metrics
+    from registry.service.events.deliverer import start_delivering
+
     from .compose import reconcile_at_start
+    from .deps import registry
 
-    reconcile_at_start()
+    with contextlib.ExitStack() as stack:
+        if workers > 1:
+            stack.enter_context(shared_metrics_dir())
+        metrics.enable()
+        reconcile_at_start()
+        # Webhook deliveries go out from this process (the supervisor under --workers N).
+        stack.callback(start_delivering(registry()).stop)
 
-    # A factory string, so --workers > 1 can import the app in each process.
-    options: dict[str, Any] = {"factory": True, "host": host, "port": port, "log_level": log_level}
-    if workers == 1:
-        uvicorn.run("api.app:create_app", proxy_headers=False, **options)
+        # A factory string, so --workers > 1 can import the app in each process.
+        options: dict[str, Any] = {"factory": True, "host": host, "port": port, "log_level": log_level}
+        if workers == 1:
+            uvicorn.run("api.app:create_app", proxy_headers=False, **options)
+            return
+        config = uvicorn.Config("api.app:create_app", proxy_headers=False, workers=workers, **options)
+        with contextlib.suppress(KeyboardInterrupt):  # as uvicorn.run: Ctrl-C is a normal stop
+            Multiprocess(config, sockets=[tcp_socket(config.bind_socket())]).run()
+
+
+@contextlib.contextmanager
+def shared_metrics_dir() -> Iterator[None]:
+    """prometheus_client's multiprocess mode for --workers N: every process (set before any imports
+    prometheus_client) writes its samples under one fresh folder, which any process's /metrics reads.
+    An operator's own PROMETHEUS_MULTIPROC_DIR is used as it is."""
+    from registry.service.admin.metrics import MULTIPROC_ENV
+
+    if os.environ.get(MULTIPROC_ENV):
+        yield
         return
-    config = uvicorn.Config("api.app:create_app", proxy_headers=False, workers=workers, **options)
-    with contextlib.suppress(KeyboardInterrupt):  # as uvicorn.run: Ctrl-C is a normal stop
-        Multiprocess(config, sockets=[tcp_socket(config.bind_socket())]).run()
+    folder = tempfile.mkdtemp(prefix="pemreg-metrics-")
+    os.environ[MULTIPROC_ENV] = folder
+    try:
+        yield
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def tcp_socket(bound: socket.socket) -> socket.socket:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from api.deps import Reader, Writer
 from api.errors import ERROR_RESPONSES
@@ -13,7 +13,8 @@ from registry import service
 from registry.refs import Ref, validate_name
 from registry.service.catalog.lineage import MAX_DEPTH
 from registry.service.catalog.queries import MAX_LIMIT
-from registry.service.catalog.serving import ServingRefs, serving_refs
+from registry.service.catalog.serving import serving_refs
+from registry.serving import DEFAULT_DIR, ServingRefs
 from registry.views import AdapterView, LineageGraph, Page, VersionView
 
 from .common import (
@@ -27,6 +28,7 @@ from .common import (
     parse_tag_filters,
     version_ref,
 )
+from .downloads import route_link
 
 router = APIRouter(prefix="/v1/adapters", tags=["adapters"], responses=ERROR_RESPONSES)
 
@@ -100,6 +102,19 @@ def lineage(
 
 
 @router.get(VERSION + "/serving", response_model=ServingRefs)
-def serving(caller: Reader, ns: Namespace, name: Name, v: Selector) -> ServingRefs:
-    """vLLM and LoRAX references, pinned by digest (they keep naming these bytes if an alias moves)."""
-    return serving_refs(caller.reg, version_ref(ns, name, v))
+def serving(
+    caller: Reader,
+    request: Request,
+    ns: Namespace,
+    name: Name,
+    v: Selector,
+    dir: Annotated[
+        str, Query(pattern=r"^/[^\x00-\x1f\x7f]{0,1023}$", description="the serving host's pull folder")
+    ] = DEFAULT_DIR,
+    expires: Annotated[int, Query(ge=60, le=7 * 24 * 3600, description="presigned URL lifetime, s")] = 3600,
+) -> ServingRefs:
+    """vLLM and LoRAX references, pinned by digest (they keep naming these bytes if an alias moves):
+    each file's URL (presigned on S3, else this API's download route), the base model's source, and
+    the folder `pemreg adapters pull` lays the version out in under `dir` on the serving host."""
+    ref = version_ref(ns, name, v)
+    return serving_refs(caller.reg, ref, link=route_link(request), pull_dir=dir, expires=expires)

@@ -20,6 +20,7 @@ from api.schemas import DownloadFile, DownloadManifest, inline_schema
 from registry import service
 from registry.errors import NotFound
 from registry.service.catalog.downloads import version_prefix
+from registry.service.catalog.serving import Link, file_urls
 from registry.views import VersionView
 
 from .common import VERSION, Name, Namespace, Selector, version_ref
@@ -39,20 +40,20 @@ DOC: dict[int | str, dict[str, Any]] = {
 }
 
 
+def route_link(request: Request) -> Link:
+    """This API's streaming URL of a file, pinned to the version number (immutable); needs a key."""
+
+    def link(version: VersionView, filename: str) -> str:
+        ns, name = version.name.split("/", 1)
+        url = request.url_for("download_version", ns=ns, name=name, v=str(version.version))
+        return str(url.include_query_params(file=filename))
+
+    return link
+
+
 def _manifest(request: Request, caller_reg: Any, version: VersionView, expires: int) -> DownloadManifest:
-    prefix = version_prefix(version)
-    files, presigned = [], False
-    for filename, entry in sorted(version.files.items()):
-        url = caller_reg.store.presigned_url(f"{prefix}/{filename}", expires)
-        presigned = presigned or url is not None
-        if url is None:  # file store: this API streams it; pinned to the version number (immutable)
-            ns, name = version.name.split("/", 1)
-            url = str(
-                request.url_for(
-                    "download_version", ns=ns, name=name, v=str(version.version)
-                ).include_query_params(file=filename)
-            )
-        files.append(DownloadFile(file=filename, sha256=entry["sha256"], size=entry["size"], url=url))
+    urls, presigned = file_urls(caller_reg, version, expires, route_link(request))
+    files = [DownloadFile(file=f.file, sha256=f.sha256, size=f.size, url=f.url or "") for f in urls]
     return DownloadManifest(
         name=version.name,
         version=version.version,

@@ -23,12 +23,13 @@ from api.errors import status_of
 from api.routes import downloads
 from api.routes.common import parse_tag_filters, version_ref
 from registry import service
-from registry.errors import InvalidInput, NotFound, RegistryError, Unauthenticated
+from registry.catalog.models import DELIVERY_STATUSES
+from registry.errors import InvalidInput, NotFound, PermissionDenied, RegistryError, Unauthenticated
 from registry.hashing import digest_of
 from registry.service.admin.keys import authenticate
 from registry.service.catalog.lineage import MAX_DEPTH
 from registry.service.catalog.queries import FILTERABLE_STATUSES
-from registry.service.catalog.serving import refs_for
+from registry.service.catalog.serving import serving_refs
 from registry.service.catalog.web_views import (
     active_key,
     aliases_by_adapter,
@@ -39,6 +40,7 @@ from registry.service.catalog.web_views import (
 )
 from registry.service.compositions import reads as comps
 from registry.service.compositions.status import TERMINAL, RunStatus
+from registry.service.events import deliveries, webhooks
 
 from . import charts, graph
 from .render import page
@@ -184,7 +186,9 @@ def version_page(request: Request, caller: WebCaller, ns: str, name: str, v: str
         provenance=provenance,
         # Per-module reports can run to hundreds of rows: the page shows the method's summary.
         method={k: v for k, v in ((provenance or {}).get("method") or {}).items() if k != "modules"},
-        serving=refs_for(version, caller.reg.settings.s3_endpoint_url),
+        serving=serving_refs(
+            caller.reg, version_ref(ns, name, str(version.version)), link=downloads.route_link(request)
+        ),
         **chrome(request, caller),
     )
 
@@ -294,6 +298,26 @@ def composition_status(caller: WebCaller, composition_id: str) -> Response:
     run = comps.get(caller.reg, composition_id)
     body = {"id": run.id, "status": run.status, "error": run.error, "terminal": run.status in TERMINAL}
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/webhooks", name="web_webhooks")
+def webhooks_page(request: Request, caller: WebCaller, status: str | None = None) -> Response:
+    """Webhooks and their recent deliveries (dead letters included); admins only, as the API."""
+    if caller.role != "admin":
+        raise PermissionDenied("webhooks are shown to admins")
+    wanted = _clean(status)
+    return page(
+        request,
+        "webhooks.html",
+        hooks=webhooks.list_webhooks(caller.reg),
+        counts=deliveries.counts_by_webhook(caller.reg),
+        deliveries=deliveries.list_deliveries(
+            caller.reg, None, status=wanted, limit=PAGE_SIZE, history=False
+        ),
+        status=wanted or "",
+        statuses=DELIVERY_STATUSES,
+        **chrome(request, caller),
+    )
 
 
 @router.get("/signin", name="web_signin")

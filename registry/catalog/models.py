@@ -317,6 +317,88 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class Webhook(Base):
+    """A receiver of events (registry.service.events). The secret signs every delivery, so it is kept
+    (not hashed); after a rotation the previous one also signs until `previous_secret_until`."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    events: Mapped[list[Any]] = mapped_column(default=list)  # event types; empty = every type
+    namespace: Mapped[str | None] = mapped_column(String(64))
+    alias_pattern: Mapped[str | None] = mapped_column(String(128))  # glob over alias events' alias
+    description: Mapped[str | None] = mapped_column(Text)
+    secret: Mapped[str] = mapped_column(String(128))
+    previous_secret: Mapped[str | None] = mapped_column(String(128))
+    previous_secret_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    owner: Mapped[str] = mapped_column(String(128))  # whose read rights decide private namespaces' events
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WebhookEvent(Base):
+    """The outbox: one row per event, written in the transaction of the change that caused it."""
+
+    __tablename__ = "webhook_events"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # `msg_<hex>`: the webhook-id header
+    type: Mapped[str] = mapped_column(String(48))
+    namespace: Mapped[str | None] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)  # the exact JSON every attempt sends and signs
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+DELIVERY_STATUSES = ("pending", "delivered", "dead")
+
+
+class WebhookDelivery(Base):
+    """One event for one webhook: pending (due at next_attempt_at) until delivered, or dead once the
+    retry window closes. A claimed attempt pushes next_attempt_at past its lease and sets claimed_by."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("webhook_id", "event_id"),
+        CheckConstraint("status IN ('pending', 'delivered', 'dead')", name="status"),
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),  # the claim query
+        Index("ix_webhook_deliveries_webhook_created", "webhook_id", "created_at"),  # history
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
+    event_id: Mapped[str] = mapped_column(ForeignKey("webhook_events.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The retry window (PEMREG_WEBHOOK_RETRY_HOURS) runs from here: creation, or the last redeliver.
+    retry_from: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    claimed_by: Mapped[str | None] = mapped_column(String(128))  # host:pid of the attempt in flight
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_latency_ms: Mapped[float | None] = mapped_column(Float)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    event: Mapped[WebhookEvent] = relationship(lazy="selectin")
+
+
+class WebhookAttempt(Base):
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True
+    )
+    attempt: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text)
+    response: Mapped[str | None] = mapped_column(Text)  # the start of the receiver's answer
+    worker: Mapped[str | None] = mapped_column(String(128))  # host:pid of the deliverer that made it
+
+
 # Trigram GIN indexes for `q` (LIKE '%term%'), PostgreSQL only: pg_trgm is a PostgreSQL extension, and
 # SQLite cannot use any index for a leading-wildcard LIKE, so there they would only slow writes.
 # fastupdate off: registrations are rare and searches frequent; with the default pending list, every

@@ -17,6 +17,9 @@ import httpx
 from pydantic import BaseModel, TypeAdapter
 
 from ..refs import validate_name
+from ..serving import ServingRefs
+from ..serving import pull as pull_layout
+from ..webhooks.views import DeliveryView, PingSent, WebhookCreated, WebhookView
 from . import errors
 from .models import (
     AdapterView,
@@ -339,6 +342,74 @@ class Client:
                     f"composition {composition_id}: still {view.status} after {timeout:g} s"
                 )
             time.sleep(poll)
+
+    # -- serving -------------------------------------------------------------------------------------
+    def serving(self, ref: str, *, pull_dir: str | None = None) -> ServingRefs:
+        """vLLM / LoRAX references of a version: file URLs, the base's source, the pull folder."""
+        name, selector = _split(ref)
+        path = f"/v1/adapters/{name}/versions/{_seg(selector)}/serving"
+        return self._get(ServingRefs, path, dir=pull_dir)
+
+    def pull(self, ref: str, dest: str | Path, *, link: str | None = None) -> Path:
+        """Lay the version `ref` names out under `dest` for vLLM's filesystem resolver and LoRAX
+        (registry.serving): `dest/<ns>/<name>@<sha8>/` with the config's base path set to the registered
+        base's source, and `dest/<ns>/<name>@<link>` pointing at it (default: the ref's alias or number)."""
+        dest = Path(dest).expanduser()
+        refs = self.serving(ref, pull_dir=str(dest.resolve()))
+        _, selector = _split(ref)
+        return pull_layout(
+            refs, dest, lambda pinned, into: self.download(pinned, into, force=True), link=link or selector
+        )
+
+    # -- webhooks (admin) ----------------------------------------------------------------------------
+    def list_webhooks(self) -> list[WebhookView]:
+        return self._list(WebhookView, "/v1/webhooks")
+
+    def create_webhook(
+        self,
+        url: str,
+        *,
+        events: list[str] | None = None,
+        namespace: str | None = None,
+        alias_pattern: str | None = None,
+        description: str | None = None,
+    ) -> WebhookCreated:
+        """The answer's `secret` (whsec_...) is shown once."""
+        body = {"url": url, "events": events or [], "namespace": namespace, "alias_pattern": alias_pattern}
+        if description is not None:
+            body["description"] = description
+        return WebhookCreated.model_validate(self._request("POST", "/v1/webhooks", json=body).json())
+
+    def get_webhook(self, webhook_id: str) -> WebhookView:
+        return self._get(WebhookView, f"/v1/webhooks/{_seg(webhook_id)}")
+
+    def update_webhook(self, webhook_id: str, **fields: Any) -> WebhookView:
+        """Fields given are replaced (url, events, namespace, alias_pattern, description, active)."""
+        path = f"/v1/webhooks/{_seg(webhook_id)}"
+        return WebhookView.model_validate(self._request("PATCH", path, json=fields).json())
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        self._request("DELETE", f"/v1/webhooks/{_seg(webhook_id)}")
+
+    def rotate_webhook_secret(self, webhook_id: str) -> WebhookCreated:
+        path = f"/v1/webhooks/{_seg(webhook_id)}:rotate-secret"
+        return WebhookCreated.model_validate(self._request("POST", path).json())
+
+    def ping_webhook(self, webhook_id: str) -> PingSent:
+        return PingSent.model_validate(self._request("POST", f"/v1/webhooks/{_seg(webhook_id)}:ping").json())
+
+    def webhook_deliveries(
+        self, webhook_id: str, *, status: str | None = None, limit: int = 50
+    ) -> list[DeliveryView]:
+        path = f"/v1/webhooks/{_seg(webhook_id)}/deliveries"
+        return self._list(DeliveryView, path, status=status, limit=limit)
+
+    def webhook_delivery(self, webhook_id: str, event_id: str) -> DeliveryView:
+        return self._get(DeliveryView, f"/v1/webhooks/{_seg(webhook_id)}/deliveries/{_seg(event_id)}")
+
+    def redeliver(self, webhook_id: str, event_id: str) -> DeliveryView:
+        path = f"/v1/webhooks/{_seg(webhook_id)}/deliveries/{_seg(event_id)}:redeliver"
+        return DeliveryView.model_validate(self._request("POST", path).json())
 
     # -- keys (admin) --------------------------------------------------------------------------------
     def list_keys(self, *, include_revoked: bool = True) -> list[KeyView]:

@@ -17,6 +17,7 @@ from sqlalchemy import or_, select
 
 from registry.catalog import models as m
 from registry.catalog.db import transaction
+from registry.service.admin import metrics
 from registry.service.catalog import audit
 from registry.service.context import Registry
 from registry.store.base import StoredObject
@@ -109,6 +110,7 @@ def collect(
             continue
         for key in orphan.keys:
             reg.store.delete(key)
+        metrics.gc_objects_deleted(len(orphan.keys))
         with transaction(reg.sessions) as session:
             audit.record(
                 session, reg.principal, "gc_delete", orphan.folder, keys=len(orphan.keys), size=orphan.size

@@ -11,6 +11,7 @@ from registry.refs import Ref, parse_ref, validate_alias
 from registry.service.catalog import audit
 from registry.service.catalog.resolve import aliases_of, resolve_version
 from registry.service.context import Registry
+from registry.service.events import outbox
 from registry.views import VersionView
 
 
@@ -51,6 +52,7 @@ def move_alias(session: Session, actor: str, target: m.AdapterVersion, alias: st
             from_version=previous,
             to_version=target.version,
         )
+        outbox.alias_moved(session, target, alias, previous, actor)
     session.flush()
 
 

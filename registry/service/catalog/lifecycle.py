@@ -28,6 +28,7 @@ from registry.refs import Ref, parse_ref, validate_alias, validate_name
 from registry.service.catalog import audit
 from registry.service.catalog.resolve import aliases_of, get_adapter_row, resolve_version
 from registry.service.context import Registry
+from registry.service.events import outbox
 from registry.service.registration.register import check_lengths
 from registry.views import AdapterView, KeyView, VersionView
 
@@ -65,6 +66,7 @@ def set_status(reg: Registry, ref: Ref | str, transition: Transition) -> Version
                 from_status=previous,
                 to_status=target,
             )
+            outbox.version_status_changed(session, row, previous, reg.principal)
             session.flush()
         return VersionView.of(row, aliases_of(session, row))
 
@@ -106,10 +108,12 @@ def delete_version(reg: Registry, ref: Ref | str) -> VersionView:
                 f"{row.adapter.full_name}@{alias}",
                 version=row.version,
             )
+            outbox.alias_deleted(session, row.adapter, alias, row.version, reg.principal)
         previous = row.status
         _stamp(row, "deleted", reg.principal)
         row.deleted_at = row.status_changed_at
         audit.record(session, reg.principal, "version_delete", label, sha256=row.sha256, from_status=previous)
+        outbox.version_deleted(session, row, previous, reg.principal)
         session.flush()
         return VersionView.of(row, [])
 
@@ -126,6 +130,7 @@ def delete_alias(reg: Registry, full_name: str, alias: str) -> int:
         version = session.get_one(m.AdapterVersion, row.version_id).version
         session.delete(row)
         audit.record(session, reg.principal, "alias_delete", f"{full_name}@{alias}", version=version)
+        outbox.alias_deleted(session, adapter, alias, version, reg.principal)
         return version
 
 

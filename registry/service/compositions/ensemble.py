@@ -24,12 +24,12 @@ from registry.hashing import sha256_bytes
 from registry.provenance import build_provenance, dumps
 from registry.service.catalog import audit
 from registry.service.catalog.queries import get_version
-from registry.service.catalog.serving import refs_for
 from registry.service.compositions.inputs import ResolvedInput
 from registry.service.compositions.reads import CompositionView, get, view_of
 from registry.service.compositions.runs import apply_transition
 from registry.service.compositions.status import RunStatus
 from registry.service.context import Registry
+from registry.serving import refs_for
 from registry.spec import CompositionSpec
 
 SCHEMA = "pemreg.ensemble/v1"
@@ -144,7 +144,7 @@ def ensemble_serving(reg: Registry, recipe: dict[str, Any]) -> dict[str, Any]:
     adapters = []
     for item in recipe["inputs"]:
         version = get_version(reg, f"{item['name']}@sha256:{item['sha256']}")
-        refs = refs_for(version, reg.settings.s3_endpoint_url)
+        refs = refs_for(version, s3_endpoint_url=reg.settings.s3_endpoint_url)
         adapters.append({**item, "serving": refs.model_dump(mode="json", exclude_none=True)})
     return {
         "kind": "ensemble",

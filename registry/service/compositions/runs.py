@@ -43,6 +43,7 @@ from registry.service.compositions.status import (
     check_transition,
 )
 from registry.service.context import Registry
+from registry.service.events import outbox
 from registry.spec import CompositionSpec
 
 log = logging.getLogger("pemreg.runs")
@@ -195,6 +196,7 @@ def record_cache_hit(
             cache_key=hit.cache_key,
             first_run=hit.id,
         )
+        outbox.composition_ended(row)
         session.flush()
         return view_of(session, row)
 
@@ -272,6 +274,7 @@ def apply_transition(row: m.Composition, status: RunStatus, **fields: Any) -> No
         row.heartbeat_at = now
     if status in TERMINAL:
         row.finished_at = now
+        outbox.composition_ended(row)
 
 
 def transition(reg: Registry, run_id: str, status: RunStatus, **fields: Any) -> CompositionView:

@@ -29,6 +29,7 @@ from registry.service.catalog import audit
 from registry.service.catalog.artifact_index import index_files
 from registry.service.catalog.resolve import aliases_of
 from registry.service.context import Registry, open_store_for
+from registry.service.events import outbox
 from registry.service.registration.base_identity import BasePlan, check_base_label, local_dir, plan_base
 from registry.service.registration.base_models import DEFAULT_REVISION
 from registry.service.registration.base_shapes import base_module_dims, check_module_shapes
@@ -312,6 +313,7 @@ def commit_version(
     session.flush()
     version.adapter = adapter
     audit.record(session, reg.principal, "register", f"{full_name}@{version.version}", sha256=ingested.sha256)
+    outbox.version_created(session, version, reg.principal)
     return version, True
 
 
