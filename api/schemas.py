@@ -68,6 +68,11 @@ class RegisterFromSource(Strict):
         default_factory=dict, description="{k: v} or ['k=v', ...]"
     )
     description: str | None = Field(default=None, max_length=MAX_DESCRIPTION)
+    create_base: bool = Field(default=False, description="register an unmatched hub id as a new base model")
+    allow_deleted: bool = Field(default=False, description="bytes of a deleted version bring it back")
+    metrics: list[str] = Field(default_factory=list, max_length=256, description="name=number")
+    params: list[str] = Field(default_factory=list, max_length=256, description="name=value")
+    datasets: list[str] = Field(default_factory=list, max_length=256, description="dataset URIs")
 
 
 class Registered(VersionView):
@@ -86,8 +91,24 @@ class BaseModelIn(Strict):
         description="local path, s3:// URI of a saved HF folder, or a hub id",
     )
     revision: str = Field(default="main", min_length=1, max_length=128, pattern=REVISION_PATTERN)
-    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    sha256: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{64}$", description="sha256 of the base's model.safetensors"
+    )
     architecture: str | None = Field(default=None, max_length=128, pattern=PLAIN)
+    config: dict[str, Any] | None = Field(
+        default=None,
+        description="the base's config.json (from a local copy): adapters whose config names a folder "
+        "holding this base are matched by its fingerprint",
+    )
+
+
+class BaseMergeIn(Strict):
+    base: str = Field(
+        max_length=385, pattern=BASE_LABEL_PATTERN, description="NAME[@REVISION] of the base to remove"
+    )
+    into: str = Field(
+        max_length=385, pattern=BASE_LABEL_PATTERN, description="NAME[@REVISION] its adapters move to"
+    )
 
 
 class AliasIn(Strict):

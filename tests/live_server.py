@@ -20,6 +20,7 @@ from registry.catalog.migrate import upgrade
 from registry.service import Registry
 from registry.service.admin.keys import ROLES, create_key
 from registry.settings import Settings
+from tests.catalog_helpers import register_test_bases
 from tests.pg_service import truncate_all
 from tests.s3_service import S3Service
 
@@ -85,6 +86,7 @@ def run_server(
     reg = Registry(settings)
     reg.store.ensure_ready()
     keys = {role: create_key(reg, f"{role}-key", role) for role in ROLES}
+    register_test_bases(reg)
     port = free_port()
     env = clean_env(
         **s3_service.settings_env(store_url), PEMREG_DATABASE_URL=pg_url, PEMREG_HOME=str(home), **env_extra

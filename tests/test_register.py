@@ -10,6 +10,7 @@ import pytest
 from safetensors.torch import load_file, save_file
 
 from registry import service
+from registry.hashing import digest_of
 from registry.errors import AdapterFormatError, Conflict, InvalidInput, NotFound
 from registry.hashing import sha256_file
 from registry.service import Registry
@@ -129,7 +130,7 @@ def test_list_filters_and_keyset_pagination(reg: Registry, adapter_dirs: dict[st
 def test_lookup_by_digest(reg: Registry, adapter_dirs: dict[str, Path]) -> None:
     v, _ = service.register_adapter(reg, adapter_dirs["lora"], "acme/math")
     weights = adapter_dirs["lora"] / "adapter_model.safetensors"
-    [match] = service.find_by_digest(reg, service.digest_of(str(weights)))
+    [match] = service.find_by_digest(reg, digest_of(str(weights)))
     assert (match.kind, match.name, match.version, match.file) == (
         "adapter_version",
         "acme/math",
@@ -180,6 +181,6 @@ def test_unknown_home_in_a_path_is_input_not_a_crash(reg: Registry) -> None:
     view, created = service.add_base_model(reg, "hub-model", source="~nosuchuser-x/model")
     assert created and view.architecture is None
     with pytest.raises(InvalidInput, match="no such file"):
-        service.digest_of("~nosuchuser-x/adapter_model.safetensors")
+        digest_of("~nosuchuser-x/adapter_model.safetensors")
     with pytest.raises(AdapterFormatError):
         service.register_adapter(reg, "~nosuchuser-x/adapter", "acme/x")
