@@ -14,14 +14,14 @@ import re
 from registry.errors import InvalidInput
 from registry.views import TrainingRecord
 
-NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,127}")
+NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]{0,127}")
 MAX_VALUE = 512
 MAX_URI = 1024
 MAX_ENTRIES = 256
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # A metric filter: `name>=0.8`, `name<2`, `name=0.5` (MLflow's `metrics.name >= 0.8`).
 METRIC_FILTER_RE = re.compile(
-    r"(?P<name>[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,127})\s*(?P<op><=|>=|=|<|>)\s*(?P<value>.+)"
+    r"(?P<name>[A-Za-z0-9_][A-Za-z0-9_./-]{0,127})\s*(?P<op><=|>=|=|<|>)\s*(?P<value>.+)"
 )
 
 
@@ -30,7 +30,7 @@ def _pair(item: str, field: str) -> tuple[str, str]:
     key, value = key.strip(), value.strip()
     if not sep or not NAME_RE.fullmatch(key):
         raise InvalidInput(
-            f"{field}: {item[:80]!r} is not name=value (name: letters, digits, _ . : / -)", field=field
+            f"{field}: {item[:80]!r} is not name=value (name: letters, digits, _ . / -)", field=field
         )
     if _CONTROL.search(value) or len(value) > MAX_VALUE:
         raise InvalidInput(

@@ -10,9 +10,8 @@ import pytest
 from safetensors.torch import load_file, save_file
 
 from registry import service
-from registry.hashing import digest_of
 from registry.errors import AdapterFormatError, Conflict, InvalidInput, NotFound
-from registry.hashing import sha256_file
+from registry.hashing import digest_of, sha256_file
 from registry.service import Registry
 from tests.catalog_helpers import snapshot
 

@@ -125,9 +125,22 @@ def list_(
     include_archived: Annotated[
         bool, typer.Option("--include-archived", help="also adapters whose versions are all archived")
     ] = False,
+    metric: Annotated[
+        list[str] | None,
+        typer.Option("--metric", help="a version's training metric, e.g. 'accuracy>=0.8' (repeatable)"),
+    ] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", help="a version's hyper-parameter name=value (repeatable)")
+    ] = None,
+    dataset: Annotated[
+        list[str] | None, typer.Option("--dataset", help="a version's training dataset URI (repeatable)")
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """List adapters matching every filter given."""
+    training: dict[str, object] = {}
+    if metric or param or dataset:  # only then: remote listings keep the client's own signature
+        training = {"metrics": metric or [], "params": parse_tags(param, "param"), "datasets": dataset or []}
     page = backend().list_adapters(
         base_model=base_model,
         pem_type=pem_type,
@@ -137,6 +150,7 @@ def list_(
         limit=limit,
         page_token=page_token,
         include_archived=include_archived,
+        **training,
     )
     if json_out:
         print_json(page)

@@ -48,7 +48,18 @@ def list_adapters(
         Literal["active", "deprecated", "archived"] | None,
         Query(description="adapters with a version in this status (archived implies include_archived)"),
     ] = None,
+    metric: Annotated[
+        list[str],
+        Query(max_length=200, description="training metric condition, e.g. accuracy>=0.8 (repeatable)"),
+    ] = [],  # noqa: B006
+    param: Annotated[
+        list[str], Query(max_length=700, description="training hyper-parameter name:value (repeatable)")
+    ] = [],  # noqa: B006
+    dataset: Annotated[
+        list[str], Query(max_length=1024, description="a training dataset URI (repeatable)")
+    ] = [],  # noqa: B006
 ) -> Page[AdapterView]:
+    """Filters combine with AND; `metric`, `param` and `dataset` match a version's training record."""
     return service.list_adapters(
         caller.reg,
         base_model=base_model,
@@ -60,6 +71,9 @@ def list_adapters(
         page_token=page_token,
         include_archived=include_archived,
         status=status,
+        metrics=metric,
+        params=parse_tag_filters(param, field="param"),
+        datasets=dataset,
     )
 
 

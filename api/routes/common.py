@@ -68,12 +68,12 @@ def version_ref(ns: str, name: str, v: str = "latest") -> Ref:
     return Ref(ns, name, **parse_selector(v, "version"))  # type: ignore[arg-type]
 
 
-def parse_tag_filters(items: list[str]) -> dict[str, str]:
+def parse_tag_filters(items: list[str], field: str = "tag") -> dict[str, str]:
     """`tag=k:v` as docs/rest.md writes it; `k=v` (the CLI's form) works too. Splits at the first of them."""
     tags: dict[str, str] = {}
     for item in items:
         cut = min((i for i in (item.find(":"), item.find("=")) if i > 0), default=-1)
         if cut < 0 or any(ord(c) < 32 or ord(c) == 127 for c in item):
-            raise InvalidInput(f"tag: {item[:80]!r} is not key:value", field="tag")
+            raise InvalidInput(f"{field}: {item[:80]!r} is not key:value", field=field)
         tags[item[:cut].strip()] = item[cut + 1 :].strip()
     return tags

@@ -195,9 +195,13 @@ class Client:
         include_archived: bool = False,
         limit: int = 50,
         page_token: str | None = None,
+        metrics: list[str] | None = None,
+        params: dict[str, str] | None = None,
+        datasets: list[str] | None = None,
     ) -> Page[AdapterView]:
-        """One page; pass its `next_page_token` back for the next (or use iter_adapters)."""
-        params = {
+        """One page; pass its `next_page_token` back for the next (or use iter_adapters). `metrics`
+        (`acc>=0.8`), `params` and `datasets` match a version's training record."""
+        wanted: dict[str, Any] = {
             "base_model": base_model,
             "pem_type": pem_type,
             "task": task,
@@ -206,8 +210,11 @@ class Client:
             "include_archived": include_archived or None,
             "limit": limit,
             "page_token": page_token,
+            "metric": list(metrics or []),
+            "param": [f"{k}:{v}" for k, v in (params or {}).items()],
+            "dataset": list(datasets or []),
         }
-        return self._get(Page[AdapterView], "/v1/adapters", **params)
+        return self._get(Page[AdapterView], "/v1/adapters", **wanted)
 
     def iter_adapters(self, *, page_size: int = 100, **filters: Any) -> Iterator[AdapterView]:
         """Every adapter matching the filters, fetching pages as the iteration reaches them."""
