@@ -85,7 +85,8 @@ def audit(
         label = f"{match.name}@{match.version}" if match.version is not None else match.name
         state = f" ({match.status})" if match.status not in (None, "active") else ""
         console.print(
-            f"sha256:{match.sha256} is {match.file} of {match.kind.replace('_', ' ')} {label}{state}", markup=False
+            f"sha256:{match.sha256} is {match.file} of {match.kind.replace('_', ' ')} {label}{state}",
+            markup=False,
         )
         if match.ancestry and match.ancestry.edges:
             console.print(_tree(match.ancestry))
