@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from registry.service import Registry
 from registry.settings import Settings, get_settings
 
-from . import errors, web
+from . import docs_pages, errors, web
 from .middleware import RequestIdMiddleware
 from .routes import adapters, audit, base_models, compositions, downloads, health, keys, lifecycle, register
 
@@ -22,7 +22,8 @@ alias, compose, deprecate/archive/restore, tags), admin (+ keys, delete). Errors
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    app = FastAPI(title="PEM Registry", version="1", description=DESCRIPTION)
+    app = FastAPI(title="PEM Registry", version="1", description=DESCRIPTION, docs_url=None, redoc_url=None)
+    docs_pages.install(app)  # /docs and /redoc from the package's own files (no CDN)
     app.state.registry = Registry(settings or get_settings())
     from flows.runners import install  # compositions run through the runners this shell registers
 
