@@ -134,12 +134,14 @@ def run_demo(
     out_dir: Path | None = None,
     seed: int = 0,
 ) -> DemoResult:
-    """Train, register, compose (through the flows), and report. `quick` runs three scenarios."""
+    """Train, register, compose (through the flows), and report. `quick` trains 3 adapters and runs 2
+    compositions (distribution generalization, unlearning), reporting to `demo-quick` so a full
+    run's report and picture stay."""
     from . import train
 
     started = time.monotonic()
     budget = QUICK if quick else FULL
-    out_dir = Path(out_dir or reg.settings.home / "demo")
+    out_dir = Path(out_dir or reg.settings.home / ("demo-quick" if quick else "demo"))
     data_dir = out_dir / "data"
     out_dir.mkdir(parents=True, exist_ok=True)
     workdir.mkdir(parents=True, exist_ok=True)
