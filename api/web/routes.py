@@ -111,6 +111,9 @@ def catalog(
     tag: str | None = None,
     status: str | None = None,
     page_token: str | None = None,
+    metric: str | None = None,
+    param: str | None = None,
+    dataset: str | None = None,
 ) -> Response:
     filters = {
         "q": _clean(q),
@@ -119,6 +122,9 @@ def catalog(
         "task": _clean(task),
         "tag": _clean(tag),
         "status": _clean(status),
+        "metric": _clean(metric),  # a version's training record: accuracy>=0.8
+        "param": _clean(param),
+        "dataset": _clean(dataset),
     }
     if filters["pem_type"] and filters["pem_type"] not in PEM_TYPES:
         raise InvalidInput(f"pem_type: must be one of {', '.join(PEM_TYPES)}", field="pem_type")
@@ -132,6 +138,9 @@ def catalog(
         limit=PAGE_SIZE,
         page_token=_clean(page_token),
         status=filters["status"],
+        metrics=[filters["metric"]] if filters["metric"] else None,
+        params=parse_tag_filters([filters["param"]], field="param") if filters["param"] else None,
+        datasets=[filters["dataset"]] if filters["dataset"] else None,
     )
     active = {k: v for k, v in filters.items() if v}
     next_url = (
