@@ -32,7 +32,7 @@ def test_two_starters_at_once_share_one_server(tmp_path: Path) -> None:
     ]
     try:
         results = [p.communicate(timeout=240) for p in starters]
-        for p, (out, err) in zip(starters, results, strict=True):
+        for p, (_out, err) in zip(starters, results, strict=True):
             assert p.returncode == 0, err[-2000:]
         urls = {out.strip().splitlines()[-1] for out, _ in results}
         assert urls == {f"http://127.0.0.1:{port}/api"}

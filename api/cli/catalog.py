@@ -87,6 +87,7 @@ def audit(
         console.print(
             f"sha256:{match.sha256} is {match.file} of {match.kind.replace('_', ' ')} {label}{state}",
             markup=False,
+            soft_wrap=True,  # a digest and a name are never broken across lines
         )
         if match.ancestry and match.ancestry.edges:
             console.print(_tree(match.ancestry))

@@ -78,6 +78,11 @@ REQUEST_BODY: dict[str, Any] = {
                         "description": "sha256 of model.safetensors in that folder",
                         "pattern": "^[0-9a-f]{64}$",
                     },
+                    "base_architecture": {
+                        **_text,
+                        "maxLength": 128,
+                        "description": "`architectures[0]` of that folder's config.json (for near matches)",
+                    },
                     "create_base": {
                         **_text,
                         "enum": ["true", "false"],

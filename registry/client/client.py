@@ -160,6 +160,7 @@ class Client:
                 tags=[f"{k}={v}" for k, v in (tags or {}).items()],
                 base_config_sha256=evidence.config_sha256 if evidence else None,
                 base_weights_sha256=evidence.weights_sha256 if evidence else None,
+                base_architecture=evidence.architecture if evidence else None,
                 create_base="true" if create_base else None,
                 allow_deleted="true" if allow_deleted else None,
                 metrics=[f"{k}={v!r}" for k, v in training.metrics.items()],

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from registry.base_evidence import BaseEvidence, evidence_for
@@ -252,8 +252,14 @@ def refuse_deleted(existing: m.AdapterVersion, allow_deleted: bool = False) -> b
     return True
 
 
-def _revive(session: Session, reg: Registry, row: m.AdapterVersion) -> None:
-    """--allow-deleted: the deleted version these bytes were becomes active again (same number)."""
+def _revive(session: Session, reg: Registry, row: m.AdapterVersion, files: dict[str, Any]) -> None:
+    """--allow-deleted: the deleted version these bytes were becomes active again (same number). The
+    files are the ones just uploaded: gc may have removed the old card and provenance, and the new
+    ones differ (a new timestamp), so the row and the digest index follow them."""
+    if files != row.files:
+        session.execute(delete(m.ArtifactFile).where(m.ArtifactFile.version_id == row.id))
+        row.files = files
+        index_files(session, row)
     row.status = "active"
     row.status_changed_by = reg.principal
     row.status_changed_at = m.utcnow()
@@ -313,7 +319,7 @@ def commit_version(
     if existing is not None:
         if not refuse_deleted(existing, allow_deleted):
             return existing, False
-        _revive(session, reg, existing)
+        _revive(session, reg, existing, files)
         session.flush()
         return existing, True
     latest = session.scalar(

@@ -37,6 +37,7 @@ TEXT_FIELDS = (
     # What the client found in the folder the adapter config's base path names (registry.base_evidence).
     "base_config_sha256",
     "base_weights_sha256",
+    "base_architecture",
     "create_base",
     "allow_deleted",
     "metrics",
@@ -259,8 +260,13 @@ def form_evidence(form: ReceivedForm) -> BaseEvidence | None:
         found[name] = value
     if not any(found.values()):
         return None
+    architecture = form.one("base_architecture")
+    if architecture is not None and (len(architecture) > 128 or not architecture.isprintable()):
+        raise InvalidInput("base_architecture: at most 128 printable characters", field="base_architecture")
     return BaseEvidence(
-        config_sha256=found["base_config_sha256"], weights_sha256=found["base_weights_sha256"]
+        config_sha256=found["base_config_sha256"],
+        weights_sha256=found["base_weights_sha256"],
+        architecture=architecture,
     )
 
 
