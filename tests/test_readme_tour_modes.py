@@ -79,8 +79,21 @@ def _tour(env: dict[str, str], cwd: Path, out: str) -> dict[str, str]:
     """The README tour's commands, in its order; returns each command's stdout."""
     steps = [
         ("base-models", "add", "tiny-llama", "--source", "./my-base"),
-        ("adapters", "add", "./my-lora", "--name", "acme/math", "--task", "math", "--tag", "team=nlp",
-         "--metric", "accuracy=0.91", "--param", "lr=1e-4"),
+        (
+            "adapters",
+            "add",
+            "./my-lora",
+            "--name",
+            "acme/math",
+            "--task",
+            "math",
+            "--tag",
+            "team=nlp",
+            "--metric",
+            "accuracy=0.91",
+            "--param",
+            "lr=1e-4",
+        ),
         ("adapters", "add", "./other-lora", "--name", "acme/medicine", "--task", "medicine"),
         ("adapters", "list", "--task", "math", "--json"),
         ("adapters", "show", "acme/math"),
@@ -121,28 +134,56 @@ def _rows(url: str) -> dict[str, list[Any]]:
         bases = {r["id"]: f"{r['name']}@{r['revision']}" for r in all_of(m.BaseModel)}
         adapters = {r["id"]: f"{r['namespace']}/{r['name']}" for r in all_of(m.Adapter)}
         versions = {r["id"]: f"{adapters[r['adapter_id']]}@{r['version']}" for r in all_of(m.AdapterVersion)}
-        runs = {r["id"]: i for i, r in enumerate(sorted(all_of(m.Composition), key=lambda r: r["created_at"]))}
+        runs = {
+            r["id"]: i for i, r in enumerate(sorted(all_of(m.Composition), key=lambda r: r["created_at"]))
+        }
 
         def files(entries: dict[str, Any]) -> dict[str, Any]:
             return {k: (v if k not in GENERATED else "generated") for k, v in sorted(entries.items())}
 
         rows: dict[str, list[Any]] = {
             "base_models": [
-                (r["name"], r["revision"], r["source"], r["sha256"], r["architecture"], r["config_sha256"],
-                 json.dumps(r["config"], sort_keys=True), r["created_by"])
+                (
+                    r["name"],
+                    r["revision"],
+                    r["source"],
+                    r["sha256"],
+                    r["architecture"],
+                    r["config_sha256"],
+                    json.dumps(r["config"], sort_keys=True),
+                    r["created_by"],
+                )
                 for r in all_of(m.BaseModel)
             ],
             "adapters": [
-                (adapters[r["id"]], r["pem_type"], r["task"], r["description"], bases[r["base_model_id"]],
-                 r["created_by"])
+                (
+                    adapters[r["id"]],
+                    r["pem_type"],
+                    r["task"],
+                    r["description"],
+                    bases[r["base_model_id"]],
+                    r["created_by"],
+                )
                 for r in all_of(m.Adapter)
             ],
             "adapter_tags": [(adapters[r["adapter_id"]], r["key"], r["value"]) for r in all_of(m.AdapterTag)],
             "adapter_versions": [
-                (versions[r["id"]], r["sha256"], r["rank"], r["alpha"], r["use_rslora"], r["target_modules"],
-                 r["dtype"], r["size_bytes"], r["num_parameters"], files(r["files"]),
-                 json.dumps(r["extra"], sort_keys=True), r["artifact_uri"].split("/adapters/", 1)[1],
-                 r["created_by"], r["status"])
+                (
+                    versions[r["id"]],
+                    r["sha256"],
+                    r["rank"],
+                    r["alpha"],
+                    r["use_rslora"],
+                    r["target_modules"],
+                    r["dtype"],
+                    r["size_bytes"],
+                    r["num_parameters"],
+                    files(r["files"]),
+                    json.dumps(r["extra"], sort_keys=True),
+                    r["artifact_uri"].split("/adapters/", 1)[1],
+                    r["created_by"],
+                    r["status"],
+                )
                 for r in all_of(m.AdapterVersion)
             ],
             "aliases": [
@@ -150,16 +191,32 @@ def _rows(url: str) -> dict[str, list[Any]]:
                 for r in all_of(m.Alias)
             ],
             "lineage_edges": [
-                (versions[r["parent_version_id"]], versions[r["child_version_id"]], r["operator"], r["weight"],
-                 runs[r["composition_id"]])
+                (
+                    versions[r["parent_version_id"]],
+                    versions[r["child_version_id"]],
+                    r["operator"],
+                    r["weight"],
+                    runs[r["composition_id"]],
+                )
                 for r in all_of(m.LineageEdge)
             ],
             "compositions": [
-                (runs[r["id"]], r["cache_key"], r["output_name"], r["method"], json.dumps(r["spec"], sort_keys=True),
-                 json.dumps(r["resolved_inputs"], sort_keys=True), r["status"],
-                 versions.get(r["output_version_id"]), json.dumps(r["metrics"], sort_keys=True),
-                 json.dumps(r["interference"], sort_keys=True), r["error"], r["cache_hit"], r["principal"],
-                 r["attempt"])
+                (
+                    runs[r["id"]],
+                    r["cache_key"],
+                    r["output_name"],
+                    r["method"],
+                    json.dumps(r["spec"], sort_keys=True),
+                    json.dumps(r["resolved_inputs"], sort_keys=True),
+                    r["status"],
+                    versions.get(r["output_version_id"]),
+                    json.dumps(r["metrics"], sort_keys=True),
+                    json.dumps(r["interference"], sort_keys=True),
+                    r["error"],
+                    r["cache_hit"],
+                    r["principal"],
+                    r["attempt"],
+                )
                 for r in all_of(m.Composition)
             ],
             "evaluations": [(versions[r["version_id"]], r["name"], r["value"]) for r in all_of(m.Evaluation)],
@@ -169,7 +226,11 @@ def _rows(url: str) -> dict[str, list[Any]]:
                 for r in all_of(m.TrainingValue)
             ],
             "artifact_files": [
-                (versions.get(r["version_id"]), r["filename"], r["digest"] if r["filename"] not in GENERATED else "")
+                (
+                    versions.get(r["version_id"]),
+                    r["filename"],
+                    r["digest"] if r["filename"] not in GENERATED else "",
+                )
                 for r in all_of(m.ArtifactFile)
             ],
             # What happened, in order of kind (the remote catalog also holds its keys' creation).
@@ -203,7 +264,10 @@ def test_readme_tour_creates_the_same_catalog_in_local_and_remote_mode(
     remote_home = tmp_path / "remote-home"
     remote_home.mkdir()
     remote_env = clean_env(
-        PEMREG_URL=server.url, PEMREG_API_KEY=server.keys["admin"], PEMREG_HOME=str(remote_home), COLUMNS="200"
+        PEMREG_URL=server.url,
+        PEMREG_API_KEY=server.keys["admin"],
+        PEMREG_HOME=str(remote_home),
+        COLUMNS="200",
     )
     local = _tour(local_env, folders, "out-local")
     remote = _tour(remote_env, folders, "out-remote")
@@ -211,7 +275,10 @@ def test_readme_tour_creates_the_same_catalog_in_local_and_remote_mode(
         for out in ("out-local", "out-remote"):  # your README.md comes back byte for byte, in both modes
             assert (folders / out / "README.md").read_text() == CARD
             assert (folders / out / "MODEL_CARD.md").is_file()
-        assert "registered acme/math@1" in local["adapters add"] and "registered acme/math@1" in remote["adapters add"]
+        assert (
+            "registered acme/math@1" in local["adapters add"]
+            and "registered acme/math@1" in remote["adapters add"]
+        )
         assert "tiny-llama@main" in local["base-models show"] and "acme/math" in remote["base-models show"]
         assert "(cache hit" in local["compose merge.yaml"] and "(cache hit" in remote["compose merge.yaml"]
         for same in ("adapters list", "lineage acme/math-medicine@candidate", "compose merge.yaml"):
