@@ -96,7 +96,9 @@ def local_folder(label: str | None, cwd: Path | None = None) -> Path | None:
         return None
 
 
-def evidence_for(label: str | None, cwd: Path | None = None) -> BaseEvidence | None:
-    """Evidence for an adapter config's `base_model_name_or_path`, when it names a folder here."""
+def evidence_for(label: str | None, cwd: Path | None = None, *, weights: bool = True) -> BaseEvidence | None:
+    """Evidence for an adapter config's `base_model_name_or_path`, when it names a folder here.
+    `weights=False` (the user named the base with --base-model: the evidence only checks it) skips
+    hashing a possibly multi-GB model.safetensors."""
     folder = local_folder(label, cwd)
-    return folder_evidence(folder) if folder is not None else None
+    return folder_evidence(folder, weights=weights) if folder is not None else None

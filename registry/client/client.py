@@ -144,7 +144,7 @@ class Client:
         `allow_deleted`: bytes of a deleted version bring that version back. `training`: metrics,
         params and dataset URIs recorded with the version."""
         paths = folder_files(Path(folder))
-        evidence = evidence_for(config_base_path(paths["config"]))
+        evidence = evidence_for(config_base_path(paths["config"]), weights=base_model is None)
         handles = {
             field: ProgressFile(path, progress(path.name, path.stat().st_size) if progress else None)
             for field, path in paths.items()

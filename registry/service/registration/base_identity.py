@@ -141,20 +141,10 @@ def by_evidence(session: Session, evidence: BaseEvidence, revision: str | None =
     return [r for r in rows if not _contradicts(r, evidence)]
 
 
-def find_base(session: Session, label: str, *, local: bool = False) -> m.BaseModel | None:
-    """By name (`NAME[@REVISION]`), else by normalised source (`local`: for `base-models add` only,
-    which may resolve its own path argument)."""
+def find_base(session: Session, label: str) -> m.BaseModel | None:
+    """By name (`NAME[@REVISION]`), else by normalised source (a URI or hub id, compared lexically)."""
     name, revision = check_base_label(label)
-    if local:
-        return _by_name(session, name, revision) or _by_local_source(session, label, revision)
     return _by_name(session, name, revision) or _by_source(session, label if not revision else name, revision)
-
-
-def _by_local_source(session: Session, text: str, revision: str | None) -> m.BaseModel | None:
-    wanted = normalise_source(text, local=True)
-    rows = session.scalars(select(m.BaseModel).order_by(m.BaseModel.id)).all()
-    hits = [r for r in rows if r.source == wanted and (not revision or r.revision == revision)]
-    return hits[0] if len(hits) == 1 else None
 
 
 def near_matches(

@@ -445,7 +445,7 @@ def register_adapter(
         folder = _fetch_source(reg, str(source), Path(tmp))
         ingested = ingest_folder(folder, Path(tmp))
         if evidence is None and local and not str(source).startswith("s3://"):
-            evidence = evidence_for(ingested.adapter.base_model)
+            evidence = evidence_for(ingested.adapter.base_model, weights=base_model is None)
         plan, existing, reviving = _precheck(reg, name, ingested, base_model, evidence, create, allow_deleted)
         if existing is not None:
             return existing, False
