@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from registry.refs import ADAPTER_NAME_PATTERN
 from registry.service.registration.register import MAX_DESCRIPTION
+from registry.training import DATASET_PATTERN, MAX_ENTRIES, METRIC_PATTERN, PARAM_PATTERN
 from registry.views import VersionView
 
 Role = Literal["reader", "writer", "admin"]
@@ -70,9 +71,15 @@ class RegisterFromSource(Strict):
     description: str | None = Field(default=None, max_length=MAX_DESCRIPTION)
     create_base: bool = Field(default=False, description="register an unmatched hub id as a new base model")
     allow_deleted: bool = Field(default=False, description="bytes of a deleted version bring it back")
-    metrics: list[str] = Field(default_factory=list, max_length=256, description="name=number")
-    params: list[str] = Field(default_factory=list, max_length=256, description="name=value")
-    datasets: list[str] = Field(default_factory=list, max_length=256, description="dataset URIs")
+    metrics: list[Annotated[str, StringConstraints(pattern=METRIC_PATTERN)]] = Field(
+        default_factory=list, max_length=MAX_ENTRIES, description="name=number"
+    )
+    params: list[Annotated[str, StringConstraints(pattern=PARAM_PATTERN)]] = Field(
+        default_factory=list, max_length=MAX_ENTRIES, description="name=value"
+    )
+    datasets: list[Annotated[str, StringConstraints(pattern=DATASET_PATTERN)]] = Field(
+        default_factory=list, max_length=MAX_ENTRIES, description="dataset URIs"
+    )
 
 
 class Registered(VersionView):

@@ -14,36 +14,34 @@ import re
 from registry.errors import InvalidInput
 from registry.views import TrainingRecord
 
-NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]{0,127}")
-MAX_VALUE = 512
-MAX_URI = 1024
+# The rules, written once as patterns: the parsers below match them, and the REST schema publishes them
+# (so what the OpenAPI document calls valid is exactly what the server accepts).
+_NAME = r"[A-Za-z0-9_][A-Za-z0-9_./-]{0,127}"
+_NUMBER = r"[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?"
+_VALUE = r"[^\x00-\x1f\x7f]{0,512}"
+METRIC_PATTERN = rf"^{_NAME}={_NUMBER}$"  # name=number
+PARAM_PATTERN = rf"^{_NAME}={_VALUE}$"  # name=value
+DATASET_PATTERN = r"^[^\x00-\x1f\x7f]{1,1024}$"  # a URI
+METRIC_FILTER_PATTERN = rf"^{_NAME} *(<=|>=|=|<|>) *{_NUMBER}$"  # MLflow's `metrics.acc >= 0.8`
+PARAM_FILTER_PATTERN = rf"^{_NAME}[:=]{_VALUE}$"  # name:value (or name=value), like tag filters
 MAX_ENTRIES = 256
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# A metric filter: `name>=0.8`, `name<2`, `name=0.5` (MLflow's `metrics.name >= 0.8`).
-METRIC_FILTER_RE = re.compile(
-    r"(?P<name>[A-Za-z0-9_][A-Za-z0-9_./-]{0,127})\s*(?P<op><=|>=|=|<|>)\s*(?P<value>.+)"
-)
+_METRIC_FILTER = re.compile(rf"(?P<name>{_NAME}) *(?P<op><=|>=|=|<|>) *(?P<value>{_NUMBER})")
 
 
-def _pair(item: str, field: str) -> tuple[str, str]:
-    key, sep, value = item.partition("=")
-    key, value = key.strip(), value.strip()
-    if not sep or not NAME_RE.fullmatch(key):
+def _pair(item: str, field: str, pattern: str) -> tuple[str, str]:
+    if not re.fullmatch(pattern.strip("^$"), item):
+        what = "name=number" if field == "metric" else "name=value"
         raise InvalidInput(
-            f"{field}: {item[:80]!r} is not name=value (name: letters, digits, _ . / -)", field=field
+            f"{field}: {item[:80]!r} is not {what} (name: letters, digits, _ . / -; value: no control "
+            "characters, at most 512)",
+            field=field,
         )
-    if _CONTROL.search(value) or len(value) > MAX_VALUE:
-        raise InvalidInput(
-            f"{field}: {key}: at most {MAX_VALUE} characters, no control characters", field=field
-        )
+    key, _, value = item.partition("=")
     return key, value
 
 
-def parse_number(text: str, field: str, name: str) -> float:
-    try:
-        number = float(text)
-    except ValueError:
-        raise InvalidInput(f"{field}: {name}={text[:40]!r} is not a number", field=field) from None
+def _number(text: str, field: str, name: str) -> float:
+    number = float(text)  # the pattern admits only finite decimal numbers
     if not math.isfinite(number):
         raise InvalidInput(f"{field}: {name}={text[:40]!r} is not a finite number", field=field)
     return number
@@ -57,24 +55,40 @@ def parse_training(
         raise InvalidInput(f"metric: at most {MAX_ENTRIES} training entries in all", field="metric")
     parsed_metrics: dict[str, float] = {}
     for item in metrics or []:
-        key, value = _pair(item, "metric")
-        parsed_metrics[key] = parse_number(value, "metric", key)
-    parsed_params = dict(_pair(item, "param") for item in params or [])
-    uris: list[str] = []
-    for uri in datasets or []:
-        uri = uri.strip()
-        if not uri or _CONTROL.search(uri) or len(uri) > MAX_URI:
+        key, value = _pair(item, "metric", METRIC_PATTERN)
+        parsed_metrics[key] = _number(value, "metric", key)
+    parsed_params = dict(_pair(item, "param", PARAM_PATTERN) for item in params or [])
+    return TrainingRecord(
+        metrics=parsed_metrics, params=parsed_params, datasets=check_datasets(datasets or [])
+    )
+
+
+def check_datasets(uris: list[str]) -> list[str]:
+    found: list[str] = []
+    for uri in uris:
+        if not re.fullmatch(DATASET_PATTERN.strip("^$"), uri):
             raise InvalidInput(
-                f"dataset: {uri[:80]!r}: 1 to {MAX_URI} characters, no control characters", field="dataset"
+                f"dataset: {uri[:80]!r}: 1 to 1024 characters, no control characters", field="dataset"
             )
-        if uri not in uris:
-            uris.append(uri)
-    return TrainingRecord(metrics=parsed_metrics, params=parsed_params, datasets=uris)
+        if uri not in found:
+            found.append(uri)
+    return found
 
 
 def parse_metric_filter(text: str) -> tuple[str, str, float]:
     """`acc>=0.8` -> ("acc", ">=", 0.8); the listing filter on a training metric."""
-    match = METRIC_FILTER_RE.fullmatch(text.strip())
+    match = _METRIC_FILTER.fullmatch(text)
     if match is None:
         raise InvalidInput(f"metric: {text[:80]!r} is not NAME<op>NUMBER (op: > >= < <= =)", field="metric")
-    return match["name"], match["op"], parse_number(match["value"].strip(), "metric", match["name"])
+    return match["name"], match["op"], _number(match["value"], "metric", match["name"])
+
+
+def parse_param_filter(items: list[str]) -> dict[str, str]:
+    """`name:value` (or `name=value`) filters on a version's hyper-parameters."""
+    found = {}
+    for item in items:
+        if not re.fullmatch(PARAM_FILTER_PATTERN.strip("^$"), item):
+            raise InvalidInput(f"param: {item[:80]!r} is not name:value", field="param")
+        cut = min(i for i in (item.find(":"), item.find("=")) if i > 0)
+        found[item[:cut]] = item[cut + 1 :]
+    return found

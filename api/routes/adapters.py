@@ -14,6 +14,13 @@ from registry.refs import Ref, validate_name
 from registry.service.catalog.lineage import MAX_DEPTH
 from registry.service.catalog.queries import MAX_LIMIT
 from registry.service.catalog.serving import ServingRefs, serving_refs
+from registry.training import (
+    DATASET_PATTERN,
+    METRIC_FILTER_PATTERN,
+    PARAM_FILTER_PATTERN,
+    check_datasets,
+    parse_param_filter,
+)
 from registry.views import AdapterView, LineageGraph, Page, VersionView
 
 from .common import (
@@ -50,13 +57,24 @@ def list_adapters(
     ] = None,
     metric: Annotated[
         list[str],
-        Query(max_length=200, description="training metric condition, e.g. accuracy>=0.8 (repeatable)"),
+        Query(
+            description="training metric condition, e.g. accuracy>=0.8 (repeatable)",
+            json_schema_extra={"items": {"type": "string", "pattern": METRIC_FILTER_PATTERN}},
+        ),
     ] = [],  # noqa: B006
     param: Annotated[
-        list[str], Query(max_length=700, description="training hyper-parameter name:value (repeatable)")
+        list[str],
+        Query(
+            description="training hyper-parameter name:value (repeatable)",
+            json_schema_extra={"items": {"type": "string", "pattern": PARAM_FILTER_PATTERN}},
+        ),
     ] = [],  # noqa: B006
     dataset: Annotated[
-        list[str], Query(max_length=1024, description="a training dataset URI (repeatable)")
+        list[str],
+        Query(
+            description="a training dataset URI (repeatable)",
+            json_schema_extra={"items": {"type": "string", "pattern": DATASET_PATTERN}},
+        ),
     ] = [],  # noqa: B006
 ) -> Page[AdapterView]:
     """Filters combine with AND; `metric`, `param` and `dataset` match a version's training record."""
@@ -72,8 +90,8 @@ def list_adapters(
         include_archived=include_archived,
         status=status,
         metrics=metric,
-        params=parse_tag_filters(param, field="param"),
-        datasets=dataset,
+        params=parse_param_filter(param),
+        datasets=check_datasets(dataset),
     )
 
 

@@ -39,6 +39,15 @@ Selector = Annotated[
         json_schema_extra=_pattern(rf"^([1-9][0-9]{{0,8}}|sha256:[0-9a-f]{{6,64}}|{ALIAS_PATTERN})$"),
     ),
 ]
+NamedVersion = Annotated[  # a DELETE names the version: `latest` (a moving target) is refused
+    str,
+    Path(
+        description="a version number, an alias or `sha256:<6-64 hex>` (not `latest`)",
+        json_schema_extra=_pattern(
+            rf"^([1-9][0-9]{{0,8}}|sha256:[0-9a-f]{{6,64}}|(?!latest$){ALIAS_PATTERN})$"
+        ),
+    ),
+]
 AliasName = Annotated[
     str,
     Path(

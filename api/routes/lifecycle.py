@@ -5,19 +5,18 @@ one audit event naming the key."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
 from api.deps import Admin, Writer
 from api.errors import ERROR_RESPONSES
 from api.schemas import AdapterPatch, AliasDeleted
-from registry.errors import InvalidInput
 from registry.refs import validate_name
 from registry.service.catalog import lifecycle
 from registry.views import AdapterView, VersionView
 
-from .common import VERSION, AliasName, Name, Namespace, Selector, version_ref
+from .common import VERSION, AliasName, Name, NamedVersion, Namespace, Selector, version_ref
 
 router = APIRouter(prefix="/v1/adapters", tags=["lifecycle"], responses=ERROR_RESPONSES)
 
@@ -41,7 +40,7 @@ def restore(caller: Writer, ns: Namespace, name: Name, v: Selector) -> VersionVi
 
 
 @router.delete(VERSION, response_model=VersionView)
-def delete_version(caller: Admin, ns: Namespace, name: Name, v: Selector) -> VersionView:
+def delete_version(caller: Admin, ns: Namespace, name: Name, v: NamedVersion) -> VersionView:
     """409 naming them while live versions descend from it; `latest` is refused (name the version).
     Its aliases are removed; lineage and audit keep its digest; its objects are removed by `pemreg gc`
     after the grace period, and until then `:undelete` brings it back."""
@@ -61,18 +60,12 @@ def delete_adapter(
     ns: Namespace,
     name: Name,
     all_versions: Annotated[
-        bool, Query(description="must be true: deletes every version of the adapter")
-    ] = False,
+        Literal[True], Query(description="required, true: this deletes every version of the adapter")
+    ],
 ) -> list[VersionView]:
     """Every version not deleted yet, in one transaction (409 when another adapter's version descends
-    from one of them). The explicit `all_versions=true` is required."""
+    from one of them). The explicit `all_versions=true` is required (422 naming it otherwise)."""
     validate_name(f"{ns}/{name}", "name")
-    if not all_versions:
-        raise InvalidInput(
-            "all_versions: deleting an adapter deletes every version; pass all_versions=true "
-            "(or DELETE one version: .../versions/{v})",
-            field="all_versions",
-        )
     return lifecycle.delete_all_versions(caller.reg, f"{ns}/{name}")
 
 

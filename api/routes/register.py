@@ -27,7 +27,13 @@ from registry.service.registration.uploads import (
     check_source,
     register_upload,
 )
-from registry.training import parse_training
+from registry.training import (
+    DATASET_PATTERN,
+    MAX_ENTRIES,
+    METRIC_PATTERN,
+    PARAM_PATTERN,
+    parse_training,
+)
 from registry.views import VersionView
 
 router = APIRouter(prefix="/v1/adapters", tags=["adapters"], responses=ERROR_RESPONSES)
@@ -80,7 +86,7 @@ REQUEST_BODY: dict[str, Any] = {
                     },
                     "base_architecture": {
                         **_text,
-                        "maxLength": 128,
+                        "pattern": "^[^\\x00-\\x1f\\x7f]{1,128}$",
                         "description": "`architectures[0]` of that folder's config.json (for near matches)",
                     },
                     "create_base": {
@@ -93,9 +99,21 @@ REQUEST_BODY: dict[str, Any] = {
                         "enum": ["true", "false"],
                         "description": "bytes of a deleted version of this adapter bring it back",
                     },
-                    "metrics": {"type": "array", "items": {**_text, "description": "name=number"}},
-                    "params": {"type": "array", "items": {**_text, "description": "name=value"}},
-                    "datasets": {"type": "array", "items": {**_text, "description": "dataset URI"}},
+                    "metrics": {
+                        "type": "array",
+                        "maxItems": MAX_ENTRIES,
+                        "items": {**_text, "description": "name=number", "pattern": METRIC_PATTERN},
+                    },
+                    "params": {
+                        "type": "array",
+                        "maxItems": MAX_ENTRIES,
+                        "items": {**_text, "description": "name=value", "pattern": PARAM_PATTERN},
+                    },
+                    "datasets": {
+                        "type": "array",
+                        "maxItems": MAX_ENTRIES,
+                        "items": {**_text, "description": "dataset URI", "pattern": DATASET_PATTERN},
+                    },
                 },
             },
             "encoding": {

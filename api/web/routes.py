@@ -39,6 +39,7 @@ from registry.service.catalog.web_views import (
 )
 from registry.service.compositions import reads as comps
 from registry.service.compositions.status import TERMINAL, RunStatus
+from registry.training import parse_param_filter
 
 from . import charts, graph
 from .render import page
@@ -139,7 +140,7 @@ def catalog(
         page_token=_clean(page_token),
         status=filters["status"],
         metrics=[filters["metric"]] if filters["metric"] else None,
-        params=parse_tag_filters([filters["param"]], field="param") if filters["param"] else None,
+        params=parse_param_filter([filters["param"]]) if filters["param"] else None,
         datasets=[filters["dataset"]] if filters["dataset"] else None,
     )
     active = {k: v for k, v in filters.items() if v}

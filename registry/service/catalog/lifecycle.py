@@ -158,11 +158,7 @@ def undelete_version(reg: Registry, ref: Ref | str) -> VersionView:
     """Admin: bring a deleted version back with the status it had before, while `pemreg gc` has not
     removed its files (after that, registering the folder again with --allow-deleted does it). Its
     aliases are not restored (they may point elsewhere now)."""
-    ref = _ref(ref)
-    if ref.version is None and ref.sha256_prefix is None:
-        raise InvalidInput(
-            f"{ref}: name the deleted version by number or digest (@N, @sha256:...)", field="ref"
-        )
+    ref = _ref(ref)  # by number or digest: a deleted version's aliases are gone
     with reg.sessions() as session:
         row = resolve_version(session, ref, include_deleted=True)
         label = f"{row.adapter.full_name}@{row.version}"

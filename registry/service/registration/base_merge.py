@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 
 from registry.catalog import models as m
 from registry.catalog.db import transaction
-from registry.errors import Conflict, InvalidInput
+from registry.errors import Conflict
 from registry.service.catalog import audit
 from registry.service.context import Registry
 from registry.service.registration.base_models import require_base_model
@@ -40,7 +40,7 @@ def merge_base_models(reg: Registry, label: str, into: str) -> BaseMerged:
         gone = require_base_model(session, label)
         kept = require_base_model(session, into)
         if gone.id == kept.id:
-            raise InvalidInput(f"into: {_label(kept)} is the base model being merged", field="into")
+            raise Conflict(f"into: {_label(kept)} is the base model being merged; name another")
         differ = _differences(gone, kept)
         if differ:
             raise Conflict(

@@ -22,6 +22,7 @@ from registry.training import parse_training
 from registry.views import VersionView
 
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 # Multipart file fields -> the PEFT file each one becomes. `readme` is the user's model card, kept
 # byte-identical beside the registry's MODEL_CARD.md (as a local registration keeps it).
@@ -261,8 +262,10 @@ def form_evidence(form: ReceivedForm) -> BaseEvidence | None:
     if not any(found.values()):
         return None
     architecture = form.one("base_architecture")
-    if architecture is not None and (len(architecture) > 128 or not architecture.isprintable()):
-        raise InvalidInput("base_architecture: at most 128 printable characters", field="base_architecture")
+    if architecture is not None and (len(architecture) > 128 or CONTROL_RE.search(architecture)):
+        raise InvalidInput(
+            "base_architecture: at most 128 characters, no control characters", field="base_architecture"
+        )
     return BaseEvidence(
         config_sha256=found["base_config_sha256"],
         weights_sha256=found["base_weights_sha256"],
