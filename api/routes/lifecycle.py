@@ -5,13 +5,14 @@ one audit event naming the key."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from api.deps import Admin, Writer
 from api.errors import ERROR_RESPONSES
 from api.schemas import AdapterPatch, AliasDeleted
+from registry.errors import InvalidInput
 from registry.refs import validate_name
 from registry.service.catalog import lifecycle
 from registry.views import AdapterView, VersionView
@@ -60,12 +61,22 @@ def delete_adapter(
     ns: Namespace,
     name: Name,
     all_versions: Annotated[
-        Literal[True], Query(description="required, true: this deletes every version of the adapter")
+        bool,
+        Query(
+            description="required, true: this deletes every version of the adapter",
+            json_schema_extra={"enum": [True]},
+        ),
     ],
 ) -> list[VersionView]:
     """Every version not deleted yet, in one transaction (409 when another adapter's version descends
     from one of them). The explicit `all_versions=true` is required (422 naming it otherwise)."""
     validate_name(f"{ns}/{name}", "name")
+    if not all_versions:
+        raise InvalidInput(
+            "all_versions: deleting an adapter deletes every version; pass all_versions=true "
+            "(or delete one version: .../versions/{v})",
+            field="all_versions",
+        )
     return lifecycle.delete_all_versions(caller.reg, f"{ns}/{name}")
 
 
