@@ -8,15 +8,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
-import httpx
 import pytest
 from playwright.sync_api import Page, Request, Route, sync_playwright
 
+from tests.live_server import _wait_ready as wait_ready
 from tests.live_server import clean_env, free_port
 
 CHROMIUM = "/usr/bin/chromium"
@@ -56,16 +55,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("pemreg serve did not start:\n" + (tmp / "serve.log").read_text())
-            time.sleep(0.2)
+        wait_ready(url, proc, tmp / "serve.log")
         yield url
     finally:
         proc.terminate()
