@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from registry.service import Registry
 from registry.settings import Settings, get_settings
 
-from . import errors, metrics, web
+from . import docs_pages, errors, metrics, web
 from .middleware import RequestIdMiddleware
 from .routes import (
     adapters,
@@ -33,7 +33,8 @@ alias, compose, deprecate/archive/restore, tags), admin (+ keys, delete, webhook
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    app = FastAPI(title="PEM Registry", version="1", description=DESCRIPTION)
+    app = FastAPI(title="PEM Registry", version="1", description=DESCRIPTION, docs_url=None, redoc_url=None)
+    docs_pages.install(app)  # /docs and /redoc from the package's own files (no CDN)
     app.state.registry = Registry(settings or get_settings())
     from flows.runners import install  # compositions run through the runners this shell registers
 

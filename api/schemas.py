@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from registry.refs import ADAPTER_NAME_PATTERN
 from registry.service.registration.register import MAX_DESCRIPTION
+from registry.training import DATASET_PATTERN, MAX_ENTRIES, METRIC_PATTERN, PARAM_PATTERN
 from registry.views import VersionView
 
 Role = Literal["reader", "writer", "admin"]
@@ -68,6 +69,17 @@ class RegisterFromSource(Strict):
         default_factory=dict, description="{k: v} or ['k=v', ...]"
     )
     description: str | None = Field(default=None, max_length=MAX_DESCRIPTION)
+    create_base: bool = Field(default=False, description="register an unmatched hub id as a new base model")
+    allow_deleted: bool = Field(default=False, description="bytes of a deleted version bring it back")
+    metrics: list[Annotated[str, StringConstraints(pattern=METRIC_PATTERN)]] = Field(
+        default_factory=list, max_length=MAX_ENTRIES, description="name=number"
+    )
+    params: list[Annotated[str, StringConstraints(pattern=PARAM_PATTERN)]] = Field(
+        default_factory=list, max_length=MAX_ENTRIES, description="name=value"
+    )
+    datasets: list[Annotated[str, StringConstraints(pattern=DATASET_PATTERN)]] = Field(
+        default_factory=list, max_length=MAX_ENTRIES, description="dataset URIs"
+    )
 
 
 class Registered(VersionView):
@@ -86,8 +98,24 @@ class BaseModelIn(Strict):
         description="local path, s3:// URI of a saved HF folder, or a hub id",
     )
     revision: str = Field(default="main", min_length=1, max_length=128, pattern=REVISION_PATTERN)
-    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    sha256: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{64}$", description="sha256 of the base's model.safetensors"
+    )
     architecture: str | None = Field(default=None, max_length=128, pattern=PLAIN)
+    config: dict[str, Any] | None = Field(
+        default=None,
+        description="the base's config.json (from a local copy): adapters whose config names a folder "
+        "holding this base are matched by its fingerprint",
+    )
+
+
+class BaseMergeIn(Strict):
+    base: str = Field(
+        max_length=385, pattern=BASE_LABEL_PATTERN, description="NAME[@REVISION] of the base to remove"
+    )
+    into: str = Field(
+        max_length=385, pattern=BASE_LABEL_PATTERN, description="NAME[@REVISION] its adapters move to"
+    )
 
 
 class AliasIn(Strict):

@@ -7,6 +7,7 @@ bound to 127.0.0.1 is started on first use, reused by later commands, and stoppe
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -14,6 +15,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -65,13 +68,46 @@ def status(home: Path) -> dict | None:
     return None
 
 
+@contextmanager
+def _start_lock(root: Path, timeout: float) -> Iterator[None]:
+    """One starter at a time per home: two commands starting the server at once (two `pemreg compose`,
+    or `serve` beside a CLI) would both launch one, and the loser's exits at start-up on the taken
+    port. The second waits here, then finds the first one's server healthy. flock: released by the
+    kernel if the holder dies, so a crashed starter never blocks the next one."""
+    with open(root / "start.lock", "a+b") as handle:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"another process has been starting the local Prefect server for {timeout:.0f} s; "
+                        f"see {root / 'server.log'}"
+                    ) from None
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
 def ensure_running(home: Path, port: int) -> str:
-    """The API URL of the warm local server, starting it if needed."""
+    """The API URL of the warm local server, starting it if needed (one starter at a time)."""
     state = status(home)
     if state:
         return state["url"]
     root = home / "prefect"
     root.mkdir(parents=True, exist_ok=True)
+    with _start_lock(root, STARTUP_TIMEOUT + 30):
+        state = status(home)  # started by the process that held the lock before us
+        if state:
+            return state["url"]
+        return _start(home, root, port)
+
+
+def _start(home: Path, root: Path, port: int) -> str:
     if _port_taken(port):
         # Another home's server (or anything else) has it: any free port will do, the state file records it.
         port = _free_port()

@@ -24,11 +24,14 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def digest_of(target: str) -> str:
-    """`pemreg audit`'s argument: a file path (hashed here) or `sha256:HEX` (a full 64-digit digest)."""
+    """`pemreg audit`'s argument: a file path (hashed here) or `sha256:HEX`, a digest or a prefix of
+    one with 6-64 hex digits, as refs accept (`find_by_digest` resolves a prefix)."""
     if target.startswith("sha256:"):
         digest = target.removeprefix("sha256:").lower()
-        if len(digest) != 64 or not set(digest) <= set("0123456789abcdef"):
-            raise InvalidInput(f"{target!r}: a sha256 digest has 64 hex digits", field="sha256")
+        if not 6 <= len(digest) <= 64 or not set(digest) <= set("0123456789abcdef"):
+            raise InvalidInput(
+                f"{target[:80]!r}: give a sha256 digest or a prefix of it (6-64 hex digits)", field="sha256"
+            )
         return digest
     path = user_path(target)
     if not path.is_file():

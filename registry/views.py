@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel as Model
+from pydantic import Field
 
 if TYPE_CHECKING:  # only for the `of` constructors: registry.client imports these views without SQLAlchemy
     from .catalog import models as m
@@ -20,6 +21,7 @@ class BaseModelView(Model):
     source: str
     sha256: str | None
     architecture: str | None
+    config_sha256: str | None = None  # fingerprint of its config.json (registry.base_evidence)
     created_at: datetime
 
     @classmethod
@@ -30,7 +32,46 @@ class BaseModelView(Model):
             source=row.source,
             sha256=row.sha256,
             architecture=row.architecture,
+            config_sha256=row.config_sha256,
             created_at=row.created_at,
+        )
+
+
+class BaseModelDetail(BaseModelView):
+    """`base-models show`: the base, who registered it and how, and the adapters that belong to it."""
+
+    created_by: str
+    auto_registered: bool  # registered on the way by an adapter's config, not by `base-models add`
+    adapter_count: int
+    adapters: list[str]  # namespace/name, first 100 by name
+
+
+class BaseMerged(Model):
+    """`base-models merge`: what moved from the removed base to the kept one."""
+
+    merged: str  # name@revision, now gone
+    into: str
+    adapters: list[str]
+    merged_models: int
+
+
+class TrainingRecord(Model):
+    """How a version was trained, as its registrant said (`--metric`, `--param`, `--dataset`)."""
+
+    metrics: dict[str, float] = {}
+    params: dict[str, str] = {}
+    datasets: list[str] = []
+
+    @property
+    def empty(self) -> bool:
+        return not (self.metrics or self.params or self.datasets)
+
+    @classmethod
+    def of_rows(cls, rows: list[m.TrainingValue]) -> TrainingRecord:
+        return cls(
+            metrics={r.name: float(r.number) for r in rows if r.kind == "metric" and r.number is not None},
+            params={r.name: r.value for r in rows if r.kind == "param"},
+            datasets=[r.value for r in rows if r.kind == "dataset"],
         )
 
 
@@ -54,6 +95,7 @@ class VersionView(Model):
     created_at: datetime
     status: str = "active"  # active | deprecated | archived | deleted
     status_changed_at: datetime | None = None
+    training: TrainingRecord = Field(default_factory=TrainingRecord)
 
     @classmethod
     def of(cls, row: m.AdapterVersion, aliases: list[str] | None = None) -> VersionView:
@@ -78,6 +120,7 @@ class VersionView(Model):
             created_at=row.created_at,
             status=row.status,
             status_changed_at=row.status_changed_at,
+            training=TrainingRecord.of_rows(row.training),
         )
 
 

@@ -15,3 +15,13 @@ def snapshot(reg: Registry) -> tuple[dict[str, int], list[str]]:
             for t in Base.metadata.sorted_tables
         }
     return rows, sorted(reg.store.list_keys(""))
+
+
+def register_test_bases(reg: Registry) -> None:
+    """The synthetic adapters' base models (`tiny-llama`, `tiny-gpt2`), registered by hub-id name as
+    a REST server's operator would: REST never registers a base model on the way."""
+    from registry.service.registration.base_models import add_base_model
+    from registry.synthetic import BASE_NAME
+
+    for name in BASE_NAME.values():
+        add_base_model(reg, name, source=name, local=False)

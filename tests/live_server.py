@@ -20,6 +20,7 @@ from registry.catalog.migrate import upgrade
 from registry.service import Registry
 from registry.service.admin.keys import ROLES, create_key
 from registry.settings import Settings
+from tests.catalog_helpers import register_test_bases
 from tests.pg_service import truncate_all
 from tests.s3_service import S3Service
 
@@ -68,9 +69,15 @@ def live_server(
 
 
 def run_server(
-    pg_url: str, s3_service: S3Service, tmp: Path, home: Path | None = None, **env_extra: str
+    pg_url: str,
+    s3_service: S3Service,
+    tmp: Path,
+    home: Path | None = None,
+    test_bases: bool = True,
+    **env_extra: str,
 ) -> Iterator[Server]:
-    """`home`: the server's PEMREG_HOME (e.g. one whose warm Prefect server runs); env_extra: PEMREG_*."""
+    """`home`: the server's PEMREG_HOME (e.g. one whose warm Prefect server runs); `test_bases`: register
+    the synthetic adapters' base models (REST registers none on the way); env_extra: PEMREG_*."""
     home = home or tmp / "home"
     client = s3_service.client()
     try:
@@ -85,6 +92,8 @@ def run_server(
     reg = Registry(settings)
     reg.store.ensure_ready()
     keys = {role: create_key(reg, f"{role}-key", role) for role in ROLES}
+    if test_bases:
+        register_test_bases(reg)
     port = free_port()
     env = clean_env(
         **s3_service.settings_env(store_url), PEMREG_DATABASE_URL=pg_url, PEMREG_HOME=str(home), **env_extra

@@ -256,13 +256,13 @@ def test_keys_over_the_api(api: Api) -> None:
 
 
 def test_base_models(api: Api) -> None:
-    body = {"name": "tiny-gpt2", "source": "s3://models/tiny-gpt2", "revision": "r1"}
+    body = {"name": "other-gpt2", "source": "s3://models/other-gpt2", "revision": "r1"}
     assert api.client.post("/v1/base-models", headers=api.h("writer"), json=body).status_code == 201
     assert api.client.post("/v1/base-models", headers=api.h("writer"), json=body).status_code == 200
     clash = api.client.post("/v1/base-models", headers=api.h("writer"), json={**body, "source": "elsewhere"})
     assert clash.status_code == 409
     listed = api.client.get("/v1/base-models", headers=api.h("reader")).json()
-    assert [(b["name"], b["revision"]) for b in listed] == [("tiny-gpt2", "r1")]
+    assert ("other-gpt2", "r1") in [(b["name"], b["revision"]) for b in listed]
 
 
 def test_pagination(api: Api, adapter_dirs: dict[str, Path]) -> None:

@@ -58,6 +58,12 @@ def _new_key(api: Api) -> str:
     return name
 
 
+def _new_base(api: Api) -> str:
+    name = f"invented-{next(_names)}"
+    service.add_base_model(api.reg, name, source=name, local=False)
+    return name
+
+
 V = "/v1/adapters/acme/math/versions/1"
 # (id, minimum role or None for open, method, path (may use the api), request kwargs, success statuses)
 Endpoint = tuple[str, str | None, str, Callable[[Api], str], Callable[[Api], dict[str, Any]], set[int]]
@@ -72,6 +78,15 @@ ENDPOINTS: list[Endpoint] = [
         lambda a: "/v1/base-models",
         lambda a: {"json": {"name": "other-base", "source": "/models/other"}},
         {200, 201},
+    ),
+    ("base-models.show", "reader", "GET", lambda a: "/v1/base-models/tiny-llama", lambda a: {}, {200}),
+    (
+        "base-models.merge",
+        "admin",
+        "POST",
+        lambda a: "/v1/base-models:merge",
+        lambda a: {"json": {"base": _new_base(a), "into": "tiny-llama"}},
+        {200},
     ),
     ("adapters.list", "reader", "GET", lambda a: "/v1/adapters", lambda a: {"params": {"tag": "x:y"}}, {200}),
     (
@@ -94,6 +109,15 @@ ENDPOINTS: list[Endpoint] = [
         {200},
     ),
     ("versions.lineage", "reader", "GET", lambda a: V + "/lineage", lambda a: {}, {200}),
+    ("versions.undelete", "admin", "POST", lambda a: V + ":undelete", lambda a: {}, {409}),  # not deleted
+    (
+        "adapters.delete-all",
+        "admin",
+        "DELETE",
+        lambda a: "/v1/adapters/acme/never-registered",
+        lambda a: {"params": {"all_versions": "true"}},
+        {404},
+    ),
     ("versions.serving", "reader", "GET", lambda a: V + "/serving", lambda a: {}, {200}),
     (
         "aliases.set",

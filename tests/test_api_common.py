@@ -16,6 +16,7 @@ from registry import service
 from registry.service import Registry
 from registry.service.admin.keys import ROLES, create_key
 from registry.settings import Settings
+from tests.catalog_helpers import register_test_bases
 
 
 @dataclass
@@ -34,6 +35,7 @@ class Api:
 
 def make_api(reg: Registry, settings: Settings | None = None) -> Api:
     keys = {role: create_key(reg, f"{role}-key", role) for role in ROLES}
+    register_test_bases(reg)
     return Api(TestClient(create_app(settings or reg.settings)), reg, keys)
 
 

@@ -31,6 +31,7 @@ def compose_server(
         s3_service,
         tmp_path_factory.mktemp("compose-server"),
         home=home,
+        test_bases=False,  # the test registers tiny-llama from a folder itself
         PEMREG_LOCAL_PREFECT_PORT=str(port),
         PEMREG_PREFECT_MODE="local-server",
     )

@@ -29,8 +29,7 @@ from registry.demo.real.report import RealRow
 from registry.evaluation import EvalRequest, Evaluator, load_dataset
 from registry.hashing import sha256_file
 from registry.pem import read_adapter
-from registry.service import Registry, download_version
-from registry.service.catalog import lineage
+from registry.service import Registry, download_version, lineage
 from registry.service.registration.base_models import list_base_models
 from registry.settings import Settings
 

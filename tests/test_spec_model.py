@@ -79,7 +79,7 @@ def test_inputs_form_and_canonical():
         ("name: acme/x\n\nexpression: acme/a +\n", "expression", 3, "unexpected end"),
         ("name: acme/x\nexpression: acme/a\nrank: 0\nmethod: delta_svd\n", "rank", 3, "greater than 0"),
         ("name: acme/x\nexpression: acme/a\ncolour: red\n", "colour", 3, "unknown field"),
-        ("name: acme/x\nexpression: acme/a\nmethod: ties\n", "density", 1, "needs density"),
+        ("name: acme/x\nexpression: acme/a\nmethod: ties\n", "density", 3, "needs density"),
         (
             "name: acme/x\nexpression: acme/a\nmethod: ties\ndensity: 1.5\n",
             "density",

@@ -33,6 +33,18 @@ def parse_tags(items: list[str] | None, field: str = "tag") -> dict[str, str]:
     return tags
 
 
+def training_lines(v: VersionView) -> list[str]:
+    """The version's training record, as the registrant gave it (nothing when none was given)."""
+    t = v.training
+    lines = []
+    if t.metrics:
+        lines.append("  metrics: " + "  ".join(f"{k}={val:g}" for k, val in t.metrics.items()))
+    if t.params:
+        lines.append("  params: " + "  ".join(f"{k}={val}" for k, val in t.params.items()))
+    lines += [f"  dataset: {uri}" for uri in t.datasets]
+    return lines
+
+
 def _version_line(v: VersionView, created: bool | None = None) -> str:
     state = "" if created is None else ("registered " if created else "already registered as ")
     rank = f" r={v.rank}" if v.rank else ""
@@ -54,10 +66,27 @@ def add(
         typer.Option("--base-model", help="NAME or NAME@REVISION (default: the adapter config's base model)"),
     ] = None,
     description: Annotated[str | None, typer.Option("--description", help="free text, searchable")] = None,
+    metric: Annotated[
+        list[str] | None, typer.Option("--metric", help="training metric name=number, repeatable")
+    ] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", help="hyper-parameter name=value, repeatable")
+    ] = None,
+    dataset: Annotated[
+        list[str] | None, typer.Option("--dataset", help="URI of a training dataset, repeatable")
+    ] = None,
+    allow_deleted: Annotated[
+        bool,
+        typer.Option("--allow-deleted", help="these bytes were a deleted version: bring that version back"),
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Validate an adapter folder, upload it, and register it as the next version."""
+    """Validate an adapter folder, upload it, and register it as the next version (with its training
+    record: --metric, --param, --dataset)."""
+    from registry.training import parse_training
+
     tags = parse_tags(tag)
+    training = parse_training(metric, param, dataset)
     notes: list[str] = []
     with transfer_progress("uploading") as progress:
         version, created = backend().register(
@@ -69,6 +98,8 @@ def add(
             description=description,
             progress=progress,
             notify=notes.append,
+            allow_deleted=allow_deleted,
+            training=training,
         )
     for note in notes:  # e.g. a base model registered on the way: said, not silent
         err_console.print(f"note: {note}", markup=False, soft_wrap=True)
@@ -94,9 +125,22 @@ def list_(
     include_archived: Annotated[
         bool, typer.Option("--include-archived", help="also adapters whose versions are all archived")
     ] = False,
+    metric: Annotated[
+        list[str] | None,
+        typer.Option("--metric", help="a version's training metric, e.g. 'accuracy>=0.8' (repeatable)"),
+    ] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", help="a version's hyper-parameter name=value (repeatable)")
+    ] = None,
+    dataset: Annotated[
+        list[str] | None, typer.Option("--dataset", help="a version's training dataset URI (repeatable)")
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """List adapters matching every filter given."""
+    training: dict[str, object] = {}
+    if metric or param or dataset:  # only then: remote listings keep the client's own signature
+        training = {"metrics": metric or [], "params": parse_tags(param, "param"), "datasets": dataset or []}
     page = backend().list_adapters(
         base_model=base_model,
         pem_type=pem_type,
@@ -106,6 +150,7 @@ def list_(
         limit=limit,
         page_token=page_token,
         include_archived=include_archived,
+        **training,
     )
     if json_out:
         print_json(page)
@@ -151,7 +196,19 @@ def _print_adapter(a: AdapterView) -> None:
             f"{v.created_at:%Y-%m-%d %H:%M}",
             ",".join(v.aliases),
         )
-    print_table(table)
+    if a.versions:
+        print_table(table)
+
+
+def _why_empty(everything: AdapterView) -> str:
+    """An empty version table after archive/delete says what it hides and how to see it."""
+    counts: dict[str, int] = {}
+    for v in everything.versions or []:
+        counts[v.status] = counts.get(v.status, 0) + 1
+    if not counts:
+        return "  no versions registered"
+    hidden = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    return f"  no active or deprecated versions ({hidden}); --include-archived lists them"
 
 
 @app.command("show")
@@ -175,9 +232,17 @@ def show(
             )
             console.print(f"  artifact: {version.artifact_uri}", markup=False)
             console.print(f"  aliases: {', '.join(version.aliases) or '-'}", markup=False)
+            for line in training_lines(version):
+                console.print(line, markup=False, soft_wrap=True)
         return
     adapter = backend().show_adapter(ref, include_archived=include_archived)
-    print_json(adapter) if json_out else _print_adapter(adapter)
+    if json_out:
+        print_json(adapter)
+        return
+    _print_adapter(adapter)
+    if not adapter.versions:
+        everything = adapter if include_archived else backend().show_adapter(ref, include_archived=True)
+        console.print(_why_empty(everything), markup=False, soft_wrap=True)
 
 
 @app.command("download")
@@ -268,15 +333,46 @@ _status_command("restore", "Make a deprecated or archived version active again."
 
 @app.command("delete")
 def delete(
-    ref: Annotated[str, typer.Argument(help="ns/name@N: the version to delete")],
+    ref: Annotated[str, typer.Argument(help="ns/name@N (or @alias, @sha256:prefix): the version to delete")],
+    all_versions: Annotated[
+        bool, typer.Option("--all-versions", help="REF is ns/name: delete every version of it")
+    ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
 ) -> None:
     """Delete a version (admin): refused while other versions descend from it. Lineage and audit keep
-    its digest; its files are removed by `pemreg gc` after the grace period."""
-    if not yes and not typer.confirm(f"delete {ref}?", err=True):
+    its digest; `pemreg adapters undelete` brings it back until `pemreg gc` removes its files (after
+    the grace period)."""
+    name, _, selector = ref.partition("@")
+    if all_versions and selector:
+        raise InvalidInput(f"{ref}: --all-versions takes a bare ns/name", field="REF")
+    if not all_versions and not selector:
+        raise InvalidInput(f"{ref} names no version; write {ref}@N (or pass --all-versions)", field="REF")
+    what = f"every version of {name}" if all_versions else ref
+    if not yes and not typer.confirm(f"delete {what}?", err=True):
         raise typer.Exit(1)
-    version = backend().delete_version(ref)
-    console.print(f"{version.name}@{version.version} deleted (sha256:{version.sha256[:12]})", markup=False)
+    versions = backend().delete_adapter(name) if all_versions else [backend().delete_version(ref)]
+    for version in versions:
+        console.print(
+            f"{version.name}@{version.version} deleted (sha256:{version.sha256[:12]}); "
+            f"`pemreg adapters undelete {version.name}@{version.version}` until gc",
+            markup=False,
+            soft_wrap=True,
+        )
+
+
+@app.command("undelete")
+def undelete(
+    ref: Annotated[str, typer.Argument(help="ns/name@N or ns/name@sha256:prefix of a deleted version")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Bring a deleted version back (admin) with the status it had, while `pemreg gc` has not removed
+    its files. Its aliases are not restored."""
+    if "@" not in ref:
+        raise InvalidInput(f"{ref} names no version; write {ref}@N", field="REF")
+    version = backend().undelete(ref)
+    print_json(version) if json_out else console.print(
+        f"{version.name}@{version.version} is {version.status} again", markup=False
+    )
 
 
 @app.command("tag")

@@ -21,10 +21,13 @@ if TYPE_CHECKING:
         AdapterView,
         ArtifactMatch,
         AuditEventView,
+        BaseMerged,
+        BaseModelDetail,
         BaseModelView,
         KeyView,
         LineageGraph,
         Page,
+        TrainingRecord,
         VersionView,
     )
 
@@ -45,6 +48,8 @@ class Backend(Protocol):
         description: str | None,
         progress: Progress,
         notify: Callable[[str], None] | None = None,
+        allow_deleted: bool = False,
+        training: TrainingRecord | None = None,
     ) -> tuple[VersionView, bool]: ...
     def list_adapters(self, **filters: Any) -> Page[AdapterView]: ...
     def show_adapter(self, name: str, include_archived: bool = False) -> AdapterView: ...
@@ -56,6 +61,8 @@ class Backend(Protocol):
     def delete_alias(self, name: str, alias: str) -> int: ...
     def set_status(self, ref: str, transition: str) -> VersionView: ...
     def delete_version(self, ref: str) -> VersionView: ...
+    def delete_adapter(self, name: str) -> list[VersionView]: ...
+    def undelete(self, ref: str) -> VersionView: ...
     def update_adapter(
         self, name: str, *, tags: dict[str, str | None] | None, description: str | None
     ) -> AdapterView: ...
@@ -64,8 +71,10 @@ class Backend(Protocol):
     def list_events(self, *, subject: str | None, actor: str | None, limit: int) -> list[AuditEventView]: ...
     def list_base_models(self) -> list[BaseModelView]: ...
     def add_base_model(
-        self, name: str, *, source: str, revision: str, sha256: str | None
+        self, name: str, *, source: str, revision: str, sha256: str | None, folder: Path | None
     ) -> tuple[BaseModelView, bool]: ...
+    def show_base_model(self, label: str) -> BaseModelDetail: ...
+    def merge_base_models(self, label: str, into: str) -> BaseMerged: ...
     def create_key(self, name: str, role: str) -> str: ...
     def revoke_key(self, name: str) -> None: ...
     def list_keys(self) -> list[KeyView]: ...
@@ -131,6 +140,16 @@ class LocalBackend:
 
         return delete_version(self.reg, ref)
 
+    def delete_adapter(self, name: str) -> list[VersionView]:
+        from registry.service.catalog.lifecycle import delete_all_versions
+
+        return delete_all_versions(self.reg, name)
+
+    def undelete(self, ref: str) -> VersionView:
+        from registry.service.catalog.lifecycle import undelete_version
+
+        return undelete_version(self.reg, ref)
+
     def update_adapter(
         self, name: str, *, tags: dict[str, str | None] | None, description: str | None
     ) -> AdapterView:
@@ -159,11 +178,25 @@ class LocalBackend:
         return list_base_models(self.reg)
 
     def add_base_model(
-        self, name: str, *, source: str, revision: str, sha256: str | None
+        self, name: str, *, source: str, revision: str, sha256: str | None, folder: Path | None
     ) -> tuple[BaseModelView, bool]:
+        from registry.base_evidence import folder_evidence
         from registry.service.registration.base_models import add_base_model
 
-        return add_base_model(self.reg, name, source=source, revision=revision, sha256=sha256)
+        evidence = folder_evidence(folder) if folder is not None else None
+        return add_base_model(
+            self.reg, name, source=source, revision=revision, sha256=sha256, evidence=evidence
+        )
+
+    def show_base_model(self, label: str) -> BaseModelDetail:
+        from registry.service.registration.base_models import show_base_model
+
+        return show_base_model(self.reg, label)
+
+    def merge_base_models(self, label: str, into: str) -> BaseMerged:
+        from registry.service.registration.base_merge import merge_base_models
+
+        return merge_base_models(self.reg, label, into)
 
     def create_key(self, name: str, role: str) -> str:
         from registry.service.admin.keys import create_key
@@ -210,8 +243,19 @@ class RemoteBackend:
         description: str | None,
         progress: Progress,
         notify: Callable[[str], None] | None = None,
+        allow_deleted: bool = False,
+        training: TrainingRecord | None = None,
     ) -> tuple[VersionView, bool]:
-        fields: dict[str, Any] = {"base_model": base_model, "task": task, "description": description}
+        # create_base: the CLI registers an unmatched plain hub id on the way (with a note), as in
+        # local mode; the REST default is to refuse.
+        fields: dict[str, Any] = {
+            "base_model": base_model,
+            "task": task,
+            "description": description,
+            "create_base": True,
+            "allow_deleted": allow_deleted,
+            "training": training,
+        }
         if source.startswith("s3://"):  # read by the server, with its credentials
             done = self.client.register_from_source(source, name, tags=tags, **fields)
         else:
@@ -254,6 +298,12 @@ class RemoteBackend:
     def delete_version(self, ref: str) -> VersionView:
         return self.client.delete_version(ref)
 
+    def delete_adapter(self, name: str) -> list[VersionView]:
+        return self.client.delete_adapter(name)
+
+    def undelete(self, ref: str) -> VersionView:
+        return self.client.undelete(ref)
+
     def update_adapter(
         self, name: str, *, tags: dict[str, str | None] | None, description: str | None
     ) -> AdapterView:
@@ -272,17 +322,28 @@ class RemoteBackend:
         return self.client.list_base_models()
 
     def add_base_model(
-        self, name: str, *, source: str, revision: str, sha256: str | None
+        self, name: str, *, source: str, revision: str, sha256: str | None, folder: Path | None
     ) -> tuple[BaseModelView, bool]:
-        if source.startswith((".", "/", "~")) or Path(source).expanduser().exists():
+        """A folder source is sent as its absolute path (the server decides whether it may name it:
+        PEMREG_SOURCE_ROOTS); `folder`'s identity is read here and sent, never read by the server."""
+        from registry.base_evidence import local_folder
+
+        here = local_folder(source)
+        if here is not None:
+            source = str(here)
+        elif source.startswith((".", "/", "~")):
             from registry.errors import InvalidInput
 
-            raise InvalidInput(
-                f"source: {source} is a folder on this machine, which the server cannot read; "
-                "upload it to s3:// (or give a hub id) and register that",
-                field="source",
-            )
-        return self.client.add_base_model(name, source=source, revision=revision, sha256=sha256)
+            raise InvalidInput(f"source: {source} is no folder on this machine", field="source")
+        return self.client.add_base_model(
+            name, source=source, revision=revision, sha256=sha256, folder=folder
+        )
+
+    def show_base_model(self, label: str) -> BaseModelDetail:
+        return self.client.show_base_model(label)
+
+    def merge_base_models(self, label: str, into: str) -> BaseMerged:
+        return self.client.merge_base_models(label, into)
 
     def create_key(self, name: str, role: str) -> str:
         return self.client.create_key(name, role).key

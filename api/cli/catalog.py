@@ -70,7 +70,7 @@ def lineage(
 
 
 def audit(
-    target: Annotated[str, typer.Argument(help="a file, or sha256:HEX")],
+    target: Annotated[str, typer.Argument(help="a file, or sha256:HEX (a unique prefix of 6+ digits works)")],
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Which registered object this file is, and its full ancestry with operators and weights."""
@@ -85,7 +85,9 @@ def audit(
         label = f"{match.name}@{match.version}" if match.version is not None else match.name
         state = f" ({match.status})" if match.status not in (None, "active") else ""
         console.print(
-            f"sha256:{digest} is {match.file} of {match.kind.replace('_', ' ')} {label}{state}", markup=False
+            f"sha256:{match.sha256} is {match.file} of {match.kind.replace('_', ' ')} {label}{state}",
+            markup=False,
+            soft_wrap=True,  # a digest and a name are never broken across lines
         )
         if match.ancestry and match.ancestry.edges:
             console.print(_tree(match.ancestry))

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Column, Table
 
 from registry.service import Registry
 from registry.service.compositions import reads as comps
@@ -18,7 +17,7 @@ from registry.service.compositions.status import RunStatus
 from registry.spec import load_spec
 
 from .deps import registry
-from .output import console, err_console, print_json
+from .output import console, err_console, id_table, print_json, print_table
 
 # Shared with remote_compose.py (same options, same help, same printing): this module imports no
 # Prefect or torch at import time; the flow runners are imported inside the local commands only.
@@ -49,15 +48,15 @@ def install_runners(embedded: str = "in-process", verbose: bool = False) -> None
 
 
 def print_dry_run(report: DryRun) -> None:
-    table = Table("input", "version", "sha256", "weight", "rank", title="resolved inputs")
+    console.print("resolved inputs", markup=False)
+    table = id_table("input", "version", "sha256", "weight", "rank")
     for item in report.inputs:
         table.add_row(
             item.name, str(item.version), item.sha256[:12], f"{item.weight:+g}", str(item.rank or "-")
         )
-    console.print(table)
-    pairs = Table(
-        "pair", "rms cosine", "mean cosine", "max |cosine|", "modules", title="interference (deltas)"
-    )
+    print_table(table)
+    console.print("interference (deltas)", markup=False)
+    pairs = id_table("pair", "rms cosine", "mean cosine", "max |cosine|", "modules")
     for p in report.interference["pairs"]:
         pairs.add_row(
             f"{report.inputs[p['i']].label} / {report.inputs[p['j']].label}",
@@ -66,7 +65,7 @@ def print_dry_run(report: DryRun) -> None:
             f"{p['max_abs_cosine']:.4f}",
             str(p["modules"]),
         )
-    console.print(pairs)
+    print_table(pairs)
     for warning in report.interference.get("warnings", []):
         err_console.print(f"warning: {warning}", markup=False)
     console.print(f"cache key {report.cache_key} ({report.method}); nothing composed (dry run)", markup=False)
@@ -96,22 +95,20 @@ def fail_line(view: Any) -> str | None:
 
 
 def print_runs(items: Sequence[Any]) -> None:
-    # The id whole (never wrapped or cut), so it can be pasted back.
-    table = Table(
-        Column("id", no_wrap=True, min_width=36), "name", "method", "status", "output", "trigger", "created"
-    )
+    # Ids and names whole (never wrapped or cut), so they can be pasted back; a list under 80 columns.
+    table = id_table("id", "name", "output", columns=("method", "status", "trigger", "created"))
     for c in items:
         out = f"{c.output.name}@{c.output.version}" if c.output else "-"
         table.add_row(
             c.id,
             c.name,
-            c.method,
-            c.status + (" (cached)" if c.cache_hit else ""),
             out,
+            c.method,
+            c.status + (" (cache hit)" if c.cache_hit else ""),
             c.trigger,
             f"{c.created_at:%Y-%m-%d %H:%M:%S}" if c.created_at else "-",
         )
-    console.print(table, overflow="ignore", crop=False)
+    print_table(table)
 
 
 def print_show(view: Any) -> None:

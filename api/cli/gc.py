@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from registry.service.admin import gc as gc_service
 
 from .deps import registry
-from .output import console, print_json
+from .output import console, id_table, print_json, print_table
 
 
 def gc(
@@ -29,11 +28,12 @@ def gc(
     if json_out:
         print_json([o.to_dict() for o in orphans])
         return
-    table = Table("folder", "objects", "bytes", "modified", title="orphans" if dry_run else "removed")
+    table = id_table("folder", columns=("objects", "bytes", "modified"))
     for o in orphans:
         table.add_row(o.folder, str(len(o.keys)), str(o.size), f"{o.modified:%Y-%m-%d %H:%M:%S}")
     if orphans:
-        console.print(table, overflow="ignore", crop=False)
+        console.print("orphans" if dry_run else "removed", markup=False)
+        print_table(table)
     verb = "would remove" if dry_run else "removed"
     console.print(f"{verb} {len(orphans)} folder(s), {sum(o.size for o in orphans)} bytes", markup=False)
 

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from .backend import backend
-from .output import console, err_console, print_json
+from .output import console, err_console, id_table, print_json, print_table
 
 ROLES = ("reader", "writer", "admin")  # = registry.service.admin.keys.ROLES (that module imports SQLAlchemy)
 
@@ -42,10 +42,8 @@ def list_(json_out: Annotated[bool, typer.Option("--json", help="Machine-readabl
     if json_out:
         print_json(keys)
         return
-    from rich.table import Table
-
-    table = Table("name", "role", "created by", "created", "revoked")
+    table = id_table("name", "role", columns=("created by", "created", "revoked"))
     for k in keys:
         revoked = f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "-"
         table.add_row(k.name, k.role, k.created_by, f"{k.created_at:%Y-%m-%d %H:%M}", revoked)
-    console.print(table)
+    print_table(table)

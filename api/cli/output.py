@@ -52,21 +52,40 @@ def _min_width(table: Table) -> int:
 
 
 def print_table(table: Table) -> None:
-    """Print `table` at least as wide as its unbreakable cells need, so ids stay whole and pasteable
-    on a narrow terminal or in a pipe (80 columns); other cells wrap at words instead."""
-    need = _min_width(table)
-    if need <= console.width:
+    """Print `table` when its unbreakable cells (ids, names, digest prefixes) fit the width, other
+    cells wrapping at words; otherwise as a list, one record per row (its first cell alone on a line,
+    then `header: value` pairs wrapped at spaces), so no id is ever cut or wrapped, in a narrow
+    terminal or an 80-column pipe."""
+    if _min_width(table) <= console.width:
         console.print(table)
         return
-    # Console.print clamps `width` to the console's, so a wider table needs a console of its own.
-    wide = Console(
-        file=console.file,
-        width=need,
-        highlight=False,
-        force_terminal=console.is_terminal,
-        no_color=console.no_color,
-    )
-    wide.print(table)
+    for line in list_layout(table, console.width):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def list_layout(table: Table, width: int) -> list[str]:
+    """The rows of `table` as records. Tokens are never split: a line breaks only between words."""
+    import textwrap
+
+    columns = [(str(c.header), [str(cell) for cell in c.cells]) for c in table.columns]
+    if not columns:
+        return []
+    lines: list[str] = []
+    for row in range(len(columns[0][1])):
+        first_header, first_cells = columns[0]
+        first = first_cells[row]
+        lines.append(f"{first_header} {first}" if first.isdigit() else first)
+        fields = [f"{header}: {cells[row] or '-'}" for header, cells in columns[1:]]
+        text = "  ".join(fields)
+        lines += textwrap.wrap(
+            text,
+            width=max(width, 20),
+            initial_indent="  ",
+            subsequent_indent="    ",
+            break_long_words=False,
+            break_on_hyphens=False,
+        ) or ["  "]
+    return lines
 
 
 @contextmanager

@@ -38,9 +38,13 @@ def demo(
         Path | None, typer.Option("--workdir", help="where to build the data, base model and adapters")
     ] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", help="report folder (default $PEMREG_HOME/demo)")
+        Path | None,
+        typer.Option("--out", help="report folder (default $PEMREG_HOME/demo, with --quick demo-quick)"),
     ] = None,
-    quick: Annotated[bool, typer.Option("--quick", help="three scenarios instead of all")] = False,
+    quick: Annotated[
+        bool,
+        typer.Option("--quick", help="3 adapters, 2 compositions (weather merge, unlearning) instead of all"),
+    ] = False,
     seed: Annotated[int, typer.Option("--seed", help="seed for data, training and compositions")] = 0,
     real: Annotated[
         bool, typer.Option("--real", help="the settings on SmolLM2-135M (see docs/demo-real.md; ~15 min)")
@@ -57,7 +61,7 @@ def demo(
     from .compose import install_runners
 
     reg = registry()
-    initialize(reg)
+    initialize(reg, first_key=False)  # `pemreg init` afterwards prints the first admin key
     install_runners("in-process")  # the demo's compositions are real Prefect flow runs, in this process
     say = lambda text: console.print(text, markup=False, soft_wrap=True)  # noqa: E731 - tables stay whole in logs
     if real:

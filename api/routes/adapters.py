@@ -15,6 +15,13 @@ from registry.service.catalog.lineage import MAX_DEPTH
 from registry.service.catalog.queries import MAX_LIMIT
 from registry.service.catalog.serving import serving_refs
 from registry.serving import DEFAULT_DIR, ServingRefs
+from registry.training import (
+    DATASET_PATTERN,
+    METRIC_FILTER_PATTERN,
+    PARAM_FILTER_PATTERN,
+    check_datasets,
+    parse_param_filter,
+)
 from registry.views import AdapterView, LineageGraph, Page, VersionView
 
 from .common import (
@@ -50,7 +57,29 @@ def list_adapters(
         Literal["active", "deprecated", "archived"] | None,
         Query(description="adapters with a version in this status (archived implies include_archived)"),
     ] = None,
+    metric: Annotated[
+        list[str],
+        Query(
+            description="training metric condition, e.g. accuracy>=0.8 (repeatable)",
+            json_schema_extra={"items": {"type": "string", "pattern": METRIC_FILTER_PATTERN}},
+        ),
+    ] = [],  # noqa: B006
+    param: Annotated[
+        list[str],
+        Query(
+            description="training hyper-parameter name:value (repeatable)",
+            json_schema_extra={"items": {"type": "string", "pattern": PARAM_FILTER_PATTERN}},
+        ),
+    ] = [],  # noqa: B006
+    dataset: Annotated[
+        list[str],
+        Query(
+            description="a training dataset URI (repeatable)",
+            json_schema_extra={"items": {"type": "string", "pattern": DATASET_PATTERN}},
+        ),
+    ] = [],  # noqa: B006
 ) -> Page[AdapterView]:
+    """Filters combine with AND; `metric`, `param` and `dataset` match a version's training record."""
     return service.list_adapters(
         caller.reg,
         base_model=base_model,
@@ -62,6 +91,9 @@ def list_adapters(
         page_token=page_token,
         include_archived=include_archived,
         status=status,
+        metrics=metric,
+        params=parse_param_filter(param),
+        datasets=check_datasets(dataset),
     )
 
 

@@ -30,9 +30,13 @@ def audit_events(
 def artifact(
     caller: Reader,
     sha256: Annotated[
-        str, Path(description="64 hex digits", json_schema_extra={"pattern": r"^(sha256:)?[0-9a-fA-F]{64}$"})
+        str,
+        Path(
+            description="a digest or a unique prefix of one (6-64 hex digits)",
+            json_schema_extra={"pattern": r"^(sha256:)?[0-9a-fA-F]{6,64}$"},
+        ),
     ],
 ) -> list[ArtifactMatch]:
-    """Every version or merged model with a file of this digest (64 hex, `sha256:` prefix optional),
-    with its ancestry."""
+    """Every version or merged model with a file of this digest (6-64 hex digits: a unique prefix is
+    enough, as in refs; `sha256:` optional), with its ancestry."""
     return service.find_by_digest(caller.reg, digest_of("sha256:" + sha256.removeprefix("sha256:")))

@@ -39,6 +39,15 @@ Selector = Annotated[
         json_schema_extra=_pattern(rf"^([1-9][0-9]{{0,8}}|sha256:[0-9a-f]{{6,64}}|{ALIAS_PATTERN})$"),
     ),
 ]
+NamedVersion = Annotated[  # a DELETE names the version: `latest` (a moving target) is refused
+    str,
+    Path(
+        description="a version number, an alias or `sha256:<6-64 hex>` (not `latest`)",
+        json_schema_extra=_pattern(
+            rf"^([1-9][0-9]{{0,8}}|sha256:[0-9a-f]{{6,64}}|(?!latest$){ALIAS_PATTERN})$"
+        ),
+    ),
+]
 AliasName = Annotated[
     str,
     Path(
@@ -68,12 +77,12 @@ def version_ref(ns: str, name: str, v: str = "latest") -> Ref:
     return Ref(ns, name, **parse_selector(v, "version"))  # type: ignore[arg-type]
 
 
-def parse_tag_filters(items: list[str]) -> dict[str, str]:
+def parse_tag_filters(items: list[str], field: str = "tag") -> dict[str, str]:
     """`tag=k:v` as docs/rest.md writes it; `k=v` (the CLI's form) works too. Splits at the first of them."""
     tags: dict[str, str] = {}
     for item in items:
         cut = min((i for i in (item.find(":"), item.find("=")) if i > 0), default=-1)
         if cut < 0 or any(ord(c) < 32 or ord(c) == 127 for c in item):
-            raise InvalidInput(f"tag: {item[:80]!r} is not key:value", field="tag")
+            raise InvalidInput(f"{field}: {item[:80]!r} is not key:value", field=field)
         tags[item[:cut].strip()] = item[cut + 1 :].strip()
     return tags

@@ -1,19 +1,23 @@
 """Version lifecycle and catalog edits: POST .../versions/{v}:deprecate|:archive|:restore (writer),
-DELETE .../versions/{v} (admin), DELETE .../aliases/{alias} (writer), PATCH /v1/adapters/{ns}/{name}
-(writer). Each change is one audit event naming the key."""
+DELETE .../versions/{v}, POST .../versions/{v}:undelete, DELETE /v1/adapters/{ns}/{name}?all_versions=true
+(admin), DELETE .../aliases/{alias} (writer), PATCH /v1/adapters/{ns}/{name} (writer). Each change is
+one audit event naming the key."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from api.deps import Admin, Writer
 from api.errors import ERROR_RESPONSES
 from api.schemas import AdapterPatch, AliasDeleted
+from registry.errors import InvalidInput
 from registry.refs import validate_name
 from registry.service.catalog import lifecycle
 from registry.views import AdapterView, VersionView
 
-from .common import VERSION, AliasName, Name, Namespace, Selector, version_ref
+from .common import VERSION, AliasName, Name, NamedVersion, Namespace, Selector, version_ref
 
 router = APIRouter(prefix="/v1/adapters", tags=["lifecycle"], responses=ERROR_RESPONSES)
 
@@ -37,10 +41,43 @@ def restore(caller: Writer, ns: Namespace, name: Name, v: Selector) -> VersionVi
 
 
 @router.delete(VERSION, response_model=VersionView)
-def delete_version(caller: Admin, ns: Namespace, name: Name, v: Selector) -> VersionView:
-    """409 naming them while live versions descend from it. Its aliases are removed; lineage and audit
-    keep its digest; its objects are removed by `pemreg gc` after the grace period."""
+def delete_version(caller: Admin, ns: Namespace, name: Name, v: NamedVersion) -> VersionView:
+    """409 naming them while live versions descend from it; `latest` is refused (name the version).
+    Its aliases are removed; lineage and audit keep its digest; its objects are removed by `pemreg gc`
+    after the grace period, and until then `:undelete` brings it back."""
     return lifecycle.delete_version(caller.reg, version_ref(ns, name, v))
+
+
+@router.post(VERSION + ":undelete", response_model=VersionView)
+def undelete_version(caller: Admin, ns: Namespace, name: Name, v: Selector) -> VersionView:
+    """A deleted version (by number or digest) comes back with the status it had, while gc has not
+    removed its files (409 after that: register the files again with `allow_deleted`)."""
+    return lifecycle.undelete_version(caller.reg, version_ref(ns, name, v))
+
+
+@router.delete("/{ns}/{name}", response_model=list[VersionView])
+def delete_adapter(
+    caller: Admin,
+    ns: Namespace,
+    name: Name,
+    all_versions: Annotated[
+        bool,
+        Query(
+            description="required, true: this deletes every version of the adapter",
+            json_schema_extra={"enum": [True]},
+        ),
+    ],
+) -> list[VersionView]:
+    """Every version not deleted yet, in one transaction (409 when another adapter's version descends
+    from one of them). The explicit `all_versions=true` is required (422 naming it otherwise)."""
+    validate_name(f"{ns}/{name}", "name")
+    if not all_versions:
+        raise InvalidInput(
+            "all_versions: deleting an adapter deletes every version; pass all_versions=true "
+            "(or delete one version: .../versions/{v})",
+            field="all_versions",
+        )
+    return lifecycle.delete_all_versions(caller.reg, f"{ns}/{name}")
 
 
 @router.delete("/{ns}/{name}/aliases/{alias}", response_model=AliasDeleted)

@@ -27,6 +27,13 @@ from registry.service.registration.uploads import (
     check_source,
     register_upload,
 )
+from registry.training import (
+    DATASET_PATTERN,
+    MAX_ENTRIES,
+    METRIC_PATTERN,
+    PARAM_PATTERN,
+    parse_training,
+)
 from registry.views import VersionView
 
 router = APIRouter(prefix="/v1/adapters", tags=["adapters"], responses=ERROR_RESPONSES)
@@ -45,6 +52,11 @@ REQUEST_BODY: dict[str, Any] = {
                     "name": {**_text, "description": "namespace/name", "pattern": ADAPTER_NAME_PATTERN},
                     "config": {**_binary, "description": "adapter_config.json"},
                     "weights": {**_binary, "description": "adapter_model.safetensors"},
+                    "readme": {
+                        **_binary,
+                        "description": "README.md, the user's model card: stored byte-identical; the "
+                        "registry's card is then MODEL_CARD.md",
+                    },
                     "base_model": {
                         **_text,
                         "description": "NAME or NAME@REVISION",
@@ -61,9 +73,55 @@ REQUEST_BODY: dict[str, Any] = {
                         "description": "expected sha256 of the weights (checked)",
                         "pattern": "^(sha256:)?[0-9a-fA-F]{64}$",
                     },
+                    "base_config_sha256": {
+                        **_text,
+                        "description": "fingerprint of config.json in the folder the adapter config's "
+                        "base_model_name_or_path names on the client (registry.base_evidence)",
+                        "pattern": "^[0-9a-f]{64}$",
+                    },
+                    "base_weights_sha256": {
+                        **_text,
+                        "description": "sha256 of model.safetensors in that folder",
+                        "pattern": "^[0-9a-f]{64}$",
+                    },
+                    "base_architecture": {
+                        **_text,
+                        "pattern": "^[^\\x00-\\x1f\\x7f]{1,128}$",
+                        "description": "`architectures[0]` of that folder's config.json (for near matches)",
+                    },
+                    "create_base": {
+                        **_text,
+                        "enum": ["true", "false"],
+                        "description": "register an unmatched hub id as a new base model (default false)",
+                    },
+                    "allow_deleted": {
+                        **_text,
+                        "enum": ["true", "false"],
+                        "description": "bytes of a deleted version of this adapter bring it back",
+                    },
+                    "metrics": {
+                        "type": "array",
+                        "maxItems": MAX_ENTRIES,
+                        "items": {**_text, "description": "name=number", "pattern": METRIC_PATTERN},
+                    },
+                    "params": {
+                        "type": "array",
+                        "maxItems": MAX_ENTRIES,
+                        "items": {**_text, "description": "name=value", "pattern": PARAM_PATTERN},
+                    },
+                    "datasets": {
+                        "type": "array",
+                        "maxItems": MAX_ENTRIES,
+                        "items": {**_text, "description": "dataset URI", "pattern": DATASET_PATTERN},
+                    },
                 },
             },
-            "encoding": {"tags": {"style": "form", "explode": True}},
+            "encoding": {
+                "tags": {"style": "form", "explode": True},
+                "metrics": {"style": "form", "explode": True},
+                "params": {"style": "form", "explode": True},
+                "datasets": {"style": "form", "explode": True},
+            },
         },
         "application/json": {"schema": inline_schema(RegisterFromSource)},
     },
@@ -116,6 +174,9 @@ async def _from_json(caller: Caller, request: Request, notes: list[str]) -> tupl
             description=body.description,
             trigger="api",
             notify=notes.append,
+            create_base=body.create_base,
+            allow_deleted=body.allow_deleted,
+            training=parse_training(body.metrics, body.params, body.datasets),
         )
 
     return await run_in_threadpool(work)
@@ -132,8 +193,11 @@ async def _from_json(caller: Caller, request: Request, notes: list[str]) -> tupl
     },
 )
 async def register_adapter(caller: Writer, request: Request, response: Response) -> Registered:
-    """Multipart fields `config`, `weights` (files), `name`, `base_model`, `task`, `tags` (k=v, repeatable),
-    `description`, optional `sha256` of the weights; or JSON `{"source": "s3://...", "name": ...}`."""
+    """Multipart fields `config`, `weights`, optional `readme` (files), `name`, `base_model`, `task`,
+    `tags` (k=v, repeatable), `description`, optional `sha256` of the weights, the base evidence
+    (`base_config_sha256`, `base_weights_sha256`), `create_base`, `allow_deleted`, and the training
+    record (`metrics` name=number, `params` name=value, `datasets` URI; each repeatable); or JSON
+    `{"source": "s3://...", "name": ...}`. No base model is registered unless `create_base` says so."""
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > caller.reg.settings.max_upload_bytes + 2 * 1024 * 1024:
         raise UploadTooLarge(

@@ -41,6 +41,7 @@ from registry.service.catalog.web_views import (
 from registry.service.compositions import reads as comps
 from registry.service.compositions.status import TERMINAL, RunStatus
 from registry.service.events import deliveries, webhooks
+from registry.training import parse_param_filter
 
 from . import charts, graph
 from .render import page
@@ -113,6 +114,9 @@ def catalog(
     tag: str | None = None,
     status: str | None = None,
     page_token: str | None = None,
+    metric: str | None = None,
+    param: str | None = None,
+    dataset: str | None = None,
 ) -> Response:
     filters = {
         "q": _clean(q),
@@ -121,6 +125,9 @@ def catalog(
         "task": _clean(task),
         "tag": _clean(tag),
         "status": _clean(status),
+        "metric": _clean(metric),  # a version's training record: accuracy>=0.8
+        "param": _clean(param),
+        "dataset": _clean(dataset),
     }
     if filters["pem_type"] and filters["pem_type"] not in PEM_TYPES:
         raise InvalidInput(f"pem_type: must be one of {', '.join(PEM_TYPES)}", field="pem_type")
@@ -134,6 +141,9 @@ def catalog(
         limit=PAGE_SIZE,
         page_token=_clean(page_token),
         status=filters["status"],
+        metrics=[filters["metric"]] if filters["metric"] else None,
+        params=parse_param_filter([filters["param"]]) if filters["param"] else None,
+        datasets=[filters["dataset"]] if filters["dataset"] else None,
     )
     active = {k: v for k, v in filters.items() if v}
     next_url = (

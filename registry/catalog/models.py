@@ -61,8 +61,14 @@ class BaseModel(Base):
     name: Mapped[str] = mapped_column(String(256), index=True)
     revision: Mapped[str] = mapped_column(String(128), default="main")
     source: Mapped[str] = mapped_column(Text)
-    sha256: Mapped[str | None] = mapped_column(String(64))
+    sha256: Mapped[str | None] = mapped_column(String(64), index=True)  # of model.safetensors
     architecture: Mapped[str | None] = mapped_column(String(128))
+    # The base's config.json as registered (read from its folder), and its fingerprint
+    # (registry.base_evidence.config_fingerprint): how an adapter whose config names a folder on the
+    # caller's machine is matched to this row without the server reading that folder. None when the
+    # source was not a readable folder (a hub id, s3://).
+    config: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    config_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
     created_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -165,6 +171,33 @@ class AdapterVersion(Base):
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # gc's grace clock
 
     adapter: Mapped[Adapter] = relationship(lazy="joined")
+    training: Mapped[list[TrainingValue]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="TrainingValue.id"
+    )
+
+
+TRAINING_KINDS = ("metric", "param", "dataset")
+
+
+class TrainingValue(Base):
+    """One entry of a version's training record, as given at registration (`--metric k=v`,
+    `--param k=v`, `--dataset URI`), like an MLflow run's metrics, params and inputs. One row per
+    entry so a search (`metric=acc>=0.8`, `param=lr:1e-4`, `dataset=URI`) is an index lookup."""
+
+    __tablename__ = "training_values"
+    __table_args__ = (
+        CheckConstraint("kind IN ('metric', 'param', 'dataset')", name="kind"),
+        UniqueConstraint("version_id", "kind", "name", "value"),
+        Index("ix_training_values_lookup", "kind", "name", "value"),
+        Index("ix_training_values_metric", "kind", "name", "number"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("adapter_versions.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    name: Mapped[str] = mapped_column(String(128))  # metric / param name; "" for a dataset
+    value: Mapped[str] = mapped_column(String(1024))  # param value, dataset URI, metric as written
+    number: Mapped[float | None] = mapped_column(Float)  # a metric's value
 
 
 class Alias(Base):

@@ -16,9 +16,11 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, TypeAdapter
 
+from ..base_evidence import evidence_for, folder_evidence
 from ..refs import validate_name
 from ..serving import ServingRefs
 from ..serving import pull as pull_layout
+from ..views import BaseMerged, BaseModelDetail, TrainingRecord
 from ..webhooks.views import DeliveryView, PingSent, WebhookCreated, WebhookView
 from . import errors
 from .models import (
@@ -36,7 +38,16 @@ from .models import (
     Registered,
     VersionView,
 )
-from .transfer import CHUNK, Progress, ProgressFile, check_target, folder_files, form_fields, write_verified
+from .transfer import (
+    CHUNK,
+    Progress,
+    ProgressFile,
+    check_target,
+    config_base_path,
+    folder_files,
+    form_fields,
+    write_verified,
+)
 
 M = TypeVar("M", bound=BaseModel)
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
@@ -122,22 +133,42 @@ class Client:
         tags: dict[str, str] | None = None,
         description: str | None = None,
         progress: Progress | None = None,
+        create_base: bool = False,
+        allow_deleted: bool = False,
+        training: TrainingRecord | None = None,
     ) -> Registered:
-        """Upload a PEFT adapter folder (adapter_config.json + adapter_model.safetensors), streamed.
-        `progress(filename, total)` returns a callback receiving byte counts as they are sent."""
+        """Upload a PEFT adapter folder (adapter_config.json + adapter_model.safetensors, and its
+        README.md, kept byte-identical), streamed. `progress(filename, total)` returns a callback
+        receiving byte counts as they are sent.
+
+        When the config's `base_model_name_or_path` names a folder on this machine, its config
+        fingerprint and weights digest are sent (registry.base_evidence): the server matches the base
+        by them, never by the path. `create_base`: register an unmatched hub id as a new base.
+        `allow_deleted`: bytes of a deleted version bring that version back. `training`: metrics,
+        params and dataset URIs recorded with the version."""
         paths = folder_files(Path(folder))
+        evidence = evidence_for(config_base_path(paths["config"]), weights=base_model is None)
         handles = {
             field: ProgressFile(path, progress(path.name, path.stat().st_size) if progress else None)
             for field, path in paths.items()
         }
         try:
             files = {field: (h.name, h, "application/octet-stream") for field, h in handles.items()}
+            training = training or TrainingRecord()
             data = form_fields(
                 name=name,
                 base_model=base_model,
                 task=task,
                 description=description,
                 tags=[f"{k}={v}" for k, v in (tags or {}).items()],
+                base_config_sha256=evidence.config_sha256 if evidence else None,
+                base_weights_sha256=evidence.weights_sha256 if evidence else None,
+                base_architecture=evidence.architecture if evidence else None,
+                create_base="true" if create_base else None,
+                allow_deleted="true" if allow_deleted else None,
+                metrics=[f"{k}={v!r}" for k, v in training.metrics.items()],
+                params=[f"{k}={v}" for k, v in training.params.items()],
+                datasets=list(training.datasets),
             )
             response = self._request("POST", "/v1/adapters", files=files, data=data)
         finally:
@@ -145,9 +176,16 @@ class Client:
                 h.close()
         return Registered.model_validate(response.json())
 
-    def register_from_source(self, source: str, name: str, **fields: Any) -> Registered:
-        """An `s3://bucket/prefix` folder the server can read (base_model, task, tags, description)."""
+    def register_from_source(
+        self, source: str, name: str, *, training: TrainingRecord | None = None, **fields: Any
+    ) -> Registered:
+        """An `s3://bucket/prefix` folder the server can read (base_model, task, tags, description,
+        create_base, allow_deleted, training)."""
         body = {"source": source, "name": name, **{k: v for k, v in fields.items() if v is not None}}
+        if training is not None and not training.empty:
+            body["metrics"] = [f"{k}={v!r}" for k, v in training.metrics.items()]
+            body["params"] = [f"{k}={v}" for k, v in training.params.items()]
+            body["datasets"] = list(training.datasets)
         return Registered.model_validate(self._request("POST", "/v1/adapters", json=body).json())
 
     def list_adapters(
@@ -161,9 +199,13 @@ class Client:
         include_archived: bool = False,
         limit: int = 50,
         page_token: str | None = None,
+        metrics: list[str] | None = None,
+        params: dict[str, str] | None = None,
+        datasets: list[str] | None = None,
     ) -> Page[AdapterView]:
-        """One page; pass its `next_page_token` back for the next (or use iter_adapters)."""
-        params = {
+        """One page; pass its `next_page_token` back for the next (or use iter_adapters). `metrics`
+        (`acc>=0.8`), `params` and `datasets` match a version's training record."""
+        wanted: dict[str, Any] = {
             "base_model": base_model,
             "pem_type": pem_type,
             "task": task,
@@ -172,8 +214,11 @@ class Client:
             "include_archived": include_archived or None,
             "limit": limit,
             "page_token": page_token,
+            "metric": list(metrics or []),
+            "param": [f"{k}:{v}" for k, v in (params or {}).items()],
+            "dataset": list(datasets or []),
         }
-        return self._get(Page[AdapterView], "/v1/adapters", **params)
+        return self._get(Page[AdapterView], "/v1/adapters", **wanted)
 
     def iter_adapters(self, *, page_size: int = 100, **filters: Any) -> Iterator[AdapterView]:
         """Every adapter matching the filters, fetching pages as the iteration reaches them."""
@@ -262,10 +307,30 @@ class Client:
         return self._version_action(ref, "restore")
 
     def delete_version(self, ref: str) -> VersionView:
-        """Admin. Conflict (naming them) while live versions descend from it."""
-        name, selector = _split(ref)
+        """Admin. `ref` must name one version (`ns/name@N`, `@alias`, `@sha256:…`): a bare name is
+        refused, never read as `latest`. Conflict (naming them) while live versions descend from it."""
+        name, _, selector = ref.strip().partition("@")
+        validate_name(name, "ref")
+        if not selector:
+            raise errors.InvalidInput(
+                f"ref: {ref!r} names no version; write {name}@N (delete_adapter deletes every version)",
+                field="ref",
+            )
         path = f"/v1/adapters/{name}/versions/{_seg(selector)}"
         return VersionView.model_validate(self._request("DELETE", path).json())
+
+    def delete_adapter(self, name: str) -> list[VersionView]:
+        """Admin: delete every version of `name` (the REST call says `all_versions=true` explicitly)."""
+        validate_name(name, "name")
+        data = self._request("DELETE", f"/v1/adapters/{name}", params={"all_versions": "true"}).json()
+        return TypeAdapter(list[VersionView]).validate_python(data)
+
+    def undelete(self, ref: str) -> VersionView:
+        """Admin: bring a deleted version back (`ns/name@N` or `@sha256:…`) while gc has not removed its
+        files; it gets the status it had before the delete."""
+        name, selector = _split(ref)
+        path = f"/v1/adapters/{name}/versions/{_seg(selector)}:undelete"
+        return VersionView.model_validate(self._request("POST", path).json())
 
     def lineage(self, ref: str, *, direction: str = "up", depth: int = 10) -> LineageGraph:
         name, selector = _split(ref)
@@ -277,12 +342,34 @@ class Client:
         return self._list(BaseModelView, "/v1/base-models")
 
     def add_base_model(
-        self, name: str, *, source: str, revision: str = "main", sha256: str | None = None
+        self,
+        name: str,
+        *,
+        source: str,
+        revision: str = "main",
+        sha256: str | None = None,
+        folder: str | Path | None = None,
     ) -> tuple[BaseModelView, bool]:
-        """Returns (view, created): created is False when it was already registered."""
-        body = {"name": name, "source": source, "revision": revision, "sha256": sha256}
+        """Returns (view, created): created is False when it was already registered. `folder`: a
+        local copy of the base; its config.json and weights digest are recorded, so adapters whose
+        config names a folder holding this base are recognised (the server never reads `folder`)."""
+        body: dict[str, Any] = {"name": name, "source": source, "revision": revision, "sha256": sha256}
+        if folder is not None:
+            found = folder_evidence(Path(folder).expanduser())
+            if found.config is None:
+                raise errors.InvalidInput(f"folder: {folder} has no readable config.json", field="folder")
+            body.update(config=found.config, sha256=sha256 or found.weights_sha256)
         response = self._request("POST", "/v1/base-models", json={k: v for k, v in body.items() if v})
         return BaseModelView.model_validate(response.json()), response.status_code == 201
+
+    def show_base_model(self, label: str) -> BaseModelDetail:
+        """One base model (`NAME` or `NAME@REVISION`), with its adapters."""
+        return self._get(BaseModelDetail, f"/v1/base-models/{quote(label, safe='/@')}")
+
+    def merge_base_models(self, base: str, into: str) -> BaseMerged:
+        """Admin: move every adapter of `base` to `into` and remove `base` (a catalog repair)."""
+        body = {"base": base, "into": into}
+        return BaseMerged.model_validate(self._request("POST", "/v1/base-models:merge", json=body).json())
 
     def audit(
         self, *, subject: str | None = None, actor: str | None = None, limit: int = 100

@@ -24,6 +24,7 @@ from ..views import (
 
 class Registered(VersionView):
     created: bool  # False: these bytes were already this version (idempotent)
+    notes: list[str] = []  # what happened on the way (a base model registered, a version brought back)
 
 
 class KeyCreated(BaseModel):

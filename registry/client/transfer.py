@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -75,12 +76,25 @@ def write_verified(
 
 
 def folder_files(folder: Path) -> dict[str, Path]:
-    """The two files a registration uploads, from a PEFT adapter folder."""
+    """The files a registration uploads from a PEFT adapter folder: config and weights, and the
+    user's README.md (model card) when there is one."""
     files = {"config": folder / "adapter_config.json", "weights": folder / "adapter_model.safetensors"}
     missing = [p.name for p in files.values() if not p.is_file()]
     if missing:
         raise InvalidInput(f"source: {folder} has no {', '.join(missing)}", field="source")
+    if (folder / "README.md").is_file():
+        files["readme"] = folder / "README.md"
     return files
+
+
+def config_base_path(config_file: Path) -> str | None:
+    """`base_model_name_or_path` of an adapter_config.json (None when absent or unreadable: the
+    server reports a malformed config with the field's name)."""
+    try:
+        value = json.loads(config_file.read_text(encoding="utf-8")).get("base_model_name_or_path")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
 
 
 def form_fields(**fields: Any) -> dict[str, Any]:

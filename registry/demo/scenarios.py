@@ -125,6 +125,11 @@ def _spec_text(path: Path, subst: dict[str, str]) -> str:
     return text
 
 
+def default_out_dir(home: Path, quick: bool) -> Path:
+    """Where the report goes: a quick run has its own folder, so the full run's report stays."""
+    return home / ("demo-quick" if quick else "demo")
+
+
 def run_demo(
     reg: service.Registry,
     workdir: Path,
@@ -134,12 +139,14 @@ def run_demo(
     out_dir: Path | None = None,
     seed: int = 0,
 ) -> DemoResult:
-    """Train, register, compose (through the flows), and report. `quick` runs three scenarios."""
+    """Train, register, compose (through the flows), and report. `quick` trains 3 adapters and runs 2
+    compositions (distribution generalization, unlearning), reporting to `demo-quick` so a full
+    run's report and picture stay."""
     from . import train
 
     started = time.monotonic()
     budget = QUICK if quick else FULL
-    out_dir = Path(out_dir or reg.settings.home / "demo")
+    out_dir = Path(out_dir or default_out_dir(reg.settings.home, quick))
     data_dir = out_dir / "data"
     out_dir.mkdir(parents=True, exist_ok=True)
     workdir.mkdir(parents=True, exist_ok=True)

@@ -76,7 +76,8 @@ def _first_error(exc: ValidationError, node: yaml.Node | None) -> InvalidInput:
     if err["type"] == "extra_forbidden":
         message = "unknown field"
     field = _dotted(loc) or "spec"
-    line = _line(node, loc)
+    at = cause.at if isinstance(cause, SpecFieldError) else ()
+    line = _line(node, loc) if not at or _line(node, loc) != _line(node, loc[:-1]) else _line(node, at)
     more = len(exc.errors()) - 1
     suffix = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
     return InvalidInput(f"{field} (line {line}): {message}{suffix}", field=field)

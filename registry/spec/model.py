@@ -24,9 +24,10 @@ AdapterName = Annotated[str, Field(pattern=ADAPTER_NAME_PATTERN)]
 class SpecFieldError(ValueError):
     """A cross-field check that knows which field is wrong (the loader reports that field's line)."""
 
-    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+    def __init__(self, loc: tuple[str | int, ...], message: str, at: tuple[str | int, ...] = ()) -> None:
         super().__init__(message)
         self.loc = loc
+        self.at = at  # whose line to report when `loc` is a missing field (e.g. `method` for `density`)
 
 
 class _Strict(BaseModel):
@@ -153,9 +154,9 @@ class CompositionSpec(_Strict):
         if (self.expression is None) == (self.inputs is None):
             raise SpecFieldError(("expression",), "give exactly one of `expression` or `inputs`")
         if self.method in PRUNING and self.density is None:
-            raise SpecFieldError(("density",), f"method {self.method} needs density")
+            raise SpecFieldError(("density",), f"method {self.method} needs density", at=("method",))
         if self.method == "core_merge" and self.density is None:
-            raise SpecFieldError(("density",), "method core_merge needs density")
+            raise SpecFieldError(("density",), "method core_merge needs density", at=("method",))
         if self.rank is not None and self.method in ("linear", "delta_cat"):
             raise SpecFieldError(
                 ("rank",), f"rank applies to delta_svd, pruning methods and core_merge, not {self.method}"

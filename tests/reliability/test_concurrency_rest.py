@@ -70,6 +70,7 @@ def test_concurrent_uploads_one_name(live: tuple[str, str, Registry], tmp_path: 
         folder = make_lora(tmp_path / f"u{i}", seed=100 + i)
         config = json.loads((folder / "adapter_config.json").read_text())
         config["base_model_name_or_path"] = "race-base"  # unregistered: the first upload registers it
+        # (asked for: create_base=true; REST never registers a base unasked)
         (folder / "adapter_config.json").write_text(json.dumps(config))
         folders.append(folder)
     jobs = folders + folders  # every payload twice: idempotent under the race
@@ -82,7 +83,7 @@ def test_concurrent_uploads_one_name(live: tuple[str, str, Registry], tmp_path: 
         with httpx.Client(base_url=url, timeout=60) as client:
             r = client.post(
                 "/v1/adapters",
-                data={"name": "race/upload"},
+                data={"name": "race/upload", "create_base": "true"},
                 files=files,
                 headers={"Authorization": f"Bearer {key}"},
             )

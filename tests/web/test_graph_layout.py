@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from api.web.graph import NODE_H, NODE_W, layout
+from api.web.graph import NODE_H, NODE_W, Edge, layout
 from registry.views import LineageEdgeView, LineageGraph, LineageNode
 
 
@@ -76,3 +76,67 @@ def test_up_and_down_walks_merge_around_the_root() -> None:
     x = {n.label: n.x for n in drawn.nodes}
     assert x["t/p@1"] < x["t/m@1"] < x["t/c@2"]
     assert sorted(e.text for e in drawn.edges) == ["linear -1", "ties +1"]
+
+
+def _curve(path: str, steps: int = 60) -> list[tuple[float, float]]:
+    """Points along an SVG `M x,y C x,y x,y x,y` path (the layout's cubic edges)."""
+    numbers = [float(v) for v in path.replace("M", " ").replace("C", " ").replace(",", " ").split()]
+    (x0, y0, x1, y1, x2, y2, x3, y3) = numbers
+
+    def at(t: float, a: float, b: float, c: float, d: float) -> float:
+        return (1 - t) ** 3 * a + 3 * (1 - t) ** 2 * t * b + 3 * (1 - t) * t**2 * c + t**3 * d
+
+    return [(at(i / steps, x0, x1, x2, x3), at(i / steps, y0, y1, y2, y3)) for i in range(steps + 1)]
+
+
+def _star(children: int, parents: int) -> LineageGraph:
+    """One node with `children` children, one of which also has `parents` parents in all."""
+    nodes = [LineageNode(name="t/root", version=1, sha256="a" * 64, depth=0)]
+    nodes += [LineageNode(name=f"t/c{i}", version=1, sha256="b" * 64, depth=1) for i in range(children)]
+    nodes += [LineageNode(name=f"t/p{i}", version=1, sha256="c" * 64, depth=1) for i in range(parents - 1)]
+    edges = [
+        LineageEdgeView(
+            parent="t/root@1", child=f"t/c{i}@1", operator="linear", weight=0.1 * (i + 1), composition_id=None
+        )
+        for i in range(children)
+    ]
+    edges += [
+        LineageEdgeView(
+            parent=f"t/p{i}@1", child="t/c0@1", operator="delta_svd", weight=-0.5 - i, composition_id=None
+        )
+        for i in range(parents - 1)
+    ]
+    return LineageGraph(root="t/root@1", direction="down", nodes=nodes, edges=edges)
+
+
+def _crossed(e: Edge, curves: dict[tuple[str, str], list[tuple[float, float]]]) -> int:
+    """How many other edges run through the label's text (drawn 4 px above its point, 11.5 px font)."""
+    half = 3.3 * len(e.text)
+    x0, x1, y0, y1 = e.label_x - half, e.label_x + half, e.label_y - 15, e.label_y - 1
+    return sum(
+        any(x0 <= x <= x1 and y0 <= y <= y1 for x, y in points)
+        for key, points in curves.items()
+        if key != (e.parent, e.child)
+    )
+
+
+def test_labels_of_six_children_can_be_matched_to_their_edges() -> None:
+    """Each label lies on its own edge and clearly closer to it than to any other edge, no two labels
+    overlap, and where one node fans out to its children no other edge runs through a label's text
+    (at mid-edge, the old placement, edges into neighbouring children struck through it)."""
+    for children, parents in ((6, 1), (3, 1), (6, 4)):
+        drawn = layout("t/root@1", _star(children, parents))
+        curves = {(e.parent, e.child): _curve(e.path, 200) for e in drawn.edges}
+        for e in drawn.edges:
+
+            def distance(points: list[tuple[float, float]], e: Edge = e) -> float:
+                return min(((x - e.label_x) ** 2 + (y - e.label_y) ** 2) ** 0.5 for x, y in points)
+
+            own = distance(curves[(e.parent, e.child)])
+            nearest_other = min(distance(c) for k, c in curves.items() if k != (e.parent, e.child))
+            assert own <= 8 and nearest_other >= own + 8, (e.text, own, nearest_other)
+            if parents == 1:
+                assert _crossed(e, curves) == 0, (children, e.text)
+        boxes = [(e.label_x - 3.3 * len(e.text), e.label_y - 12, 6.6 * len(e.text), 14) for e in drawn.edges]
+        for (ax, ay, aw, ah), (bx, by, bw, bh) in itertools.combinations(boxes, 2):
+            assert ax + aw <= bx or bx + bw <= ax or ay + ah <= by or by + bh <= ay, (children, parents)

@@ -232,6 +232,24 @@ def test_compositions_pages(client: TestClient, seeded: Seeded) -> None:
     assert client.get("/compositions?status=bogus").status_code == 422
 
 
+def test_compositions_list_marks_cache_hits(web_reg: Registry, client: TestClient, seeded: Seeded) -> None:
+    """The same spec again is answered from the catalog: the list says so on that row only."""
+    from registry.service.compositions import runs
+    from registry.spec import load_spec
+    from tests.web.seed import SPEC
+
+    sign_in(client, seeded.reader_key)
+    hit = runs.start(web_reg, load_spec(SPEC), "api", runner="background")
+    assert hit.cache_hit
+    rows = {
+        row.split("<code>")[1][:8]: row
+        for row in client.get("/compositions").text.split("<tbody>")[1].split("</tr>")
+        if "<code>" in row
+    }
+    assert 'class="badge cache-hit"' in rows[hit.id[:8]]
+    assert "cache-hit" not in rows[seeded.composition_id[:8]]
+
+
 def test_gates_rechecked_on_the_composition_page(
     web_reg: Registry, client: TestClient, seeded: Seeded
 ) -> None:

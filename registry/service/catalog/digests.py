@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from registry.catalog import models as m
-from registry.errors import NotFound
+from registry.errors import InvalidInput, NotFound
 from registry.service.catalog.lineage import MAX_DEPTH, walk
 from registry.service.context import Registry
 from registry.views import ArtifactMatch
@@ -13,14 +14,35 @@ from registry.views import ArtifactMatch
 WEIGHTS_FILE = "adapter_model.safetensors"  # = registry.ingest.WEIGHTS_FILE (that module imports torch)
 
 
+HEX_LIMIT = "g"  # one past 'f': [prefix, prefix + 'g') is every hex string starting with prefix
+
+
+def _full_digest(session: Session, prefix: str) -> str:
+    """The one registered digest starting with `prefix` (6-63 hex digits), by index range scans."""
+    found: set[str] = set()
+    for column in (m.ArtifactFile.digest, m.AdapterVersion.sha256, m.MergedModel.sha256):
+        rows = session.scalars(
+            select(column).where(column >= prefix, column < prefix + HEX_LIMIT).distinct().limit(2)
+        )
+        found.update(rows)
+    if len(found) > 1:
+        raise InvalidInput(f"sha256:{prefix}: prefix is ambiguous; give more digits", field="sha256")
+    if not found:
+        raise NotFound(f"sha256:{prefix} is not a prefix of any registered object's file digest")
+    return found.pop()
+
+
 def find_by_digest(reg: Registry, digest: str, *, with_ancestry: bool = True) -> list[ArtifactMatch]:
-    """Every version or merged model holding a file with this sha256 (weights, config, card, provenance).
+    """Every version or merged model holding a file with this sha256 (weights, config, card, provenance);
+    `digest` may be a unique prefix (6+ hex digits), as in refs.
 
     Index lookups only: `artifact_files` by digest for any recorded file, plus the weights digest of a
     version and the aggregate digest of a merged model, which are indexed columns of their own.
     """
     matches: list[ArtifactMatch] = []
     with reg.sessions() as session:
+        if len(digest) < 64:
+            digest = _full_digest(session, digest)
         version_file: dict[int, str] = {}  # owner id -> the (first) file with this digest
         merged_file: dict[int, str] = {}
         rows = session.execute(

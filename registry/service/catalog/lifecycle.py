@@ -6,10 +6,11 @@ States (`models.VERSION_STATUSES`):
 - deprecated: still resolved everywhere (also by `latest`); `input_warnings` names it when a composition
   uses it as an input.
 - archived: skipped by `latest` and by default listings; a number, alias or digest still names it.
-- deleted (admin): only when no live version descends from it. The row stays (soft delete), so lineage
-  edges and audit events keep its digest; its aliases go; `deleted_before` hands its objects to gc
-  once the grace period has passed. Final: bytes of a deleted version cannot be registered again
-  under the same adapter.
+- deleted (admin; `@N` named, or every version explicitly): only when no live version descends from
+  it. The row stays (soft delete), so lineage edges and audit events keep its digest; its aliases go;
+  `deleted_before` hands its objects to gc once the grace period has passed. Until gc removed them,
+  `undelete_version` brings it back; bytes of a deleted version are registered again under the same
+  adapter only with `allow_deleted` (the same version comes back).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from registry.service.catalog.resolve import aliases_of, get_adapter_row, resolv
 from registry.service.context import Registry
 from registry.service.events import outbox
 from registry.service.registration.register import check_lengths
+from registry.store import adapter_prefix
 from registry.views import AdapterView, KeyView, VersionView
 
 Transition = Literal["deprecate", "archive", "restore"]
@@ -85,37 +87,121 @@ def live_descendants(session: Session, row: m.AdapterVersion) -> list[str]:
     return [f"{ns}/{name}@{version}" for ns, name, version in rows]
 
 
+def _delete_row(session: Session, reg: Registry, row: m.AdapterVersion, keep: set[str] | None = None) -> None:
+    """Mark one version deleted; refused while live versions (other than those in `keep`, deleted in
+    the same transaction) descend from it."""
+    label = f"{row.adapter.full_name}@{row.version}"
+    children = [c for c in live_descendants(session, row) if keep is None or c not in keep]
+    if children:
+        raise Conflict(
+            f"{label}: cannot delete, versions descend from it: {', '.join(children)} "
+            "(delete or archive those first)"
+        )
+    for alias in aliases_of(session, row):
+        session.execute(delete(m.Alias).where(m.Alias.adapter_id == row.adapter_id, m.Alias.alias == alias))
+        audit.record(
+            session,
+            reg.principal,
+            "alias_delete",
+            f"{row.adapter.full_name}@{alias}",
+            version=row.version,
+        )
+        outbox.alias_deleted(session, row.adapter, alias, row.version, reg.principal)
+    previous = row.status
+    _stamp(row, "deleted", reg.principal)
+    row.deleted_at = row.status_changed_at
+    audit.record(session, reg.principal, "version_delete", label, sha256=row.sha256, from_status=previous)
+    outbox.version_deleted(session, row, previous, reg.principal)
+
+
 def delete_version(reg: Registry, ref: Ref | str) -> VersionView:
-    """Admin: mark a version deleted. Refused (Conflict, naming them) while live versions descend from
-    it. Its aliases are removed (each an audit event); its objects stay until `pemreg gc`."""
+    """Admin: mark a version deleted. `ref` must name a version (`@N`, `@alias`, `@sha256:`): a bare
+    name is refused rather than read as `latest`. Refused (Conflict, naming them) while live versions
+    descend from it. Its aliases are removed (each an audit event); its objects stay until `pemreg gc`,
+    and until then `undelete_version` brings it back."""
+    ref = _ref(ref)
+    if ref.selector is None:
+        raise InvalidInput(
+            f"{ref.full_name} names no version; write {ref.full_name}@N (or delete every version "
+            "explicitly: --all-versions / DELETE /v1/adapters/{ns}/{name}?all_versions=true)",
+            field="ref",
+        )
     with transaction(reg.sessions) as session:
-        row = resolve_version(session, _ref(ref))
-        label = f"{row.adapter.full_name}@{row.version}"
-        children = live_descendants(session, row)
-        if children:
-            raise Conflict(
-                f"{label}: cannot delete, versions descend from it: {', '.join(children)} "
-                "(delete or archive those first)"
-            )
-        for alias in aliases_of(session, row):
-            session.execute(
-                delete(m.Alias).where(m.Alias.adapter_id == row.adapter_id, m.Alias.alias == alias)
-            )
-            audit.record(
-                session,
-                reg.principal,
-                "alias_delete",
-                f"{row.adapter.full_name}@{alias}",
-                version=row.version,
-            )
-            outbox.alias_deleted(session, row.adapter, alias, row.version, reg.principal)
-        previous = row.status
-        _stamp(row, "deleted", reg.principal)
-        row.deleted_at = row.status_changed_at
-        audit.record(session, reg.principal, "version_delete", label, sha256=row.sha256, from_status=previous)
-        outbox.version_deleted(session, row, previous, reg.principal)
+        row = resolve_version(session, ref)
+        _delete_row(session, reg, row)
         session.flush()
         return VersionView.of(row, [])
+
+
+def delete_all_versions(reg: Registry, full_name: str) -> list[VersionView]:
+    """Admin: every version of an adapter that is not deleted yet, in one transaction; refused when a
+    version of another adapter descends from one of them."""
+    namespace, name = validate_name(full_name)
+    with transaction(reg.sessions) as session:
+        adapter = get_adapter_row(session, namespace, name)
+        rows = session.scalars(
+            select(m.AdapterVersion)
+            .where(m.AdapterVersion.adapter_id == adapter.id, m.AdapterVersion.status != "deleted")
+            .order_by(m.AdapterVersion.version.desc())
+        ).all()
+        if not rows:
+            raise NotFound(f"{full_name}: no version left to delete")
+        keep = {f"{full_name}@{r.version}" for r in rows}
+        for row in rows:
+            _delete_row(session, reg, row, keep)
+        session.flush()
+        return [VersionView.of(r, []) for r in reversed(rows)]
+
+
+def _files_present(reg: Registry, row: m.AdapterVersion) -> bool:
+    prefix = adapter_prefix(row.adapter.namespace, row.adapter.name, row.sha256)
+    return all(reg.store.exists(f"{prefix}/{filename}") for filename in row.files)
+
+
+def undelete_version(reg: Registry, ref: Ref | str) -> VersionView:
+    """Admin: bring a deleted version back with the status it had before, while `pemreg gc` has not
+    removed its files (after that, registering the folder again with --allow-deleted does it). Its
+    aliases are not restored (they may point elsewhere now)."""
+    ref = _ref(ref)  # by number or digest: a deleted version's aliases are gone
+    with reg.sessions() as session:
+        row = resolve_version(session, ref, include_deleted=True)
+        label = f"{row.adapter.full_name}@{row.version}"
+        if row.status != "deleted":
+            raise Conflict(f"{label} is not deleted (it is {row.status})")
+        present = _files_present(reg, row)
+    if not present:
+        raise Conflict(
+            f"{label}: its files were removed by gc; register the folder again with --allow-deleted"
+        )
+    with transaction(reg.sessions) as session:
+        row = resolve_version(session, ref, include_deleted=True)
+        if row.status != "deleted":
+            raise Conflict(f"{label} is not deleted (it is {row.status})")
+        event = session.scalar(
+            select(m.AuditEvent)
+            .where(m.AuditEvent.subject == label, m.AuditEvent.action == "version_delete")
+            .order_by(m.AuditEvent.id.desc())
+            .limit(1)
+        )
+        before = (event.details or {}).get("from_status") if event is not None else None
+        status = before if before in ("active", "deprecated", "archived") else "active"
+        _stamp(row, status, reg.principal)
+        row.deleted_at = None
+        audit.record(session, reg.principal, "version_undelete", label, sha256=row.sha256, to_status=status)
+        outbox.version_status_changed(session, row, "deleted", reg.principal)
+        session.flush()
+        view = VersionView.of(row, [])
+    # gc re-checks the catalog right before removing a folder; should it have raced this commit, the
+    # version is deleted again rather than left active without its files.
+    with transaction(reg.sessions) as session:
+        row = resolve_version(session, ref, include_deleted=True)
+        if not _files_present(reg, row):
+            _stamp(row, "deleted", reg.principal)
+            row.deleted_at = row.status_changed_at
+            raise Conflict(
+                f"{label}: gc removed its files meanwhile; register the folder again with --allow-deleted"
+            )
+    return view
 
 
 def delete_alias(reg: Registry, full_name: str, alias: str) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ScalarSelect, exists, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, ScalarSelect, exists, func, or_, select, tuple_
 
 from registry.catalog import models as m
 from registry.errors import InvalidInput
@@ -61,11 +61,15 @@ def list_adapters(
     page_token: str | None = None,
     include_archived: bool = False,
     status: str | None = None,
+    metrics: list[str] | None = None,
+    params: dict[str, str] | None = None,
+    datasets: list[str] | None = None,
 ) -> Page[AdapterView]:
     """`latest_version` skips archived versions; an adapter whose versions are all archived or deleted
     is listed only with `include_archived` (then `latest_version` is its highest archived one).
     `status` (active | deprecated | archived) keeps adapters with at least one version in that status;
-    `archived` implies `include_archived`."""
+    `archived` implies `include_archived`. `metrics` (`acc>=0.8`), `params` ({name: value}) and
+    `datasets` (URIs) keep adapters with a version whose training record matches each of them."""
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"limit: must be between 1 and {MAX_LIMIT}", field="limit")
     if status is not None and status not in FILTERABLE_STATUSES:
@@ -96,6 +100,8 @@ def list_adapters(
         stmt = stmt.where(exists().where(v.adapter_id == m.Adapter.id, v.status == status))
     if task:
         stmt = stmt.where(m.Adapter.task == task)
+    for condition in _training_filters(metrics, params, datasets):
+        stmt = stmt.where(condition)
     for key, value in (tags or {}).items():
         stmt = stmt.where(
             exists().where(
@@ -117,6 +123,33 @@ def list_adapters(
     rows = rows[:limit]
     token = paging.encode(rows[-1][0].namespace, rows[-1][0].name) if more and rows else None
     return Page[AdapterView](items=[_view(a, latest) for a, latest in rows], next_page_token=token)
+
+
+_OPS = {">": "__gt__", ">=": "__ge__", "<": "__lt__", "<=": "__le__", "=": "__eq__"}
+
+
+def _training_filters(
+    metrics: list[str] | None, params: dict[str, str] | None, datasets: list[str] | None
+) -> list[ColumnElement[bool]]:
+    """One EXISTS per condition over a listed version's training record (index on kind, name, ...)."""
+    from registry.training import parse_metric_filter
+
+    t, v = m.TrainingValue, m.AdapterVersion
+
+    def has(*conds: ColumnElement[bool]) -> ColumnElement[bool]:
+        inner = select(t.id).join(v, v.id == t.version_id)
+        inner = inner.where(v.adapter_id == m.Adapter.id, v.status != "deleted", *conds)
+        return exists(inner)
+
+    found = []
+    for text in metrics or []:
+        name, op, number = parse_metric_filter(text)
+        found.append(has(t.kind == "metric", t.name == name, getattr(t.number, _OPS[op])(number)))
+    for name, value in (params or {}).items():
+        found.append(has(t.kind == "param", t.name == name, t.value == value))
+    for uri in datasets or []:
+        found.append(has(t.kind == "dataset", t.name == "", t.value == uri))
+    return found
 
 
 def show_adapter(reg: Registry, full_name: str, *, include_archived: bool = False) -> AdapterView:

@@ -1,10 +1,15 @@
-"""One identity per base model: a registered base is found by name, by source or by weights digest.
+"""One identity per base model, never taken from an unverified string.
 
 An adapter's config names its base as PEFT saw it at training time (`base_model_name_or_path`): a hub
-id, or a local path such as `./my-base`. The same base registered as `tiny-llama --source ./my-base`
-must be found from either spelling, so sources are compared normalised: local paths resolved to
-absolute real paths (only where the caller may look at the local disk: the CLI, not a REST request),
-URIs and hub ids without trailing slashes.
+id, or a path such as `./my-base` or `my-base` that means something only on the training machine. The
+rule, the same for the CLI (local or remote mode), `registry.client` and REST:
+- `--base-model NAME[@REV]` names a registered base (else refused with near matches);
+- a config label that names a folder on the caller's machine is matched only by the evidence the
+  caller computed there (registry.base_evidence: weights digest, config fingerprint), never by the
+  path string; no match is refused with near matches;
+- any other label (a hub id, a URI) is matched by name or by its normalised source; an unmatched one
+  that is a plain hub id is registered as a new base only when the caller asks (`create_base`: the
+  CLI does, and says so in a `note:`), never implicitly over REST; a path-like label is refused.
 """
 
 from __future__ import annotations
@@ -17,9 +22,9 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from registry.base_evidence import BaseEvidence
 from registry.catalog import models as m
 from registry.errors import InvalidInput, NotFound
-from registry.hashing import sha256_file
 from registry.paths import user_path
 
 # What may be auto-registered: a hub id (`org/name` or `name`), never a path or a URI.
@@ -28,7 +33,6 @@ URI_RE = re.compile(r"[a-z][a-z0-9+.-]*://")
 MAX_NAME = 256
 MAX_REVISION = 128
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-WEIGHTS_FILE = "model.safetensors"
 
 
 def check_base_label(label: str, field: str = "base_model") -> tuple[str, str | None]:
@@ -96,55 +100,87 @@ def _by_name(session: Session, name: str, revision: str | None) -> m.BaseModel |
     return rows[0] if rows else None
 
 
-def _by_source(session: Session, text: str, revision: str | None, *, local: bool) -> m.BaseModel | None:
-    wanted = normalise_source(text, local=local)
+def _by_source(session: Session, text: str, revision: str | None) -> m.BaseModel | None:
+    """Lexical: a URI or hub id spelled as a registered source (a path string is never compared)."""
+    wanted = normalise_source(text, local=False)
     rows = session.scalars(select(m.BaseModel).order_by(m.BaseModel.id)).all()
     hits = [
         r
         for r in rows
-        if normalise_source(r.source, local=local) == wanted and (not revision or r.revision == revision)
+        if normalise_source(r.source, local=False) == wanted and (not revision or r.revision == revision)
     ]
     return hits[0] if len(hits) == 1 else None
 
 
-def _by_digest(session: Session, text: str, *, local: bool) -> m.BaseModel | None:
-    if not local:
-        return None
-    folder = local_dir(text)
-    if folder is None or not (folder / WEIGHTS_FILE).is_file():
-        return None
-    rows = session.scalars(select(m.BaseModel).where(m.BaseModel.sha256.is_not(None))).all()
-    if not rows:
-        return None  # nothing to compare with: don't read a multi-GB file for nothing
-    digest = sha256_file(folder / WEIGHTS_FILE)
-    return next((r for r in rows if r.sha256 == digest), None)
+def _label(row: m.BaseModel) -> str:
+    return f"{row.name}@{row.revision}"
 
 
-def find_base(session: Session, label: str, *, local: bool) -> m.BaseModel | None:
-    """By name (`NAME[@REVISION]`), else by normalised source, else by weights digest."""
+def _contradicts(row: m.BaseModel, evidence: BaseEvidence) -> bool:
+    """The row's recorded identity differs from what the caller saw in its folder."""
+    if row.sha256 and evidence.weights_sha256:
+        return row.sha256 != evidence.weights_sha256
+    if row.config_sha256 and evidence.config_sha256:
+        return row.config_sha256 != evidence.config_sha256
+    return False
+
+
+def by_evidence(session: Session, evidence: BaseEvidence, revision: str | None = None) -> list[m.BaseModel]:
+    """Registered bases the evidence identifies: by weights digest when one matches, else by config
+    fingerprint among the rows whose recorded digest does not contradict it."""
+    query = select(m.BaseModel).order_by(m.BaseModel.id)
+    if revision:
+        query = query.where(m.BaseModel.revision == revision)
+    if evidence.weights_sha256:
+        hits = session.scalars(query.where(m.BaseModel.sha256 == evidence.weights_sha256)).all()
+        if hits:
+            return list(hits)
+    if not evidence.config_sha256:
+        return []
+    rows = session.scalars(query.where(m.BaseModel.config_sha256 == evidence.config_sha256)).all()
+    return [r for r in rows if not _contradicts(r, evidence)]
+
+
+def find_base(session: Session, label: str) -> m.BaseModel | None:
+    """By name (`NAME[@REVISION]`), else by normalised source (a URI or hub id, compared lexically)."""
     name, revision = check_base_label(label)
-    return (
-        _by_name(session, name, revision)
-        or _by_source(session, label if not revision else name, revision, local=local)
-        or _by_digest(session, name, local=local)
-    )
+    return _by_name(session, name, revision) or _by_source(session, label if not revision else name, revision)
 
 
-def near_matches(session: Session, label: str, limit: int = 3) -> list[str]:
-    rows = session.scalars(select(m.BaseModel)).all()
-    names = sorted({f"{r.name}@{r.revision}" for r in rows} | {r.name for r in rows})
-    return difflib.get_close_matches(label, names, n=limit, cutoff=0.5)
+def near_matches(
+    session: Session, label: str, limit: int = 3, evidence: BaseEvidence | None = None
+) -> list[str]:
+    """Registered bases a user may have meant: close names (also to the folder's own name), then bases
+    of the same architecture."""
+    rows = session.scalars(select(m.BaseModel).order_by(m.BaseModel.id)).all()
+    names = sorted({_label(r) for r in rows} | {r.name for r in rows})
+    stem = label.rstrip("/").rsplit("/", 1)[-1]
+    near = difflib.get_close_matches(label, names, n=limit, cutoff=0.5)
+    near += [n for n in difflib.get_close_matches(stem, names, n=limit, cutoff=0.5) if n not in near]
+    if evidence is not None and evidence.architecture:
+        near += [_label(r) for r in rows if r.architecture == evidence.architecture and _label(r) not in near]
+    return near[:limit]
 
 
-def not_registered(session: Session, label: str, field: str) -> NotFound:
-    near = near_matches(session, label)
+def not_registered(
+    session: Session, label: str, field: str, evidence: BaseEvidence | None = None
+) -> NotFound:
+    near = near_matches(session, label, evidence=evidence)
     hint = f"; did you mean {', '.join(near)}?" if near else "; see `pemreg base-models list`"
-    return NotFound(f"{field}: base model {label[:120]!r} is not registered{hint}")
+    error = BaseNotFound(f"{field}: base model {label[:120]!r} is not registered{hint}")
+    error.field = field
+    return error
+
+
+class BaseNotFound(NotFound):
+    """No registered base model is the one an adapter names (HTTP 404 naming `base_model`)."""
+
+    field = "base_model"
 
 
 @dataclass(frozen=True)
 class BasePlan:
-    """Which base an adapter binds to: an existing row, or one to auto-register (`auto`)."""
+    """Which base an adapter binds to: an existing row, or one to register on the way (`auto`)."""
 
     name: str
     revision: str
@@ -160,29 +196,85 @@ class BasePlan:
         return f"{self.name}@{self.revision}"
 
 
+def _plan(row: m.BaseModel) -> BasePlan:
+    return BasePlan(row.name, row.revision, row.source, row.id)
+
+
+def _no_path_match(session: Session, label: str, why: str, evidence: BaseEvidence | None) -> InvalidInput:
+    near = near_matches(session, label, evidence=evidence)
+    hint = f"; near matches: {', '.join(near)}" if near else ""
+    return InvalidInput(
+        f"base_model_name_or_path: {label[:120]!r} is a local path that matches no registered base model "
+        f"({why}); register the base first (pemreg base-models add NAME --source PATH) or pass "
+        f"--base-model{hint}",
+        field="base_model",
+    )
+
+
+def _from_evidence(session: Session, label: str, evidence: BaseEvidence) -> BasePlan:
+    rows = by_evidence(session, evidence)
+    if len(rows) == 1:
+        return _plan(rows[0])
+    if len(rows) > 1:
+        names = ", ".join(_label(r) for r in rows)
+        raise InvalidInput(
+            f"base_model_name_or_path: the folder {label[:120]!r} matches several registered base models "
+            f"({names}); pass --base-model",
+            field="base_model",
+        )
+    why = "compared by the weights digest and config fingerprint of that folder on the registering machine"
+    if evidence.empty:
+        why = "that folder on the registering machine has no config.json or model.safetensors"
+    raise _no_path_match(session, label, why, evidence)
+
+
 def plan_base(
-    session: Session, requested: str | None, from_config: str | None, *, local: bool, default_revision: str
+    session: Session,
+    requested: str | None,
+    from_config: str | None,
+    *,
+    evidence: BaseEvidence | None = None,
+    create: bool = False,
+    default_revision: str,
 ) -> BasePlan:
-    """Decide before any byte is stored. `--base-model` must name a registered base; a config's base
-    is looked up by every identity, and auto-registered only if it is a plain hub id nothing matches."""
+    """Decide before any byte is stored (the rule is in the module docstring). `evidence`: what the
+    caller found in the folder `from_config` names on its own disk (None: it names no folder there)."""
     if requested:
-        row = find_base(session, requested, local=local)
+        row = find_base(session, requested)
         if row is None:
-            raise not_registered(session, requested, "base_model")
-        return BasePlan(row.name, row.revision, row.source, row.id)
+            raise not_registered(session, requested, "base_model", evidence)
+        if evidence is not None and _contradicts(row, evidence):
+            raise InvalidInput(
+                f"base_model: {_label(row)} was registered with other weights or config than the folder "
+                f"{(from_config or '')[:120]!r} the adapter names; check --base-model",
+                field="base_model",
+            )
+        return _plan(row)
     if not from_config:
         raise InvalidInput(
             "base_model: the adapter config names no base_model_name_or_path; pass --base-model",
             field="base_model",
         )
-    row = find_base(session, from_config, local=local)
-    if row is not None:
-        return BasePlan(row.name, row.revision, row.source, row.id)
     name, revision = check_base_label(from_config, "base_model_name_or_path")
+    if evidence is not None:
+        row = _by_name(session, name, revision) if not is_path_like(name) else None
+        if row is not None and not _contradicts(row, evidence):
+            return _plan(row)
+        return _from_evidence(session, from_config, evidence)
     if is_path_like(name):
-        raise InvalidInput(
-            f"base_model_name_or_path: {from_config[:120]!r} is a local path that matches no registered "
-            "base model; register it first (pemreg base-models add NAME --source PATH) or pass --base-model",
-            field="base_model",
+        raise _no_path_match(session, from_config, "it is no folder on the registering machine", None)
+    row = find_base(session, from_config)
+    if row is not None:
+        return _plan(row)
+    if not create:
+        raise BaseNotFound(
+            f"base_model_name_or_path: base model {from_config[:120]!r} is not registered; register it "
+            "first (pemreg base-models add / POST /v1/base-models), pass base_model, or set create_base"
+            + _near_suffix(session, from_config)
         )
     return BasePlan(name, revision or default_revision, name)
+
+
+def _near_suffix(session: Session, label: str) -> str:
+    near = near_matches(session, label)
+    return f"; near matches: {', '.join(near)}" if near else ""

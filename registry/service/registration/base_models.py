@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from registry.base_evidence import BaseEvidence, config_fingerprint, folder_evidence
 from registry.catalog import models as m
 from registry.catalog.db import transaction
 from registry.errors import Conflict, InvalidInput
@@ -21,7 +21,7 @@ from registry.service.registration.base_identity import (
     normalise_source,
     not_registered,
 )
-from registry.views import BaseModelView
+from registry.views import BaseModelDetail, BaseModelView
 
 DEFAULT_REVISION = "main"
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
@@ -42,15 +42,27 @@ def _check_fields(name: str, revision: str, source: str, sha256: str | None) -> 
         raise InvalidInput("sha256: 64 lowercase hex digits", field="sha256")
 
 
-def _architecture_of(folder: Path) -> str | None:
-    config = folder / "config.json"
-    if not config.is_file():
-        return None
-    try:
-        archs = json.loads(config.read_text()).get("architectures") or []
-    except (OSError, ValueError):
-        return None
-    return archs[0] if archs else None
+MAX_CONFIG_CHARS = 256 * 1024
+
+
+def _identity(
+    source: str, sha256: str | None, evidence: BaseEvidence | None, local: bool
+) -> tuple[str | None, BaseEvidence | None]:
+    """(weights digest, evidence) to record: the caller's evidence, else (local callers) the source
+    folder's own; a given `sha256` must agree with the folder's."""
+    if evidence is None and local:
+        folder = local_dir(source)
+        evidence = folder_evidence(folder) if folder is not None else None
+    found = evidence.weights_sha256 if evidence is not None else None
+    if sha256 and found and sha256 != found:
+        raise InvalidInput(
+            f"sha256: {sha256[:12]}… is not the digest of the folder's model.safetensors ({found[:12]}…)",
+            field="sha256",
+        )
+    config = evidence.config if evidence is not None else None
+    if config is not None and len(json.dumps(config)) > MAX_CONFIG_CHARS:
+        raise InvalidInput(f"config: larger than {MAX_CONFIG_CHARS} characters", field="config")
+    return sha256 or found, evidence
 
 
 def add_base_model(
@@ -62,12 +74,17 @@ def add_base_model(
     sha256: str | None = None,
     architecture: str | None = None,
     local: bool = True,
+    evidence: BaseEvidence | None = None,
 ) -> tuple[BaseModelView, bool]:
     """Register a base model. Same name+revision+source again is a no-op; another source conflicts,
-    and so does a source already registered under another name (one base, one identity).
-    `local`: the caller may have its local path resolved and config.json read (the CLI; not REST)."""
+    and so does a source or weights digest already registered under another name (one base, one
+    identity). The base's config.json (and weights digest) are recorded from `evidence` (what the
+    caller read in a folder holding the base), or, for `local` callers (the CLI; not REST), from the
+    source folder itself: that is what adapters whose config names a folder are matched by.
+    `local`: the caller may have its local path resolved and read."""
     _check_fields(name, revision, source, sha256)
     source = normalise_source(source, local=local)
+    sha256, evidence = _identity(source, sha256, evidence, local)
     with transaction(reg.sessions) as session:
         row = session.scalar(
             select(m.BaseModel).where(m.BaseModel.name == name, m.BaseModel.revision == revision)
@@ -83,13 +100,21 @@ def add_base_model(
                 raise Conflict(
                     f"source: {source!r} is already registered as base model {other.name}@{other.revision}"
                 )
-        folder = local_dir(source) if local else None
+        if sha256:
+            twin = session.scalar(select(m.BaseModel).where(m.BaseModel.sha256 == sha256).limit(1))
+            if twin is not None:
+                raise Conflict(
+                    f"sha256: these weights are already registered as base model {twin.name}@{twin.revision}"
+                )
+        config = evidence.config if evidence is not None else None
         row = m.BaseModel(
             name=name,
             revision=revision,
             source=source,
             sha256=sha256,
-            architecture=architecture or (_architecture_of(folder) if folder else None),
+            architecture=architecture or (evidence.architecture if evidence is not None else None),
+            config=config,
+            config_sha256=config_fingerprint(config) if config is not None else None,
             created_by=reg.principal,
         )
         session.add(row)
@@ -125,3 +150,36 @@ def require_base_model(session: Session, spec: str) -> m.BaseModel:
     if row is None:
         raise not_registered(session, spec, "base_model")
     return row
+
+
+def _auto_registered(session: Session, row: m.BaseModel) -> bool:
+    event = session.scalar(
+        select(m.AuditEvent)
+        .where(m.AuditEvent.subject == f"base:{row.name}@{row.revision}"[:256])
+        .where(m.AuditEvent.action == "register_base_model")
+        .order_by(m.AuditEvent.id)
+        .limit(1)
+    )
+    return bool(event is not None and (event.details or {}).get("auto"))
+
+
+def show_base_model(reg: Registry, label: str, *, limit: int = 100) -> BaseModelDetail:
+    """One base (`NAME` or `NAME@REVISION`): its identity, how it came to be, and its adapters."""
+    with reg.sessions() as session:
+        row = require_base_model(session, label)
+        count = session.scalar(
+            select(func.count()).select_from(m.Adapter).where(m.Adapter.base_model_id == row.id)
+        )
+        names = session.execute(
+            select(m.Adapter.namespace, m.Adapter.name)
+            .where(m.Adapter.base_model_id == row.id)
+            .order_by(m.Adapter.namespace, m.Adapter.name)
+            .limit(limit)
+        ).all()
+        return BaseModelDetail(
+            **BaseModelView.of(row).model_dump(),
+            created_by=row.created_by,
+            auto_registered=_auto_registered(session, row),
+            adapter_count=int(count or 0),
+            adapters=[f"{ns}/{name}" for ns, name in names],
+        )

@@ -3,13 +3,17 @@
 The base is built from its `config.json` on the `meta` device (transformers allocates no memory there),
 so every module's (in_features, out_features) is known without reading weights. A width-32 LoRA
 registered against a width-64 base is then refused naming the module, instead of failing at compose
-time. When the config cannot be read or built (not local, custom code, unknown architecture), the
-check is skipped: registration never depends on it.
+time. The config is the one the catalog recorded when the base was registered from a folder
+(`base_models.config`), so the CLI, remote mode and REST check the same thing. When there is none (a
+hub id or s3:// source) or it cannot be built (custom code, unknown architecture), the check is
+skipped: registration never depends on it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -43,6 +47,21 @@ def _dims_cached(config_file: str, _mtime: float) -> Dims | None:
         elif isinstance(module, Conv1D):  # GPT-2 style: weight is (in, out)
             dims[path] = (int(module.weight.shape[0]), int(module.weight.shape[1]))
     return dims
+
+
+@lru_cache(maxsize=8)
+def _dims_of_text(config_text: str) -> Dims | None:
+    with tempfile.TemporaryDirectory(prefix="pemreg-base-config-") as tmp:
+        config = Path(tmp) / "config.json"
+        config.write_text(config_text)
+        return _dims_cached.__wrapped__(str(config), 0.0)
+
+
+def recorded_module_dims(config: dict[str, Any] | None) -> Dims | None:
+    """Module dims from a base's recorded config.json (None: nothing recorded, or not buildable)."""
+    if not config:
+        return None
+    return _dims_of_text(json.dumps(config, sort_keys=True))
 
 
 def base_module_dims(folder: Path) -> Dims | None:

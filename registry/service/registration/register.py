@@ -13,9 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from registry.base_evidence import BaseEvidence, evidence_for
 from registry.catalog import models as m
 from registry.catalog.db import transaction
 from registry.catalog.upsert import insert_ignore
@@ -30,11 +31,11 @@ from registry.service.catalog.artifact_index import index_files
 from registry.service.catalog.resolve import aliases_of
 from registry.service.context import Registry, open_store_for
 from registry.service.events import outbox
-from registry.service.registration.base_identity import BasePlan, check_base_label, local_dir, plan_base
+from registry.service.registration.base_identity import BasePlan, check_base_label, plan_base
 from registry.service.registration.base_models import DEFAULT_REVISION
-from registry.service.registration.base_shapes import base_module_dims, check_module_shapes
+from registry.service.registration.base_shapes import check_module_shapes, recorded_module_dims
 from registry.store import ArtifactStore, adapter_prefix
-from registry.views import VersionView
+from registry.views import TrainingRecord, VersionView
 
 if TYPE_CHECKING:  # torch-heavy; imported when a registration actually runs
     from registry.ingest import IngestedAdapter
@@ -121,6 +122,7 @@ def upload_version_files(
     card_extra: dict[str, Any] | None = None,
     trigger: str = "cli",
     progress: ProgressFactory | None = None,
+    training: TrainingRecord | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """Upload the adapter files, model card and provenance. Returns (artifact_uri, files)."""
     namespace, name = full_name.split("/", 1)
@@ -155,6 +157,7 @@ def upload_version_files(
             "name": full_name,
             "base_model": base_model,
             "metadata": ingested.metadata,
+            **({"training": training.model_dump()} if training and not training.empty else {}),
             **(provenance_extra or {}),
         },
     )
@@ -236,13 +239,52 @@ def _base_row(session: Session, plan: BasePlan, principal: str) -> m.BaseModel:
     return base
 
 
-def refuse_deleted(existing: m.AdapterVersion) -> None:
-    """Bytes of a deleted version are not brought back silently (their objects may be collected)."""
-    if existing.status == "deleted":
+def refuse_deleted(existing: m.AdapterVersion, allow_deleted: bool = False) -> bool:
+    """Bytes of a deleted version are not brought back silently (their objects may be collected):
+    refused unless `allow_deleted`; returns whether `existing` is a deleted version to bring back."""
+    if existing.status != "deleted":
+        return False
+    if not allow_deleted:
         raise Conflict(
             f"{existing.adapter.full_name}@{existing.version} had these bytes and was deleted; "
-            "register them under another name"
+            f"`pemreg adapters undelete {existing.adapter.full_name}@{existing.version}` brings it back "
+            "(until gc), or register them again with --allow-deleted"
         )
+    return True
+
+
+def _revive(session: Session, reg: Registry, row: m.AdapterVersion, files: dict[str, Any]) -> None:
+    """--allow-deleted: the deleted version these bytes were becomes active again (same number). The
+    files are the ones just uploaded: gc may have removed the old card and provenance, and the new
+    ones differ (a new timestamp), so the row and the digest index follow them."""
+    if files != row.files:
+        session.execute(delete(m.ArtifactFile).where(m.ArtifactFile.version_id == row.id))
+        row.files = files
+        index_files(session, row)
+    row.status = "active"
+    row.status_changed_by = reg.principal
+    row.status_changed_at = m.utcnow()
+    row.deleted_at = None
+    audit.record(
+        session,
+        reg.principal,
+        "version_undelete",
+        f"{row.adapter.full_name}@{row.version}",
+        sha256=row.sha256,
+        via="register --allow-deleted",
+    )
+    outbox.version_status_changed(session, row, "deleted", reg.principal)
+
+
+def _add_training(session: Session, version: m.AdapterVersion, training: TrainingRecord | None) -> None:
+    if training is None:
+        return
+    for key, number in training.metrics.items():
+        version.training.append(m.TrainingValue(kind="metric", name=key, value=repr(number), number=number))
+    for key, value in training.params.items():
+        version.training.append(m.TrainingValue(kind="param", name=key, value=value))
+    for uri in training.datasets:
+        version.training.append(m.TrainingValue(kind="dataset", name="", value=uri))
 
 
 def commit_version(
@@ -258,16 +300,14 @@ def commit_version(
     tags: dict[str, str],
     description: str | None,
     base_plan: BasePlan | None = None,
+    allow_deleted: bool = False,
+    training: TrainingRecord | None = None,
 ) -> tuple[m.AdapterVersion, bool]:
     """Inside the caller's transaction: the adapter row, the next version number, tags, audit.
     `base_plan` is what `plan_base` decided before the upload; without it, it is decided here."""
     namespace, name = full_name.split("/", 1)
     plan = base_plan or plan_base(
-        session,
-        base_model,
-        ingested.adapter.base_model,
-        local=False,
-        default_revision=DEFAULT_REVISION,
+        session, base_model, ingested.adapter.base_model, default_revision=DEFAULT_REVISION
     )
     base = _base_row(session, plan, reg.principal)
     adapter = _lock_adapter(
@@ -279,8 +319,11 @@ def commit_version(
         )
     )
     if existing is not None:
-        refuse_deleted(existing)
-        return existing, False
+        if not refuse_deleted(existing, allow_deleted):
+            return existing, False
+        _revive(session, reg, existing, files)
+        session.flush()
+        return existing, True
     latest = session.scalar(
         select(func.max(m.AdapterVersion.version)).where(m.AdapterVersion.adapter_id == adapter.id)
     )
@@ -302,6 +345,7 @@ def commit_version(
         created_by=reg.principal,
     )
     session.add(version)
+    _add_training(session, version, training)
     index_files(session, version)
     for key, value in tags.items():
         session.merge(m.AdapterTag(adapter_id=adapter.id, key=key, value=value))
@@ -318,21 +362,32 @@ def commit_version(
 
 
 def _precheck(
-    reg: Registry, full_name: str, ingested: IngestedAdapter, base_model: str | None, local: bool
-) -> tuple[BasePlan, VersionView | None]:
+    reg: Registry,
+    full_name: str,
+    ingested: IngestedAdapter,
+    base_model: str | None,
+    evidence: BaseEvidence | None,
+    create_base: bool,
+    allow_deleted: bool,
+) -> tuple[BasePlan, VersionView | None, bool]:
     """Before uploading anything: which base the adapter binds to; the same digest already registered
     (return it); or the adapter exists with another PEM type / base model (refuse, so bad input stores
-    nothing)."""
+    nothing). The flag: these bytes are a deleted version that `allow_deleted` brings back."""
     namespace, name = full_name.split("/", 1)
     with reg.sessions() as session:
         plan = plan_base(
-            session, base_model, ingested.adapter.base_model, local=local, default_revision=DEFAULT_REVISION
+            session,
+            base_model,
+            ingested.adapter.base_model,
+            evidence=evidence,
+            create=create_base,
+            default_revision=DEFAULT_REVISION,
         )
         adapter = session.scalar(
             select(m.Adapter).where(m.Adapter.namespace == namespace, m.Adapter.name == name)
         )
         if adapter is None:
-            return plan, None
+            return plan, None, False
         _check_owner(adapter, ingested.adapter.pem_type, plan.name, plan.revision)
         existing = session.scalar(
             select(m.AdapterVersion).where(
@@ -340,15 +395,19 @@ def _precheck(
             )
         )
         if existing is None:
-            return plan, None
-        refuse_deleted(existing)
-        return plan, VersionView.of(existing, aliases_of(session, existing))
+            return plan, None, False
+        if refuse_deleted(existing, allow_deleted):
+            return plan, None, True  # deleted bytes coming back: upload again (gc may have taken them)
+        return plan, VersionView.of(existing, aliases_of(session, existing)), False
 
 
-def _check_base_shapes(plan: BasePlan, ingested: IngestedAdapter) -> None:
-    """Only where the base is a folder this process may read (the CLI's local user)."""
-    folder = local_dir(plan.source)
-    dims = base_module_dims(folder) if folder is not None else None
+def _check_base_shapes(reg: Registry, plan: BasePlan, ingested: IngestedAdapter) -> None:
+    """Against the config the catalog recorded for the base (the same check in every mode)."""
+    if plan.base_id is None:
+        return
+    with reg.sessions() as session:
+        config = session.get_one(m.BaseModel, plan.base_id).config
+    dims = recorded_module_dims(config)
     if dims:
         shapes = ingested.metadata.get("module_shapes") or {}
         check_module_shapes(ingested.adapter.pem_type, shapes, dims, plan.label)
@@ -366,25 +425,34 @@ def register_adapter(
     progress: ProgressFactory | None = None,
     trigger: str = "cli",
     notify: Callable[[str], None] | None = None,
+    evidence: BaseEvidence | None = None,
+    create_base: bool | None = None,
+    allow_deleted: bool = False,
+    training: TrainingRecord | None = None,
 ) -> tuple[VersionView, bool]:
     """Returns (version, created). Registering bytes that already exist returns that version.
-    `trigger` (cli, api, ...) is recorded in the provenance; only non-API callers (the local user) may
-    have local paths resolved and the base's config.json read. `notify` hears about a base model
-    auto-registered on the way (nothing registered matched the config's base)."""
+    `trigger` (cli, api, ...) is recorded in the provenance. `evidence`: what the caller found in the
+    folder the adapter config's base path names on its disk (registry.base_evidence); a non-API caller
+    is this machine's user, so it is computed here when not given. `create_base`: an unmatched plain
+    hub id may be registered as a new base (default: for non-API callers only). `allow_deleted`:
+    bytes of a deleted version of this adapter bring that version back. `notify` hears what happened
+    on the way (a base registered, a deleted version brought back)."""
     from registry.ingest import ingest_folder  # torch import (~2 s) only for commands that read adapters
 
     validate_name(name)
     tags = tags or {}
     check_lengths(task, tags, base_model, description)
     local = trigger != "api"
+    create = local if create_base is None else create_base
     with tempfile.TemporaryDirectory(prefix="pemreg-ingest-") as tmp:
         folder = _fetch_source(reg, str(source), Path(tmp))
         ingested = ingest_folder(folder, Path(tmp))
-        plan, existing = _precheck(reg, name, ingested, base_model, local)
+        if evidence is None and local and not str(source).startswith("s3://"):
+            evidence = evidence_for(ingested.adapter.base_model, weights=base_model is None)
+        plan, existing, reviving = _precheck(reg, name, ingested, base_model, evidence, create, allow_deleted)
         if existing is not None:
             return existing, False
-        if local:
-            _check_base_shapes(plan, ingested)
+        _check_base_shapes(reg, plan, ingested)
         artifact_uri, files = upload_version_files(
             reg,
             name,
@@ -395,6 +463,7 @@ def register_adapter(
             description=description,
             progress=progress,
             trigger=trigger,
+            training=training,
         )
         with transaction(reg.sessions) as session:
             row, created = commit_version(
@@ -409,8 +478,15 @@ def register_adapter(
                 tags=tags,
                 description=description,
                 base_plan=plan,
+                allow_deleted=allow_deleted,
+                training=training,
             )
             view = VersionView.of(row, aliases_of(session, row))
         if plan.auto and notify is not None:
             notify(f"base model {plan.label} was not registered; registered it (source {plan.source})")
+        if reviving and created and notify is not None:
+            notify(
+                f"{name}@{view.version} had these bytes and was deleted; registered them again "
+                "(--allow-deleted): the version is active again"
+            )
         return view, created

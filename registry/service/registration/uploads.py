@@ -6,6 +6,7 @@ temporary adapter folder (size-limited, sha256 computed while the bytes arrive),
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,16 +14,40 @@ from typing import IO, Any
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from registry.base_evidence import BaseEvidence
 from registry.errors import InvalidInput, NotFound, StoreError
 from registry.service.context import Registry, open_store_for
 from registry.service.registration.register import parse_tags, register_adapter
+from registry.training import parse_training
 from registry.views import VersionView
 
-# Multipart file fields -> the PEFT file each one becomes.
-FILE_FIELDS = {"config": "adapter_config.json", "weights": "adapter_model.safetensors"}
-TEXT_FIELDS = ("name", "base_model", "task", "tags", "description", "sha256")
+SHA256_RE = re.compile(r"[0-9a-f]{64}")
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+# Multipart file fields -> the PEFT file each one becomes. `readme` is the user's model card, kept
+# byte-identical beside the registry's MODEL_CARD.md (as a local registration keeps it).
+FILE_FIELDS = {"config": "adapter_config.json", "weights": "adapter_model.safetensors", "readme": "README.md"}
+REQUIRED_FILES = ("config", "weights")
+TEXT_FIELDS = (
+    "name",
+    "base_model",
+    "task",
+    "tags",
+    "description",
+    "sha256",
+    # What the client found in the folder the adapter config's base path names (registry.base_evidence).
+    "base_config_sha256",
+    "base_weights_sha256",
+    "base_architecture",
+    "create_base",
+    "allow_deleted",
+    "metrics",
+    "params",
+    "datasets",
+)
 MAX_TEXT_BYTES = 64 * 1024  # per text field: names, tags and descriptions are small
 MAX_CONFIG_BYTES = 1024 * 1024  # adapter_config.json is a few KB; refuse anything absurd early
+MAX_README_BYTES = 4 * 1024 * 1024  # a model card: text and a few tables
 HEADER_SLACK = 1024 * 1024  # multipart boundaries and headers on top of the file bytes
 
 
@@ -122,7 +147,9 @@ class MultipartReceiver:
         chunk = data[start:end]
         self._size += len(chunk)
         if self._file is not None:
-            limit = MAX_CONFIG_BYTES if self._part == "config" else self.max_bytes
+            limit = {"config": MAX_CONFIG_BYTES, "readme": MAX_README_BYTES}.get(
+                self._part or "", self.max_bytes
+            )
             if self._size > limit:
                 raise UploadTooLarge(
                     f"{self._part}: larger than the limit of {limit} bytes", field=self._part
@@ -186,7 +213,7 @@ def register_upload(
     name = form.one("name")
     if not name:
         raise InvalidInput("name: required (namespace/name)", field="name")
-    for part in FILE_FIELDS:
+    for part in REQUIRED_FILES:
         if part not in form.files:
             raise InvalidInput(f"{part}: file missing ({FILE_FIELDS[part]})", field=part)
     expected = form.one("sha256")
@@ -197,6 +224,9 @@ def register_upload(
         )
     tags = parse_tags(form.fields.get("tags"), field="tags")
     base_model, task = form.one("base_model"), form.one("task")
+    training = parse_training(
+        form.fields.get("metrics"), form.fields.get("params"), form.fields.get("datasets")
+    )
     return register_adapter(
         reg,
         weights.path.parent,
@@ -207,6 +237,39 @@ def register_upload(
         description=form.one("description"),
         trigger="api",
         notify=notify,
+        evidence=form_evidence(form),
+        create_base=form_flag(form, "create_base"),
+        allow_deleted=form_flag(form, "allow_deleted"),
+        training=training,
+    )
+
+
+def form_flag(form: ReceivedForm, name: str) -> bool:
+    value = (form.one(name) or "false").strip().lower()
+    if value not in ("true", "false", "1", "0"):
+        raise InvalidInput(f"{name}: true or false", field=name)
+    return value in ("true", "1")
+
+
+def form_evidence(form: ReceivedForm) -> BaseEvidence | None:
+    """The client's base evidence; None when it sent none (its config's base path is no folder there)."""
+    found = {}
+    for name in ("base_config_sha256", "base_weights_sha256"):
+        value = form.one(name)
+        if value is not None and not SHA256_RE.fullmatch(value):
+            raise InvalidInput(f"{name}: 64 lowercase hex digits", field=name)
+        found[name] = value
+    if not any(found.values()):
+        return None
+    architecture = form.one("base_architecture")
+    if architecture is not None and (len(architecture) > 128 or CONTROL_RE.search(architecture)):
+        raise InvalidInput(
+            "base_architecture: at most 128 characters, no control characters", field="base_architecture"
+        )
+    return BaseEvidence(
+        config_sha256=found["base_config_sha256"],
+        weights_sha256=found["base_weights_sha256"],
+        architecture=architecture,
     )
 
 
