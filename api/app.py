@@ -12,12 +12,26 @@ from registry.settings import Settings, get_settings
 
 from . import errors, web
 from .middleware import RequestIdMiddleware
-from .routes import adapters, audit, base_models, compositions, downloads, health, keys, lifecycle, register
+from .routes import (
+    adapters,
+    audit,
+    base_models,
+    compositions,
+    downloads,
+    health,
+    keys,
+    lifecycle,
+    namespaces,
+    register,
+)
 
 DESCRIPTION = """Catalog, lineage and artifacts of LoRA / (IA)3 adapters.
 
-Send `Authorization: Bearer <key>` (from `pemreg keys create`). Roles: reader (GET), writer (+ register,
-alias, compose, deprecate/archive/restore, tags), admin (+ keys, delete). Errors are
+Send `Authorization: Bearer <key>` (from `pemreg keys create`) or a JWT of the configured SSO issuer.
+Global roles: reader, writer, admin (everything). Per namespace (grants): reader < writer (register,
+aliases, compose into it, deprecate/archive/restore, tags) < maintainer (+ protected aliases, grants,
+visibility, delete versions); a namespace without grants keeps the keys' global roles. A private
+namespace is invisible (404) to principals without a grant. Errors are
 `{"detail": ..., "field": ..., "request_id": ...}`."""
 
 
@@ -29,7 +43,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install(app.state.registry.settings, "background")
     errors.install(app)
     app.add_middleware(RequestIdMiddleware)
-    for module in (health, base_models, adapters, lifecycle, register, downloads, compositions, audit, keys):
+    for module in (
+        health,
+        base_models,
+        adapters,
+        lifecycle,
+        register,
+        downloads,
+        compositions,
+        audit,
+        keys,
+        namespaces,
+    ):
         app.include_router(module.router)
     web.mount(app)  # the catalog pages at / (same auth, keys checked per request)
     return app

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 
 from api.deps import Caller, base_registry
-from api.errors import status_of
+from api.errors import refusal_audit, status_of
 from api.routes import downloads
 from api.routes.common import parse_tag_filters, version_ref
 from registry import service
@@ -41,6 +41,7 @@ from registry.service.compositions import reads as comps
 from registry.service.compositions.status import TERMINAL, RunStatus
 
 from . import charts, graph
+from .oidc import SSO_COOKIE, sso_enabled
 from .render import page
 from .session import COOKIE, SignInRequired, safe_next, same_origin, sessions_of, signed_in, web_caller
 
@@ -63,7 +64,9 @@ class PageRoute(APIRoute):
             except RegistryError as exc:
                 # The caller web_caller resolved, if it got that far: the frame still shows who is in.
                 frame = chrome(request, getattr(request.state, "web_caller", None))
-                return page(request, "error.html", status_of(exc), message=str(exc), **frame)
+                response = page(request, "error.html", status_of(exc), message=str(exc), **frame)
+                response.background = refusal_audit(request, exc)
+                return response
 
         return guarded
 
@@ -74,12 +77,13 @@ WebCaller = Annotated[Caller, Depends(web_caller)]
 
 def chrome(request: Request, caller: Caller | None = None) -> dict[str, Any]:
     """What the page frame shows: who is signed in, and the sign-out form's CSRF token."""
-    cookie = request.cookies.get(COOKIE)
+    cookie = request.cookies.get(COOKIE) or request.cookies.get(SSO_COOKIE)
     signed = caller is not None and caller.name != "anonymous"
     return {
         "caller": caller if signed else None,
         "csrf": sessions_of(request).csrf_token(cookie) if signed and cookie else "",
         "public_read": base_registry(request).settings.public_read,
+        "sso": sso_enabled(request),
     }
 
 
@@ -334,10 +338,11 @@ def signin(
 
 @router.post("/signout", name="web_signout")
 def signout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
-    cookie = request.cookies.get(COOKIE)
+    cookie = request.cookies.get(COOKIE) or request.cookies.get(SSO_COOKIE)
     expected = sessions_of(request).csrf_token(cookie) if cookie else None
     if not same_origin(request) or not expected or not hmac.compare_digest(csrf, expected):
         return page(request, "error.html", 403, message="sign-out needs the form's token", **chrome(request))
     response = RedirectResponse("/signin", status_code=303)
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="lax")
+    response.delete_cookie(SSO_COOKIE, path="/", httponly=True, samesite="lax")
     return response

@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from registry.catalog import models as m
 from registry.errors import NotFound
+from registry.service.access.policy import readable
 from registry.service.catalog.lineage import MAX_DEPTH, walk
 from registry.service.context import Registry
 from registry.views import ArtifactMatch
@@ -14,11 +15,14 @@ WEIGHTS_FILE = "adapter_model.safetensors"  # = registry.ingest.WEIGHTS_FILE (th
 
 
 def find_by_digest(reg: Registry, digest: str, *, with_ancestry: bool = True) -> list[ArtifactMatch]:
-    """Every version or merged model holding a file with this sha256 (weights, config, card, provenance).
+    """Every version or merged model holding a file with this sha256 (weights, config, card, provenance)
+    that the caller may read: others are filtered in the owners' query, and when none is left the
+    answer is the same NotFound as for a digest nothing has.
 
     Index lookups only: `artifact_files` by digest for any recorded file, plus the weights digest of a
     version and the aggregate digest of a merged model, which are indexed columns of their own.
     """
+    access = reg.acting
     matches: list[ArtifactMatch] = []
     with reg.sessions() as session:
         version_file: dict[int, str] = {}  # owner id -> the (first) file with this digest
@@ -44,11 +48,12 @@ def find_by_digest(reg: Registry, digest: str, *, with_ancestry: bool = True) ->
 
         versions = session.scalars(
             select(m.AdapterVersion)
-            .where(m.AdapterVersion.id.in_(version_file))
+            .join(m.Adapter, m.Adapter.id == m.AdapterVersion.adapter_id)
+            .where(m.AdapterVersion.id.in_(version_file), readable(access, m.Adapter.namespace))
             .order_by(m.AdapterVersion.id)
         ).all()
         for v in versions:
-            ancestry = walk(session, v, "up", MAX_DEPTH) if with_ancestry else None
+            ancestry = walk(session, v, "up", MAX_DEPTH, access) if with_ancestry else None
             matches.append(
                 ArtifactMatch(
                     kind="adapter_version",
@@ -60,11 +65,16 @@ def find_by_digest(reg: Registry, digest: str, *, with_ancestry: bool = True) ->
                     status=v.status,
                 )
             )
+        source, owner = m.AdapterVersion, m.Adapter
         merged_models = session.scalars(
-            select(m.MergedModel).where(m.MergedModel.id.in_(merged_file)).order_by(m.MergedModel.id)
+            select(m.MergedModel)
+            .join(source, source.id == m.MergedModel.source_version_id)
+            .join(owner, owner.id == source.adapter_id)
+            .where(m.MergedModel.id.in_(merged_file), readable(access, owner.namespace))
+            .order_by(m.MergedModel.id)
         ).all()
         for merged in merged_models:
-            source = (
+            made_from = (
                 session.get(m.AdapterVersion, merged.source_version_id) if merged.source_version_id else None
             )
             matches.append(
@@ -74,7 +84,9 @@ def find_by_digest(reg: Registry, digest: str, *, with_ancestry: bool = True) ->
                     version=None,
                     file=merged_file[merged.id],
                     sha256=digest,
-                    ancestry=walk(session, source, "up", MAX_DEPTH) if source and with_ancestry else None,
+                    ancestry=walk(session, made_from, "up", MAX_DEPTH, access)
+                    if made_from and with_ancestry
+                    else None,
                 )
             )
     if not matches:

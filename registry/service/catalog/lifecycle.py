@@ -6,10 +6,10 @@ States (`models.VERSION_STATUSES`):
 - deprecated: still resolved everywhere (also by `latest`); `input_warnings` names it when a composition
   uses it as an input.
 - archived: skipped by `latest` and by default listings; a number, alias or digest still names it.
-- deleted (admin): only when no live version descends from it. The row stays (soft delete), so lineage
-  edges and audit events keep its digest; its aliases go; `deleted_before` hands its objects to gc
-  once the grace period has passed. Final: bytes of a deleted version cannot be registered again
-  under the same adapter.
+- deleted (a maintainer of its namespace, or an admin): only when no live version descends from it.
+  The row stays (soft delete), so lineage edges and audit events keep its digest; its aliases go;
+  `deleted_before` hands its objects to gc once the grace period has passed. Final: bytes of a
+  deleted version cannot be registered again under the same adapter.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from registry.catalog import models as m
 from registry.catalog.db import transaction
 from registry.errors import Conflict, InvalidInput, NotFound
 from registry.refs import Ref, parse_ref, validate_alias, validate_name
+from registry.service.access.policy import require, require_alias
 from registry.service.catalog import audit
 from registry.service.catalog.resolve import aliases_of, get_adapter_row, resolve_version
 from registry.service.context import Registry
@@ -39,6 +40,19 @@ def _ref(ref: Ref | str) -> Ref:
     return parse_ref(ref) if isinstance(ref, str) else ref
 
 
+def _require(session: Session, reg: Registry, full_name: str, needs: str, action: str, subject: str) -> None:
+    namespace = full_name.split("/", 1)[0]
+    require(
+        session,
+        reg.acting,
+        namespace,
+        needs,
+        action=action,
+        subject=subject,
+        missing=f"adapter {full_name} not found",
+    )
+
+
 def _stamp(row: m.AdapterVersion, status: str, actor: str) -> None:
     row.status = status
     row.status_changed_by = actor
@@ -50,8 +64,10 @@ def set_status(reg: Registry, ref: Ref | str, transition: Transition) -> Version
     no-op without an audit event, as for aliases."""
     if transition not in TARGET:
         raise InvalidInput(f"transition: must be one of {', '.join(TARGET)}", field="transition")
+    ref = _ref(ref)
     with transaction(reg.sessions) as session:
-        row = resolve_version(session, _ref(ref))
+        _require(session, reg, ref.full_name, "writer", f"version_{transition}", str(ref))
+        row = resolve_version(session, ref, access=reg.acting)
         target = TARGET[transition]
         if row.status != target:
             previous = row.status
@@ -84,10 +100,13 @@ def live_descendants(session: Session, row: m.AdapterVersion) -> list[str]:
 
 
 def delete_version(reg: Registry, ref: Ref | str) -> VersionView:
-    """Admin: mark a version deleted. Refused (Conflict, naming them) while live versions descend from
-    it. Its aliases are removed (each an audit event); its objects stay until `pemreg gc`."""
+    """A maintainer of the namespace (or an admin): mark a version deleted. Refused (Conflict, naming
+    them) while live versions descend from it. Its aliases are removed (each an audit event); its
+    objects stay until `pemreg gc`."""
+    ref = _ref(ref)
     with transaction(reg.sessions) as session:
-        row = resolve_version(session, _ref(ref))
+        _require(session, reg, ref.full_name, "maintainer", "version_delete", str(ref))
+        row = resolve_version(session, ref, access=reg.acting)
         label = f"{row.adapter.full_name}@{row.version}"
         children = live_descendants(session, row)
         if children:
@@ -119,7 +138,8 @@ def delete_alias(reg: Registry, full_name: str, alias: str) -> int:
     namespace, name = validate_name(full_name)
     validate_alias(alias)
     with transaction(reg.sessions) as session:
-        adapter = get_adapter_row(session, namespace, name)
+        require_alias(session, reg.acting, full_name, alias, "alias_delete")
+        adapter = get_adapter_row(session, namespace, name, reg.acting)
         row = session.get(m.Alias, (adapter.id, alias), with_for_update=True)
         if row is None:
             raise NotFound(f"{full_name}: no alias {alias!r}")
@@ -146,7 +166,8 @@ def update_adapter(
     if any(not k.strip() for k in tags):
         raise InvalidInput("tags: keys must not be empty", field="tags")
     with transaction(reg.sessions) as session:
-        adapter = get_adapter_row(session, namespace, name)
+        _require(session, reg, full_name, "writer", "adapter_update", full_name)
+        adapter = get_adapter_row(session, namespace, name, reg.acting)
         current = {t.key: t.value for t in adapter.tags}
         changed: dict[str, object] = {}
         for key, value in tags.items():

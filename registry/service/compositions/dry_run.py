@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from registry.errors import InvalidInput
 from registry.service.catalog.lifecycle import input_warnings
-from registry.service.compositions.inputs import ResolvedInput, composition_key, fetch_input, resolve_inputs
+from registry.service.compositions.inputs import (
+    ResolvedInput,
+    authorize_spec,
+    composition_key,
+    fetch_input,
+    resolve_inputs,
+)
 from registry.service.context import Registry
 from registry.spec import CompositionSpec
 
@@ -76,6 +82,7 @@ def dry_run(reg: Registry, spec: CompositionSpec) -> DryRun:
     from registry.compose import interference_report
 
     inputs = resolve_inputs(reg, spec)
+    authorize_spec(reg, spec, inputs)
     adapters = check_composable(reg, spec, inputs)
     weights = [i.weight for i in inputs]
     report = interference_report(
