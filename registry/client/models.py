@@ -13,12 +13,16 @@ from ..views import (
     ArtifactMatch,
     AuditEventView,
     BaseModelView,
+    GrantView,
     KeyView,
     LineageEdgeView,
     LineageGraph,
     LineageNode,
+    NamespaceView,
     Page,
     VersionView,
+    WhoAmI,
+    WhoAmIGrant,
 )
 
 
@@ -97,12 +101,16 @@ __all__ = [
     "CompositionOutput",
     "DownloadFile",
     "DownloadManifest",
+    "GrantView",
     "KeyCreated",
     "KeyView",
     "LineageEdgeView",
     "LineageGraph",
     "LineageNode",
+    "NamespaceView",
     "Page",
     "Registered",
     "VersionView",
+    "WhoAmI",
+    "WhoAmIGrant",
 ]
