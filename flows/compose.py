@@ -133,7 +133,7 @@ def act_as_owner(reg: Registry, spec: CompositionSpec, comp: comps.CompositionVi
     """The registry the run works with: its principal's, checked again now (grants may have changed
     since it was submitted)."""
     acting = acting_for(reg, comp.principal)
-    authorize_spec(acting, spec, [ResolvedInput(**i) for i in comp.inputs])
+    authorize_spec(acting, spec)
     return acting
 
 

@@ -24,6 +24,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from html import escape
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -38,7 +39,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, RSAKey
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 ID_TOKEN_SECONDS = 300
@@ -138,7 +139,11 @@ class Provider:
         """A new signing key for `alg`, published beside the old ones (as IdPs roll keys)."""
         kid = f"{alg.lower()}-{secrets.token_hex(4)}"
         params = {"kid": kid, "use": "sig", "alg": alg}
-        key = RSAKey.generate_key(2048, parameters=params) if alg == "RS256" else ECKey.generate_key("P-256", parameters=params)
+        key = (
+            RSAKey.generate_key(2048, parameters=params)
+            if alg == "RS256"
+            else ECKey.generate_key("P-256", parameters=params)
+        )
         self.keys[alg] = key
         self.published.append(key)
         return kid
@@ -168,7 +173,12 @@ class OIDC(OpenIDCode):
 
     def get_client_claims(self, client: Client) -> dict[str, Any]:
         now = int(time.time())
-        return {"iss": self.provider.issuer, "aud": [client.client_id], "iat": now, "exp": now + ID_TOKEN_SECONDS}
+        return {
+            "iss": self.provider.issuer,
+            "aud": [client.client_id],
+            "iat": now,
+            "exp": now + ID_TOKEN_SECONDS,
+        }
 
     def generate_user_info(self, user: User, scope: str) -> UserInfo:
         info = UserInfo(sub=user.sub, name=user.username, groups=list(user.groups))
@@ -210,7 +220,9 @@ def make_code_grant(provider: Provider) -> type[grants.AuthorizationCodeGrant]:
 
 
 class StarletteOAuth2Request(OAuth2Request):
-    def __init__(self, method: str, url: str, headers: Any, args: dict[str, str], form: dict[str, str]) -> None:
+    def __init__(
+        self, method: str, url: str, headers: Any, args: dict[str, str], form: dict[str, str]
+    ) -> None:
         super().__init__(method, url, headers=headers)
         self._args, self._form = args, form
         self.payload = BasicOAuth2Payload({**args, **form})
@@ -267,7 +279,13 @@ def build_app(provider: Provider) -> Starlette:
 
     async def oauth_request(request: Request) -> StarletteOAuth2Request:
         form = dict(await request.form()) if request.method == "POST" else {}
-        return StarletteOAuth2Request(request.method, str(request.url), request.headers, dict(request.query_params), {k: str(v) for k, v in form.items()})
+        return StarletteOAuth2Request(
+            request.method,
+            str(request.url),
+            request.headers,
+            dict(request.query_params),
+            {k: str(v) for k, v in form.items()},
+        )
 
     async def discovery(request: Request) -> Response:
         i = provider.issuer
@@ -281,7 +299,11 @@ def build_app(provider: Provider) -> Starlette:
                 "subject_types_supported": ["public"],
                 "id_token_signing_alg_values_supported": ["RS256", "ES256"],
                 "code_challenge_methods_supported": ["S256"],
-                "token_endpoint_auth_methods_supported": ["none", "client_secret_post", "client_secret_basic"],
+                "token_endpoint_auth_methods_supported": [
+                    "none",
+                    "client_secret_post",
+                    "client_secret_basic",
+                ],
                 "scopes_supported": ["openid", "profile", "email", "groups"],
                 "claims_supported": ["sub", "name", "email", "groups"],
             }
@@ -293,7 +315,9 @@ def build_app(provider: Provider) -> Starlette:
     async def authorize(request: Request) -> Response:
         oreq = await oauth_request(request)
         # The form posts back to /authorize with the client's query: only the query is the request.
-        query_only = StarletteOAuth2Request(request.method, str(request.url), request.headers, dict(request.query_params), {})
+        query_only = StarletteOAuth2Request(
+            request.method, str(request.url), request.headers, dict(request.query_params), {}
+        )
         try:
             grant = server.get_consent_grant(request=query_only)
         except OAuth2Error as exc:
@@ -302,7 +326,10 @@ def build_app(provider: Provider) -> Starlette:
             return HTMLResponse(LOGIN.format(error="", query=escape(urlencode(dict(request.query_params)))))
         user = provider.users.get(oreq.form.get("username", ""))
         if user is None or not secrets.compare_digest(user.password, oreq.form.get("password", "")):
-            body = LOGIN.format(error="<p id='error'>wrong user or password</p>", query=escape(urlencode(dict(request.query_params))))
+            body = LOGIN.format(
+                error="<p id='error'>wrong user or password</p>",
+                query=escape(urlencode(dict(request.query_params))),
+            )
             return HTMLResponse(body, status_code=401)
         return server.create_authorization_response(request=query_only, grant_user=user, grant=grant)
 
@@ -341,7 +368,7 @@ def main() -> None:
     parser.add_argument("--config", required=True, help="JSON: {clients: [...], users: [...]}")
     args = parser.parse_args()
     os.environ["AUTHLIB_INSECURE_TRANSPORT"] = "1"  # loopback http, as tests run it
-    config = json.loads(open(args.config).read())
+    config = json.loads(Path(args.config).read_text())
     issuer = f"http://127.0.0.1:{args.port}"
     provider = Provider(
         issuer, [Client(**c) for c in config["clients"]], [User(**u) for u in config["users"]]

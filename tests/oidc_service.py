@@ -39,7 +39,9 @@ class OidcProvider:
     proc: subprocess.Popen[bytes]
     config: dict[str, Any]
 
-    def id_token(self, username: str, *, client_id: str = CLI_CLIENT, redirect_uri: str = CLI_REDIRECT) -> str:
+    def id_token(
+        self, username: str, *, client_id: str = CLI_CLIENT, redirect_uri: str = CLI_REDIRECT
+    ) -> str:
         """Sign `username` in through the real flow and return the ID token."""
         verifier = secrets.token_urlsafe(48)
         challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
@@ -76,7 +78,14 @@ class OidcProvider:
             assert tokens.status_code == 200, tokens.text
             return str(tokens.json()["id_token"])
 
-    def mint(self, claims: dict[str, Any], *, alg: str = "RS256", kid: str | None = None, drop: tuple[str, ...] = ()) -> str:
+    def mint(
+        self,
+        claims: dict[str, Any],
+        *,
+        alg: str = "RS256",
+        kid: str | None = None,
+        drop: tuple[str, ...] = (),
+    ) -> str:
         body = {"claims": claims, "alg": alg, "drop": list(drop), **({"kid": kid} if kid else {})}
         return str(httpx.post(f"{self.issuer}/test/mint", json=body, timeout=10).json()["token"])
 

@@ -25,6 +25,8 @@ from api.routes.common import parse_tag_filters, version_ref
 from registry import service
 from registry.errors import InvalidInput, NotFound, RegistryError, Unauthenticated
 from registry.hashing import digest_of
+from registry.service.access.namespaces import protected_patterns
+from registry.service.access.policy import matches_protected
 from registry.service.admin.keys import authenticate
 from registry.service.catalog.lineage import MAX_DEPTH
 from registry.service.catalog.queries import FILTERABLE_STATUSES
@@ -100,6 +102,12 @@ def _base_models(request: Request, caller: Caller) -> list[Any]:
     return cached[1]
 
 
+def _protection(caller: Caller, names: list[str]) -> Callable[[str, str], bool]:
+    """For the templates: is alias `a` of adapter `ns/name` protected (moved only by maintainers)?"""
+    patterns = protected_patterns(caller.reg, [n.split("/", 1)[0] for n in names])
+    return lambda name, alias: matches_protected(patterns.get(name.split("/", 1)[0], []), alias)
+
+
 def _clean(value: str | None) -> str | None:
     return value.strip() or None if value else None
 
@@ -145,6 +153,7 @@ def catalog(
         request,
         "catalog.html",
         items=result.items,
+        protected=_protection(caller, [a.name for a in result.items]),
         aliases=aliases_by_adapter(caller.reg, [a.name for a in result.items]),
         filters=filters,
         filtered=bool(active),
@@ -162,7 +171,14 @@ def adapter_page(request: Request, caller: WebCaller, ns: str, name: str) -> Res
     version_ref(ns, name)  # validates the name (422 naming it) before any query
     adapter = service.show_adapter(caller.reg, f"{ns}/{name}")
     versions = sorted(adapter.versions or [], key=lambda v: v.version, reverse=True)
-    return page(request, "adapter.html", adapter=adapter, versions=versions, **chrome(request, caller))
+    return page(
+        request,
+        "adapter.html",
+        adapter=adapter,
+        versions=versions,
+        protected=_protection(caller, [adapter.name]),
+        **chrome(request, caller),
+    )
 
 
 @router.get("/adapters/{ns}/{name}/versions/{v}", name="web_version")
@@ -179,6 +195,7 @@ def version_page(request: Request, caller: WebCaller, ns: str, name: str, v: str
         request,
         "version.html",
         v=version,
+        protected=_protection(caller, [version.name]),
         origin=origin,
         bars=[(row, charts.metric_bars(row)) for row in origin.metrics],
         bar_h=charts.BAR_H,

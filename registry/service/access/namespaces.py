@@ -13,6 +13,7 @@ from registry.catalog import models as m
 from registry.catalog.db import transaction
 from registry.catalog.upsert import insert_ignore
 from registry.errors import Conflict, InvalidInput, NotFound
+from registry.failpoints import failpoint
 from registry.refs import validate_namespace
 from registry.service.access.policy import (
     Standing,
@@ -227,6 +228,18 @@ def list_grants(reg: Registry, namespace: str) -> list[GrantView]:
         ]
 
 
+def protected_patterns(reg: Registry, namespaces: list[str]) -> dict[str, list[str]]:
+    """namespace -> its protected alias globs, for the readable ones among `namespaces` (the web page
+    marks protected aliases with them)."""
+    with reg.sessions() as session:
+        rows = session.execute(
+            select(m.Namespace.name, m.Namespace.protected_aliases).where(
+                m.Namespace.name.in_(set(namespaces)), readable(reg.acting, m.Namespace.name)
+            )
+        ).all()
+    return {name: list(patterns or []) for name, patterns in rows}
+
+
 def whoami(reg: Registry) -> WhoAmI:
     access = reg.acting
     with reg.sessions() as session:
@@ -394,6 +407,7 @@ def set_grant(reg: Registry, namespace: str, subject: str, role: str) -> GrantVi
                 to_role=role,
             )
         session.flush()
+        failpoint("grant_change")  # crash tests: killed here, the change is rolled back whole
         return GrantView(
             namespace=namespace,
             subject=subject,
@@ -434,3 +448,5 @@ def revoke_grant(reg: Registry, namespace: str, subject: str) -> None:
             from_role=grant.role,
         )
         session.delete(grant)
+        session.flush()
+        failpoint("grant_change")

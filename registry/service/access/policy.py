@@ -181,8 +181,13 @@ def standing_of(
     return replace(base, role="writer" if access.role == "writer" else "reader", via="global role")
 
 
+def matches_protected(patterns: tuple[str, ...] | list[str], alias: str) -> bool:
+    """Whether `alias` is protected by one of a namespace's glob patterns (`prod`, `release-*`)."""
+    return any(fnmatch.fnmatchcase(alias, pattern) for pattern in patterns)
+
+
 def is_protected(st: Standing, alias: str) -> bool:
-    return any(fnmatch.fnmatchcase(alias, pattern) for pattern in st.protected_aliases)
+    return matches_protected(st.protected_aliases, alias)
 
 
 def alias_needs(st: Standing, alias: str) -> str:

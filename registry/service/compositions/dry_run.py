@@ -81,8 +81,8 @@ def check_composable(reg: Registry, spec: CompositionSpec, inputs: list[Resolved
 def dry_run(reg: Registry, spec: CompositionSpec) -> DryRun:
     from registry.compose import interference_report
 
+    authorize_spec(reg, spec)
     inputs = resolve_inputs(reg, spec)
-    authorize_spec(reg, spec, inputs)
     adapters = check_composable(reg, spec, inputs)
     weights = [i.weight for i in inputs]
     report = interference_report(

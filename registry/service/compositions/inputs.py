@@ -75,22 +75,25 @@ def resolve_inputs(reg: Registry, spec: CompositionSpec) -> list[ResolvedInput]:
     return resolved
 
 
-def spec_namespaces(spec: CompositionSpec) -> set[str]:
-    """The namespaces of every input the spec names (weight 0 included: the spec still names it)."""
+def spec_inputs(spec: CompositionSpec) -> list[str]:
+    """`ns/name` of every input the spec names (weight 0 included: the spec still names it)."""
     if spec.expression is not None:
         from registry.spec.expression import reduce_expression
 
-        return {ref.namespace for ref in reduce_expression(spec.expression)}
-    return {item.ref().namespace for item in spec.inputs or []}
+        return sorted({ref.full_name for ref in reduce_expression(spec.expression)})
+    return sorted({item.ref().full_name for item in spec.inputs or []})
 
 
-def authorize_spec(reg: Registry, spec: CompositionSpec, inputs: list[ResolvedInput]) -> None:
+def spec_namespaces(spec: CompositionSpec) -> set[str]:
+    return {name.split("/", 1)[0] for name in spec_inputs(spec)}
+
+
+def authorize_spec(reg: Registry, spec: CompositionSpec) -> None:
     """May `reg`'s principal run this spec now: `policy.authorize_composition` (read on every input,
-    write on the output, maintainer for protected output aliases). At submission and at run start."""
+    write on the output, maintainer for protected output aliases). Before its inputs are resolved (a
+    refusal is the same whether or not they exist), at submission and again at run start."""
     with reg.sessions() as session:
-        authorize_composition(
-            session, reg.acting, spec.name, [i.name for i in inputs], list(spec.output.aliases)
-        )
+        authorize_composition(session, reg.acting, spec.name, spec_inputs(spec), list(spec.output.aliases))
 
 
 def _check_catalog_compatibility(spec: CompositionSpec, inputs: list[ResolvedInput]) -> None:

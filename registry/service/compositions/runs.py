@@ -220,8 +220,8 @@ def record_cache_hit(
 
 def prepare(reg: Registry, spec: CompositionSpec) -> tuple[list[ResolvedInput], CompositionView | None]:
     """Resolve the inputs and look the cache key up: (inputs, the earlier run that answers it)."""
+    authorize_spec(reg, spec)  # the policy, as reg's principal: at submission and at run start
     inputs = resolve_inputs(reg, spec)
-    authorize_spec(reg, spec, inputs)  # the policy, as reg's principal: at submission and at run start
     return inputs, find_cached(reg, composition_key(spec, inputs))
 
 
