@@ -21,7 +21,9 @@ from registry.errors import NotFound, PermissionDenied
 from registry.evaluation.gates import check_gates
 from registry.service import Registry
 from registry.service.access.identity import Access
+from registry.service.access.policy import Refusal
 from registry.service.access.principals import acting_for
+from registry.service.catalog.audit import record_refusal
 from registry.service.catalog.evaluations import cached_value
 from registry.service.catalog.evaluations import record as record_evaluation
 from registry.service.compositions import reads as comps
@@ -122,8 +124,12 @@ def begin_run(
         acting = acting_for(reg, owner) if owner else reg
         inputs, hit = runs.prepare(acting, spec)
     except (PermissionDenied, NotFound) as exc:
-        gone = reg.acting_as(Access(owner, "reader")) if owner else reg
-        return runs.refuse_start(gone, spec, trigger, f"refused at start: {runs.one_line(exc)}")
+        message = f"refused at start: {runs.one_line(exc)}"
+        who = owner or reg.principal
+        record_refusal(
+            reg, Refusal(who, trigger, spec.name, spec.name.split("/", 1)[0], "writer", None, message)
+        )
+        return runs.refuse_start(reg.acting_as(Access(who, "reader")), spec, trigger, message)
     if hit is not None:
         return runs.record_cache_hit(acting, spec, inputs, trigger, hit)
     return runs.create(acting, spec, inputs, trigger)

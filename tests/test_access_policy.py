@@ -144,3 +144,15 @@ def test_first_write_creates_the_namespace_as_configured(orgs: Registry) -> None
     assert (st.visibility, st.role, st.via) == ("private", "maintainer", "key:gw")
     with orgs.sessions() as session:
         assert standing(session, PRINCIPALS["global-reader"], "mine").role is None
+
+
+def test_insert_ignore_tells_an_insert_from_a_conflict(reg: Registry) -> None:
+    """What ensure_namespace (and alias moves) rely on: on PostgreSQL too, a conflict is not an insert."""
+    from registry.catalog.upsert import insert_ignore
+
+    row = {"name": "x", "visibility": "internal", "protected_aliases": [], "created_by": "t"}
+    row |= {"created_at": m.utcnow(), "updated_at": m.utcnow()}
+    with transaction(reg.sessions) as session:
+        assert insert_ignore(session, m.Namespace, row, conflict=["name"]) is True
+    with transaction(reg.sessions) as session:
+        assert insert_ignore(session, m.Namespace, row, conflict=["name"]) is False
