@@ -518,6 +518,10 @@ def test_listings_show_only_what_the_role_reads(world: World, role: str) -> None
     assert "pub/a" in page and ("sec/a" in page) == sees_sec
     runs_page = world.web[role].get("/compositions").text
     assert (world.runs["sec"] in runs_page) == sees_sec
+    searched = world.web[role].get("/", params={"q": "cached"}).text
+    assert "pub/cached" in searched and ("sec/cached" in searched) == sees_sec
+    digest = world.web[role].get("/digest", params={"sha256": world.sha["sec/a@1"]}).text
+    assert ("sec/a" in digest) == sees_sec
 
 
 @pytest.mark.parametrize("role", ["none", "reader"])

@@ -245,8 +245,9 @@ def delete(
     ref: Annotated[str, typer.Argument(help="ns/name@N: the version to delete")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
 ) -> None:
-    """Delete a version (admin): refused while other versions descend from it. Lineage and audit keep
-    its digest; its files are removed by `pemreg gc` after the grace period."""
+    """Delete a version (a maintainer of its namespace, or an admin): refused while other versions
+    descend from it. Lineage and audit keep its digest; its files are removed by `pemreg gc` after the
+    grace period."""
     if not yes and not typer.confirm(f"delete {ref}?", err=True):
         raise typer.Exit(1)
     version = backend().delete_version(ref)

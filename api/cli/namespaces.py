@@ -77,7 +77,7 @@ def create(
         str | None, typer.Option("--visibility", help="internal | private (default: the server's)")
     ] = None,
     protect: Protect = None,
-    description: Annotated[str | None, typer.Option("--description")] = None,
+    description: Annotated[str | None, typer.Option("--description", help="what the namespace holds")] = None,
 ) -> None:
     """Create a namespace (admin)."""
     ns = backend().create_namespace(
