@@ -611,3 +611,16 @@ def test_grant_changes_are_audited(world: World) -> None:
     assert r.status_code == 200
     outsider = _api(world).get("/v1/audit", params={"subject": "sec"}, headers=world.h("none")).json()
     assert outsider == []
+
+
+def test_a_delete_blocked_by_an_unseen_child_names_it_by_digest(world: World) -> None:
+    """pub/a@1 has a child in sec: a maintainer of pub alone may not delete it, and learns only the
+    child's digest; a maintainer of both reads its name."""
+    secret = create_key(world.reg, "pub-only", "reader")
+    set_grant(world.reg, "pub", "key:pub-only", "maintainer")
+    r = _api(world).delete("/v1/adapters/pub/a/versions/1", headers={"Authorization": f"Bearer {secret}"})
+    assert r.status_code == 409
+    detail = r.json()["detail"]
+    assert "pub/child@1" in detail and f"sha256:{world.sha['sec/child@1']}" in detail and "sec/" not in detail
+    both = _api(world).delete("/v1/adapters/pub/a/versions/1", headers=world.h("maintainer"))
+    assert both.status_code == 409 and "sec/child@1" in both.json()["detail"]

@@ -25,7 +25,8 @@ from registry.catalog import models as m
 from registry.catalog.db import transaction
 from registry.errors import Conflict, InvalidInput, NotFound
 from registry.refs import Ref, parse_ref, validate_alias, validate_name
-from registry.service.access.policy import require, require_alias
+from registry.service.access.identity import Access
+from registry.service.access.policy import readable, require, require_alias
 from registry.service.catalog import audit
 from registry.service.catalog.resolve import aliases_of, get_adapter_row, resolve_version
 from registry.service.context import Registry
@@ -85,18 +86,20 @@ def set_status(reg: Registry, ref: Ref | str, transition: Transition) -> Version
         return VersionView.of(row, aliases_of(session, row))
 
 
-def live_descendants(session: Session, row: m.AdapterVersion) -> list[str]:
-    """`name@version` of the versions composed directly from `row` that are not deleted."""
+def live_descendants(session: Session, row: m.AdapterVersion, access: Access) -> list[str]:
+    """`name@version` of the versions composed directly from `row` that are not deleted; one in a
+    namespace `access` cannot see is named by its digest only (it still blocks the delete)."""
     child = aliased(m.AdapterVersion)
     rows = session.execute(
-        select(m.Adapter.namespace, m.Adapter.name, child.version)
+        select(m.Adapter.namespace, m.Adapter.name, child.version, child.sha256)
+        .add_columns(readable(access, m.Adapter.namespace).label("visible"))
         .select_from(m.LineageEdge)
         .join(child, child.id == m.LineageEdge.child_version_id)
         .join(m.Adapter, m.Adapter.id == child.adapter_id)
         .where(m.LineageEdge.parent_version_id == row.id, child.status != "deleted")
-        .order_by(m.Adapter.namespace, m.Adapter.name, child.version)
     ).all()
-    return [f"{ns}/{name}@{version}" for ns, name, version in rows]
+    seen = [f"{ns}/{name}@{version}" for ns, name, version, _, visible in sorted(rows) if visible]
+    return seen + sorted(f"sha256:{sha}" for *_, sha, visible in rows if not visible)
 
 
 def delete_version(reg: Registry, ref: Ref | str) -> VersionView:
@@ -108,7 +111,7 @@ def delete_version(reg: Registry, ref: Ref | str) -> VersionView:
         _require(session, reg, ref.full_name, "maintainer", "version_delete", str(ref))
         row = resolve_version(session, ref, access=reg.acting)
         label = f"{row.adapter.full_name}@{row.version}"
-        children = live_descendants(session, row)
+        children = live_descendants(session, row, reg.acting)
         if children:
             raise Conflict(
                 f"{label}: cannot delete, versions descend from it: {', '.join(children)} "
