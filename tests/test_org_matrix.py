@@ -559,6 +559,12 @@ def test_lineage_and_digest_lookup_hide_unseen_ancestors(world: World, role: str
     assert ("sec/a" in json.dumps(match)) == sees
     page = world.web[role].get("/adapters/pub/child/versions/1").text
     assert ("sec/a@1" in page) == sees and (f"sha256:{world.sha['sec/a@1'][:12]}" in page) != sees
+    events = _api(world).get("/v1/audit", params={"subject": "pub/mixed"}, headers=world.h(role)).json()
+    trigger = next(e for e in events if e["action"] == "compose_trigger")
+    hidden_input = {"hidden": True, "sha256": world.sha["sec/a@1"]}
+    assert (hidden_input in trigger["details"]["inputs"]) != sees and "pub/a@1" in trigger["details"][
+        "inputs"
+    ]
     svg = world.web[role].get("/adapters/pub/child/versions/1/lineage").text
     assert ("sec/a" in svg) == sees and ('class="node hidden"' in svg) != sees
 

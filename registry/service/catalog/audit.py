@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from registry.catalog import models as m
@@ -78,7 +78,9 @@ def list_events(
             if access.is_admin
             else session.scalars(visible_namespaces(access).where(m.Namespace.name.in_(named)))
         )
-    return [AuditEventView.of(row, _redacted(row, seen)) for row in rows]
+        hidden = {label for row in rows for label in _inputs(row) if namespace_of(label) not in seen}
+        digests = _digests(session, hidden)
+    return [AuditEventView.of(row, _redacted(row, seen, digests)) for row in rows]
 
 
 def _inputs(row: m.AuditEvent) -> list[str]:
@@ -86,12 +88,31 @@ def _inputs(row: m.AuditEvent) -> list[str]:
     return [i for i in items if isinstance(i, str)] if isinstance(items, list) else []
 
 
-def _redacted(row: m.AuditEvent, seen: set[str]) -> dict[str, Any]:
+def _digests(session: Session, labels: set[str]) -> dict[str, str]:
+    """`ns/name@N` -> its weights digest, for the inputs shown as hidden (as lineage shows them)."""
+    keys = []
+    for label in labels:
+        name, _, version = label.rpartition("@")
+        if "/" in name and version.isdigit():
+            keys.append((*name.split("/", 1), int(version)))
+    if not keys:
+        return {}
+    rows = session.execute(
+        select(m.Adapter.namespace, m.Adapter.name, m.AdapterVersion.version, m.AdapterVersion.sha256)
+        .join(m.AdapterVersion, m.AdapterVersion.adapter_id == m.Adapter.id)
+        .where(tuple_(m.Adapter.namespace, m.Adapter.name, m.AdapterVersion.version).in_(keys))
+    )
+    return {f"{ns}/{name}@{version}": sha for ns, name, version, sha in rows}
+
+
+def _redacted(row: m.AuditEvent, seen: set[str], digests: dict[str, str]) -> dict[str, Any]:
     """A run's trigger event lists its inputs by name: one of a namespace the reader cannot see is
-    shown as hidden (the run itself is not shown to such a reader; its output's events are)."""
+    `{"hidden": true, "sha256": ...}`, as in lineage (the run itself is not shown to such a reader;
+    its output's events are)."""
     details = dict(row.details or {})
     if _inputs(row):
         details["inputs"] = [
-            label if namespace_of(label) in seen else {"hidden": True} for label in details["inputs"]
+            label if namespace_of(label) in seen else {"hidden": True, "sha256": digests.get(label)}
+            for label in details["inputs"]
         ]
     return details
