@@ -21,14 +21,18 @@ from .routes import (
     health,
     keys,
     lifecycle,
+    namespaces,
     register,
     webhooks,
 )
 
 DESCRIPTION = """Catalog, lineage and artifacts of LoRA / (IA)3 adapters.
 
-Send `Authorization: Bearer <key>` (from `pemreg keys create`). Roles: reader (GET), writer (+ register,
-alias, compose, deprecate/archive/restore, tags), admin (+ keys, delete, webhooks, /metrics). Errors are
+Send `Authorization: Bearer <key>` (from `pemreg keys create`) or a JWT of the configured SSO issuer.
+Global roles: reader, writer, admin (everything). Per namespace (grants): reader < writer (register,
+aliases, compose into it, deprecate/archive/restore, tags) < maintainer (+ protected aliases, grants,
+visibility, delete versions); admin also webhooks and /metrics. A namespace without grants keeps the
+keys' global roles. A private namespace is invisible (404) to principals without a grant. Errors are
 `{"detail": ..., "field": ..., "request_id": ...}`."""
 
 
@@ -53,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit,
         keys,
         webhooks,
+        namespaces,
     )
     for module in (*routers, metrics):
         app.include_router(module.router)

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -24,6 +25,7 @@ from registry.errors import (
     StoreError,
     Unauthenticated,
 )
+from registry.service.access.policy import Refusal
 from registry.service.registration.uploads import UploadTooLarge
 
 log = logging.getLogger("pemreg.api")
@@ -45,8 +47,8 @@ def _doc(description: str) -> dict[str, Any]:
 # Documented on every /v1 route, so clients (and schemathesis) know the error shape.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: _doc("malformed request body (not parseable)"),
-    401: _doc("missing or invalid API key"),
-    403: _doc("the key's role does not allow this"),
+    401: _doc("missing or invalid API key or token"),
+    403: _doc("the principal's role (global, or in the namespace) does not allow this"),
     404: _doc("no such object"),
     409: _doc("conflicts with existing state"),
     413: _doc("upload larger than the configured limit"),
@@ -100,6 +102,24 @@ def status_of(exc: RegistryError) -> int:
     return next((code for cls, code in _STATUS if isinstance(exc, cls)), 500)
 
 
+def refusal_audit(request: Request, exc: Exception) -> BackgroundTask | None:
+    """A refused write is an audit event (who, what, why), written after the answer is sent: the
+    refused transaction has rolled back, and the answer takes as long whether or not an event is due
+    (a write into a namespace one cannot see answers as a missing object does, at the same speed)."""
+    refusal = getattr(exc, "refusal", None)
+    if not isinstance(refusal, Refusal):
+        return None
+    from registry.service.catalog.audit import record_refusal
+
+    def write() -> None:
+        try:
+            record_refusal(request.app.state.registry, refusal)
+        except Exception as err:  # noqa: BLE001 - the answer is sent; the log says what was lost
+            log.error("could not audit a refused write (%s): %s", refusal, err)
+
+    return BackgroundTask(write)
+
+
 async def _registry_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RegistryError)
     status = status_of(exc)
@@ -107,7 +127,9 @@ async def _registry_error(request: Request, exc: Exception) -> JSONResponse:
         # Store trouble is the operator's to fix: log it with the request id; the message is already one
         # line naming the store, without credentials.
         log.warning("request %s: %s: %s", request_id(request), type(exc).__name__, exc)
-    return error_response(request, status, str(exc), getattr(exc, "field", None))
+    response = error_response(request, status, str(exc), getattr(exc, "field", None))
+    response.background = refusal_audit(request, exc)
+    return response
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -138,8 +138,35 @@ class AdapterPatch(Strict):
 
 
 class KeyIn(Strict):
-    name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")
+    # 100: its principal `key:<name>` fits the catalog's 128-character actor columns.
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")
     role: Role
+
+
+NamespaceRole = Literal["reader", "writer", "maintainer"]
+Visibility = Literal["internal", "private"]
+AliasGlob = Annotated[str, StringConstraints(pattern=r"^[a-z0-9._*?\[\]!-]{1,64}$")]
+
+
+class NamespaceIn(Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$", description="the `ns` of `ns/name`")
+    visibility: Visibility | None = Field(default=None, description="default: PEMREG_DEFAULT_VISIBILITY")
+    protected_aliases: list[AliasGlob] = Field(
+        default=[], max_length=32, description="alias globs only maintainers move, e.g. prod, release-*"
+    )
+    description: str | None = Field(default=None, max_length=4096)
+
+
+class NamespacePatch(Strict):
+    visibility: Visibility | None = None
+    protected_aliases: list[AliasGlob] | None = Field(
+        default=None, max_length=32, description="replaces them"
+    )
+    description: str | None = Field(default=None, max_length=4096, description='replaces it; "" clears')
+
+
+class GrantIn(Strict):
+    role: NamespaceRole
 
 
 class KeyCreated(BaseModel):

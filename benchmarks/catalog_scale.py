@@ -128,6 +128,21 @@ def seed(dsn: str, n_adapters: int, versions: int) -> None:
                     child = i * versions + v + 1
                     copy.write_row(((i - 1) * versions + v + 1, child, "linear", 0.5))
                     copy.write_row(((i - 1) * versions + (v + 1) % versions + 1, child, "linear", -0.25))
+        # Namespaces as a migrated deployment has them (internal), plus the shape of an organisation:
+        # one private namespace granted to the benchmark's key, and other teams' grants beside it, so
+        # every read goes through the access policy's predicate (registry/service/access/policy.py).
+        cur.execute(
+            "INSERT INTO namespaces (name, visibility, protected_aliases, created_by, created_at, "
+            "updated_at) SELECT format('team%s', lpad(n::text, 2, '0')), "
+            "CASE WHEN n = 19 THEN 'private' ELSE 'internal' END, '[\"prod\"]', 'bench', now(), now() "
+            "FROM generate_series(0, 19) AS n"
+        )
+        cur.execute(
+            "INSERT INTO namespace_grants (namespace, subject, role, granted_by, granted_at) "
+            "SELECT format('team%s', lpad((n % 20)::text, 2, '0')), format('group:g%s', n), 'writer', "
+            "'bench', now() FROM generate_series(0, 499) AS n UNION ALL "
+            "SELECT 'team19', 'key:bench', 'reader', 'bench', now()"
+        )
         for table in ("base_models", "adapters", "adapter_versions", "lineage_edges"):
             cur.execute(
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"

@@ -17,13 +17,24 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.runtime import deployment, flow_run
 
+from registry.errors import NotFound, PermissionDenied
 from registry.evaluation.gates import check_gates
 from registry.service import Registry
+from registry.service.access.identity import Access
+from registry.service.access.policy import Refusal
+from registry.service.access.principals import acting_for
+from registry.service.catalog.audit import record_refusal
 from registry.service.catalog.evaluations import cached_value
 from registry.service.catalog.evaluations import record as record_evaluation
 from registry.service.compositions import reads as comps
 from registry.service.compositions import runs
-from registry.service.compositions.inputs import ResolvedInput, base_model_folder, cache_dir
+from registry.service.compositions.inputs import (
+    ResolvedInput,
+    authorize_spec,
+    base_model_folder,
+    cache_dir,
+    schedule_owner,
+)
 from registry.service.compositions.records import (
     CompositionProvenance,
     EvaluationRecord,
@@ -97,16 +108,39 @@ def _parent_metrics(
 
 
 def begin_run(
-    reg: Registry, spec: CompositionSpec, composition_id: str | None, trigger: str
+    reg: Registry,
+    spec: CompositionSpec,
+    composition_id: str | None,
+    trigger: str,
+    principal: str | None = None,
 ) -> comps.CompositionView:
-    """The run this flow works on. A scheduled deployment run has none yet: it starts one here, and a
-    cache hit ends it at once."""
+    """The run this flow works on. A scheduled or recomposed run has none yet: it starts one here as the
+    principal that stored the spec (`principal`, else the schedule's owner), with that principal's
+    grants now; one that may no longer run ends `failed` at once, saying why. A cache hit ends it too."""
     if composition_id is not None:
         return comps.get(reg, composition_id)
-    inputs, hit = runs.prepare(reg, spec)
+    owner = principal or schedule_owner(reg, spec.name)
+    try:
+        acting = acting_for(reg, owner) if owner else reg
+        inputs, hit = runs.prepare(acting, spec)
+    except (PermissionDenied, NotFound) as exc:
+        message = f"refused at start: {runs.one_line(exc)}"
+        who = owner or reg.principal
+        record_refusal(
+            reg, Refusal(who, trigger, spec.name, spec.name.split("/", 1)[0], "writer", None, message)
+        )
+        return runs.refuse_start(reg.acting_as(Access(who, "reader")), spec, trigger, message)
     if hit is not None:
-        return runs.record_cache_hit(reg, spec, inputs, trigger, hit)
-    return runs.create(reg, spec, inputs, trigger)
+        return runs.record_cache_hit(acting, spec, inputs, trigger, hit)
+    return runs.create(acting, spec, inputs, trigger)
+
+
+def act_as_owner(reg: Registry, spec: CompositionSpec, comp: comps.CompositionView) -> Registry:
+    """The registry the run works with: its principal's, checked again now (grants may have changed
+    since it was submitted)."""
+    acting = acting_for(reg, comp.principal)
+    authorize_spec(acting, spec)
+    return acting
 
 
 @flow(name="compose", log_prints=True)
@@ -116,8 +150,14 @@ def compose_flow(
     reg = current_registry()
     parsed = CompositionSpec.model_validate(spec)
     comp = begin_run(reg, parsed, composition_id, trigger)
-    if comp.status.terminal:  # a cache hit, or a run reconcile already ended
+    if comp.status.terminal:  # a cache hit, a refused start, or a run reconcile already ended
         return comp.model_dump(mode="json")
+    try:
+        reg = act_as_owner(reg, parsed, comp)
+    except (PermissionDenied, NotFound) as exc:
+        return runs.fail_if_active(reg, comp.id, f"refused at start: {runs.one_line(exc)}").model_dump(
+            mode="json"
+        )
     work = cache_dir(reg, "work", comp.id)
     started = _now()
     holds: list[dict[str, Any]] = []

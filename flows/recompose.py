@@ -22,7 +22,7 @@ def recompose_stale_flow() -> list[dict[str, Any]]:
         spec = CompositionSpec.model_validate(old.spec)
         log.info("recomposing %s (inputs moved since run %s)", spec.name, old.id)
         try:
-            fresh = begin_run(reg, spec, None, "recompose")
+            fresh = begin_run(reg, spec, None, "recompose", principal=old.principal)
             results.append(
                 fresh.model_dump(mode="json")
                 if fresh.status.terminal

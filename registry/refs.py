@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from .errors import InvalidInput
 
-NAME_PATTERN = r"[a-z0-9][a-z0-9._-]{0,63}/[a-z0-9][a-z0-9._-]{0,127}"
+NAMESPACE_PATTERN = r"[a-z0-9][a-z0-9._-]{0,63}"
+NAME_PATTERN = rf"{NAMESPACE_PATTERN}/[a-z0-9][a-z0-9._-]{{0,127}}"
 ALIAS_PATTERN = r"[a-z][a-z0-9._-]{0,63}"
 SHA_PREFIX_PATTERN = r"[0-9a-f]{6,64}"
 SELECTOR_PATTERN = r"sha256:[0-9a-f]{1,64}|[0-9]+|[a-z0-9][a-z0-9._-]{0,63}"
@@ -20,6 +21,7 @@ REF_RE = re.compile(rf"(?P<name>{NAME_PATTERN})(?:@(?P<selector>{SELECTOR_PATTER
 ADAPTER_NAME_PATTERN = rf"^{NAME_PATTERN}$"
 ALIAS_SCHEMA_PATTERN = rf"^{ALIAS_PATTERN}$"
 NAME_RE = re.compile(NAME_PATTERN)
+NAMESPACE_RE = re.compile(NAMESPACE_PATTERN)
 ALIAS_RE = re.compile(ALIAS_PATTERN)
 SHA_PREFIX_RE = re.compile(SHA_PREFIX_PATTERN)
 DIGITS_RE = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() also accepts '²' and '٣'
@@ -92,6 +94,16 @@ def validate_name(full_name: str, field: str = "name") -> tuple[str, str]:
         )
     namespace, name = full_name.split("/", 1)
     return namespace, name
+
+
+def validate_namespace(namespace: str, field: str = "namespace") -> str:
+    if not isinstance(namespace, str) or not NAMESPACE_RE.fullmatch(namespace):
+        raise InvalidInput(
+            f"{field}: {namespace!r:.100} is not a valid namespace (lowercase letters, digits, '.', '_', "
+            "'-', up to 64; e.g. acme)",
+            field=field,
+        )
+    return namespace
 
 
 def validate_alias(alias: str, field: str = "alias") -> str:

@@ -83,6 +83,29 @@ class Settings(BaseSettings):
     webhook_history_days: float = Field(default=30.0, gt=0)  # finished deliveries kept this long
     # GET /metrics without a key (else an admin key is needed).
     metrics_public: bool = False
+    # Namespaces created from now on (explicitly, or by a first write into them) are `internal` (every
+    # signed-in principal reads them) unless this says `private` (grantees only; a writer that creates
+    # one by writing into it becomes its maintainer).
+    default_visibility: Literal["internal", "private"] = "internal"
+    # Single sign-on (OIDC): bearer JWTs signed by this issuer (keys from its discovery document) are
+    # principals `user:<claim>`; the web page signs in through it (authorization code + PKCE).
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = Field(default=None, description="expected `aud`; default oidc_client_id")
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = Field(default=None, repr=False)
+    oidc_groups_claim: str = "groups"
+    oidc_user_claim: str = "sub"
+    oidc_admin_groups: str = Field(default="", description="comma-separated groups that are global admins")
+    # The global role of every other SSO user: what it may do in unowned namespaces (and creating them).
+    oidc_default_role: Literal["reader", "writer"] = "reader"
+    oidc_scopes: str = "openid profile email"
+    oidc_leeway_seconds: float = Field(default=60.0, ge=0, le=300)  # clock skew allowed on exp / nbf / iat
+    oidc_http_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    # An unknown `kid` refetches the issuer's keys at most this often (a forged kid cannot make the
+    # server hammer the issuer); known keys are kept this long before a refresh.
+    oidc_jwks_min_refresh_seconds: float = Field(default=30.0, ge=0, le=3600)
+    oidc_jwks_max_age_seconds: float = Field(default=3600.0, gt=0, le=86400)
+    oidc_redirect_url: str | None = Field(default=None, description="else <this server>/signin/oidc/callback")
 
     @model_validator(mode="after")
     def _stale_after_outlasts_heartbeats(self) -> Settings:
@@ -93,6 +116,14 @@ class Settings(BaseSettings):
                 f"heartbeat_seconds ({self.heartbeat_seconds:g})"
             )
         return self
+
+    @property
+    def admin_groups(self) -> frozenset[str]:
+        return frozenset(g.strip() for g in self.oidc_admin_groups.split(",") if g.strip())
+
+    @property
+    def resolved_oidc_audience(self) -> str | None:
+        return self.oidc_audience or self.oidc_client_id
 
     @property
     def resolved_database_url(self) -> str:

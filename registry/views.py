@@ -145,18 +145,27 @@ class Page(Model, Generic[T]):
 
 
 class LineageNode(Model):
-    name: str
-    version: int
+    """A version in a lineage graph. One in a namespace the reader cannot see is its digest only:
+    `{"hidden": true, "sha256": ..., "depth": ...}` with no name, version or status (and the walk does
+    not continue past it)."""
+
+    name: str | None
+    version: int | None
     sha256: str
     depth: int
-    status: str = "active"  # a deleted version stays in the graph with its digest
+    status: str | None = "active"  # a deleted version stays in the graph with its digest
+    hidden: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"sha256:{self.sha256}" if self.hidden else f"{self.name}@{self.version}"
 
 
 class LineageEdgeView(Model):
-    parent: str  # name@version
+    parent: str  # name@version, or sha256:<hex> for a hidden node
     child: str
-    operator: str
-    weight: float
+    operator: str | None  # None on an edge into a hidden version (how it was made stays hidden)
+    weight: float | None
     composition_id: str | None
 
 
@@ -174,11 +183,18 @@ class AuditEventView(Model):
     action: str
     subject: str
     details: dict[str, Any]
+    namespace: str | None = None  # what the event is about (None: registry-wide, e.g. keys)
 
     @classmethod
-    def of(cls, row: m.AuditEvent) -> AuditEventView:
+    def of(cls, row: m.AuditEvent, details: dict[str, Any] | None = None) -> AuditEventView:
         return cls(
-            id=row.id, at=row.at, actor=row.actor, action=row.action, subject=row.subject, details=row.details
+            id=row.id,
+            at=row.at,
+            actor=row.actor,
+            action=row.action,
+            subject=row.subject,
+            details=row.details if details is None else details,
+            namespace=row.namespace,
         )
 
 
@@ -202,3 +218,39 @@ class KeyView(Model):
     created_by: str
     created_at: datetime
     revoked_at: datetime | None
+
+
+class NamespaceView(Model):
+    """A namespace as its readers see it; `role` is the caller's own role there (and `via` why)."""
+
+    name: str
+    visibility: str  # internal | private
+    protected_aliases: list[str]
+    description: str | None
+    owned: bool  # has grants (else keys' global roles apply, as before namespaces existed)
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    role: str | None = None
+    via: str | None = None
+
+
+class GrantView(Model):
+    namespace: str
+    subject: str  # key:<name> | user:<sub> | group:<name>
+    role: str  # reader | writer | maintainer
+    granted_by: str
+    granted_at: datetime
+
+
+class WhoAmIGrant(Model):
+    namespace: str
+    role: str
+    via: str  # the grant's subject: the principal itself or one of its groups
+
+
+class WhoAmI(Model):
+    principal: str  # key:<name> | user:<sub>
+    groups: list[str]
+    role: str  # the global role: reader | writer | admin
+    grants: list[WhoAmIGrant]

@@ -50,6 +50,7 @@ def reg(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Registry]:
 from tests.adapters_fixtures import adapter_dirs  # noqa: E402,F401
 from tests.flow_fixtures import world  # noqa: E402,F401
 from tests.live_server import live_server  # noqa: E402,F401
+from tests.oidc_service import oidc  # noqa: E402,F401
 from tests.prefect_service import prefect_harness, warm_home  # noqa: E402,F401
 from tests.webhook_receiver import receiver  # noqa: E402,F401
 

@@ -45,7 +45,7 @@ def test_upload_list_download_byte_identical(api: Api, adapter_dirs: dict[str, P
     body = r.json()
     assert body["name"] == "acme/math" and body["version"] == 1 and body["created"] is True
     assert body["sha256"] == hashlib.sha256((lora / WEIGHTS).read_bytes()).hexdigest()
-    assert body["created_by"] == "writer-key"
+    assert body["created_by"] == "key:writer-key"
 
     reader = api.h("reader")
     listed = api.client.get("/v1/adapters", params={"tag": "team:nlp", "task": "math"}, headers=reader)
@@ -223,12 +223,14 @@ def test_alias_move_is_audited_with_the_key_name(api: Api, adapter_dirs: dict[st
     events = api.client.get("/v1/audit", params={"subject": "acme/a"}, headers=api.h("reader")).json()
     moves = [e for e in events if e["action"] == "alias_move"]
     assert [(e["actor"], e["details"]["from_version"], e["details"]["to_version"]) for e in moves] == [
-        ("writer-key", 1, 2),
-        ("writer-key", None, 1),
+        ("key:writer-key", 1, 2),
+        ("key:writer-key", None, 1),
     ]
-    assert {e["actor"] for e in events if e["action"] == "register"} == {"writer-key"}
-    by_actor = api.client.get("/v1/audit", params={"actor": "writer-key"}, headers=api.h("reader")).json()
-    assert {e["actor"] for e in by_actor} == {"writer-key"}  # incl. the base model registered on first use
+    assert {e["actor"] for e in events if e["action"] == "register"} == {"key:writer-key"}
+    by_actor = api.client.get("/v1/audit", params={"actor": "key:writer-key"}, headers=api.h("reader")).json()
+    assert {e["actor"] for e in by_actor} == {
+        "key:writer-key"
+    }  # incl. the base model registered on first use
     assert {e["id"] for e in events} <= {e["id"] for e in by_actor}
 
     for bad, field in (({"version": 9}, None), ({"version": 0}, "version"), ({}, "version")):
@@ -252,7 +254,7 @@ def test_keys_over_the_api(api: Api) -> None:
         (e["action"], e["actor"])
         for e in api.client.get("/v1/audit", params={"subject": "key:ci-bot"}, headers=api.h("admin")).json()
     ]
-    assert actions == [("key_revoke", "admin-key"), ("key_create", "admin-key")]
+    assert actions == [("key_revoke", "key:admin-key"), ("key_create", "key:admin-key")]
 
 
 def test_base_models(api: Api) -> None:

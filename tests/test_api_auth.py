@@ -1,8 +1,10 @@
 """The role matrix: anonymous, an invalid key, reader, writer, admin x every endpoint.
 
 Anonymous and invalid keys get 401, a role below the endpoint's gets 403 before anything is looked up
-or changed, and a sufficient role gets the endpoint's success status. Runs on PostgreSQL + SeaweedFS,
-with one catalog seeded for the whole module (auth does not depend on the backend pair).
+or changed (and an audit event of the refusal), and a sufficient role gets the endpoint's success
+status. The namespace roles (grants, private namespaces) are covered by tests/test_org_matrix.py.
+Runs on PostgreSQL + SeaweedFS, with one catalog seeded for the whole module (auth does not depend on
+the backend pair).
 """
 
 from __future__ import annotations
@@ -127,7 +129,14 @@ ENDPOINTS: list[Endpoint] = [
         lambda a: {"json": {"version": 1}},
         {200},
     ),
-    ("audit", "reader", "GET", lambda a: "/v1/audit", lambda a: {"params": {"actor": "writer-key"}}, {200}),
+    (
+        "audit",
+        "reader",
+        "GET",
+        lambda a: "/v1/audit",
+        lambda a: {"params": {"actor": "key:writer-key"}},
+        {200},
+    ),
     ("artifacts", "reader", "GET", lambda a: f"/v1/artifacts/{_sha(a)}", lambda a: {}, {200}),
     (
         "keys.create",
@@ -174,6 +183,12 @@ def test_role_matrix(
     else:
         assert r.status_code in ok, r.text
     if needed is None or RANK[role] < RANK[needed]:
-        # Refused requests change nothing (the newest audit event is the same as before).
-        after = service.list_events(seeded.reg, limit=1)
-        assert [e.id for e in after] == [e.id for e in before]
+        # Refused requests change nothing; a refused write by a known principal is one audit event
+        # saying who, what and why (an unauthenticated one is not: nobody to name).
+        newest = before[0].id if before else 0
+        new = [e for e in service.list_events(seeded.reg, limit=5) if e.id > newest]
+        if needed is not None and RANK[role] >= 0:
+            assert [(e.action, e.actor) for e in new] == [("refused", f"key:{role}-key")]
+            assert needed in new[0].details["why"] and new[0].details["needs"] == needed
+        else:
+            assert new == []

@@ -61,7 +61,7 @@ def test_trigger_poll_lineage(capi: Api) -> None:
     assert [c["id"] for c in listed["items"]] == [body["id"]] and listed["next_page_token"] is None
     by_prefix = capi.client.get(f"/v1/compositions/{body['id'][:6]}", headers=capi.h("reader")).json()
     assert by_prefix["id"] == body["id"]
-    events = capi.client.get("/v1/audit?actor=writer-key", headers=capi.h("reader")).json()
+    events = capi.client.get("/v1/audit?actor=key:writer-key", headers=capi.h("reader")).json()
     assert "compose_trigger" in {
         e["action"] for e in (events["items"] if isinstance(events, dict) else events)
     }

@@ -20,8 +20,8 @@ def _edge(api: Api, parent: str, child: str, weight: float, op: str = "linear") 
     with transaction(api.reg.sessions) as s:
         s.add(
             m.LineageEdge(
-                parent_version_id=resolve_version(s, parent).id,
-                child_version_id=resolve_version(s, child).id,
+                parent_version_id=resolve_version(s, parent, access=api.reg.acting).id,
+                child_version_id=resolve_version(s, child, access=api.reg.acting).id,
                 operator=op,
                 weight=weight,
             )

@@ -29,7 +29,10 @@ def test_lifecycle_commands_local(adapter_dirs: dict[str, Path], tmp_path: Path)
         assert _run(env, "adapters", "add", str(adapter_dirs[folder]), "--name", name).returncode == 0
     reg = Registry(Settings(home=tmp_path / "home"))
     with transaction(reg.sessions) as session:  # the edge a composition would record
-        parent, child = resolve_version(session, "acme/math@1"), resolve_version(session, "acme/child@1")
+        parent, child = (
+            resolve_version(session, "acme/math@1", access=reg.acting),
+            resolve_version(session, "acme/child@1", access=reg.acting),
+        )
         session.add(
             m.LineageEdge(parent_version_id=parent.id, child_version_id=child.id, operator="linear", weight=1)
         )

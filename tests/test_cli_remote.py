@@ -89,7 +89,7 @@ def test_readme_catalog_tour_in_remote_mode(
     assert "math skills" in _ok(env, "adapters", "describe", "tour/math", "math skills")
     assert "removed (pointed at version 1)" in _ok(env, "adapters", "alias", "tour/math", "prod", "--delete")
     writer_env = {**env, "PEMREG_API_KEY": live_server.keys["writer"]}
-    assert "needs admin" in _fails(writer_env, "adapters", "delete", "tour/medicine@1", "--yes")
+    assert "needs maintainer" in _fails(writer_env, "adapters", "delete", "tour/medicine@1", "--yes")
     assert "deleted" in _ok(env, "adapters", "delete", "tour/medicine@1", "--yes")
     events = _ok(env, "audit-log", "--subject", "tour/math")
     assert all(

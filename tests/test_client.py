@@ -101,7 +101,7 @@ def test_catalog_operations(live_server: Server, adapter_dirs: dict[str, Path], 
         assert "cl-base" in {b.name for b in c.list_base_models()}
 
         events = c.audit(subject="cl/math")
-        assert [e.actor for e in events] == ["admin-key"] * len(events)
+        assert [e.actor for e in events] == ["key:admin-key"] * len(events)
         assert {"register", "alias_move", "alias_delete", "adapter_update"} <= {e.action for e in events}
 
         created_key = c.create_key("cl-ci", "reader")
@@ -119,7 +119,10 @@ def test_lifecycle_through_the_api(live_server: Server, adapter_dirs: dict[str, 
         c.register(adapter_dirs["lora2"], "lc/parent")
         c.register(adapter_dirs["lora_gpt2"], "lc/child")
         with transaction(live_server.reg.sessions) as session:  # the edge a composition would record
-            p, ch = resolve_version(session, "lc/parent@1"), resolve_version(session, "lc/child@1")
+            p, ch = (
+                resolve_version(session, "lc/parent@1", access=live_server.reg.acting),
+                resolve_version(session, "lc/child@1", access=live_server.reg.acting),
+            )
             session.add(
                 m.LineageEdge(parent_version_id=p.id, child_version_id=ch.id, operator="linear", weight=1)
             )

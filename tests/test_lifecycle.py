@@ -27,7 +27,10 @@ def _register(reg: Registry, folder: Path, name: str) -> int:
 def _edge(reg: Registry, parent: str, child: str) -> None:
     """A lineage edge as a composition records it (the compose path itself is tested elsewhere)."""
     with transaction(reg.sessions) as session:
-        p, c = resolve_version(session, parent), resolve_version(session, child)
+        p, c = (
+            resolve_version(session, parent, access=reg.acting),
+            resolve_version(session, child, access=reg.acting),
+        )
         session.add(
             m.LineageEdge(parent_version_id=p.id, child_version_id=c.id, operator="linear", weight=0.5)
         )

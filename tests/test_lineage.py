@@ -16,8 +16,8 @@ def _edge(reg: Registry, parent: str, child: str, weight: float, op: str = "line
     with transaction(reg.sessions) as s:
         s.add(
             m.LineageEdge(
-                parent_version_id=resolve_version(s, parent).id,
-                child_version_id=resolve_version(s, child).id,
+                parent_version_id=resolve_version(s, parent, access=reg.acting).id,
+                child_version_id=resolve_version(s, child, access=reg.acting).id,
                 operator=op,
                 weight=weight,
             )

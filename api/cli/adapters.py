@@ -339,9 +339,9 @@ def delete(
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
 ) -> None:
-    """Delete a version (admin): refused while other versions descend from it. Lineage and audit keep
-    its digest; `pemreg adapters undelete` brings it back until `pemreg gc` removes its files (after
-    the grace period)."""
+    """Delete a version (a maintainer of its namespace, or an admin): refused while other versions descend
+    from it. Lineage and audit keep its digest; `pemreg adapters undelete` brings it back until `pemreg gc`
+    removes its files (after the grace period)."""
     name, _, selector = ref.partition("@")
     if all_versions and selector:
         raise InvalidInput(f"{ref}: --all-versions takes a bare ns/name", field="REF")

@@ -24,11 +24,14 @@ if TYPE_CHECKING:
         BaseMerged,
         BaseModelDetail,
         BaseModelView,
+        GrantView,
         KeyView,
         LineageGraph,
+        NamespaceView,
         Page,
         TrainingRecord,
         VersionView,
+        WhoAmI,
     )
 
 Progress = Callable[[str, int], Callable[[int], None]]
@@ -81,6 +84,23 @@ class Backend(Protocol):
     def pull(
         self, ref: str, dest: Path, *, link: str | None, progress: Progress
     ) -> tuple[ServingRefs, Path]: ...
+    def whoami(self) -> WhoAmI: ...
+    def list_namespaces(self) -> list[NamespaceView]: ...
+    def get_namespace(self, namespace: str) -> NamespaceView: ...
+    def create_namespace(
+        self, namespace: str, *, visibility: str | None, protected_aliases: list[str], description: str | None
+    ) -> NamespaceView: ...
+    def update_namespace(
+        self,
+        namespace: str,
+        *,
+        visibility: str | None,
+        protected_aliases: list[str] | None,
+        description: str | None,
+    ) -> NamespaceView: ...
+    def list_grants(self, namespace: str) -> list[GrantView]: ...
+    def grant(self, namespace: str, subject: str, role: str) -> GrantView: ...
+    def revoke(self, namespace: str, subject: str) -> None: ...
 
 
 class LocalBackend:
@@ -225,6 +245,67 @@ class LocalBackend:
 
         return refs, pull(refs, dest, fetch, link=link)
 
+    def whoami(self) -> WhoAmI:
+        from registry.service.access.namespaces import whoami
+
+        return whoami(self.reg)
+
+    def list_namespaces(self) -> list[NamespaceView]:
+        from registry.service.access.namespaces import list_namespaces
+
+        return list_namespaces(self.reg)
+
+    def get_namespace(self, namespace: str) -> NamespaceView:
+        from registry.service.access.namespaces import get_namespace
+
+        return get_namespace(self.reg, namespace)
+
+    def create_namespace(
+        self, namespace: str, *, visibility: str | None, protected_aliases: list[str], description: str | None
+    ) -> NamespaceView:
+        from registry.service.access.namespaces import create_namespace
+
+        return create_namespace(
+            self.reg,
+            namespace,
+            visibility=visibility,
+            protected_aliases=protected_aliases,
+            description=description,
+        )
+
+    def update_namespace(
+        self,
+        namespace: str,
+        *,
+        visibility: str | None,
+        protected_aliases: list[str] | None,
+        description: str | None,
+    ) -> NamespaceView:
+        from registry.service.access.namespaces import update_namespace
+
+        return update_namespace(
+            self.reg,
+            namespace,
+            visibility=visibility,
+            protected_aliases=protected_aliases,
+            description=description,
+        )
+
+    def list_grants(self, namespace: str) -> list[GrantView]:
+        from registry.service.access.namespaces import list_grants
+
+        return list_grants(self.reg, namespace)
+
+    def grant(self, namespace: str, subject: str, role: str) -> GrantView:
+        from registry.service.access.namespaces import set_grant
+
+        return set_grant(self.reg, namespace, subject, role)
+
+    def revoke(self, namespace: str, subject: str) -> None:
+        from registry.service.access.namespaces import revoke_grant
+
+        revoke_grant(self.reg, namespace, subject)
+
 
 class RemoteBackend:
     """A PEM Registry server's REST API (`pemreg login URL`, or PEMREG_URL + PEMREG_API_KEY)."""
@@ -363,6 +444,43 @@ class RemoteBackend:
             self.client.download(pinned, into, force=True, progress=progress)
 
         return refs, pull(refs, dest, fetch, link=link)
+
+    def whoami(self) -> WhoAmI:
+        return self.client.whoami()
+
+    def list_namespaces(self) -> list[NamespaceView]:
+        return self.client.list_namespaces()
+
+    def get_namespace(self, namespace: str) -> NamespaceView:
+        return self.client.get_namespace(namespace)
+
+    def create_namespace(
+        self, namespace: str, *, visibility: str | None, protected_aliases: list[str], description: str | None
+    ) -> NamespaceView:
+        return self.client.create_namespace(
+            namespace, visibility=visibility, protected_aliases=protected_aliases, description=description
+        )
+
+    def update_namespace(
+        self,
+        namespace: str,
+        *,
+        visibility: str | None,
+        protected_aliases: list[str] | None,
+        description: str | None,
+    ) -> NamespaceView:
+        return self.client.update_namespace(
+            namespace, visibility=visibility, protected_aliases=protected_aliases, description=description
+        )
+
+    def list_grants(self, namespace: str) -> list[GrantView]:
+        return self.client.list_grants(namespace)
+
+    def grant(self, namespace: str, subject: str, role: str) -> GrantView:
+        return self.client.grant(namespace, subject, role)
+
+    def revoke(self, namespace: str, subject: str) -> None:
+        self.client.revoke(namespace, subject)
 
     # Compositions run on the server: submit, validate (dry run), poll. api/cli/remote_compose.py uses
     # these in remote mode; the local compose command keeps its Prefect paths.

@@ -18,12 +18,16 @@ if TYPE_CHECKING:
 
 def _tree(graph: LineageGraph) -> Tree:
     """Render the DAG as a tree from the root; a node reached twice is printed under each parent.
-    A deleted version stays in the tree, marked, with its digest."""
+    A deleted version stays in the tree, marked, with its digest; one in a namespace the caller cannot
+    see is its digest only."""
     from rich.tree import Tree
 
-    gone = {f"{n.name}@{n.version}": n.sha256 for n in graph.nodes if n.status == "deleted"}
+    gone = {n.label: n.sha256 for n in graph.nodes if n.status == "deleted"}
+    hidden = {n.label for n in graph.nodes if n.hidden}
 
     def label(node: str) -> str:
+        if node in hidden:
+            return f"(hidden) {node}"
         return f"{node} (deleted, sha256:{gone[node][:12]})" if node in gone else node
 
     follow: dict[str, list[tuple[str, LineageEdgeView]]] = {}
@@ -34,7 +38,8 @@ def _tree(graph: LineageGraph) -> Tree:
 
     def grow(node: Tree, near: str, seen: frozenset[str]) -> None:
         for far, edge in sorted(follow.get(near, []), key=lambda pair: pair[0]):
-            branch = node.add(f"{label(far)}  ({edge.operator}, weight {edge.weight:+g})")
+            how = f"  ({edge.operator}, weight {edge.weight:+g})" if edge.weight is not None else ""
+            branch = node.add(f"{label(far)}{how}")
             if far not in seen:
                 grow(branch, far, seen | {far})
 
@@ -45,9 +50,16 @@ def _tree(graph: LineageGraph) -> Tree:
 def _dot(graph: LineageGraph) -> str:
     lines = ["digraph lineage {", "  rankdir=BT;"]
     lines += [
-        f'  "{n.name}@{n.version}" [label="{n.name}@{n.version}\\n{n.sha256[:12]}"];' for n in graph.nodes
+        f'  "{n.label}" [label="hidden\\n{n.sha256[:12]}"];'
+        if n.hidden
+        else f'  "{n.label}" [label="{n.label}\\n{n.sha256[:12]}"];'
+        for n in graph.nodes
     ]
-    lines += [f'  "{e.parent}" -> "{e.child}" [label="{e.operator} {e.weight:+g}"];' for e in graph.edges]
+    lines += [
+        f'  "{e.parent}" -> "{e.child}"'
+        + (f' [label="{e.operator} {e.weight:+g}"];' if e.weight is not None else ";")
+        for e in graph.edges
+    ]
     return "\n".join(lines + ["}"])
 
 

@@ -20,17 +20,37 @@ def login(
         str | None,
         typer.Option("--api-key", help="else $PEMREG_API_KEY, else asked for (hidden)", show_default=False),
     ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            help="an OIDC token (JWT) of the server's SSO issuer instead of an API key; '-' reads stdin",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Check the server and key, then save both (0600) in $PEMREG_HOME/remote.json."""
+    """Check the server and the credential (an API key, or an SSO token), then save both (0600) in
+    $PEMREG_HOME/remote.json. A token is used until it expires; log in again with a fresh one."""
+    import sys
+
     from registry.client import Client
 
     if not url.startswith(("http://", "https://")):
         raise typer.BadParameter("must start with http:// or https://", param_hint="URL")
-    key = api_key or os.environ.get("PEMREG_API_KEY") or typer.prompt("API key", hide_input=True, err=True)
-    with Client(url, key) as client:
-        client.list_adapters(limit=1)  # 401 / unreachable fail here, before anything is saved
-    path = remote.save(url, key)
-    console.print(f"logged in to {url.rstrip('/')} (saved in {path})", markup=False)
+    if api_key and token:
+        raise typer.BadParameter("give --api-key or --token, not both", param_hint="--token")
+    if token == "-":
+        token = sys.stdin.readline().strip()
+    secret = (
+        token
+        or api_key
+        or os.environ.get("PEMREG_API_KEY")
+        or typer.prompt("API key or SSO token", hide_input=True, err=True)
+    ).strip()
+    with Client(url, secret) as client:
+        me = client.whoami()  # 401 / unreachable fail here, before anything is saved
+    path = remote.save(url, secret)
+    console.print(f"logged in to {url.rstrip('/')} as {me.principal} (saved in {path})", markup=False)
 
 
 def logout() -> None:

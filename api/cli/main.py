@@ -25,7 +25,13 @@ from .output import console, err_console
 HELP = "PEM Registry: catalog and compose parameter-efficient modules (LoRA, (IA)3)."
 
 # Top-level command -> the module that registers it (`register(app)`, or a Typer sub-app `app`).
-SUBAPPS = {"adapters": "adapters", "base-models": "base_models", "keys": "keys", "webhooks": "webhooks"}
+SUBAPPS = {
+    "adapters": "adapters",
+    "base-models": "base_models",
+    "keys": "keys",
+    "namespaces": "namespaces",
+    "webhooks": "webhooks",
+}
 COMMANDS = {
     "init": "setup",
     "demo": "setup",
@@ -40,8 +46,10 @@ COMMANDS = {
     "serve": "serve",
     "login": "login",
     "logout": "login",
+    "whoami": "namespaces",
 }
-MODULE_ORDER = ("setup", "catalog", "compose", "gc", "serve", "login")  # as `pemreg --help` lists them
+# as `pemreg --help` lists them
+MODULE_ORDER = ("setup", "catalog", "compose", "gc", "serve", "login", "namespaces")
 
 
 def build(command: str | None = None) -> typer.Typer:

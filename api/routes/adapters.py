@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 
-from api.deps import Reader, Writer
+from api.deps import Reader, SignedIn
 from api.errors import ERROR_RESPONSES
 from api.schemas import AliasIn
 from registry import service
@@ -114,8 +114,9 @@ def get_version(caller: Reader, ns: Namespace, name: Name, v: Selector) -> Versi
 
 
 @router.put("/{ns}/{name}/aliases/{alias}", response_model=VersionView)
-def set_alias(caller: Writer, ns: Namespace, name: Name, alias: AliasName, body: AliasIn) -> VersionView:
-    """Point `alias` at a version (creates or moves it); the move is an audit event naming the key."""
+def set_alias(caller: SignedIn, ns: Namespace, name: Name, alias: AliasName, body: AliasIn) -> VersionView:
+    """Point `alias` at a version (creates or moves it): a writer of the namespace, a maintainer for a
+    protected alias. The move is an audit event naming the principal."""
     validate_name(f"{ns}/{name}", "name")
     return service.set_alias(caller.reg, Ref(ns, name, version=body.version), alias)
 

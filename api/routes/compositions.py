@@ -1,4 +1,6 @@
-"""/v1/compositions: trigger (writer, 202), dry run `:validate` (writer), list and poll (reader).
+"""/v1/compositions: trigger (202) and dry run `:validate` (read on every input's namespace, write on the
+output's, maintainer for a protected output alias), list and poll (the runs whose namespaces the
+caller may read).
 
 The spec is validated synchronously (422 naming the field and line), its inputs resolved and every
 check of `:validate` run before any flow run starts (`registry.service.compositions.runs.start`).
@@ -16,7 +18,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from api.deps import Reader, Writer
+from api.deps import Reader, SignedIn
 from api.errors import ERROR_RESPONSES
 from api.schemas import inline_schema
 from registry.errors import InvalidInput
@@ -73,7 +75,7 @@ async def _spec(request: Request) -> CompositionSpec:
     openapi_extra=SPEC_BODY,
     summary="Start a composition",
 )
-async def create_composition(request: Request, caller: Writer) -> JSONResponse:
+async def create_composition(request: Request, caller: SignedIn) -> JSONResponse:
     spec = await _spec(request)
     from starlette.concurrency import run_in_threadpool
 
@@ -84,7 +86,7 @@ async def create_composition(request: Request, caller: Writer) -> JSONResponse:
 @router.post(
     "/compositions:validate", openapi_extra=SPEC_BODY, summary="Dry run: resolve, check, interference"
 )
-async def validate_composition(request: Request, caller: Writer) -> dict[str, Any]:
+async def validate_composition(request: Request, caller: SignedIn) -> dict[str, Any]:
     spec = await _spec(request)
     from starlette.concurrency import run_in_threadpool
 

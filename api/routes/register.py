@@ -14,12 +14,16 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import Caller, Writer
+from api.deps import Caller, SignedIn
 from api.errors import ERROR_RESPONSES, ErrorBody, UnsupportedMediaType
 from api.schemas import BASE_LABEL_PATTERN, PLAIN, TAG_PATTERN, Registered, RegisterFromSource, inline_schema
 from registry import service
 from registry.refs import ADAPTER_NAME_PATTERN
-from registry.service.registration.register import MAX_DESCRIPTION
+from registry.service.registration.register import (
+    MAX_DESCRIPTION,
+    check_may_register,
+    check_may_write_somewhere,
+)
 from registry.service.registration.uploads import (
     FILE_FIELDS,
     MultipartReceiver,
@@ -163,6 +167,7 @@ async def _from_json(caller: Caller, request: Request, notes: list[str]) -> tupl
     tags = body.tags if isinstance(body.tags, dict) else service.parse_tags(body.tags, field="tags")
 
     def work() -> tuple[VersionView, bool]:
+        check_may_register(caller.reg, body.name)  # before the server reads any source
         check_source(caller.reg, body.source)
         return service.register_adapter(
             caller.reg,
@@ -192,7 +197,7 @@ async def _from_json(caller: Caller, request: Request, notes: list[str]) -> tupl
         415: {"model": ErrorBody, "description": "neither multipart/form-data nor JSON"},
     },
 )
-async def register_adapter(caller: Writer, request: Request, response: Response) -> Registered:
+async def register_adapter(caller: SignedIn, request: Request, response: Response) -> Registered:
     """Multipart fields `config`, `weights`, optional `readme` (files), `name`, `base_model`, `task`,
     `tags` (k=v, repeatable), `description`, optional `sha256` of the weights, the base evidence
     (`base_config_sha256`, `base_weights_sha256`), `create_base`, `allow_deleted`, and the training
@@ -204,6 +209,7 @@ async def register_adapter(caller: Writer, request: Request, response: Response)
             f"body: {length} bytes exceed the upload limit of {caller.reg.settings.max_upload_bytes}",
             field="body",
         )
+    await run_in_threadpool(check_may_write_somewhere, caller.reg)
     ctype = request.headers.get("content-type", "").lower()
     notes: list[str] = []
     if ctype.startswith("multipart/form-data"):

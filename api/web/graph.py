@@ -24,36 +24,45 @@ LABEL_H, CHAR_W = 14.0, 6.6  # a label's line height and mean character width (1
 
 @dataclass
 class Node:
-    label: str  # name@version
-    name: str
-    version: int
+    label: str  # name@version, or sha256:<hex> for a version the reader may not see
+    name: str | None
+    version: int | None
     sha256: str
     root: bool
     x: float = 0.0
     y: float = 0.0
 
     @property
-    def href(self) -> str:
-        return f"/adapters/{self.name}/versions/{self.version}"
+    def hidden(self) -> bool:
+        return self.name is None
+
+    @property
+    def href(self) -> str | None:
+        return None if self.hidden else f"/adapters/{self.name}/versions/{self.version}"
 
     @property
     def short_name(self) -> str:
-        return self.name if len(self.name) <= 32 else self.name[:31] + "…"
+        name = self.name or "hidden"
+        return name if len(name) <= 32 else name[:31] + "…"
 
 
 @dataclass
 class Edge:
     parent: str
     child: str
-    operator: str
-    weight: float
+    operator: str | None  # None on an edge into a hidden version
+    weight: float | None
     path: str = ""
     label_x: float = 0.0
     label_y: float = 0.0
 
     @property
     def text(self) -> str:
-        return f"{self.operator} {self.weight:+g}"
+        return "" if self.operator is None or self.weight is None else f"{self.operator} {self.weight:+g}"
+
+    @property
+    def negative(self) -> bool:
+        return self.weight is not None and self.weight < 0
 
 
 @dataclass
@@ -199,8 +208,7 @@ def layout(root: str, *graphs: LineageGraph) -> Layout:
     edges: dict[tuple[str, str], Edge] = {}
     for g in graphs:
         for gn in g.nodes:
-            label = f"{gn.name}@{gn.version}"
-            nodes.setdefault(label, Node(label, gn.name, gn.version, gn.sha256, label == root))
+            nodes.setdefault(gn.label, Node(gn.label, gn.name, gn.version, gn.sha256, gn.label == root))
         for ge in g.edges:
             edges.setdefault((ge.parent, ge.child), Edge(ge.parent, ge.child, ge.operator, ge.weight))
     edge_list = [e for e in edges.values() if e.parent in nodes and e.child in nodes]

@@ -19,13 +19,15 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 
 from api.deps import Caller, base_registry
-from api.errors import status_of
+from api.errors import refusal_audit, status_of
 from api.routes import downloads
 from api.routes.common import parse_tag_filters, version_ref
 from registry import service
 from registry.catalog.models import DELIVERY_STATUSES
 from registry.errors import InvalidInput, NotFound, PermissionDenied, RegistryError, Unauthenticated
 from registry.hashing import digest_of
+from registry.service.access.namespaces import protected_patterns
+from registry.service.access.policy import matches_protected
 from registry.service.admin.keys import authenticate
 from registry.service.catalog.lineage import MAX_DEPTH
 from registry.service.catalog.queries import FILTERABLE_STATUSES
@@ -44,6 +46,7 @@ from registry.service.events import deliveries, webhooks
 from registry.training import parse_param_filter
 
 from . import charts, graph
+from .oidc import SSO_COOKIE, sso_enabled
 from .render import page
 from .session import COOKIE, SignInRequired, safe_next, same_origin, sessions_of, signed_in, web_caller
 
@@ -66,7 +69,9 @@ class PageRoute(APIRoute):
             except RegistryError as exc:
                 # The caller web_caller resolved, if it got that far: the frame still shows who is in.
                 frame = chrome(request, getattr(request.state, "web_caller", None))
-                return page(request, "error.html", status_of(exc), message=str(exc), **frame)
+                response = page(request, "error.html", status_of(exc), message=str(exc), **frame)
+                response.background = refusal_audit(request, exc)
+                return response
 
         return guarded
 
@@ -77,12 +82,13 @@ WebCaller = Annotated[Caller, Depends(web_caller)]
 
 def chrome(request: Request, caller: Caller | None = None) -> dict[str, Any]:
     """What the page frame shows: who is signed in, and the sign-out form's CSRF token."""
-    cookie = request.cookies.get(COOKIE)
+    cookie = request.cookies.get(COOKIE) or request.cookies.get(SSO_COOKIE)
     signed = caller is not None and caller.name != "anonymous"
     return {
         "caller": caller if signed else None,
         "csrf": sessions_of(request).csrf_token(cookie) if signed and cookie else "",
         "public_read": base_registry(request).settings.public_read,
+        "sso": sso_enabled(request),
     }
 
 
@@ -97,6 +103,12 @@ def _base_models(request: Request, caller: Caller) -> list[Any]:
         cached = (now + BASE_MODELS_TTL, service.list_base_models(caller.reg)[:200])
         request.app.state.web_base_models = cached
     return cached[1]
+
+
+def _protection(caller: Caller, names: list[str]) -> Callable[[str, str], bool]:
+    """For the templates: is alias `a` of adapter `ns/name` protected (moved only by maintainers)?"""
+    patterns = protected_patterns(caller.reg, [n.split("/", 1)[0] for n in names])
+    return lambda name, alias: matches_protected(patterns.get(name.split("/", 1)[0], []), alias)
 
 
 def _clean(value: str | None) -> str | None:
@@ -153,6 +165,7 @@ def catalog(
         request,
         "catalog.html",
         items=result.items,
+        protected=_protection(caller, [a.name for a in result.items]),
         aliases=aliases_by_adapter(caller.reg, [a.name for a in result.items]),
         filters=filters,
         filtered=bool(active),
@@ -170,7 +183,14 @@ def adapter_page(request: Request, caller: WebCaller, ns: str, name: str) -> Res
     version_ref(ns, name)  # validates the name (422 naming it) before any query
     adapter = service.show_adapter(caller.reg, f"{ns}/{name}")
     versions = sorted(adapter.versions or [], key=lambda v: v.version, reverse=True)
-    return page(request, "adapter.html", adapter=adapter, versions=versions, **chrome(request, caller))
+    return page(
+        request,
+        "adapter.html",
+        adapter=adapter,
+        versions=versions,
+        protected=_protection(caller, [adapter.name]),
+        **chrome(request, caller),
+    )
 
 
 @router.get("/adapters/{ns}/{name}/versions/{v}", name="web_version")
@@ -187,6 +207,7 @@ def version_page(request: Request, caller: WebCaller, ns: str, name: str, v: str
         request,
         "version.html",
         v=version,
+        protected=_protection(caller, [version.name]),
         origin=origin,
         bars=[(row, charts.metric_bars(row)) for row in origin.metrics],
         bar_h=charts.BAR_H,
@@ -368,10 +389,11 @@ def signin(
 
 @router.post("/signout", name="web_signout")
 def signout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
-    cookie = request.cookies.get(COOKIE)
+    cookie = request.cookies.get(COOKIE) or request.cookies.get(SSO_COOKIE)
     expected = sessions_of(request).csrf_token(cookie) if cookie else None
     if not same_origin(request) or not expected or not hmac.compare_digest(csrf, expected):
         return page(request, "error.html", 403, message="sign-out needs the form's token", **chrome(request))
     response = RedirectResponse("/signin", status_code=303)
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="lax")
+    response.delete_cookie(SSO_COOKIE, path="/", httponly=True, samesite="lax")
     return response

@@ -21,6 +21,7 @@ from fastapi import Request
 
 from api.deps import Caller, base_registry
 from registry.service import Registry
+from registry.service.access.identity import Access
 from registry.service.catalog.web_views import active_key
 from registry.settings import Settings
 
@@ -124,18 +125,23 @@ def signed_in(request: Request) -> Caller | None:
     key = active_key(base, name)
     if key is None or not hmac.compare_digest(fp, sessions.fingerprint(key[1])):
         return None
-    request.state.principal = name
-    return Caller(name=name, role=key[0], reg=base.acting_as(name))
+    access = Access(f"key:{name}", key[0])
+    request.state.principal = access.principal
+    return Caller(name=access.principal, role=access.role, reg=base.acting_as(access))
 
 
 def web_caller(request: Request) -> Caller:
-    """Dependency of every page: the signed-in key, or an anonymous reader when PEMREG_PUBLIC_READ."""
-    caller = signed_in(request)
+    """Dependency of every page: the signed-in key or SSO user, or an anonymous reader when
+    PEMREG_PUBLIC_READ."""
+    from .oidc import sso_signed_in  # the SSO session (api/web/oidc.py) beside the key session
+
+    caller = signed_in(request) or sso_signed_in(request)
     if caller is None:
         base = base_registry(request)
         if not base.settings.public_read:
             raise SignInRequired()
-        caller = Caller(name=ANONYMOUS, role="reader", reg=base.acting_as(ANONYMOUS))
+        # Reads what every signed-in principal reads (internal namespaces), nothing a grant gives.
+        caller = Caller(name=ANONYMOUS, role="reader", reg=base.acting_as(Access(ANONYMOUS, "reader")))
     request.state.web_caller = caller
     return caller
 

@@ -260,6 +260,20 @@ class Composition(Base):
     attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     # What the run measured about itself, e.g. {"device": [holds of the `gpu` slot]} (flows/device.py).
     timings: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))
+    # The output's namespace; with `CompositionNamespace` (the inputs'), what decides who sees the run.
+    namespace: Mapped[str | None] = mapped_column(String(64))
+
+
+class CompositionNamespace(Base):
+    """A namespace a run's inputs come from: the run (its spec names them) is visible only to principals
+    who may read every one of them and its output's (the query's predicate, not a filter after it)."""
+
+    __tablename__ = "composition_namespaces"
+
+    composition_id: Mapped[str] = mapped_column(
+        ForeignKey("compositions.id", ondelete="CASCADE"), primary_key=True
+    )
+    namespace: Mapped[str] = mapped_column(String(64), primary_key=True)
 
 
 class Evaluation(Base):
@@ -295,7 +309,10 @@ class MergedModel(Base):
 
 class AuditEvent(Base):
     __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_events_subject_at", "subject", "at"),)
+    __table_args__ = (
+        Index("ix_audit_events_subject_at", "subject", "at"),
+        Index("ix_audit_events_namespace_id", "namespace", "id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
@@ -303,6 +320,9 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(32))
     subject: Mapped[str] = mapped_column(String(256))
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The namespace the event is about (None: registry-wide, e.g. keys, base models): who may read the
+    # event is decided on this column, inside the listing's query (registry.service.access.policy).
+    namespace: Mapped[str | None] = mapped_column(String(64))
 
 
 class ArtifactFile(Base):
@@ -335,6 +355,57 @@ class ArtifactFile(Base):
     # Set by object so the rows can be added before the owner is flushed and has an id.
     version: Mapped[AdapterVersion | None] = relationship()
     merged_model: Mapped[MergedModel | None] = relationship()
+
+
+NAMESPACE_VISIBILITIES = ("internal", "private")
+NAMESPACE_ROLES = ("reader", "writer", "maintainer")  # ascending
+
+
+class Namespace(Base):
+    """The `ns` of `ns/name` as an object: who sees it (`internal`: every signed-in principal; `private`:
+    grantees only), which aliases only maintainers move (glob patterns), and its grants."""
+
+    __tablename__ = "namespaces"
+    __table_args__ = (CheckConstraint("visibility IN ('internal', 'private')", name="visibility"),)
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    visibility: Mapped[str] = mapped_column(String(16), default="internal", server_default="internal")
+    protected_aliases: Mapped[list[Any]] = mapped_column(default=list)
+    description: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class NamespaceGrant(Base):
+    """(namespace, subject, role): subject `key:<name>`, `user:<sub>` or `group:<name>`."""
+
+    __tablename__ = "namespace_grants"
+    __table_args__ = (
+        CheckConstraint("role IN ('reader', 'writer', 'maintainer')", name="role"),
+        # The policy's lookup: the namespaces a principal's subjects are granted.
+        Index("ix_namespace_grants_subject_namespace", "subject", "namespace"),
+    )
+
+    namespace: Mapped[str] = mapped_column(
+        ForeignKey("namespaces.name", ondelete="CASCADE"), primary_key=True
+    )
+    subject: Mapped[str] = mapped_column(String(256), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    granted_by: Mapped[str] = mapped_column(String(128))
+    granted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SsoUser(Base):
+    """An SSO principal as last seen (its groups claim): what a run it stored acts with when it starts
+    later (a schedule, a recomposition), when no token of the user is at hand."""
+
+    __tablename__ = "sso_users"
+
+    principal: Mapped[str] = mapped_column(String(128), primary_key=True)  # user:<sub>
+    groups: Mapped[list[Any]] = mapped_column(default=list)
+    first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class ApiKey(Base):

@@ -31,12 +31,15 @@ from .models import (
     BaseModelView,
     Composition,
     DownloadManifest,
+    GrantView,
     KeyCreated,
     KeyView,
     LineageGraph,
+    NamespaceView,
     Page,
     Registered,
     VersionView,
+    WhoAmI,
 )
 from .transfer import (
     CHUNK,
@@ -66,7 +69,8 @@ def _seg(text: str) -> str:
 
 
 class Client:
-    """A PEM Registry server. `url` like `http://127.0.0.1:8000`; `api_key` from `pemreg keys create`.
+    """A PEM Registry server. `url` like `http://127.0.0.1:8000`; `api_key` from `pemreg keys create`, or
+    an OIDC token (a JWT) of the server's SSO issuer: either is sent as the bearer credential.
 
     Use as a context manager, or call close(). Thread-safe for concurrent calls (one httpx pool)."""
 
@@ -307,8 +311,9 @@ class Client:
         return self._version_action(ref, "restore")
 
     def delete_version(self, ref: str) -> VersionView:
-        """Admin. `ref` must name one version (`ns/name@N`, `@alias`, `@sha256:…`): a bare name is
-        refused, never read as `latest`. Conflict (naming them) while live versions descend from it."""
+        """A maintainer of the namespace (or admin). `ref` must name one version (`ns/name@N`, `@alias`,
+        `@sha256:…`): a bare name is refused, never read as `latest`. Conflict (naming them) while live
+        versions descend from it."""
         name, _, selector = ref.strip().partition("@")
         validate_name(name, "ref")
         if not selector:
@@ -497,6 +502,66 @@ class Client:
     def redeliver(self, webhook_id: str, event_id: str) -> DeliveryView:
         path = f"/v1/webhooks/{_seg(webhook_id)}/deliveries/{_seg(event_id)}:redeliver"
         return DeliveryView.model_validate(self._request("POST", path).json())
+
+    # -- namespaces, grants, whoami -------------------------------------------------------------------
+    def whoami(self) -> WhoAmI:
+        """Who the server takes this client's key or token for: principal, groups, role, grants."""
+        return self._get(WhoAmI, "/v1/whoami")
+
+    def list_namespaces(self) -> list[NamespaceView]:
+        """The namespaces this principal may read, each with its role there."""
+        return self._list(NamespaceView, "/v1/namespaces")
+
+    def get_namespace(self, namespace: str) -> NamespaceView:
+        return self._get(NamespaceView, f"/v1/namespaces/{_seg(namespace)}")
+
+    def create_namespace(
+        self,
+        namespace: str,
+        *,
+        visibility: str | None = None,
+        protected_aliases: list[str] | None = None,
+        description: str | None = None,
+    ) -> NamespaceView:
+        """Admin. `visibility` internal | private (default: the server's PEMREG_DEFAULT_VISIBILITY)."""
+        body: dict[str, Any] = {"name": namespace, "protected_aliases": protected_aliases or []}
+        if visibility is not None:
+            body["visibility"] = visibility
+        if description is not None:
+            body["description"] = description
+        return NamespaceView.model_validate(self._request("POST", "/v1/namespaces", json=body).json())
+
+    def update_namespace(
+        self,
+        namespace: str,
+        *,
+        visibility: str | None = None,
+        protected_aliases: list[str] | None = None,
+        description: str | None = None,
+    ) -> NamespaceView:
+        """A maintainer: each argument given replaces the old value."""
+        body = {
+            k: v
+            for k, v in {
+                "visibility": visibility,
+                "protected_aliases": protected_aliases,
+                "description": description,
+            }.items()
+            if v is not None
+        }
+        path = f"/v1/namespaces/{_seg(namespace)}"
+        return NamespaceView.model_validate(self._request("PATCH", path, json=body).json())
+
+    def list_grants(self, namespace: str) -> list[GrantView]:
+        return self._list(GrantView, f"/v1/namespaces/{_seg(namespace)}/grants")
+
+    def grant(self, namespace: str, subject: str, role: str) -> GrantView:
+        """A maintainer: `subject` (key:NAME, user:SUB, group:NAME) gets `role` (reader|writer|maintainer)."""
+        path = f"/v1/namespaces/{_seg(namespace)}/grants/{_seg(subject)}"
+        return GrantView.model_validate(self._request("PUT", path, json={"role": role}).json())
+
+    def revoke(self, namespace: str, subject: str) -> None:
+        self._request("DELETE", f"/v1/namespaces/{_seg(namespace)}/grants/{_seg(subject)}")
 
     # -- keys (admin) --------------------------------------------------------------------------------
     def list_keys(self, *, include_revoked: bool = True) -> list[KeyView]:

@@ -13,12 +13,16 @@ from ..views import (
     ArtifactMatch,
     AuditEventView,
     BaseModelView,
+    GrantView,
     KeyView,
     LineageEdgeView,
     LineageGraph,
     LineageNode,
+    NamespaceView,
     Page,
     VersionView,
+    WhoAmI,
+    WhoAmIGrant,
 )
 
 
@@ -98,12 +102,16 @@ __all__ = [
     "CompositionOutput",
     "DownloadFile",
     "DownloadManifest",
+    "GrantView",
     "KeyCreated",
     "KeyView",
     "LineageEdgeView",
     "LineageGraph",
     "LineageNode",
+    "NamespaceView",
     "Page",
     "Registered",
     "VersionView",
+    "WhoAmI",
+    "WhoAmIGrant",
 ]

@@ -105,7 +105,7 @@ def _weights(reg: service.Registry, view: Any) -> list[tuple[str, float]]:
     if view.output is None:
         return [(f"{i['name']}@{i['version']}", float(i["weight"])) for i in view.inputs]
     graph = service.lineage(reg, f"{view.output.name}@{view.output.version}", depth=1)
-    return [(e.parent, e.weight) for e in graph.edges]
+    return [(e.parent, e.weight) for e in graph.edges if e.weight is not None]
 
 
 def _fmt_table(result: Any, domains: list[str]) -> list[str]:

@@ -8,6 +8,7 @@ from functools import cached_property
 from sqlalchemy.orm import Session, sessionmaker
 
 from registry.catalog.db import DbTimeouts, session_factory
+from registry.service.access.identity import Access
 from registry.settings import Settings, get_settings
 from registry.store import ArtifactStore, open_store
 
@@ -15,6 +16,9 @@ from registry.store import ArtifactStore, open_store
 @dataclass
 class Registry:
     settings: Settings
+    # Who acts; None is the operator (settings.principal, admin): the CLI on the server's machine, the
+    # worker. Requests and runs act as their principal through `acting_as`.
+    access: Access | None = None
 
     @classmethod
     def from_env(cls) -> Registry:
@@ -39,9 +43,14 @@ class Registry:
     def principal(self) -> str:
         return self.settings.principal
 
-    def acting_as(self, principal: str) -> Registry:
-        """The same catalog engine and store client, recording another principal (e.g. an API key)."""
-        other = Registry(self.settings.model_copy(update={"principal": principal}))
+    @property
+    def acting(self) -> Access:
+        """The principal whose grants every check of this registry's calls uses."""
+        return self.access or Access.operator(self.settings.principal)
+
+    def acting_as(self, access: Access) -> Registry:
+        """The same catalog engine and store client, acting as another principal (a key, an SSO user)."""
+        other = Registry(self.settings.model_copy(update={"principal": access.principal}), access)
         other.__dict__["sessions"] = self.sessions  # share the cached engine and store client
         other.__dict__["store"] = self.store
         return other

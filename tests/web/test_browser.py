@@ -179,7 +179,7 @@ def test_browse_compose_lineage_composition_digest_sign_out(browser: Browser, li
     w = _page(browser, live)
     page = w.page
     _sign_in(page, live.seeded.reader_key)
-    assert page.inner_text("#who-name") == "web-reader"
+    assert page.inner_text("#who-name") == "key:web-reader"
 
     # search
     page.fill("#q", "math")

@@ -289,7 +289,7 @@ def test_missing_objects_answer_404_pages(client: TestClient, seeded: Seeded) ->
         assert r.status_code == 404, path
         assert r.headers["content-type"].startswith("text/html")
         assert "content-security-policy" in r.headers
-        assert 'id="who-name">web-reader<' in r.text  # still shows who is signed in
+        assert 'id="who-name">key:web-reader<' in r.text  # still shows who is signed in
     assert client.get("/adapters/BAD NAME/x").status_code == 422
 
 

@@ -16,6 +16,7 @@ from registry.service.context import Registry
 
 ROLES = ("reader", "writer", "admin")
 KEY_PREFIX = "pemreg_"
+MAX_KEY_NAME = 100
 
 
 def _hash(secret: str) -> str:
@@ -29,6 +30,8 @@ def create_key(reg: Registry, name: str, role: str) -> str:
         raise InvalidInput(f"role: must be one of {', '.join(ROLES)}", field="role")
     if not name.strip():
         raise InvalidInput("name: must not be empty", field="name")
+    if len(name) > MAX_KEY_NAME:  # its principal key:<name> fits the catalog's actor columns
+        raise InvalidInput(f"name: at most {MAX_KEY_NAME} characters", field="name")
     lookup = secrets.token_hex(4)
     secret = f"{KEY_PREFIX}{lookup}_{secrets.token_urlsafe(32)}"
     with transaction(reg.sessions) as session:

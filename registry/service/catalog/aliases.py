@@ -8,6 +8,7 @@ from registry.catalog import models as m
 from registry.catalog.db import transaction
 from registry.catalog.upsert import insert_ignore
 from registry.refs import Ref, parse_ref, validate_alias
+from registry.service.access.policy import require_alias
 from registry.service.catalog import audit
 from registry.service.catalog.resolve import aliases_of, resolve_version
 from registry.service.context import Registry
@@ -16,7 +17,8 @@ from registry.views import VersionView
 
 
 def move_alias(session: Session, actor: str, target: m.AdapterVersion, alias: str) -> None:
-    """Inside the caller's transaction: point `alias` of target's adapter at `target`."""
+    """Inside the caller's transaction: point `alias` of target's adapter at `target`. The caller has
+    checked the move with `policy.require_alias` (protected aliases take a maintainer)."""
     validate_alias(alias)
     key = (target.adapter_id, alias)
     current = session.get(m.Alias, key, with_for_update=True)
@@ -60,6 +62,7 @@ def set_alias(reg: Registry, ref: Ref | str, alias: str) -> VersionView:
     validate_alias(alias)
     ref = parse_ref(ref) if isinstance(ref, str) else ref
     with transaction(reg.sessions) as session:
-        target = resolve_version(session, ref)
+        require_alias(session, reg.acting, ref.full_name, alias, "alias_move")
+        target = resolve_version(session, ref, access=reg.acting)
         move_alias(session, reg.principal, target, alias)
         return VersionView.of(target, aliases_of(session, target))

@@ -12,7 +12,7 @@ from registry.service.context import Registry
 
 def cached_value(reg: Registry, version_label: str, metric: str, dataset_sha256: str) -> float | None:
     with reg.sessions() as session:
-        version = resolve_version(session, version_label)
+        version = resolve_version(session, version_label, access=reg.acting)
         return session.scalar(
             select(m.Evaluation.value)
             .where(
@@ -37,7 +37,7 @@ def record(
     composition_id: str | None,
 ) -> None:
     with transaction(reg.sessions) as session:
-        version = resolve_version(session, version_label)
+        version = resolve_version(session, version_label, access=reg.acting)
         session.add(
             m.Evaluation(
                 version_id=version.id,

@@ -6,11 +6,11 @@ States (`models.VERSION_STATUSES`):
 - deprecated: still resolved everywhere (also by `latest`); `input_warnings` names it when a composition
   uses it as an input.
 - archived: skipped by `latest` and by default listings; a number, alias or digest still names it.
-- deleted (admin; `@N` named, or every version explicitly): only when no live version descends from
-  it. The row stays (soft delete), so lineage edges and audit events keep its digest; its aliases go;
-  `deleted_before` hands its objects to gc once the grace period has passed. Until gc removed them,
-  `undelete_version` brings it back; bytes of a deleted version are registered again under the same
-  adapter only with `allow_deleted` (the same version comes back).
+- deleted (a maintainer of its namespace, or an admin; `@N` named, or every version explicitly): only
+  when no live version descends from it. The row stays (soft delete), so lineage edges and audit events
+  keep its digest; its aliases go; `deleted_before` hands its objects to gc once the grace period has
+  passed. Until gc removed them, `undelete_version` brings it back; bytes of a deleted version are
+  registered again under the same adapter only with `allow_deleted` (the same version comes back).
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from registry.catalog import models as m
 from registry.catalog.db import transaction
 from registry.errors import Conflict, InvalidInput, NotFound
 from registry.refs import Ref, parse_ref, validate_alias, validate_name
+from registry.service.access.identity import Access
+from registry.service.access.policy import readable, require, require_alias
 from registry.service.catalog import audit
 from registry.service.catalog.resolve import aliases_of, get_adapter_row, resolve_version
 from registry.service.context import Registry
@@ -42,6 +44,19 @@ def _ref(ref: Ref | str) -> Ref:
     return parse_ref(ref) if isinstance(ref, str) else ref
 
 
+def _require(session: Session, reg: Registry, full_name: str, needs: str, action: str, subject: str) -> None:
+    namespace = full_name.split("/", 1)[0]
+    require(
+        session,
+        reg.acting,
+        namespace,
+        needs,
+        action=action,
+        subject=subject,
+        missing=f"adapter {full_name} not found",
+    )
+
+
 def _stamp(row: m.AdapterVersion, status: str, actor: str) -> None:
     row.status = status
     row.status_changed_by = actor
@@ -53,8 +68,10 @@ def set_status(reg: Registry, ref: Ref | str, transition: Transition) -> Version
     no-op without an audit event, as for aliases."""
     if transition not in TARGET:
         raise InvalidInput(f"transition: must be one of {', '.join(TARGET)}", field="transition")
+    ref = _ref(ref)
     with transaction(reg.sessions) as session:
-        row = resolve_version(session, _ref(ref))
+        _require(session, reg, ref.full_name, "writer", f"version_{transition}", str(ref))
+        row = resolve_version(session, ref, access=reg.acting)
         target = TARGET[transition]
         if row.status != target:
             previous = row.status
@@ -73,25 +90,27 @@ def set_status(reg: Registry, ref: Ref | str, transition: Transition) -> Version
         return VersionView.of(row, aliases_of(session, row))
 
 
-def live_descendants(session: Session, row: m.AdapterVersion) -> list[str]:
-    """`name@version` of the versions composed directly from `row` that are not deleted."""
+def live_descendants(session: Session, row: m.AdapterVersion, access: Access) -> list[str]:
+    """`name@version` of the versions composed directly from `row` that are not deleted; one in a
+    namespace `access` cannot see is named by its digest only (it still blocks the delete)."""
     child = aliased(m.AdapterVersion)
     rows = session.execute(
-        select(m.Adapter.namespace, m.Adapter.name, child.version)
+        select(m.Adapter.namespace, m.Adapter.name, child.version, child.sha256)
+        .add_columns(readable(access, m.Adapter.namespace).label("visible"))
         .select_from(m.LineageEdge)
         .join(child, child.id == m.LineageEdge.child_version_id)
         .join(m.Adapter, m.Adapter.id == child.adapter_id)
         .where(m.LineageEdge.parent_version_id == row.id, child.status != "deleted")
-        .order_by(m.Adapter.namespace, m.Adapter.name, child.version)
     ).all()
-    return [f"{ns}/{name}@{version}" for ns, name, version in rows]
+    seen = [f"{ns}/{name}@{version}" for ns, name, version, _, visible in sorted(rows) if visible]
+    return seen + sorted(f"sha256:{sha}" for *_, sha, visible in rows if not visible)
 
 
 def _delete_row(session: Session, reg: Registry, row: m.AdapterVersion, keep: set[str] | None = None) -> None:
     """Mark one version deleted; refused while live versions (other than those in `keep`, deleted in
     the same transaction) descend from it."""
     label = f"{row.adapter.full_name}@{row.version}"
-    children = [c for c in live_descendants(session, row) if keep is None or c not in keep]
+    children = [c for c in live_descendants(session, row, reg.acting) if keep is None or c not in keep]
     if children:
         raise Conflict(
             f"{label}: cannot delete, versions descend from it: {', '.join(children)} "
@@ -115,10 +134,10 @@ def _delete_row(session: Session, reg: Registry, row: m.AdapterVersion, keep: se
 
 
 def delete_version(reg: Registry, ref: Ref | str) -> VersionView:
-    """Admin: mark a version deleted. `ref` must name a version (`@N`, `@alias`, `@sha256:`): a bare
-    name is refused rather than read as `latest`. Refused (Conflict, naming them) while live versions
-    descend from it. Its aliases are removed (each an audit event); its objects stay until `pemreg gc`,
-    and until then `undelete_version` brings it back."""
+    """A maintainer of the namespace (or an admin): mark a version deleted. `ref` must name a version
+    (`@N`, `@alias`, `@sha256:`): a bare name is refused rather than read as `latest`. Refused
+    (Conflict, naming them) while live versions descend from it. Its aliases are removed (each an audit
+    event); its objects stay until `pemreg gc`, and until then `undelete_version` brings it back."""
     ref = _ref(ref)
     if ref.selector is None:
         raise InvalidInput(
@@ -127,18 +146,20 @@ def delete_version(reg: Registry, ref: Ref | str) -> VersionView:
             field="ref",
         )
     with transaction(reg.sessions) as session:
-        row = resolve_version(session, ref)
+        _require(session, reg, ref.full_name, "maintainer", "version_delete", str(ref))
+        row = resolve_version(session, ref, access=reg.acting)
         _delete_row(session, reg, row)
         session.flush()
         return VersionView.of(row, [])
 
 
 def delete_all_versions(reg: Registry, full_name: str) -> list[VersionView]:
-    """Admin: every version of an adapter that is not deleted yet, in one transaction; refused when a
-    version of another adapter descends from one of them."""
+    """A maintainer of the namespace (or an admin): every version of an adapter that is not deleted yet,
+    in one transaction; refused when a version of another adapter descends from one of them."""
     namespace, name = validate_name(full_name)
     with transaction(reg.sessions) as session:
-        adapter = get_adapter_row(session, namespace, name)
+        _require(session, reg, full_name, "maintainer", "version_delete", full_name)
+        adapter = get_adapter_row(session, namespace, name, reg.acting)
         rows = session.scalars(
             select(m.AdapterVersion)
             .where(m.AdapterVersion.adapter_id == adapter.id, m.AdapterVersion.status != "deleted")
@@ -159,12 +180,13 @@ def _files_present(reg: Registry, row: m.AdapterVersion) -> bool:
 
 
 def undelete_version(reg: Registry, ref: Ref | str) -> VersionView:
-    """Admin: bring a deleted version back with the status it had before, while `pemreg gc` has not
-    removed its files (after that, registering the folder again with --allow-deleted does it). Its
-    aliases are not restored (they may point elsewhere now)."""
+    """A maintainer of the namespace (or an admin): bring a deleted version back with the status it had
+    before, while `pemreg gc` has not removed its files (after that, registering the folder again with
+    --allow-deleted does it). Its aliases are not restored (they may point elsewhere now)."""
     ref = _ref(ref)  # by number or digest: a deleted version's aliases are gone
     with reg.sessions() as session:
-        row = resolve_version(session, ref, include_deleted=True)
+        _require(session, reg, ref.full_name, "maintainer", "version_undelete", str(ref))
+        row = resolve_version(session, ref, access=reg.acting, include_deleted=True)
         label = f"{row.adapter.full_name}@{row.version}"
         if row.status != "deleted":
             raise Conflict(f"{label} is not deleted (it is {row.status})")
@@ -174,7 +196,7 @@ def undelete_version(reg: Registry, ref: Ref | str) -> VersionView:
             f"{label}: its files were removed by gc; register the folder again with --allow-deleted"
         )
     with transaction(reg.sessions) as session:
-        row = resolve_version(session, ref, include_deleted=True)
+        row = resolve_version(session, ref, access=reg.acting, include_deleted=True)
         if row.status != "deleted":
             raise Conflict(f"{label} is not deleted (it is {row.status})")
         event = session.scalar(
@@ -194,7 +216,7 @@ def undelete_version(reg: Registry, ref: Ref | str) -> VersionView:
     # gc re-checks the catalog right before removing a folder; should it have raced this commit, the
     # version is deleted again rather than left active without its files.
     with transaction(reg.sessions) as session:
-        row = resolve_version(session, ref, include_deleted=True)
+        row = resolve_version(session, ref, access=reg.acting, include_deleted=True)
         if not _files_present(reg, row):
             _stamp(row, "deleted", reg.principal)
             row.deleted_at = row.status_changed_at
@@ -209,7 +231,8 @@ def delete_alias(reg: Registry, full_name: str, alias: str) -> int:
     namespace, name = validate_name(full_name)
     validate_alias(alias)
     with transaction(reg.sessions) as session:
-        adapter = get_adapter_row(session, namespace, name)
+        require_alias(session, reg.acting, full_name, alias, "alias_delete")
+        adapter = get_adapter_row(session, namespace, name, reg.acting)
         row = session.get(m.Alias, (adapter.id, alias), with_for_update=True)
         if row is None:
             raise NotFound(f"{full_name}: no alias {alias!r}")
@@ -237,7 +260,8 @@ def update_adapter(
     if any(not k.strip() for k in tags):
         raise InvalidInput("tags: keys must not be empty", field="tags")
     with transaction(reg.sessions) as session:
-        adapter = get_adapter_row(session, namespace, name)
+        _require(session, reg, full_name, "writer", "adapter_update", full_name)
+        adapter = get_adapter_row(session, namespace, name, reg.acting)
         current = {t.key: t.value for t in adapter.tags}
         changed: dict[str, object] = {}
         for key, value in tags.items():

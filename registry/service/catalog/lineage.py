@@ -8,6 +8,8 @@ from sqlalchemy.orm import Session, aliased
 from registry.catalog import models as m
 from registry.errors import InvalidInput
 from registry.refs import Ref
+from registry.service.access.identity import Access
+from registry.service.access.policy import readable
 from registry.service.catalog.resolve import resolve_version
 from registry.service.context import Registry
 from registry.views import LineageEdgeView, LineageGraph, LineageNode
@@ -15,11 +17,12 @@ from registry.views import LineageEdgeView, LineageGraph, LineageNode
 MAX_DEPTH = 100
 
 
-def _label(name: str, version: int) -> str:
-    return f"{name}@{version}"
-
-
-def walk(session: Session, root: m.AdapterVersion, direction: str, depth: int) -> LineageGraph:
+def walk(
+    session: Session, root: m.AdapterVersion, direction: str, depth: int, access: Access
+) -> LineageGraph:
+    """The graph around `root` as `access` sees it: a version in a namespace it cannot read is a node
+    with its digest only (`hidden`), and the walk does not go on past it (its own parents or children
+    are its namespace's business). Visibility is decided inside the recursive query."""
     if direction not in ("up", "down"):
         raise InvalidInput("direction: must be 'up' or 'down'", field="direction")
     if not 1 <= depth <= MAX_DEPTH:
@@ -41,11 +44,19 @@ def walk(session: Session, root: m.AdapterVersion, direction: str, depth: int) -
     )
     # UNION, not UNION ALL: it drops repeated (version, depth) rows, so a DAG whose nodes have several
     # parents yields one row per node and level instead of one per path (2^10 paths at depth 10).
-    frontier = frontier.union(
+    recursive = (
         select(step_far, frontier.c.depth + 1)
         .join(frontier, step_near == frontier.c.vid)
         .where(frontier.c.depth < depth)
     )
+    if not access.is_admin:  # go on only from nodes the caller may see
+        via, owner = aliased(m.AdapterVersion), aliased(m.Adapter)
+        recursive = (
+            recursive.join(via, via.id == frontier.c.vid)
+            .join(owner, owner.id == via.adapter_id)
+            .where(readable(access, owner.namespace))
+        )
+    frontier = frontier.union(recursive)
     # A DAG may reach one node by several paths: keep its shallowest depth.
     reached: dict[int, int] = {}
     for vid, d in session.execute(select(frontier.c.vid, frontier.c.depth)).all():
@@ -59,37 +70,50 @@ def walk(session: Session, root: m.AdapterVersion, direction: str, depth: int) -
             m.AdapterVersion.version,
             m.AdapterVersion.sha256,
             m.AdapterVersion.status,
+            readable(access, m.Adapter.namespace).label("visible"),
         )
         .join(m.Adapter, m.Adapter.id == m.AdapterVersion.adapter_id)
         .where(m.AdapterVersion.id.in_(ids))
     ).all()
-    labels = {vid: _label(f"{ns}/{name}", ver) for vid, ns, name, ver, _, _ in rows}
-    nodes = [
-        LineageNode(name=f"{ns}/{name}", version=ver, sha256=sha, depth=reached.get(vid, 0), status=status)
-        for vid, ns, name, ver, sha, status in rows
-    ]
-    nodes.sort(key=lambda n: (n.depth, n.name, n.version))
+    nodes_by_id = {
+        vid: LineageNode(
+            name=f"{ns}/{name}", version=ver, sha256=sha, depth=reached.get(vid, 0), status=status
+        )
+        if visible or vid == root.id
+        else LineageNode(name=None, version=None, sha256=sha, depth=reached[vid], status=None, hidden=True)
+        for vid, ns, name, ver, sha, status, visible in rows
+    }
+    nodes = sorted(
+        nodes_by_id.values(), key=lambda n: (n.depth, n.hidden, n.name or "", n.version or 0, n.sha256)
+    )
     edge_rows = session.scalars(
         select(m.LineageEdge).where(
             m.LineageEdge.parent_version_id.in_(ids), m.LineageEdge.child_version_id.in_(ids)
         )
     ).all()
-    edges = [
-        LineageEdgeView(
-            parent=labels[r.parent_version_id],
-            child=labels[r.child_version_id],
-            operator=r.operator,
-            weight=r.weight,
-            composition_id=r.composition_id,
+    edges = []
+    for r in edge_rows:
+        parent, child = nodes_by_id[r.parent_version_id], nodes_by_id[r.child_version_id]
+        if parent.hidden and child.hidden:
+            continue  # between two hidden versions: their namespaces' business
+        # An edge into a hidden version is part of how that version was made: its recipe stays hidden.
+        secret = child.hidden
+        edges.append(
+            LineageEdgeView(
+                parent=parent.label,
+                child=child.label,
+                operator=None if secret else r.operator,
+                weight=None if secret else r.weight,
+                composition_id=None if secret else r.composition_id,
+            )
         )
-        for r in edge_rows
-    ]
     edges.sort(key=lambda ev: (ev.child, ev.parent))
-    return LineageGraph(root=labels[root.id], direction=direction, nodes=nodes, edges=edges)
+    return LineageGraph(root=nodes_by_id[root.id].label, direction=direction, nodes=nodes, edges=edges)
 
 
 def lineage(reg: Registry, ref: Ref | str, *, direction: str = "up", depth: int = 10) -> LineageGraph:
     """A deleted version is still in the graph (and can be its root by number or digest): its node
     keeps the digest and says `status: deleted`."""
     with reg.sessions() as session:
-        return walk(session, resolve_version(session, ref, include_deleted=True), direction, depth)
+        root = resolve_version(session, ref, access=reg.acting, include_deleted=True)
+        return walk(session, root, direction, depth, reg.acting)

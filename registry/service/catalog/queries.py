@@ -7,6 +7,7 @@ from sqlalchemy import ColumnElement, ScalarSelect, exists, func, or_, select, t
 from registry.catalog import models as m
 from registry.errors import InvalidInput
 from registry.refs import Ref, validate_name
+from registry.service.access.policy import readable
 from registry.service.catalog import paging
 from registry.service.catalog.resolve import LISTED, aliases_of, get_adapter_row, resolve_version
 from registry.service.context import Registry
@@ -81,6 +82,8 @@ def list_adapters(
         latest = func.coalesce(latest, _latest_version((*LISTED, "archived")))  # type: ignore[assignment]
     stmt = (
         select(m.Adapter, latest.label("latest"))
+        # Only namespaces the caller may read, inside the query: counts, pages and tokens know no others.
+        .where(readable(reg.acting, m.Adapter.namespace))
         .order_by(m.Adapter.namespace, m.Adapter.name)
         .limit(limit + 1)
     )
@@ -157,7 +160,7 @@ def show_adapter(reg: Registry, full_name: str, *, include_archived: bool = Fals
     deleted ones too, each with its status)."""
     namespace, name = validate_name(full_name)
     with reg.sessions() as session:
-        adapter = get_adapter_row(session, namespace, name)
+        adapter = get_adapter_row(session, namespace, name, reg.acting)
         query = select(m.AdapterVersion).where(m.AdapterVersion.adapter_id == adapter.id)
         if not include_archived:
             query = query.where(m.AdapterVersion.status.in_(LISTED))
@@ -178,5 +181,5 @@ def show_adapter(reg: Registry, full_name: str, *, include_archived: bool = Fals
 
 def get_version(reg: Registry, ref: Ref | str) -> VersionView:
     with reg.sessions() as session:
-        row = resolve_version(session, ref)
+        row = resolve_version(session, ref, access=reg.acting)
         return VersionView.of(row, aliases_of(session, row))

@@ -1,4 +1,5 @@
-"""Turn a reference (`ns/name@N|@alias|@sha256:prefix|@latest`) into the exact catalog row."""
+"""Turn a reference (`ns/name@N|@alias|@sha256:prefix|@latest`) into the exact catalog row, as seen by
+a principal: an adapter in a namespace it cannot read is not found (the same answer as a missing one)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,16 @@ from sqlalchemy.orm import Session
 from registry.catalog import models as m
 from registry.errors import InvalidInput, NotFound
 from registry.refs import Ref, parse_ref
+from registry.service.access.identity import Access
+from registry.service.access.policy import readable
 
 
-def get_adapter_row(session: Session, namespace: str, name: str) -> m.Adapter:
-    row = session.scalar(select(m.Adapter).where(m.Adapter.namespace == namespace, m.Adapter.name == name))
+def get_adapter_row(session: Session, namespace: str, name: str, access: Access) -> m.Adapter:
+    row = session.scalar(
+        select(m.Adapter).where(
+            m.Adapter.namespace == namespace, m.Adapter.name == name, readable(access, m.Adapter.namespace)
+        )
+    )
     if row is None:
         raise NotFound(f"adapter {namespace}/{name} not found")
     return row
@@ -28,12 +35,14 @@ def _usable(ref: Ref, row: m.AdapterVersion, include_deleted: bool) -> m.Adapter
     return row
 
 
-def resolve_version(session: Session, ref: Ref | str, *, include_deleted: bool = False) -> m.AdapterVersion:
+def resolve_version(
+    session: Session, ref: Ref | str, *, access: Access, include_deleted: bool = False
+) -> m.AdapterVersion:
     """A number, alias or digest names that version even when archived or deprecated; `latest` skips
     archived ones. A deleted version is NotFound unless `include_deleted` (lineage, audit)."""
     if isinstance(ref, str):
         ref = parse_ref(ref)
-    adapter = get_adapter_row(session, ref.namespace, ref.name)
+    adapter = get_adapter_row(session, ref.namespace, ref.name, access)
     query = select(m.AdapterVersion).where(m.AdapterVersion.adapter_id == adapter.id)
     if ref.version is not None:
         query = query.where(m.AdapterVersion.version == ref.version)

@@ -41,7 +41,7 @@ def serving_refs(
     expires: int = 3600,
 ) -> ServingRefs:
     with reg.sessions() as session:
-        row = resolve_version(session, ref)
+        row = resolve_version(session, ref, access=reg.acting)
         version = VersionView.of(row, aliases_of(session, row))
         base_source = row.adapter.base_model.source
     files, presigned = file_urls(reg, version, expires, link)

@@ -14,6 +14,7 @@ from sqlalchemy import select, tuple_
 from registry.catalog import models as m
 from registry.errors import IntegrityError, NotFound, StoreError
 from registry.refs import Ref
+from registry.service.access.policy import readable
 from registry.service.catalog.lineage import walk
 from registry.service.catalog.resolve import aliases_of, resolve_version
 from registry.service.compositions.reads import CompositionView
@@ -51,7 +52,10 @@ def aliases_by_adapter(reg: Registry, names: list[str]) -> dict[str, dict[str, i
             select(m.Adapter.namespace, m.Adapter.name, m.Alias.alias, m.AdapterVersion.version)
             .join(m.Alias, m.Alias.adapter_id == m.Adapter.id)
             .join(m.AdapterVersion, m.AdapterVersion.id == m.Alias.version_id)
-            .where(tuple_(m.Adapter.namespace, m.Adapter.name).in_(pairs))
+            .where(
+                tuple_(m.Adapter.namespace, m.Adapter.name).in_(pairs),
+                readable(reg.acting, m.Adapter.namespace),
+            )
         ).all()
     out: dict[str, dict[str, int]] = {}
     for ns, name, alias, version in rows:
@@ -59,22 +63,37 @@ def aliases_by_adapter(reg: Registry, names: list[str]) -> dict[str, dict[str, i
     return out
 
 
+def _parent_order(parent: tuple[str, str, float]) -> tuple[bool, str, int]:
+    name, _, version = parent[0].rpartition("@")
+    return (not name, name or parent[0], int(version) if name else 0)
+
+
 def version_details(reg: Registry, ref: Ref | str) -> VersionDetails:
     """The version, parents with operator and weight, the producing run, and each evaluation beside
     the parents' values on the same evaluation: one session, a handful of indexed queries."""
     with reg.sessions() as session:
-        row = resolve_version(session, ref)
+        row = resolve_version(session, ref, access=reg.acting)
         view = VersionView.of(row, aliases_of(session, row))
         adapter = row.adapter
         parent_rows = session.execute(
             select(m.Adapter.namespace, m.Adapter.name, m.AdapterVersion.version, m.AdapterVersion.id)
-            .add_columns(m.LineageEdge.operator, m.LineageEdge.weight, m.LineageEdge.composition_id)
+            .add_columns(
+                m.AdapterVersion.sha256,
+                readable(reg.acting, m.Adapter.namespace).label("visible"),
+                m.LineageEdge.operator,
+                m.LineageEdge.weight,
+                m.LineageEdge.composition_id,
+            )
             .join(m.AdapterVersion, m.AdapterVersion.id == m.LineageEdge.parent_version_id)
             .join(m.Adapter, m.Adapter.id == m.AdapterVersion.adapter_id)
             .where(m.LineageEdge.child_version_id == row.id)
-            .order_by(m.Adapter.namespace, m.Adapter.name, m.AdapterVersion.version)
         ).all()
-        labels = {vid: f"{ns}/{name}@{ver}" for ns, name, ver, vid, *_ in parent_rows}
+        # A parent in a namespace the reader cannot see is its digest only, without its metrics.
+        labels = {
+            vid: f"{ns}/{name}@{ver}" if visible else f"sha256:{sha}"
+            for ns, name, ver, vid, sha, visible, *_ in parent_rows
+        }
+        seen = [vid for ns, name, ver, vid, sha, visible, *_ in parent_rows if visible]
         made_by = session.scalar(
             select(m.Composition.id)
             .where(m.Composition.output_version_id == row.id)
@@ -89,7 +108,7 @@ def version_details(reg: Registry, ref: Ref | str) -> VersionDetails:
                 m.Evaluation.dataset_sha256,
                 m.Evaluation.value,
             )
-            .where(m.Evaluation.version_id.in_([row.id, *labels]))
+            .where(m.Evaluation.version_id.in_([row.id, *seen]))
             .order_by(m.Evaluation.id)  # the newest value of a (version, evaluation) wins below
         ).all()
     # A parent's value sits beside the version's only if measured the same way: same evaluation
@@ -111,7 +130,11 @@ def version_details(reg: Registry, ref: Ref | str) -> VersionDetails:
         tags={t.key: t.value for t in adapter.tags},
         description=adapter.description,
         composition_id=made_by,
-        parents=[(labels[vid], op, w) for *_, vid, op, w, _c in parent_rows],
+        # Visible parents by name, then hidden ones by digest (their names must not order anything).
+        parents=sorted(
+            ((labels[vid], op, w) for _ns, _n, _v, vid, _s, _vis, op, w, _c in parent_rows),
+            key=_parent_order,
+        ),
         metrics=metrics,
     )
 
@@ -121,11 +144,11 @@ def lineage_around(
 ) -> tuple[VersionView, LineageGraph, LineageGraph]:
     """The version with its ancestors and its descendants, in one session."""
     with reg.sessions() as session:
-        row = resolve_version(session, ref)
+        row = resolve_version(session, ref, access=reg.acting)
         return (
             VersionView.of(row, aliases_of(session, row)),
-            walk(session, row, "up", depth),
-            walk(session, row, "down", depth),
+            walk(session, row, "up", depth, reg.acting),
+            walk(session, row, "down", depth, reg.acting),
         )
 
 
@@ -216,7 +239,7 @@ def gate_results(reg: Registry, run: CompositionView) -> list[GateResult]:
     with reg.sessions() as session:
         for item in run.inputs:
             try:
-                version = resolve_version(session, f"{item['name']}@{item['version']}")
+                version = resolve_version(session, f"{item['name']}@{item['version']}", access=reg.acting)
             except NotFound:
                 continue  # deleted since; its regression gate shows as not checked
             for name, value in session.execute(

@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from registry.errors import InvalidInput
 from registry.service.catalog.lifecycle import input_warnings
-from registry.service.compositions.inputs import ResolvedInput, composition_key, fetch_input, resolve_inputs
+from registry.service.compositions.inputs import (
+    ResolvedInput,
+    authorize_spec,
+    composition_key,
+    fetch_input,
+    resolve_inputs,
+)
 from registry.service.context import Registry
 from registry.spec import CompositionSpec
 
@@ -75,6 +81,7 @@ def check_composable(reg: Registry, spec: CompositionSpec, inputs: list[Resolved
 def dry_run(reg: Registry, spec: CompositionSpec) -> DryRun:
     from registry.compose import interference_report
 
+    authorize_spec(reg, spec)
     inputs = resolve_inputs(reg, spec)
     adapters = check_composable(reg, spec, inputs)
     weights = [i.weight for i in inputs]

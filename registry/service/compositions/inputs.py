@@ -18,6 +18,7 @@ from registry.errors import IncompatibleAdapters, InvalidInput
 from registry.hashing import sha256_file
 from registry.paths import user_path
 from registry.refs import parse_ref
+from registry.service.access.policy import authorize_composition
 from registry.service.catalog.resolve import resolve_version
 from registry.service.context import Registry, open_store_for
 from registry.spec import CompositionSpec
@@ -56,7 +57,7 @@ def resolve_inputs(reg: Registry, spec: CompositionSpec) -> list[ResolvedInput]:
     resolved: list[ResolvedInput] = []
     with reg.sessions() as session:
         for ref, weight in spec.weighted_refs():
-            row = resolve_version(session, parse_ref(str(ref), field="expression"))
+            row = resolve_version(session, parse_ref(str(ref), field="expression"), access=reg.acting)
             base = row.adapter.base_model
             resolved.append(
                 ResolvedInput(
@@ -72,6 +73,27 @@ def resolve_inputs(reg: Registry, spec: CompositionSpec) -> list[ResolvedInput]:
             )
     _check_catalog_compatibility(spec, resolved)
     return resolved
+
+
+def spec_inputs(spec: CompositionSpec) -> list[str]:
+    """`ns/name` of every input the spec names (weight 0 included: the spec still names it)."""
+    if spec.expression is not None:
+        from registry.spec.expression import reduce_expression
+
+        return sorted({ref.full_name for ref in reduce_expression(spec.expression)})
+    return sorted({item.ref().full_name for item in spec.inputs or []})
+
+
+def spec_namespaces(spec: CompositionSpec) -> set[str]:
+    return {name.split("/", 1)[0] for name in spec_inputs(spec)}
+
+
+def authorize_spec(reg: Registry, spec: CompositionSpec) -> None:
+    """May `reg`'s principal run this spec now: `policy.authorize_composition` (read on every input,
+    write on the output, maintainer for protected output aliases). Before its inputs are resolved (a
+    refusal is the same whether or not they exist), at submission and again at run start."""
+    with reg.sessions() as session:
+        authorize_composition(session, reg.acting, spec.name, spec_inputs(spec), list(spec.output.aliases))
 
 
 def _check_catalog_compatibility(spec: CompositionSpec, inputs: list[ResolvedInput]) -> None:
@@ -196,3 +218,18 @@ def scheduled_specs(reg: Registry) -> list[tuple[str, dict[str, Any]]]:
         ):
             newest.setdefault(name, spec)
     return sorted((name, spec) for name, spec in newest.items() if spec.get("schedule"))
+
+
+def schedule_owner(reg: Registry, name: str) -> str | None:
+    """The principal that stored the newest spec of `name` (what its schedule runs as)."""
+    from sqlalchemy import select
+
+    from registry.catalog import models as m
+
+    with reg.sessions() as session:
+        return session.scalar(
+            select(m.Composition.principal)
+            .where(m.Composition.output_name == name)
+            .order_by(m.Composition.created_at.desc())
+            .limit(1)
+        )

@@ -26,7 +26,7 @@ def register_merged(
 ) -> str:
     """`source`: the composed adapter version (`ns/name@N`) merged into its base. Returns the digest."""
     with reg.sessions() as session:
-        version = resolve_version(session, source)
+        version = resolve_version(session, source, access=reg.acting)
         base = version.adapter.base_model
         full_name, adapter_sha, base_label = (
             version.adapter.full_name,
@@ -55,7 +55,7 @@ def register_merged(
         entries[filename] = {"sha256": sha, "size": path.stat().st_size}
     digest = merged_digest(files)
     with transaction(reg.sessions) as session:
-        version = resolve_version(session, source)
+        version = resolve_version(session, source, access=reg.acting)
         session.add(
             merged := m.MergedModel(
                 composition_id=composition_id,

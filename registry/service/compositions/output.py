@@ -11,6 +11,7 @@ from registry.catalog import models as m
 from registry.catalog.db import transaction
 from registry.catalog.upsert import insert_ignore
 from registry.failpoints import failpoint
+from registry.service.access.policy import require_alias
 from registry.service.catalog import audit
 from registry.service.catalog.aliases import move_alias
 from registry.service.catalog.resolve import resolve_version
@@ -92,7 +93,7 @@ def register_output(
                 description=spec.description,
             )
             for item in inputs:
-                parent = resolve_version(session, f"{item.name}@{item.version}")
+                parent = resolve_version(session, f"{item.name}@{item.version}", access=reg.acting)
                 # The same bytes composed again (e.g. a recomposition that changed nothing) keep one edge.
                 insert_ignore(
                     session,
@@ -119,6 +120,7 @@ def register_output(
                     )
                 )
             for alias in spec.output.aliases:
+                require_alias(session, reg.acting, spec.name, alias, "compose")
                 move_alias(session, reg.principal, version, alias)
             apply_transition(row, RunStatus.SUCCEEDED, output_version_id=version.id, metrics=metrics)
             audit.record(

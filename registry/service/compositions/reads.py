@@ -15,6 +15,8 @@ from sqlalchemy import or_, select
 
 from registry.catalog import models as m
 from registry.errors import InvalidInput, NotFound
+from registry.service.access.identity import Access
+from registry.service.access.policy import run_visible
 from registry.service.catalog import paging
 from registry.service.compositions.status import ACTIVE, RunStatus
 from registry.service.context import Registry
@@ -86,14 +88,20 @@ def view_of(session: Any, row: m.Composition) -> CompositionView:
     )
 
 
-def resolve_id(session: Any, id_or_prefix: str) -> str:
-    """The full run id for a full id or any unique prefix of one (as git takes short hashes)."""
+def resolve_id(session: Any, id_or_prefix: str, access: Access) -> str:
+    """The full run id for a full id or any unique prefix of one (as git takes short hashes), among the
+    runs `access` may see (a prefix is never ambiguous because of a run the caller cannot see)."""
     text = id_or_prefix.strip().lower()
     if not _ID_PREFIX.match(text):  # cannot be a run id (hex and dashes): no such run
         raise NotFound(f"composition {id_or_prefix} not found")
-    if len(text) == 36 and session.get(m.Composition, text) is not None:
+    c = m.Composition
+    found = list(
+        session.scalars(
+            select(c.id).where(c.id.startswith(text), run_visible(access)).order_by(c.id).limit(3)
+        )
+    )
+    if text in found:
         return text
-    found = list(session.scalars(select(m.Composition.id).where(m.Composition.id.startswith(text)).limit(3)))
     if not found:
         raise NotFound(f"composition {id_or_prefix} not found")
     if len(found) > 1:
@@ -106,7 +114,7 @@ def resolve_id(session: Any, id_or_prefix: str) -> str:
 
 def get(reg: Registry, id_or_prefix: str) -> CompositionView:
     with reg.sessions() as session:
-        row = session.get_one(m.Composition, resolve_id(session, id_or_prefix))
+        row = session.get_one(m.Composition, resolve_id(session, id_or_prefix, reg.acting))
         return view_of(session, row)
 
 
@@ -132,7 +140,9 @@ def list_compositions(
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"limit: must be between 1 and {MAX_LIMIT}", field="limit")
     c = m.Composition
-    query = select(c).order_by(c.created_at.desc(), c.id.desc()).limit(limit + 1)
+    query = (
+        select(c).where(run_visible(reg.acting)).order_by(c.created_at.desc(), c.id.desc()).limit(limit + 1)
+    )
     if wanted:
         query = query.where(c.status == wanted.value)
     if page_token:
@@ -195,7 +205,7 @@ def find_outdated_outputs(reg: Registry) -> list[CompositionView]:
                 if not item.follows_moving_pointer:
                     continue
                 try:
-                    now = resolve_version(session, parse_ref(item.ref))
+                    now = resolve_version(session, parse_ref(item.ref), access=reg.acting)
                 except NotFound:
                     continue
                 if now.sha256 != item.sha256:

@@ -33,7 +33,13 @@ from registry.catalog.db import transaction
 from registry.errors import NotFound
 from registry.service.catalog import audit
 from registry.service.catalog.lifecycle import input_warnings
-from registry.service.compositions.inputs import ResolvedInput, composition_key, resolve_inputs
+from registry.service.compositions.inputs import (
+    ResolvedInput,
+    authorize_spec,
+    composition_key,
+    resolve_inputs,
+    spec_namespaces,
+)
 from registry.service.compositions.reads import CompositionView, find_cached, get, view_of
 from registry.service.compositions.status import (
     ACTIVE,
@@ -128,9 +134,13 @@ def _add_run(
         trigger=trigger,
         principal=reg.principal,
         attempt=1,
+        namespace=spec.name.split("/", 1)[0],
         **fields,
     )
     session.add(row)
+    # Who may see the run: readers of its output's namespace and of each its spec names.
+    for namespace in sorted(spec_namespaces(spec) | {i.name.split("/", 1)[0] for i in inputs}):
+        session.add(m.CompositionNamespace(composition_id=row.id, namespace=namespace))
     audit.record(
         session,
         reg.principal,
@@ -154,6 +164,15 @@ def create(
     """A `pending` run with its inputs resolved, audited as a compose trigger."""
     with transaction(reg.sessions) as session:
         row = _add_run(session, reg, spec, inputs, trigger, RunStatus.PENDING, warnings)
+        session.flush()
+        return view_of(session, row)
+
+
+def refuse_start(reg: Registry, spec: CompositionSpec, trigger: str, message: str) -> CompositionView:
+    """A run that may not start (its principal lost access): a `failed` row saying why, no inputs."""
+    with transaction(reg.sessions) as session:
+        row = _add_run(session, reg, spec, [], trigger, RunStatus.FAILED, error=message[:2000])
+        row.finished_at = m.utcnow()
         session.flush()
         return view_of(session, row)
 
@@ -203,6 +222,7 @@ def record_cache_hit(
 
 def prepare(reg: Registry, spec: CompositionSpec) -> tuple[list[ResolvedInput], CompositionView | None]:
     """Resolve the inputs and look the cache key up: (inputs, the earlier run that answers it)."""
+    authorize_spec(reg, spec)  # the policy, as reg's principal: at submission and at run start
     inputs = resolve_inputs(reg, spec)
     return inputs, find_cached(reg, composition_key(spec, inputs))
 

@@ -26,6 +26,8 @@ from registry.model_card import CARD_FILE, GENERATED_CARD_FILE, render_model_car
 from registry.paths import user_path
 from registry.provenance import build_provenance, dumps
 from registry.refs import validate_name
+from registry.service.access.namespaces import ensure_namespace
+from registry.service.access.policy import may_write_somewhere, require_global
 from registry.service.catalog import audit
 from registry.service.catalog.artifact_index import index_files
 from registry.service.catalog.resolve import aliases_of
@@ -306,6 +308,8 @@ def commit_version(
     """Inside the caller's transaction: the adapter row, the next version number, tags, audit.
     `base_plan` is what `plan_base` decided before the upload; without it, it is decided here."""
     namespace, name = full_name.split("/", 1)
+    # First: the namespace row stays locked (shared) until this transaction commits the version.
+    ensure_namespace(reg, session, namespace, action="register", subject=full_name)
     plan = base_plan or plan_base(
         session, base_model, ingested.adapter.base_model, default_revision=DEFAULT_REVISION
     )
@@ -401,6 +405,23 @@ def _precheck(
         return plan, VersionView.of(existing, aliases_of(session, existing)), False
 
 
+def check_may_write_somewhere(reg: Registry) -> None:
+    """Before an upload is read at all: a principal that may write nowhere is refused at once (403), so
+    a reader cannot make the server spool gigabytes only to refuse them."""
+    with reg.sessions() as session:
+        if may_write_somewhere(session, reg.acting):
+            return
+    require_global(reg.acting, "writer", action="register", subject="adapters")
+
+
+def check_may_register(reg: Registry, full_name: str) -> None:
+    """May the caller register versions under `full_name` (its namespace writable, or creatable)? The
+    commit decides again on the locked namespace row; this answers early, before any bytes move."""
+    namespace, _ = validate_name(full_name)
+    with reg.sessions() as session:
+        ensure_namespace(reg, session, namespace, action="register", subject=full_name, create=False)
+
+
 def _check_base_shapes(reg: Registry, plan: BasePlan, ingested: IngestedAdapter) -> None:
     """Against the config the catalog recorded for the base (the same check in every mode)."""
     if plan.base_id is None:
@@ -442,6 +463,7 @@ def register_adapter(
     validate_name(name)
     tags = tags or {}
     check_lengths(task, tags, base_model, description)
+    check_may_register(reg, name)  # before any source is read: 403 (or 404) costs nothing
     local = trigger != "api"
     create = local if create_base is None else create_base
     with tempfile.TemporaryDirectory(prefix="pemreg-ingest-") as tmp:

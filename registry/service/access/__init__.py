@@ -1,0 +1,1 @@
+"""Who may do what: the acting principal, namespaces and their grants, and the one policy every door asks."""

@@ -1,0 +1,452 @@
+"""Namespaces and grants: create, list, show, change; grant and revoke; who am I. Every change is one
+transaction with its audit event, and holds the namespace row (FOR UPDATE) so that no write decided
+under the old grants commits after it (policy.standing takes the same row FOR SHARE)."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from registry.catalog import models as m
+from registry.catalog.db import transaction
+from registry.catalog.upsert import insert_ignore
+from registry.errors import Conflict, InvalidInput, NotFound
+from registry.failpoints import failpoint
+from registry.refs import validate_namespace
+from registry.service.access.policy import (
+    Standing,
+    demand,
+    readable,
+    require_global,
+    require_writable,
+    standing,
+    standing_of,
+)
+from registry.service.catalog import audit
+from registry.service.context import Registry
+from registry.views import GrantView, NamespaceView, WhoAmI, WhoAmIGrant
+
+SUBJECT_RE = re.compile(r"^(key|user|group):[^\x00-\x1f\x7f]{1,200}$")
+# Protected alias globs: alias characters plus fnmatch's * ? [ ] !
+PATTERN_RE = re.compile(r"^[a-z0-9._*?\[\]!-]{1,64}$")
+MAX_PATTERNS = 32
+MAX_DESCRIPTION = 4096
+
+
+def validate_subject(subject: str) -> str:
+    if not isinstance(subject, str) or not SUBJECT_RE.fullmatch(subject):
+        raise InvalidInput(
+            f"subject: {subject!r:.100} is not key:<name>, user:<sub> or group:<name>", field="subject"
+        )
+    return subject
+
+
+def validate_role(role: str) -> str:
+    if role not in m.NAMESPACE_ROLES:
+        raise InvalidInput(f"role: must be one of {', '.join(m.NAMESPACE_ROLES)}", field="role")
+    return role
+
+
+def validate_visibility(visibility: str) -> str:
+    if visibility not in m.NAMESPACE_VISIBILITIES:
+        raise InvalidInput(
+            f"visibility: must be one of {', '.join(m.NAMESPACE_VISIBILITIES)}", field="visibility"
+        )
+    return visibility
+
+
+def validate_patterns(patterns: list[str]) -> list[str]:
+    if not isinstance(patterns, list) or len(patterns) > MAX_PATTERNS:
+        raise InvalidInput(
+            f"protected_aliases: a list of at most {MAX_PATTERNS} patterns", field="protected_aliases"
+        )
+    for pattern in patterns:
+        if not isinstance(pattern, str) or not PATTERN_RE.fullmatch(pattern):
+            raise InvalidInput(
+                f"protected_aliases: {pattern!r:.80} is not an alias glob (e.g. prod, release-*)",
+                field="protected_aliases",
+            )
+    return sorted(set(patterns))
+
+
+def _check_description(description: str | None) -> None:
+    if description is not None and len(description) > MAX_DESCRIPTION:
+        raise InvalidInput(f"description: at most {MAX_DESCRIPTION} characters", field="description")
+
+
+def _view(row: m.Namespace, st: Standing) -> NamespaceView:
+    return NamespaceView(
+        name=row.name,
+        visibility=row.visibility,
+        protected_aliases=list(row.protected_aliases or []),
+        description=row.description,
+        owned=st.owned,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        role=st.role,
+        via=st.via if st.role else None,
+    )
+
+
+def _row(session: Session, namespace: str, *, lock: bool = False) -> m.Namespace | None:
+    query = select(m.Namespace).where(m.Namespace.name == namespace)
+    if lock:
+        query = query.with_for_update()
+    return session.scalar(query.execution_options(populate_existing=True))
+
+
+def _missing(namespace: str) -> str:
+    return f"namespace {namespace} not found"
+
+
+# ---- written into: created on first use --------------------------------------------------------------
+
+
+def ensure_namespace(
+    reg: Registry, session: Session, namespace: str, *, action: str, subject: str, create: bool = True
+) -> Standing:
+    """Demand write access to the namespace a write goes into (row locked FOR SHARE until the caller's
+    transaction ends), creating the namespace first when there is none (`create`; without it, only
+    the check is made). Creating takes the global writer role, as registering into a new namespace
+    always did. A namespace created `private` (PEMREG_DEFAULT_VISIBILITY) makes its non-admin creator
+    its maintainer, else nobody but admins could see what was just written.
+
+    The decision is `policy.require_writable`."""
+    validate_namespace(namespace)
+    access = reg.acting
+    st = require_writable(session, access, namespace, action=action, subject=subject)
+    if st.exists or not create:
+        return st
+    visibility = reg.settings.default_visibility
+    if insert_ignore(
+        session,
+        m.Namespace,
+        {
+            "name": namespace,
+            "visibility": visibility,
+            "protected_aliases": [],
+            "created_by": access.principal,
+            "created_at": m.utcnow(),
+            "updated_at": m.utcnow(),
+        },
+        conflict=["name"],
+    ):
+        owner = visibility == "private" and not access.is_admin
+        if owner:
+            session.add(
+                m.NamespaceGrant(
+                    namespace=namespace,
+                    subject=access.principal,
+                    role="maintainer",
+                    granted_by=access.principal,
+                )
+            )
+        audit.record(
+            session,
+            access.principal,
+            "namespace_create",
+            namespace,
+            namespace=namespace,
+            visibility=visibility,
+            by=action,
+            **({"maintainer": access.principal} if owner else {}),
+        )
+        session.flush()
+    # Created now, or by a concurrent first write: decided again on the row as it is.
+    return ensure_namespace(reg, session, namespace, action=action, subject=subject, create=False)
+
+
+# ---- reads -------------------------------------------------------------------------------------------
+
+
+def list_namespaces(reg: Registry) -> list[NamespaceView]:
+    """The namespaces the caller may read (filtered in the query), each with the caller's role: three
+    queries whatever their number."""
+    access = reg.acting
+    with reg.sessions() as session:
+        rows = list(
+            session.scalars(
+                select(m.Namespace).where(readable(access, m.Namespace.name)).order_by(m.Namespace.name)
+            )
+        )
+        names = [r.name for r in rows]
+        mine: dict[str, list[tuple[str, str]]] = {}
+        for ns, subject, role in session.execute(
+            select(m.NamespaceGrant.namespace, m.NamespaceGrant.subject, m.NamespaceGrant.role).where(
+                m.NamespaceGrant.subject.in_(access.subjects), m.NamespaceGrant.namespace.in_(names)
+            )
+        ):
+            mine.setdefault(ns, []).append((subject, role))
+        owned = set(
+            session.scalars(
+                select(m.NamespaceGrant.namespace).where(m.NamespaceGrant.namespace.in_(names)).distinct()
+            )
+        )
+    out = []
+    for row in rows:
+        st = standing_of(access, row.name, row, tuple(mine.get(row.name, ())), row.name in owned)
+        if st.role is not None:
+            out.append(_view(row, st))
+    return out
+
+
+def get_namespace(reg: Registry, namespace: str) -> NamespaceView:
+    validate_namespace(namespace)
+    with reg.sessions() as session:
+        st = standing(session, reg.acting, namespace)
+        row = _row(session, namespace)
+        if row is None or st.role is None:
+            raise NotFound(_missing(namespace))
+        return _view(row, st)
+
+
+def list_grants(reg: Registry, namespace: str) -> list[GrantView]:
+    """Who holds which role: readable by whoever may read the namespace (as an organisation's members
+    see each other)."""
+    validate_namespace(namespace)
+    with reg.sessions() as session:
+        st = standing(session, reg.acting, namespace)
+        if st.role is None:
+            raise NotFound(_missing(namespace))
+        rows = session.scalars(
+            select(m.NamespaceGrant)
+            .where(m.NamespaceGrant.namespace == namespace)
+            .order_by(m.NamespaceGrant.subject)
+        )
+        return [
+            GrantView(
+                namespace=g.namespace,
+                subject=g.subject,
+                role=g.role,
+                granted_by=g.granted_by,
+                granted_at=g.granted_at,
+            )
+            for g in rows
+        ]
+
+
+def protected_patterns(reg: Registry, namespaces: list[str]) -> dict[str, list[str]]:
+    """namespace -> its protected alias globs, for the readable ones among `namespaces` (the web page
+    marks protected aliases with them)."""
+    with reg.sessions() as session:
+        rows = session.execute(
+            select(m.Namespace.name, m.Namespace.protected_aliases).where(
+                m.Namespace.name.in_(set(namespaces)), readable(reg.acting, m.Namespace.name)
+            )
+        ).all()
+    return {name: list(patterns or []) for name, patterns in rows}
+
+
+def whoami(reg: Registry) -> WhoAmI:
+    access = reg.acting
+    with reg.sessions() as session:
+        rows = session.execute(
+            select(m.NamespaceGrant.namespace, m.NamespaceGrant.role, m.NamespaceGrant.subject)
+            .where(m.NamespaceGrant.subject.in_(access.subjects))
+            .order_by(m.NamespaceGrant.namespace, m.NamespaceGrant.subject)
+        ).all()
+    return WhoAmI(
+        principal=access.principal,
+        groups=list(access.groups),
+        role=access.role,
+        grants=[WhoAmIGrant(namespace=ns, role=role, via=subject) for ns, role, subject in rows],
+    )
+
+
+# ---- changes -----------------------------------------------------------------------------------------
+
+
+def create_namespace(
+    reg: Registry,
+    namespace: str,
+    *,
+    visibility: str | None = None,
+    protected_aliases: list[str] | None = None,
+    description: str | None = None,
+) -> NamespaceView:
+    """Admin. 409 if it exists (a namespace created by a first write can be changed with `update`)."""
+    validate_namespace(namespace, "name")
+    visibility = validate_visibility(visibility or reg.settings.default_visibility)
+    patterns = validate_patterns(protected_aliases or [])
+    _check_description(description)
+    access = reg.acting
+    require_global(access, "admin", action="namespace_create", subject=namespace)
+    with transaction(reg.sessions) as session:
+        created = insert_ignore(
+            session,
+            m.Namespace,
+            {
+                "name": namespace,
+                "visibility": visibility,
+                "protected_aliases": patterns,
+                "description": description or None,
+                "created_by": access.principal,
+                "created_at": m.utcnow(),
+                "updated_at": m.utcnow(),
+            },
+            conflict=["name"],
+        )
+        if not created:
+            raise Conflict(f"namespace {namespace} exists; change it with PATCH / `pemreg namespaces set`")
+        audit.record(
+            session,
+            access.principal,
+            "namespace_create",
+            namespace,
+            namespace=namespace,
+            visibility=visibility,
+            protected_aliases=patterns,
+        )
+    return get_namespace(reg, namespace)
+
+
+def update_namespace(
+    reg: Registry,
+    namespace: str,
+    *,
+    visibility: str | None = None,
+    protected_aliases: list[str] | None = None,
+    description: str | None = None,
+) -> NamespaceView:
+    """Maintainer. Each field given replaces the old value; each change is its own audit event."""
+    validate_namespace(namespace)
+    if visibility is not None:
+        validate_visibility(visibility)
+    patterns = validate_patterns(protected_aliases) if protected_aliases is not None else None
+    _check_description(description)
+    access = reg.acting
+    with transaction(reg.sessions) as session:
+        row = _row(session, namespace, lock=True)
+        if row is None:
+            raise NotFound(_missing(namespace))
+        st = standing(session, access, namespace)
+        demand(
+            access,
+            st,
+            "maintainer",
+            action="namespace_update",
+            subject=namespace,
+            missing=_missing(namespace),
+        )
+        if visibility is not None and visibility != row.visibility:
+            audit.record(
+                session,
+                access.principal,
+                "namespace_visibility",
+                namespace,
+                namespace=namespace,
+                from_visibility=row.visibility,
+                to_visibility=visibility,
+            )
+            row.visibility = visibility
+        if patterns is not None and patterns != sorted(row.protected_aliases or []):
+            audit.record(
+                session,
+                access.principal,
+                "namespace_protection",
+                namespace,
+                namespace=namespace,
+                from_patterns=list(row.protected_aliases or []),
+                to_patterns=patterns,
+            )
+            row.protected_aliases = patterns
+        if description is not None and (row.description or "") != description:
+            audit.record(
+                session,
+                access.principal,
+                "namespace_describe",
+                namespace,
+                namespace=namespace,
+                description=description,
+            )
+            row.description = description or None
+        row.updated_at = m.utcnow()
+    return get_namespace(reg, namespace)
+
+
+def set_grant(reg: Registry, namespace: str, subject: str, role: str) -> GrantView:
+    """Maintainer (or admin): give `subject` `role` in the namespace, replacing its previous role."""
+    validate_namespace(namespace)
+    validate_subject(subject)
+    validate_role(role)
+    access = reg.acting
+    with transaction(reg.sessions) as session:
+        row = _row(session, namespace, lock=True)
+        if row is None:
+            raise NotFound(_missing(namespace))
+        st = standing(session, access, namespace)
+        demand(
+            access,
+            st,
+            "maintainer",
+            action="grant_set",
+            subject=f"{namespace} {subject}",
+            missing=_missing(namespace),
+        )
+        grant = session.get(m.NamespaceGrant, (namespace, subject))
+        previous = grant.role if grant else None
+        if grant is None:
+            grant = m.NamespaceGrant(
+                namespace=namespace, subject=subject, role=role, granted_by=access.principal
+            )
+            session.add(grant)
+        elif previous != role:
+            grant.role, grant.granted_by, grant.granted_at = role, access.principal, m.utcnow()
+        if previous != role:
+            audit.record(
+                session,
+                access.principal,
+                "grant_set",
+                namespace,
+                namespace=namespace,
+                grantee=subject,
+                from_role=previous,
+                to_role=role,
+            )
+        session.flush()
+        failpoint("grant_change")  # crash tests: killed here, the change is rolled back whole
+        return GrantView(
+            namespace=namespace,
+            subject=subject,
+            role=grant.role,
+            granted_by=grant.granted_by,
+            granted_at=grant.granted_at,
+        )
+
+
+def revoke_grant(reg: Registry, namespace: str, subject: str) -> None:
+    """Maintainer (or admin). The namespace's last grant gone, it is unowned again: global roles apply."""
+    validate_namespace(namespace)
+    validate_subject(subject)
+    access = reg.acting
+    with transaction(reg.sessions) as session:
+        row = _row(session, namespace, lock=True)
+        if row is None:
+            raise NotFound(_missing(namespace))
+        st = standing(session, access, namespace)
+        demand(
+            access,
+            st,
+            "maintainer",
+            action="grant_revoke",
+            subject=f"{namespace} {subject}",
+            missing=_missing(namespace),
+        )
+        grant = session.get(m.NamespaceGrant, (namespace, subject))
+        if grant is None:
+            raise NotFound(f"{subject} has no grant in namespace {namespace}")
+        audit.record(
+            session,
+            access.principal,
+            "grant_revoke",
+            namespace,
+            namespace=namespace,
+            grantee=subject,
+            from_role=grant.role,
+        )
+        session.delete(grant)
+        session.flush()
+        failpoint("grant_change")

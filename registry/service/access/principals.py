@@ -1,0 +1,91 @@
+"""Principals after the request that named them: the access a stored principal has *now* (a run it
+stored starts later: a schedule, a recomposition, a worker picking it up), and the SSO users seen.
+
+A run acts as the principal who stored its spec, with that principal's grants when it starts:
+- `key:<name>`: the active key of that name and its role; a revoked (or deleted) key has none, and its
+  runs refuse to start, saying so.
+- `user:<sub>`: the groups its last token carried (recorded by `remember`: the server holds no token
+  of the user when the run starts), its global role from the current PEMREG_OIDC_* settings; refused
+  once SSO is turned off.
+- any other name: the operator (the CLI on the server's machine, the worker), an admin.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from registry.catalog import models as m
+from registry.catalog.db import transaction
+from registry.catalog.upsert import insert_ignore
+from registry.errors import PermissionDenied
+from registry.service.access.identity import Access
+from registry.service.context import Registry
+from registry.settings import Settings
+
+# `remember` rewrites a user's row only when its groups changed or it is older than this: one write
+# per user per interval, not one per request.
+SEEN_EVERY = timedelta(minutes=10)
+
+
+class PrincipalGone(PermissionDenied):
+    """The principal that stored a run no longer has access (its key was revoked, SSO was removed)."""
+
+
+def sso_access(settings: Settings, principal: str, groups: tuple[str, ...]) -> Access:
+    """An SSO user's access: admin when one of its groups is in PEMREG_OIDC_ADMIN_GROUPS, else the
+    configured default global role."""
+    role = "admin" if settings.admin_groups & set(groups) else settings.oidc_default_role
+    return Access(principal, role, tuple(sorted(set(groups))))
+
+
+def stored_access(reg: Registry, principal: str) -> Access:
+    """The access `principal` has now, for work it stored earlier (see the module docstring)."""
+    with reg.sessions() as session:
+        if principal.startswith("key:"):
+            role = session.scalar(
+                select(m.ApiKey.role).where(m.ApiKey.name == principal[4:], m.ApiKey.revoked_at.is_(None))
+            )
+            if role is None:
+                raise PrincipalGone(f"{principal} was revoked; what it stored no longer runs")
+            return Access(principal, role)
+        if principal.startswith("user:"):
+            if not reg.settings.oidc_issuer:
+                raise PrincipalGone(f"{principal} is an SSO user and single sign-on is not configured")
+            groups = session.scalar(select(m.SsoUser.groups).where(m.SsoUser.principal == principal))
+            if groups is None:
+                raise PrincipalGone(f"{principal} has never signed in to this registry")
+            return sso_access(reg.settings, principal, tuple(groups))
+    if principal == "anonymous":
+        raise PrincipalGone("anonymous cannot store work")
+    return Access.operator(principal)
+
+
+def acting_for(reg: Registry, principal: str) -> Registry:
+    """`reg` acting as `principal` with its access now (PrincipalGone if it has none)."""
+    return reg.acting_as(stored_access(reg, principal))
+
+
+def remember(reg: Registry, access: Access) -> None:
+    """Record an SSO user's groups as of this request (for its runs that start later). A read when
+    nothing changed; a write when its groups changed or its row is older than SEEN_EVERY."""
+    now = m.utcnow()
+    groups = sorted(access.groups)
+    with reg.sessions() as session:
+        row = session.get(m.SsoUser, access.principal)
+        if (
+            row is not None
+            and list(row.groups or []) == groups
+            and now - _aware(row.last_seen_at) <= SEEN_EVERY
+        ):
+            return
+    with transaction(reg.sessions) as session:
+        values = {"principal": access.principal, "groups": groups, "first_seen_at": now, "last_seen_at": now}
+        if not insert_ignore(session, m.SsoUser, values, conflict=["principal"]):
+            row = session.get_one(m.SsoUser, access.principal, with_for_update=True)
+            row.groups, row.last_seen_at = groups, now
+
+
+def _aware(stamp: datetime) -> datetime:
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)  # SQLite hands back naive UTC
