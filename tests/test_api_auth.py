@@ -111,15 +111,6 @@ ENDPOINTS: list[Endpoint] = [
         {200},
     ),
     ("versions.lineage", "reader", "GET", lambda a: V + "/lineage", lambda a: {}, {200}),
-    ("versions.undelete", "admin", "POST", lambda a: V + ":undelete", lambda a: {}, {409}),  # not deleted
-    (
-        "adapters.delete-all",
-        "admin",
-        "DELETE",
-        lambda a: "/v1/adapters/acme/never-registered",
-        lambda a: {"params": {"all_versions": "true"}},
-        {404},
-    ),
     ("versions.serving", "reader", "GET", lambda a: V + "/serving", lambda a: {}, {200}),
     (
         "aliases.set",

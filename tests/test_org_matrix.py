@@ -312,6 +312,23 @@ ROUTES: list[Route] = [
     Route("version.restore", "POST", lambda w, ns: V.format(ns=ns) + ":restore", "writer", write=True),
     Route("version.delete", "DELETE", lambda w, ns: _deletable(w, ns), "maintainer", write=True),
     Route(
+        "version.undelete",
+        "POST",
+        lambda w, ns: V.format(ns=ns) + ":undelete",
+        "maintainer",
+        ok=(409,),  # allowed, and refused because it is not deleted
+        write=True,
+    ),
+    Route(
+        "adapter.delete-all",
+        "DELETE",
+        lambda w, ns: f"/v1/adapters/{ns}/never-registered",
+        "maintainer",
+        ok=(404,),  # allowed, and nothing to delete
+        write=True,
+        kwargs=lambda w, ns, r: {"params": {"all_versions": "true"}},
+    ),
+    Route(
         "compose.validate",
         "POST",
         lambda w, ns: "/v1/compositions:validate",
