@@ -226,7 +226,7 @@ def create_webhook(
             **fields,
         )
         session.add(row)
-        audited = {**fields, "url": _origin(target)}
+        audited = {k: v for k, v in fields.items() if k != "namespace"} | {"url": _origin(target)}
         audit.record(
             session, access.principal, "webhook_create", f"webhook:{row.id}", namespace=ns, **audited
         )
@@ -295,7 +295,11 @@ def update_webhook(
             for key, value in changed.items():
                 setattr(row, key, value)
             row.updated_at = m.utcnow()
-            audited = {**changed, **({"url": _origin(changed["url"])} if "url" in changed else {})}
+            audited = {k: v for k, v in changed.items() if k != "namespace"}
+            if "url" in changed:
+                audited["url"] = _origin(changed["url"])
+            if "namespace" in changed:
+                audited |= {"from_namespace": previous_namespace, "to_namespace": row.namespace}
             # Recorded where its maintainers read it: the namespace it had (and the one it moved to).
             for ns in dict.fromkeys((previous_namespace, row.namespace)):
                 audit.record(
