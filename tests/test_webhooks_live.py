@@ -61,7 +61,7 @@ def stack(
         "PEMREG_WEBHOOK_POLL_SECONDS": "0.1",
         "PEMREG_WEBHOOK_TIMEOUT_SECONDS": "5",
     }
-    servers = run_server(pg_url, s3_service, tmp, **env)
+    servers = run_server(pg_url, s3_service, tmp, test_bases=False, **env)  # its own tiny-llama source
     a = next(servers)
     b_port = free_port()
     b_env = {**a.server_env, "PEMREG_HOME": str(tmp / "home-b")}
