@@ -114,10 +114,11 @@ def maintained(access: Access, column: ColumnElement[Any] | QueryableAttribute[A
     in its query. Only a maintainer grant (direct or through a group) gives it; NULL is admins' only."""
     if access.is_admin:
         return true()
-    granted = select(m.NamespaceGrant.namespace).where(
-        m.NamespaceGrant.subject.in_(access.subjects), m.NamespaceGrant.role == "maintainer"
-    )
-    return column.in_(granted)
+    return column.in_(select(m.NamespaceGrant.namespace).where(_maintainer_grant(access)))
+
+
+def _maintainer_grant(access: Access) -> ColumnElement[bool]:
+    return and_(m.NamespaceGrant.subject.in_(access.subjects), m.NamespaceGrant.role == "maintainer")
 
 
 def run_visible(access: Access) -> ColumnElement[bool]:
@@ -319,12 +320,4 @@ def maintains_somewhere(session: Session, access: Access) -> bool:
     """An admin, or a maintainer grant anywhere (what shows the web page's webhooks link)."""
     if access.is_admin:
         return True
-    return bool(
-        session.scalar(
-            select(
-                exists().where(
-                    m.NamespaceGrant.subject.in_(access.subjects), m.NamespaceGrant.role == "maintainer"
-                )
-            )
-        )
-    )
+    return bool(session.scalar(select(exists().where(_maintainer_grant(access)))))
