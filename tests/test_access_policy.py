@@ -1,6 +1,7 @@
 """The policy's rules on a table of principals x namespaces, on SQLite and PostgreSQL: the in-query read
-predicate (what listings filter on) and the per-namespace standing (what writes are decided on) give
-the same answer for every pair, and both give the role the product contract states."""
+predicate (what listings filter on; `maintained` for webhooks) and the per-namespace standing (what
+writes are decided on) give the same answer for every pair, and both give the role the product contract
+states."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from registry.service.access.policy import (
     RefusedUnseen,
     alias_needs,
     demand,
+    maintained,
+    maintains_somewhere,
     readable,
     standing,
 )
@@ -76,6 +79,18 @@ def test_predicate_and_standing_agree_with_the_contract(orgs: Registry) -> None:
             roles = tuple(standing(session, access, ns).role for ns in order)
             assert roles == EXPECTED[who], who
             assert seen == {ns for ns, role in zip(order, roles, strict=True) if role is not None}, who
+            # The in-query form of "maintains it" (a namespace's webhooks) agrees with the standing.
+            managed = set(
+                session.scalars(
+                    select(m.Namespace.name).where(
+                        maintained(access, m.Namespace.name), m.Namespace.name.in_(order)
+                    )
+                )
+            )
+            assert managed == {
+                ns for ns, role in zip(order, roles, strict=True) if role in ("maintainer", "admin")
+            }, who
+            assert maintains_somewhere(session, access) == (who in ("admin", "granted-maintainer")), who
 
 
 def test_protected_aliases_need_a_maintainer(orgs: Registry) -> None:

@@ -11,6 +11,8 @@ private namespace, on PostgreSQL + SeaweedFS, one app in-process, the catalog se
   it. A refused write is one audit event naming who, what and why.
 - Listings, search, lineage, audit, the digest lookup and the web pages are read through as `none`:
   nothing of `sec` appears by name, count or page token.
+- Webhooks: each namespace has one; only its maintainers (and admins) create, see and manage them, and
+  anyone else gets 404 for one, as for a missing webhook (a reader or writer of the namespace too).
 """
 
 from __future__ import annotations
@@ -38,11 +40,13 @@ from registry.service.catalog.aliases import set_alias
 from registry.service.catalog.resolve import resolve_version
 from registry.service.compositions import runs
 from registry.service.compositions.status import RunStatus
+from registry.service.events import webhooks
 from registry.spec import load_spec
 from tests.factories import make_ia3, make_lora
 from tests.pg_service import truncate_all
 from tests.s3_service import S3Service
 from tests.test_api_common import upload_files
+from tests.webhook_receiver import Receiver
 
 ROLES = ("none", "reader", "writer", "maintainer", "admin")
 KEYS = {"none": ("outsider", "writer"), "reader": ("r", "reader"), "writer": ("w", "reader")}
@@ -58,6 +62,9 @@ class World:
     secrets: dict[str, str]
     web: dict[str, TestClient]
     dirs: dict[str, Path]
+    hook_url: str = ""  # the loopback receiver (an allowed webhook host)
+    hooks: dict[str, str] = field(default_factory=dict)  # ns -> the id of its webhook
+    hook_events: dict[str, str] = field(default_factory=dict)  # ns -> an event delivered to it
     runs: dict[str, str] = field(default_factory=dict)  # label -> composition id
     sha: dict[str, str] = field(default_factory=dict)  # ns/name@v -> sha256
     counter: list[int] = field(default_factory=lambda: [0])
@@ -110,13 +117,14 @@ def world(
     s3_service: S3Service,
     tmp_path_factory: pytest.TempPathFactory,
     adapter_dirs: dict[str, Path],
+    receiver: Receiver,
 ) -> Iterator[World]:
     settings = s3_service.settings(
         home=tmp_path_factory.mktemp("home"),
         database_url=pg_url,
         store_url=f"s3://{s3_service.bucket}/{uuid.uuid4().hex}",
         principal="seeder",
-    )
+    ).model_copy(update={"webhook_allowed_hosts": f"127.0.0.1:{receiver.port}"})
     reg = Registry(settings)
     reg.store.ensure_ready()
     secrets = {role: create_key(reg, name, global_role) for role, (name, global_role) in KEYS.items()}
@@ -146,7 +154,11 @@ def world(
     # Across namespaces: a public child of a secret parent, a secret child of a public parent.
     service.register_adapter(reg, adapter_dirs["ia3"], "pub/child")
     service.register_adapter(reg, make_ia3(made / "sec-child", seed=30), "sec/child")
-    world = World(reg, None, secrets, {}, {**adapter_dirs, "sec-lora": own["sec"][0]})
+    world = World(reg, None, secrets, {}, {**adapter_dirs, "sec-lora": own["sec"][0]}, receiver.url)
+    for ns in NAMESPACES:  # as the operator (an admin); the maintainers manage them as well
+        hook = webhooks.create_webhook(reg, url=receiver.url, namespace=ns)
+        world.hooks[ns] = hook.id
+        world.hook_events[ns] = webhooks.ping(reg, hook.id).event_id
     for ns in NAMESPACES:
         world.runs[ns] = _cached_run(
             reg, f"name: {ns}/cached\nexpression: '{ns}/a@1 + {ns}/b@1'\n", f"{ns}/cached@1"
@@ -198,6 +210,7 @@ class Route:
     web: bool = False  # a page: cookie session, HTML answers
     write: bool = False
     unseen: int = 404  # what a principal that cannot see the namespace gets
+    short: int = 403  # what one that sees it, with a role below `needs`, gets
 
 
 def _spec(text: str) -> Build:
@@ -216,6 +229,14 @@ def _deletable(w: World, ns: str) -> str:
     name = f"{ns}/tmp-{w.fresh()}"
     service.register_adapter(w.reg, w.dirs["lora"], name)
     return f"/v1/adapters/{name}/versions/1"
+
+
+def _deletable_hook(w: World, ns: str) -> str:
+    return f"/v1/webhooks/{webhooks.create_webhook(w.reg, url=w.hook_url, namespace=ns).id}"
+
+
+def _hook(suffix: str = "") -> Callable[[World, str], str]:
+    return lambda w, ns: f"/v1/webhooks/{w.hooks[ns]}{suffix}"
 
 
 def _grant_target(w: World, ns: str, role: str) -> dict[str, Any]:
@@ -387,6 +408,54 @@ ROUTES: list[Route] = [
         write=True,
         kwargs=lambda w, ns, r: {"json": {"name": f"{ns}-new-{w.fresh()}"}},
     ),
+    # Webhooks: a namespace's maintainers manage its webhooks; to everyone else one is missing (404).
+    Route(
+        "webhook.create",
+        "POST",
+        lambda w, ns: "/v1/webhooks",
+        "maintainer",
+        ok=(201,),
+        write=True,
+        kwargs=lambda w, ns, r: {"json": {"url": w.hook_url, "namespace": ns, "events": ["alias.moved"]}},
+    ),
+    Route("webhook.show", "GET", _hook(), "maintainer", short=404),
+    Route(
+        "webhook.patch",
+        "PATCH",
+        _hook(),
+        "maintainer",
+        short=404,
+        write=True,
+        kwargs=lambda w, ns, r: {"json": {"description": f"edited by {r}"}},
+    ),
+    Route("webhook.deliveries", "GET", _hook("/deliveries"), "maintainer", short=404),
+    Route(
+        "webhook.delivery",
+        "GET",
+        lambda w, ns: f"/v1/webhooks/{w.hooks[ns]}/deliveries/{w.hook_events[ns]}",
+        "maintainer",
+        short=404,
+    ),
+    Route("webhook.ping", "POST", _hook(":ping"), "maintainer", ok=(202,), short=404, write=True),
+    Route("webhook.rotate", "POST", _hook(":rotate-secret"), "maintainer", short=404, write=True),
+    Route(
+        "webhook.redeliver",
+        "POST",
+        lambda w, ns: f"/v1/webhooks/{w.hooks[ns]}/deliveries/{w.hook_events[ns]}:redeliver",
+        "maintainer",
+        ok=(202,),
+        short=404,
+        write=True,
+    ),
+    Route(
+        "webhook.delete",
+        "DELETE",
+        lambda w, ns: _deletable_hook(w, ns),
+        "maintainer",
+        ok=(204,),
+        short=404,
+        write=True,
+    ),
     # Web pages (cookie sessions): the same policy, HTML answers.
     Route("web.adapter", "GET", lambda w, ns: f"/adapters/{ns}/a", "reader", web=True),
     Route("web.version", "GET", lambda w, ns: f"/adapters/{ns}/a/versions/1", "reader", web=True),
@@ -424,7 +493,7 @@ def _expected(route: Route, role: str, ns: str) -> int | tuple[int, ...]:
     have = _expected_role(role, ns)
     if have is None:
         return route.unseen
-    return route.ok if RANK[have] >= RANK[route.needs] else 403
+    return route.ok if RANK[have] >= RANK[route.needs] else route.short
 
 
 def _call(world: World, route: Route, ns: str, role: str) -> Any:
@@ -484,6 +553,13 @@ def test_hidden_404_is_the_missing_404(world: World) -> None:
     assert hidden.json()["detail"].replace(world.sha["sec/a@1"], "0" * 64) == missing.json()["detail"]
     hidden_run = _api(world).get(f"/v1/compositions/{world.runs['cross']}", headers=world.h("none"))
     assert hidden_run.status_code == 404  # its spec names sec/a
+    absent = str(uuid.uuid4())
+    for role in ("none", "reader", "writer"):  # a webhook: missing to all but maintainers and admins
+        for ns in NAMESPACES:
+            hidden = _api(world).get(f"/v1/webhooks/{world.hooks[ns]}", headers=world.h(role))
+            missing = _api(world).get(f"/v1/webhooks/{absent}", headers=world.h(role))
+            assert hidden.status_code == missing.status_code == 404
+            assert hidden.json()["detail"].replace(world.hooks[ns], absent) == missing.json()["detail"]
 
 
 # ---- listings, search, audit, lineage: nothing of sec by name, count or token ------------------------
@@ -530,7 +606,15 @@ def test_listings_show_only_what_the_role_reads(world: World, role: str) -> None
     assert {g["namespace"] for g in me["grants"]} == (
         {"pub", "sec"} if role in ("reader", "writer", "maintainer") else set()
     )
+    manages = role in ("maintainer", "admin")
+    hooks = _api(world).get("/v1/webhooks", headers=world.h(role)).json()
+    assert {h["namespace"] for h in hooks} == ({"pub", "sec"} if manages else set())
+    hooks_page = world.web[role].get("/webhooks")
+    assert hooks_page.status_code == (200 if manages else 403)
+    # The sec webhook's row and its deliveries' rows (every change in sec is an event for it).
+    assert (hooks_page.text.count(f"<code>{world.hooks['sec'][:8]}</code>") >= 2) == manages
     page = world.web[role].get("/").text
+    assert ('href="/webhooks"' in page) == manages
     assert "pub/a" in page and ("sec/a" in page) == sees_sec
     runs_page = world.web[role].get("/compositions").text
     assert (world.runs["sec"] in runs_page) == sees_sec

@@ -16,6 +16,7 @@ from registry.catalog import models as m
 from registry.catalog.db import transaction
 from registry.errors import Conflict, InvalidInput
 from registry.service import Registry
+from registry.service.access.identity import Access
 from registry.service.admin.keys import create_key, revoke_key
 from registry.service.catalog import lifecycle
 from registry.service.compositions import reads as compositions
@@ -323,9 +324,9 @@ def test_timeouts_redirects_and_addresses_are_attempt_failures(receiver: Receive
 
 def test_a_revoked_owner_receives_nothing_more(hooks: Registry, receiver: Receiver) -> None:
     create_key(hooks, "hook-admin", "admin")
-    as_key = hooks.acting_as("hook-admin")
+    as_key = hooks.acting_as(Access("key:hook-admin", "admin"))
     hook = webhooks.create_webhook(as_key, url=receiver.url)
-    assert hook.owner == "hook-admin"
+    assert hook.owner == "key:hook-admin"
     lifecycle.set_status(hooks, "acme/a@1", "deprecate")
     assert len(queued(hooks, hook.id)) == 1
     revoke_key(hooks, "hook-admin")
@@ -334,6 +335,9 @@ def test_a_revoked_owner_receives_nothing_more(hooks: Registry, receiver: Receiv
     claims = deliveries.claim(hooks, limit=10, worker="test")
     assert claims == []  # the one queued before the revocation is not sent either
     dead = deliveries.list_deliveries(hooks, hook.id, status="dead")
-    assert len(dead) == 1 and "may not receive" in (dead[0].last_error or "")
-    with pytest.raises(Conflict, match="may no longer receive"):
+    assert len(dead) == 1 and dead[0].last_error == (
+        "the webhook's owner key:hook-admin may not receive events: "
+        "key:hook-admin was revoked; what it stored no longer runs"
+    )
+    with pytest.raises(Conflict, match="key:hook-admin was revoked"):
         webhooks.ping(hooks, hook.id)

@@ -61,7 +61,7 @@ def stack(
         "PEMREG_WEBHOOK_POLL_SECONDS": "0.1",
         "PEMREG_WEBHOOK_TIMEOUT_SECONDS": "5",
     }
-    servers = run_server(pg_url, s3_service, tmp, test_bases=False, **env)
+    servers = run_server(pg_url, s3_service, tmp, test_bases=False, **env)  # its own tiny-llama source
     a = next(servers)
     b_port = free_port()
     b_env = {**a.server_env, "PEMREG_HOME": str(tmp / "home-b")}
@@ -112,14 +112,17 @@ def test_rest_surface(stack: Stack, receiver: Receiver) -> None:
     body = {"url": receiver.url, "events": ["alias.moved"]}
     assert httpx.post(f"{api}/v1/webhooks", json=body).status_code == 401
     assert httpx.post(f"{api}/v1/webhooks", json=body, headers=_h(stack, "writer")).status_code == 403
-    assert httpx.get(f"{api}/v1/webhooks", headers=_h(stack, "reader")).status_code == 403
+    # A reader maintains no namespace: it manages no webhook (and sees none).
+    _create(stack, receiver.url, events=["alias.moved"], description="seen by admins only")
+    assert httpx.get(f"{api}/v1/webhooks", headers=_h(stack, "reader")).json() == []
+    _delete_all(stack)
     bad = httpx.post(f"{api}/v1/webhooks", json={**body, "url": "http://10.1.2.3/x"}, headers=admin)
     assert bad.status_code == 422 and bad.json()["field"] == "url" and "10.1.2.3:80" in bad.json()["detail"]
     bad = httpx.post(f"{api}/v1/webhooks", json={**body, "events": ["nope"]}, headers=admin)
     assert bad.status_code == 422 and bad.json()["field"] == "events"
 
     hook = _create(stack, receiver.url, events=["alias.moved"], alias_pattern="prod", description="serving")
-    assert hook["secret"].startswith("whsec_") and hook["owner"] == "admin-key"
+    assert hook["secret"].startswith("whsec_") and hook["owner"] == "key:admin-key"
     listed = httpx.get(f"{api}/v1/webhooks", headers=admin).json()
     assert [h["id"] for h in listed] == [hook["id"]] and "secret" not in listed[0]
     patched = httpx.patch(
@@ -137,7 +140,7 @@ def test_rest_surface(stack: Stack, receiver: Receiver) -> None:
     got = receiver.wait_for(1)
     assert [r.id for r in got] == [event_id]
     assert signing.verify(hook["secret"], got[0].headers, got[0].body) == event_id
-    assert got[0].json()["data"] == {"webhook_id": hook["id"], "actor": "admin-key"}
+    assert got[0].json()["data"] == {"webhook_id": hook["id"], "actor": "key:admin-key"}
     delivery = _wait_status(stack, hook["id"], event_id, "delivered")
     assert delivery["history"][0]["status_code"] == 200 and delivery["history"][0]["latency_ms"] > 0
 

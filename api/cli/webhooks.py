@@ -1,8 +1,9 @@
 """`pemreg webhooks list|create|show|set|delete|rotate-secret|deliveries|ping|redeliver|listen`.
 
 Locally (no PEMREG_URL) these act on this machine's catalog; in remote mode they call the server's
-/v1/webhooks API (an admin key). `listen` is the receiving side: a signed-event receiver that pulls the
-adapter an alias now points to and runs a command (api/cli/webhook_listen.py).
+/v1/webhooks API as the key or SSO user: a namespace's maintainers manage its webhooks, admins every
+one. `listen` is the receiving side: a signed-event receiver that pulls the adapter an alias now points
+to and runs a command (api/cli/webhook_listen.py).
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ from .output import console, err_console, id_table, print_json, print_table
 if TYPE_CHECKING:
     from registry.webhooks.views import DeliveryView, WebhookView
 
-app = typer.Typer(help="Webhooks: signed events sent to your endpoints (admin).", no_args_is_help=True)
+app = typer.Typer(
+    help="Webhooks: signed events sent to your endpoints (namespace maintainers and admins).",
+    no_args_is_help=True,
+)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 IdArg = Annotated[str, typer.Argument(help="the webhook's id (from `pemreg webhooks list`)")]
 EventOpt = Annotated[
@@ -89,7 +93,8 @@ def _filters(hook: WebhookView) -> str:
 
 @app.command("list")
 def list_(json_out: JsonOpt = False) -> None:
-    """Every webhook with its filters (never the secrets)."""
+    """The webhooks you manage (those of namespaces you maintain; every one for an admin), with their
+    filters (never the secrets)."""
     items = hooks().list_webhooks()
     if json_out:
         print_json(items)
@@ -104,7 +109,12 @@ def list_(json_out: JsonOpt = False) -> None:
 def create(
     url: Annotated[str, typer.Argument(help="http(s) URL on a host in PEMREG_WEBHOOK_ALLOWED_HOSTS")],
     event: EventOpt = None,
-    namespace: Annotated[str | None, typer.Option("--namespace", help="only this namespace's events")] = None,
+    namespace: Annotated[
+        str | None,
+        typer.Option(
+            "--namespace", help="only this namespace's events (one you maintain; without it: admin only)"
+        ),
+    ] = None,
     alias_pattern: Annotated[
         str | None, typer.Option("--alias-pattern", help="glob over the alias of alias events, e.g. 'prod'")
     ] = None,

@@ -1,4 +1,8 @@
-"""/v1/webhooks: receivers of signed events, their delivery history, ping and redeliver (admin).
+"""/v1/webhooks: receivers of signed events, their delivery history, ping and redeliver.
+
+A namespace's maintainers manage the webhooks of that namespace, admins every webhook (and alone create
+registry-wide ones); the service decides it with the one policy (any signed-in principal gets through
+here), and a webhook the caller may not manage answers 404, as a missing one.
 
 Creating a webhook answers its signing secret once (`whsec_...`); every delivery carries the Standard
 Webhooks headers (`webhook-id` = the delivery's `event_id`, `webhook-timestamp`, `webhook-signature`).
@@ -12,7 +16,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import Field
 from starlette.convertors import StringConvertor, register_url_convertor
 
-from api.deps import Admin
+from api.deps import SignedIn
 from api.errors import ERROR_RESPONSES
 from api.schemas import PLAIN, Strict
 from registry.service.events import deliveries, webhooks
@@ -38,7 +42,11 @@ router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], responses=ERROR_RES
 class WebhookIn(Strict):
     url: str = Field(min_length=1, max_length=2048, description="http(s) URL on an allowed host")
     events: list[str] = Field(default=[], max_length=16, description=f"any of: {EVENT_TYPES}; [] = all")
-    namespace: str | None = Field(default=None, pattern=NAMESPACE, description="only this namespace's events")
+    namespace: str | None = Field(
+        default=None,
+        pattern=NAMESPACE,
+        description="only this namespace's events; you must maintain it (omitted: registry-wide, admin)",
+    )
     alias_pattern: str | None = Field(
         default=None, pattern=ALIAS_GLOB, description="glob over the alias of alias.moved / alias.deleted"
     )
@@ -55,23 +63,23 @@ class WebhookPatch(Strict):
 
 
 @router.post("", status_code=201, response_model=WebhookCreated)
-def create(caller: Admin, body: WebhookIn) -> WebhookCreated:
+def create(caller: SignedIn, body: WebhookIn) -> WebhookCreated:
     """The answer carries the signing secret; it is not shown again (rotate it to get a new one)."""
     return webhooks.create_webhook(caller.reg, **body.model_dump())
 
 
 @router.get("", response_model=list[WebhookView])
-def list_(caller: Admin) -> list[WebhookView]:
+def list_(caller: SignedIn) -> list[WebhookView]:
     return webhooks.list_webhooks(caller.reg)
 
 
 @router.get(HOOK, response_model=WebhookView)
-def show(caller: Admin, webhook_id: str) -> WebhookView:
+def show(caller: SignedIn, webhook_id: str) -> WebhookView:
     return webhooks.get_webhook(caller.reg, webhook_id)
 
 
 @router.patch(HOOK, response_model=WebhookView)
-def patch(caller: Admin, webhook_id: str, body: WebhookPatch) -> WebhookView:
+def patch(caller: SignedIn, webhook_id: str, body: WebhookPatch) -> WebhookView:
     """JSON merge patch; `namespace` / `alias_pattern` given as null remove that filter."""
     given = body.model_fields_set
     cleared = {k: getattr(body, k) for k in ("namespace", "alias_pattern") if k in given}
@@ -87,27 +95,27 @@ def patch(caller: Admin, webhook_id: str, body: WebhookPatch) -> WebhookView:
 
 
 @router.delete(HOOK, status_code=204, response_class=Response)
-def delete(caller: Admin, webhook_id: str) -> Response:
+def delete(caller: SignedIn, webhook_id: str) -> Response:
     """The webhook and its delivery history; pending deliveries are dropped."""
     webhooks.delete_webhook(caller.reg, webhook_id)
     return Response(status_code=204)
 
 
 @router.post(HOOK + ":rotate-secret", response_model=WebhookCreated)
-def rotate_secret(caller: Admin, webhook_id: str) -> WebhookCreated:
+def rotate_secret(caller: SignedIn, webhook_id: str) -> WebhookCreated:
     """A new secret (answered once); the previous one also signs until `previous_secret_until`."""
     return webhooks.rotate_secret(caller.reg, webhook_id)
 
 
 @router.post(HOOK + ":ping", status_code=202, response_model=PingSent)
-def ping(caller: Admin, webhook_id: str) -> PingSent:
+def ping(caller: SignedIn, webhook_id: str) -> PingSent:
     """Queue a `webhook.ping` event for this webhook; its result shows in the deliveries."""
     return webhooks.ping(caller.reg, webhook_id)
 
 
 @router.get(HOOK + "/deliveries", response_model=list[DeliveryView])
 def list_deliveries(
-    caller: Admin,
+    caller: SignedIn,
     webhook_id: str,
     status: Annotated[str | None, Query(pattern="^(pending|delivered|dead)$")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -117,12 +125,12 @@ def list_deliveries(
 
 
 @router.get(HOOK + "/deliveries/{event_id:hook_id}", response_model=DeliveryView)
-def show_delivery(caller: Admin, webhook_id: str, event_id: str) -> DeliveryView:
+def show_delivery(caller: SignedIn, webhook_id: str, event_id: str) -> DeliveryView:
     return deliveries.get_delivery(caller.reg, webhook_id, event_id)
 
 
 @router.post(HOOK + "/deliveries/{event_id:hook_id}:redeliver", status_code=202, response_model=DeliveryView)
-def redeliver(caller: Admin, webhook_id: str, event_id: str) -> DeliveryView:
+def redeliver(caller: SignedIn, webhook_id: str, event_id: str) -> DeliveryView:
     """Deliver again with the same webhook-id and body (a delivered or dead one too); 409 while an
     attempt is in flight."""
     return deliveries.redeliver(caller.reg, webhook_id, event_id)

@@ -89,6 +89,7 @@ def chrome(request: Request, caller: Caller | None = None) -> dict[str, Any]:
         "csrf": sessions_of(request).csrf_token(cookie) if signed and cookie else "",
         "public_read": base_registry(request).settings.public_read,
         "sso": sso_enabled(request),
+        "webhooks_link": signed and caller is not None and webhooks.manages_any(caller.reg),
     }
 
 
@@ -333,9 +334,10 @@ def composition_status(caller: WebCaller, composition_id: str) -> Response:
 
 @router.get("/webhooks", name="web_webhooks")
 def webhooks_page(request: Request, caller: WebCaller, status: str | None = None) -> Response:
-    """Webhooks and their recent deliveries (dead letters included); admins only, as the API."""
-    if caller.role != "admin":
-        raise PermissionDenied("webhooks are shown to admins")
+    """Webhooks and their recent deliveries (dead letters included): those of the namespaces the caller
+    maintains (every one for an admin), as the API decides."""
+    if not webhooks.manages_any(caller.reg):
+        raise PermissionDenied("webhooks are shown to namespace maintainers and admins")
     wanted = _clean(status)
     return page(
         request,

@@ -453,7 +453,7 @@ class Client:
             refs, dest, lambda pinned, into: self.download(pinned, into, force=True), link=link or selector
         )
 
-    # -- webhooks (admin) ----------------------------------------------------------------------------
+    # -- webhooks (a namespace's maintainers; admins) ------------------------------------------------
     def list_webhooks(self) -> list[WebhookView]:
         return self._list(WebhookView, "/v1/webhooks")
 

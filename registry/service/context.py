@@ -12,6 +12,8 @@ from registry.service.access.identity import Access
 from registry.settings import Settings, get_settings
 from registry.store import ArtifactStore, open_store
 
+_SETTINGS = "pemreg_settings"
+
 
 @dataclass
 class Registry:
@@ -33,7 +35,11 @@ class Registry:
             pool=s.db_pool_timeout_seconds,
             sqlite_busy=s.db_sqlite_busy_timeout_seconds,
         )
-        return session_factory(s.resolved_database_url, timeouts)
+        factory = session_factory(s.resolved_database_url, timeouts)
+        # Each session carries the settings it was opened with: code handed only a session (the outbox,
+        # deciding who may receive an event of the change being committed) reads them there.
+        factory.configure(info={_SETTINGS: s})
+        return factory
 
     @cached_property
     def store(self) -> ArtifactStore:
@@ -54,6 +60,12 @@ class Registry:
         other.__dict__["sessions"] = self.sessions  # share the cached engine and store client
         other.__dict__["store"] = self.store
         return other
+
+
+def settings_of(session: Session) -> Settings:
+    """The settings of the Registry that opened `session` (the environment's for any other session)."""
+    found = session.info.get(_SETTINGS)
+    return found if isinstance(found, Settings) else get_settings()
 
 
 def open_store_for(settings: Settings, url: str) -> ArtifactStore:

@@ -18,8 +18,8 @@ naming the principal, in the caller's transaction; writers lock the row (FOR SHA
 lock it FOR UPDATE, so a write is decided and committed either wholly before or wholly after a grant
 change: nothing caches a grant, a revocation holds from the next statement on.
 
-The two forms agree by construction (`readable` is `standing(...).role is not None`); a test feeds both
-the same table of principals and namespaces.
+The two forms agree by construction (`readable` is `standing(...).role is not None`, `maintained` is
+`standing(...).rank >= maintainer`); a test feeds both the same table of principals and namespaces.
 """
 
 from __future__ import annotations
@@ -106,6 +106,19 @@ def readable(access: Access, column: ColumnElement[Any] | QueryableAttribute[Any
     if access.is_admin:
         return true()
     return column.in_(visible_namespaces(access))
+
+
+def maintained(access: Access, column: ColumnElement[Any] | QueryableAttribute[Any]) -> ColumnElement[bool]:
+    """True where `column` (a namespace) is one `access` maintains (what a namespace's webhooks need):
+    the in-query form of `standing(...).rank >= RANK["maintainer"]`, so a listing of them is filtered
+    in its query. Only a maintainer grant (direct or through a group) gives it; NULL is admins' only."""
+    if access.is_admin:
+        return true()
+    return column.in_(select(m.NamespaceGrant.namespace).where(_maintainer_grant(access)))
+
+
+def _maintainer_grant(access: Access) -> ColumnElement[bool]:
+    return and_(m.NamespaceGrant.subject.in_(access.subjects), m.NamespaceGrant.role == "maintainer")
 
 
 def run_visible(access: Access) -> ColumnElement[bool]:
@@ -301,3 +314,10 @@ def may_write_somewhere(session: Session, access: Access) -> bool:
             )
         )
     )
+
+
+def maintains_somewhere(session: Session, access: Access) -> bool:
+    """An admin, or a maintainer grant anywhere (what shows the web page's webhooks link)."""
+    if access.is_admin:
+        return True
+    return bool(session.scalar(select(exists().where(_maintainer_grant(access)))))

@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from registry.catalog import models as m
 from registry.catalog.db import transaction
@@ -43,20 +44,26 @@ def sso_access(settings: Settings, principal: str, groups: tuple[str, ...]) -> A
 def stored_access(reg: Registry, principal: str) -> Access:
     """The access `principal` has now, for work it stored earlier (see the module docstring)."""
     with reg.sessions() as session:
-        if principal.startswith("key:"):
-            role = session.scalar(
-                select(m.ApiKey.role).where(m.ApiKey.name == principal[4:], m.ApiKey.revoked_at.is_(None))
-            )
-            if role is None:
-                raise PrincipalGone(f"{principal} was revoked; what it stored no longer runs")
-            return Access(principal, role)
-        if principal.startswith("user:"):
-            if not reg.settings.oidc_issuer:
-                raise PrincipalGone(f"{principal} is an SSO user and single sign-on is not configured")
-            groups = session.scalar(select(m.SsoUser.groups).where(m.SsoUser.principal == principal))
-            if groups is None:
-                raise PrincipalGone(f"{principal} has never signed in to this registry")
-            return sso_access(reg.settings, principal, tuple(groups))
+        return access_now(session, reg.settings, principal)
+
+
+def access_now(session: Session, settings: Settings, principal: str) -> Access:
+    """`stored_access` in the caller's transaction (the outbox decides who receives an event inside
+    the transaction of the change)."""
+    if principal.startswith("key:"):
+        role = session.scalar(
+            select(m.ApiKey.role).where(m.ApiKey.name == principal[4:], m.ApiKey.revoked_at.is_(None))
+        )
+        if role is None:
+            raise PrincipalGone(f"{principal} was revoked; what it stored no longer runs")
+        return Access(principal, role)
+    if principal.startswith("user:"):
+        if not settings.oidc_issuer:
+            raise PrincipalGone(f"{principal} is an SSO user and single sign-on is not configured")
+        groups = session.scalar(select(m.SsoUser.groups).where(m.SsoUser.principal == principal))
+        if groups is None:
+            raise PrincipalGone(f"{principal} has never signed in to this registry")
+        return sso_access(settings, principal, tuple(groups))
     if principal == "anonymous":
         raise PrincipalGone("anonymous cannot store work")
     return Access.operator(principal)

@@ -15,17 +15,18 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, exists, func, select
+from sqlalchemy import Select, delete, exists, func, select
 from sqlalchemy.orm import Session, noload
 
 from registry.catalog import models as m
 from registry.catalog.db import transaction
 from registry.errors import Conflict, NotFound
+from registry.service.access.policy import maintained
 from registry.service.catalog import audit
 from registry.service.context import Registry
 from registry.service.events import outbox
-from registry.service.events.audience import webhook_may_receive
-from registry.service.events.webhooks import signing_secrets
+from registry.service.events.audience import refusal
+from registry.service.events.webhooks import managed_webhook, signing_secrets, visible_webhook
 from registry.webhooks.views import AttemptView, DeliveryView
 
 MAX_ERROR = 2000
@@ -96,10 +97,9 @@ def claim(reg: Registry, *, limit: int, worker: str, now: datetime | None = None
         ).all()
         claims = []
         for row, event, hook in found:
-            if not webhook_may_receive(session, hook, event.namespace):
-                _finish(
-                    row, "dead", now, error=f"the webhook's owner {hook.owner!r} may not receive this event"
-                )
+            refused = refusal(session, hook, event.namespace)
+            if refused is not None:
+                _finish(row, "dead", now, error=refused)
                 continue
             row.attempts += 1
             row.claimed_by = worker
@@ -194,6 +194,7 @@ def redeliver(reg: Registry, webhook_id: str, event_id: str) -> DeliveryView:
     retry window). Refused while an attempt of it is in flight."""
     now = m.utcnow()
     with transaction(reg.sessions) as session:
+        hook = managed_webhook(session, reg.acting, webhook_id, action="webhook_redeliver")
         row = session.scalar(
             select(m.WebhookDelivery)
             .where(m.WebhookDelivery.webhook_id == webhook_id, m.WebhookDelivery.event_id == event_id)
@@ -208,7 +209,14 @@ def redeliver(reg: Registry, webhook_id: str, event_id: str) -> DeliveryView:
         row.next_attempt_at = now
         row.retry_from = now
         row.delivered_at = None
-        audit.record(session, reg.principal, "webhook_redeliver", f"webhook:{webhook_id}", event_id=event_id)
+        audit.record(
+            session,
+            reg.principal,
+            "webhook_redeliver",
+            f"webhook:{webhook_id}",
+            namespace=hook.namespace,
+            event_id=event_id,
+        )
         outbox.on_commit(session, outbox.queued.set)
         session.flush()
         return _views(session, reg, [row], history=True)[0]
@@ -265,7 +273,8 @@ def list_deliveries(
     limit: int = 50,
     history: bool = True,
 ) -> list[DeliveryView]:
-    """Newest first: one webhook's deliveries (or every webhook's, for the web page)."""
+    """Newest first: one webhook's deliveries (or those of every webhook the caller sees, for the web
+    page; decided in the query)."""
     if status is not None and status not in m.DELIVERY_STATUSES:
         from registry.errors import InvalidInput
 
@@ -274,9 +283,10 @@ def list_deliveries(
     query = select(d).order_by(d.created_at.desc(), d.id.desc()).limit(limit)
     with reg.sessions() as session:
         if webhook_id is not None:
-            if session.get(m.Webhook, webhook_id) is None:
-                raise NotFound(f"webhook {webhook_id!r:.60} not found")
+            visible_webhook(session, reg.acting, webhook_id)
             query = query.where(d.webhook_id == webhook_id)
+        else:
+            query = query.where(d.webhook_id.in_(_visible_ids(reg)))
         if status is not None:
             query = query.where(d.status == status)
         return _views(session, reg, list(session.scalars(query)), history=history)
@@ -284,6 +294,7 @@ def list_deliveries(
 
 def get_delivery(reg: Registry, webhook_id: str, event_id: str) -> DeliveryView:
     with reg.sessions() as session:
+        visible_webhook(session, reg.acting, webhook_id)
         row = session.scalar(
             select(m.WebhookDelivery).where(
                 m.WebhookDelivery.webhook_id == webhook_id, m.WebhookDelivery.event_id == event_id
@@ -294,11 +305,21 @@ def get_delivery(reg: Registry, webhook_id: str, event_id: str) -> DeliveryView:
         return _views(session, reg, [row], history=True)[0]
 
 
+def _visible_ids(reg: Registry) -> Select[tuple[str]]:
+    """Ids of the webhooks the caller sees (the policy's, inside the query)."""
+    return select(m.Webhook.id).where(maintained(reg.acting, m.Webhook.namespace))
+
+
 def counts_by_webhook(reg: Registry) -> dict[tuple[str, str], int]:
-    """(webhook id, status) -> number of deliveries (the web page's columns)."""
+    """(webhook id, status) -> number of deliveries (the web page's columns), of the webhooks the caller
+    sees."""
     d = m.WebhookDelivery
     with reg.sessions() as session:
-        rows = session.execute(select(d.webhook_id, d.status, func.count()).group_by(d.webhook_id, d.status))
+        rows = session.execute(
+            select(d.webhook_id, d.status, func.count())
+            .where(d.webhook_id.in_(_visible_ids(reg)))
+            .group_by(d.webhook_id, d.status)
+        )
         return {(hook, status): int(n) for hook, status, n in rows}
 
 
