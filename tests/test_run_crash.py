@@ -1,5 +1,6 @@
-"""SIGKILL a `pemreg compose --wait` at several points of its registration, on both backends; then
-reconcile, gc and compose again, all through the CLI as an operator would.
+"""SIGKILL the process running a `pemreg compose --wait` (the warm local runner) at several points of
+its registration, on both backends; then reconcile, gc and compose again, all through the CLI as an
+operator would.
 
 The process is stopped at a failpoint (registry/failpoints.py) and killed there, so each case is exact:
 before any upload, after the first uploaded file, after every upload but before the catalog commit.
@@ -7,6 +8,7 @@ before any upload, after the first uploaded file, after every upload but before 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -67,7 +69,8 @@ def wait_for(path: Path, proc: subprocess.Popen[bytes], timeout: float = 180) ->
 
 
 def kill_group(proc: subprocess.Popen[bytes]) -> None:
-    os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):  # it may have exited when its runner died
+        os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
 
 
@@ -126,6 +129,7 @@ def test_killed_compose_is_reconciled_collected_and_rerun(
     )
     try:
         wait_for(marks / point, proc)
+        os.kill(int((marks / point).read_text()), signal.SIGKILL)  # the process holding the run
     finally:
         kill_group(proc)
     [run] = compositions.list_compositions(reg).items

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from registry.errors import RegistryError
+from registry.errors import RegistryError, describe_unexpected
 
 from . import remote
 from .output import console, err_console
@@ -33,15 +33,17 @@ COMMANDS = {
     "audit": "catalog",
     "audit-log": "catalog",
     "compose": "compose",
-    "compositions": "compose",
-    "worker": "compose",
-    "prefect-server": "compose",
+    "runner": "compose",
+    "compositions": "compositions",
+    "worker": "compositions",
+    "prefect-server": "compositions",
     "gc": "gc",
     "serve": "serve",
     "login": "login",
     "logout": "login",
 }
-MODULE_ORDER = ("setup", "catalog", "compose", "gc", "serve", "login")  # as `pemreg --help` lists them
+# As `pemreg --help` lists them.
+MODULE_ORDER = ("setup", "catalog", "compose", "compositions", "gc", "serve", "login")
 
 
 def build(command: str | None = None) -> typer.Typer:
@@ -64,11 +66,15 @@ def build(command: str | None = None) -> typer.Typer:
         if not known or command == cli_name:
             app.add_typer(_module(module).app, name=cli_name)
     wanted = MODULE_ORDER if not known else (COMMANDS.get(command or ""),)
+    remote_mode = remote.current() is not None
     for module in MODULE_ORDER:
-        if module in wanted:
-            if module == "compose" and remote.current() is not None:
-                module = "remote_compose"  # compose / compositions through the server's API
-            _module(module).register(app)
+        if module not in wanted:
+            continue
+        if remote_mode and module in ("compose", "compositions"):
+            if module == "compositions" and "compose" in wanted:
+                continue  # remote_compose registered both with `compose`
+            module = "remote_compose"  # compose / compositions through the server's API
+        _module(module).register(app)
     return app
 
 
@@ -154,21 +160,6 @@ def main() -> None:
 def one_line(text: str) -> str:
     """The first line: a message quoting input or a driver error must not spill over several lines."""
     return text.strip().splitlines()[0] if text.strip() else text
-
-
-def describe_unexpected(exc: Exception) -> str:
-    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-    from sqlalchemy.exc import TimeoutError as PoolTimeout
-
-    if isinstance(exc, PoolTimeout) or isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return "catalog database unavailable (timed out); retry later"
-    if isinstance(exc, DBAPIError):
-        # Driver errors carry the SQL and parameters on further lines; the first line names the problem.
-        kind = "unavailable" if type(exc).__name__ in ("OperationalError", "InterfaceError") else "error"
-        return f"catalog database {kind}: {one_line(str(exc.orig) or type(exc.orig).__name__)}"
-    if isinstance(exc, SQLAlchemyError):
-        return f"catalog database error: {one_line(str(exc))}"
-    return f"{type(exc).__name__}: {one_line(str(exc))}"
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ def serve(
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
-    from .compose import reconcile_at_start
+    from .compositions import reconcile_at_start
 
     reconcile_at_start()
 
