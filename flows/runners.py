@@ -63,9 +63,9 @@ def route_prefect_logs(settings: Settings, verbose: bool = False) -> Path:
         if not verbose:
             _quiet_progress_bars()
         path.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(path, encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        handlers: list[logging.Handler] = [handler]
+        to_file = logging.FileHandler(path, encoding="utf-8")
+        to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handlers: list[logging.Handler] = [to_file]
         if verbose:
             handlers.append(logging.StreamHandler(sys.stderr))
         _logs_routed.append((path, handlers))
