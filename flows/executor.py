@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -72,6 +71,7 @@ class RunExecutor:
         self._lock = threading.Lock()
         self._started = False
         self._idle = threading.Condition(self._lock)
+        self._changed = threading.Event()  # a run was queued: the beat loop rereads its interval
 
     # ---- what runs.start and reconcile ask -------------------------------------------------------
 
@@ -79,19 +79,27 @@ class RunExecutor:
         with self._lock:
             return run.id in self._held
 
+    def admit(self) -> None:
+        """Raise Busy when a run submitted now would find the queue full."""
+        with self._lock:
+            self._check_room()
+
+    def _check_room(self) -> None:
+        waiting = sum(1 for job in self._held.values() if not job.started)
+        free = self.workers - (len(self._held) - waiting)
+        if waiting >= self.queue_limit + max(0, free):
+            raise Busy(
+                f"the composition queue is full ({self.queue_limit} runs waiting for {self.workers} "
+                "workers); retry later"
+            )
+
     def submit(self, reg: Registry, run: CompositionView, spec: CompositionSpec) -> CompositionView:
         """Claim the pending run for this process and queue it; returns at once."""
         self._start()
         with self._lock:
             if run.id in self._held:
                 return run
-            waiting = sum(1 for job in self._held.values() if not job.started)
-            free = self.workers - (len(self._held) - waiting)
-            if waiting >= self.queue_limit + max(0, free):
-                raise Busy(
-                    f"the composition queue is full ({self.queue_limit} runs waiting for "
-                    f"{self.workers} workers); retry later"
-                )
+            self._check_room()
             job = _Job(reg, run, spec)
             self._held[run.id] = job  # before the claim: a reconcile in between must see it held
             for watcher in _submit_watchers.get():  # events from the first one on
@@ -103,6 +111,7 @@ class RunExecutor:
                 self._held.pop(run.id, None)
             raise
         self._queue.put(job)
+        self._changed.set()
         self._emit(RunEvent(run.id, "queued", f"queued ({self._queue.qsize()} waiting)"))
         return job.run
 
@@ -183,14 +192,15 @@ class RunExecutor:
                 self._emit(RunEvent(job.run.id, "finished", "finished"))
 
     def _beat(self) -> None:
-        """Refresh the beat of every held run, one UPDATE per catalog; again within a second after a
-        failed beat."""
+        """Refresh the beat of every held run, one UPDATE per catalog, at the shortest heartbeat
+        interval among them; again within a second after a failed beat."""
         wait = self.heartbeat_seconds
         while True:
-            time.sleep(wait)
-            wait = self.heartbeat_seconds
+            self._changed.wait(wait)
+            self._changed.clear()
             with self._lock:
                 jobs = list(self._held.values())
+            wait = min([self.heartbeat_seconds, *(j.reg.settings.heartbeat_seconds for j in jobs)])
             by_catalog: dict[int, tuple[Registry, list[str]]] = {}
             for job in jobs:
                 by_catalog.setdefault(id(job.reg.sessions), (job.reg, []))[1].append(job.run.id)

@@ -188,11 +188,18 @@ class DefaultRunner:
         self.embedded = embedded
         self.deployment = deployment
 
-    def submit(self, reg: Registry, run: CompositionView, spec: CompositionSpec) -> CompositionView:
+    def _choice(self) -> runs.Runner:
         # The operator's switch is the PREFECT_API_URL variable (as documented), not whatever Prefect
         # settings context this thread happens to run in (a test harness, a flow run).
-        runner = self.deployment if os.environ.get("PREFECT_API_URL") else self.embedded
-        return runner.submit(reg, run, spec)
+        return self.deployment if os.environ.get("PREFECT_API_URL") else self.embedded
+
+    def admit(self) -> None:
+        admit = getattr(self._choice(), "admit", None)
+        if admit is not None:
+            admit()
+
+    def submit(self, reg: Registry, run: CompositionView, spec: CompositionSpec) -> CompositionView:
+        return self._choice().submit(reg, run, spec)
 
 
 class PrefectProbe:

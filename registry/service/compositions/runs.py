@@ -51,7 +51,9 @@ POLL_SECONDS = 0.25
 
 
 class Runner(Protocol):
-    """Submits a `pending` run to something that will execute the compose flow for it."""
+    """Submits a `pending` run to something that will execute the compose flow for it. A runner may
+    also have `admit()`, which raises (e.g. Busy) when it would refuse a run now: called before the
+    run's row is created."""
 
     def submit(self, reg: Registry, run: CompositionView, spec: CompositionSpec) -> CompositionView: ...
 
@@ -245,6 +247,9 @@ def start(reg: Registry, spec: CompositionSpec, trigger: str, runner: str) -> Co
 
     check_composable(reg, spec, inputs)
     submitter = get_runner(runner)
+    admit = getattr(submitter, "admit", None)  # e.g. a full queue refuses before any row exists
+    if admit is not None:
+        admit()
     run = create(reg, spec, inputs, trigger, warnings)
     try:
         # The submitting process beats too: a slow submission is not mistaken for a lost run.
