@@ -219,10 +219,13 @@ def _tail(path: Path) -> str:
     return lines[-1][:300] if lines else "no output"
 
 
-def stop(home: Path, timeout: float = STOP_TIMEOUT) -> list[int]:
-    """Stop every runner of this home: each finishes the runs it holds (at most `timeout` s)."""
+def stop(home: Path, timeout: float = STOP_TIMEOUT, *, keep: frozenset[int] = frozenset()) -> list[int]:
+    """Stop every runner of this home (but the pids in `keep`): each finishes the runs it holds (at
+    most `timeout` s)."""
     stopped = []
     for state in running(home):
+        if state.pid in keep:
+            continue
         with contextlib.suppress(OSError), _connect(state.socket, timeout=5.0) as conn:
             _send(conn, {"op": "stop"})
             next(_lines(conn), None)

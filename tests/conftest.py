@@ -49,16 +49,16 @@ def reg(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Registry]:
 
 @pytest.fixture(autouse=True)
 def _no_local_runner_left(request: pytest.FixtureRequest) -> Iterator[None]:
-    """`pemreg compose` starts a warm local runner per environment (flows/local_runner.py); a test's
-    runners stop with the test, not 15 idle minutes later."""
+    """`pemreg compose` starts a warm local runner per environment (flows/local_runner.py): those of a
+    test's own homes (under its tmp_path) stop with the test, not 15 idle minutes later. Fixtures that
+    point commands at a shared home (warm_home) stop theirs in their own teardown."""
     tmp = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
     yield
-    homes: set[Path] = set()
-    if "warm_home" in request.fixturenames:
-        homes.add(request.getfixturevalue("warm_home")[0])
-    if tmp is not None:
-        for pattern in ("runner/*/state.json", "*/runner/*/state.json", "*/*/runner/*/state.json"):
-            homes.update(p.parent.parent.parent for p in tmp.glob(pattern))
+    if tmp is None:
+        return
+    homes = set()
+    for pattern in ("runner/*/state.json", "*/runner/*/state.json", "*/*/runner/*/state.json"):
+        homes.update(p.parent.parent.parent for p in tmp.glob(pattern))
     if homes:
         from flows import local_runner
 

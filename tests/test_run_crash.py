@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,8 +32,13 @@ STALE_AFTER = 1.0
 
 
 @pytest.fixture
-def crash_env(reg: Registry, warm_home: tuple[Path, int], tmp_path: Path) -> tuple[Registry, dict[str, str]]:
+def crash_env(
+    reg: Registry, warm_home: tuple[Path, int], tmp_path: Path
+) -> Iterator[tuple[Registry, dict[str, str]]]:
+    from flows import local_runner
+
     home, port = warm_home
+    before = frozenset(s.pid for s in local_runner.running(home))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PEMREG_", "PREFECT_"))}
     env.update(
         settings_env(reg),
@@ -47,7 +53,8 @@ def crash_env(reg: Registry, warm_home: tuple[Path, int], tmp_path: Path) -> tup
     service.register_adapter(reg, make_lora(tmp_path / "a", seed=1), "t/a")
     service.register_adapter(reg, make_lora(tmp_path / "b", seed=2), "t/b")
     service.register_adapter(reg, make_ia3(tmp_path / "i", seed=3), "t/i")
-    return reg, env
+    yield reg, env
+    local_runner.stop(home, keep=before)  # the runners this test's commands started
 
 
 def pemreg(env: dict[str, str], *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
