@@ -222,17 +222,9 @@ def main(argv: list[str]) -> int:
         log.error("PEMREG_HOME is %s, expected %s", settings.home, home)
         return 2
     started = time.monotonic()
-    # torch, transformers and Prefect now, not in the first run (and before logging is routed: the
-    # import configures Prefect's loggers). The local Prefect server is started by the first run that
-    # needs one (a dry run or a cache hit never does).
-    import flows.compose  # noqa: F401
-
     reg = Registry(settings)
     install(settings, "background")
-    route_prefect_logs(settings)
     executor = shared_executor(settings)
-    for lost in _reconcile(reg):
-        log.warning("composition %s %s: %s", lost.composition_id, lost.action, lost.message)
     Path(sock).unlink(missing_ok=True)
     server = _Server(sock, _Handler)
     os.chmod(sock, 0o600)
@@ -242,6 +234,10 @@ def main(argv: list[str]) -> int:
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
     write_state(state)
     log.info("local runner ready in %.1f s on %s (pid %d)", time.monotonic() - started, sock, os.getpid())
+    # Ready before the heavy imports: a dry run or a cache hit needs no Prefect, and the first command
+    # should not wait for what it does not use. torch, transformers and Prefect are imported now, in the
+    # background (a run that needs them first waits on the import), then lost runs are reconciled.
+    threading.Thread(target=_warm_up, args=(reg, settings), name="warm-up", daemon=True).start()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: runner.stopping.set())
@@ -269,6 +265,8 @@ def main(argv: list[str]) -> int:
 
 def _flush_prefect() -> None:
     """Send what Prefect still queues (run logs, task-run state events) before a fast exit."""
+    if "prefect" not in sys.modules:
+        return
     from prefect.events.worker import EventsWorker
     from prefect.logging.handlers import APILogWorker
 
@@ -277,6 +275,16 @@ def _flush_prefect() -> None:
             service.drain_all(timeout=5.0)
         except Exception as exc:  # noqa: BLE001 - the Prefect server gone: nothing more to send
             log.warning("could not flush %s: %s", service.__name__, runs.one_line(exc))
+
+
+def _warm_up(reg: Registry, settings: Settings) -> None:
+    started = time.monotonic()
+    import flows.compose  # noqa: F401 - its Prefect imports configure Prefect's loggers: route after it
+
+    route_prefect_logs(settings)
+    log.info("engine and Prefect imported in %.1f s", time.monotonic() - started)
+    for lost in _reconcile(reg):
+        log.warning("composition %s %s: %s", lost.composition_id, lost.action, lost.message)
 
 
 def _replaced(state: RunnerState) -> bool:

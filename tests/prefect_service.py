@@ -23,13 +23,18 @@ def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def warm_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, int]]:
-    """A PEMREG_HOME whose warm local Prefect server (flows/local_server.py) runs for the session."""
+    """A PEMREG_HOME whose warm local Prefect server (flows/local_server.py) runs for the session, and
+    the port it was asked for. That port is held by another listener for the whole session, so the
+    server had to move to a free one (what a second home finds when the default port is taken): one
+    Prefect server start serves both the session and that check."""
     from flows import local_server
 
     home = tmp_path_factory.mktemp("pemreg-home")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    local_server.ensure_running(home, port)
-    yield home, port
-    local_server.stop(home)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        url = local_server.ensure_running(home, port)
+        assert f":{port}/" not in url, url
+        yield home, port
+        local_server.stop(home)

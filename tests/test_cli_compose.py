@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -174,13 +175,12 @@ def test_progress_streams_with_verbose_and_relative_datasets_follow_the_command(
     assert any("evaluate" in line for line in finished), done.stderr
 
 
-def test_local_server_moves_off_a_taken_port(warm_home: tuple[Path, int], tmp_path: Path) -> None:
+def test_local_server_moves_off_a_taken_port(warm_home: tuple[Path, int]) -> None:
+    """warm_home asked for a port another listener holds: its server runs on a free one, recorded."""
     from flows import local_server
 
-    _, taken = warm_home  # another home's server holds this port
-    url = local_server.ensure_running(tmp_path / "other-home", taken)
-    try:
-        assert f":{taken}/" not in url
-        assert local_server.status(tmp_path / "other-home")["url"] == url  # type: ignore[index]
-    finally:
-        assert local_server.stop(tmp_path / "other-home")
+    home, taken = warm_home
+    state = local_server.status(home)
+    assert state is not None and f":{taken}/" not in state["url"]
+    with socket.create_connection(("127.0.0.1", taken), timeout=5):
+        pass  # the other listener still holds the port
