@@ -71,3 +71,22 @@ def test_a_calibration_naming_an_evaluation_is_kept() -> None:
     named = absolute_paths(load_spec(text + "calibration: ppl\n"), "/w")
     assert named.calibration == "ppl" and named.evaluate[0].dataset == "/w/d.jsonl"
     assert absolute_paths(load_spec(text + "calibration: c.jsonl\n"), "/w").calibration == "/w/c.jsonl"
+
+
+def test_a_warm_process_rehashes_a_cached_input_only_when_it_changed(tmp_path: Path) -> None:
+    import os
+    import time
+
+    from registry.hashing import sha256_bytes, sha256_unchanged
+
+    path = tmp_path / "adapter_model.safetensors"
+    path.write_bytes(b"a" * 1000)
+    assert sha256_unchanged(path) == sha256_bytes(b"a" * 1000)
+    before = path.stat()
+    time.sleep(0.05)  # file times move with the kernel's coarse clock (a few ms a tick)
+    path.write_bytes(b"b" * 1000)  # same size; the old mtime put back: only ctime tells
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert sha256_unchanged(path) == sha256_bytes(b"b" * 1000)
+    path.unlink()
+    path.write_bytes(b"c" * 1000)  # a new file at the same path
+    assert sha256_unchanged(path) == sha256_bytes(b"c" * 1000)

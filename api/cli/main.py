@@ -98,12 +98,16 @@ def __getattr__(name: str) -> Any:
 def _print_version(value: bool) -> None:
     if not value:
         return
+    console.print(_version_line(), markup=False)
+    raise typer.Exit()
+
+
+def _version_line() -> str:
     from registry import __version__
     from registry.provenance import git_commit
 
     commit = git_commit()
-    console.print(f"pemreg {__version__}" + (f" (git {commit[:12]})" if commit else ""), markup=False)
-    raise typer.Exit()
+    return f"pemreg {__version__}" + (f" (git {commit[:12]})" if commit else "")
 
 
 def root(
@@ -129,6 +133,9 @@ def main() -> None:
     # transformers 5.23 deprecation raised inside peft; says nothing actionable to a pemreg user.
     warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated")
     try:
+        if sys.argv[1:] == ["--version"]:  # no command: no need to build (import) every module
+            console.print(_version_line(), markup=False)
+            return
         command = _command(sys.argv[1:])
         reconcile = command == "compositions" and "reconcile" in sys.argv
         if command in remote.SERVER_ONLY or reconcile:
