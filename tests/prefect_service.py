@@ -14,10 +14,20 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
 @pytest.fixture(scope="session")
-def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    from prefect.testing.utilities import prefect_test_harness
+def prefect_harness(warm_home: tuple[Path, int]) -> Iterator[None]:
+    """Flows run in the test process report to the session's warm local Prefect server (warm_home), as
+    Prefect's test harness would to an ephemeral one: one Prefect server start per session, not two."""
+    import prefect.context
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    with prefect_test_harness(server_startup_timeout=120):
+    from flows import local_server
+
+    url = local_server.ensure_running(*warm_home)  # running: its URL
+    with (
+        temporary_settings(updates={PREFECT_API_URL: url}),
+        # Threads started later (Prefect's log and event workers) see it too, as with the harness.
+        prefect.context._temporary_global_settings_context(prefect.context.get_settings_context()),
+    ):
         yield
 
 

@@ -8,7 +8,7 @@ heartbeat, its Prefect flow run crashed, cancelled or missing) and ends `failed`
 its spec asks for `retries`. A process never ends a run it holds itself (`register_owner`): a live
 run stays live through a database stall however old its last beat.
 
-Runners (Prefect deployment, background flow run, in-process flow run) live in `flows/`: the shells
+Runners (Prefect deployment, the bounded executor, in-process flow run) live in `flows/`: the shells
 register them by name at start-up, so nothing under `registry/` imports the orchestration layer. This
 module imports neither torch nor Prefect: a cache hit costs a few catalog queries.
 """
