@@ -29,6 +29,12 @@ def prefect_harness(warm_home: tuple[Path, int]) -> Iterator[None]:
         prefect.context._temporary_global_settings_context(prefect.context.get_settings_context()),
     ):
         yield
+        # Send the session's last logs and events while the server still runs (warm_home stops it).
+        from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=10)
+        EventsWorker.drain_all(timeout=10)
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from registry.demo.scenarios import Row
 from registry.evaluation import EvalRequest, Evaluator, load_dataset
 from registry.pem import read_adapter
 from registry.service import Registry, download_version
-from registry.service.catalog import lineage
+from registry.service.catalog.lineage import lineage
 from registry.settings import Settings
 
 
