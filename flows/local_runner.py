@@ -7,10 +7,10 @@ Prefect server); later commands hand it their spec over a Unix socket, stream it
 It exits after PEMREG_RUNNER_IDLE_SECONDS without work, or on `pemreg runner stop`.
 
 One runner serves one environment: its state folder (<home>/runner/<fingerprint>/) is keyed by the
-settings that change what a run does (PEMREG_*, PREFECT_*, AWS_*, HF_*, threads, the interpreter and the
-installed code), so a command run with other settings never borrows a runner built for different ones.
-The socket lives in that folder (mode 0700): only this OS user can reach it, as only this user can
-read the catalog it composes into.
+settings that change what a run does (PEMREG_*, PREFECT_*, AWS_*, HF_*, threads, proxies and CA files,
+the interpreter and the installed code), so a command run with other settings never borrows a runner
+built for different ones. The socket lives in that folder (mode 0700): only this OS user can reach it,
+as only this user can read the catalog it composes into.
 
 This module is the client side and imports only the standard library: a command pays ~1 ms for it.
 """
@@ -49,6 +49,12 @@ ENV_PREFIXES = (
     "MKL_",
     "CUDA_",
     "PYTHON",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "ALL_PROXY",
+    "SSL_CERT_",
+    "REQUESTS_CA_BUNDLE",
 )
 ENV_IGNORED = {"PEMREG_URL", "PEMREG_API_KEY"}  # remote mode never reaches the local runner
 

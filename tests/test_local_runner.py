@@ -31,6 +31,7 @@ def test_a_runner_serves_one_environment() -> None:
         ("HF_HUB_OFFLINE", "1"),
         ("OMP_NUM_THREADS", "1"),
         ("PYTHONPATH", "/elsewhere"),
+        ("https_proxy", "http://proxy:3128"),
     ):
         assert local_runner.fingerprint({**env, key: value}) != same, key
 
