@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from registry.errors import (
+    Busy,
     Conflict,
     InvalidInput,
     NotFound,
@@ -55,7 +56,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: _doc("invalid input; `field` names it"),
     502: _doc("the artifact store failed"),
     503: {
-        **_doc("the catalog or the store is unreachable"),
+        **_doc("the catalog or the store is unreachable, or the composition queue is full"),
         "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
     },
 }
@@ -75,7 +76,11 @@ _STATUS: list[tuple[type[RegistryError], int]] = [
     (Unauthenticated, 401),
     (PermissionDenied, 403),
     (StoreError, 502),
+    (Busy, 503),
 ]
+
+
+BUSY_RETRY_AFTER_SECONDS = 5  # a queued composition takes seconds, not minutes, to make room
 
 
 def request_id(request: Request) -> str | None:
@@ -129,6 +134,8 @@ async def _registry_error(request: Request, exc: Exception) -> JSONResponse:
         log.warning("request %s: %s: %s", request_id(request), type(exc).__name__, exc)
     response = error_response(request, status, str(exc), getattr(exc, "field", None))
     response.background = refusal_audit(request, exc)
+    if isinstance(exc, Busy):
+        response.headers["Retry-After"] = str(BUSY_RETRY_AFTER_SECONDS)
     return response
 
 

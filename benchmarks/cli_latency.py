@@ -1,6 +1,7 @@
-"""Wall time of catalog CLI commands, local and remote, and of `import registry.client`.
+"""Wall time of catalog CLI commands, local and remote, beside `python -c pass` (the floor of any command),
+and the import cost of the modules a command may pull in.
 
-    .venv/bin/python benchmarks/cli_latency.py [--runs 9]
+    .venv/bin/python benchmarks/cli_latency.py [--runs 9] [--imports]
 
 Builds a throwaway embedded catalog (SQLite + file store under a temp PEMREG_HOME) with three adapters
 made by peft on a tiny model, starts `pemreg serve` on it, and times each command as a user runs it (a
@@ -96,14 +97,50 @@ def serve(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("pemreg serve did not become ready in 60 s")
 
 
-def report(label: str, measured: tuple[list[float], list[float]], target: float | None = None) -> None:
+def report(
+    label: str, measured: tuple[list[float], list[float]], target: float | None = None, floor: float = 0.0
+) -> None:
     walls, cpus = measured
     median = statistics.median(walls)
     ratio = f"  wall/target {median / target:.2f} (target {target:.1f} s)" if target else ""
+    over = f"  floor+{median - floor:.3f} s" if floor else ""
     print(
         f"{label:<42} wall median {median:.3f} s  min {min(walls):.3f} s  "
-        f"cpu median {statistics.median(cpus):.3f} s  (n={len(walls)}){ratio}"
+        f"cpu median {statistics.median(cpus):.3f} s  (n={len(walls)}){over}{ratio}  [load {load()}]"
     )
+
+
+# What a command may pull in, cheapest first; each measured alone in a fresh interpreter.
+IMPORTS = (
+    "json",
+    "http.client",
+    "rich.console",
+    "typer",
+    "pydantic",
+    "registry.client.reads",
+    "httpx",
+    "registry.client",
+    "pydantic_settings",
+    "registry.settings",
+    "sqlalchemy",
+    "sqlalchemy.orm",
+    "registry.catalog.models",
+    "registry.service.context",
+    "registry.service.catalog.queries",
+    "boto3",
+    "prefect",
+    "torch",
+)
+
+
+def import_costs(runs: int) -> None:
+    """Median wall of `python -c 'import X'` minus `python -c pass`, per module (cumulative: X and
+    everything it imports)."""
+    floor = statistics.median(wall([sys.executable, "-c", "pass"], dict(os.environ), runs)[0])
+    print(f"import cost over `python -c pass` ({floor:.3f} s), median of {runs}:")
+    for module in IMPORTS:
+        walls = wall([sys.executable, "-c", f"import {module}"], dict(os.environ), runs)[0]
+        print(f"  {module:<36} {statistics.median(walls) - floor:+.3f} s  [load {load()}]")
 
 
 def main() -> None:
@@ -111,7 +148,10 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--imports", action="store_true", help="also the import cost of each module")
     args = parser.parse_args()
+    if args.imports:
+        import_costs(args.runs)
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("PEMREG_", "AWS_"))}
     with tempfile.TemporaryDirectory(prefix="pemreg-cli-bench-") as tmp:
         home = Path(tmp) / "home"
@@ -127,9 +167,13 @@ def main() -> None:
         try:
             print(f"load average before: {load()}  (cpus: {os.cpu_count()})")
             wall([PEMREG, "adapters", "list"], local, 1)  # warm the page cache once
+            passes = wall([sys.executable, "-c", "pass"], base_env, args.runs)
+            report("python -c pass (the floor)", passes)
+            floor = statistics.median(passes[0])
             report(
                 "python -c 'import registry.client'",
                 wall([sys.executable, "-c", "import registry.client"], base_env, args.runs),
+                floor=floor,
             )
             for mode, env in (("local", local), ("remote", remote)):
                 for cmd in (
@@ -138,8 +182,7 @@ def main() -> None:
                     ["lineage", "bench/math@prod"],
                 ):
                     label = f"pemreg {' '.join(cmd)} ({mode})"
-                    target = TARGETS[mode] if cmd[:2] == ["adapters", "list"] else None
-                    report(label, wall([PEMREG, *cmd], env, args.runs), target)
+                    report(label, wall([PEMREG, *cmd], env, args.runs), TARGETS[mode], floor)
             print(f"load average after:  {load()}")
         finally:
             proc.terminate()

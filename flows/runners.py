@@ -1,15 +1,16 @@
 """Runners that execute the compose flow for a `pending` run, and the Prefect probe reconcile uses.
 
 The shells register them at start-up (`install`); `registry.service.compositions.runs.start` picks one by
-name, so
-the service layer never imports this package:
+name, so the service layer never imports this package:
 - `deployment`: a run of the `compose/compose` deployment on the configured Prefect API (workers run it);
-- `in-process`: the flow in this process, blocking (the CLI on the embedded default);
-- `background`: the flow on a thread of this process (the REST API on the embedded default);
+- `in-process`: the flow in this process, blocking (`pemreg demo`, `PEMREG_WARM_RUNNER=false`);
+- `background`: the bounded executor of this process (flows/executor.py: a queue and a fixed pool of
+  threads), what the REST server and the local runner use on the embedded default;
 - `default`: `deployment` when PREFECT_API_URL is set, else the shell's embedded choice.
 
-The Prefect API URL is passed explicitly (prefect's `temporary_settings`), never written to os.environ.
-Prefect's own logs go to <PEMREG_HOME>/logs/prefect.log; `verbose` also streams them to stderr.
+The Prefect API URL is passed explicitly (a Prefect settings context built once per URL), never written
+to os.environ. Prefect's own logs go to <PEMREG_HOME>/logs/prefect.log; `verbose` also streams them to
+stderr.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 from registry.errors import NotFound
@@ -37,7 +38,7 @@ from .context import using
 log = logging.getLogger("pemreg.compose")
 COMPOSE_DEPLOYMENT = "compose/compose"
 Embedded = Literal["in-process", "background"]
-_logs_routed: list[Path] = []
+_logs_routed: list[tuple[Path, list[logging.Handler]]] = []
 
 
 def configured_api_url() -> str | None:
@@ -53,24 +54,28 @@ def log_file(settings: Settings) -> Path:
 
 def route_prefect_logs(settings: Settings, verbose: bool = False) -> Path:
     """Prefect configures its console logging at import: send its records to a file instead (one line
-    on failure is the CLI's contract), and to stderr as well when `verbose`."""
+    on failure is the CLI's contract), and to stderr as well when `verbose`. Checked at every call:
+    importing some of Prefect's modules configures its loggers again (their handlers replaced)."""
     import prefect  # noqa: F401 - its logging setup must run before we re-route it
 
-    path = log_file(settings)
-    if _logs_routed:
-        return _logs_routed[0]
-    if not verbose:
-        _quiet_progress_bars()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if not _logs_routed:
+        path = log_file(settings)
+        if not verbose:
+            _quiet_progress_bars()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        to_file = logging.FileHandler(path, encoding="utf-8")
+        to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handlers: list[logging.Handler] = [to_file]
+        if verbose:
+            handlers.append(logging.StreamHandler(sys.stderr))
+        _logs_routed.append((path, handlers))
+    path, handlers = _logs_routed[0]
     for name in ("prefect", "prefect.extra"):
         logger = logging.getLogger(name)
         logger.propagate = False
-        logger.addHandler(handler)
-        if verbose:
-            logger.addHandler(logging.StreamHandler(sys.stderr))
-    _logs_routed.append(path)
+        for handler in handlers:
+            if handler not in logger.handlers:
+                logger.addHandler(handler)
     return path
 
 
@@ -85,61 +90,67 @@ def _quiet_progress_bars() -> None:
         hf_logging.disable_progress_bar()
 
 
+_flow_settings: dict[str | None, tuple[Any, Any]] = {}
+_flow_settings_lock = threading.Lock()
+
+
 @contextmanager
 def prefect_api(url: str | None) -> Iterator[None]:
-    if url is None:
+    """Prefect's settings for a flow run we execute and watch ourselves: `url` as its API (None keeps
+    the configured one) and no Prefect flow-run heartbeat. Our run heartbeat and reconcile detect a
+    lost run; Prefect's heartbeat thread sleeps in 1 s steps and is joined at the end of every flow
+    run (0.5 s a run on average, measured). Built once per URL and base settings (a Prefect settings
+    copy validates every field: 20-180 ms a run)."""
+    from prefect.context import SettingsContext, get_settings_context
+    from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY
+
+    context = get_settings_context()
+    with _flow_settings_lock:
+        base, settings = _flow_settings.get(url, (None, None))
+        if base is not context.settings:
+            updates: dict[Any, Any] = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+            if url is not None:
+                updates[PREFECT_API_URL] = url
+            settings = context.settings.copy_with_update(updates=updates)
+            _flow_settings[url] = (context.settings, settings)
+    with SettingsContext(profile=context.profile, settings=settings):
         yield
-        return
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with temporary_settings(updates={PREFECT_API_URL: url}):
-        yield
 
 
-class _Embedded:
-    """Flow runs reporting to the warm local Prefect server (or Prefect's ephemeral one)."""
+def embedded_api_url(reg: Registry) -> str | None:
+    """The Prefect API an embedded flow run reports to: the warm local server (started on first use).
+    None keeps Prefect's own configuration: an API already configured (profile, env, a test harness)
+    or, in `ephemeral` mode, its in-process server."""
+    if reg.settings.prefect_mode != "local-server" or configured_api_url():
+        return None
+    from . import local_server
+
+    return local_server.ensure_running(reg.settings.home, reg.settings.local_prefect_port)
+
+
+def run_compose_flow(
+    reg: Registry, run: CompositionView, spec: CompositionSpec, *, api_url: str | None, verbose: bool = False
+) -> None:
+    """The `compose` flow for one pending run, in this thread. The flow records its outcome on the row."""
+    from .compose import compose_flow
+
+    route_prefect_logs(reg.settings, verbose)
+    try:
+        with prefect_api(api_url), using(reg):
+            compose_flow(spec.canonical(), run.id, run.trigger)
+    except Exception as exc:  # noqa: BLE001 - the flow recorded the failure on the row
+        log.info("composition %s failed: %s", run.id, runs.one_line(exc))
+
+
+class InProcessRunner:
+    """The flow in the calling thread, blocking until the run ends."""
 
     def __init__(self, verbose: bool) -> None:
         self.verbose = verbose
 
     def submit(self, reg: Registry, run: CompositionView, spec: CompositionSpec) -> CompositionView:
-        raise NotImplementedError
-
-    def api_url(self, reg: Registry) -> str | None:
-        """None keeps Prefect's own configuration: an API already configured (profile, env, a test
-        harness) or, in `ephemeral` mode, its in-process server."""
-        if reg.settings.prefect_mode != "local-server" or configured_api_url():
-            return None
-        from . import local_server
-
-        return local_server.ensure_running(reg.settings.home, reg.settings.local_prefect_port)
-
-    def run_flow(
-        self, reg: Registry, run: CompositionView, spec: CompositionSpec, api_url: str | None
-    ) -> None:
-        from .compose import compose_flow
-
-        route_prefect_logs(reg.settings, self.verbose)
-        try:
-            with prefect_api(api_url), using(reg):
-                compose_flow(spec.canonical(), run.id, run.trigger)
-        except Exception as exc:  # noqa: BLE001 - the flow recorded the failure on the row
-            log.info("composition %s failed: %s", run.id, runs.one_line(exc))
-
-
-class InProcessRunner(_Embedded):
-    def submit(self, reg: Registry, run: CompositionView, spec: CompositionSpec) -> CompositionView:
-        self.run_flow(reg, run, spec, self.api_url(reg))
+        run_compose_flow(reg, run, spec, api_url=embedded_api_url(reg), verbose=self.verbose)
         return comps.get(reg, run.id)
-
-
-class BackgroundRunner(_Embedded):
-    def submit(self, reg: Registry, run: CompositionView, spec: CompositionSpec) -> CompositionView:
-        api_url = self.api_url(reg)
-        threading.Thread(
-            target=self.run_flow, args=(reg, run, spec, api_url), name=f"compose-{run.id[:8]}", daemon=True
-        ).start()
-        return run
 
 
 class DeploymentRunner:
@@ -173,15 +184,22 @@ class DeploymentRunner:
 class DefaultRunner:
     """`deployment` when PREFECT_API_URL is set, else this shell's embedded runner."""
 
-    def __init__(self, embedded: _Embedded, deployment: DeploymentRunner) -> None:
+    def __init__(self, embedded: runs.Runner, deployment: DeploymentRunner) -> None:
         self.embedded = embedded
         self.deployment = deployment
 
-    def submit(self, reg: Registry, run: CompositionView, spec: CompositionSpec) -> CompositionView:
+    def _choice(self) -> runs.Runner:
         # The operator's switch is the PREFECT_API_URL variable (as documented), not whatever Prefect
         # settings context this thread happens to run in (a test harness, a flow run).
-        runner = self.deployment if os.environ.get("PREFECT_API_URL") else self.embedded
-        return runner.submit(reg, run, spec)
+        return self.deployment if os.environ.get("PREFECT_API_URL") else self.embedded
+
+    def admit(self) -> None:
+        admit = getattr(self._choice(), "admit", None)
+        if admit is not None:
+            admit()
+
+    def submit(self, reg: Registry, run: CompositionView, spec: CompositionSpec) -> CompositionView:
+        return self._choice().submit(reg, run, spec)
 
 
 class PrefectProbe:
@@ -225,7 +243,9 @@ def probe_for(settings: Settings) -> PrefectProbe | None:
 
 def install(settings: Settings, embedded: Embedded, *, verbose: bool = False) -> None:
     """Register the runners (and the reconcile probe) with the service layer. Imports no Prefect."""
-    in_process, background = InProcessRunner(verbose), BackgroundRunner(verbose)
+    from .executor import shared_executor
+
+    in_process, background = InProcessRunner(verbose), shared_executor(settings)
     deployment = DeploymentRunner(verbose=verbose)
     runs.register_runner("in-process", in_process)
     runs.register_runner("background", background)

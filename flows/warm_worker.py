@@ -6,6 +6,11 @@ executor registers the same deployments (with their cron/interval schedules), po
 for their scheduled runs, moves each to Pending and runs it in this already-warm process with
 Prefect's own flow engine, so states, logs, task runs and artifacts are exactly those of a served
 run. `pemreg worker --subprocess` keeps the stock `flow.serve` behaviour.
+
+The worker is the owner of the runs it executes (registry.service.compositions.runs.register_owner):
+its own periodic reconcile never fails one of them as "worker lost", whatever a database stall did to
+their heartbeats. Flow runs execute under flows.runners.prefect_api (no Prefect flow-run heartbeat
+thread, joined for up to 1 s at the end of each run: our run heartbeat and reconcile watch them).
 """
 
 from __future__ import annotations
@@ -35,6 +40,10 @@ from prefect.states import Pending
 from prefect.types import DateTime
 from prefect.utilities.engine import propose_state_sync
 
+from registry.service.compositions import runs
+
+from .runners import prefect_api
+
 log = logging.getLogger("pemreg.worker")
 
 
@@ -48,6 +57,10 @@ class WarmWorker:
         self.running: dict[UUID, Future[Any]] = {}
         self.stopping = threading.Event()
         self.limit = limit
+
+    def holds(self, run: Any) -> bool:
+        """A composition run whose flow run this worker executes."""
+        return run.flow_run_id is not None and any(str(k) == run.flow_run_id for k in list(self.running))
 
     def register(self) -> dict[UUID, Any]:
         return {deployment.apply(): flow for flow, deployment in self.deployments}
@@ -84,13 +97,20 @@ class WarmWorker:
                         continue
                     log.info("claimed flow run %s (%s)", flow_run.id, flow_run.name)
                     flow = flows_by_deployment[flow_run.deployment_id]
-                    self.running[flow_run.id] = self.pool.submit(
-                        run_flow, flow, flow_run=flow_run, return_type="state"
-                    )
+                    self.running[flow_run.id] = self.pool.submit(_run, flow, flow_run)
                 self.stopping.wait(self.poll_seconds)
         self.pool.shutdown(wait=True, cancel_futures=False)
 
 
+def _run(flow: Any, flow_run: Any) -> Any:
+    with prefect_api(None):
+        return run_flow(flow, flow_run=flow_run, return_type="state")
+
+
 def serve_in_process(deployments: list[tuple[Any, Any]], *, limit: int = 2) -> None:
     worker = WarmWorker(deployments, limit=limit)
-    worker.serve(worker.register())
+    runs.register_owner(worker)
+    try:
+        worker.serve(worker.register())
+    finally:
+        runs.unregister_owner(worker)

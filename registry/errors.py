@@ -37,9 +37,34 @@ class IntegrityError(StoreError):
     """Downloaded bytes do not match the recorded sha256."""
 
 
+class Busy(RegistryError):
+    """At capacity for now (e.g. the composition queue is full); the same request later may pass.
+    HTTP 503 with Retry-After."""
+
+
 class PermissionDenied(RegistryError):
     """Authenticated but not allowed (HTTP 403)."""
 
 
 class Unauthenticated(RegistryError):
     """Missing or invalid credentials (HTTP 401)."""
+
+
+def describe_unexpected(exc: BaseException) -> str:
+    """One line for a failure that is not a RegistryError (a shell's last resort): database trouble
+    named as such, without the SQL and parameters drivers put on further lines."""
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    if isinstance(exc, PoolTimeout) or isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return "catalog database unavailable (timed out); retry later"
+    if isinstance(exc, DBAPIError):
+        kind = "unavailable" if type(exc).__name__ in ("OperationalError", "InterfaceError") else "error"
+        return f"catalog database {kind}: {_first_line(str(exc.orig) or type(exc.orig).__name__)}"
+    if isinstance(exc, SQLAlchemyError):
+        return f"catalog database error: {_first_line(str(exc))}"
+    return f"{type(exc).__name__}: {_first_line(str(exc))}"
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else text

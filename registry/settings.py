@@ -68,6 +68,14 @@ class Settings(BaseSettings):
     # The Prefect global concurrency limit `gpu` around compose and evaluate steps: `auto` on CUDA only,
     # `always` on any device (caps CPU-heavy work across workers too), `off` never.
     gpu_limit: Literal["auto", "always", "off"] = "auto"
+    # Runs on the embedded default execute in a warm process (the server's, or the local runner the CLI
+    # starts on first use) on a fixed pool of `compose_workers` threads; at most `compose_queue_limit`
+    # more wait (beyond: 503 / "busy"). The local runner exits after `runner_idle_seconds` without work;
+    # `warm_runner=false` runs each `pemreg compose` in its own process instead.
+    compose_workers: int = Field(default=2, ge=1, le=64)
+    compose_queue_limit: int = Field(default=64, ge=0, le=100_000)
+    warm_runner: bool = True
+    runner_idle_seconds: float = Field(default=900.0, gt=0)
     # `pemreg gc` leaves store objects younger than this alone, so a run still uploading is never touched.
     gc_grace_seconds: float = Field(default=3600.0, ge=0)
     # Webhooks (registry.service.events): target hosts must be listed here (`host` or `host:port`,

@@ -47,6 +47,25 @@ def reg(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Registry]:
         truncate_all(settings.resolved_database_url)
 
 
+@pytest.fixture(autouse=True)
+def _no_local_runner_left(request: pytest.FixtureRequest) -> Iterator[None]:
+    """`pemreg compose` starts a warm local runner per environment (flows/local_runner.py): those of a
+    test's own homes (under its tmp_path) stop with the test, not 15 idle minutes later. Fixtures that
+    point commands at a shared home (warm_home) stop theirs in their own teardown."""
+    tmp = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
+    yield
+    if tmp is None:
+        return
+    homes = set()
+    for pattern in ("runner/*/state.json", "*/runner/*/state.json", "*/*/runner/*/state.json"):
+        homes.update(p.parent.parent.parent for p in tmp.glob(pattern))
+    if homes:
+        from flows import local_runner
+
+        for home in homes:
+            local_runner.stop(home)
+
+
 from tests.adapters_fixtures import adapter_dirs  # noqa: E402,F401
 from tests.flow_fixtures import world  # noqa: E402,F401
 from tests.live_server import live_server  # noqa: E402,F401

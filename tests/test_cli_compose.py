@@ -1,11 +1,15 @@
-"""`pemreg compose` as a user runs it on the embedded default, against a warm local Prefect server."""
+"""`pemreg compose` as a user runs it on the embedded default: the spec goes to the warm local runner
+(started by the first command, shared by the module's tests: one environment), which reports to the
+session's warm local Prefect server."""
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,12 +18,18 @@ from registry import service
 from registry.service import Registry
 from registry.service.compositions import reads as compositions
 from registry.settings import Settings
+from tests.cli_imports import heavy_in, run_and_list_modules
 from tests.factories import make_ia3, make_lora, save_tiny_base
 
 
-@pytest.fixture
-def cli(warm_home: tuple[Path, int], tmp_path: Path) -> tuple[Registry, dict[str, str]]:
+@pytest.fixture(scope="module")
+def cli(
+    warm_home: tuple[Path, int], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Registry, dict[str, str]]]:
+    from flows import local_runner
+
     home, port = warm_home
+    tmp_path = tmp_path_factory.mktemp("cli-compose")
     reg = Registry(
         Settings(
             home=home,
@@ -48,7 +58,8 @@ def cli(warm_home: tuple[Path, int], tmp_path: Path) -> tuple[Registry, dict[str
     service.register_adapter(reg, make_lora(tmp_path / "a", seed=1), "t/a")
     service.register_adapter(reg, make_lora(tmp_path / "b", seed=2), "t/b")
     service.register_adapter(reg, make_ia3(tmp_path / "i", seed=3), "t/i")
-    return reg, env
+    yield reg, env
+    local_runner.stop(home)
 
 
 def _compose(env: dict[str, str], spec: Path, *flags: str) -> subprocess.CompletedProcess[str]:
@@ -62,6 +73,8 @@ def _compose(env: dict[str, str], spec: Path, *flags: str) -> subprocess.Complet
 
 
 def test_dry_run_then_compose_then_cache_hit(cli: tuple[Registry, dict[str, str]], tmp_path: Path) -> None:
+    from flows import local_runner
+
     reg, env = cli
     spec = tmp_path / "spec.yaml"
     spec.write_text("name: t/sum\nexpression: 't/a + t/b'\n")
@@ -82,9 +95,13 @@ def test_dry_run_then_compose_then_cache_hit(cli: tuple[Registry, dict[str, str]
     first = _compose(env, spec, "--wait")
     assert first.returncode == 0, first.stderr
     assert "succeeded: t/sum@1" in first.stdout
-    again = _compose(env, spec, "--json")
+    [runner] = local_runner.running(Path(env["PEMREG_HOME"]))  # started by the dry run, still warm
+    again, modules = run_and_list_modules(env, "compose", str(spec), "--json")
     view = json.loads(again.stdout)
     assert view["cache_hit"] is True and view["output"]["version"] == 1
+    # The command only handed its spec over: no engine, orchestrator, catalog or settings imports.
+    assert heavy_in(modules) == set(), sorted(heavy_in(modules))
+    assert local_runner.running(Path(env["PEMREG_HOME"])) == [runner]  # one runner served them all
 
     listing = subprocess.run(
         [sys.executable, "-m", "api.cli.main", "compositions", "list", "--json"],
@@ -122,16 +139,48 @@ def test_bad_specs_fail_with_one_line(
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], result.stderr
-    assert [a.name for a in service.list_adapters(reg).items] == ["t/a", "t/b", "t/i"]
+    assert "t/x" not in {a.name for a in service.list_adapters(reg).items}
+    assert all(c.name != "t/x" for c in compositions.list_compositions(reg).items)  # refused before a row
 
 
-def test_local_server_moves_off_a_taken_port(warm_home: tuple[Path, int], tmp_path: Path) -> None:
+def test_progress_streams_with_verbose_and_relative_datasets_follow_the_command(
+    cli: tuple[Registry, dict[str, str]], tmp_path: Path
+) -> None:
+    """The runner runs in its own folder: a dataset named relative to the command's folder is made
+    absolute (and recorded so); --verbose streams the run's Prefect log lines as they happen."""
+    reg, env = cli
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "ppl.jsonl").write_text(
+        "\n".join(json.dumps({"text": t}) for t in ("the cat sat", "hello world", "a b c d"))
+    )
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "name: t/evaluated\nexpression: '0.5 * t/a + 0.5 * t/b'\n"
+        "evaluate:\n  - {name: ppl, metric: perplexity, dataset: data/ppl.jsonl}\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "api.cli.main", "compose", "spec.yaml", "--wait", "--verbose", "--json"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    view = json.loads(done.stdout)
+    assert view["status"] == "succeeded" and view["metrics"]["ppl"] > 1
+    assert view["spec"]["evaluate"][0]["dataset"] == str(tmp_path / "data" / "ppl.jsonl")
+    finished = [line for line in done.stderr.splitlines() if "Finished in state Completed" in line]
+    assert any(line.startswith("INFO compose") for line in finished), done.stderr  # the compose task
+    assert any("evaluate" in line for line in finished), done.stderr
+
+
+def test_local_server_moves_off_a_taken_port(warm_home: tuple[Path, int]) -> None:
+    """warm_home asked for a port another listener holds: its server runs on a free one, recorded."""
     from flows import local_server
 
-    _, taken = warm_home  # another home's server holds this port
-    url = local_server.ensure_running(tmp_path / "other-home", taken)
-    try:
-        assert f":{taken}/" not in url
-        assert local_server.status(tmp_path / "other-home")["url"] == url  # type: ignore[index]
-    finally:
-        assert local_server.stop(tmp_path / "other-home")
+    home, taken = warm_home
+    state = local_server.status(home)
+    assert state is not None and f":{taken}/" not in state["url"]
+    with socket.create_connection(("127.0.0.1", taken), timeout=5):
+        pass  # the other listener still holds the port

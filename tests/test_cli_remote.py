@@ -159,3 +159,25 @@ def test_compose_commands_have_the_same_options_and_help_in_both_modes(tmp_path:
         assert [o for o in mine if not (local_only and o.startswith(local_only))] == theirs, args
         assert all(len(o.split()) > 1 for o in theirs), theirs  # every option has help text
     assert "Runs, newest first." in _ok(remote, "compositions", "list", "--help")
+
+
+def test_remote_catalog_commands_import_no_heavy_module(live_server: Server, tmp_path: Path) -> None:
+    """The catalog reads of remote mode go through registry.client.ReadClient (http.client): no httpx,
+    no SQLAlchemy, pydantic-settings, torch or Prefect in the process."""
+    from tests.cli_imports import heavy_in, run_and_list_modules
+
+    env = clean_env(
+        PEMREG_URL=live_server.url, PEMREG_API_KEY=live_server.keys["admin"], PEMREG_HOME=str(tmp_path)
+    )
+    for args in (
+        ("adapters", "list"),
+        ("adapters", "show", "tour/nope"),
+        ("lineage", "tour/nope@1"),
+        ("base-models", "list"),
+        ("audit-log", "--limit", "5"),
+        ("keys", "list"),
+        ("compositions", "list"),
+    ):
+        done, modules = run_and_list_modules(env, *args)
+        assert done.returncode in (0, 1), (args, done.stderr)
+        assert heavy_in(modules) == set(), (args, sorted(heavy_in(modules)))

@@ -1,5 +1,6 @@
-"""SIGKILL a `pemreg compose --wait` at several points of its registration, on both backends; then
-reconcile, gc and compose again, all through the CLI as an operator would.
+"""SIGKILL the process running a `pemreg compose --wait` (the warm local runner) at several points of
+its registration, on both backends; then reconcile, gc and compose again, all through the CLI as an
+operator would.
 
 The process is stopped at a failpoint (registry/failpoints.py) and killed there, so each case is exact:
 before any upload, after the first uploaded file, after every upload but before the catalog commit.
@@ -7,12 +8,14 @@ before any upload, after the first uploaded file, after every upload but before 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,8 +32,13 @@ STALE_AFTER = 1.0
 
 
 @pytest.fixture
-def crash_env(reg: Registry, warm_home: tuple[Path, int], tmp_path: Path) -> tuple[Registry, dict[str, str]]:
+def crash_env(
+    reg: Registry, warm_home: tuple[Path, int], tmp_path: Path
+) -> Iterator[tuple[Registry, dict[str, str]]]:
+    from flows import local_runner
+
     home, port = warm_home
+    before = frozenset(s.pid for s in local_runner.running(home))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PEMREG_", "PREFECT_"))}
     env.update(
         settings_env(reg),
@@ -45,7 +53,8 @@ def crash_env(reg: Registry, warm_home: tuple[Path, int], tmp_path: Path) -> tup
     service.register_adapter(reg, make_lora(tmp_path / "a", seed=1), "t/a")
     service.register_adapter(reg, make_lora(tmp_path / "b", seed=2), "t/b")
     service.register_adapter(reg, make_ia3(tmp_path / "i", seed=3), "t/i")
-    return reg, env
+    yield reg, env
+    local_runner.stop(home, keep=before)  # the runners this test's commands started
 
 
 def pemreg(env: dict[str, str], *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -67,7 +76,8 @@ def wait_for(path: Path, proc: subprocess.Popen[bytes], timeout: float = 180) ->
 
 
 def kill_group(proc: subprocess.Popen[bytes]) -> None:
-    os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):  # it may have exited when its runner died
+        os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
 
 
@@ -102,12 +112,17 @@ def check_consistent(reg: Registry) -> None:
 
 
 @pytest.mark.parametrize(
-    ("point", "orphan_files"),
+    ("reg", "point", "orphan_files"),
     [
-        ("before_upload", None),  # nothing uploaded: no orphan
-        ("mid_upload", 1),  # the first file landed
-        ("before_commit", 4),  # files, model card and provenance landed; no row
+        # Nothing uploaded, no orphan: the same on every backend, run on the embedded default.
+        ("sqlite+file", "before_upload", None),
+        # The first file landed: a partial upload, where S3 (multipart) differs from a folder.
+        ("postgres+s3", "mid_upload", 1),
+        # Files, model card and provenance landed; no row: on both stores.
+        ("sqlite+file", "before_commit", 4),
+        ("postgres+s3", "before_commit", 4),
     ],
+    indirect=["reg"],
 )
 def test_killed_compose_is_reconciled_collected_and_rerun(
     crash_env: tuple[Registry, dict[str, str]], tmp_path: Path, point: str, orphan_files: int | None
@@ -126,6 +141,7 @@ def test_killed_compose_is_reconciled_collected_and_rerun(
     )
     try:
         wait_for(marks / point, proc)
+        os.kill(int((marks / point).read_text()), signal.SIGKILL)  # the process holding the run
     finally:
         kill_group(proc)
     [run] = compositions.list_compositions(reg).items
@@ -169,6 +185,8 @@ def test_killed_compose_is_reconciled_collected_and_rerun(
     check_consistent(reg)
 
 
+# How a failed or rejected run is reported does not depend on the catalog or store: the embedded default.
+@pytest.mark.parametrize("reg", ["sqlite+file"], indirect=True)
 def test_a_failing_composition_writes_one_line(
     crash_env: tuple[Registry, dict[str, str]], tmp_path: Path
 ) -> None:
@@ -215,6 +233,7 @@ def test_an_input_whose_bytes_changed_is_refused_before_any_run(
     assert compositions.list_compositions(reg).items == []
 
 
+@pytest.mark.parametrize("reg", ["sqlite+file"], indirect=True)
 def test_a_rejected_composition_writes_one_line(
     crash_env: tuple[Registry, dict[str, str]], tmp_path: Path
 ) -> None:

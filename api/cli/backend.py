@@ -6,7 +6,7 @@ mode. Each backend imports its side lazily: a remote command never loads SQLAlch
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -308,10 +308,21 @@ class LocalBackend:
 
 
 class RemoteBackend:
-    """A PEM Registry server's REST API (`pemreg login URL`, or PEMREG_URL + PEMREG_API_KEY)."""
+    """A PEM Registry server's REST API (`pemreg login URL`, or PEMREG_URL + PEMREG_API_KEY). Reads go
+    through registry.client's ReadClient (the standard library's http.client: a read command never
+    imports httpx); uploads, downloads and every change through the full Client, built on first use."""
 
-    def __init__(self, client: Client) -> None:
-        self.client = client
+    def __init__(self, url: str, api_key: str | None) -> None:
+        from registry.client.reads import ReadClient
+
+        self.url, self.api_key = url, api_key
+        self.reads = ReadClient(url, api_key)
+
+    @cached_property
+    def client(self) -> Client:
+        from registry.client.client import Client
+
+        return Client(self.url, self.api_key)
 
     def register(
         self,
@@ -349,13 +360,13 @@ class RemoteBackend:
         return done, done.created
 
     def list_adapters(self, **filters: Any) -> Page[AdapterView]:
-        return self.client.list_adapters(**filters)
+        return self.reads.list_adapters(**filters)
 
     def show_adapter(self, name: str, include_archived: bool = False) -> AdapterView:
-        return self.client.show(name, include_archived=include_archived)
+        return self.reads.show(name, include_archived=include_archived)
 
     def get_version(self, ref: str) -> VersionView:
-        return self.client.get_version(ref)
+        return self.reads.get_version(ref)
 
     def download(
         self, ref: str, dest: Path, *, force: bool, progress: Progress
@@ -391,16 +402,16 @@ class RemoteBackend:
         return self.client.update_adapter(name, tags=tags, description=description)
 
     def lineage(self, ref: str, *, direction: str, depth: int) -> LineageGraph:
-        return self.client.lineage(ref, direction=direction, depth=depth)
+        return self.reads.lineage(ref, direction=direction, depth=depth)
 
     def find_by_digest(self, digest: str) -> list[ArtifactMatch]:
-        return self.client.artifact(digest)
+        return self.reads.artifact(digest)
 
     def list_events(self, *, subject: str | None, actor: str | None, limit: int) -> list[AuditEventView]:
-        return self.client.audit(subject=subject, actor=actor, limit=limit)
+        return self.reads.audit(subject=subject, actor=actor, limit=limit)
 
     def list_base_models(self) -> list[BaseModelView]:
-        return self.client.list_base_models()
+        return self.reads.list_base_models()
 
     def add_base_model(
         self, name: str, *, source: str, revision: str, sha256: str | None, folder: Path | None
@@ -433,7 +444,7 @@ class RemoteBackend:
         self.client.revoke_key(name)
 
     def list_keys(self) -> list[KeyView]:
-        return self.client.list_keys()
+        return self.reads.list_keys()
 
     def pull(self, ref: str, dest: Path, *, link: str | None, progress: Progress) -> tuple[ServingRefs, Path]:
         from registry.serving import pull
@@ -491,13 +502,13 @@ class RemoteBackend:
         return self.client.compose(spec_file)
 
     def get_composition(self, composition_id: str) -> Composition:
-        return self.client.get_composition(composition_id)
+        return self.reads.get_composition(composition_id)
 
     def list_compositions(self, *, status: str | None, limit: int) -> list[Composition]:
-        return self.client.list_compositions(status=status, limit=limit)
+        return self.reads.list_compositions(status=status, limit=limit)
 
     def wait(self, composition_id: str, on_update: Callable[[Composition], None]) -> Composition:
-        return self.client.wait(composition_id, on_update=on_update)
+        return self.reads.wait(composition_id, on_update=on_update)
 
 
 @lru_cache(maxsize=1)
@@ -505,9 +516,7 @@ def backend() -> LocalBackend | RemoteBackend:
     """Remote when PEMREG_URL is set or `pemreg login` saved a server; else local."""
     server = remote.current()
     if server is not None:
-        from registry.client import Client
-
-        return RemoteBackend(Client(server.url, server.api_key or None))
+        return RemoteBackend(server.url, server.api_key or None)
     from .deps import registry
 
     return LocalBackend(registry())

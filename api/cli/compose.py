@@ -1,26 +1,29 @@
-"""`pemreg compose`, `pemreg compositions list|show`, `pemreg worker`, `pemreg prefect-server`."""
+"""`pemreg compose` (local mode) and `pemreg runner start|stop|status`, with the printing helpers
+remote_compose.py and compositions.py share.
+
+On the embedded default the spec goes to the warm local runner (flows/local_runner.py: started on first
+use, reused, the same bounded executor as `pemreg serve`), which checks it, answers a cache hit from
+the catalog or runs the Prefect `compose` flow, and streams the run's progress back. This module imports
+neither the service layer, SQLAlchemy, torch nor Prefect: the command costs its interpreter, Typer and
+Rich. PEMREG_WARM_RUNNER=false runs the flow in this process instead (the service layer imported here).
+"""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Annotated, Any
 
 import typer
 
-from registry.service import Registry
-from registry.service.compositions import reads as comps
-from registry.service.compositions import runs
-from registry.service.compositions.dry_run import DryRun, dry_run
+from registry.errors import RegistryError
 from registry.service.compositions.status import RunStatus
-from registry.spec import load_spec
 
-from .deps import registry
 from .output import console, err_console, id_table, print_json, print_table
 
-# Shared with remote_compose.py (same options, same help, same printing): this module imports no
-# Prefect or torch at import time; the flow runners are imported inside the local commands only.
 SpecArg = Annotated[Path, typer.Argument(help="spec (YAML or JSON)", exists=False)]
 DryRunOpt = Annotated[
     bool, typer.Option("--dry-run", help="resolve, check, print interference; compose nothing")
@@ -31,48 +34,77 @@ StatusOpt = Annotated[
     str | None,
     typer.Option("--status", help="only runs in this status: " + ", ".join(s.value for s in RunStatus)),
 ]
-LimitOpt = Annotated[int, typer.Option("--limit", min=1, max=comps.MAX_LIMIT, help="at most this many runs")]
+# registry.service.compositions.reads.MAX_LIMIT (tests/test_local_runner.py checks they agree): read
+# there, it would import SQLAlchemy into every compose command.
+LIST_MAX = 500
+LimitOpt = Annotated[int, typer.Option("--limit", min=1, max=LIST_MAX, help="at most this many runs")]
 RunIdArg = Annotated[str, typer.Argument(help="run id, or any unique prefix of it")]
 LIST_HELP = "Runs, newest first. Ids are full run ids (any unique prefix works with `show`)."
 SHOW_HELP = "One run: status, output, metrics, inputs."
+FALSE = {"0", "false", "no", "off"}
 
-compositions_app = typer.Typer(help="Composition runs.", no_args_is_help=True)
-prefect_app = typer.Typer(help="The Prefect server kept warm for the embedded default.", no_args_is_help=True)
+runner_app = typer.Typer(
+    help="The warm local runner that composes for `pemreg compose` (started on first use).",
+    no_args_is_help=True,
+)
 
 
 def install_runners(embedded: str = "in-process", verbose: bool = False) -> None:
-    """Register the flow runners with the service layer (imports no Prefect: a cache hit stays fast)."""
+    """Register the flow runners with the service layer (imports no Prefect: a cache hit stays fast).
+    `runner`: this CLI hands runs to the warm local runner (a retry found by `compositions reconcile`)."""
     from flows.runners import install
 
-    install(registry().settings, "background" if embedded == "background" else "in-process", verbose=verbose)
+    from .deps import registry
+
+    settings = registry().settings
+    if embedded == "runner":
+        install(settings, "in-process", verbose=verbose)
+        if settings.warm_runner:
+            from flows.local_runner import register_handoff
+
+            register_handoff(_home())
+        return
+    install(settings, "background" if embedded == "background" else "in-process", verbose=verbose)
 
 
-def print_dry_run(report: DryRun) -> None:
+# ---- printing (local and remote) ---------------------------------------------------------------------
+
+
+def print_dry_run(report: dict[str, Any]) -> None:
+    """The `--dry-run` report, from its JSON form (the runner's and the server's answer alike)."""
+    inputs = report["inputs"]
     console.print("resolved inputs", markup=False)
     table = id_table("input", "version", "sha256", "weight", "rank")
-    for item in report.inputs:
+    for item in inputs:
         table.add_row(
-            item.name, str(item.version), item.sha256[:12], f"{item.weight:+g}", str(item.rank or "-")
+            item["name"],
+            str(item["version"]),
+            item["sha256"][:12],
+            f"{item['weight']:+g}",
+            str(item.get("rank") or "-"),
         )
     print_table(table)
     console.print("interference (deltas)", markup=False)
     pairs = id_table("pair", "rms cosine", "mean cosine", "max |cosine|", "modules")
-    for p in report.interference["pairs"]:
+    labels = [f"{i['name']}@{i['version']}" for i in inputs]
+    for p in report["interference"]["pairs"]:
         pairs.add_row(
-            f"{report.inputs[p['i']].label} / {report.inputs[p['j']].label}",
+            f"{labels[p['i']]} / {labels[p['j']]}",
             f"{p['rms_cosine']:.4f}",
             f"{p['mean_cosine']:+.4f}",
             f"{p['max_abs_cosine']:.4f}",
             str(p["modules"]),
         )
     print_table(pairs)
-    for warning in report.interference.get("warnings", []):
+    for warning in report["interference"].get("warnings", []):
         err_console.print(f"warning: {warning}", markup=False)
-    console.print(f"cache key {report.cache_key} ({report.method}); nothing composed (dry run)", markup=False)
+    console.print(
+        f"cache key {report['cache_key']} ({report['method']}); nothing composed (dry run)", markup=False
+    )
 
 
 def print_result(view: Any) -> None:
-    """A run (the service's CompositionView, or the client's Composition in remote mode)."""
+    """A run (the service's CompositionView, the client's Composition, or the runner's JSON)."""
     status = RunStatus(view.status)
     if status == RunStatus.SUCCEEDED and view.output:
         hit = " (cache hit: not recomputed)" if view.cache_hit else ""
@@ -129,6 +161,18 @@ def print_show(view: Any) -> None:
         )
 
 
+def finish(view: Any, data: Any, json_out: bool) -> None:
+    """Print the run (JSON as received, or text) and exit 1 with one line when it failed."""
+    print_json(data) if json_out else print_result(view)
+    failed = fail_line(view)
+    if failed:
+        err_console.print(failed, markup=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+# ---- pemreg compose ----------------------------------------------------------------------------------
+
+
 def compose(
     spec_file: SpecArg,
     dry: DryRunOpt = False,
@@ -140,83 +184,147 @@ def compose(
     ] = False,
 ) -> None:
     """Compose adapters from a spec. A spec already composed over the same input digests (same cache
-    key) is answered from the catalog at once; otherwise the Prefect `compose` flow runs it (in this
-    process on the embedded default, on a `pemreg worker` when PREFECT_API_URL is set).
+    key) is answered from the catalog at once; otherwise the Prefect `compose` flow runs it (on the
+    warm local runner on the embedded default, on a `pemreg worker` when PREFECT_API_URL is set).
 
     A failed or rejected run prints one line on stderr and exits 1."""
     if not spec_file.is_file():
         raise typer.BadParameter(f"{spec_file} is not a file", param_hint="SPEC")
+    if os.environ.get("PEMREG_WARM_RUNNER", "").strip().lower() in FALSE:
+        _compose_here(spec_file, dry, wait_, json_out, verbose)
+        return
+    try:
+        text = spec_file.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise RegistryError(f"spec: {spec_file} is not UTF-8 text") from None
+    from flows import local_runner
+
+    state = _runner()
+    message = {"spec_text": text, "cwd": os.getcwd(), "wait": wait_, "verbose": verbose}
+    if dry:
+        report = _last(local_runner.request(state, {"op": "validate", **message}))["report"]
+        print_json(report) if json_out else print_dry_run(report)
+        return
+    data = _follow(local_runner.request(state, {"op": "compose", **message}), wait_, verbose)
+    finish(as_view(data), data, json_out)
+
+
+def _home() -> Path:
+    from .remote import home
+
+    return home().resolve()
+
+
+def _runner() -> Any:
+    from flows import local_runner
+
+    def starting() -> None:
+        if err_console.is_terminal:  # scripts keep the one-line-on-failure contract
+            err_console.print(
+                "starting the local runner (once; it stays warm for later commands) ...", markup=False
+            )
+
+    try:
+        return local_runner.ensure_running(_home(), on_start=starting)
+    except local_runner.RunnerError as exc:
+        raise RegistryError(str(exc)) from None
+
+
+def _last(replies: Iterator[dict[str, Any]]) -> dict[str, Any]:
+    for reply in replies:
+        if reply["type"] == "error":
+            raise RegistryError(reply["message"])
+        if reply["type"] == "done":
+            return reply
+    raise RegistryError("the local runner closed the connection without an answer")
+
+
+def _follow(replies: Iterator[dict[str, Any]], wait: bool, verbose: bool) -> dict[str, Any]:
+    """The runner's messages until `done`: a spinner with the run's step on a terminal, Prefect's
+    log lines on stderr with --verbose. Ctrl-C leaves the run going in the runner."""
+    from flows.local_runner import RunnerGone
+
+    run: dict[str, Any] | None = None
+    with _spinner(wait) as spin:
+        try:
+            for reply in replies:
+                kind = reply["type"]
+                if kind == "error":
+                    raise RegistryError(reply["message"])
+                if kind in ("submitted", "done"):
+                    run = reply["run"]
+                    if kind == "done":
+                        return run
+                    spin(f"composition {run['id']}: {run['status']}")
+                elif kind == "event" and run is not None:
+                    _show_event(reply, run, spin, verbose)
+        except RunnerGone as exc:
+            where = f" during composition {run['id']}" if run else ""
+            raise RegistryError(f"{exc}{where}") from None
+        except KeyboardInterrupt:
+            if run is None:
+                raise
+            raise RegistryError(
+                f"interrupted; composition {run['id']} goes on in the local runner "
+                f"(`pemreg compositions show {run['id']}`)"
+            ) from None
+    raise RegistryError("the local runner closed the connection without an answer")
+
+
+def _show_event(reply: dict[str, Any], run: dict[str, Any], spin: Any, verbose: bool) -> None:
+    if reply.get("kind") == "log":
+        step = f"{reply['step']}: " if reply.get("step") else ""
+        if verbose:  # else stderr keeps to one line on failure; every line is in the log file
+            err_console.print(f"{reply.get('level', 'INFO')} {step}{reply['message']}", markup=False)
+        spin(f"composition {run['id']}: running · {step}{reply['message']}"[:160])
+        return
+    if reply.get("status"):
+        run["status"] = reply["status"]
+    spin(f"composition {run['id']}: {run['status']}")
+
+
+@contextmanager
+def _spinner(active: bool) -> Iterator[Any]:
+    if not (active and err_console.is_terminal):
+        yield lambda text: None
+        return
+    with err_console.status("submitting") as status:
+        yield lambda text: status.update(text)
+
+
+def as_view(data: dict[str, Any]) -> Any:
+    """Attribute access over a run's JSON, for the printers."""
+    output = data.get("output")
+    return SimpleNamespace(**{**data, "output": SimpleNamespace(**output) if output else None})
+
+
+def _compose_here(spec_file: Path, dry: bool, wait_: bool, json_out: bool, verbose: bool) -> None:
+    """PEMREG_WARM_RUNNER=false: the flow in this process (pays torch and Prefect imports each time)."""
+    from registry.service.compositions import runs
+    from registry.service.compositions.dry_run import dry_run
+    from registry.spec import load_spec
+
+    from .deps import registry
+
     spec = load_spec(spec_file)
     reg = registry()
     if dry:
-        report = dry_run(reg, spec)
-        print_json(report.to_dict()) if json_out else print_dry_run(report)
+        report = dry_run(reg, spec).to_dict()
+        print_json(report) if json_out else print_dry_run(report)
         return
     install_runners("in-process", verbose)
     _reconcile_quietly(reg)
     view = runs.start(reg, spec, "cli", runner="default")
     if wait_ and not view.status.terminal:
-        if err_console.is_terminal:
-            with err_console.status(f"composition {view.id}: {view.status}") as status:
-                view = runs.wait(reg, view.id, lambda v: status.update(f"composition {v.id}: {v.status}"))
-        else:
-            view = runs.wait(reg, view.id)
-    print_json(view) if json_out else print_result(view)
-    failed = fail_line(view)
-    if failed:
-        err_console.print(failed, markup=False, soft_wrap=True)
-        raise typer.Exit(1)
+        with _spinner(True) as spin:
+            view = runs.wait(reg, view.id, lambda v: spin(f"composition {v.id}: {v.status}"))
+    finish(view, view, json_out)
 
 
-@compositions_app.command("list", help=LIST_HELP)
-def list_(
-    status: StatusOpt = None,
-    limit: LimitOpt = 50,
-    page_token: Annotated[str | None, typer.Option("--page-token", help="from the previous page")] = None,
-    json_out: JsonOpt = False,
-) -> None:
-    page = comps.list_compositions(registry(), status=status, limit=limit, page_token=page_token)
-    if json_out:
-        print_json(page)
-        return
-    print_runs(page.items)
-    if page.next_page_token:
-        console.print(f"more: --page-token {page.next_page_token}", markup=False)
-
-
-def reconcile_at_start() -> None:
-    """`pemreg serve` start: runs lost by an earlier server (or its background threads) end now, and
-    again every PEMREG_RECONCILE_INTERVAL_SECONDS while it serves (a daemon thread)."""
-    import threading
-
+def _reconcile_quietly(reg: Any) -> None:
+    """Before composing in this process: a run of this home lost with its process ends now."""
     from flows.runners import resubmit
-    from registry.service.admin import metrics
-
-    install_runners("background")
-    reg = registry()
-
-    def once() -> None:
-        try:
-            done = runs.reconcile(reg, restart=resubmit)
-            metrics.runs_reconciled(d.action for d in done)
-            for d in done:
-                err_console.print(f"reconciled composition {d.composition_id}: {d.action}", markup=False)
-        except Exception as exc:  # noqa: BLE001 - the catalog briefly away must not stop the server
-            err_console.print(f"warning: reconcile failed: {runs.one_line(exc)}", markup=False)
-
-    def loop() -> None:
-        while True:
-            time.sleep(reg.settings.reconcile_interval_seconds)
-            once()
-
-    once()
-    threading.Thread(target=loop, name="reconcile", daemon=True).start()
-
-
-def _reconcile_quietly(reg: Registry) -> None:
-    """Before composing: a run of this home lost with its process ends now (one indexed query when
-    nothing is stale), so the embedded default needs no server to keep rows honest."""
-    from flows.runners import resubmit
+    from registry.service.compositions import runs
 
     try:
         runs.reconcile(reg, restart=resubmit)
@@ -224,98 +332,37 @@ def _reconcile_quietly(reg: Registry) -> None:
         err_console.print(f"warning: reconcile failed: {runs.one_line(exc)}", markup=False)
 
 
-@compositions_app.command("reconcile")
-def reconcile(json_out: JsonOpt = False) -> None:
-    """End runs whose process died: pending/running without a heartbeat for the stale-after period
-    (PEMREG_RUN_STALE_AFTER_SECONDS) become failed, or are retried where their spec asks `retries`."""
-    from flows.runners import resubmit
-
-    install_runners("in-process")
-    done = runs.reconcile(registry(), restart=resubmit)
-    if json_out:
-        print_json([vars(d) for d in done])
-        return
-    for d in done:
-        console.print(f"{d.composition_id} {d.action}: {d.message}", markup=False, soft_wrap=True)
-    console.print(f"{len(done)} run(s) reconciled", markup=False)
+# ---- pemreg runner -----------------------------------------------------------------------------------
 
 
-@compositions_app.command("show", help=SHOW_HELP)
-def show(composition_id: RunIdArg, json_out: JsonOpt = False) -> None:
-    view = comps.get(registry(), composition_id)
-    if json_out:
-        print_json(view)
-        return
-    print_show(view)
+@runner_app.command("start")
+def runner_start() -> None:
+    """Start the local runner for this environment (if not running) and print its pid."""
+    state = _runner()
+    console.print(f"running (pid {state.pid}, socket {state.socket})", markup=False)
 
 
-def worker(
-    limit: Annotated[int, typer.Option("--limit", help="max concurrent runs")] = 2,
-    subprocess: Annotated[
-        bool, typer.Option("--subprocess", help="one interpreter per run (flow.serve)")
-    ] = False,
-    metrics_port: Annotated[
-        int | None, typer.Option("--metrics-port", min=1, max=65535, help="serve Prometheus metrics here")
-    ] = None,
-    metrics_host: Annotated[
-        str, typer.Option("--metrics-host", help="interface of --metrics-port")
-    ] = "127.0.0.1",
-) -> None:
-    """Serve the compose, recompose-stale and scheduled deployments (Prefect).
+@runner_app.command("stop")
+def runner_stop() -> None:
+    """Stop this home's local runners; each first finishes the runs it holds (at most 30 s)."""
+    from flows import local_runner
 
-    Runs execute in this warm process by default (no per-run interpreter start-up). At start and every
-    PEMREG_RECONCILE_INTERVAL_SECONDS it reconciles runs whose worker was lost. It also delivers
-    webhooks, and with --metrics-port serves its Prometheus metrics (GET /metrics)."""
-    import os
-
-    if not os.environ.get("PREFECT_API_URL") and registry().settings.prefect_mode == "local-server":
-        from flows import local_server
-
-        settings = registry().settings
-        # The worker process is Prefect's client for its whole life: point it at the warm local server.
-        os.environ["PREFECT_API_URL"] = local_server.ensure_running(
-            settings.home, settings.local_prefect_port
-        )
-    if metrics_port is not None:
-        from registry.service.admin import metrics
-        from registry.service.events.deliveries import pending_count
-
-        reg = registry()
-        metrics.serve_http(metrics_port, metrics_host, lambda: pending_count(reg))
-    from flows.worker import run_worker
-
-    run_worker(limit=limit, subprocess=subprocess)
+    stopped = local_runner.stop(_home())
+    console.print(f"stopped {len(stopped)} runner(s)" if stopped else "not running", markup=False)
 
 
-@prefect_app.command("start")
-def prefect_start() -> None:
-    """Start the local Prefect server (if not running) and print its URL."""
-    from flows import local_server
+@runner_app.command("status")
+def runner_status() -> None:
+    """This home's local runners: pid and socket."""
+    from flows import local_runner
 
-    settings = registry().settings
-    console.print(local_server.ensure_running(settings.home, settings.local_prefect_port), markup=False)
-
-
-@prefect_app.command("stop")
-def prefect_stop() -> None:
-    """Stop the local Prefect server of this home."""
-    from flows import local_server
-
-    stopped = local_server.stop(registry().settings.home)
-    console.print("stopped" if stopped else "not running", markup=False)
-
-
-@prefect_app.command("status")
-def prefect_status() -> None:
-    """Whether the local Prefect server of this home runs, and where."""
-    from flows import local_server
-
-    state = local_server.status(registry().settings.home)
-    console.print(f"running at {state['url']} (pid {state['pid']})" if state else "not running", markup=False)
+    found = local_runner.running(_home())
+    for state in found:
+        console.print(f"running (pid {state.pid}, socket {state.socket}, log {state.log})", markup=False)
+    if not found:
+        console.print("not running", markup=False)
 
 
 def register(app: typer.Typer) -> None:
     app.command("compose")(compose)
-    app.command("worker")(worker)
-    app.add_typer(compositions_app, name="compositions")
-    app.add_typer(prefect_app, name="prefect-server")
+    app.add_typer(runner_app, name="runner")

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from registry.errors import RegistryError
+from registry.errors import RegistryError, describe_unexpected
 
 from . import remote
 from .output import console, err_console
@@ -39,17 +39,18 @@ COMMANDS = {
     "audit": "catalog",
     "audit-log": "catalog",
     "compose": "compose",
-    "compositions": "compose",
-    "worker": "compose",
-    "prefect-server": "compose",
+    "runner": "compose",
+    "compositions": "compositions",
+    "worker": "compositions",
+    "prefect-server": "compositions",
     "gc": "gc",
     "serve": "serve",
     "login": "login",
     "logout": "login",
     "whoami": "namespaces",
 }
-# as `pemreg --help` lists them
-MODULE_ORDER = ("setup", "catalog", "compose", "gc", "serve", "login", "namespaces")
+# As `pemreg --help` lists them.
+MODULE_ORDER = ("setup", "catalog", "compose", "compositions", "gc", "serve", "login", "namespaces")
 
 
 def build(command: str | None = None) -> typer.Typer:
@@ -72,11 +73,15 @@ def build(command: str | None = None) -> typer.Typer:
         if not known or command == cli_name:
             app.add_typer(_module(module).app, name=cli_name)
     wanted = MODULE_ORDER if not known else (COMMANDS.get(command or ""),)
+    remote_mode = remote.current() is not None
     for module in MODULE_ORDER:
-        if module in wanted:
-            if module == "compose" and remote.current() is not None:
-                module = "remote_compose"  # compose / compositions through the server's API
-            _module(module).register(app)
+        if module not in wanted:
+            continue
+        if remote_mode and module in ("compose", "compositions"):
+            if module == "compositions" and "compose" in wanted:
+                continue  # remote_compose registered both with `compose`
+            module = "remote_compose"  # compose / compositions through the server's API
+        _module(module).register(app)
     return app
 
 
@@ -100,12 +105,16 @@ def __getattr__(name: str) -> Any:
 def _print_version(value: bool) -> None:
     if not value:
         return
+    console.print(_version_line(), markup=False)
+    raise typer.Exit()
+
+
+def _version_line() -> str:
     from registry import __version__
     from registry.provenance import git_commit
 
     commit = git_commit()
-    console.print(f"pemreg {__version__}" + (f" (git {commit[:12]})" if commit else ""), markup=False)
-    raise typer.Exit()
+    return f"pemreg {__version__}" + (f" (git {commit[:12]})" if commit else "")
 
 
 def root(
@@ -131,6 +140,9 @@ def main() -> None:
     # transformers 5.23 deprecation raised inside peft; says nothing actionable to a pemreg user.
     warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated")
     try:
+        if sys.argv[1:] == ["--version"]:  # no command: no need to build (import) every module
+            console.print(_version_line(), markup=False)
+            return
         command = _command(sys.argv[1:])
         reconcile = command == "compositions" and "reconcile" in sys.argv
         if command in remote.SERVER_ONLY or reconcile:
@@ -162,21 +174,6 @@ def main() -> None:
 def one_line(text: str) -> str:
     """The first line: a message quoting input or a driver error must not spill over several lines."""
     return text.strip().splitlines()[0] if text.strip() else text
-
-
-def describe_unexpected(exc: Exception) -> str:
-    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-    from sqlalchemy.exc import TimeoutError as PoolTimeout
-
-    if isinstance(exc, PoolTimeout) or isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return "catalog database unavailable (timed out); retry later"
-    if isinstance(exc, DBAPIError):
-        # Driver errors carry the SQL and parameters on further lines; the first line names the problem.
-        kind = "unavailable" if type(exc).__name__ in ("OperationalError", "InterfaceError") else "error"
-        return f"catalog database {kind}: {one_line(str(exc.orig) or type(exc.orig).__name__)}"
-    if isinstance(exc, SQLAlchemyError):
-        return f"catalog database error: {one_line(str(exc))}"
-    return f"{type(exc).__name__}: {one_line(str(exc))}"
 
 
 if __name__ == "__main__":

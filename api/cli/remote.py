@@ -11,7 +11,8 @@ from pathlib import Path
 
 CONFIG_NAME = "remote.json"
 # Commands that act on the server's own database, store or Prefect: they cannot run through the API.
-SERVER_ONLY = {"init", "serve", "worker", "gc", "demo", "prefect-server", "reconcile"}
+# `runner` is this machine's composer for local mode: the server composes for remote mode.
+SERVER_ONLY = {"init", "serve", "worker", "gc", "demo", "prefect-server", "reconcile", "runner"}
 
 
 @dataclass(frozen=True)

@@ -48,13 +48,7 @@ def compose(
     remote = _remote()
     if dry:
         report = remote.validate(spec_file)
-        if json_out:
-            print_json(report)
-            return
-        from registry.service.compositions.dry_run import DryInput, DryRun
-
-        inputs = [DryInput(**item) for item in report["inputs"]]
-        print_dry_run(DryRun(report["cache_key"], report["method"], inputs, report["interference"]))
+        print_json(report) if json_out else print_dry_run(report)
         return
     view = remote.compose(spec_file)
     if wait_ and not view.done:

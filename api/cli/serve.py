@@ -29,7 +29,7 @@ def serve(
     from registry.service.admin import metrics
     from registry.service.events.deliverer import start_delivering
 
-    from .compose import reconcile_at_start
+    from .compositions import reconcile_at_start
     from .deps import registry
 
     with contextlib.ExitStack() as stack:

@@ -8,10 +8,14 @@
         c.download("acme/math@1", "./out")
 
 Typed results (pydantic), server errors as exceptions (registry.client.errors). Imports neither torch,
-Prefect, peft nor SQLAlchemy.
+Prefect, peft nor SQLAlchemy; httpx only when `Client` is first used (`ReadClient`, the read calls over
+the standard library, never).
 """
 
-from .client import Client
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     ClientError,
     Conflict,
@@ -24,8 +28,13 @@ from .errors import (
     Unauthorized,
 )
 
+if TYPE_CHECKING:
+    from .client import Client
+    from .reads import ReadClient
+
 __all__ = [
     "Client",
+    "ReadClient",
     "ClientError",
     "Conflict",
     "Forbidden",
@@ -36,3 +45,15 @@ __all__ = [
     "ServerUnavailable",
     "Unauthorized",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Client":
+        from .client import Client
+
+        return Client
+    if name == "ReadClient":
+        from .reads import ReadClient
+
+        return ReadClient
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

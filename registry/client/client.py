@@ -6,15 +6,12 @@ Imports httpx and pydantic only (no torch, Prefect, peft or SQLAlchemy).
 
 from __future__ import annotations
 
-import json
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, TypeAdapter
+from pydantic import TypeAdapter
 
 from ..base_evidence import evidence_for, folder_evidence
 from ..refs import validate_name
@@ -26,21 +23,19 @@ from . import errors
 from .models import (
     AdapterView,
     AliasDeleted,
-    ArtifactMatch,
-    AuditEventView,
     BaseModelView,
     Composition,
     DownloadManifest,
     GrantView,
     KeyCreated,
-    KeyView,
-    LineageGraph,
     NamespaceView,
-    Page,
     Registered,
     VersionView,
     WhoAmI,
 )
+from .reads import Reads
+from .reads import seg as _seg
+from .reads import split_ref as _split
 from .transfer import (
     CHUNK,
     Progress,
@@ -52,27 +47,16 @@ from .transfer import (
     write_verified,
 )
 
-M = TypeVar("M", bound=BaseModel)
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
 YAML = "application/yaml"
 
 
-def _split(ref: str) -> tuple[str, str]:
-    """`ns/name[@selector]` -> (`ns/name`, selector or 'latest'); the server validates the selector."""
-    name, _, selector = ref.strip().partition("@")
-    validate_name(name, "ref")
-    return name, selector or "latest"
-
-
-def _seg(text: str) -> str:
-    return quote(text, safe=":")
-
-
-class Client:
+class Client(Reads):
     """A PEM Registry server. `url` like `http://127.0.0.1:8000`; `api_key` from `pemreg keys create`, or
     an OIDC token (a JWT) of the server's SSO issuer: either is sent as the bearer credential.
 
-    Use as a context manager, or call close(). Thread-safe for concurrent calls (one httpx pool)."""
+    Use as a context manager, or call close(). Thread-safe for concurrent calls (one httpx pool). The
+    read calls (list_adapters, show, lineage, ...) are reads.Reads'."""
 
     def __init__(
         self,
@@ -114,18 +98,10 @@ class Client:
             raise errors.from_response(response.status_code, body, response.headers.get("X-Request-ID"))
         return response
 
-    def _get(self, model: type[M], path: str, **params: Any) -> M:
-        return model.model_validate(self._request("GET", path, params=_params(params)).json())
-
-    def _list(self, model: type[M], path: str, **params: Any) -> list[M]:
-        data = self._request("GET", path, params=_params(params)).json()
-        return TypeAdapter(list[model]).validate_python(data)  # type: ignore[valid-type]
+    def _get_json(self, path: str, params: dict[str, Any]) -> Any:
+        return self._request("GET", path, params=params).json()
 
     # -- health ------------------------------------------------------------------------------------
-    def ready(self) -> dict[str, Any]:
-        """GET /readyz: the catalog and store checks (raises ServerUnavailable when not ready)."""
-        return dict(self._request("GET", "/readyz").json())
-
     # -- adapters ----------------------------------------------------------------------------------
     def register(
         self,
@@ -191,56 +167,6 @@ class Client:
             body["params"] = [f"{k}={v}" for k, v in training.params.items()]
             body["datasets"] = list(training.datasets)
         return Registered.model_validate(self._request("POST", "/v1/adapters", json=body).json())
-
-    def list_adapters(
-        self,
-        *,
-        base_model: str | None = None,
-        pem_type: str | None = None,
-        task: str | None = None,
-        tags: dict[str, str] | None = None,
-        query: str | None = None,
-        include_archived: bool = False,
-        limit: int = 50,
-        page_token: str | None = None,
-        metrics: list[str] | None = None,
-        params: dict[str, str] | None = None,
-        datasets: list[str] | None = None,
-    ) -> Page[AdapterView]:
-        """One page; pass its `next_page_token` back for the next (or use iter_adapters). `metrics`
-        (`acc>=0.8`), `params` and `datasets` match a version's training record."""
-        wanted: dict[str, Any] = {
-            "base_model": base_model,
-            "pem_type": pem_type,
-            "task": task,
-            "tag": [f"{k}:{v}" for k, v in (tags or {}).items()],
-            "q": query,
-            "include_archived": include_archived or None,
-            "limit": limit,
-            "page_token": page_token,
-            "metric": list(metrics or []),
-            "param": [f"{k}:{v}" for k, v in (params or {}).items()],
-            "dataset": list(datasets or []),
-        }
-        return self._get(Page[AdapterView], "/v1/adapters", **wanted)
-
-    def iter_adapters(self, *, page_size: int = 100, **filters: Any) -> Iterator[AdapterView]:
-        """Every adapter matching the filters, fetching pages as the iteration reaches them."""
-        token = None
-        while True:
-            page = self.list_adapters(limit=page_size, page_token=token, **filters)
-            yield from page.items
-            if not page.next_page_token:
-                return
-            token = page.next_page_token
-
-    def show(self, name: str, *, include_archived: bool = False) -> AdapterView:
-        validate_name(name, "name")
-        return self._get(AdapterView, f"/v1/adapters/{name}", include_archived=include_archived or None)
-
-    def get_version(self, ref: str) -> VersionView:
-        name, selector = _split(ref)
-        return self._get(VersionView, f"/v1/adapters/{name}/versions/{_seg(selector)}")
 
     def download(
         self, ref: str, dest: str | Path, *, force: bool = False, progress: Progress | None = None
@@ -337,15 +263,7 @@ class Client:
         path = f"/v1/adapters/{name}/versions/{_seg(selector)}:undelete"
         return VersionView.model_validate(self._request("POST", path).json())
 
-    def lineage(self, ref: str, *, direction: str = "up", depth: int = 10) -> LineageGraph:
-        name, selector = _split(ref)
-        path = f"/v1/adapters/{name}/versions/{_seg(selector)}/lineage"
-        return self._get(LineageGraph, path, direction=direction, depth=depth)
-
     # -- base models, audit, artifacts ---------------------------------------------------------------
-    def list_base_models(self) -> list[BaseModelView]:
-        return self._list(BaseModelView, "/v1/base-models")
-
     def add_base_model(
         self,
         name: str,
@@ -376,16 +294,6 @@ class Client:
         body = {"base": base, "into": into}
         return BaseMerged.model_validate(self._request("POST", "/v1/base-models:merge", json=body).json())
 
-    def audit(
-        self, *, subject: str | None = None, actor: str | None = None, limit: int = 100
-    ) -> list[AuditEventView]:
-        """Audit events, newest first."""
-        return self._list(AuditEventView, "/v1/audit", subject=subject, actor=actor, limit=limit)
-
-    def artifact(self, sha256: str) -> list[ArtifactMatch]:
-        """Which registered objects hold a file with this digest, with their ancestry."""
-        return self._list(ArtifactMatch, f"/v1/artifacts/{sha256.removeprefix('sha256:')}")
-
     # -- compositions --------------------------------------------------------------------------------
     def _spec_request(self, method: str, path: str, spec: str | Path | dict[str, Any]) -> httpx.Response:
         if isinstance(spec, dict):
@@ -400,40 +308,6 @@ class Client:
     def validate(self, spec: str | Path | dict[str, Any]) -> dict[str, Any]:
         """Dry run: resolved inputs, compatibility checks and the interference report; composes nothing."""
         return dict(self._spec_request("POST", "/v1/compositions:validate", spec).json())
-
-    def get_composition(self, composition_id: str) -> Composition:
-        return self._get(Composition, f"/v1/compositions/{_seg(composition_id)}")
-
-    def list_compositions(self, *, status: str | None = None, limit: int = 50) -> list[Composition]:
-        data = self._request(
-            "GET", "/v1/compositions", params=_params({"status": status, "limit": limit})
-        ).json()
-        items = data.get("items", []) if isinstance(data, dict) else data  # a paged answer, when it comes
-        return [Composition.model_validate(item) for item in items]
-
-    def wait(
-        self,
-        composition_id: str,
-        *,
-        timeout: float = 600.0,
-        poll: float = 0.5,
-        on_update: Callable[[Composition], None] | None = None,
-    ) -> Composition:
-        """Poll until the run succeeded, failed or was rejected; ServerUnavailable after `timeout` s."""
-        deadline = time.monotonic() + timeout
-        last = None
-        while True:
-            view = self.get_composition(composition_id)
-            if on_update and view.status != last:
-                on_update(view)
-                last = view.status
-            if view.done:
-                return view
-            if time.monotonic() > deadline:
-                raise errors.ServerUnavailable(
-                    f"composition {composition_id}: still {view.status} after {timeout:g} s"
-                )
-            time.sleep(poll)
 
     # -- serving -------------------------------------------------------------------------------------
     def serving(self, ref: str, *, pull_dir: str | None = None) -> ServingRefs:
@@ -564,9 +438,6 @@ class Client:
         self._request("DELETE", f"/v1/namespaces/{_seg(namespace)}/grants/{_seg(subject)}")
 
     # -- keys (admin) --------------------------------------------------------------------------------
-    def list_keys(self, *, include_revoked: bool = True) -> list[KeyView]:
-        return self._list(KeyView, "/v1/keys", include_revoked=include_revoked)
-
     def create_key(self, name: str, role: str) -> KeyCreated:
         return KeyCreated.model_validate(
             self._request("POST", "/v1/keys", json={"name": name, "role": role}).json()
@@ -574,13 +445,3 @@ class Client:
 
     def revoke_key(self, name: str) -> None:
         self._request("DELETE", f"/v1/keys/{_seg(name)}")
-
-
-def _params(params: dict[str, Any]) -> dict[str, Any]:
-    """Query parameters without the unset ones; booleans as the server spells them."""
-    out = {}
-    for key, value in params.items():
-        if value is None or value == []:
-            continue
-        out[key] = json.dumps(value) if isinstance(value, bool) else value
-    return out

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from registry.catalog.db import DbTimeouts, session_factory
 from registry.service.access.identity import Access
 from registry.settings import Settings, get_settings
-from registry.store import ArtifactStore, open_store
+
+if TYPE_CHECKING:  # the store is imported on first use: catalog reads never need it
+    from registry.store import ArtifactStore
 
 _SETTINGS = "pemreg_settings"
 
@@ -70,6 +73,8 @@ def settings_of(session: Session) -> Settings:
 
 def open_store_for(settings: Settings, url: str) -> ArtifactStore:
     """Any store URL (the registry's own, or an s3:// source folder) with the configured credentials."""
+    from registry.store import open_store
+
     return open_store(
         url,
         s3_endpoint_url=settings.s3_endpoint_url,

@@ -15,7 +15,7 @@ from typing import Any
 
 from registry import __version__
 from registry.errors import IncompatibleAdapters, InvalidInput
-from registry.hashing import sha256_file
+from registry.hashing import sha256_unchanged
 from registry.paths import user_path
 from registry.refs import parse_ref
 from registry.service.access.policy import authorize_composition
@@ -157,7 +157,7 @@ def fetch_input(reg: Registry, item: ResolvedInput) -> Path:
         return (
             (folder / "adapter_config.json").is_file()
             and weights.is_file()
-            and sha256_file(weights) == item.sha256
+            and sha256_unchanged(weights) == item.sha256
         )
 
     if complete(dest):

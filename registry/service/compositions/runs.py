@@ -5,9 +5,10 @@ catalog, before any flow; otherwise a runner registered by the shell submits it)
 heartbeat) -> succeeded / failed / rejected. Every status change goes through `transition`, which
 enforces the table in `run_status.py`. A run whose process died is found by `reconcile` (stale
 heartbeat, its Prefect flow run crashed, cancelled or missing) and ends `failed`, or is retried where
-its spec asks for `retries`.
+its spec asks for `retries`. A process never ends a run it holds itself (`register_owner`): a live
+run stays live through a database stall however old its last beat.
 
-Runners (Prefect deployment, background flow run, in-process flow run) live in `flows/`: the shells
+Runners (Prefect deployment, the bounded executor, in-process flow run) live in `flows/`: the shells
 register them by name at start-up, so nothing under `registry/` imports the orchestration layer. This
 module imports neither torch nor Prefect: a cache hit costs a few catalog queries.
 """
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from registry.catalog import models as m
 from registry.catalog.db import transaction
@@ -57,7 +58,9 @@ POLL_SECONDS = 0.25
 
 
 class Runner(Protocol):
-    """Submits a `pending` run to something that will execute the compose flow for it."""
+    """Submits a `pending` run to something that will execute the compose flow for it. A runner may
+    also have `admit()`, which raises (e.g. Busy) when it would refuse a run now: called before the
+    run's row is created."""
 
     def submit(self, reg: Registry, run: CompositionView, spec: CompositionSpec) -> CompositionView: ...
 
@@ -78,8 +81,16 @@ class FlowRunProbe(Protocol):
         """Mark the flow run crashed (it will not report back itself)."""
 
 
+class RunOwner(Protocol):
+    """Something in this process executing runs (the executor, the warm worker): reconcile here never
+    ends a run it holds, whatever its heartbeat says (a database stall delays beats, not the run)."""
+
+    def holds(self, run: CompositionView) -> bool: ...
+
+
 _runners: dict[str, Runner] = {}
 _probe: FlowRunProbe | None = None
+_owners: list[RunOwner] = []
 
 
 def register_runner(name: str, runner: Runner) -> None:
@@ -89,6 +100,20 @@ def register_runner(name: str, runner: Runner) -> None:
 def register_probe(probe: FlowRunProbe | None) -> None:
     global _probe
     _probe = probe
+
+
+def register_owner(owner: RunOwner) -> None:
+    if not any(o is owner for o in _owners):
+        _owners.append(owner)
+
+
+def unregister_owner(owner: RunOwner) -> None:
+    _owners[:] = [o for o in _owners if o is not owner]
+
+
+def held_here(run: CompositionView) -> bool:
+    """A run this process is executing (or has queued to execute): alive by definition."""
+    return any(owner.holds(run) for owner in _owners)
 
 
 def get_runner(name: str) -> Runner:
@@ -244,6 +269,9 @@ def start(reg: Registry, spec: CompositionSpec, trigger: str, runner: str) -> Co
 
     check_composable(reg, spec, inputs)
     submitter = get_runner(runner)
+    admit = getattr(submitter, "admit", None)  # e.g. a full queue refuses before any row exists
+    if admit is not None:
+        admit()
     run = create(reg, spec, inputs, trigger, warnings)
     try:
         # The submitting process beats too: a slow submission is not mistaken for a lost run.
@@ -331,6 +359,36 @@ def attach_flow_run(reg: Registry, run_id: str, flow_run_id: str) -> Composition
         row.flow_run_id = row.flow_run_id or flow_run_id
         session.flush()
         return view_of(session, row)
+
+
+def claim(reg: Registry, run_id: str) -> CompositionView:
+    """Take a `pending` run for this process (its worker label, a fresh beat) before queueing it, so
+    every reconciler sees who holds it. Raises IllegalTransition when the run is no longer pending."""
+    with transaction(reg.sessions) as session:
+        row = session.get(m.Composition, run_id, with_for_update=True)
+        if row is None:
+            raise NotFound(f"composition {run_id} not found")
+        if row.status != RunStatus.PENDING.value:
+            raise IllegalTransition(f"composition {run_id} is {row.status}, not pending")
+        row.worker = worker_label()
+        row.heartbeat_at = m.utcnow()
+        session.flush()
+        return view_of(session, row)
+
+
+def beat_many(reg: Registry, run_ids: list[str]) -> int:
+    """One heartbeat for many active runs (runs queued in an executor); how many rows it refreshed."""
+    if not run_ids:
+        return 0
+    c = m.Composition
+    with transaction(reg.sessions) as session:
+        result = session.execute(
+            update(c)
+            .where(c.id.in_(run_ids), c.status.in_([s.value for s in ACTIVE]))
+            .values(heartbeat_at=m.utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
 
 def record(reg: Registry, run_id: str, **fields: Any) -> None:
@@ -468,9 +526,10 @@ def reconcile(
     """End every stale pending/running run: `failed` with what happened, or back to `pending` and
     resubmitted (attempt + 1) when its spec asks for `retries` and `restart` is given.
 
-    A pending run whose Prefect flow run is still queued for a worker is left alone. The check is
-    repeated on the locked row, so two reconcilers (serve and a worker) never both act on one run."""
-    stale = find_silent_runs(reg, now=now)
+    A pending run whose Prefect flow run is still queued for a worker is left alone, and so is every
+    run this process holds (`held_here`). The check is repeated on the locked row, so two reconcilers
+    (serve and a worker) never both act on one run."""
+    stale = [run for run in find_silent_runs(reg, now=now) if not held_here(run)]
     if not stale:
         return []
     probe = _probe if _probe is not None and getattr(_probe, "available", lambda: True)() else None

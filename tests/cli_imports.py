@@ -1,0 +1,38 @@
+"""Which modules a `pemreg` command imports: the command runs in a fresh interpreter, as a user runs it,
+and prints sys.modules at exit (the import-time guard of the CLI's fast paths)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+# What no catalog command in remote mode, and no `pemreg compose` handing its spec to the local runner,
+# may import: each costs 0.03-1.3 s of start-up (measured by benchmarks/cli_latency.py --imports).
+HEAVY = ("torch", "prefect", "transformers", "peft", "boto3", "sqlalchemy", "pydantic_settings", "httpx")
+
+_PROBE = """
+import atexit, json, runpy, sys
+atexit.register(lambda: sys.__stderr__.write("\\nMODULES " + json.dumps(sorted(sys.modules)) + "\\n"))
+sys.argv = ["pemreg", *json.loads(sys.argv[1])]
+runpy.run_module("api.cli.main", run_name="__main__")
+"""
+
+
+def run_and_list_modules(
+    env: dict[str, str], *args: str, timeout: float = 300
+) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, json.dumps(args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    line = next(x for x in done.stderr.splitlines() if x.startswith("MODULES "))
+    return done, set(json.loads(line.removeprefix("MODULES ")))
+
+
+def heavy_in(modules: set[str], allowed: tuple[str, ...] = ()) -> set[str]:
+    """The heavy top-level packages among `modules` (minus `allowed`)."""
+    return {m for m in modules if m.split(".")[0] in HEAVY and m.split(".")[0] not in allowed}
