@@ -28,7 +28,7 @@ from tests.factories import make_lora, save_tiny_base
 from tests.live_server import Server, clean_env, run_server
 from tests.s3_service import S3Service
 
-PRINCIPAL = "admin-key"  # the remote key's name: local mode records the same principal
+PRINCIPAL = "key:admin-key"  # the remote key's principal: local mode records the same one
 CARD = "---\nlicense: apache-2.0\n---\n# acme/math\n\nMy own card, kept byte for byte.\n"
 MERGE = """\
 name: acme/math-medicine

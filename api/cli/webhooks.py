@@ -118,7 +118,7 @@ def create(
     alias_pattern: Annotated[
         str | None, typer.Option("--alias-pattern", help="glob over the alias of alias events, e.g. 'prod'")
     ] = None,
-    description: Annotated[str | None, typer.Option("--description")] = None,
+    description: Annotated[str | None, typer.Option("--description", help="what the webhook is for")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Create a webhook. Its signing secret (whsec_...) is printed once, alone on the last line."""
@@ -163,13 +163,13 @@ def show(webhook_id: IdArg, json_out: JsonOpt = False) -> None:
 @app.command("set")
 def set_(
     webhook_id: IdArg,
-    url: Annotated[str | None, typer.Option("--url")] = None,
+    url: Annotated[str | None, typer.Option("--url", help="a new target URL (allowed hosts only)")] = None,
     event: EventOpt = None,
     namespace: Annotated[str | None, typer.Option("--namespace", help="'' removes the filter")] = None,
     alias_pattern: Annotated[
         str | None, typer.Option("--alias-pattern", help="'' removes the filter")
     ] = None,
-    description: Annotated[str | None, typer.Option("--description")] = None,
+    description: Annotated[str | None, typer.Option("--description", help="what the webhook is for")] = None,
     active: Annotated[
         bool | None, typer.Option("--active/--inactive", help="pause or resume sending")
     ] = None,
@@ -228,7 +228,9 @@ def _outcome(d: DeliveryView) -> str:
 def deliveries_(
     webhook_id: IdArg,
     status: Annotated[str | None, typer.Option("--status", help="pending | delivered | dead")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=500)] = 50,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=500, help="at most this many, newest first")
+    ] = 50,
     json_out: JsonOpt = False,
 ) -> None:
     """Recent deliveries, newest first: event id (= webhook-id header), type, status, attempts, result."""
@@ -305,7 +307,7 @@ def listen(
         typer.Option("--exec", help="command to run after each pull (env PEMREG_* describe the event)"),
     ] = None,
     host: Annotated[str, typer.Option("--host", help="interface to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 9100,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="port to listen on")] = 9100,
     alias: Annotated[str, typer.Option("--alias", help="glob of the aliases to follow")] = "*",
     exec_timeout: Annotated[float, typer.Option("--exec-timeout", min=1, help="seconds per command")] = 300.0,
 ) -> None:
