@@ -43,11 +43,11 @@ def require(role: str) -> Callable[..., Caller]:
         if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
             raise Unauthenticated("missing API key: send 'Authorization: Bearer <key>'")
         base = base_registry(request)
-        name, key_role = authenticate(base, credentials.credentials)
-        if ROLES.index(key_role) < needed:
-            raise PermissionDenied(f"API key {name!r} has role {key_role}; this needs {role} or above")
-        request.state.principal = name
-        return Caller(name=name, role=key_role, reg=base.acting_as(name))
+        key = authenticate(base, credentials.credentials)
+        if ROLES.index(key.role) < needed:
+            raise PermissionDenied(f"API key {key.name!r} has role {key.role}; this needs {role} or above")
+        request.state.principal = key.name
+        return Caller(name=key.name, role=key.role, reg=base.acting_as(key.principal))
 
     return check
 

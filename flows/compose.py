@@ -99,14 +99,11 @@ def _parent_metrics(
 def begin_run(
     reg: Registry, spec: CompositionSpec, composition_id: str | None, trigger: str
 ) -> comps.CompositionView:
-    """The run this flow works on. A scheduled deployment run has none yet: it starts one here, and a
-    cache hit ends it at once."""
+    """The run this flow works on. A scheduled deployment run has none yet: it starts one here, acting
+    as the principal who stored the spec; a cache hit or a refusal ends it at once."""
     if composition_id is not None:
         return comps.get(reg, composition_id)
-    inputs, hit = runs.prepare(reg, spec)
-    if hit is not None:
-        return runs.record_cache_hit(reg, spec, inputs, trigger, hit)
-    return runs.create(reg, spec, inputs, trigger)
+    return runs.begin(reg, spec, trigger, runs.owner_of(reg, spec))
 
 
 @flow(name="compose", log_prints=True)
@@ -118,6 +115,7 @@ def compose_flow(
     comp = begin_run(reg, parsed, composition_id, trigger)
     if comp.status.terminal:  # a cache hit, or a run reconcile already ended
         return comp.model_dump(mode="json")
+    reg = runs.acting_for(reg, comp.id)  # every step reads and records as who stored the spec
     work = cache_dir(reg, "work", comp.id)
     started = _now()
     holds: list[dict[str, Any]] = []

@@ -340,7 +340,8 @@ def test_cached_path_imports_neither_torch_nor_prefect(loras: Registry) -> None:
     code = textwrap.dedent(
         f"""
         import sys
-        from registry.service import Registry, runs
+        from registry.service import Registry
+        from registry.service.compositions import runs
         from registry.settings import Settings
         from registry.spec import load_spec
         reg = Registry(Settings(home={str(s.home)!r}, database_url={s.resolved_database_url!r},

@@ -1,8 +1,9 @@
-"""Web sign-in: a signed, HttpOnly, SameSite session cookie naming an API key, checked on every request.
+"""Web sign-in: a signed, HttpOnly, SameSite session cookie, checked against the catalog on every request.
 
-The cookie holds the key's name, a fingerprint of its stored hash (HMAC with the server secret), and
-the issue time, signed with HMAC-SHA256. It never holds the key itself. Each request looks the key up
-again, so revoking it (or re-creating a key with the same name) ends every session made with it.
+The cookie holds a random session token and the issue time, signed with HMAC-SHA256; it never holds
+the key. The catalog keeps the session (registry/service/admin/sessions.py): each request finds it
+open and its key active, so sign-out ends the session on the server (a copy of the cookie replayed
+later is refused), and revoking the key ends every session made with it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from fastapi import Request
 
 from api.deps import Caller, base_registry
 from registry.service import Registry
-from registry.service.catalog.web_views import active_key
+from registry.service.admin.keys import ApiKeyIdentity
+from registry.service.admin.sessions import close_session, open_session, session_key
+from registry.service.context import Principal
 from registry.settings import Settings
 
 COOKIE = "pemreg_session"
@@ -74,28 +77,30 @@ class Sessions:
     def _mac(self, *parts: str) -> str:
         return _b64(hmac.new(self.secret, "|".join(parts).encode(), hashlib.sha256).digest())
 
-    def fingerprint(self, key_hash: str) -> str:
-        return self._mac("key", key_hash)
-
-    def issue(self, key_name: str, key_hash: str) -> str:
-        payload = _b64(
-            json.dumps({"k": key_name, "f": self.fingerprint(key_hash), "t": int(time.time())}).encode()
-        )
+    def issue(self, reg: Registry, key: ApiKeyIdentity) -> str:
+        """A new server-side session for `key`, and the signed cookie value that names it."""
+        token = open_session(reg, key, self.max_age)
+        payload = _b64(json.dumps({"s": token, "t": int(time.time())}).encode())
         return f"{payload}.{self._mac('session', payload)}"
 
-    def read(self, cookie: str) -> tuple[str, str] | None:
-        """(key name, fingerprint) of a cookie this server signed and that has not expired."""
+    def read(self, cookie: str) -> str | None:
+        """The session token of a cookie this server signed and that has not expired."""
         payload, _, mac = cookie.partition(".")
         if not mac or not hmac.compare_digest(mac, self._mac("session", payload)):
             return None
         try:
             data = json.loads(_unb64(payload))
-            name, fp, issued = str(data["k"]), str(data["f"]), int(data["t"])
+            token, issued = str(data["s"]), int(data["t"])
         except (ValueError, KeyError, TypeError):
             return None
         if not 0 <= time.time() - issued <= self.max_age:
             return None
-        return name, fp
+        return token
+
+    def end(self, reg: Registry, cookie: str) -> None:
+        token = self.read(cookie)
+        if token is not None:
+            close_session(reg, token)
 
     def csrf_token(self, cookie: str) -> str:
         """Bound to one session cookie: a page of another site cannot know it."""
@@ -111,21 +116,19 @@ def sessions_of(request: Request) -> Sessions:
 
 
 def signed_in(request: Request) -> Caller | None:
-    """The caller of a valid session whose key is still active, else None."""
+    """The caller of an open session whose key is still active, else None."""
     cookie = request.cookies.get(COOKIE)
     if not cookie:
         return None
-    sessions = sessions_of(request)
-    read = sessions.read(cookie)
-    if read is None:
+    token = sessions_of(request).read(cookie)
+    if token is None:
         return None
-    name, fp = read
     base: Registry = base_registry(request)
-    key = active_key(base, name)
-    if key is None or not hmac.compare_digest(fp, sessions.fingerprint(key[1])):
+    key = session_key(base, token)
+    if key is None:
         return None
-    request.state.principal = name
-    return Caller(name=name, role=key[0], reg=base.acting_as(name))
+    request.state.principal = key.name
+    return Caller(name=key.name, role=key.role, reg=base.acting_as(key.principal))
 
 
 def web_caller(request: Request) -> Caller:
@@ -135,7 +138,8 @@ def web_caller(request: Request) -> Caller:
         base = base_registry(request)
         if not base.settings.public_read:
             raise SignInRequired()
-        caller = Caller(name=ANONYMOUS, role="reader", reg=base.acting_as(ANONYMOUS))
+        anonymous = Principal(ANONYMOUS, kind="anonymous")
+        caller = Caller(name=ANONYMOUS, role="reader", reg=base.acting_as(anonymous))
     request.state.web_caller = caller
     return caller
 

@@ -217,6 +217,11 @@ class Composition(Base):
     trigger: Mapped[str] = mapped_column(String(16), default="cli")
     cache_hit: Mapped[bool] = mapped_column(Boolean, default=False)
     principal: Mapped[str] = mapped_column(String(128))
+    # Who stored the spec, as the run lifecycle checks it again when a run starts: `local` (the user
+    # on the server's machine) or `key` (then `api_key_id` is that key's row: a revoked key stays
+    # revoked even when a new key reuses its name). Scheduled and recomposed runs inherit both.
+    principal_kind: Mapped[str] = mapped_column(String(16), default="local", server_default="local")
+    api_key_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -306,14 +311,37 @@ class ArtifactFile(Base):
 
 class ApiKey(Base):
     __tablename__ = "api_keys"
+    # One active key per name; a revoked key's name may be given to a new key (the old row stays).
+    __table_args__ = (
+        Index(
+            "uq_api_keys_active_name",
+            "name",
+            unique=True,
+            postgresql_where=text("revoked_at IS NULL"),
+            sqlite_where=text("revoked_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    name: Mapped[str] = mapped_column(String(128), unique=True)
+    name: Mapped[str] = mapped_column(String(128))
     role: Mapped[str] = mapped_column(String(16))
     prefix: Mapped[str] = mapped_column(String(16), index=True)  # non-secret, to find the row
     key_hash: Mapped[str] = mapped_column(String(128))
     created_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WebSession(Base):
+    """A signed-in web session. The cookie carries a random token (signed); the row holds its sha256,
+    so sign-out (or the key's revocation) ends the session on the server, not only in the browser."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 hex of the cookie's token
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 

@@ -12,9 +12,22 @@ from registry.settings import Settings, get_settings
 from registry.store import ArtifactStore, open_store
 
 
+@dataclass(frozen=True)
+class Principal:
+    """Who a Registry acts as. `kind` decides what they may read (registry/sources.py) and what a run
+    they stored must still be allowed when it starts (compositions/authority.py): `local` is the user
+    on this machine (CLI, worker); `key` an API key, identified by its row (`key_id`) so that a new key
+    reusing a revoked key's name never inherits what the old one stored."""
+
+    name: str
+    kind: str = "local"
+    key_id: int | None = None
+
+
 @dataclass
 class Registry:
     settings: Settings
+    identity: Principal | None = None  # None: the local user named settings.principal
 
     @classmethod
     def from_env(cls) -> Registry:
@@ -37,11 +50,16 @@ class Registry:
 
     @property
     def principal(self) -> str:
-        return self.settings.principal
+        return self.actor.name
 
-    def acting_as(self, principal: str) -> Registry:
-        """The same catalog engine and store client, recording another principal (e.g. an API key)."""
-        other = Registry(self.settings.model_copy(update={"principal": principal}))
+    @property
+    def actor(self) -> Principal:
+        return self.identity or Principal(self.settings.principal)
+
+    def acting_as(self, who: Principal) -> Registry:
+        """The same catalog engine and store client, acting as another principal (e.g. an API key):
+        audit events and created_by record its name; what it may read follows its kind."""
+        other = Registry(self.settings.model_copy(update={"principal": who.name}), identity=who)
         other.__dict__["sessions"] = self.sessions  # share the cached engine and store client
         other.__dict__["store"] = self.store
         return other

@@ -181,18 +181,3 @@ def base_model_folder(reg: Registry, inputs: list[ResolvedInput]) -> str:
         base = require_base_model(session, inputs[0].base_model)
         source, key = base.source, f"{base.name}@{base.revision}"
     return str(fetch_base_model(reg, source, key))
-
-
-def scheduled_specs(reg: Registry) -> list[tuple[str, dict[str, Any]]]:
-    """The newest spec per output name that carries a `schedule` (cron)."""
-    from sqlalchemy import select
-
-    from registry.catalog import models as m
-
-    newest: dict[str, dict[str, Any]] = {}
-    with reg.sessions() as session:
-        for name, spec in session.execute(
-            select(m.Composition.output_name, m.Composition.spec).order_by(m.Composition.created_at.desc())
-        ):
-            newest.setdefault(name, spec)
-    return sorted((name, spec) for name, spec in newest.items() if spec.get("schedule"))

@@ -2,10 +2,12 @@
 
 create (inputs resolved, row `pending`, audited) -> start (a cache hit is answered here, from the
 catalog, before any flow; otherwise a runner registered by the shell submits it) -> running (with a
-heartbeat) -> succeeded / failed / rejected. Every status change goes through `transition`, which
-enforces the table in `run_status.py`. A run whose process died is found by `reconcile` (stale
-heartbeat, its Prefect flow run crashed, cancelled or missing) and ends `failed`, or is retried where
-its spec asks for `retries`.
+heartbeat) -> succeeded / failed / rejected. A run acts as the principal who stored its spec, and
+`authority.authorize` decides at submission and again when the run moves to running whether that
+principal may still run it (a refused start ends the run `failed`, saying why). Every status change
+goes through `transition`, which enforces the table in `run_status.py`. A run whose process died is
+found by `reconcile` (stale heartbeat, its Prefect flow run crashed, cancelled or missing) and ends
+`failed`, or is retried where its spec asks for `retries`.
 
 Runners (Prefect deployment, background flow run, in-process flow run) live in `flows/`: the shells
 register them by name at start-up, so nothing under `registry/` imports the orchestration layer. This
@@ -30,9 +32,11 @@ from sqlalchemy import func, select
 
 from registry.catalog import models as m
 from registry.catalog.db import transaction
-from registry.errors import NotFound
+from registry.errors import NotFound, RegistryError
 from registry.service.catalog import audit
 from registry.service.catalog.lifecycle import input_warnings
+from registry.service.compositions import authority
+from registry.service.compositions.cycles import check_no_cycle
 from registry.service.compositions.inputs import ResolvedInput, composition_key, resolve_inputs
 from registry.service.compositions.reads import CompositionView, find_cached, get, view_of
 from registry.service.compositions.status import (
@@ -42,7 +46,8 @@ from registry.service.compositions.status import (
     RunStatus,
     check_transition,
 )
-from registry.service.context import Registry
+from registry.service.compositions.stored import principal_of, stored_spec_of
+from registry.service.context import Principal, Registry
 from registry.spec import CompositionSpec
 
 log = logging.getLogger("pemreg.runs")
@@ -126,6 +131,8 @@ def _add_run(
         status=status.value,
         trigger=trigger,
         principal=reg.principal,
+        principal_kind=reg.actor.kind,
+        api_key_id=reg.actor.key_id,
         attempt=1,
         **fields,
     )
@@ -200,13 +207,17 @@ def record_cache_hit(
 
 
 def prepare(reg: Registry, spec: CompositionSpec) -> tuple[list[ResolvedInput], CompositionView | None]:
-    """Resolve the inputs and look the cache key up: (inputs, the earlier run that answers it)."""
+    """Check the principal, resolve the inputs, check what the run will read, and look the cache key
+    up: (inputs, the earlier run that answers it)."""
     inputs = resolve_inputs(reg, spec)
+    authority.authorize(reg, spec, inputs)
     return inputs, find_cached(reg, composition_key(spec, inputs))
 
 
 def start(reg: Registry, spec: CompositionSpec, trigger: str, runner: str) -> CompositionView:
-    """What the REST API, the CLI and the demo call. Bad input raises before any row exists."""
+    """What the REST API, the CLI and the demo call (a submission: this stores the spec, and its
+    `schedule` / `recompose` act as `reg.actor` later). Bad input raises before any row exists."""
+    check_no_cycle(reg, spec)
     inputs, hit = prepare(reg, spec)
     # A deprecated input never blocks a run: logged here and kept on the run's compose_trigger event.
     warnings = input_warnings(reg, [(i.name, i.version) for i in inputs])
@@ -230,6 +241,52 @@ def start(reg: Registry, spec: CompositionSpec, trigger: str, runner: str) -> Co
     except Exception as exc:
         fail_if_active(reg, run.id, f"could not start: {one_line(exc)}")
         raise
+
+
+def owner_of(reg: Registry, spec: CompositionSpec) -> Principal:
+    """Who a scheduled run acts as: the principal who stored this spec (the newest submission of its
+    output name). A schedule whose spec was replaced or removed since its deployment was built is
+    refused: the worker is about to update that deployment."""
+    stored = stored_spec_of(reg, spec.name)
+    if stored is None or stored.spec != spec.canonical():
+        raise IllegalTransition(f"{spec.name}: this schedule is no longer the stored spec; not run")
+    return stored.principal
+
+
+def begin(reg: Registry, spec: CompositionSpec, trigger: str, owner: Principal) -> CompositionView:
+    """A derived run (`schedule`, `recompose`) of a stored spec, acting as `owner`: a cache hit ends at
+    once; a refusal (the owner's key revoked, a source it may not read, an input gone) is kept as a
+    `failed` run whose error says why, so a schedule that stopped says so where users look."""
+    owned = reg.acting_as(owner)
+    try:
+        inputs, hit = prepare(owned, spec)
+    except RegistryError as exc:
+        now = m.utcnow()
+        with transaction(reg.sessions) as session:
+            row = _add_run(
+                session,
+                owned,
+                spec,
+                [],
+                trigger,
+                RunStatus.FAILED,
+                None,
+                error=f"not started: {one_line(exc)}",
+                started_at=now,
+                finished_at=now,
+            )
+            session.flush()
+            log.warning("%s run of %s refused: %s", trigger, spec.name, one_line(exc))
+            return view_of(session, row)
+    if hit is not None:
+        return record_cache_hit(owned, spec, inputs, trigger, hit)
+    return create(owned, spec, inputs, trigger)
+
+
+def acting_for(reg: Registry, run_id: str) -> Registry:
+    """`reg` acting as the principal a run acts as (who stored its spec)."""
+    with reg.sessions() as session:
+        return reg.acting_as(principal_of(session.get_one(m.Composition, run_id)))
 
 
 def wait(
@@ -284,8 +341,31 @@ def transition(reg: Registry, run_id: str, status: RunStatus, **fields: Any) -> 
         return view_of(session, row)
 
 
+class RunRefused(IllegalTransition):
+    """The run may not start (authority.authorize said no when it was about to): it ended `failed`."""
+
+
+def _refusal(reg: Registry, run_id: str) -> str | None:
+    """Why the run's principal may no longer run it, or None."""
+    with reg.sessions() as session:
+        row = session.get_one(m.Composition, run_id)
+        owned, raw, inputs = reg.acting_as(principal_of(row)), row.spec, row.resolved_inputs
+    try:
+        spec = CompositionSpec.model_validate(raw)
+        authority.authorize(owned, spec, [ResolvedInput(**i) for i in inputs])
+    except (RegistryError, ValueError) as exc:
+        return f"not started: {one_line(exc)}"
+    return None
+
+
 def mark_running(reg: Registry, run_id: str, flow_run_id: str | None) -> CompositionView:
-    """The flow took the run. A run already running (the flow restarted in place) keeps its state."""
+    """The flow took the run. A run already running (the flow restarted in place) keeps its state.
+    Before it runs, the checks of its submission are made again as its principal (RunRefused)."""
+    refused = _refusal(reg, run_id)
+    if refused is not None:
+        ended = fail_if_active(reg, run_id, refused)
+        log.warning("composition %s refused at start: %s", run_id, refused)
+        raise RunRefused(f"composition {run_id} is {ended.status.value}: {refused}")
     with transaction(reg.sessions) as session:
         row = session.get_one(m.Composition, run_id, with_for_update=True)
         fields: dict[str, Any] = {"worker": worker_label()}
