@@ -8,10 +8,11 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from registry.service import Registry
+from registry.service.registration.uploads import multipart_limit
 from registry.settings import Settings, get_settings
 
 from . import errors, web
-from .middleware import RequestIdMiddleware
+from .middleware import BodyLimitMiddleware, RequestIdMiddleware
 from .routes import adapters, audit, base_models, compositions, downloads, health, keys, lifecycle, register
 
 DESCRIPTION = """Catalog, lineage and artifacts of LoRA / (IA)3 adapters.
@@ -28,7 +29,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     install(app.state.registry.settings, "background")
     errors.install(app)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(BodyLimitMiddleware, multipart_limit=multipart_limit(app.state.registry.settings))
+    app.add_middleware(RequestIdMiddleware)  # outermost: the body limit's 413 carries the request id
     for module in (health, base_models, adapters, lifecycle, register, downloads, compositions, audit, keys):
         app.include_router(module.router)
     web.mount(app)  # the catalog pages at / (same auth, keys checked per request)

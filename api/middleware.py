@@ -1,6 +1,7 @@
-"""Request ids and the last line of defence: unexpected errors are logged with the id, answered 500.
+"""Request ids, body limits, and the last line of defence: unexpected errors are logged with the id,
+answered 500.
 
-A plain ASGI middleware (not BaseHTTPMiddleware) so streamed downloads pass through untouched.
+Plain ASGI middlewares (not BaseHTTPMiddleware) so streamed downloads pass through untouched.
 """
 
 from __future__ import annotations
@@ -61,3 +62,62 @@ class RequestIdMiddleware:
                 }
             )
             await send({"type": "http.response.body", "body": body})
+
+
+# Every body that is not a multipart upload (JSON, YAML specs, web forms, anything else): specs and
+# requests are small, and a parser must never be handed megabytes to chew on the server's time.
+BODY_LIMIT = 64 * 1024
+MULTIPART = b"multipart/form-data"
+
+
+class BodyLimitMiddleware:
+    """Refuses a body over its content type's limit with 413 before any route parses it: at once from
+    `Content-Length`, else as soon as the streamed bytes pass the limit (chunked bodies). Multipart
+    uploads get `multipart_limit` (the upload limit plus room for the form); routes check their parts."""
+
+    def __init__(self, app: ASGIApp, multipart_limit: int, body_limit: int = BODY_LIMIT) -> None:
+        self.app = app
+        self.multipart_limit = multipart_limit
+        self.body_limit = body_limit
+
+    def limit_for(self, content_type: bytes) -> int:
+        return self.multipart_limit if content_type.lower().startswith(MULTIPART) else self.body_limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        content_type = headers.get(b"content-type", b"")
+        limit = self.limit_for(content_type)
+        kind = "multipart upload" if limit == self.multipart_limit else "body"
+        length = headers.get(b"content-length", b"")
+        if length.isdigit() and int(length) > limit:
+            await _too_large(
+                scope, send, f"body: {int(length)} bytes exceed the {kind} limit of {limit} bytes"
+            )
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    from starlette.exceptions import HTTPException
+
+                    raise HTTPException(413, f"body: larger than the {kind} limit of {limit} bytes")
+            return message
+
+        await self.app(scope, counted, send)
+
+
+async def _too_large(scope: Scope, send: Send, detail: str) -> None:
+    rid = scope.get("state", {}).get("request_id")
+    body = json.dumps({"detail": detail, "field": "body", **({"request_id": rid} if rid else {})}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    # The client may still be sending: tell it the connection ends here rather than read the rest.
+    headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from .errors import InvalidInput
+from .paths import user_path
 
 LOCAL = "local"  # the principal kind of the local user (CLI on this machine)
 # `org/name` or `name`, as Hugging Face spells repository ids; never a path or a URI.
@@ -85,6 +86,16 @@ class SourceAccess:
                 raise refusal(source, field, hub=True)
             return
         self.check(source, field)
+
+
+def local_folder(source: str) -> Path | None:
+    """The local path a `file://` URI or a plain path names (None for other schemes)."""
+    parsed = urlparse(source)
+    if parsed.scheme == "file":
+        return Path(unquote(parsed.path))
+    if parsed.scheme:
+        return None
+    return user_path(source)
 
 
 def refusal(uri: str, field: str, *, hub: bool = False) -> InvalidInput:

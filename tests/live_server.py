@@ -64,7 +64,10 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
 def live_server(
     pg_url: str, s3_service: S3Service, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    yield from run_server(pg_url, s3_service, tmp_path_factory.mktemp("server"))
+    # The remote-mode tour names base models by hub id: this operator allows hub sources.
+    yield from run_server(
+        pg_url, s3_service, tmp_path_factory.mktemp("server"), PEMREG_ALLOW_HUB_SOURCES="true"
+    )
 
 
 def run_server(

@@ -70,7 +70,7 @@ ENDPOINTS: list[Endpoint] = [
         "writer",
         "POST",
         lambda a: "/v1/base-models",
-        lambda a: {"json": {"name": "other-base", "source": "/models/other"}},
+        lambda a: {"json": {"name": "other-base", "source": a.reg.settings.resolved_artifact_store + "/m/o"}},
         {200, 201},
     ),
     ("adapters.list", "reader", "GET", lambda a: "/v1/adapters", lambda a: {"params": {"tag": "x:y"}}, {200}),

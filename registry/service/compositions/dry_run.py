@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from registry.errors import InvalidInput
 from registry.service.catalog.lifecycle import input_warnings
+from registry.service.compositions.authority import authorize
+from registry.service.compositions.cycles import check_no_cycle
 from registry.service.compositions.inputs import ResolvedInput, composition_key, fetch_input, resolve_inputs
 from registry.service.context import Registry
 from registry.spec import CompositionSpec
@@ -75,7 +77,9 @@ def check_composable(reg: Registry, spec: CompositionSpec, inputs: list[Resolved
 def dry_run(reg: Registry, spec: CompositionSpec) -> DryRun:
     from registry.compose import interference_report
 
+    check_no_cycle(reg, spec)
     inputs = resolve_inputs(reg, spec)
+    authorize(reg, spec, inputs)  # what a submission would refuse (principal, sources)
     adapters = check_composable(reg, spec, inputs)
     weights = [i.weight for i in inputs]
     report = interference_report(

@@ -20,6 +20,7 @@ from registry.paths import user_path
 from registry.refs import parse_ref
 from registry.service.catalog.resolve import resolve_version
 from registry.service.context import Registry, open_store_for
+from registry.sources import local_folder
 from registry.spec import CompositionSpec
 from registry.store import adapter_prefix
 
@@ -169,7 +170,7 @@ def fetch_base_model(reg: Registry, source: str, key: str) -> Path | str:
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
         return dest
-    path = user_path(source)
+    path = local_folder(source) or user_path(source)
     return path if path.is_dir() else source
 
 

@@ -21,6 +21,7 @@ from registry.service.registration.base_identity import (
     normalise_source,
     not_registered,
 )
+from registry.sources import SourceAccess
 from registry.views import BaseModelView
 
 DEFAULT_REVISION = "main"
@@ -65,8 +66,11 @@ def add_base_model(
 ) -> tuple[BaseModelView, bool]:
     """Register a base model. Same name+revision+source again is a no-op; another source conflicts,
     and so does a source already registered under another name (one base, one identity).
-    `local`: the caller may have its local path resolved and config.json read (the CLI; not REST)."""
+    `local`: the caller may have its local path resolved and config.json read (the CLI; not REST).
+    The source passes the caller's source policy first (registry/sources.py): a REST caller names only
+    the store, PEMREG_SOURCE_ROOTS, or a hub id where PEMREG_ALLOW_HUB_SOURCES allows it."""
     _check_fields(name, revision, source, sha256)
+    SourceAccess.for_principal(reg.settings, reg.actor.kind).check_model_source(source.strip(), "source")
     source = normalise_source(source, local=local)
     with transaction(reg.sessions) as session:
         row = session.scalar(

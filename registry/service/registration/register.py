@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from registry.catalog import models as m
 from registry.catalog.db import transaction
 from registry.catalog.upsert import insert_ignore
-from registry.errors import Conflict, InvalidInput
+from registry.errors import Conflict, InvalidInput, StoreError
 from registry.hashing import sha256_bytes
 from registry.model_card import CARD_FILE, GENERATED_CARD_FILE, render_model_card
 from registry.paths import user_path
@@ -32,6 +32,7 @@ from registry.service.context import Registry, open_store_for
 from registry.service.registration.base_identity import BasePlan, check_base_label, local_dir, plan_base
 from registry.service.registration.base_models import DEFAULT_REVISION
 from registry.service.registration.base_shapes import base_module_dims, check_module_shapes
+from registry.sources import local_folder
 from registry.store import ArtifactStore, adapter_prefix
 from registry.views import VersionView
 
@@ -80,9 +81,9 @@ def check_lengths(
 
 
 def _fetch_source(reg: Registry, source: str, workdir: Path) -> Path:
-    """A local folder as is; an s3:// folder downloaded to `workdir` first."""
+    """A local folder (path or file:// URI) as is; an s3:// folder downloaded to `workdir` first."""
     if not source.startswith("s3://"):
-        return user_path(source)
+        return local_folder(source) or user_path(source)
     store = open_store_for(reg.settings, source.rstrip("/"))
     dest = workdir / "source"
     dest.mkdir()
@@ -343,9 +344,22 @@ def _precheck(
         return plan, VersionView.of(existing, aliases_of(session, existing))
 
 
-def _check_base_shapes(plan: BasePlan, ingested: IngestedAdapter) -> None:
-    """Only where the base is a folder this process may read (the CLI's local user)."""
+def _check_base_shapes(reg: Registry, plan: BasePlan, ingested: IngestedAdapter, workdir: Path) -> None:
+    """Every door (CLI and REST): the adapter's module shapes against its registered base's config.json
+    (a local folder, or the one file fetched from an s3:// source). A base to be auto-registered is a
+    hub id and is not contacted; a config that cannot be read skips the check (base_shapes.py)."""
+    if plan.auto:
+        return
     folder = local_dir(plan.source)
+    if folder is None and plan.source.startswith("s3://"):
+        folder = workdir / "base-config"
+        folder.mkdir(exist_ok=True)
+        try:
+            open_store_for(reg.settings, plan.source.rstrip("/")).get_file(
+                "config.json", folder / "config.json"
+            )
+        except (StoreError, ValueError):
+            return
     dims = base_module_dims(folder) if folder is not None else None
     if dims:
         shapes = ingested.metadata.get("module_shapes") or {}
@@ -364,11 +378,13 @@ def register_adapter(
     progress: ProgressFactory | None = None,
     trigger: str = "cli",
     notify: Callable[[str], None] | None = None,
+    known_digests: dict[str, str] | None = None,
 ) -> tuple[VersionView, bool]:
     """Returns (version, created). Registering bytes that already exist returns that version.
     `trigger` (cli, api, ...) is recorded in the provenance; only non-API callers (the local user) may
-    have local paths resolved and the base's config.json read. `notify` hears about a base model
-    auto-registered on the way (nothing registered matched the config's base)."""
+    have local paths resolved. `notify` hears about a base model auto-registered on the way (nothing
+    registered matched the config's base). `known_digests`: sha256 per file name, computed while the
+    files were written (an upload), so they are not read again."""
     from registry.ingest import ingest_folder  # torch import (~2 s) only for commands that read adapters
 
     validate_name(name)
@@ -377,12 +393,11 @@ def register_adapter(
     local = trigger != "api"
     with tempfile.TemporaryDirectory(prefix="pemreg-ingest-") as tmp:
         folder = _fetch_source(reg, str(source), Path(tmp))
-        ingested = ingest_folder(folder, Path(tmp))
+        ingested = ingest_folder(folder, Path(tmp), known_digests)
         plan, existing = _precheck(reg, name, ingested, base_model, local)
         if existing is not None:
             return existing, False
-        if local:
-            _check_base_shapes(plan, ingested)
+        _check_base_shapes(reg, plan, ingested, Path(tmp))
         artifact_uri, files = upload_version_files(
             reg,
             name,
