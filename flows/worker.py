@@ -17,6 +17,7 @@ from typing import Any
 from uuid import UUID
 
 from registry.service import Registry
+from registry.service.admin.leftovers import at_start
 from registry.service.compositions import runs
 from registry.settings import Settings
 
@@ -69,6 +70,7 @@ def run_worker(limit: int = 2, subprocess: bool = False) -> None:
     install(reg.settings, "background")
     for lost in reconcile_once(reg):
         log.warning("composition %s %s: %s", lost.composition_id, lost.action, lost.message)
+    at_start(reg)  # scratch folders, work folders and store uploads of processes that died
     stop = threading.Event()
     _background("reconcile", reg.settings.reconcile_interval_seconds, stop, lambda: reconcile_once(reg))
     if subprocess:

@@ -21,9 +21,13 @@ def serve(
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
+    from registry.service.admin.leftovers import at_start
+
     from .compose import reconcile_at_start
+    from .deps import registry
 
     reconcile_at_start()
+    at_start(registry())  # scratch folders, work folders and store uploads of processes that died
 
     # A factory string, so --workers > 1 can import the app in each process.
     options: dict[str, Any] = {"factory": True, "host": host, "port": port, "log_level": log_level}

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from api.errors import ERROR_RESPONSES, ErrorBody, UnsupportedMediaType
 from api.schemas import BASE_LABEL_PATTERN, PLAIN, TAG_PATTERN, Registered, RegisterFromSource, inline_schema
 from registry import service
 from registry.refs import ADAPTER_NAME_PATTERN
+from registry.scratch import scratch_dir
 from registry.service.registration.register import MAX_DESCRIPTION
 from registry.service.registration.uploads import (
     FILE_FIELDS,
@@ -81,7 +81,7 @@ async def _read_limited(request: Request, limit: int) -> bytes:
 
 async def _from_multipart(caller: Caller, request: Request, notes: list[str]) -> tuple[VersionView, bool]:
     limit = caller.reg.settings.max_upload_bytes
-    with tempfile.TemporaryDirectory(prefix="pemreg-upload-") as tmp:
+    with scratch_dir("upload") as tmp:
         receiver = MultipartReceiver(request.headers["content-type"], Path(tmp), limit)
         try:
             # Parsing and writing run on the event loop: per chunk (~64 KB) that is a disk write and a

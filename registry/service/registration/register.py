@@ -8,7 +8,6 @@ row; a row is only ever committed after every file it names is in the store.
 from __future__ import annotations
 
 import re
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +24,7 @@ from registry.model_card import CARD_FILE, GENERATED_CARD_FILE, render_model_car
 from registry.paths import user_path
 from registry.provenance import build_provenance, dumps
 from registry.refs import validate_name
+from registry.scratch import scratch_dir
 from registry.service.catalog import audit
 from registry.service.catalog.artifact_index import index_files
 from registry.service.catalog.resolve import aliases_of
@@ -391,7 +391,7 @@ def register_adapter(
     tags = tags or {}
     check_lengths(task, tags, base_model, description)
     local = trigger != "api"
-    with tempfile.TemporaryDirectory(prefix="pemreg-ingest-") as tmp:
+    with scratch_dir("ingest") as tmp:
         folder = _fetch_source(reg, str(source), Path(tmp))
         ingested = ingest_folder(folder, Path(tmp), known_digests)
         plan, existing = _precheck(reg, name, ingested, base_model, local)
