@@ -126,7 +126,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-    response = error_response(request, exc.status_code, detail)
+    response = error_response(request, exc.status_code, detail, getattr(exc, "field", None))
     for key, value in (exc.headers or {}).items():
         response.headers[key] = value
     if exc.status_code == 405:

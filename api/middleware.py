@@ -11,6 +11,7 @@ import logging
 import re
 import uuid
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("pemreg.api")
@@ -70,6 +71,16 @@ BODY_LIMIT = 64 * 1024
 MULTIPART = b"multipart/form-data"
 
 
+class BodyTooLarge(HTTPException):
+    """Raised from `receive` once a streamed body passes its limit: an HTTPException, so that FastAPI's
+    own body reading lets it through (it turns other errors into 400), answered 413 naming `body`."""
+
+    field = "body"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(413, detail)
+
+
 class BodyLimitMiddleware:
     """Refuses a body over its content type's limit with 413 before any route parses it: at once from
     `Content-Length`, else as soon as the streamed bytes pass the limit (chunked bodies). Multipart
@@ -105,9 +116,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    from starlette.exceptions import HTTPException
-
-                    raise HTTPException(413, f"body: larger than the {kind} limit of {limit} bytes")
+                    raise BodyTooLarge(f"body: larger than the {kind} limit of {limit} bytes")
             return message
 
         await self.app(scope, counted, send)

@@ -100,10 +100,13 @@ def begin_run(
     reg: Registry, spec: CompositionSpec, composition_id: str | None, trigger: str
 ) -> comps.CompositionView:
     """The run this flow works on. A scheduled deployment run has none yet: it starts one here, acting
-    as the principal who stored the spec; a cache hit or a refusal ends it at once."""
+    as the principal who stored the spec (a refusal is kept as a failed run); a direct call of the flow
+    is a submission by this process's user. A cache hit ends the run at once."""
     if composition_id is not None:
         return comps.get(reg, composition_id)
-    return runs.begin(reg, spec, trigger, runs.owner_of(reg, spec))
+    if trigger == "schedule":
+        return runs.begin(reg, spec, trigger, runs.owner_of(reg, spec))
+    return runs.begin(reg, spec, trigger, reg.actor, record_refusal=False)
 
 
 @flow(name="compose", log_prints=True)

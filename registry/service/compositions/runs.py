@@ -253,14 +253,19 @@ def owner_of(reg: Registry, spec: CompositionSpec) -> Principal:
     return stored.principal
 
 
-def begin(reg: Registry, spec: CompositionSpec, trigger: str, owner: Principal) -> CompositionView:
-    """A derived run (`schedule`, `recompose`) of a stored spec, acting as `owner`: a cache hit ends at
-    once; a refusal (the owner's key revoked, a source it may not read, an input gone) is kept as a
-    `failed` run whose error says why, so a schedule that stopped says so where users look."""
+def begin(
+    reg: Registry, spec: CompositionSpec, trigger: str, owner: Principal, *, record_refusal: bool = True
+) -> CompositionView:
+    """A run without a row yet, acting as `owner`: a derived run (`schedule`, `recompose`) of a stored
+    spec, or a direct call of the compose flow. A cache hit ends at once; a refusal (the owner's key
+    revoked, a source it may not read, an input gone) is kept as a `failed` run whose error says why
+    (`record_refusal`), so a schedule that stopped says so where users look; else it raises."""
     owned = reg.acting_as(owner)
     try:
         inputs, hit = prepare(owned, spec)
     except RegistryError as exc:
+        if not record_refusal:
+            raise
         now = m.utcnow()
         with transaction(reg.sessions) as session:
             row = _add_run(
