@@ -87,6 +87,7 @@ def test_sigkill_mid_upload_then_gc_leaves_nothing(
 ) -> None:
     scratch = tmp_path / "tmp"
     scratch.mkdir()
+    (tmp_path / "s1").mkdir()
     servers = run_server(pg_url, s3_service, tmp_path / "s1", TMPDIR=str(scratch))
     server = next(servers)
     store_url = server.reg.settings.resolved_artifact_store
@@ -95,7 +96,7 @@ def test_sigkill_mid_upload_then_gc_leaves_nothing(
         uploader = threading.Thread(target=_slow_upload, args=(server, release), daemon=True)
         uploader.start()
         deadline = time.monotonic() + 60
-        while not any(p.stat().st_size >= 8 * MB for p in scratch.glob("pemreg-upload-*/*")):
+        while not any(p.stat().st_size >= 4 * MB for p in scratch.glob("pemreg-upload-*/*")):
             assert time.monotonic() < deadline, list(scratch.iterdir())
             time.sleep(0.1)
         os.kill(_server_pid(server.url), signal.SIGKILL)
@@ -144,6 +145,7 @@ def test_the_next_start_removes_what_dead_processes_left(
     live = scratch / f"pemreg-upload-{os.getpid()}-live"  # this (live) process's: kept
     live.mkdir()
     os.utime(live, (hour_ago, hour_ago))
+    (tmp_path / "s2").mkdir()
     servers = run_server(
         pg_url, s3_service, tmp_path / "s2", home=home, TMPDIR=str(scratch), PEMREG_GC_GRACE_SECONDS="600"
     )

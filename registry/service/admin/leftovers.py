@@ -40,7 +40,10 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:  # another user's live process
         return True
-    return True
+    try:  # a zombie (killed, not yet reaped by its parent) holds no files: as good as dead
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def _files(folder: Path) -> Iterator[Path]:
