@@ -31,7 +31,6 @@ from registry.catalog import models as m
 from registry.catalog.db import transaction
 from registry.service.admin.keys import create_key, revoke_key
 from registry.service.compositions import runs
-from registry.service.context import Principal
 from registry.spec import load_spec
 from tests.factories import make_lora
 from tests.s3_service import S3Service
@@ -78,17 +77,20 @@ def _secret(stack: ProcessStack) -> Path:
 
 
 def _legacy_row(stack: ProcessStack, spec_text: str, key_name: str, **raw: Any) -> None:
-    """A spec as an older version stored it over REST (its checks passed then), written directly."""
-    with stack.reg.sessions() as session:
-        key_id = session.scalar(select(m.ApiKey.id).where(m.ApiKey.name == key_name))
-    owner = stack.reg.acting_as(Principal(key_name, kind="key", key_id=key_id))
-    row = runs.create(owner, load_spec(spec_text), [], "api")
+    """A spec as an older version stored it over REST (its checks passed then), written directly: the
+    columns migration 0008 fills for such a row (kind `key`, the key's row) where this version has them."""
+    row = runs.create(stack.reg, load_spec(spec_text), [], "api")
     with transaction(stack.reg.sessions) as session:
-        session.execute(
-            update(m.Composition)
-            .where(m.Composition.id == row.id)
-            .values(spec={**row.spec, **raw}, status="failed", error="stored by an older version")
-        )
+        key_id = session.scalar(select(m.ApiKey.id).where(m.ApiKey.name == key_name))
+        values: dict[str, Any] = {
+            "spec": {**row.spec, **raw},
+            "principal": key_name,
+            "status": "failed",
+            "error": "stored by an older version",
+        }
+        if hasattr(m.Composition, "principal_kind"):
+            values.update(principal_kind="key", api_key_id=key_id)
+        session.execute(update(m.Composition).where(m.Composition.id == row.id).values(**values))
 
 
 @pytest.fixture(scope="module")

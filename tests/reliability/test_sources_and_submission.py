@@ -25,7 +25,6 @@ from registry import service
 from registry.service import Registry
 from registry.service.admin.keys import create_key
 from registry.service.compositions import runs
-from registry.service.context import Principal
 from registry.spec import load_spec
 from tests.catalog_helpers import snapshot
 from tests.factories import make_lora, save_tiny_base
@@ -217,10 +216,9 @@ def test_datasets_outside_the_roots_are_refused_at_submission_and_validate(world
 
 def test_a_recompose_cycle_is_refused_at_submission(world: dict[str, Any]) -> None:
     c, h, reg = world["client"], world["h"], world["reg"]
-    # `t/a` follows `t/b@latest` (stored earlier, as the tenant's key)
-    key = reg.acting_as(Principal("tenant-a", kind="key", key_id=None))
+    # `t/a` follows `t/b@latest` (stored earlier)
     follows_b = load_spec("name: t/a\nexpression: 't/b'\nrecompose: on_parent_update\n")
-    runs.create(key, follows_b, [], "api")
+    runs.create(reg, follows_b, [], "api")
     before = snapshot(reg)
     closing = {"name": "t/b", "expression": "t/a", "recompose": "on_parent_update"}
     detail = _refused(c.post("/v1/compositions", headers=h, json=closing), "recompose")

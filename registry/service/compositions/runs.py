@@ -171,9 +171,11 @@ def record_cache_hit(
     trigger: str,
     hit: CompositionView,
     warnings: list[str] | None = None,
+    flow_run_id: str | None = None,
 ) -> CompositionView:
-    """A new run answered from the catalog: `succeeded`, cache_hit, pointing at the earlier output.
-    One transaction: the row, the trigger and the cache-hit audit events."""
+    """A new run answered from the catalog: `succeeded`, cache_hit, pointing at the earlier output
+    (`flow_run_id`: the flow run that asked, a scheduled one). One transaction: the row, the trigger and
+    the cache-hit audit events."""
     assert hit.output is not None
     now = m.utcnow()
     with transaction(reg.sessions) as session:
@@ -187,6 +189,7 @@ def record_cache_hit(
             RunStatus.SUCCEEDED,
             warnings,
             cache_hit=True,
+            flow_run_id=flow_run_id,
             output_version_id=version_id,
             metrics=hit.metrics,
             interference=hit.interference,
@@ -254,7 +257,13 @@ def owner_of(reg: Registry, spec: CompositionSpec) -> Principal:
 
 
 def begin(
-    reg: Registry, spec: CompositionSpec, trigger: str, owner: Principal, *, record_refusal: bool = True
+    reg: Registry,
+    spec: CompositionSpec,
+    trigger: str,
+    owner: Principal,
+    *,
+    record_refusal: bool = True,
+    flow_run_id: str | None = None,
 ) -> CompositionView:
     """A run without a row yet, acting as `owner`: a derived run (`schedule`, `recompose`) of a stored
     spec, or a direct call of the compose flow. A cache hit ends at once; a refusal (the owner's key
@@ -277,6 +286,7 @@ def begin(
                 RunStatus.FAILED,
                 None,
                 error=f"not started: {one_line(exc)}",
+                flow_run_id=flow_run_id,
                 started_at=now,
                 finished_at=now,
             )
@@ -284,7 +294,7 @@ def begin(
             log.warning("%s run of %s refused: %s", trigger, spec.name, one_line(exc))
             return view_of(session, row)
     if hit is not None:
-        return record_cache_hit(owned, spec, inputs, trigger, hit)
+        return record_cache_hit(owned, spec, inputs, trigger, hit, flow_run_id=flow_run_id)
     return create(owned, spec, inputs, trigger)
 
 
