@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import Caller, Writer
 from api.errors import ERROR_RESPONSES, ErrorBody, UnsupportedMediaType
+from api.middleware import BODY_LIMIT
 from api.schemas import BASE_LABEL_PATTERN, PLAIN, TAG_PATTERN, Registered, RegisterFromSource, inline_schema
 from registry import service
 from registry.refs import ADAPTER_NAME_PATTERN
@@ -30,7 +31,7 @@ from registry.service.registration.uploads import (
 from registry.views import VersionView
 
 router = APIRouter(prefix="/v1/adapters", tags=["adapters"], responses=ERROR_RESPONSES)
-MAX_JSON_BYTES = 1024 * 1024  # above any schema-valid body (description <= 16384 characters)
+MAX_JSON_BYTES = BODY_LIMIT  # the JSON form's bound (the middleware refuses larger bodies first)
 
 _text = {"type": "string"}
 _binary = {"type": "string", "format": "binary"}

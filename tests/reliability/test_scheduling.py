@@ -154,6 +154,11 @@ def test_a_cron_spec_posted_while_the_worker_runs_fires_as_its_key(stack: Proces
     deployment = httpx.get(f"{stack.prefect_url}/deployments/{flow_run['deployment_id']}", timeout=30).json()
     assert deployment["name"].startswith("scheduled-stack-cron-")
 
+    # Applied once, then left alone by every later sync (re-applying resets a schedule's runs).
+    log = stack.log("w").read_text()
+    assert log.count("schedule stack/cron: applied deployment") == 1, log[-3000:]
+    assert log.count("applied deployment recompose-stale/recompose-stale") <= 1, log[-3000:]
+
     stopped = _wait_row(stack, "stack/revoked", "schedule")
     assert stopped.status == "failed" and stopped.principal == "nightly-bot"
     assert "was revoked" in (stopped.error or ""), stopped.error
