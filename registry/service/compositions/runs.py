@@ -251,7 +251,13 @@ def owner_of(reg: Registry, spec: CompositionSpec) -> Principal:
     output name). A schedule whose spec was replaced or removed since its deployment was built is
     refused: the worker is about to update that deployment."""
     stored = stored_spec_of(reg, spec.name)
-    if stored is None or stored.spec != spec.canonical():
+    try:  # compared as this version reads both (a newer version may spell a stored spec differently)
+        same = (
+            stored is not None and CompositionSpec.model_validate(stored.spec).canonical() == spec.canonical()
+        )
+    except ValueError:
+        same = False
+    if stored is None or not same:
         raise IllegalTransition(f"{spec.name}: this schedule is no longer the stored spec; not run")
     return stored.principal
 
