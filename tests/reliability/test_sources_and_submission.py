@@ -138,6 +138,7 @@ def test_adapter_sources_outside_the_roots_get_one_refusal(world: dict[str, Any]
         texts.add(_refused(r, "source").replace(repr(source[:200]), "<source>"))
     assert len(texts) == 1, texts
     assert snapshot(reg) == before
+    print(f"adapter source probes: {len(probes)}, 422: {len(probes)}, distinct texts: 1, stored: 0")
     # inside a root: allowed (and a root folder with nothing in it is 404, like any unknown object)
     s3 = world["s3"]
     for name in (CONFIG, WEIGHTS):
@@ -178,6 +179,7 @@ def test_base_model_sources_outside_the_roots_and_hub_ids_are_refused(world: dic
     assert "PEMREG_ALLOW_HUB_SOURCES" in _refused(hub_id, "source")
     assert snapshot(reg) == before
     assert _Hub.hits == []
+    print(f"base-model source probes: {i + 2}, 422: {i + 2}, hub connections: {len(_Hub.hits)}, stored: 0")
     inside = c.post("/v1/base-models", headers=h, json={"name": "mine", "source": str(world["roots"] / "m")})
     assert inside.status_code == 201, inside.text
 
