@@ -49,7 +49,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: _doc("the key's role does not allow this"),
     404: _doc("no such object"),
     409: _doc("conflicts with existing state"),
-    413: _doc("body over its limit (uploads: PEMREG_MAX_UPLOAD_BYTES; other bodies: 64 KiB)"),
+    413: _doc("body over its limit (uploads: PEMREG_MAX_UPLOAD_BYTES; specs: 64 KiB; others: 256 KiB)"),
     422: _doc("invalid input; `field` names it"),
     502: _doc("the artifact store failed"),
     503: {

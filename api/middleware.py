@@ -65,9 +65,13 @@ class RequestIdMiddleware:
             await send({"type": "http.response.body", "body": body})
 
 
-# Every body that is not a multipart upload (JSON, YAML specs, web forms, anything else): specs and
-# requests are small, and a parser must never be handed megabytes to chew on the server's time.
-BODY_LIMIT = 64 * 1024
+# A parser must never be handed megabytes to chew on the server's time. Composition specs (JSON or
+# YAML, the bodies a parser works hardest on): 64 KiB. Every other non-multipart body (JSON requests,
+# web forms, anything else): 256 KiB, room for a description at its 16384-character limit even when
+# each character is JSON-escaped as a surrogate pair (12 bytes).
+SPEC_LIMIT = 64 * 1024
+BODY_LIMIT = 256 * 1024
+SPEC_PATHS = ("/v1/compositions",)
 MULTIPART = b"multipart/form-data"
 
 
@@ -86,13 +90,17 @@ class BodyLimitMiddleware:
     `Content-Length`, else as soon as the streamed bytes pass the limit (chunked bodies). Multipart
     uploads get `multipart_limit` (the upload limit plus room for the form); routes check their parts."""
 
-    def __init__(self, app: ASGIApp, multipart_limit: int, body_limit: int = BODY_LIMIT) -> None:
+    def __init__(self, app: ASGIApp, multipart_limit: int) -> None:
         self.app = app
         self.multipart_limit = multipart_limit
-        self.body_limit = body_limit
 
-    def limit_for(self, content_type: bytes) -> int:
-        return self.multipart_limit if content_type.lower().startswith(MULTIPART) else self.body_limit
+    def limit_for(self, path: str, content_type: bytes) -> tuple[int, str]:
+        """(limit, what it is called in the refusal)."""
+        if content_type.lower().startswith(MULTIPART):
+            return self.multipart_limit, "multipart upload"
+        if path.startswith(SPEC_PATHS):
+            return SPEC_LIMIT, "spec"
+        return BODY_LIMIT, "body"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -100,8 +108,7 @@ class BodyLimitMiddleware:
             return
         headers = dict(scope.get("headers") or [])
         content_type = headers.get(b"content-type", b"")
-        limit = self.limit_for(content_type)
-        kind = "multipart upload" if limit == self.multipart_limit else "body"
+        limit, kind = self.limit_for(scope.get("path", ""), content_type)
         length = headers.get(b"content-length", b"")
         if length.isdigit() and int(length) > limit:
             await _too_large(

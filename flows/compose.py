@@ -104,10 +104,10 @@ def begin_run(
     is a submission by this process's user. A cache hit ends the run at once."""
     if composition_id is not None:
         return comps.get(reg, composition_id)
-    asked_by = str(flow_run.id) if flow_run.id else None
-    if trigger == "schedule":
+    if trigger == "schedule":  # the row names the scheduled flow run, even when it is a cache hit
+        asked_by = str(flow_run.id) if flow_run.id else None
         return runs.begin(reg, spec, trigger, runs.owner_of(reg, spec), flow_run_id=asked_by)
-    return runs.begin(reg, spec, trigger, reg.actor, record_refusal=False, flow_run_id=asked_by)
+    return runs.begin(reg, spec, trigger, reg.actor, record_refusal=False)
 
 
 @flow(name="compose", log_prints=True)
