@@ -34,6 +34,20 @@ class Server:
     server_env: dict[str, str]  # what the server process got (database URL, S3 credentials)
 
 
+def server_pid(url: str) -> int:
+    """The pid of the `pemreg serve` process listening at `url` (a subprocess of this test run)."""
+    port = url.rsplit(":", 1)[1].encode()
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmd = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"serve" in cmd and port in cmd:
+                return int(proc.name)
+    raise AssertionError(f"no pemreg serve process at {url}")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -23,24 +23,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.live_server import Server, run_server
+from tests.live_server import Server, run_server, server_pid
 from tests.s3_service import S3Service
 
 pytestmark = [pytest.mark.postgres, pytest.mark.s3]
 MB = 1024 * 1024
-
-
-def _server_pid(url: str) -> int:
-    port = url.rsplit(":", 1)[1].encode()
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                cmd = (proc / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if b"serve" in cmd and port in cmd:
-                return int(proc.name)
-    raise AssertionError("server process not found")
 
 
 def _slow_upload(server: Server, release: threading.Event) -> None:
@@ -99,7 +86,7 @@ def test_sigkill_mid_upload_then_gc_leaves_nothing(
         while not any(p.stat().st_size >= 4 * MB for p in scratch.glob("pemreg-upload-*/*")):
             assert time.monotonic() < deadline, list(scratch.iterdir())
             time.sleep(0.1)
-        os.kill(_server_pid(server.url), signal.SIGKILL)
+        os.kill(server_pid(server.url), signal.SIGKILL)
         release.set()
         uploader.join(timeout=60)
         _incomplete_upload(s3_service, store_url)  # as a put killed between its parts

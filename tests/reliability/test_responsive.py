@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.live_server import Server, run_server
+from tests.live_server import Server, run_server, server_pid
 from tests.s3_service import S3Service
 
 pytestmark = [pytest.mark.postgres, pytest.mark.s3]
@@ -36,19 +36,6 @@ def _rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise AssertionError("no VmRSS")
-
-
-def _server_pid(server: Server) -> int:
-    port = server.url.rsplit(":", 1)[1]
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                cmd = (proc / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if b"serve" in cmd and port.encode() in cmd:
-                return int(proc.name)
-    raise AssertionError("server process not found")
 
 
 class HealthProbe:
@@ -201,7 +188,7 @@ def _tags_form(count: int, size: int) -> Callable[[], Iterator[bytes]]:
 
 
 def test_thousands_of_form_fields_are_refused_early_with_bounded_memory(server: Server) -> None:
-    pid = _server_pid(server)
+    pid = server_pid(server.url)
     before = _rss_kib(pid)
     h = {
         "Authorization": f"Bearer {server.keys['writer']}",
