@@ -285,6 +285,7 @@ def begin(
     refusal (the key revoked, a grant lost, a source it may not read, an input gone) is kept as a
     `failed` run whose error says why (`record_refusal`), so a schedule that stopped says so where
     users look; else it raises."""
+    # Who the row names (a refusal is recorded as the owner, its role aside: it may do nothing now).
     owner = reg.acting if principal is None else Access(principal, "reader", key_id=key_id)
     try:
         owned = reg if principal is None else acting_as_stored(reg, principal, key_id)
@@ -292,7 +293,7 @@ def begin(
     except RegistryError as exc:
         if not record_refusal:
             raise
-        message = refused_at_start(reg, owner, spec, trigger, exc)
+        message = _refused_at_start(reg, owner, spec, trigger, exc)
         now = m.utcnow()
         with transaction(reg.sessions) as session:
             row = _add_run(
@@ -324,7 +325,7 @@ def begin_again(reg: Registry, spec: CompositionSpec, trigger: str, run_id: str)
     return begin(reg, spec, trigger, principal, key_id)
 
 
-def refused_at_start(
+def _refused_at_start(
     reg: Registry, owner: Access, spec: CompositionSpec, trigger: str, exc: Exception
 ) -> str:
     """The error of a run its principal may not start: logged, and audited as a refused write when the
@@ -423,7 +424,7 @@ def _refusal(reg: Registry, run_id: str) -> str | None:
         owned = acting_as_stored(reg, principal, key_id)
         authority.authorize(owned, spec, [ResolvedInput(**i) for i in inputs])
     except RegistryError as exc:
-        return refused_at_start(reg, owner, spec, trigger, exc)
+        return _refused_at_start(reg, owner, spec, trigger, exc)
     return None
 
 
