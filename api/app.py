@@ -8,10 +8,11 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from registry.service import Registry
+from registry.service.registration.uploads import multipart_limit
 from registry.settings import Settings, get_settings
 
 from . import docs_pages, errors, metrics, web
-from .middleware import RequestIdMiddleware
+from .middleware import BodyLimitMiddleware, RequestIdMiddleware
 from .routes import (
     adapters,
     audit,
@@ -44,8 +45,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     install(app.state.registry.settings, "background")
     errors.install(app)
-    app.add_middleware(RequestIdMiddleware)
-    app.add_middleware(metrics.MetricsMiddleware)  # outermost: also counts the 500s answered above
+    app.add_middleware(BodyLimitMiddleware, multipart_limit=multipart_limit(app.state.registry.settings))
+    app.add_middleware(RequestIdMiddleware)  # the body limit's 413 carries the request id
+    app.add_middleware(metrics.MetricsMiddleware)  # outermost: also counts the 500s and 413s answered above
     routers = (
         health,
         base_models,

@@ -64,8 +64,7 @@ def authenticate_token(request: Request, token: str) -> Access:
     """An API key (`pemreg_...`) or, with SSO configured, a JWT of the issuer; else 401."""
     base = base_registry(request)
     if token.startswith(KEY_PREFIX):
-        name, role = authenticate(base, token)
-        return Access(f"key:{name}", role)
+        return authenticate(base, token)
     verifier = oidc_verifier(request.app)
     if verifier is None or not looks_like_jwt(token):
         raise Unauthenticated("invalid API key")

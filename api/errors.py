@@ -52,7 +52,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: _doc("the principal's role (global, or in the namespace) does not allow this"),
     404: _doc("no such object"),
     409: _doc("conflicts with existing state"),
-    413: _doc("upload larger than the configured limit"),
+    413: _doc("body over its limit (uploads: PEMREG_MAX_UPLOAD_BYTES; specs: 64 KiB; others: 256 KiB)"),
     422: _doc("invalid input; `field` names it"),
     502: _doc("the artifact store failed"),
     503: {
@@ -155,7 +155,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-    response = error_response(request, exc.status_code, detail)
+    response = error_response(request, exc.status_code, detail, getattr(exc, "field", None))
     for key, value in (exc.headers or {}).items():
         response.headers[key] = value
     if exc.status_code == 405:

@@ -55,9 +55,12 @@ def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
 
 class RegisterFromSource(Strict):
     source: str = Field(
-        description="s3://bucket/prefix of a PEFT adapter folder",
+        description=(
+            "a PEFT adapter folder the server may read: s3://bucket/prefix or a local folder (path or file://"
+            " URI) in the registry's store or under PEMREG_SOURCE_ROOTS"
+        ),
         examples=["s3://b/adapters/x"],
-        pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,62}(/[^\x00-\x1f\x7f]*)?$",
+        pattern=r"^(s3://[a-z0-9][a-z0-9.-]{1,62}(/[^\x00-\x1f\x7f]*)?|(file://)?/[^\x00-\x1f\x7f]*)$",
         max_length=1024,
     )
     name: str = Field(description="namespace/name", examples=["acme/math"], pattern=ADAPTER_NAME_PATTERN)
@@ -95,7 +98,10 @@ class BaseModelIn(Strict):
         min_length=1,
         max_length=4096,
         pattern=SOURCE_PATTERN,
-        description="local path, s3:// URI of a saved HF folder, or a hub id",
+        description=(
+            "a saved HF model folder the server may read (s3:// URI or local path in the registry's store"
+            " or under PEMREG_SOURCE_ROOTS), or a hub id where PEMREG_ALLOW_HUB_SOURCES=true"
+        ),
     )
     revision: str = Field(default="main", min_length=1, max_length=128, pattern=REVISION_PATTERN)
     sha256: str | None = Field(

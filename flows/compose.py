@@ -17,24 +17,13 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.runtime import deployment, flow_run
 
-from registry.errors import NotFound, PermissionDenied
 from registry.evaluation.gates import check_gates
 from registry.service import Registry
-from registry.service.access.identity import Access
-from registry.service.access.policy import Refusal
-from registry.service.access.principals import acting_for
-from registry.service.catalog.audit import record_refusal
 from registry.service.catalog.evaluations import cached_value
 from registry.service.catalog.evaluations import record as record_evaluation
 from registry.service.compositions import reads as comps
 from registry.service.compositions import runs
-from registry.service.compositions.inputs import (
-    ResolvedInput,
-    authorize_spec,
-    base_model_folder,
-    cache_dir,
-    schedule_owner,
-)
+from registry.service.compositions.inputs import ResolvedInput, base_model_folder, cache_dir
 from registry.service.compositions.records import (
     CompositionProvenance,
     EvaluationRecord,
@@ -108,39 +97,19 @@ def _parent_metrics(
 
 
 def begin_run(
-    reg: Registry,
-    spec: CompositionSpec,
-    composition_id: str | None,
-    trigger: str,
-    principal: str | None = None,
+    reg: Registry, spec: CompositionSpec, composition_id: str | None, trigger: str
 ) -> comps.CompositionView:
-    """The run this flow works on. A scheduled or recomposed run has none yet: it starts one here as the
-    principal that stored the spec (`principal`, else the schedule's owner), with that principal's
-    grants now; one that may no longer run ends `failed` at once, saying why. A cache hit ends it too."""
+    """The run this flow works on. A scheduled deployment run has none yet: it starts one here, acting
+    as the principal who stored the spec with its access now (a refusal is kept as a failed run saying
+    why); a direct call of the flow is a submission by this process's principal. A cache hit ends the
+    run at once."""
     if composition_id is not None:
         return comps.get(reg, composition_id)
-    owner = principal or schedule_owner(reg, spec.name)
-    try:
-        acting = acting_for(reg, owner) if owner else reg
-        inputs, hit = runs.prepare(acting, spec)
-    except (PermissionDenied, NotFound) as exc:
-        message = f"refused at start: {runs.one_line(exc)}"
-        who = owner or reg.principal
-        record_refusal(
-            reg, Refusal(who, trigger, spec.name, spec.name.split("/", 1)[0], "writer", None, message)
-        )
-        return runs.refuse_start(reg.acting_as(Access(who, "reader")), spec, trigger, message)
-    if hit is not None:
-        return runs.record_cache_hit(acting, spec, inputs, trigger, hit)
-    return runs.create(acting, spec, inputs, trigger)
-
-
-def act_as_owner(reg: Registry, spec: CompositionSpec, comp: comps.CompositionView) -> Registry:
-    """The registry the run works with: its principal's, checked again now (grants may have changed
-    since it was submitted)."""
-    acting = acting_for(reg, comp.principal)
-    authorize_spec(acting, spec)
-    return acting
+    if trigger == "schedule":  # the row names the scheduled flow run, even when it is a cache hit
+        asked_by = str(flow_run.id) if flow_run.id else None
+        stored = runs.owner_of(reg, spec)
+        return runs.begin(reg, spec, trigger, stored.principal, stored.api_key_id, flow_run_id=asked_by)
+    return runs.begin(reg, spec, trigger, record_refusal=False)
 
 
 @flow(name="compose", log_prints=True)
@@ -152,25 +121,20 @@ def compose_flow(
     comp = begin_run(reg, parsed, composition_id, trigger)
     if comp.status.terminal:  # a cache hit, a refused start, or a run reconcile already ended
         return comp.model_dump(mode="json")
-    try:
-        reg = act_as_owner(reg, parsed, comp)
-    except (PermissionDenied, NotFound) as exc:
-        return runs.fail_if_active(reg, comp.id, f"refused at start: {runs.one_line(exc)}").model_dump(
-            mode="json"
-        )
     work = cache_dir(reg, "work", comp.id)
     started = _now()
     holds: list[dict[str, Any]] = []
-    try:
+    try:  # the run's admission, made again as its principal now (a refusal ends it failed)
         comp = runs.mark_running(reg, comp.id, str(flow_run.id) if flow_run.id else None)
-    except IllegalTransition:  # reconcile ended the run before this flow run took it: nothing to do
+    except IllegalTransition:  # refused, or reconcile ended the run before this flow run took it
         ended = comps.get(reg, comp.id)
         get_run_logger().warning("composition %s is already %s; not run", ended.id, ended.status.value)
         shutil.rmtree(work, ignore_errors=True)
         return ended.model_dump(mode="json")
     try:
+        acting = runs.acting_for(reg, comp.id)  # every step reads and records as who stored the spec
         with runs.heartbeating(reg, comp.id), device.recording(reg.settings.gpu_limit) as holds:
-            return _run(reg, parsed, comp, work, started)
+            return _run(acting, parsed, comp, work, started)
     except Exception as exc:
         runs.fail_if_active(reg, comp.id, runs.one_line(exc))
         raise

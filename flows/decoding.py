@@ -16,7 +16,6 @@ from prefect.cache_policies import NO_CACHE
 
 from registry.evaluation import EvalRequest, load_dataset
 from registry.evaluation.calibration import activation_norms, save_norms
-from registry.evaluation.datasets import DatasetAccess
 from registry.evaluation.decoding import FORMULA as ENSEMBLE_FORMULA
 from registry.evaluation.decoding import interference_cost
 from registry.pem import read_adapter
@@ -25,6 +24,7 @@ from registry.service.compositions.ensemble import register_ensemble
 from registry.service.compositions.inputs import ResolvedInput
 from registry.service.compositions.reads import CompositionView
 from registry.service.context import open_store_for
+from registry.sources import SourceAccess
 from registry.spec import CompositionSpec
 
 from .artifacts import _slug
@@ -49,11 +49,12 @@ def calibrate_task(
     reg: Registry, spec: CompositionSpec, base_folder: str, folders: list[str], out: str, trigger: str
 ) -> str:
     """Activation norms of the base on the calibration set, for every module of the inputs (a file).
-    The data is read with the access of whoever triggered the run (as the evaluation datasets are)."""
+    The data is read with the access of the principal the run acts as (as the evaluation datasets are)."""
     uri = spec.calibration_dataset()
     assert uri is not None
     opener = lambda url: open_store_for(reg.settings, url)  # noqa: E731 - S3 with the registry's credentials
-    dataset = load_dataset(uri, "perplexity", opener, DatasetAccess.for_trigger(reg.settings, trigger))
+    access = SourceAccess.for_principal(reg.settings, reg.acting.kind)
+    dataset = load_dataset(uri, "perplexity", opener, access)
     paths = sorted({p for f in folders for p in read_adapter(f).modules})
     evaluator = _evaluator(base_folder)
     with device_slot("calibrate"):

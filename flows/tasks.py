@@ -14,7 +14,6 @@ from registry.compose import compose, interference_report
 from registry.compose.interference import DEFAULT_CROSS_TERM_THRESHOLD
 from registry.evaluation import EvalRequest, Evaluator, load_dataset
 from registry.evaluation.calibration import load_norms
-from registry.evaluation.datasets import DatasetAccess
 from registry.pem import read_adapter, write_adapter
 from registry.service import Registry
 from registry.service.compositions.inputs import ResolvedInput, fetch_input
@@ -22,6 +21,7 @@ from registry.service.compositions.output import register_output
 from registry.service.compositions.reads import CompositionView
 from registry.service.compositions.records import CompositionProvenance, EvaluationRecord
 from registry.service.context import open_store_for
+from registry.sources import SourceAccess
 from registry.spec import CompositionSpec
 
 from .device import device_slot
@@ -130,10 +130,11 @@ def _evaluator(base_folder: str) -> Evaluator:
 
 
 def datasets_for(reg: Registry, spec: CompositionSpec, trigger: str) -> list[EvalRequest]:
-    """The spec's evaluation data, read with the access of whoever triggered the run: a REST caller may
-    only name the artifact store and PEMREG_DATASET_ROOTS; the CLI reads as the local user."""
+    """The spec's evaluation data, read with the access of the principal the run acts as (who stored
+    the spec, whatever triggered this run): an API key may only name the artifact store and
+    PEMREG_SOURCE_ROOTS; the local user reads any local file."""
     opener = lambda url: open_store_for(reg.settings, url)  # noqa: E731 - S3 with the registry's credentials
-    access = DatasetAccess.for_trigger(reg.settings, trigger)
+    access = SourceAccess.for_principal(reg.settings, reg.acting.kind)
     return [
         EvalRequest(e.name, e.metric, load_dataset(e.dataset, e.metric, opener, access))
         for e in spec.evaluate

@@ -2,7 +2,7 @@
 
 `flow.serve` starts a new Python interpreter per flow run; here that is ~4-5 s of imports (torch,
 prefect, transformers) before any work, which alone breaks the 5 s trigger-to-registered target. This
-executor registers the same deployments (with their cron/interval schedules), polls the Prefect API
+executor serves the same deployments (with their cron/interval schedules), polls the Prefect API
 for their scheduled runs, moves each to Pending and runs it in this already-warm process with
 Prefect's own flow engine, so states, logs, task runs and artifacts are exactly those of a served
 run. `pemreg worker --subprocess` keeps the stock `flow.serve` behaviour.
@@ -48,22 +48,38 @@ log = logging.getLogger("pemreg.worker")
 
 
 class WarmWorker:
-    def __init__(
-        self, deployments: list[tuple[Any, Any]], *, limit: int = 2, poll_seconds: float = 0.5
-    ) -> None:
-        self.deployments = deployments  # (flow, RunnerDeployment) pairs
+    """Serves the deployments it is given; `add` / `forget` change that set while it serves (the
+    schedule sync of flows/worker.py), so a schedule stored later is picked up without a restart."""
+
+    def __init__(self, *, limit: int = 2, poll_seconds: float = 0.5) -> None:
         self.poll_seconds = poll_seconds
         self.pool = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="flow-run")
         self.running: dict[UUID, Future[Any]] = {}
         self.stopping = threading.Event()
         self.limit = limit
+        self._flows: dict[UUID, Any] = {}  # deployment id -> the flow its runs execute
+        self._lock = threading.Lock()
+
+    def add(self, flow: Any, deployment: Any, deployment_id: UUID | None = None) -> UUID:
+        """Serve `deployment` (applied to the API unless its id is given: it is there already)."""
+        if deployment_id is None:
+            deployment_id = deployment.apply()
+        assert deployment_id is not None
+        with self._lock:
+            self._flows[deployment_id] = flow
+        return deployment_id
+
+    def forget(self, deployment_id: UUID) -> None:
+        with self._lock:
+            self._flows.pop(deployment_id, None)
+
+    def _served(self) -> dict[UUID, Any]:
+        with self._lock:
+            return dict(self._flows)
 
     def holds(self, run: Any) -> bool:
         """A composition run whose flow run this worker executes."""
         return run.flow_run_id is not None and any(str(k) == run.flow_run_id for k in list(self.running))
-
-    def register(self) -> dict[UUID, Any]:
-        return {deployment.apply(): flow for flow, deployment in self.deployments}
 
     def _due(self, client: Any, ids: list[UUID], limit: int) -> list[Any]:
         return client.read_flow_runs(
@@ -83,34 +99,33 @@ class WarmWorker:
             return False
         return state.is_pending()
 
-    def serve(self, flows_by_deployment: dict[UUID, Any]) -> None:
+    def serve(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stopping.set())
-        ids = list(flows_by_deployment)
-        log.info("serving %d deployments in-process", len(ids))
+        log.info("serving %d deployments in-process", len(self._served()))
         with get_client(sync_client=True) as client:
             while not self.stopping.is_set():
                 self.running = {k: f for k, f in self.running.items() if not f.done()}
                 free = self.limit - len(self.running)  # never more than `limit` runs at once
-                for flow_run in self._due(client, ids, free) if free > 0 else []:
-                    if flow_run.id in self.running or not self._claim(client, flow_run):
+                flows = self._served()
+                for flow_run in self._due(client, list(flows), free) if free > 0 and flows else []:
+                    flow = flows.get(flow_run.deployment_id)
+                    if flow is None or flow_run.id in self.running or not self._claim(client, flow_run):
                         continue
                     log.info("claimed flow run %s (%s)", flow_run.id, flow_run.name)
-                    flow = flows_by_deployment[flow_run.deployment_id]
                     self.running[flow_run.id] = self.pool.submit(_run, flow, flow_run)
                 self.stopping.wait(self.poll_seconds)
         self.pool.shutdown(wait=True, cancel_futures=False)
+
+    def serve_as_owner(self) -> None:
+        """`serve`, registered as the owner of the runs it executes (reconcile leaves them alone)."""
+        runs.register_owner(self)
+        try:
+            self.serve()
+        finally:
+            runs.unregister_owner(self)
 
 
 def _run(flow: Any, flow_run: Any) -> Any:
     with prefect_api(None):
         return run_flow(flow, flow_run=flow_run, return_type="state")
-
-
-def serve_in_process(deployments: list[tuple[Any, Any]], *, limit: int = 2) -> None:
-    worker = WarmWorker(deployments, limit=limit)
-    runs.register_owner(worker)
-    try:
-        worker.serve(worker.register())
-    finally:
-        runs.unregister_owner(worker)

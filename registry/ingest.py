@@ -1,5 +1,10 @@
 """Read an adapter folder as users hand it to us, validate it, and describe what will be stored.
 
+Validation streams: the safetensors header gives every shape (the checks of the PEM kind run on
+shape-only tensors), then each module's tensors are read one at a time for the NaN/Inf check and
+dropped, so registering a 400 MB adapter holds one module in memory, never the file. Digests a caller
+computed while writing the files (an HTTP upload) are taken as they are instead of re-reading them.
+
 Only safetensors is trusted. A legacy `adapter_model.bin` is read with `torch.load(weights_only=True)`
 (which refuses arbitrary pickled objects) and converted; the converted bytes are what gets stored and
 digested.
@@ -7,6 +12,7 @@ digested.
 
 from __future__ import annotations
 
+import math
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +24,9 @@ from safetensors.torch import save_file
 from .errors import AdapterFormatError
 from .hashing import sha256_file
 from .model_card import CARD_FILE
-from .pem import PemAdapter, read_adapter
+from .pem import PemAdapter
+from .pem.base import check_all_finite
+from .pem.lazy import LazyAdapter
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -67,21 +75,40 @@ def _convert_bin(src: Path, workdir: Path) -> Path:
     return out
 
 
-def ingest_folder(src: Path, workdir: Path) -> IngestedAdapter:
-    """Validate `src` and return what to store. `workdir` holds any converted files."""
+def validate_streaming(folder: Path) -> tuple[PemAdapter, dict[str, Any]]:
+    """The checks of `read_adapter` (config, tensor kinds, the PEM kind's parse, NaN/Inf), one module
+    in memory at a time. Returns the shape-only adapter and its metadata."""
+    lazy = LazyAdapter(folder)
+    try:
+        for path in lazy.skeleton.modules:
+            lazy.module(path)  # read, parsed and checked finite; dropped at the next iteration
+        in_modules = {k for keys in lazy.keys.values() for k in keys}
+        for key in sorted(set(lazy.file.tensors) - in_modules):  # modules_to_save copies
+            check_all_finite({key: lazy.file.read(key)})
+        metadata = lazy.skeleton.metadata()
+        metadata["num_parameters"] = sum(math.prod(t.shape) for t in lazy.file.tensors.values())
+        return lazy.skeleton, metadata
+    finally:
+        lazy.close()
+
+
+def ingest_folder(src: Path, workdir: Path, known_digests: dict[str, str] | None = None) -> IngestedAdapter:
+    """Validate `src` and return what to store. `workdir` holds any converted files; `known_digests`
+    (file name -> sha256) were computed while the files were written (an upload)."""
     src = Path(src)
     if not src.is_dir():
         raise AdapterFormatError(f"{src}: not a directory (expected a PEFT adapter folder)")
     if not (src / CONFIG_FILE).is_file():
         raise AdapterFormatError(f"{src}: missing {CONFIG_FILE}")
     card = src / CARD_FILE
+    known = dict(known_digests or {})
     if not (src / WEIGHTS_FILE).is_file() and (src / LEGACY_WEIGHTS_FILE).is_file():
         src = _convert_bin(src, workdir)
-    adapter = read_adapter(src)
-    files = {
-        name: FileEntry(src / name, sha256_file(src / name), (src / name).stat().st_size)
-        for name in (CONFIG_FILE, WEIGHTS_FILE)
-    }
-    if card.is_file():
-        files[CARD_FILE] = FileEntry(card, sha256_file(card), card.stat().st_size)
-    return IngestedAdapter(adapter=adapter, metadata=adapter.metadata(), files=files)
+        known = {}  # the converted bytes are new
+    adapter, metadata = validate_streaming(src)
+    names = [CONFIG_FILE, WEIGHTS_FILE, *([CARD_FILE] if card.is_file() else [])]
+    files = {}
+    for name in names:
+        path = card if name == CARD_FILE else src / name
+        files[name] = FileEntry(path, known.get(name) or sha256_file(path), path.stat().st_size)
+    return IngestedAdapter(adapter=adapter, metadata=metadata, files=files)

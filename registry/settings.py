@@ -56,9 +56,15 @@ class Settings(BaseSettings):
     db_statement_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
     db_pool_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
     db_sqlite_busy_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
-    # Where REST callers may name evaluation datasets besides the artifact store (comma-separated
-    # local folders and s3:// prefixes); the CLI, acting as the local user, may read any local file.
+    # Where REST callers (and runs they stored) may name sources besides the artifact store: adapter
+    # and base-model folders, evaluation datasets and calibration sets (comma-separated local folders
+    # and s3://bucket/prefix entries). `dataset_roots` is the older name, still read and folded in.
+    # The CLI on the server's own machine acts as the local user and may read any local path.
+    source_roots: str = ""
     dataset_roots: str = ""
+    # Hub ids (e.g. `gpt2`) as base-model sources of REST callers: off, so no request makes the server
+    # connect to a model hub unless the operator says so.
+    allow_hub_sources: bool = False
     # Run lifecycle: a working run refreshes its heartbeat this often; a pending/running run silent for
     # `run_stale_after_seconds` is reconciled (failed, or retried where its spec asks). Defaults keep a
     # stuck row under 2 minutes with the worker's periodic reconcile.
@@ -114,6 +120,8 @@ class Settings(BaseSettings):
     oidc_jwks_min_refresh_seconds: float = Field(default=30.0, ge=0, le=3600)
     oidc_jwks_max_age_seconds: float = Field(default=3600.0, gt=0, le=86400)
     oidc_redirect_url: str | None = Field(default=None, description="else <this server>/signin/oidc/callback")
+    # `pemreg worker` re-reads the stored `schedule:` specs this often and updates their deployments.
+    schedule_sync_seconds: float = Field(default=15.0, gt=0, le=3600)
 
     @model_validator(mode="after")
     def _stale_after_outlasts_heartbeats(self) -> Settings:

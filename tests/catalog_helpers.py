@@ -19,11 +19,13 @@ def snapshot(reg: Registry) -> tuple[dict[str, int], list[str]]:
 
 def register_test_bases(reg: Registry) -> None:
     """The synthetic adapters' base models (`tiny-llama`, `tiny-gpt2`), registered by hub-id name as
-    a REST server's operator would: REST never registers a base model on the way."""
-    from registry.service.registration.base_models import add_base_model, list_base_models
+    a REST server's operator would: REST never registers a base model on the way. A base the test
+    registered already (from a folder, say) is kept."""
+    from registry.service.registration.base_models import add_base_model, find_base_model
     from registry.synthetic import BASE_NAME
 
-    present = {b.name for b in list_base_models(reg)}  # a test may have registered one from a folder
     for name in BASE_NAME.values():
-        if name not in present:
-            add_base_model(reg, name, source=name, local=False)
+        with reg.sessions() as session:
+            if find_base_model(session, name) is not None:
+                continue
+        add_base_model(reg, name, source=name, local=False)

@@ -35,6 +35,20 @@ class Server:
     server_env: dict[str, str]  # what the server process got (database URL, S3 credentials)
 
 
+def server_pid(url: str) -> int:
+    """The pid of the `pemreg serve` process listening at `url` (a subprocess of this test run)."""
+    port = url.rsplit(":", 1)[1].encode()
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmd = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"serve" in cmd and port in cmd:
+                return int(proc.name)
+    raise AssertionError(f"no pemreg serve process at {url}")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -65,7 +79,10 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
 def live_server(
     pg_url: str, s3_service: S3Service, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    yield from run_server(pg_url, s3_service, tmp_path_factory.mktemp("server"))
+    # The remote-mode tour names base models by hub id: this operator allows hub sources.
+    yield from run_server(
+        pg_url, s3_service, tmp_path_factory.mktemp("server"), PEMREG_ALLOW_HUB_SOURCES="true"
+    )
 
 
 def run_server(

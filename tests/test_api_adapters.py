@@ -177,6 +177,7 @@ def test_register_from_s3_source(
         s3_access_key_id=s3_service.access_key,
         s3_secret_access_key=s3_service.secret_key,
         s3_region=s3_service.region,
+        source_roots=f"{s3_store_url}-src",  # where the operator lets REST callers name adapter folders
     )
     reg = Registry(settings)
     reg.store.ensure_ready()
@@ -195,13 +196,20 @@ def test_register_from_s3_source(
         again = client_api.client.post("/v1/adapters", headers=client_api.h("writer"), json=body)
         assert again.status_code == 200
         before = snapshot(reg)
+        r = client_api.client.post(
+            "/v1/adapters",
+            headers=client_api.h("writer"),
+            json={"source": f"{s3_store_url}-src/empty", "name": "acme/nothing"},
+        )
+        # An allowed URI naming nothing readable: like any unknown object, 404 naming the field.
+        assert r.status_code == 404 and r.json()["field"] == "source", r.text
         missing_bucket = f"s3://no-such-bucket-{tmp_path.name.lower().replace('_', '-')}/x"
-        for bad in (missing_bucket, f"{s3_store_url}-src/empty"):
-            r = client_api.client.post(
-                "/v1/adapters", headers=client_api.h("writer"), json={"source": bad, "name": "acme/nothing"}
-            )
-            # A well-formed URI naming nothing readable: like any unknown object, 404 naming the field.
-            assert r.status_code == 404 and r.json()["field"] == "source", r.text
+        r = client_api.client.post(
+            "/v1/adapters", headers=client_api.h("writer"), json={"source": missing_bucket, "name": "acme/no"}
+        )
+        # Outside the roots: refused before any bucket is asked (422, the same whether it exists).
+        assert r.status_code == 422 and r.json()["field"] == "source", r.text
+        assert "allowed source root" in r.json()["detail"]
         assert snapshot(reg) == before
     finally:
         truncate_all(pg_url)
@@ -258,10 +266,13 @@ def test_keys_over_the_api(api: Api) -> None:
 
 
 def test_base_models(api: Api) -> None:
-    body = {"name": "other-gpt2", "source": "s3://models/other-gpt2", "revision": "r1"}
+    store = api.reg.settings.resolved_artifact_store
+    body = {"name": "other-gpt2", "source": f"{store}/models/other-gpt2", "revision": "r1"}
     assert api.client.post("/v1/base-models", headers=api.h("writer"), json=body).status_code == 201
     assert api.client.post("/v1/base-models", headers=api.h("writer"), json=body).status_code == 200
-    clash = api.client.post("/v1/base-models", headers=api.h("writer"), json={**body, "source": "elsewhere"})
+    clash = api.client.post(
+        "/v1/base-models", headers=api.h("writer"), json={**body, "source": f"{store}/models/elsewhere"}
+    )
     assert clash.status_code == 409
     listed = api.client.get("/v1/base-models", headers=api.h("reader")).json()
     assert ("other-gpt2", "r1") in [(b["name"], b["revision"]) for b in listed]

@@ -78,7 +78,7 @@ ENDPOINTS: list[Endpoint] = [
         "writer",
         "POST",
         lambda a: "/v1/base-models",
-        lambda a: {"json": {"name": "other-base", "source": "/models/other"}},
+        lambda a: {"json": {"name": "other-base", "source": a.reg.settings.resolved_artifact_store + "/m/o"}},
         {200, 201},
     ),
     ("base-models.show", "reader", "GET", lambda a: "/v1/base-models/tiny-llama", lambda a: {}, {200}),

@@ -178,7 +178,7 @@ def test_killed_worker_run_is_reconciled_collected_and_rerun(reg: Registry, tmp_
         listed = subprocess.run(
             [*cli, "gc", "--dry-run", "--grace", "0", "--json"], env=env, capture_output=True, text=True
         )
-        [orphan] = json.loads(listed.stdout)
+        [orphan] = [o for o in json.loads(listed.stdout) if o["kind"] == "store"]
         assert orphan["folder"].startswith("adapters/t/deployed/")
         assert sorted(k.rsplit("/", 1)[1] for k in orphan["keys"]) == [
             "README.md",
@@ -189,7 +189,7 @@ def test_killed_worker_run_is_reconciled_collected_and_rerun(reg: Registry, tmp_
         removed = subprocess.run(
             [*cli, "gc", "--grace", "0", "--json"], env=env, capture_output=True, text=True
         )
-        assert [o["folder"] for o in json.loads(removed.stdout)] == [orphan["folder"]]
+        assert [o["folder"] for o in json.loads(removed.stdout) if o["kind"] == "store"] == [orphan["folder"]]
         assert reg.store.list_keys(orphan["folder"] + "/") == []
 
         again = subprocess.run(

@@ -60,6 +60,10 @@ _LEGACY = [
     "interference, trigger, cache_hit, principal, created_at) VALUES ('r1', 'acme/out', 'linear', '{}', "
     '\'[{"name": "lab/x", "version": 1}, {"name": "acme/math", "version": 1}]\', \'failed\', \'{}\', \'{}\', '
     "'api', false, 'alice', '2026-01-01 00:00:00+00')",
+    # The operator's CLI run, under an OS user name that a key happens to carry too: not a key's run.
+    "INSERT INTO compositions (id, output_name, method, spec, resolved_inputs, status, metrics, "
+    "interference, trigger, cache_hit, principal, created_at) VALUES ('r2', 'acme/out', 'linear', '{}', "
+    "'[]', 'failed', '{}', '{}', 'cli', false, 'bob', '2026-01-01 00:00:00+00')",
     "INSERT INTO audit_events (id, at, actor, action, subject, details) VALUES "
     "(1, '2026-01-01 00:00:00+00', 'alice', 'register', 'acme/math@1', '{}'), "
     "(2, '2026-01-01 00:00:00+00', 'root', 'gc_delete', 'adapters/lab/x/abc', '{}'), "
@@ -96,7 +100,9 @@ def _legacy_round_trip(url: str) -> None:
         ).all()
         assert [tuple(e) for e in events] == [("key:alice", "acme"), ("root", "lab"), ("root", None)]
         run = session.get_one(m.Composition, "r1")
-        assert (run.principal, run.namespace) == ("key:alice", "acme")
+        assert (run.principal, run.api_key_id, run.namespace) == ("key:alice", 1, "acme")
+        cli = session.get_one(m.Composition, "r2")
+        assert (cli.principal, cli.api_key_id) == ("bob", None)  # 0008 and 0010 agree: the operator
         assert set(session.scalars(select(m.CompositionNamespace.namespace))) == {"lab", "acme"}
         # Behaves as before: keys keep their global roles in every (unowned, internal) namespace.
         assert standing(session, Access("key:alice", "writer"), "acme").role == "writer"
@@ -105,7 +111,8 @@ def _legacy_round_trip(url: str) -> None:
     assert [a.name for a in seen.items] == ["acme/math"]
     downgrade(url, "0007")
     with get_engine(url).connect() as conn:
-        assert conn.execute(text("SELECT principal FROM compositions")).scalar() == "alice"
+        principals = dict(conn.execute(text("SELECT id, principal FROM compositions")).all())
+        assert principals == {"r1": "alice", "r2": "bob"}
         assert conn.execute(text("SELECT actor FROM audit_events WHERE id = 1")).scalar() == "alice"
     assert "namespaces" not in _tables(url)
 

@@ -23,11 +23,13 @@ from cryptography.hazmat.primitives import serialization
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.web.session import COOKIE
 from registry import service
 from registry.service import Registry
 from registry.service.access.namespaces import create_namespace, set_grant
 from registry.service.access.oidc import OidcVerifier
-from registry.service.access.principals import stored_access
+from registry.service.access.principals import sso_access, stored_access
+from registry.service.admin.sessions import close_session, open_session, session_access
 from registry.settings import Settings
 from tests.oidc_service import CLI_CLIENT, EC_CLIENT, USERS, OidcProvider
 
@@ -220,11 +222,26 @@ def test_web_sign_in_through_the_issuer(sso: tuple[TestClient, Registry], oidc: 
     web2 = TestClient(client.app)
     replay = web2.get(f"{callback.path}?{callback.query}", follow_redirects=False)
     assert replay.status_code == 401 and "no sign-in in progress" in replay.text
-    assert "pemreg_sso" not in replay.headers.get("set-cookie", "")
-    # Sign-out ends the SSO session.
+    assert COOKIE not in replay.headers.get("set-cookie", "")
+    # Sign-out ends the SSO session on the server: a copy of its cookie taken before is refused too.
+    stolen = web.cookies[COOKIE]
     csrf = page.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
     assert web.post("/signout", data={"csrf": csrf}, follow_redirects=False).status_code == 303
     assert web.get("/adapters/ml/base-skill", follow_redirects=False).status_code == 303  # to /signin
+    thief = TestClient(client.app)
+    thief.cookies.set(COOKIE, stolen)
+    assert thief.get("/adapters/ml/base-skill", follow_redirects=False).status_code == 303
+
+
+def test_sso_web_sessions_end_when_sso_is_turned_off(sso: tuple[TestClient, Registry]) -> None:
+    _, reg = sso
+    access = sso_access(reg.settings, "user:ada-0001", ("ml-team",))
+    token = open_session(reg, access, 600)
+    assert session_access(reg, token) == access
+    off = Registry(reg.settings.model_copy(update={"oidc_issuer": None}))  # the same catalog, SSO unset
+    off.__dict__["sessions"] = reg.sessions
+    assert session_access(off, token) is None
+    assert close_session(reg, token) and session_access(reg, token) is None
 
 
 def test_nonce_of_another_sign_in_is_refused(sso: tuple[TestClient, Registry], oidc: OidcProvider) -> None:

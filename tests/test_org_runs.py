@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from flows.compose import act_as_owner, begin_run
+from flows.compose import begin_run
 from registry import service
 from registry.errors import NotFound
 from registry.service import Registry
 from registry.service.access.identity import Access
 from registry.service.access.namespaces import create_namespace, revoke_grant, set_grant
 from registry.service.access.principals import PrincipalGone, remember, stored_access
-from registry.service.admin.keys import create_key, revoke_key
+from registry.service.admin.keys import authenticate, create_key, revoke_key
 from registry.service.compositions import runs
 from registry.service.compositions.reads import get
 from registry.service.compositions.status import RunStatus
@@ -27,12 +27,12 @@ SPEC = "name: team/out\nexpression: 'team/a + team/b'\nschedule: '0 * * * *'\n"
 @pytest.fixture
 def stored(reg: Registry, adapter_dirs: dict[str, Path]) -> Registry:
     """team/out's schedule stored by key:w, a writer of `team` by its grant only (global reader)."""
-    create_key(reg, "w", "reader")
+    key = authenticate(reg, create_key(reg, "w", "reader"))
     create_namespace(reg, "team", visibility="private")
     set_grant(reg, "team", "key:w", "writer")
     service.register_adapter(reg, adapter_dirs["lora"], "team/a")
     service.register_adapter(reg, adapter_dirs["lora2"], "team/b")
-    writer = reg.acting_as(Access("key:w", "reader"))
+    writer = reg.acting_as(key)
     spec = load_spec(SPEC)
     inputs, _ = runs.prepare(writer, spec)
     runs.create(writer, spec, inputs, "api")
@@ -67,26 +67,61 @@ def test_a_revoked_key_stops_its_schedule(stored: Registry) -> None:
 def test_a_recomposition_runs_as_the_principal_of_the_run_it_redoes(stored: Registry) -> None:
     create_key(stored, "m", "reader")
     set_grant(stored, "team", "key:m", "maintainer")
-    run = begin_run(stored, load_spec(SPEC), None, "recompose", principal="key:m")
+    run = runs.begin(stored, load_spec(SPEC), "recompose", "key:m")
     assert (run.status, run.principal) == (RunStatus.PENDING, "key:m")
     set_grant(stored, "team", "key:m", "reader")
-    refused = begin_run(stored, load_spec(SPEC), None, "recompose", principal="key:m")
+    refused = runs.begin_again(stored, load_spec(SPEC), "recompose", run.id)
     assert refused.status is RunStatus.FAILED
     assert "key:m is reader in namespace team (via key:m); compose of team/out needs writer" in (
         refused.error or ""
     )
 
 
-def test_a_queued_run_is_checked_again_when_a_worker_starts_it(stored: Registry) -> None:
-    writer = stored.acting_as(Access("key:w", "reader"))
+def _queue(reg: Registry, key: Access) -> str:
+    """A run key `key` submitted, waiting for a worker."""
     spec = load_spec(SPEC)
-    inputs, _ = runs.prepare(writer, spec)
-    queued = runs.create(writer, spec, inputs, "api")
-    acting = act_as_owner(stored, spec, queued)  # the worker's registry becomes the submitter's
-    assert acting.acting == Access("key:w", "reader")
-    revoke_grant(stored, "team", "key:w")
-    with pytest.raises(NotFound, match="adapter team/a not found"):  # private, no longer granted
-        act_as_owner(stored, spec, queued)
+    inputs, _ = runs.prepare(reg.acting_as(key), spec)
+    return runs.create(reg.acting_as(key), spec, inputs, "api").id
+
+
+def test_a_queued_run_is_checked_again_when_a_worker_starts_it(stored: Registry) -> None:
+    key = authenticate(stored, create_key(stored, "w2", "reader"))
+    set_grant(stored, "team", "key:w2", "writer")
+    queued = _queue(stored, key)
+    acting = runs.acting_for(stored, queued)  # the worker's registry becomes the submitter's
+    assert acting.acting == key
+    ran = runs.mark_running(stored, _queue(stored, key), None)  # admitted again as key:w2
+    assert ran.status is RunStatus.RUNNING
+    revoke_grant(stored, "team", "key:w2")
+    with pytest.raises(runs.RunRefused):
+        runs.mark_running(stored, queued, None)
+    ended = get(stored, queued)
+    assert ended.status is RunStatus.FAILED
+    assert ended.error == "refused at start: adapter team/a not found"  # private, no longer granted
+
+
+def test_a_key_reusing_a_revoked_name_holds_its_grants_not_the_old_keys_runs(stored: Registry) -> None:
+    """The name is the principal: grants name `key:w`, so a new key named w holds them. The key is
+    a credential: what the revoked key stored (its schedule, its queued run) stays stopped."""
+    old = runs.acting_for(stored, runs.owner_of(stored, load_spec(SPEC)).run_id).acting
+    queued = _queue(stored, old)
+    revoke_key(stored, "w")
+    new = authenticate(stored, create_key(stored, "w", "reader"))
+    assert (new.principal, new.role) == ("key:w", "reader") and new.key_id != old.key_id
+
+    gone = "refused at start: key:w was revoked; what it stored no longer runs"
+    with pytest.raises(runs.RunRefused):
+        runs.mark_running(stored, queued, None)
+    assert get(stored, queued).error == gone
+    spec = load_spec(SPEC)
+    refused = begin_run(stored, spec, None, "schedule")  # the schedule the old key stored
+    assert (refused.status, refused.error) == (RunStatus.FAILED, gone)
+
+    inputs, _ = runs.prepare(stored.acting_as(new), spec)  # team's grant to key:w admits the new key
+    runs.create(stored.acting_as(new), spec, inputs, "api")  # ... which stores the spec again
+    resumed = begin_run(stored, spec, None, "schedule")
+    assert (resumed.status, resumed.principal) == (RunStatus.PENDING, "key:w")
+    assert runs.acting_for(stored, resumed.id).acting == new
 
 
 def test_sso_users_runs_use_their_groups_as_last_seen(stored: Registry) -> None:

@@ -170,12 +170,18 @@ def test_killed_compose_is_reconciled_collected_and_rerun(
         assert folder.startswith("adapters/t/crash/") and len(names) == orphan_files
     listed = pemreg(env, "gc", "--dry-run", "--grace", "0", "--json")
     assert listed.returncode == 0, listed.stderr
-    assert {
-        o["folder"]: {k.rsplit("/", 1)[1] for k in o["keys"]} for o in json.loads(listed.stdout)
-    } == expected
-    assert pemreg(env, "gc", "--json").stdout.strip() == "[]"  # the default grace (1 h) keeps them
+    stored = [o for o in json.loads(listed.stdout) if o["kind"] == "store"]
+    assert {o["folder"]: {k.rsplit("/", 1)[1] for k in o["keys"]} for o in stored} == expected
+    # the killed run's work folder is a leftover too (its run ended failed): listed, removed below
+    work = Path(env["PEMREG_HOME"]) / "cache" / "work" / run.id
+    assert work.is_dir()
+    assert str(work) in {o["folder"] for o in json.loads(listed.stdout) if o["kind"] == "work"}
+    kept = [o for o in json.loads(pemreg(env, "gc", "--json").stdout) if o["kind"] in ("store", "work")]
+    assert kept == []  # the default grace (1 h) keeps them
     removed = pemreg(env, "gc", "--grace", "0", "--json")
-    assert removed.returncode == 0 and {o["folder"] for o in json.loads(removed.stdout)} == set(expected)
+    assert removed.returncode == 0
+    assert {o["folder"] for o in json.loads(removed.stdout) if o["kind"] == "store"} == set(expected)
+    assert not work.exists()
     assert all(f in registered_folders(reg) for f in store_folders(reg))
 
     again = pemreg(env, "compose", str(spec), "--wait", "--json")

@@ -1,4 +1,5 @@
-"""`pemreg gc [--dry-run]`: remove store objects no catalog row references (see registry.service.admin.gc)."""
+"""`pemreg gc [--dry-run]`: remove store objects no catalog row references (registry.service.admin.gc)
+and what dead processes left behind (registry.service.admin.leftovers)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Annotated
 import typer
 
 from registry.service.admin import gc as gc_service
+from registry.service.admin.leftovers import remove_leftovers
 
 from .deps import registry
 from .output import console, id_table, print_json, print_table
@@ -22,20 +24,23 @@ def gc(
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="print JSON instead of text")] = False,
 ) -> None:
-    """Remove uploads no catalog row references (e.g. of a composition killed before its commit)
-    that are older than the grace period, so a run still in flight is never touched."""
-    orphans = gc_service.collect(registry(), dry_run=dry_run, grace_seconds=grace)
+    """Remove uploads no catalog row references (e.g. of a composition killed before its commit), and
+    the scratch folders, run work folders and incomplete store uploads of processes that died, when
+    older than the grace period (so work still in flight is never touched)."""
+    reg = registry()
+    found = gc_service.collect(reg, dry_run=dry_run, grace_seconds=grace)
+    found += remove_leftovers(reg, dry_run=dry_run, grace_seconds=grace)
     if json_out:
-        print_json([o.to_dict() for o in orphans])
+        print_json([o.to_dict() for o in found])
         return
-    table = id_table("folder", columns=("objects", "bytes", "modified"))
-    for o in orphans:
-        table.add_row(o.folder, str(len(o.keys)), str(o.size), f"{o.modified:%Y-%m-%d %H:%M:%S}")
-    if orphans:
-        console.print("orphans" if dry_run else "removed", markup=False)
+    table = id_table("kind", "folder", columns=("objects", "bytes", "modified"))
+    for o in found:
+        table.add_row(o.kind, o.folder, str(len(o.keys)), str(o.size), f"{o.modified:%Y-%m-%d %H:%M:%S}")
+    if found:
+        console.print("found" if dry_run else "removed", markup=False)
         print_table(table)
     verb = "would remove" if dry_run else "removed"
-    console.print(f"{verb} {len(orphans)} folder(s), {sum(o.size for o in orphans)} bytes", markup=False)
+    console.print(f"{verb} {len(found)} folder(s), {sum(o.size for o in found)} bytes", markup=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -27,6 +27,7 @@ def serve(
     from uvicorn.supervisors import Multiprocess
 
     from registry.service.admin import metrics
+    from registry.service.admin.leftovers import at_start
     from registry.service.events.deliverer import start_delivering
 
     from .compositions import reconcile_at_start
@@ -37,6 +38,7 @@ def serve(
             stack.enter_context(shared_metrics_dir())
         metrics.enable()
         reconcile_at_start()
+        at_start(registry())  # scratch folders, work folders and store uploads of processes that died
         # Webhook deliveries go out from this process (the supervisor under --workers N).
         stack.callback(start_delivering(registry()).stop)
 

@@ -2,8 +2,9 @@
 output's, maintainer for a protected output alias), list and poll (the runs whose namespaces the
 caller may read).
 
-The spec is validated synchronously (422 naming the field and line), its inputs resolved and every
-check of `:validate` run before any flow run starts (`registry.service.compositions.runs.start`).
+The body is limited to 64 KiB before it is read (api/middleware.py); the spec is parsed and validated
+on a worker thread (422 naming the field and line), its inputs resolved and every check of `:validate`
+run before any flow run starts (`registry.service.compositions.runs.start`).
 A cache hit is
 answered at once (a `succeeded` run with `cache_hit: true`); otherwise the flow runs as a Prefect
 deployment run when a Prefect API is configured, else as a background flow run of this process (the
@@ -17,6 +18,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import Reader, SignedIn
 from api.errors import ERROR_RESPONSES
@@ -46,26 +48,38 @@ SPEC_BODY: dict[str, Any] = {
 }
 
 
-async def _spec(request: Request) -> CompositionSpec:
-    body = await request.body()
+def parse_spec(body: bytes, content_type: str) -> CompositionSpec:
+    """Spec text -> CompositionSpec, every failure an InvalidInput naming the field. Runs on a worker
+    thread (the body is at most 64 KiB: api/middleware.py), never on the event loop."""
     if not body.strip():
         raise InvalidInput("spec: the request body is empty", field="spec")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidInput("spec: the body is not UTF-8 text", field="spec") from None
+    try:
+        if content_type not in YAML_TYPES:
+            try:
+                data = json.loads(text)
+            except ValueError:
+                raise InvalidInput(
+                    "spec: not valid JSON (send YAML with Content-Type: application/yaml)", field="spec"
+                ) from None
+            if not isinstance(data, dict):
+                raise InvalidInput("spec: expected a JSON object", field="spec")
+            text = json.dumps(data, indent=1)  # one field a line, so errors can name a line
+        return load_spec(text if "\n" in text else text + "\n")
+    except RecursionError:
+        raise InvalidInput("spec: nested too deeply", field="spec") from None
+    except (OverflowError, ValueError) as exc:  # a number no float or int can hold
+        first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        raise InvalidInput(f"spec: a value is out of range ({first})", field="spec") from None
+
+
+async def _spec(request: Request) -> CompositionSpec:
+    body = await request.body()  # bounded by the body limit before this reads it
     content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-    if content_type not in YAML_TYPES:
-        try:
-            data = json.loads(text)
-        except ValueError:
-            raise InvalidInput(
-                "spec: not valid JSON (send YAML with Content-Type: application/yaml)", field="spec"
-            ) from None
-        if not isinstance(data, dict):
-            raise InvalidInput("spec: expected a JSON object", field="spec")
-        text = json.dumps(data, indent=1)  # one field a line, so errors can name a line
-    return load_spec(text if "\n" in text else text + "\n")
+    return await run_in_threadpool(parse_spec, body, content_type)
 
 
 @router.post(
@@ -77,8 +91,6 @@ async def _spec(request: Request) -> CompositionSpec:
 )
 async def create_composition(request: Request, caller: SignedIn) -> JSONResponse:
     spec = await _spec(request)
-    from starlette.concurrency import run_in_threadpool
-
     view = await run_in_threadpool(runs.start, caller.reg, spec, "api", "default")
     return JSONResponse(status_code=202, content=view.model_dump(mode="json"))
 
@@ -88,8 +100,6 @@ async def create_composition(request: Request, caller: SignedIn) -> JSONResponse
 )
 async def validate_composition(request: Request, caller: SignedIn) -> dict[str, Any]:
     spec = await _spec(request)
-    from starlette.concurrency import run_in_threadpool
-
     report = await run_in_threadpool(dry_run, caller.reg, spec)
     return report.to_dict()
 

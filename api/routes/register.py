@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +15,11 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import Caller, SignedIn
 from api.errors import ERROR_RESPONSES, ErrorBody, UnsupportedMediaType
+from api.middleware import BODY_LIMIT
 from api.schemas import BASE_LABEL_PATTERN, PLAIN, TAG_PATTERN, Registered, RegisterFromSource, inline_schema
 from registry import service
 from registry.refs import ADAPTER_NAME_PATTERN
+from registry.scratch import scratch_dir
 from registry.service.registration.register import (
     MAX_DESCRIPTION,
     check_may_register,
@@ -41,7 +42,7 @@ from registry.training import (
 from registry.views import VersionView
 
 router = APIRouter(prefix="/v1/adapters", tags=["adapters"], responses=ERROR_RESPONSES)
-MAX_JSON_BYTES = 1024 * 1024  # above any schema-valid body (description <= 16384 characters)
+MAX_JSON_BYTES = BODY_LIMIT  # the JSON form's bound (the middleware refuses larger bodies first)
 
 _text = {"type": "string"}
 _binary = {"type": "string", "format": "binary"}
@@ -143,7 +144,7 @@ async def _read_limited(request: Request, limit: int) -> bytes:
 
 async def _from_multipart(caller: Caller, request: Request, notes: list[str]) -> tuple[VersionView, bool]:
     limit = caller.reg.settings.max_upload_bytes
-    with tempfile.TemporaryDirectory(prefix="pemreg-upload-") as tmp:
+    with scratch_dir("upload") as tmp:
         receiver = MultipartReceiver(request.headers["content-type"], Path(tmp), limit)
         try:
             # Parsing and writing run on the event loop: per chunk (~64 KB) that is a disk write and a

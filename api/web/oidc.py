@@ -4,9 +4,10 @@ checked, the ID token verified like any bearer token (registry.service.access.oi
 GET /signin/oidc stores (state, nonce, PKCE verifier, next page) in a short-lived signed HttpOnly cookie
 scoped to /signin/oidc and redirects to the issuer. Its callback checks `state` against that cookie,
 redeems the code with the verifier at the token endpoint, verifies the ID token (signature, iss, aud =
-the client id, exp, nonce) and starts an SSO session: a signed cookie naming `user:<sub>` and the
-groups the token carried. The groups hold for the session (PEMREG_SESSION_MAX_AGE_SECONDS, 12 h by
-default); grants, admin groups and the global role are read again on every page.
+the client id, exp, nonce) and opens a web session for `user:<sub>` (api/web/session.py: the same
+server-side session and cookie as a key's sign-in, so sign-out ends it on the server). The groups the
+token carried hold for the session (PEMREG_SESSION_MAX_AGE_SECONDS, 12 h by default); grants, admin
+groups and the global role are read again on every page.
 """
 
 from __future__ import annotations
@@ -24,16 +25,15 @@ import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from api.deps import Caller, base_registry, oidc_verifier
+from api.deps import base_registry, oidc_verifier
 from registry.errors import Unauthenticated
 from registry.service.access.identity import Access
 from registry.service.access.oidc import OidcUnavailable
-from registry.service.access.principals import remember, sso_access
+from registry.service.access.principals import remember
 
 from .render import page
-from .session import load_secret, safe_next
+from .session import COOKIE, load_secret, safe_next, sessions_of
 
-SSO_COOKIE = "pemreg_sso"
 FLOW_COOKIE = "pemreg_oidc_flow"
 FLOW_PATH = "/signin/oidc"
 FLOW_SECONDS = 600  # a sign-in at the issuer must come back within this
@@ -95,19 +95,6 @@ def _frame(request: Request) -> dict[str, Any]:
 def sso_enabled(request: Request) -> bool:
     settings = base_registry(request).settings
     return bool(settings.oidc_issuer and settings.oidc_client_id)
-
-
-def sso_signed_in(request: Request) -> Caller | None:
-    """The caller of a valid SSO session: its role and admin groups as configured now."""
-    settings = base_registry(request).settings
-    if not settings.oidc_issuer:
-        return None
-    data = _open(request, "sso", request.cookies.get(SSO_COOKIE), settings.session_max_age_seconds)
-    if data is None or not isinstance(data.get("p"), str) or not isinstance(data.get("g"), list):
-        return None
-    access = sso_access(settings, data["p"], tuple(str(g) for g in data["g"]))
-    request.state.principal = access.principal
-    return Caller(name=access.principal, role=access.role, reg=base_registry(request).acting_as(access))
 
 
 @router.get(FLOW_PATH, name="web_oidc_start")
@@ -210,13 +197,13 @@ def callback(
         failed = page(request, "signin.html", 401, next="/", error=str(exc), **_frame(request))
         failed.delete_cookie(FLOW_COOKIE, path=FLOW_PATH)
         return failed
-    remember(base_registry(request), access)
+    base = base_registry(request)
+    remember(base, access)
     response = RedirectResponse(safe_next(str(flow.get("next") or "/")), status_code=303)
     response.delete_cookie(FLOW_COOKIE, path=FLOW_PATH)
-    session = {"p": access.principal, "g": list(access.groups), "t": time.time()}
     response.set_cookie(
-        SSO_COOKIE,
-        _seal(request, "sso", session),
+        COOKIE,
+        sessions_of(request).issue(base, access),
         max_age=settings.session_max_age_seconds,
         httponly=True,
         samesite="lax",

@@ -33,7 +33,6 @@ from registry.service.catalog.lineage import MAX_DEPTH
 from registry.service.catalog.queries import FILTERABLE_STATUSES
 from registry.service.catalog.serving import serving_refs
 from registry.service.catalog.web_views import (
-    active_key,
     aliases_by_adapter,
     gate_results,
     lineage_around,
@@ -46,7 +45,7 @@ from registry.service.events import deliveries, webhooks
 from registry.training import parse_param_filter
 
 from . import charts, graph
-from .oidc import SSO_COOKIE, sso_enabled
+from .oidc import sso_enabled
 from .render import page
 from .session import COOKIE, SignInRequired, safe_next, same_origin, sessions_of, signed_in, web_caller
 
@@ -82,7 +81,7 @@ WebCaller = Annotated[Caller, Depends(web_caller)]
 
 def chrome(request: Request, caller: Caller | None = None) -> dict[str, Any]:
     """What the page frame shows: who is signed in, and the sign-out form's CSRF token."""
-    cookie = request.cookies.get(COOKIE) or request.cookies.get(SSO_COOKIE)
+    cookie = request.cookies.get(COOKIE)
     signed = caller is not None and caller.name != "anonymous"
     return {
         "caller": caller if signed else None,
@@ -370,16 +369,13 @@ def signin(
         )
     base = base_registry(request)
     try:
-        name, _role = authenticate(base, key.strip())
-        found = active_key(base, name)
-        if found is None:
-            raise Unauthenticated("invalid or revoked API key")
+        found = authenticate(base, key.strip())
     except Unauthenticated as exc:
         return page(request, "signin.html", 401, next=safe_next(next), error=str(exc), **chrome(request))
     response = RedirectResponse(safe_next(next), status_code=303)
     response.set_cookie(
         COOKIE,
-        sessions_of(request).issue(name, found[1]),
+        sessions_of(request).issue(base, found),
         max_age=base.settings.session_max_age_seconds,
         httponly=True,
         samesite="lax",
@@ -391,11 +387,12 @@ def signin(
 
 @router.post("/signout", name="web_signout")
 def signout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
-    cookie = request.cookies.get(COOKIE) or request.cookies.get(SSO_COOKIE)
+    cookie = request.cookies.get(COOKIE)
     expected = sessions_of(request).csrf_token(cookie) if cookie else None
     if not same_origin(request) or not expected or not hmac.compare_digest(csrf, expected):
         return page(request, "error.html", 403, message="sign-out needs the form's token", **chrome(request))
+    assert cookie is not None  # the token check above needs one
+    sessions_of(request).end(base_registry(request), cookie)  # a replayed copy of the cookie is refused
     response = RedirectResponse("/signin", status_code=303)
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="lax")
-    response.delete_cookie(SSO_COOKIE, path="/", httponly=True, samesite="lax")
     return response

@@ -1,8 +1,11 @@
-"""Web sign-in: a signed, HttpOnly, SameSite session cookie naming an API key, checked on every request.
+"""Web sign-in: a signed, HttpOnly, SameSite session cookie, checked against the catalog on every request.
 
-The cookie holds the key's name, a fingerprint of its stored hash (HMAC with the server secret), and
-the issue time, signed with HMAC-SHA256. It never holds the key itself. Each request looks the key up
-again, so revoking it (or re-creating a key with the same name) ends every session made with it.
+One cookie for both ways in (an API key at /signin, single sign-on at /signin/oidc, api/web/oidc.py).
+It holds a random session token and the issue time, signed with HMAC-SHA256; never the key or a
+token of the issuer. The catalog keeps the session (registry/service/admin/sessions.py): each request
+finds it open (and its key active, or SSO still configured), so sign-out ends the session on the
+server (a copy of the cookie replayed later is refused), and revoking a key ends every session made
+with it.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from fastapi import Request
 from api.deps import Caller, base_registry
 from registry.service import Registry
 from registry.service.access.identity import Access
-from registry.service.catalog.web_views import active_key
+from registry.service.admin.sessions import close_session, open_session, session_access
 from registry.settings import Settings
 
 COOKIE = "pemreg_session"
@@ -75,28 +78,30 @@ class Sessions:
     def _mac(self, *parts: str) -> str:
         return _b64(hmac.new(self.secret, "|".join(parts).encode(), hashlib.sha256).digest())
 
-    def fingerprint(self, key_hash: str) -> str:
-        return self._mac("key", key_hash)
-
-    def issue(self, key_name: str, key_hash: str) -> str:
-        payload = _b64(
-            json.dumps({"k": key_name, "f": self.fingerprint(key_hash), "t": int(time.time())}).encode()
-        )
+    def issue(self, reg: Registry, access: Access) -> str:
+        """A new server-side session for a key or an SSO user, and the signed cookie value naming it."""
+        token = open_session(reg, access, self.max_age)
+        payload = _b64(json.dumps({"s": token, "t": int(time.time())}).encode())
         return f"{payload}.{self._mac('session', payload)}"
 
-    def read(self, cookie: str) -> tuple[str, str] | None:
-        """(key name, fingerprint) of a cookie this server signed and that has not expired."""
+    def read(self, cookie: str) -> str | None:
+        """The session token of a cookie this server signed and that has not expired."""
         payload, _, mac = cookie.partition(".")
         if not mac or not hmac.compare_digest(mac, self._mac("session", payload)):
             return None
         try:
             data = json.loads(_unb64(payload))
-            name, fp, issued = str(data["k"]), str(data["f"]), int(data["t"])
+            token, issued = str(data["s"]), int(data["t"])
         except (ValueError, KeyError, TypeError):
             return None
         if not 0 <= time.time() - issued <= self.max_age:
             return None
-        return name, fp
+        return token
+
+    def end(self, reg: Registry, cookie: str) -> None:
+        token = self.read(cookie)
+        if token is not None:
+            close_session(reg, token)
 
     def csrf_token(self, cookie: str) -> str:
         """Bound to one session cookie: a page of another site cannot know it."""
@@ -112,20 +117,17 @@ def sessions_of(request: Request) -> Sessions:
 
 
 def signed_in(request: Request) -> Caller | None:
-    """The caller of a valid session whose key is still active, else None."""
+    """The caller of an open session (its key still active, or SSO still configured), else None."""
     cookie = request.cookies.get(COOKIE)
     if not cookie:
         return None
-    sessions = sessions_of(request)
-    read = sessions.read(cookie)
-    if read is None:
+    token = sessions_of(request).read(cookie)
+    if token is None:
         return None
-    name, fp = read
     base: Registry = base_registry(request)
-    key = active_key(base, name)
-    if key is None or not hmac.compare_digest(fp, sessions.fingerprint(key[1])):
+    access = session_access(base, token)
+    if access is None:
         return None
-    access = Access(f"key:{name}", key[0])
     request.state.principal = access.principal
     return Caller(name=access.principal, role=access.role, reg=base.acting_as(access))
 
@@ -133,9 +135,7 @@ def signed_in(request: Request) -> Caller | None:
 def web_caller(request: Request) -> Caller:
     """Dependency of every page: the signed-in key or SSO user, or an anonymous reader when
     PEMREG_PUBLIC_READ."""
-    from .oidc import sso_signed_in  # the SSO session (api/web/oidc.py) beside the key session
-
-    caller = signed_in(request) or sso_signed_in(request)
+    caller = signed_in(request)
     if caller is None:
         base = base_registry(request)
         if not base.settings.public_read:

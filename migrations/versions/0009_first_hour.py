@@ -1,7 +1,7 @@
 """base model identity by config fingerprint; a version's training record
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008_trust
 Create Date: 2026-12-06 15:00:00.000000
 
 - `base_models.config` / `config_sha256`: the base's config.json as registered and its fingerprint
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009"
-down_revision: str | None = "0007"
+down_revision: str | None = "0008_trust"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -13,8 +13,9 @@ Create Date: 2026-12-07 09:00:00.000000
 An existing deployment keeps behaving as before: every namespace found in the catalog (adapters, runs,
 audit events) becomes an `internal` namespace with no grants, which every signed-in principal reads
 and where keys keep their global role. Principals become `key:<name>`: the runs and audit events a
-key recorded under its bare name are renamed so (runs are re-authorised as their principal when they
-start again; the audit trail stays searchable by one actor name).
+key recorded under its bare name are renamed so (a run: exactly those 0008 tied to a key row; runs are
+re-authorised as their principal when they start again; the audit trail stays searchable by one actor
+name).
 
 Plain ADD / DROP COLUMN, never SQLite's batch mode (a rebuild of `compositions` or `audit_events`
 would cascade through their foreign keys, see 0005).
@@ -114,14 +115,21 @@ def upgrade() -> None:
 
 def _backfill() -> None:
     conn = op.get_bind()
-    # Principals: a key's bare name becomes key:<name> (SSO users did not exist before).
-    for table, column in (("compositions", "principal"), ("audit_events", "actor")):
-        conn.execute(
-            sa.text(
-                f"UPDATE {table} SET {column} = 'key:' || {column} "
-                f"WHERE {column} IN (SELECT name FROM api_keys) AND length({column}) <= 124"
-            )
+    # Principals: a key's bare name becomes key:<name> (SSO users did not exist before). A run was
+    # stored by a key exactly when 0008 found its key row; any other run's principal is the operator's
+    # name, even one that a key also carries.
+    conn.execute(
+        sa.text(
+            "UPDATE compositions SET principal = 'key:' || principal "
+            "WHERE api_key_id IS NOT NULL AND length(principal) <= 124"
         )
+    )
+    conn.execute(
+        sa.text(
+            "UPDATE audit_events SET actor = 'key:' || actor "
+            "WHERE actor IN (SELECT name FROM api_keys) AND length(actor) <= 124"
+        )
+    )
     _backfill_audit(conn)
     runs = conn.execute(sa.text("SELECT id, output_name, resolved_inputs FROM compositions")).all()
     names: set[str] = set()
@@ -208,10 +216,15 @@ def downgrade() -> None:
     op.drop_table("namespace_grants")
     op.drop_table("namespaces")
     conn = op.get_bind()
-    for table, column in (("compositions", "principal"), ("audit_events", "actor")):
-        conn.execute(
-            sa.text(
-                f"UPDATE {table} SET {column} = substr({column}, 5) "
-                f"WHERE {column} LIKE 'key:%' AND substr({column}, 5) IN (SELECT name FROM api_keys)"
-            )
+    conn.execute(
+        sa.text(
+            "UPDATE compositions SET principal = substr(principal, 5) "
+            "WHERE principal LIKE 'key:%' AND api_key_id IS NOT NULL"
         )
+    )
+    conn.execute(
+        sa.text(
+            "UPDATE audit_events SET actor = substr(actor, 5) "
+            "WHERE actor LIKE 'key:%' AND substr(actor, 5) IN (SELECT name FROM api_keys)"
+        )
+    )

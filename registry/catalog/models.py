@@ -249,7 +249,11 @@ class Composition(Base):
     error: Mapped[str | None] = mapped_column(Text)
     trigger: Mapped[str] = mapped_column(String(16), default="cli")
     cache_hit: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Who stored the spec (key:<name>, user:<sub>, or the operator's bare name), checked again when a
+    # run starts (scheduled, recomposed, retried). For a key, `api_key_id` is that key's row: its runs
+    # stop once it is revoked, even when a new key reuses its name. Derived runs inherit both.
     principal: Mapped[str] = mapped_column(String(128))
+    api_key_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -410,9 +414,19 @@ class SsoUser(Base):
 
 class ApiKey(Base):
     __tablename__ = "api_keys"
+    # One active key per name; a revoked key's name may be given to a new key (the old row stays).
+    __table_args__ = (
+        Index(
+            "uq_api_keys_active_name",
+            "name",
+            unique=True,
+            postgresql_where=text("revoked_at IS NULL"),
+            sqlite_where=text("revoked_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    name: Mapped[str] = mapped_column(String(128), unique=True)
+    name: Mapped[str] = mapped_column(String(128))
     role: Mapped[str] = mapped_column(String(16))
     prefix: Mapped[str] = mapped_column(String(16), index=True)  # non-secret, to find the row
     key_hash: Mapped[str] = mapped_column(String(128))
@@ -501,6 +515,24 @@ class WebhookAttempt(Base):
     error: Mapped[str | None] = mapped_column(Text)
     response: Mapped[str | None] = mapped_column(Text)  # the start of the receiver's answer
     worker: Mapped[str | None] = mapped_column(String(128))  # host:pid of the deliverer that made it
+
+
+class WebSession(Base):
+    """A signed-in web session, by API key or through single sign-on. The cookie carries a random token
+    (signed); the row holds its sha256, so sign-out (or the key's revocation) ends the session on the
+    server, not only in the browser."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 hex of the cookie's token
+    principal: Mapped[str] = mapped_column(String(128))  # key:<name> | user:<sub>
+    # A key session: open only while this key row is active (a new key reusing the name never revives it).
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), index=True)
+    # An SSO session: the groups its ID token carried at sign-in (roles are read again on every page).
+    groups: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 # Trigram GIN indexes for `q` (LIKE '%term%'), PostgreSQL only: pg_trgm is a PostgreSQL extension, and

@@ -31,6 +31,13 @@ class StoredObject:
     modified: datetime  # timezone-aware (UTC)
 
 
+@dataclass(frozen=True)
+class IncompleteUpload:
+    key: str  # relative to the store's root
+    upload_id: str
+    initiated: datetime
+
+
 class ArtifactNotFound(StoreError):
     """The key is not in the store (the catalog points at something the store lacks)."""
 
@@ -112,6 +119,15 @@ class ArtifactStore(ABC):
     @abstractmethod
     def delete(self, key: str) -> None:
         """Admin delete; deleting a missing key is not an error."""
+
+    def list_incomplete_uploads(self) -> list[IncompleteUpload]:
+        """Uploads started and never completed nor aborted (a process killed mid-upload). Only S3 has
+        them: a file store writes to a temporary sibling it removes itself."""
+        return []
+
+    def abort_upload(self, upload: IncompleteUpload) -> None:
+        """Drop an incomplete upload's parts (it never became visible)."""
+        raise NotImplementedError(f"{type(self).__name__} has no incomplete uploads")
 
     def get_file(
         self,

@@ -23,6 +23,7 @@ from .base import (
     TMP_DIR,
     ArtifactNotFound,
     ArtifactStore,
+    IncompleteUpload,
     Progress,
     StoredObject,
     check_key,
@@ -184,6 +185,20 @@ class FileStore(ArtifactStore):
                 continue
             out.append(StoredObject(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC)))
         return out
+
+    def list_incomplete_uploads(self) -> list[IncompleteUpload]:
+        """Temporary files of writes whose process died before linking them into place."""
+        out = []
+        for tmp in sorted(self._tmp.glob("*")) if self._tmp.is_dir() else []:
+            try:
+                modified = datetime.fromtimestamp(tmp.stat().st_mtime, UTC)
+            except FileNotFoundError:  # linked and removed since the listing
+                continue
+            out.append(IncompleteUpload(f"{TMP_DIR}/{tmp.name}", tmp.name, modified))
+        return out
+
+    def abort_upload(self, upload: IncompleteUpload) -> None:
+        (self._tmp / upload.upload_id).unlink(missing_ok=True)
 
     def delete(self, key: str) -> None:
         path = self._path(key)

@@ -29,7 +29,16 @@ from botocore.exceptions import (
 )
 
 from ..errors import Conflict, StoreError
-from .base import CHUNK, ArtifactNotFound, ArtifactStore, Progress, StoredObject, check_key, check_sha256
+from .base import (
+    CHUNK,
+    ArtifactNotFound,
+    ArtifactStore,
+    IncompleteUpload,
+    Progress,
+    StoredObject,
+    check_key,
+    check_sha256,
+)
 
 MIB = 1024 * 1024
 MIN_PART = 5 * MIB  # S3 (and SeaweedFS) refuse non-final parts below 5 MiB
@@ -332,6 +341,24 @@ class S3Store(ArtifactStore):
                     for obj in page.get("Contents", [])
                 )
         return sorted(out, key=lambda o: o.key)
+
+    def list_incomplete_uploads(self) -> list[IncompleteUpload]:
+        root = f"{self.prefix}/" if self.prefix else ""
+        out: list[IncompleteUpload] = []
+        with self._translate("listing incomplete uploads"):
+            pages = self._s3.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=root)
+            for page in pages:
+                out.extend(
+                    IncompleteUpload(u["Key"][len(root) :], u["UploadId"], u["Initiated"])
+                    for u in page.get("Uploads", [])
+                )
+        return out
+
+    def abort_upload(self, upload: IncompleteUpload) -> None:
+        with self._translate(f"aborting the upload of {upload.key!r}"):
+            self._s3.abort_multipart_upload(
+                Bucket=self.bucket, Key=self._key(upload.key), UploadId=upload.upload_id
+            )
 
     def delete(self, key: str) -> None:
         with self._translate(f"deleting {key!r}"):

@@ -1,6 +1,6 @@
 """A REST caller probing the server's disk through `evaluate.dataset`: everything outside the artifact
-store and PEMREG_DATASET_ROOTS is refused with one message, whether or not the file exists or is
-JSON; the CLI (the local user) reads local files as before."""
+store and the source roots (PEMREG_SOURCE_ROOTS, and PEMREG_DATASET_ROOTS folded in) is refused with one
+message, whether or not the file exists or is JSON; the CLI (the local user) reads local files as before."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from registry.errors import InvalidInput
-from registry.evaluation.datasets import DatasetAccess, check_datasets, load_dataset
+from registry.evaluation.datasets import load_dataset
 from registry.settings import Settings
+from registry.sources import SourceAccess
 
 ROWS = '{"text": "a b c"}\n{"text": "d e"}\n'
 
@@ -27,16 +28,17 @@ def layout(tmp_path: Path) -> dict[str, Path]:
     return {"store": store, "allowed": allowed, "outside": outside}
 
 
-def _remote(layout: dict[str, Path]) -> DatasetAccess:
+def _remote(layout: dict[str, Path]) -> SourceAccess:
     settings = Settings(
         home=layout["store"].parent / "home",
         artifact_store=layout["store"].as_uri(),
-        dataset_roots=f"{layout['allowed']},s3://datasets/public",
+        source_roots=str(layout["allowed"]),
+        dataset_roots="s3://datasets/public",  # the older setting, still read
     )
-    return DatasetAccess.for_trigger(settings, "api")
+    return SourceAccess.for_principal(settings, "key")
 
 
-def _refusal(access: DatasetAccess, uri: str) -> str:
+def _refusal(access: SourceAccess, uri: str) -> str:
     with pytest.raises(InvalidInput) as info:
         load_dataset(uri, "perplexity", None, access)
     assert info.value.field == "dataset"
@@ -67,22 +69,22 @@ def test_remote_caller_probes_all_get_one_message(layout: dict[str, Path]) -> No
     messages = {_refusal(access, uri) for uri in probes}
     print(f"dataset probes: {len(probes)}, distinct messages: {len(messages)}")
     assert len(messages) == 1, messages
-    assert "allowed dataset root" in messages.pop()
+    assert "allowed source root" in messages.pop()
 
 
 def test_remote_caller_reads_store_and_allowed_roots(layout: dict[str, Path]) -> None:
     access = _remote(layout)
     for uri in ((layout["store"] / "in-store.jsonl").as_uri(), str(layout["allowed"] / "ok.jsonl")):
         assert len(load_dataset(uri, "perplexity", None, access).rows) == 2
-    check_datasets(["s3://datasets/public/x.jsonl", (layout["allowed"] / "ok.jsonl").as_uri()], access)
+    access.check_each(["s3://datasets/public/x.jsonl", (layout["allowed"] / "ok.jsonl").as_uri()], "evaluate")
     with pytest.raises(InvalidInput) as info:
-        check_datasets(["s3://datasets/public/x.jsonl", "file:///etc/passwd"], access)
-    assert info.value.field == "evaluate[1].dataset"
+        access.check_each(["s3://datasets/public/x.jsonl", "file:///etc/passwd"], "evaluate")
+    assert info.value.field == "evaluate[1]"
 
 
 def test_local_user_reads_local_files(layout: dict[str, Path]) -> None:
     settings = Settings(home=layout["store"].parent / "home")
-    access = DatasetAccess.for_trigger(settings, "cli")
+    access = SourceAccess.for_principal(settings, "local")
     secret = layout["outside"] / "secret.jsonl"
     assert load_dataset(secret.as_uri(), "perplexity", None, access).rows[0]["text"] == "a b c"
     assert load_dataset(str(secret), "perplexity", None).rows[1]["text"] == "d e"  # default: local user

@@ -2,8 +2,9 @@
 stored starts later: a schedule, a recomposition, a worker picking it up), and the SSO users seen.
 
 A run acts as the principal who stored its spec, with that principal's grants when it starts:
-- `key:<name>`: the active key of that name and its role; a revoked (or deleted) key has none, and its
-  runs refuse to start, saying so.
+- `key:<name>`: the key row it stored the work with (`api_key_id`) and that row's role now; a revoked
+  key has none, and its runs refuse to start, saying so, even when a new key reuses the name (the new
+  key holds the name's grants, but not the old key's stored work: docs/security.md).
 - `user:<sub>`: the groups its last token carried (recorded by `remember`: the server holds no token
   of the user when the run starts), its global role from the current PEMREG_OIDC_* settings; refused
   once SSO is turned off.
@@ -21,7 +22,7 @@ from registry.catalog import models as m
 from registry.catalog.db import transaction
 from registry.catalog.upsert import insert_ignore
 from registry.errors import PermissionDenied
-from registry.service.access.identity import Access
+from registry.service.access.identity import ANONYMOUS, KEY, USER, Access, kind_of
 from registry.service.context import Registry
 from registry.settings import Settings
 
@@ -41,37 +42,66 @@ def sso_access(settings: Settings, principal: str, groups: tuple[str, ...]) -> A
     return Access(principal, role, tuple(sorted(set(groups))))
 
 
-def stored_access(reg: Registry, principal: str) -> Access:
-    """The access `principal` has now, for work it stored earlier (see the module docstring)."""
+def stored_access(reg: Registry, principal: str, key_id: int | None = None) -> Access:
+    """The access `principal` has now, for work it stored earlier (see the module docstring). For a key,
+    `key_id` is the row it stored the work with."""
     with reg.sessions() as session:
-        return access_now(session, reg.settings, principal)
+        return access_now(session, reg.settings, principal, key_id)
 
 
-def access_now(session: Session, settings: Settings, principal: str) -> Access:
-    """`stored_access` in the caller's transaction (the outbox decides who receives an event inside
-    the transaction of the change)."""
-    if principal.startswith("key:"):
-        role = session.scalar(
-            select(m.ApiKey.role).where(m.ApiKey.name == principal[4:], m.ApiKey.revoked_at.is_(None))
-        )
-        if role is None:
-            raise PrincipalGone(f"{principal} was revoked; what it stored no longer runs")
-        return Access(principal, role)
-    if principal.startswith("user:"):
-        if not settings.oidc_issuer:
-            raise PrincipalGone(f"{principal} is an SSO user and single sign-on is not configured")
+def access_now(session: Session, settings: Settings, principal: str, key_id: int | None = None) -> Access:
+    """`stored_access` in the caller's transaction (the outbox decides who receives an event inside the
+    transaction of the change). A webhook records its owner's principal, not a key row: without
+    `key_id`, a `key:` principal is the active key of that name."""
+    if kind_of(principal) == KEY:
+        return _key_access(session, principal, key_id)
+    if kind_of(principal) == USER:
+        _require_sso(settings, principal)
         groups = session.scalar(select(m.SsoUser.groups).where(m.SsoUser.principal == principal))
         if groups is None:
             raise PrincipalGone(f"{principal} has never signed in to this registry")
         return sso_access(settings, principal, tuple(groups))
-    if principal == "anonymous":
+    if kind_of(principal) == ANONYMOUS:
         raise PrincipalGone("anonymous cannot store work")
     return Access.operator(principal)
 
 
-def acting_for(reg: Registry, principal: str) -> Registry:
+def check_current(reg: Registry) -> None:
+    """`reg`'s principal may still act (the same rules as `stored_access`): a key's row is active, SSO is
+    configured for a user, anonymous stores nothing. Part of every run's admission (authority.py)."""
+    access = reg.acting
+    if access.kind == KEY:
+        with reg.sessions() as session:
+            _key_access(session, access.principal, access.key_id)
+    elif access.kind == USER:
+        _require_sso(reg.settings, access.principal)
+    elif access.kind == ANONYMOUS:
+        raise PrincipalGone("anonymous cannot store work")
+
+
+def acting_for(reg: Registry, principal: str, key_id: int | None = None) -> Registry:
     """`reg` acting as `principal` with its access now (PrincipalGone if it has none)."""
-    return reg.acting_as(stored_access(reg, principal))
+    return reg.acting_as(stored_access(reg, principal, key_id))
+
+
+def _key_access(session: Session, principal: str, key_id: int | None) -> Access:
+    """The key a `key:` principal used, now: its row by id (a newer key that reuses the name is another
+    credential, and revives nothing of the old one's), or, without a row id, the active key of the name."""
+    name = principal[len("key:") :]
+    if key_id is not None:
+        row = session.get(m.ApiKey, key_id)
+        if row is None or row.name != name:
+            raise PrincipalGone(f"{principal}: the key that stored this no longer exists")
+    else:
+        row = session.scalar(select(m.ApiKey).where(m.ApiKey.name == name, m.ApiKey.revoked_at.is_(None)))
+    if row is None or row.revoked_at is not None:
+        raise PrincipalGone(f"{principal} was revoked; what it stored no longer runs")
+    return Access(principal, row.role, key_id=row.id)
+
+
+def _require_sso(settings: Settings, principal: str) -> None:
+    if not settings.oidc_issuer:
+        raise PrincipalGone(f"{principal} is an SSO user and single sign-on is not configured")
 
 
 def remember(reg: Registry, access: Access) -> None:

@@ -59,6 +59,9 @@ class Orphan:
     keys: list[str]
     size: int
     modified: datetime  # the newest object's time
+    # `store`: a store folder no row references; the leftovers of dead processes (leftovers.py):
+    # `upload`/`ingest`/`out` scratch folders, `work`/`fetch` cache folders, `upload-parts`.
+    kind: str = "store"
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "modified": self.modified.isoformat()}

@@ -1,4 +1,10 @@
-"""API keys: shown once at creation, stored as a hash, revocable. Roles: reader < writer < admin."""
+"""API keys: shown once at creation, stored as a hash, revocable. Roles: reader < writer < admin.
+
+A key acts as the principal `key:<name>`. A name belongs to one active key at a time: once revoked, the
+name may be given to a new key, which is the same principal (the namespace grants naming `key:<name>`
+hold for it). The old row stays (revoked), and the runs, schedules and web sessions that key stored
+keep pointing at that row, so they stay stopped: the new key is a new credential, not the old one back.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from sqlalchemy import func, select
 from registry.catalog import models as m
 from registry.catalog.db import transaction
 from registry.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from registry.service.access.identity import Access
 from registry.service.catalog import audit
 from registry.service.context import Registry
 
@@ -35,8 +42,9 @@ def create_key(reg: Registry, name: str, role: str) -> str:
     lookup = secrets.token_hex(4)
     secret = f"{KEY_PREFIX}{lookup}_{secrets.token_urlsafe(32)}"
     with transaction(reg.sessions) as session:
-        if session.scalar(select(m.ApiKey).where(m.ApiKey.name == name)) is not None:
-            raise Conflict(f"an API key named {name!r} exists; revoke it or pick another name")
+        taken = select(m.ApiKey).where(m.ApiKey.name == name, m.ApiKey.revoked_at.is_(None))
+        if session.scalar(taken) is not None:
+            raise Conflict(f"an active API key named {name!r} exists; revoke it or pick another name")
         session.add(
             m.ApiKey(name=name, role=role, prefix=lookup, key_hash=_hash(secret), created_by=reg.principal)
         )
@@ -58,8 +66,13 @@ def count_keys(reg: Registry) -> int:
         return session.scalar(select(func.count()).select_from(m.ApiKey)) or 0
 
 
-def authenticate(reg: Registry, secret: str) -> tuple[str, str]:
-    """Returns (key name, role) of an active key, else Unauthenticated."""
+def key_access(row: m.ApiKey) -> Access:
+    """What a key row acts as: `key:<name>` with its role, tied to this row."""
+    return Access(f"key:{row.name}", row.role, key_id=row.id)
+
+
+def authenticate(reg: Registry, secret: str) -> Access:
+    """The access of the active key this secret belongs to, else Unauthenticated."""
     parts = secret.removeprefix(KEY_PREFIX).split("_", 1)
     if not secret.startswith(KEY_PREFIX) or len(parts) != 2:
         raise Unauthenticated("invalid API key")
@@ -69,5 +82,5 @@ def authenticate(reg: Registry, secret: str) -> tuple[str, str]:
         ).all()
     for row in rows:
         if hmac.compare_digest(row.key_hash, _hash(secret)):
-            return row.name, row.role
+            return key_access(row)
     raise Unauthenticated("invalid or revoked API key")

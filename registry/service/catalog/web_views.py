@@ -208,17 +208,6 @@ def read_version_text(reg: Registry, version: VersionView, filename: str) -> str
     return text
 
 
-def active_key(reg: Registry, name: str) -> tuple[str, str] | None:
-    """(role, key hash) of the active API key called `name`; None once revoked or unknown."""
-    with reg.sessions() as session:
-        row = session.execute(
-            select(m.ApiKey.role, m.ApiKey.key_hash).where(
-                m.ApiKey.name == name, m.ApiKey.revoked_at.is_(None)
-            )
-        ).first()
-    return (row[0], row[1]) if row else None
-
-
 class GateResult(Model):
     gate: dict[str, Any]  # as the spec wrote it
     state: str  # passed | failed | not checked

@@ -11,13 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from registry.errors import InvalidInput
 from registry.service.catalog.lifecycle import input_warnings
-from registry.service.compositions.inputs import (
-    ResolvedInput,
-    authorize_spec,
-    composition_key,
-    fetch_input,
-    resolve_inputs,
-)
+from registry.service.compositions.authority import admit
+from registry.service.compositions.cycles import check_no_cycle
+from registry.service.compositions.inputs import ResolvedInput, composition_key, fetch_input
 from registry.service.context import Registry
 from registry.spec import CompositionSpec
 
@@ -81,8 +77,8 @@ def check_composable(reg: Registry, spec: CompositionSpec, inputs: list[Resolved
 def dry_run(reg: Registry, spec: CompositionSpec) -> DryRun:
     from registry.compose import interference_report
 
-    authorize_spec(reg, spec)
-    inputs = resolve_inputs(reg, spec)
+    inputs = admit(reg, spec)  # what a submission would refuse (principal, policy, sources) ...
+    check_no_cycle(reg, spec)  # ... and a recompose cycle
     adapters = check_composable(reg, spec, inputs)
     weights = [i.weight for i in inputs]
     report = interference_report(

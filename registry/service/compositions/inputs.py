@@ -18,9 +18,9 @@ from registry.errors import IncompatibleAdapters, InvalidInput
 from registry.hashing import sha256_unchanged
 from registry.paths import user_path
 from registry.refs import parse_ref
-from registry.service.access.policy import authorize_composition
 from registry.service.catalog.resolve import resolve_version
 from registry.service.context import Registry, open_store_for
+from registry.sources import local_folder
 from registry.spec import CompositionSpec
 from registry.store import adapter_prefix
 
@@ -86,14 +86,6 @@ def spec_inputs(spec: CompositionSpec) -> list[str]:
 
 def spec_namespaces(spec: CompositionSpec) -> set[str]:
     return {name.split("/", 1)[0] for name in spec_inputs(spec)}
-
-
-def authorize_spec(reg: Registry, spec: CompositionSpec) -> None:
-    """May `reg`'s principal run this spec now: `policy.authorize_composition` (read on every input,
-    write on the output, maintainer for protected output aliases). Before its inputs are resolved (a
-    refusal is the same whether or not they exist), at submission and again at run start."""
-    with reg.sessions() as session:
-        authorize_composition(session, reg.acting, spec.name, spec_inputs(spec), list(spec.output.aliases))
 
 
 def _check_catalog_compatibility(spec: CompositionSpec, inputs: list[ResolvedInput]) -> None:
@@ -191,7 +183,7 @@ def fetch_base_model(reg: Registry, source: str, key: str) -> Path | str:
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
         return dest
-    path = user_path(source)
+    path = local_folder(source) or user_path(source)
     return path if path.is_dir() else source
 
 
@@ -203,33 +195,3 @@ def base_model_folder(reg: Registry, inputs: list[ResolvedInput]) -> str:
         base = require_base_model(session, inputs[0].base_model)
         source, key = base.source, f"{base.name}@{base.revision}"
     return str(fetch_base_model(reg, source, key))
-
-
-def scheduled_specs(reg: Registry) -> list[tuple[str, dict[str, Any]]]:
-    """The newest spec per output name that carries a `schedule` (cron)."""
-    from sqlalchemy import select
-
-    from registry.catalog import models as m
-
-    newest: dict[str, dict[str, Any]] = {}
-    with reg.sessions() as session:
-        for name, spec in session.execute(
-            select(m.Composition.output_name, m.Composition.spec).order_by(m.Composition.created_at.desc())
-        ):
-            newest.setdefault(name, spec)
-    return sorted((name, spec) for name, spec in newest.items() if spec.get("schedule"))
-
-
-def schedule_owner(reg: Registry, name: str) -> str | None:
-    """The principal that stored the newest spec of `name` (what its schedule runs as)."""
-    from sqlalchemy import select
-
-    from registry.catalog import models as m
-
-    with reg.sessions() as session:
-        return session.scalar(
-            select(m.Composition.principal)
-            .where(m.Composition.output_name == name)
-            .order_by(m.Composition.created_at.desc())
-            .limit(1)
-        )

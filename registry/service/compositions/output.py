@@ -3,7 +3,6 @@ with the version, lineage edges, evaluations, aliases and the composition record
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from registry.catalog import models as m
 from registry.catalog.db import transaction
 from registry.catalog.upsert import insert_ignore
 from registry.failpoints import failpoint
+from registry.scratch import scratch_dir
 from registry.service.access.policy import require_alias
 from registry.service.catalog import audit
 from registry.service.catalog.aliases import move_alias
@@ -56,7 +56,7 @@ def register_output(
     from registry.ingest import ingest_folder
 
     failpoint("before_upload")
-    with tempfile.TemporaryDirectory(prefix="pemreg-out-") as tmp:
+    with scratch_dir("out") as tmp:
         ingested = ingest_folder(folder, Path(tmp))  # the output passes the same validation as an upload
         base_label = inputs[0].base_model
         parents = [

@@ -2,11 +2,13 @@
 
 create (inputs resolved, row `pending`, audited) -> start (a cache hit is answered here, from the
 catalog, before any flow; otherwise a runner registered by the shell submits it) -> running (with a
-heartbeat) -> succeeded / failed / rejected. Every status change goes through `transition`, which
-enforces the table in `run_status.py`. A run whose process died is found by `reconcile` (stale
-heartbeat, its Prefect flow run crashed, cancelled or missing) and ends `failed`, or is retried where
-its spec asks for `retries`. A process never ends a run it holds itself (`register_owner`): a live
-run stays live through a database stall however old its last beat.
+heartbeat) -> succeeded / failed / rejected. A run acts as the principal who stored its spec, and
+`authority.authorize` decides at submission and again when the run moves to running whether that
+principal may still run it (a refused start ends the run `failed`, saying why). Every status change
+goes through `transition`, which enforces the table in `run_status.py`. A run whose process died is
+found by `reconcile` (stale heartbeat, its Prefect flow run crashed, cancelled or missing) and ends
+`failed`, or is retried where its spec asks for `retries`. A process never ends a run it holds itself
+(`register_owner`): a live run stays live through a database stall however old its last beat.
 
 Runners (Prefect deployment, the bounded executor, in-process flow run) live in `flows/`: the shells
 register them by name at start-up, so nothing under `registry/` imports the orchestration layer. This
@@ -31,16 +33,15 @@ from sqlalchemy import func, select, update
 
 from registry.catalog import models as m
 from registry.catalog.db import transaction
-from registry.errors import NotFound
+from registry.errors import NotFound, PermissionDenied, RegistryError
+from registry.service.access.identity import Access
+from registry.service.access.policy import Refusal
+from registry.service.access.principals import acting_for as acting_as_stored
 from registry.service.catalog import audit
 from registry.service.catalog.lifecycle import input_warnings
-from registry.service.compositions.inputs import (
-    ResolvedInput,
-    authorize_spec,
-    composition_key,
-    resolve_inputs,
-    spec_namespaces,
-)
+from registry.service.compositions import authority
+from registry.service.compositions.cycles import check_no_cycle
+from registry.service.compositions.inputs import ResolvedInput, composition_key, spec_namespaces
 from registry.service.compositions.reads import CompositionView, find_cached, get, view_of
 from registry.service.compositions.status import (
     ACTIVE,
@@ -49,6 +50,7 @@ from registry.service.compositions.status import (
     RunStatus,
     check_transition,
 )
+from registry.service.compositions.stored import StoredSpec, stored_spec_of
 from registry.service.context import Registry
 from registry.service.events import outbox
 from registry.spec import CompositionSpec
@@ -158,6 +160,7 @@ def _add_run(
         status=status.value,
         trigger=trigger,
         principal=reg.principal,
+        api_key_id=reg.acting.key_id,
         attempt=1,
         namespace=spec.name.split("/", 1)[0],
         **fields,
@@ -193,15 +196,6 @@ def create(
         return view_of(session, row)
 
 
-def refuse_start(reg: Registry, spec: CompositionSpec, trigger: str, message: str) -> CompositionView:
-    """A run that may not start (its principal lost access): a `failed` row saying why, no inputs."""
-    with transaction(reg.sessions) as session:
-        row = _add_run(session, reg, spec, [], trigger, RunStatus.FAILED, error=message[:2000])
-        row.finished_at = m.utcnow()
-        session.flush()
-        return view_of(session, row)
-
-
 def record_cache_hit(
     reg: Registry,
     spec: CompositionSpec,
@@ -209,9 +203,11 @@ def record_cache_hit(
     trigger: str,
     hit: CompositionView,
     warnings: list[str] | None = None,
+    flow_run_id: str | None = None,
 ) -> CompositionView:
-    """A new run answered from the catalog: `succeeded`, cache_hit, pointing at the earlier output.
-    One transaction: the row, the trigger and the cache-hit audit events."""
+    """A new run answered from the catalog: `succeeded`, cache_hit, pointing at the earlier output
+    (`flow_run_id`: the flow run that asked, a scheduled one). One transaction: the row, the trigger and
+    the cache-hit audit events."""
     assert hit.output is not None
     now = m.utcnow()
     with transaction(reg.sessions) as session:
@@ -225,6 +221,7 @@ def record_cache_hit(
             RunStatus.SUCCEEDED,
             warnings,
             cache_hit=True,
+            flow_run_id=flow_run_id,
             output_version_id=version_id,
             metrics=hit.metrics,
             interference=hit.interference,
@@ -246,15 +243,17 @@ def record_cache_hit(
 
 
 def prepare(reg: Registry, spec: CompositionSpec) -> tuple[list[ResolvedInput], CompositionView | None]:
-    """Resolve the inputs and look the cache key up: (inputs, the earlier run that answers it)."""
-    authorize_spec(reg, spec)  # the policy, as reg's principal: at submission and at run start
-    inputs = resolve_inputs(reg, spec)
+    """Admit the spec as `reg`'s principal (authority.admit: the principal, the policy, the sources; its
+    inputs resolved) and look the cache key up: (inputs, the earlier run that answers it)."""
+    inputs = authority.admit(reg, spec)
     return inputs, find_cached(reg, composition_key(spec, inputs))
 
 
 def start(reg: Registry, spec: CompositionSpec, trigger: str, runner: str) -> CompositionView:
-    """What the REST API, the CLI and the demo call. Bad input raises before any row exists."""
+    """What the REST API, the CLI and the demo call (a submission: this stores the spec, and its
+    `schedule` / `recompose` act as `reg.acting` later). Bad input raises before any row exists."""
     inputs, hit = prepare(reg, spec)
+    check_no_cycle(reg, spec)
     # A deprecated input never blocks a run: logged here and kept on the run's compose_trigger event.
     warnings = input_warnings(reg, [(i.name, i.version) for i in inputs])
     for warning in warnings:
@@ -280,6 +279,104 @@ def start(reg: Registry, spec: CompositionSpec, trigger: str, runner: str) -> Co
     except Exception as exc:
         fail_if_active(reg, run.id, f"could not start: {one_line(exc)}")
         raise
+
+
+def owner_of(reg: Registry, spec: CompositionSpec) -> StoredSpec:
+    """The stored spec a scheduled run acts for (its principal and key row): the newest submission of
+    its output name. A schedule whose spec was replaced or removed since its deployment was built is
+    refused: the worker is about to update that deployment."""
+    stored = stored_spec_of(reg, spec.name)
+    try:  # compared as this version reads both (a newer version may spell a stored spec differently)
+        same = (
+            stored is not None and CompositionSpec.model_validate(stored.spec).canonical() == spec.canonical()
+        )
+    except ValueError:
+        same = False
+    if stored is None or not same:
+        raise IllegalTransition(f"{spec.name}: this schedule is no longer the stored spec; not run")
+    return stored
+
+
+def begin(
+    reg: Registry,
+    spec: CompositionSpec,
+    trigger: str,
+    principal: str | None = None,
+    key_id: int | None = None,
+    *,
+    record_refusal: bool = True,
+    flow_run_id: str | None = None,
+) -> CompositionView:
+    """A run without a row yet: a derived run (`schedule`, `recompose`) of a stored spec, acting as the
+    principal who stored it (`principal`, with the key row `key_id` it used) with its access now; or,
+    with no `principal`, a direct call of the compose flow as `reg`'s. A cache hit ends at once; a
+    refusal (the key revoked, a grant lost, a source it may not read, an input gone) is kept as a
+    `failed` run whose error says why (`record_refusal`), so a schedule that stopped says so where
+    users look; else it raises."""
+    # Who the row names (a refusal is recorded as the owner, its role aside: it may do nothing now).
+    owner = reg.acting if principal is None else Access(principal, "reader", key_id=key_id)
+    try:
+        owned = reg if principal is None else acting_as_stored(reg, principal, key_id)
+        inputs, hit = prepare(owned, spec)
+    except RegistryError as exc:
+        if not record_refusal:
+            raise
+        message = _refused_at_start(reg, owner, spec, trigger, exc)
+        now = m.utcnow()
+        with transaction(reg.sessions) as session:
+            row = _add_run(
+                session,
+                reg.acting_as(owner),  # recorded as who stored it, whatever it may do now
+                spec,
+                [],
+                trigger,
+                RunStatus.FAILED,
+                None,
+                error=message,
+                flow_run_id=flow_run_id,
+                started_at=now,
+                finished_at=now,
+            )
+            outbox.composition_ended(row)
+            session.flush()
+            return view_of(session, row)
+    if hit is not None:
+        return record_cache_hit(owned, spec, inputs, trigger, hit, flow_run_id=flow_run_id)
+    return create(owned, spec, inputs, trigger)
+
+
+def begin_again(reg: Registry, spec: CompositionSpec, trigger: str, run_id: str) -> CompositionView:
+    """`begin`, acting as the principal (and key row) run `run_id` acted as: a recomposition of it."""
+    with reg.sessions() as session:
+        row = session.get_one(m.Composition, run_id)
+        principal, key_id = row.principal, row.api_key_id
+    return begin(reg, spec, trigger, principal, key_id)
+
+
+def _refused_at_start(
+    reg: Registry, owner: Access, spec: CompositionSpec, trigger: str, exc: Exception
+) -> str:
+    """The error of a run its principal may not start: logged, and audited as a refused write when the
+    policy (or the principal's standing) said no."""
+    message = f"refused at start: {one_line(exc)}"[:2000]
+    log.warning("%s run of %s refused as %s: %s", trigger, spec.name, owner.principal, message)
+    if isinstance(exc, (PermissionDenied, NotFound)):
+        refused: Refusal | None = getattr(exc, "refusal", None)
+        namespace = refused.namespace if refused else spec.name.split("/", 1)[0]
+        needs, has = (refused.needs, refused.has) if refused else ("writer", None)
+        audit.record_refusal(
+            reg, Refusal(owner.principal, trigger, spec.name, namespace, needs, has, message)
+        )
+    return message
+
+
+def acting_for(reg: Registry, run_id: str) -> Registry:
+    """`reg` acting as the principal a run acts as (who stored its spec), with its access now
+    (PrincipalGone when it has none)."""
+    with reg.sessions() as session:
+        row = session.get_one(m.Composition, run_id)
+        principal, key_id = row.principal, row.api_key_id
+    return acting_as_stored(reg, principal, key_id)
 
 
 def wait(
@@ -335,8 +432,37 @@ def transition(reg: Registry, run_id: str, status: RunStatus, **fields: Any) -> 
         return view_of(session, row)
 
 
+class RunRefused(IllegalTransition):
+    """The run may not start (authority.authorize said no when it was about to): it ended `failed`."""
+
+
+def _refusal(reg: Registry, run_id: str) -> str | None:
+    """Why the run's principal may no longer run it, or None: `authority.authorize` as that principal
+    now, on the spec and inputs the run stored (what its submission was admitted with)."""
+    with reg.sessions() as session:
+        row = session.get_one(m.Composition, run_id)
+        principal, key_id, raw, inputs = row.principal, row.api_key_id, row.spec, row.resolved_inputs
+        trigger = row.trigger
+    owner = Access(principal, "reader", key_id=key_id)
+    try:
+        spec = CompositionSpec.model_validate(raw)
+    except ValueError as exc:  # stored by an older version that accepted it
+        return f"refused at start: {one_line(exc)}"
+    try:
+        owned = acting_as_stored(reg, principal, key_id)
+        authority.authorize(owned, spec, [ResolvedInput(**i) for i in inputs])
+    except RegistryError as exc:
+        return _refused_at_start(reg, owner, spec, trigger, exc)
+    return None
+
+
 def mark_running(reg: Registry, run_id: str, flow_run_id: str | None) -> CompositionView:
-    """The flow took the run. A run already running (the flow restarted in place) keeps its state."""
+    """The flow took the run. A run already running (the flow restarted in place) keeps its state.
+    Before it runs, the checks of its submission are made again as its principal (RunRefused)."""
+    refused = _refusal(reg, run_id)
+    if refused is not None:
+        ended = fail_if_active(reg, run_id, refused)
+        raise RunRefused(f"composition {run_id} is {ended.status.value}: {refused}")
     with transaction(reg.sessions) as session:
         row = session.get_one(m.Composition, run_id, with_for_update=True)
         fields: dict[str, Any] = {"worker": worker_label()}

@@ -21,6 +21,7 @@ from registry.service.registration.base_identity import (
     normalise_source,
     not_registered,
 )
+from registry.sources import SourceAccess
 from registry.views import BaseModelDetail, BaseModelView
 
 DEFAULT_REVISION = "main"
@@ -81,8 +82,11 @@ def add_base_model(
     identity). The base's config.json (and weights digest) are recorded from `evidence` (what the
     caller read in a folder holding the base), or, for `local` callers (the CLI; not REST), from the
     source folder itself: that is what adapters whose config names a folder are matched by.
-    `local`: the caller may have its local path resolved and read."""
+    `local`: the caller may have its local path resolved and read. The source passes the caller's
+    source policy first (registry/sources.py): a REST caller names only the store,
+    PEMREG_SOURCE_ROOTS, or a hub id where PEMREG_ALLOW_HUB_SOURCES allows it."""
     _check_fields(name, revision, source, sha256)
+    SourceAccess.for_principal(reg.settings, reg.acting.kind).check_model_source(source.strip(), "source")
     source = normalise_source(source, local=local)
     sha256, evidence = _identity(source, sha256, evidence, local)
     with transaction(reg.sessions) as session:

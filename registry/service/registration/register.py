@@ -8,7 +8,6 @@ row; a row is only ever committed after every file it names is in the store.
 from __future__ import annotations
 
 import re
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +25,7 @@ from registry.model_card import CARD_FILE, GENERATED_CARD_FILE, render_model_car
 from registry.paths import user_path
 from registry.provenance import build_provenance, dumps
 from registry.refs import validate_name
+from registry.scratch import scratch_dir
 from registry.service.access.namespaces import ensure_namespace
 from registry.service.access.policy import may_write_somewhere, require_global
 from registry.service.catalog import audit
@@ -36,6 +36,7 @@ from registry.service.events import outbox
 from registry.service.registration.base_identity import BasePlan, check_base_label, plan_base
 from registry.service.registration.base_models import DEFAULT_REVISION
 from registry.service.registration.base_shapes import check_module_shapes, recorded_module_dims
+from registry.sources import local_folder
 from registry.store import ArtifactStore, adapter_prefix
 from registry.views import TrainingRecord, VersionView
 
@@ -84,9 +85,9 @@ def check_lengths(
 
 
 def _fetch_source(reg: Registry, source: str, workdir: Path) -> Path:
-    """A local folder as is; an s3:// folder downloaded to `workdir` first."""
+    """A local folder (path or file:// URI) as is; an s3:// folder downloaded to `workdir` first."""
     if not source.startswith("s3://"):
-        return user_path(source)
+        return local_folder(source) or user_path(source)
     store = open_store_for(reg.settings, source.rstrip("/"))
     dest = workdir / "source"
     dest.mkdir()
@@ -450,6 +451,7 @@ def register_adapter(
     create_base: bool | None = None,
     allow_deleted: bool = False,
     training: TrainingRecord | None = None,
+    known_digests: dict[str, str] | None = None,
 ) -> tuple[VersionView, bool]:
     """Returns (version, created). Registering bytes that already exist returns that version.
     `trigger` (cli, api, ...) is recorded in the provenance. `evidence`: what the caller found in the
@@ -457,7 +459,8 @@ def register_adapter(
     is this machine's user, so it is computed here when not given. `create_base`: an unmatched plain
     hub id may be registered as a new base (default: for non-API callers only). `allow_deleted`:
     bytes of a deleted version of this adapter bring that version back. `notify` hears what happened
-    on the way (a base registered, a deleted version brought back)."""
+    on the way (a base registered, a deleted version brought back). `known_digests`: sha256 per file
+    name, computed while the files were written (an upload), so they are not read again."""
     from registry.ingest import ingest_folder  # torch import (~2 s) only for commands that read adapters
 
     validate_name(name)
@@ -466,9 +469,9 @@ def register_adapter(
     check_may_register(reg, name)  # before any source is read: 403 (or 404) costs nothing
     local = trigger != "api"
     create = local if create_base is None else create_base
-    with tempfile.TemporaryDirectory(prefix="pemreg-ingest-") as tmp:
+    with scratch_dir("ingest") as tmp:
         folder = _fetch_source(reg, str(source), Path(tmp))
-        ingested = ingest_folder(folder, Path(tmp))
+        ingested = ingest_folder(folder, Path(tmp), known_digests)
         if evidence is None and local and not str(source).startswith("s3://"):
             evidence = evidence_for(ingested.adapter.base_model, weights=base_model is None)
         plan, existing, reviving = _precheck(reg, name, ingested, base_model, evidence, create, allow_deleted)

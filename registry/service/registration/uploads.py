@@ -18,6 +18,7 @@ from registry.base_evidence import BaseEvidence
 from registry.errors import InvalidInput, NotFound, StoreError
 from registry.service.context import Registry, open_store_for
 from registry.service.registration.register import parse_tags, register_adapter
+from registry.sources import SourceAccess, local_folder
 from registry.training import parse_training
 from registry.views import VersionView
 
@@ -46,9 +47,18 @@ TEXT_FIELDS = (
     "datasets",
 )
 MAX_TEXT_BYTES = 64 * 1024  # per text field: names, tags and descriptions are small
+# The whole form's text (held in memory until registration) and its number of parts: a body of
+# thousands of 60 KB `tags` fields is refused at the first field over, not after it was all read.
+MAX_FORM_TEXT_BYTES = 256 * 1024
+MAX_PARTS = 128
 MAX_CONFIG_BYTES = 1024 * 1024  # adapter_config.json is a few KB; refuse anything absurd early
 MAX_README_BYTES = 4 * 1024 * 1024  # a model card: text and a few tables
 HEADER_SLACK = 1024 * 1024  # multipart boundaries and headers on top of the file bytes
+
+
+def multipart_limit(settings: Any) -> int:
+    """The largest multipart body an upload may send: the weights, the config and the form around them."""
+    return int(settings.max_upload_bytes) + MAX_CONFIG_BYTES + HEADER_SLACK + MAX_FORM_TEXT_BYTES
 
 
 class SourceNotFound(NotFound):
@@ -92,6 +102,8 @@ class MultipartReceiver:
         self.folder, self.max_bytes = folder, max_bytes
         self.form = ReceivedForm()
         self.received = 0
+        self.parts = 0
+        self.text_bytes = 0
         self._header_name = b""
         self._header_value = b""
         self._disposition = b""
@@ -130,6 +142,9 @@ class MultipartReceiver:
         self._header_name, self._header_value = b"", b""
 
     def _headers_finished(self) -> None:
+        self.parts += 1
+        if self.parts > MAX_PARTS:
+            raise InvalidInput(f"body: more than {MAX_PARTS} form fields", field="body")
         _, options = parse_options_header(self._disposition)
         name = options.get(b"name", b"").decode("utf-8", "replace")
         if name in FILE_FIELDS:
@@ -159,6 +174,12 @@ class MultipartReceiver:
         else:
             if self._size > MAX_TEXT_BYTES:
                 raise InvalidInput(f"{self._part}: longer than {MAX_TEXT_BYTES} bytes", field=self._part)
+            self.text_bytes += len(chunk)
+            if self.text_bytes > MAX_FORM_TEXT_BYTES:
+                raise UploadTooLarge(
+                    f"{self._part}: the form's text fields exceed {MAX_FORM_TEXT_BYTES} bytes in all",
+                    field=self._part,
+                )
             self._text += chunk
 
     def _end(self) -> None:
@@ -241,6 +262,7 @@ def register_upload(
         create_base=form_flag(form, "create_base"),
         allow_deleted=form_flag(form, "allow_deleted"),
         training=training,
+        known_digests={FILE_FIELDS[part]: received.sha256 for part, received in form.files.items()},
     )
 
 
@@ -274,10 +296,15 @@ def form_evidence(form: ReceivedForm) -> BaseEvidence | None:
 
 
 def check_source(reg: Registry, source: str) -> None:
-    """A client-given source must be an s3:// folder that answers: the server's own disk is not the
-    client's to read, and a bad bucket is bad input (422), not a failure of our store (502)."""
-    if not source.startswith("s3://") or len(source) <= len("s3://"):
-        raise InvalidInput("source: must be an s3://bucket/prefix URI of an adapter folder", field="source")
+    """A client-given adapter folder: first the source policy of the caller (the registry's store and
+    PEMREG_SOURCE_ROOTS, s3:// or local; one refusal text, 422, whether or not it exists), then whether
+    it holds anything (a well-formed source naming nothing is 404, like any unknown object)."""
+    SourceAccess.for_principal(reg.settings, reg.acting.kind).check(source, "source")
+    if not source.startswith("s3://"):
+        folder = local_folder(source)
+        if folder is None or not folder.is_dir():
+            raise SourceNotFound(f"source: nothing found under {source}")
+        return
     try:
         keys = open_store_for(reg.settings, source.rstrip("/")).list_keys("")
     except (StoreError, ValueError) as exc:
