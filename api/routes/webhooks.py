@@ -35,12 +35,17 @@ HOOK = "/{webhook_id:hook_id}"
 EVENT_TYPES = ", ".join(t.value for t in SUBSCRIBABLE)
 ALIAS_GLOB = r"^[a-z0-9._*?\[\]!-]{1,64}$"
 NAMESPACE = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+# The schema says the scheme; which hosts are allowed is the operator's (PEMREG_WEBHOOK_ALLOWED_HOSTS),
+# checked by the service with the rest of the URL rules.
+HTTP_URL = r"^\s*[Hh][Tt][Tt][Pp][Ss]?://"
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], responses=ERROR_RESPONSES)
 
 
 class WebhookIn(Strict):
-    url: str = Field(min_length=1, max_length=2048, description="http(s) URL on an allowed host")
+    url: str = Field(
+        min_length=1, max_length=2048, pattern=HTTP_URL, description="http(s) URL on an allowed host"
+    )
     events: list[str] = Field(default=[], max_length=16, description=f"any of: {EVENT_TYPES}; [] = all")
     namespace: str | None = Field(
         default=None,
@@ -54,7 +59,7 @@ class WebhookIn(Strict):
 
 
 class WebhookPatch(Strict):
-    url: str | None = Field(default=None, min_length=1, max_length=2048)
+    url: str | None = Field(default=None, min_length=1, max_length=2048, pattern=HTTP_URL)
     events: list[str] | None = Field(default=None, max_length=16)
     namespace: str | None = Field(default=None, pattern=NAMESPACE, description="null clears")
     alias_pattern: str | None = Field(default=None, pattern=ALIAS_GLOB, description="null clears")
