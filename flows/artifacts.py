@@ -7,6 +7,7 @@ from typing import Any
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from registry.service.compositions.inputs import ResolvedInput
+from registry.service.compositions.records import SearchRecord
 from registry.spec import CompositionSpec
 
 
@@ -22,7 +23,7 @@ def publish(
     metrics: dict[str, float],
     parents: dict[str, dict[str, float]],
     failures: list[str],
-    search: dict[str, Any] | None,
+    search: SearchRecord | None,
 ) -> None:
     lines = [
         f"# Composition `{spec.name}`",
@@ -70,8 +71,8 @@ def publish(
     if search:
         lines += [
             "",
-            f"Lambda search ({search['strategy']}): {len(search['candidates'])} candidates, "
-            f"winner #{search['winner']}",
+            f"Lambda search ({search.strategy}): {len(search.candidates)} candidates, "
+            f"winner #{search.winner}",
         ]
     lines += ["", "**Gate failed**: " + "; ".join(failures) if failures else ""]
     create_markdown_artifact(

@@ -151,7 +151,7 @@ def _run(
     reg: Registry, spec: CompositionSpec, comp: comps.CompositionView, work: Path, started: str
 ) -> dict[str, Any]:
     log = get_run_logger()
-    inputs = [ResolvedInput(**i) for i in comp.inputs]
+    inputs = [ResolvedInput(**i.model_dump(exclude={"applied_weight"})) for i in comp.inputs]
     folders = [f.result() for f in [fetch_input_task.submit(reg, i) for i in inputs]]
     names = [i.label for i in inputs]
     weights = [i.weight for i in inputs]
@@ -177,12 +177,14 @@ def _run(
         def feasible(candidate_metrics: dict[str, float]) -> bool:
             return not check_gates(spec.gate, candidate_metrics, metric_of, parents)
 
-        chosen, search_record = run_search(spec, inputs, folders, base, requests, work, feasible)
-        weights = [chosen.get(i.name, i.weight) for i in inputs]
+        search_record, winner_folder, engine = run_search(
+            spec, inputs, folders, base, requests, work, feasible
+        )
+        runs.record(reg, comp.id, search=search_record.model_dump(mode="json"))
+        weights = [search_record.applied(i.name, i.weight) for i in inputs]
         inputs = [ResolvedInput(**{**i.to_dict(), "weight": w}) for i, w in zip(inputs, weights, strict=True)]
-        out = Path(search_record["winner_folder"])
-        engine = search_record["winner_engine"]
-        metrics = search_record["winner_metrics"]
+        out = Path(winner_folder)
+        metrics = search_record.winner_metrics
     elif spec.output.kind == "ensemble":  # decoding-time composition: no weights
         out, engine = work / "result", {"name": "ensemble", "formula": ENSEMBLE_FORMULA}
         metrics = ensemble_evaluate_task(base, folders, weights, requests) if requests else {}
@@ -242,7 +244,7 @@ def _run(
         interference=interference,
         evaluations=evaluations,
         parent_evaluations=parents,
-        search=_without_paths(search_record),
+        search=search_record,
         run=RunInfo(
             flow_run_id=str(flow_run.id) if flow_run.id else None,
             deployment=deployment.name if deployment.id else None,
@@ -267,9 +269,3 @@ def _run(
         )
         log.info("merged model of %s: sha256:%s", source, digest)
     return done.model_dump(mode="json")
-
-
-def _without_paths(record: dict[str, Any] | None) -> dict[str, Any] | None:
-    if record is None:
-        return None
-    return {k: v for k, v in record.items() if k not in ("winner_folder", "winner_engine")}

@@ -12,6 +12,7 @@ from prefect.artifacts import create_table_artifact
 from registry.evaluation.search import make_strategy
 from registry.service.compositions.inputs import ResolvedInput
 from registry.spec import CompositionSpec, Ref
+from registry.views import SearchCandidate, SearchRecord
 
 from .tasks import TASK, compose_task, evaluate_task
 
@@ -32,8 +33,8 @@ def run_search(
     requests: list[Any],
     work: Path,
     feasible: Callable[[dict[str, float]], bool],
-) -> tuple[dict[str, float], dict[str, Any]]:
-    """Returns (weights of the winner by input name, the record for provenance and artifacts).
+) -> tuple[SearchRecord, str, dict[str, Any]]:
+    """Returns (the record for the run, provenance and artifacts; the winner's folder; its engine).
 
     The winner is the best candidate by the objective among those that pass the spec's gates; when
     none passes, the best overall (which the gates then reject)."""
@@ -77,16 +78,16 @@ def run_search(
         key="lambda-search",
         description=f"{spec.search.strategy} search, {objective.goal} {objective.evaluation}",
     )
-    record = {
-        "strategy": spec.search.strategy,
-        "objective": objective.model_dump(),
-        "candidates": [
-            {"index": i, "weights": r["weights"], "metrics": r["metrics"], "passes_gates": r["passes_gates"]}
+    record = SearchRecord(
+        strategy=spec.search.strategy,
+        objective=objective.model_dump(),
+        candidates=[
+            SearchCandidate(
+                index=i, weights=r["weights"], metrics=r["metrics"], passes_gates=r["passes_gates"]
+            )
             for i, r in sorted(results.items())
         ],
-        "winner": best.index,
-        "winner_folder": winner["folder"],
-        "winner_engine": winner["engine"],
-        "winner_metrics": winner["metrics"],
-    }
-    return winner["weights"], record
+        winner=best.index,
+        winner_metrics=winner["metrics"],
+    )
+    return record, winner["folder"], winner["engine"]

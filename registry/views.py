@@ -254,3 +254,50 @@ class WhoAmI(Model):
     groups: list[str]
     role: str  # the global role: reader | writer | admin
     grants: list[WhoAmIGrant]
+
+
+# ---- composition runs -------------------------------------------------------------------------------
+
+
+class SearchCandidate(Model):
+    index: int
+    weights: dict[str, float]  # by input name: the searched inputs only (the rest keep their weight)
+    metrics: dict[str, float]
+    passes_gates: bool
+
+
+class SearchRecord(Model):
+    """What a lambda search tried and picked: kept on the run (CLI, REST, client, web) and in
+    provenance.json. The winner's weights are the weights the run applied."""
+
+    strategy: str
+    objective: dict[str, Any]  # the spec's search.objective: {"evaluation", "goal"}
+    candidates: list[SearchCandidate]
+    winner: int  # a candidate's index
+    winner_metrics: dict[str, float]
+
+    def applied(self, name: str, written: float) -> float:
+        """The weight the run applied to input `name`: the winner's, or the spec's when not searched."""
+        for candidate in self.candidates:
+            if candidate.index == self.winner:
+                return candidate.weights.get(name, written)
+        return written
+
+
+class RunInput(Model):
+    """An input of a run: the version its reference resolved to, the weight the spec wrote and the weight
+    the run applied (a lambda search's winner; otherwise the written one)."""
+
+    ref: str  # as written in the spec
+    name: str
+    version: int
+    sha256: str
+    weight: float  # as written
+    applied_weight: float
+    pem_type: str
+    base_model: str  # name@revision
+    files: dict[str, Any] = {}
+
+    @property
+    def searched(self) -> bool:
+        return self.applied_weight != self.weight

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -116,7 +117,9 @@ def test_dry_run_then_compose_then_cache_hit(cli: tuple[Registry, dict[str, str]
         capture_output=True,
         text=True,
     )
-    assert "input t/a@1 weight +1" in shown.stdout and view["id"] in shown.stdout
+    written_and_applied = r"│ t/a@1\s*│ t/a\S*\s*│ \+1\s*│ \+1\s*│"
+    assert re.search(written_and_applied, shown.stdout), shown.stdout
+    assert view["id"] in shown.stdout
 
 
 @pytest.mark.parametrize(

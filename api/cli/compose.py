@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -23,6 +23,9 @@ from registry.errors import RegistryError
 from registry.service.compositions.status import RunStatus
 
 from .output import console, err_console, id_table, print_json, print_table
+
+if TYPE_CHECKING:
+    from registry.views import SearchRecord
 
 SpecArg = Annotated[Path, typer.Argument(help="spec (YAML or JSON)", exists=False)]
 DryRunOpt = Annotated[
@@ -153,12 +156,37 @@ def print_show(view: Any) -> None:
         f"  flow run {view.flow_run_id or '-'}  trigger {view.trigger}  by {view.principal}",
         markup=False,
     )
+    inputs = id_table("input", "referenced as", "weight", "applied")
     for item in view.inputs:
-        console.print(
-            f"  input {item['name']}@{item['version']} weight {item['weight']:+g} "
-            f"(referenced as {item['ref']})",
-            markup=False,
+        inputs.add_row(
+            f"{item.name}@{item.version}", item.ref, f"{item.weight:+g}", f"{item.applied_weight:+g}"
         )
+    if view.inputs:
+        print_table(inputs)
+    if view.search is not None:
+        print_search(view.search)
+
+
+def print_search(search: SearchRecord) -> None:
+    """A lambda search's candidates: weights tried, metrics, gates; the winner marked."""
+    goal = search.objective.get("goal", "?")
+    console.print(
+        f"search ({search.strategy}, {goal} {search.objective.get('evaluation', '?')}): "
+        f"{len(search.candidates)} candidates, winner #{search.winner}",
+        markup=False,
+    )
+    searched = sorted({name for c in search.candidates for name in c.weights})
+    metrics = sorted({name for c in search.candidates for name in c.metrics})
+    table = id_table("#", *searched, columns=(*metrics, "gates", "winner"))
+    for c in search.candidates:
+        table.add_row(
+            str(c.index),
+            *(f"{c.weights[n]:+g}" if n in c.weights else "-" for n in searched),
+            *(f"{c.metrics[n]:.6g}" if n in c.metrics else "-" for n in metrics),
+            "pass" if c.passes_gates else "fail",
+            "*" if c.index == search.winner else "",
+        )
+    print_table(table)
 
 
 def finish(view: Any, data: Any, json_out: bool) -> None:

@@ -309,7 +309,7 @@ def compositions_page(
 @router.get("/compositions/{composition_id}", name="web_composition")
 def composition_page(request: Request, caller: WebCaller, composition_id: str) -> Response:
     run = comps.get(caller.reg, composition_id)
-    labels = [f"{i.get('name')}@{i.get('version')}" for i in run.inputs]
+    labels = [f"{i.name}@{i.version}" for i in run.inputs]
     return page(
         request,
         "composition.html",

@@ -264,6 +264,8 @@ class Composition(Base):
     attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     # What the run measured about itself, e.g. {"device": [holds of the `gpu` slot]} (flows/device.py).
     timings: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))
+    # The lambda search's record (registry.service.compositions.records.SearchRecord), null without one.
+    search: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     # The output's namespace; with `CompositionNamespace` (the inputs'), what decides who sees the run.
     namespace: Mapped[str | None] = mapped_column(String(64))
 

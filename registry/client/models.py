@@ -20,6 +20,8 @@ from ..views import (
     LineageNode,
     NamespaceView,
     Page,
+    RunInput,
+    SearchRecord,
     VersionView,
     WhoAmI,
     WhoAmIGrant,
@@ -77,7 +79,8 @@ class Composition(BaseModel):
     output: CompositionOutput | None = None
     metrics: dict[str, Any] = {}
     interference: dict[str, Any] = {}
-    inputs: list[dict[str, Any]] = []
+    inputs: list[RunInput] = []  # written and applied weights
+    search: SearchRecord | None = None  # a lambda search's candidates and winner
     error: str | None = None
     cache_key: str | None = None
     cache_hit: bool = False

@@ -43,7 +43,7 @@ def collect(
     lineage_root = ""
     for scenario, filename, spec, view in views:
         for item in view.inputs:
-            label = f"{item['name']}@{item['version']}"
+            label = f"{item.name}@{item.version}"
             if label not in parents:
                 ppl = {}
                 for d in domains:
@@ -51,7 +51,7 @@ def collect(
                     if value is not None:
                         ppl[d] = value
                 parents[label] = Row(label=label, ref=label, kind="adapter", detail="trained", ppl=ppl)
-        weights = _weights(reg, view)
+        weights = _weights(view)
         detail = f"{view.method}: " + " ".join(
             f"{w:+g}*{n.split('/')[1].rsplit('@', 1)[0]}" for n, w in weights
         )
@@ -69,7 +69,7 @@ def collect(
             )
         )
         pairs = (view.interference or {}).get("pairs", [])
-        names = (view.interference or {}).get("names") or [f"{i['name']}@{i['version']}" for i in view.inputs]
+        names = (view.interference or {}).get("names") or [f"{i.name}@{i.version}" for i in view.inputs]
         for p in pairs:
             interference.append(
                 {
@@ -100,12 +100,9 @@ def collect(
     )
 
 
-def _weights(reg: service.Registry, view: Any) -> list[tuple[str, float]]:
-    """The weights the result was made with: its lineage edges (the search's pick, for a search)."""
-    if view.output is None:
-        return [(f"{i['name']}@{i['version']}", float(i["weight"])) for i in view.inputs]
-    graph = service.lineage(reg, f"{view.output.name}@{view.output.version}", depth=1)
-    return [(e.parent, e.weight) for e in graph.edges if e.weight is not None]
+def _weights(view: Any) -> list[tuple[str, float]]:
+    """The weights the result was made with (the search's pick, for a search)."""
+    return [(f"{i.name}@{i.version}", i.applied_weight) for i in view.inputs]
 
 
 def _fmt_table(result: Any, domains: list[str]) -> list[str]:

@@ -112,7 +112,7 @@ def collect(
     lineage_root = ""
     for scenario, spec, view in views:
         for item in view.inputs:
-            label = f"{item['name']}@{item['version']}"
+            label = f"{item.name}@{item.version}"
             if label not in parents:
                 found = {n: cached_value(reg, label, "perplexity", digests[n]) for n in digests}
                 values = {n: v for n, v in found.items() if v is not None}
@@ -124,7 +124,7 @@ def collect(
                         detail="trained",
                         docs=per_doc(values),
                     )
-        weights = _weights(reg, view)
+        weights = _weights(view)
         terms = " ".join(f"{w:+g}*{n.split('/')[1].rsplit('@', 1)[0]}" for n, w in weights)
         detail = f"{view.method}: {terms}"
         if view.output is None and spec.search is not None:  # rejected: no lineage; say what was searched
@@ -160,7 +160,7 @@ def collect(
                     decoding_of=ref,
                 )
             )
-        labels = record.get("names") or [f"{i['name']}@{i['version']}" for i in view.inputs]
+        labels = record.get("names") or [f"{i.name}@{i.version}" for i in view.inputs]
         overlaps = {(o["i"], o["j"]): o["rms_overlap"] for o in record.get("core_overlap", [])}
         for p in record.get("pairs", []):
             entry = {

@@ -228,7 +228,7 @@ def gate_results(reg: Registry, run: CompositionView) -> list[GateResult]:
     with reg.sessions() as session:
         for item in run.inputs:
             try:
-                version = resolve_version(session, f"{item['name']}@{item['version']}", access=reg.acting)
+                version = resolve_version(session, f"{item.name}@{item.version}", access=reg.acting)
             except NotFound:
                 continue  # deleted since; its regression gate shows as not checked
             for name, value in session.execute(
@@ -236,7 +236,7 @@ def gate_results(reg: Registry, run: CompositionView) -> list[GateResult]:
                 .where(m.Evaluation.version_id == version.id)
                 .order_by(m.Evaluation.id)
             ):
-                parents.setdefault(item["name"], {})[name] = value
+                parents.setdefault(item.name, {})[name] = value
     results = []
     for raw in gates:
         try:

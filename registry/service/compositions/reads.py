@@ -20,7 +20,7 @@ from registry.service.access.policy import run_visible
 from registry.service.catalog import paging
 from registry.service.compositions.status import ACTIVE, RunStatus
 from registry.service.context import Registry
-from registry.views import Page
+from registry.views import Page, RunInput, SearchRecord
 
 _ID_PREFIX = re.compile(r"^[0-9a-f-]{1,36}$")
 MAX_LIMIT = 500
@@ -42,8 +42,9 @@ class CompositionView(Model):
     output: CompositionOutput | None
     metrics: dict[str, Any]
     interference: dict[str, Any]
-    inputs: list[dict[str, Any]]
+    inputs: list[RunInput]
     spec: dict[str, Any]
+    search: SearchRecord | None = None  # what a lambda search tried; the applied weights come from it
     error: str | None
     trigger: str
     cache_hit: bool
@@ -62,6 +63,13 @@ def view_of(session: Any, row: m.Composition) -> CompositionView:
     if row.output_version_id is not None:
         v = session.get_one(m.AdapterVersion, row.output_version_id)
         output = CompositionOutput(name=v.adapter.full_name, version=v.version, sha256=v.sha256)
+    search = SearchRecord.model_validate(row.search) if row.search else None
+    inputs = [
+        RunInput(
+            **raw, applied_weight=search.applied(raw["name"], raw["weight"]) if search else raw["weight"]
+        )
+        for raw in row.resolved_inputs
+    ]
     return CompositionView(
         id=row.id,
         cache_key=row.cache_key,
@@ -72,8 +80,9 @@ def view_of(session: Any, row: m.Composition) -> CompositionView:
         output=output,
         metrics=row.metrics,
         interference=row.interference,
-        inputs=row.resolved_inputs,
+        inputs=inputs,
         spec=row.spec,
+        search=search,
         error=row.error,
         trigger=row.trigger,
         cache_hit=row.cache_hit,

@@ -10,6 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel as Model
 
+from registry.views import SearchRecord
+
 
 class EvaluationRecord(Model):
     name: str
@@ -50,7 +52,7 @@ class CompositionProvenance(Model):
     interference: dict[str, Any]
     evaluations: list[EvaluationRecord]
     parent_evaluations: dict[str, dict[str, float]]
-    search: dict[str, Any] | None
+    search: SearchRecord | None
     run: RunInfo
 
     def to_dict(self) -> dict[str, Any]:

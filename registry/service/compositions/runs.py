@@ -225,6 +225,8 @@ def record_cache_hit(
             output_version_id=version_id,
             metrics=hit.metrics,
             interference=hit.interference,
+            # the weights the output was made with: a cache hit of a search applies the earlier winner's
+            search=hit.search.model_dump(mode="json") if hit.search else None,
             started_at=now,
             finished_at=now,
         )
