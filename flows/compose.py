@@ -50,7 +50,8 @@ from .tasks import (
     evaluate_task,
     fetch_input_task,
     interference_task,
-    merged_task,
+    merge_task,
+    register_merged_task,
     register_task,
 )
 
@@ -259,13 +260,16 @@ def _run(
         return register_ensemble_task(reg, comp, spec, inputs, metrics, provenance.to_dict()).model_dump(
             mode="json"
         )
-    done = register_task(reg, comp, str(out), spec, inputs, evaluations, metrics, provenance)
+    merged = spec.output.kind == "merged_model"
+    merged_files = (
+        merge_task(str(out), base or base_model_folder(reg, inputs), str(work / "merged")) if merged else {}
+    )
+    done = register_task(reg, comp, str(out), spec, inputs, evaluations, metrics, provenance, not merged)
     assert done.output is not None
     artifacts.link(done.output.name, done.output.version, done.output.sha256)
-    if spec.output.kind == "merged_model":
+    if merged:  # the run ends `succeeded` with the merged model's row, not before
         source = f"{done.output.name}@{done.output.version}"
-        digest = merged_task(
-            reg, comp.id, source, str(out), base or base_model_folder(reg, inputs), str(work / "merged")
-        )
+        digest = register_merged_task(reg, comp.id, source, str(work / "merged"), merged_files)
         log.info("merged model of %s: sha256:%s", source, digest)
+        done = comps.get(reg, comp.id)
     return done.model_dump(mode="json")

@@ -96,20 +96,36 @@ def register_task(
     evaluations: list[EvaluationRecord],
     metrics: dict[str, float],
     provenance: CompositionProvenance,
+    succeed: bool = True,
 ) -> CompositionView:
     return register_output(
-        reg, comp, Path(out), spec, inputs, evaluations=evaluations, metrics=metrics, provenance=provenance
+        reg,
+        comp,
+        Path(out),
+        spec,
+        inputs,
+        evaluations=evaluations,
+        metrics=metrics,
+        provenance=provenance,
+        succeed=succeed,
     )
 
 
-@task(name="merge-into-base", **TASK, **RETRYING)
-def merged_task(
-    reg: Registry, composition_id: str, source: str, adapter_folder: str, base_folder: str, out: str
-) -> str:
+@task(name="merge-into-base", **TASK)
+def merge_task(adapter_folder: str, base_folder: str, out: str) -> dict[str, str]:
+    """Base + composed delta as full weights in `out` (file name -> sha256); before anything is
+    registered, so a merge that fails (a base it cannot load) registers nothing."""
     from registry.compose import merge_into_base
+
+    return merge_into_base(base_folder, read_adapter(adapter_folder), out)
+
+
+@task(name="register-merged", **TASK, **RETRYING)
+def register_merged_task(
+    reg: Registry, composition_id: str, source: str, out: str, files: dict[str, str]
+) -> str:
     from registry.service.compositions.merged import register_merged
 
-    files = merge_into_base(base_folder, read_adapter(adapter_folder), out)
     return register_merged(reg, composition_id, source, Path(out), files)
 
 

@@ -255,3 +255,18 @@ def test_merged_model_output_equals_merge_and_unload(world: World, tmp_path: Pat
         torch.testing.assert_close(got[name], tensor, rtol=1e-5, atol=1e-6)
     [by_shard] = service.find_by_digest(world.reg, sha256_file(merged_dir / "model.safetensors"))
     assert by_shard.kind == "merged_model" and by_shard.name == "t/merged@1"
+
+
+def test_a_merged_model_that_cannot_be_merged_registers_nothing(world: World) -> None:
+    """#18: the run was recorded `succeeded` (its adapter registered) before the merge step, which then
+    failed. Now the merge comes first and `succeeded` comes with the merged model's row."""
+    import pytest
+
+    shard = world.tmp / "base" / "model.safetensors"
+    shard.write_bytes(b"not a safetensors file")  # the base cannot be loaded: the merge fails
+    with pytest.raises(Exception):  # noqa: B017 - the flow re-raises the step's own error
+        _run("name: t/unmergeable\nexpression: '0.5 * t/a@1 + 0.5 * t/b'\noutput: {kind: merged_model}\n")
+    [run] = [c for c in compositions.list_compositions(world.reg).items if c.name == "t/unmergeable"]
+    assert run.status == "failed" and run.output is None, run
+    assert service.list_adapters(world.reg, query="t/unmergeable").items == []
+    assert list(world.reg.store.list_keys("merged/t/unmergeable")) == []

@@ -92,7 +92,11 @@ def test_merged_model_files_are_indexed(reg: Registry, adapter_dirs: dict[str, P
     service.register_adapter(reg, adapter_dirs["lora"], "acme/math")
     run_id = str(uuid.uuid4())
     with transaction(reg.sessions) as session:
-        session.add(m.Composition(id=run_id, output_name="acme/math", method="linear", principal="tester"))
+        session.add(
+            m.Composition(
+                id=run_id, output_name="acme/math", method="linear", principal="tester", status="running"
+            )
+        )
     folder = tmp_path / "merged"
     folder.mkdir()
     shard = folder / "model.safetensors"

@@ -11,6 +11,8 @@ from registry.model_card import render_model_card
 from registry.service.catalog import audit
 from registry.service.catalog.artifact_index import index_files
 from registry.service.catalog.resolve import resolve_version
+from registry.service.compositions.runs import apply_transition
+from registry.service.compositions.status import RunStatus, check_transition
 from registry.service.context import Registry
 from registry.service.registration.base_models import require_base_model
 
@@ -24,7 +26,9 @@ def merged_digest(files: dict[str, str]) -> str:
 def register_merged(
     reg: Registry, composition_id: str, source: str, folder: Path, files: dict[str, str]
 ) -> str:
-    """`source`: the composed adapter version (`ns/name@N`) merged into its base. Returns the digest."""
+    """`source`: the composed adapter version (`ns/name@N`) merged into its base, already computed in
+    `folder`. Stores it and ends run `composition_id` `succeeded` in the same transaction (the run was
+    left `running` by register_output). Returns the digest."""
     with reg.sessions() as session:
         version = resolve_version(session, source, access=reg.acting)
         base = version.adapter.base_model
@@ -55,6 +59,9 @@ def register_merged(
         entries[filename] = {"sha256": sha, "size": path.stat().st_size}
     digest = merged_digest(files)
     with transaction(reg.sessions) as session:
+        # First, so a run reconciled away meanwhile stores no merged row (IllegalTransition rolls back).
+        run = session.get_one(m.Composition, composition_id, with_for_update=True)
+        check_transition(run.status, RunStatus.SUCCEEDED)
         version = resolve_version(session, source, access=reg.acting)
         session.add(
             merged := m.MergedModel(
@@ -77,4 +84,5 @@ def register_merged(
             sha256=digest,
             composition_id=composition_id,
         )
+        apply_transition(run, RunStatus.SUCCEEDED)
     return digest

@@ -48,8 +48,11 @@ def register_output(
     evaluations: list[EvaluationRecord],
     metrics: dict[str, float],
     provenance: CompositionProvenance,
+    succeed: bool = True,
 ) -> CompositionView:
     """`evaluations`: the result's evaluations; `provenance`: the composition part of provenance.json.
+    `succeed=False` (a merged-model output): the run stays `running` with its output version set, and
+    `register_merged` ends it once the merged model is stored, so `succeeded` means every output exists.
 
     A run that stops between the upload and the commit leaves content-addressed objects no row
     references; `pemreg gc` removes them after its grace period."""
@@ -122,7 +125,10 @@ def register_output(
             for alias in spec.output.aliases:
                 require_alias(session, reg.acting, spec.name, alias, "compose")
                 move_alias(session, reg.principal, version, alias)
-            apply_transition(row, RunStatus.SUCCEEDED, output_version_id=version.id, metrics=metrics)
+            if succeed:
+                apply_transition(row, RunStatus.SUCCEEDED, output_version_id=version.id, metrics=metrics)
+            else:
+                row.output_version_id, row.metrics = version.id, metrics
             audit.record(
                 session,
                 reg.principal,
