@@ -137,6 +137,7 @@ ENDPOINTS: list[Endpoint] = [
         lambda a: {"json": {"name": f"made-{next(_names)}", "role": "reader"}},
         {201},
     ),
+    ("keys.list", "admin", "GET", lambda a: "/v1/keys", lambda a: {}, {200}),
     ("keys.revoke", "admin", "DELETE", lambda a: f"/v1/keys/{_new_key(a)}", lambda a: {}, {204}),
     # Any principal lists the webhooks it manages (none here); tests/test_org_matrix.py covers the rest.
     ("webhooks.list", "reader", "GET", lambda a: "/v1/webhooks", lambda a: {}, {200}),

@@ -331,6 +331,8 @@ ROUTES: list[Route] = [
     ),
     Route("version.deprecate", "POST", lambda w, ns: V.format(ns=ns) + ":deprecate", "writer", write=True),
     Route("version.restore", "POST", lambda w, ns: V.format(ns=ns) + ":restore", "writer", write=True),
+    # A fresh version each time: archiving `a@1` would hide it from the listings other rows read.
+    Route("version.archive", "POST", lambda w, ns: _deletable(w, ns) + ":archive", "writer", write=True),
     Route("version.delete", "DELETE", lambda w, ns: _deletable(w, ns), "maintainer", write=True),
     Route(
         "version.undelete",
