@@ -6,7 +6,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from registry.refs import ADAPTER_NAME_PATTERN
+from registry.refs import (
+    ADAPTER_NAME_PATTERN,
+    ALIAS_GLOB_SCHEMA_PATTERN,
+    NAMESPACE_SCHEMA_PATTERN,
+    TAG_SCHEMA_PATTERN,
+)
 from registry.service.registration.register import MAX_DESCRIPTION
 from registry.training import DATASET_PATTERN, MAX_ENTRIES, METRIC_PATTERN, PARAM_PATTERN
 from registry.views import VersionView
@@ -24,7 +29,7 @@ BASE_NAME_PATTERN = r"^[^\x00-\x1f\x7f@\s]{1,256}$"
 REVISION_PATTERN = r"^[^\x00-\x1f\x7f@\s]{1,128}$"
 BASE_LABEL_PATTERN = r"^[^\x00-\x1f\x7f@\s]{1,256}(@[^\x00-\x1f\x7f@\s]{1,128})?$"
 # A tag as the form and the CLI send it: key=value, key 1-128 characters, value up to 512.
-TAG_PATTERN = r"^[^=\s\x00-\x1f\x7f][^=\x00-\x1f\x7f]{0,127}=[^\x00-\x1f\x7f]{0,512}$"
+TAG_PATTERN = TAG_SCHEMA_PATTERN
 TagKey = Annotated[str, StringConstraints(pattern=r"^[^=\s\x00-\x1f\x7f][^=\x00-\x1f\x7f]{0,127}$")]
 TagValue = Annotated[str, StringConstraints(max_length=512, pattern=PLAIN)]
 TagItem = Annotated[str, StringConstraints(pattern=TAG_PATTERN)]
@@ -151,11 +156,11 @@ class KeyIn(Strict):
 
 NamespaceRole = Literal["reader", "writer", "maintainer"]
 Visibility = Literal["internal", "private"]
-AliasGlob = Annotated[str, StringConstraints(pattern=r"^[a-z0-9._*?\[\]!-]{1,64}$")]
+AliasGlob = Annotated[str, StringConstraints(pattern=ALIAS_GLOB_SCHEMA_PATTERN)]
 
 
 class NamespaceIn(Strict):
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$", description="the `ns` of `ns/name`")
+    name: str = Field(pattern=NAMESPACE_SCHEMA_PATTERN, description="the `ns` of `ns/name`")
     visibility: Visibility | None = Field(default=None, description="default: PEMREG_DEFAULT_VISIBILITY")
     protected_aliases: list[AliasGlob] = Field(
         default=[], max_length=32, description="alias globs only maintainers move, e.g. prod, release-*"

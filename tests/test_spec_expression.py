@@ -30,14 +30,14 @@ def test_parentheses_and_scalar_arithmetic():
 
 
 def test_selectors():
-    got = [r for r, _ in parse_expression("acme/a@3 + acme/a@prod + acme/a@sha256:ab12 + acme/a@latest")]
+    got = [r for r, _ in parse_expression("acme/a@3 + acme/a@prod + acme/a@sha256:ab12cd + acme/a@latest")]
     assert got == [
         Ref("acme", "a", version=3),
         Ref("acme", "a", alias="prod"),
-        Ref("acme", "a", sha256_prefix="ab12"),
+        Ref("acme", "a", sha256_prefix="ab12cd"),
         Ref("acme", "a"),
     ]
-    assert str(got[2]) == "acme/a@sha256:ab12" and got[1].selector == "prod"
+    assert str(got[2]) == "acme/a@sha256:ab12cd" and got[1].selector == "prod"
 
 
 def test_names_are_greedy_so_minus_needs_spaces():
@@ -75,7 +75,7 @@ def test_errors_name_the_problem(text, fragment):
 
 # ---- properties -------------------------------------------------------------------------------
 
-REFS = [A, B, C, Ref("ns.x", "m_1", alias="best"), Ref("z", "w", sha256_prefix="0f")]
+REFS = [A, B, C, Ref("ns.x", "m_1", alias="best"), Ref("z", "w", sha256_prefix="0f1e2d")]
 
 
 def expected(items) -> dict[Ref, Fraction]:

@@ -8,7 +8,18 @@ from fastapi import Path, Query
 from starlette.convertors import StringConvertor, register_url_convertor
 
 from registry.errors import InvalidInput
-from registry.refs import ALIAS_PATTERN, Ref, parse_selector, validate_name
+from registry.refs import (
+    ALIAS_SCHEMA_PATTERN,
+    NAME_PART_SCHEMA_PATTERN,
+    NAMED_VERSION_SCHEMA_PATTERN,
+    NAMESPACE_SCHEMA_PATTERN,
+    SELECTOR_SCHEMA_PATTERN,
+    SHA_PREFIX_MAX,
+    SHA_PREFIX_MIN,
+    Ref,
+    parse_selector,
+    validate_name,
+)
 from registry.service.catalog.paging import TOKEN_PATTERN
 
 
@@ -30,29 +41,28 @@ def _pattern(regex: str) -> dict[str, object]:
     return {"pattern": regex}
 
 
-Namespace = Annotated[str, Path(json_schema_extra=_pattern(r"^[a-z0-9][a-z0-9._-]{0,63}$"))]
-Name = Annotated[str, Path(json_schema_extra=_pattern(r"^[a-z0-9][a-z0-9._-]{0,127}$"))]
+SHA_HEX = f"{SHA_PREFIX_MIN}-{SHA_PREFIX_MAX}"
+Namespace = Annotated[str, Path(json_schema_extra=_pattern(NAMESPACE_SCHEMA_PATTERN))]
+Name = Annotated[str, Path(json_schema_extra=_pattern(NAME_PART_SCHEMA_PATTERN))]
 Selector = Annotated[
     str,
     Path(
-        description="a version number, an alias, `latest` or `sha256:<6-64 hex>`",
-        json_schema_extra=_pattern(rf"^([1-9][0-9]{{0,8}}|sha256:[0-9a-f]{{6,64}}|{ALIAS_PATTERN})$"),
+        description=f"a version number, an alias, `latest` or `sha256:<{SHA_HEX} hex>`",
+        json_schema_extra=_pattern(SELECTOR_SCHEMA_PATTERN),
     ),
 ]
 NamedVersion = Annotated[  # a DELETE names the version: `latest` (a moving target) is refused
     str,
     Path(
-        description="a version number, an alias or `sha256:<6-64 hex>` (not `latest`)",
-        json_schema_extra=_pattern(
-            rf"^([1-9][0-9]{{0,8}}|sha256:[0-9a-f]{{6,64}}|(?!latest$){ALIAS_PATTERN})$"
-        ),
+        description=f"a version number, an alias or `sha256:<{SHA_HEX} hex>` (not `latest`)",
+        json_schema_extra=_pattern(NAMED_VERSION_SCHEMA_PATTERN),
     ),
 ]
 AliasName = Annotated[
     str,
     Path(
         description="lowercase, starts with a letter; `latest` is implicit",
-        json_schema_extra=_pattern(rf"^(?!latest$){ALIAS_PATTERN}$"),
+        json_schema_extra=_pattern(ALIAS_SCHEMA_PATTERN),
     ),
 ]
 PageToken = Annotated[

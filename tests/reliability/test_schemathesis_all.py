@@ -5,9 +5,9 @@ Every check runs on every operation (with a 10 s response-time limit), except:
 - `positive_data_acceptance` where "schema-valid" cannot mean "acceptable": an upload's file contents (a
   PEFT config and safetensors bytes, and their digest) and a composition spec's semantics (expression
   grammar, references that must resolve) and whether a base model's source is one the operator allows
-  (`PEMREG_SOURCE_ROOTS`), and whether a webhook's namespace exists and its URL's host is one the operator
-  allows (`PEMREG_WEBHOOK_ALLOWED_HOSTS`), are not expressible in JSON Schema; the server refuses those with 422 naming
-  the field, as it should;
+  (`PEMREG_SOURCE_ROOTS`), and whether a webhook's namespace exists and its URL's host is one the
+  operator allows (`PEMREG_WEBHOOK_ALLOWED_HOSTS`), are not expressible in JSON Schema; the server
+  refuses those with 422 naming the field, as it should;
 - `POST /v1/compositions` is left out: it hands runs to Prefect (a server start on first use), which is
   not bounded the way this suite must be; `POST /v1/compositions:validate` checks the same specs."""
 
