@@ -53,7 +53,8 @@ def _number(match: re.Match[str], column: int) -> Fraction:
     exponent = match.group("exponent")
     if digits > MAX_NUMBER_DIGITS:
         raise _error(f"a number has at most {MAX_NUMBER_DIGITS} digits", column)
-    if exponent is not None and (len(exponent.lstrip("+-")) > 3 or abs(int(exponent)) > MAX_EXPONENT):
+    size = len(exponent.lstrip("+-").lstrip("0")) if exponent is not None else 0  # before int() reads it
+    if exponent is not None and (size > 2 or abs(int(exponent)) > MAX_EXPONENT):
         raise _error(f"a number's exponent runs from -{MAX_EXPONENT} to {MAX_EXPONENT}", column)
     return Fraction(match.group())
 
