@@ -27,6 +27,8 @@ TAG_KEY_MAX, TAG_VALUE_MAX = 128, 512
 TAG_PATTERN = (
     rf"[^=\s\x00-\x1f\x7f][^=\x00-\x1f\x7f]{{0,{TAG_KEY_MAX - 1}}}=[^\x00-\x1f\x7f]{{0,{TAG_VALUE_MAX}}}"
 )
+# A tag filter (`tag=k:v` in a query, `k=v` as the CLI writes it): split at the first `:` or `=`.
+TAG_FILTER_PATTERN = r"[^:=\x00-\x1f\x7f]+[:=][^\x00-\x1f\x7f]*"
 # A ref as a token of an expression: the selector is taken lexically here (any selector characters)
 # and checked by parse_selector, so `@sha256:ab` gets the same message in an expression as in a URL.
 REF_TOKEN_RE = re.compile(rf"(?P<name>{NAME_PATTERN})(?:@(?P<selector>[A-Za-z0-9._:-]*))?")
@@ -46,6 +48,7 @@ SELECTOR_SCHEMA_PATTERN = schema_pattern(SELECTOR_PATTERN)
 NAMED_VERSION_SCHEMA_PATTERN = schema_pattern(SELECTOR_PATTERN, not_latest=True)
 ALIAS_GLOB_SCHEMA_PATTERN = schema_pattern(ALIAS_GLOB_PATTERN)
 TAG_SCHEMA_PATTERN = schema_pattern(TAG_PATTERN)
+TAG_FILTER_SCHEMA_PATTERN = schema_pattern(TAG_FILTER_PATTERN)
 NAME_RE = re.compile(NAME_PATTERN)
 NAMESPACE_RE = re.compile(NAMESPACE_PATTERN)
 ALIAS_RE = re.compile(ALIAS_PATTERN)
@@ -166,3 +169,14 @@ def parse_ref(text: str, field: str = "ref") -> Ref:
     full_name, at, selector = text.strip(" ").partition("@")
     namespace, name = validate_name(full_name, field)
     return Ref(namespace, name, **(parse_selector(selector, field) if at else {}))  # type: ignore[arg-type]
+
+
+def parse_tag_filters(items: list[str], field: str = "tag") -> dict[str, str]:
+    """`tag=k:v` as docs/rest.md writes it; `k=v` (the CLI's form) works too. Splits at the first of them."""
+    tags: dict[str, str] = {}
+    for item in items:
+        cut = min((i for i in (item.find(":"), item.find("=")) if i > 0), default=-1)
+        if cut < 0 or any(ord(c) < 32 or ord(c) == 127 for c in item):
+            raise InvalidInput(f"{field}: {item[:80]!r} is not key:value", field=field)
+        tags[item[:cut].strip()] = item[cut + 1 :].strip()
+    return tags
