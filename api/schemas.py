@@ -10,6 +10,7 @@ from registry.refs import (
     ADAPTER_NAME_PATTERN,
     ALIAS_GLOB_SCHEMA_PATTERN,
     NAMESPACE_SCHEMA_PATTERN,
+    SHA256_SCHEMA_PATTERN,
     TAG_SCHEMA_PATTERN,
 )
 from registry.service.registration.register import MAX_DESCRIPTION
@@ -110,7 +111,7 @@ class BaseModelIn(Strict):
     )
     revision: str = Field(default="main", min_length=1, max_length=128, pattern=REVISION_PATTERN)
     sha256: str | None = Field(
-        default=None, pattern=r"^[0-9a-f]{64}$", description="sha256 of the base's model.safetensors"
+        default=None, pattern=SHA256_SCHEMA_PATTERN, description="sha256 of the base's model.safetensors"
     )
     architecture: str | None = Field(default=None, max_length=128, pattern=PLAIN)
     config: dict[str, Any] | None = Field(

@@ -19,6 +19,7 @@ NAME_PATTERN = rf"{NAMESPACE_PATTERN}/{NAME_PART_PATTERN}"
 ALIAS_PATTERN = r"[a-z][a-z0-9._-]{0,63}"  # starts with a letter: `@12` is a version, never an alias
 SHA_PREFIX_MIN, SHA_PREFIX_MAX = 6, 64  # shorter prefixes are ambiguous too soon to be a reference
 SHA_PREFIX_PATTERN = rf"[0-9a-f]{{{SHA_PREFIX_MIN},{SHA_PREFIX_MAX}}}"
+SHA256_PATTERN = rf"[0-9a-f]{{{SHA_PREFIX_MAX}}}"  # a whole digest (files, uploads, bases)
 VERSION_PATTERN = r"[1-9][0-9]{0,8}"  # what the REST schema states; the check below allows to 2**31-1
 SELECTOR_PATTERN = rf"{VERSION_PATTERN}|sha256:{SHA_PREFIX_PATTERN}|{ALIAS_PATTERN}"
 # An alias glob (protected aliases, webhook filters): alias characters plus fnmatch's * ? [...].
@@ -48,12 +49,17 @@ SELECTOR_SCHEMA_PATTERN = schema_pattern(SELECTOR_PATTERN)
 NAMED_VERSION_SCHEMA_PATTERN = schema_pattern(SELECTOR_PATTERN, not_latest=True)
 ALIAS_GLOB_SCHEMA_PATTERN = schema_pattern(ALIAS_GLOB_PATTERN)
 TAG_SCHEMA_PATTERN = schema_pattern(TAG_PATTERN)
+SHA256_SCHEMA_PATTERN = schema_pattern(SHA256_PATTERN)
+# What a client may send for a digest (either case, `sha256:` optional): whole, or a prefix as in refs.
+DIGEST_INPUT_SCHEMA_PATTERN = rf"^(sha256:)?[0-9a-fA-F]{{{SHA_PREFIX_MAX}}}$"
+DIGEST_PREFIX_INPUT_SCHEMA_PATTERN = rf"^(sha256:)?[0-9a-fA-F]{{{SHA_PREFIX_MIN},{SHA_PREFIX_MAX}}}$"
 TAG_FILTER_SCHEMA_PATTERN = schema_pattern(TAG_FILTER_PATTERN)
 NAME_RE = re.compile(NAME_PATTERN)
 NAMESPACE_RE = re.compile(NAMESPACE_PATTERN)
 ALIAS_RE = re.compile(ALIAS_PATTERN)
 ALIAS_GLOB_RE = re.compile(ALIAS_GLOB_PATTERN)
 SHA_PREFIX_RE = re.compile(SHA_PREFIX_PATTERN)
+SHA256_RE = re.compile(SHA256_PATTERN)
 DIGITS_RE = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() also accepts '²' and '٣'
 MAX_VERSION = 2**31 - 1  # the catalog's integer column
 LATEST = "latest"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -409,3 +410,22 @@ def test_weights_in_inputs_and_search_are_finite_and_bounded(
         submitted, detail = validate(api, doubled)
         if abs(2 * float(weight)) > MAX_WEIGHT:
             assert submitted == INVALID and detail.startswith("inputs"), detail
+
+
+# --- the grammar is written once ---------------------------------------------------------------------
+
+COPIES = ("[a-z0-9][a-z0-9._-]", "[a-z][a-z0-9._-]", "[0-9a-f]{", "[0-9a-fA-F]{", "._*?", "[:=][^")
+
+
+def test_the_grammar_is_written_once() -> None:
+    """A pattern of a name, alias, digest prefix, alias glob or tag filter restated outside
+    registry/refs.py is how the spec and the catalog drifted apart (`1abc`, `sha256:ab`)."""
+    root = Path(__file__).resolve().parent.parent
+    found = []
+    for folder in ("registry", "api", "flows"):
+        for path in sorted((root / folder).rglob("*.py")):
+            if path == root / "registry" / "refs.py":
+                continue
+            text = path.read_text(encoding="utf-8")
+            found += [f"{path.relative_to(root)}: {c}" for c in COPIES if c in text]
+    assert found == []

@@ -61,10 +61,10 @@ class EvaluationSpec(_Strict):
 
 class GateSpec(_Strict):
     evaluation: str
-    max: float | None = None
-    min: float | None = None
+    max: float | None = Field(default=None, allow_inf_nan=False)  # NaN would make every gate pass
+    min: float | None = Field(default=None, allow_inf_nan=False)
     max_regression_vs: AdapterName | None = None  # a ref; may carry @selector
-    by: float | None = Field(default=None, ge=0)
+    by: float | None = Field(default=None, ge=0, allow_inf_nan=False)
 
     @field_validator("max_regression_vs", mode="before")
     @classmethod
