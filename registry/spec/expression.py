@@ -24,7 +24,8 @@ MAX_DEPTH = 32  # parentheses and unary signs nested in each other
 MAX_NUMBER_DIGITS = 30  # digits of a number literal, before its exponent
 MAX_EXPONENT = 30  # |e| of a literal's `e<exponent>`
 MAX_BITS = 1024  # numerator and denominator of every exact intermediate value (about 300 digits)
-MAX_WEIGHT = 1e6  # |weight| of an input, from `expression`, `inputs` or `search.weights`
+MAX_WEIGHT_TEXT = "1e6"  # |weight| of an input, from `expression`, `inputs` or `search.weights`
+MAX_WEIGHT = float(MAX_WEIGHT_TEXT)
 # Taken lexically (any run of digits), then bounded before Fraction ever sees it: `1e10000000` would
 # otherwise build a ten-million-digit integer.
 NUMBER_RE = re.compile(r"(?P<mantissa>[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE](?P<exponent>[+-]?[0-9]+))?")
@@ -227,7 +228,7 @@ def _within_bound(weights: dict[Ref, Fraction]) -> dict[Ref, Fraction]:
         if abs(w) > MAX_WEIGHT:
             raise InvalidInput(
                 f"expression: the weight of {ref} is {float(w):.3g}; weights are bounded by "
-                f"{MAX_WEIGHT:g} in magnitude",
+                f"{MAX_WEIGHT_TEXT} in magnitude",
                 field="expression",
             )
     return weights

@@ -12,7 +12,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from registry.cron import check_cron
 from registry.errors import InvalidInput
 from registry.refs import ADAPTER_NAME_PATTERN, ALIAS_SCHEMA_PATTERN, Ref, validate_alias
-from registry.spec.expression import MAX_WEIGHT, parse_expression, reduce_expression
+from registry.spec.expression import MAX_WEIGHT, MAX_WEIGHT_TEXT, parse_expression, reduce_expression
 
 T = TypeVar("T")
 Method = Literal[
@@ -250,7 +250,7 @@ class CompositionSpec(_Strict):
         for ref, w in result:
             if abs(w) > MAX_WEIGHT:
                 raise SpecFieldError(
-                    ("inputs",), f"the weights of {ref} add up to {w:.3g}; bounded by {MAX_WEIGHT:g}"
+                    ("inputs",), f"the weights of {ref} add up to {w:.3g}; bounded by {MAX_WEIGHT_TEXT}"
                 )
         if not result:
             raise SpecFieldError(("inputs",), "every weight is 0")
