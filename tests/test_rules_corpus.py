@@ -293,6 +293,9 @@ EXPRESSIONS = [
     ("-" * 32 + "t/a", OK),
     (" + ".join(["0.001 * t/a"] * 250), OK),
     ("(t/a + t/b)" + " * 1" * 1000, OK),
+    ("0.5 * (" * 31 + "t/a + t/b" + ")" * 31, OK),  # nested scaling costs O(1) a level
+    ("".join("t/a + 0.5 * (" for _ in range(31)) + " + ".join(["t/b"] * 150) + ")" * 31, OK),
+    (" + ".join(f"0.5 * t/x{i}" for i in range(280)), MISSING),  # valid; 280 inputs nobody registered
     ("1e10000000 * t/a", INVALID),  # took ~6 s, then 500 "integer division result too large"
     ("1e999 * t/a", INVALID),
     ("1e308 * t/a + 1e308 * t/b", INVALID),

@@ -175,3 +175,18 @@ trees = st.recursive(leaf_refs, _combine, max_leaves=12)
 def test_random_trees_reduce_to_their_exact_weights(tree):
     text, weights = tree
     assert reduce_expression(text) == weights
+
+
+def test_first_appearance_order_survives_merging_a_small_sum_into_a_large_one():
+    """Sums merge the smaller side into the larger (registry/spec/expression.py); the weights still
+    come out in the order the refs first appear in the text."""
+    got = parse_expression("acme/c + 2 * (acme/a + acme/b + acme/d) - 0.5 * acme/c + acme/e")
+    assert [(str(r), w) for r, w in got] == [
+        ("acme/c", 0.5),
+        ("acme/a", 2.0),
+        ("acme/b", 2.0),
+        ("acme/d", 2.0),
+        ("acme/e", 1.0),
+    ]
+    nested = parse_expression("acme/x - 0.5 * (0.5 * (acme/y + acme/z + acme/x) - acme/y)")
+    assert [(str(r), w) for r, w in nested] == [("acme/x", 0.75), ("acme/y", 0.25), ("acme/z", -0.25)]

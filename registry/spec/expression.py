@@ -35,10 +35,13 @@ REF_END = re.compile(r"[A-Za-z0-9._@/:-]")
 
 @dataclass
 class Value:
-    """Either a scalar (terms empty, scalar set) or a linear combination of refs."""
+    """Either a scalar (terms empty, scalar set) or a linear combination of refs, whose weights are
+    `scale * terms[ref]`: scaling a combination is O(1), so `0.5 * (0.5 * (... (a + b + ...)))` does
+    not rescale every term at every level."""
 
     scalar: Fraction | None = None
     terms: dict[Ref, Fraction] = field(default_factory=dict)
+    scale: Fraction = Fraction(1)
 
     @property
     def is_scalar(self) -> bool:
@@ -123,12 +126,10 @@ class _Parser:
             raise _error(f"parentheses and signs nest at most {MAX_DEPTH} deep", column)
 
     def expr(self) -> Value:
-        # The left value is this parser's own (every Value is built fresh), so it grows in place:
-        # a sum of n terms costs n additions, not n copies of a growing dict.
         value = self.term()
         while self.peek()[0] in "+-":
             op, _, col = self.take()
-            _add_into(value, self.term(), -1 if op == "-" else 1, col)
+            value = _add(value, self.term(), -1 if op == "-" else 1, col)
         return value
 
     def term(self) -> Value:
@@ -186,18 +187,26 @@ def _scale(v: Value, k: Fraction, col: int) -> Value:
     if v.is_scalar:
         assert v.scalar is not None
         return Value(scalar=_bounded(v.scalar * k, col))
-    return Value(terms={r: _bounded(c * k, col) for r, c in v.terms.items()})
+    if k == 0:  # a zero scale could not be divided out again when another value is added
+        return Value(terms=dict.fromkeys(v.terms, Fraction(0)))
+    return Value(terms=v.terms, scale=_bounded(v.scale * k, col))
 
 
-def _add_into(a: Value, b: Value, sign: int, col: int) -> None:
+def _add(a: Value, b: Value, sign: int, col: int) -> Value:
+    """a + sign * b. Every Value is the parser's own and used once, so the larger dict absorbs the
+    smaller in place: a sum costs O(n log n) over its nesting, never a copy per level."""
     if a.is_scalar and b.is_scalar:
         assert a.scalar is not None and b.scalar is not None
-        a.scalar = _bounded(a.scalar + sign * b.scalar, col)
-        return
+        return Value(scalar=_bounded(a.scalar + sign * b.scalar, col))
     if a.is_scalar or b.is_scalar:
         raise _error("cannot add a number to an adapter (write `number * adapter`)", col)
-    for ref, c in b.terms.items():
-        a.terms[ref] = _bounded(a.terms.get(ref, Fraction(0)) + (c if sign > 0 else -c), col)
+    if sign < 0:
+        b = Value(terms=b.terms, scale=-b.scale)
+    big, small = (a, b) if len(a.terms) >= len(b.terms) else (b, a)
+    ratio = _bounded(small.scale / big.scale, col)
+    for ref, c in small.terms.items():
+        big.terms[ref] = _bounded(big.terms.get(ref, Fraction(0)) + ratio * c, col)
+    return big
 
 
 def reduce_expression(text: str) -> dict[Ref, Fraction]:
@@ -211,7 +220,10 @@ def reduce_expression(text: str) -> dict[Ref, Fraction]:
         raise _error(f"unexpected {tok!r}", col)
     if value.is_scalar:
         raise InvalidInput("expression: a number alone names no adapter", field="expression")
-    return value.terms
+    # Sums merge smaller into larger, so the dict's order is not the text's: restore first appearance.
+    first = {tok: i for i, (kind, tok, _) in reversed(list(enumerate(parser.tokens))) if kind == "ref"}
+    ordered = sorted(value.terms, key=first.__getitem__)
+    return {ref: _bounded(value.scale * value.terms[ref], 0) for ref in ordered}
 
 
 def parse_expression(text: str) -> list[tuple[Ref, float]]:
