@@ -6,7 +6,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from registry.refs import ADAPTER_NAME_PATTERN
+from registry.refs import (
+    ADAPTER_NAME_PATTERN,
+    ALIAS_GLOB_SCHEMA_PATTERN,
+    NAMESPACE_SCHEMA_PATTERN,
+    SHA256_SCHEMA_PATTERN,
+    TAG_SCHEMA_PATTERN,
+)
 from registry.service.registration.register import MAX_DESCRIPTION
 from registry.training import DATASET_PATTERN, MAX_ENTRIES, METRIC_PATTERN, PARAM_PATTERN
 from registry.views import VersionView
@@ -24,7 +30,7 @@ BASE_NAME_PATTERN = r"^[^\x00-\x1f\x7f@\s]{1,256}$"
 REVISION_PATTERN = r"^[^\x00-\x1f\x7f@\s]{1,128}$"
 BASE_LABEL_PATTERN = r"^[^\x00-\x1f\x7f@\s]{1,256}(@[^\x00-\x1f\x7f@\s]{1,128})?$"
 # A tag as the form and the CLI send it: key=value, key 1-128 characters, value up to 512.
-TAG_PATTERN = r"^[^=\s\x00-\x1f\x7f][^=\x00-\x1f\x7f]{0,127}=[^\x00-\x1f\x7f]{0,512}$"
+TAG_PATTERN = TAG_SCHEMA_PATTERN
 TagKey = Annotated[str, StringConstraints(pattern=r"^[^=\s\x00-\x1f\x7f][^=\x00-\x1f\x7f]{0,127}$")]
 TagValue = Annotated[str, StringConstraints(max_length=512, pattern=PLAIN)]
 TagItem = Annotated[str, StringConstraints(pattern=TAG_PATTERN)]
@@ -105,7 +111,7 @@ class BaseModelIn(Strict):
     )
     revision: str = Field(default="main", min_length=1, max_length=128, pattern=REVISION_PATTERN)
     sha256: str | None = Field(
-        default=None, pattern=r"^[0-9a-f]{64}$", description="sha256 of the base's model.safetensors"
+        default=None, pattern=SHA256_SCHEMA_PATTERN, description="sha256 of the base's model.safetensors"
     )
     architecture: str | None = Field(default=None, max_length=128, pattern=PLAIN)
     config: dict[str, Any] | None = Field(
@@ -151,11 +157,11 @@ class KeyIn(Strict):
 
 NamespaceRole = Literal["reader", "writer", "maintainer"]
 Visibility = Literal["internal", "private"]
-AliasGlob = Annotated[str, StringConstraints(pattern=r"^[a-z0-9._*?\[\]!-]{1,64}$")]
+AliasGlob = Annotated[str, StringConstraints(pattern=ALIAS_GLOB_SCHEMA_PATTERN)]
 
 
 class NamespaceIn(Strict):
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$", description="the `ns` of `ns/name`")
+    name: str = Field(pattern=NAMESPACE_SCHEMA_PATTERN, description="the `ns` of `ns/name`")
     visibility: Visibility | None = Field(default=None, description="default: PEMREG_DEFAULT_VISIBILITY")
     protected_aliases: list[AliasGlob] = Field(
         default=[], max_length=32, description="alias globs only maintainers move, e.g. prod, release-*"

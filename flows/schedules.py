@@ -30,6 +30,7 @@ from registry.errors import RegistryError
 from registry.service import Registry
 from registry.service.compositions.stored import StoredSpec, scheduled_specs
 from registry.spec import CompositionSpec
+from registry.spec.loader import describe
 
 from .compose import compose_flow
 from .recompose import recompose_stale_flow
@@ -69,7 +70,10 @@ def scheduled_deployment(stored: StoredSpec) -> Any | None:
             parameters={"spec": spec.canonical(), "trigger": "schedule"},
         )
     except (ValidationError, ValueError, RegistryError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if isinstance(exc, ValidationError) and exc.errors():
+            first = describe(exc)  # e.g. `schedule: not a cron schedule Prefect accepts: ...`
+        else:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         log.error("schedule of %s (stored by run %s) skipped: %s", stored.name, stored.run_id, first)
         return None
 

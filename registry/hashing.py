@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .errors import InvalidInput
 from .paths import user_path
+from .refs import SHA_PREFIX_MAX, SHA_PREFIX_MIN, SHA_PREFIX_RE
 
 CHUNK = 1024 * 1024
 
@@ -59,9 +60,11 @@ def digest_of(target: str) -> str:
     one with 6-64 hex digits, as refs accept (`find_by_digest` resolves a prefix)."""
     if target.startswith("sha256:"):
         digest = target.removeprefix("sha256:").lower()
-        if not 6 <= len(digest) <= 64 or not set(digest) <= set("0123456789abcdef"):
+        if not SHA_PREFIX_RE.fullmatch(digest):
             raise InvalidInput(
-                f"{target[:80]!r}: give a sha256 digest or a prefix of it (6-64 hex digits)", field="sha256"
+                f"{target[:80]!r}: give a sha256 digest or a prefix of it "
+                f"({SHA_PREFIX_MIN}-{SHA_PREFIX_MAX} hex digits)",
+                field="sha256",
             )
         return digest
     path = user_path(target)

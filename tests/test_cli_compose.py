@@ -130,6 +130,12 @@ def test_dry_run_then_compose_then_cache_hit(cli: tuple[Registry, dict[str, str]
         ("name: t/x\nmethod: ties\nexpression: 't/a + t/b'\n", "density"),
         ("name: t/x\nexpression: 't/missing + t/b'\n", "t/missing"),
         ("name: T/X\nexpression: 't/a'\n", "name"),
+        # Each rule's measured escape (tests/test_rules_corpus.py has the corpora): refused up front.
+        ("name: t/x\nexpression: 't/a'\noutput: {aliases: [1abc]}\n", "output.aliases[0]"),
+        ("name: t/x\nexpression: 't/a@sha256:ab'\n", "6-64 hex digits"),
+        ("name: t/x\nexpression: 't/a'\nschedule: '99 99 99 99 99'\n", "schedule"),
+        ("name: t/x\nexpression: '1e10000000 * t/a'\n", "exponent"),
+        ("name: t/x\nexpression: '" + "(" * 500 + "t/a" + ")" * 500 + "'\n", "nest"),
     ],
 )
 def test_bad_specs_fail_with_one_line(

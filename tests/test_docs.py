@@ -126,3 +126,31 @@ def test_readme_documents_every_setting() -> None:
     text = (ROOT / "README.md").read_text()
     missing = [name for name in Settings.model_fields if f"`PEMREG_{name.upper()}`" not in text]
     assert missing == [], missing
+
+
+def test_spec_reference_states_the_grammar_and_the_bounds_the_code_has() -> None:
+    """docs/spec.md's grammar table and expression bounds are the values in registry/refs.py and
+    registry/spec/expression.py (the old page promised an alias pattern the catalog refused)."""
+    from registry import refs
+    from registry.cron import MAX_CRON_CHARS
+    from registry.spec import expression as ex
+
+    text = (ROOT / "docs" / "spec.md").read_text()
+    stated = [
+        f"`^{refs.NAMESPACE_PATTERN}$`",
+        f"name `^{refs.NAME_PART_PATTERN}$`",
+        f"`^{refs.ALIAS_PATTERN}$`",
+        f"`^{refs.ALIAS_GLOB_PATTERN}$`",
+        f"{refs.SHA_PREFIX_MIN}-{refs.SHA_PREFIX_MAX} hex digits",
+        f"1 to {refs.MAX_VERSION}",
+        f"key 1-{refs.TAG_KEY_MAX} characters",
+        f"value up to {refs.TAG_VALUE_MAX}",
+        f"{ex.MAX_EXPRESSION_CHARS} characters",
+        f"{ex.MAX_DEPTH} deep",
+        f"| {ex.MAX_NUMBER_DIGITS} |",
+        f"-{ex.MAX_EXPONENT} to {ex.MAX_EXPONENT}",
+        f"{ex.MAX_BITS} bits",
+        f"at most `{ex.MAX_WEIGHT_TEXT}` in magnitude",
+        f"longer than {MAX_CRON_CHARS} characters",
+    ]
+    assert [s for s in stated if s not in text] == []

@@ -167,6 +167,28 @@ def test_reconcile_retries_where_the_spec_asks(loras: Registry) -> None:
     assert again.action == "failed" and restarted == [run.id]
 
 
+def test_a_retry_whose_stored_spec_breaks_todays_rules_fails_that_run_not_reconcile(loras: Registry) -> None:
+    """Stored by a version that accepted output alias `1abc` (the spec's own pattern then): the retry
+    cannot parse it today, so that run ends failed, and the other lost run is still reconciled."""
+    legacy = _pending(loras, "name: t/ab\nexpression: 't/a + t/b'\nretries: 1\n")
+    other = _pending(loras, "name: t/ba\nexpression: 't/b + t/a'\n")
+    for run in (legacy, other):
+        runs.mark_running(loras, run.id, None)
+    with transaction(loras.sessions) as session:
+        row = session.get_one(m.Composition, legacy.id)
+        row.spec = {**row.spec, "output": {"kind": "adapter", "aliases": ["1abc"]}}
+    later = m.utcnow() + timedelta(seconds=loras.settings.run_stale_after_seconds + 1)
+    restarted: list[str] = []
+    done = {
+        d.composition_id: d
+        for d in runs.reconcile(loras, now=later, restart=lambda r, v, s: restarted.append(v.id))
+    }
+    assert done[legacy.id].action == "failed" and done[other.id].action == "failed" and restarted == []
+    view = compositions.get(loras, legacy.id)
+    assert view.status is RunStatus.FAILED and "retry could not start" in (view.error or "")
+    assert "aliases" in (view.error or "")
+
+
 def test_a_retry_being_resubmitted_is_not_stale_for_another_reconciler(loras: Registry) -> None:
     """Two reconcilers (serve and workers) run side by side: while one resubmits a retried run, the
     other must not see the row, back to pending with no flow run yet, as lost."""

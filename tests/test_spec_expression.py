@@ -30,14 +30,14 @@ def test_parentheses_and_scalar_arithmetic():
 
 
 def test_selectors():
-    got = [r for r, _ in parse_expression("acme/a@3 + acme/a@prod + acme/a@sha256:ab12 + acme/a@latest")]
+    got = [r for r, _ in parse_expression("acme/a@3 + acme/a@prod + acme/a@sha256:ab12cd + acme/a@latest")]
     assert got == [
         Ref("acme", "a", version=3),
         Ref("acme", "a", alias="prod"),
-        Ref("acme", "a", sha256_prefix="ab12"),
+        Ref("acme", "a", sha256_prefix="ab12cd"),
         Ref("acme", "a"),
     ]
-    assert str(got[2]) == "acme/a@sha256:ab12" and got[1].selector == "prod"
+    assert str(got[2]) == "acme/a@sha256:ab12cd" and got[1].selector == "prod"
 
 
 def test_names_are_greedy_so_minus_needs_spaces():
@@ -75,7 +75,7 @@ def test_errors_name_the_problem(text, fragment):
 
 # ---- properties -------------------------------------------------------------------------------
 
-REFS = [A, B, C, Ref("ns.x", "m_1", alias="best"), Ref("z", "w", sha256_prefix="0f")]
+REFS = [A, B, C, Ref("ns.x", "m_1", alias="best"), Ref("z", "w", sha256_prefix="0f1e2d")]
 
 
 def expected(items) -> dict[Ref, Fraction]:
@@ -175,3 +175,18 @@ trees = st.recursive(leaf_refs, _combine, max_leaves=12)
 def test_random_trees_reduce_to_their_exact_weights(tree):
     text, weights = tree
     assert reduce_expression(text) == weights
+
+
+def test_first_appearance_order_survives_merging_a_small_sum_into_a_large_one():
+    """Sums merge the smaller side into the larger (registry/spec/expression.py); the weights still
+    come out in the order the refs first appear in the text."""
+    got = parse_expression("acme/c + 2 * (acme/a + acme/b + acme/d) - 0.5 * acme/c + acme/e")
+    assert [(str(r), w) for r, w in got] == [
+        ("acme/c", 0.5),
+        ("acme/a", 2.0),
+        ("acme/b", 2.0),
+        ("acme/d", 2.0),
+        ("acme/e", 1.0),
+    ]
+    nested = parse_expression("acme/x - 0.5 * (0.5 * (acme/y + acme/z + acme/x) - acme/y)")
+    assert [(str(r), w) for r, w in nested] == [("acme/x", 0.75), ("acme/y", 0.25), ("acme/z", -0.25)]

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+import pytest
 from sqlalchemy import update
 
 from flows.schedules import deployment_name, desired, fixed_deployments
@@ -61,9 +63,12 @@ def test_names_never_collide() -> None:
     assert deployment_name("a/b").startswith("scheduled-a-b-")
 
 
-def test_a_stored_bad_cron_is_skipped_and_the_rest_served(tmp_path: Path) -> None:
+def test_a_stored_bad_cron_is_skipped_and_the_rest_served(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """A row stored by an older version that accepted `99 99 99 99 99` (written here directly, as the
-    old version did) must not stop the worker: it is logged and skipped."""
+    old version did) must not stop the worker: it is logged, with the field and Prefect's reason, and
+    skipped."""
     reg = _reg(tmp_path)
     good = runs.create(
         reg, load_spec("name: acme/good\nexpression: 'acme/a'\nschedule: '*/5 * * * *'\n"), [], "cli"
@@ -77,4 +82,6 @@ def test_a_stored_bad_cron_is_skipped_and_the_rest_served(tmp_path: Path) -> Non
             .where(m.Composition.id == bad.id)
             .values(spec={**bad.spec, "schedule": "99 99 99 99 99"})
         )
-    assert set(desired(reg)) == {deployment_name(good.name)}
+    with caplog.at_level(logging.ERROR, logger="pemreg.worker"):
+        assert set(desired(reg)) == {deployment_name(good.name)}
+    assert "schedule: not a cron schedule Prefect accepts" in caplog.text, caplog.text

@@ -10,7 +10,7 @@ from api.deps import Reader, SignedIn
 from api.errors import ERROR_RESPONSES
 from api.schemas import AliasIn
 from registry import service
-from registry.refs import Ref, validate_name
+from registry.refs import Ref, parse_tag_filters, validate_name
 from registry.service.catalog.lineage import MAX_DEPTH
 from registry.service.catalog.queries import MAX_LIMIT
 from registry.service.catalog.serving import serving_refs
@@ -32,7 +32,6 @@ from .common import (
     PageToken,
     Selector,
     TagFilter,
-    parse_tag_filters,
     version_ref,
 )
 from .downloads import route_link

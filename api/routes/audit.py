@@ -10,6 +10,7 @@ from api.deps import Reader
 from api.errors import ERROR_RESPONSES
 from registry import service
 from registry.hashing import digest_of
+from registry.refs import DIGEST_PREFIX_INPUT_SCHEMA_PATTERN
 from registry.views import ArtifactMatch, AuditEventView
 
 router = APIRouter(prefix="/v1", tags=["audit"], responses=ERROR_RESPONSES)
@@ -33,7 +34,7 @@ def artifact(
         str,
         Path(
             description="a digest or a unique prefix of one (6-64 hex digits)",
-            json_schema_extra={"pattern": r"^(sha256:)?[0-9a-fA-F]{6,64}$"},
+            json_schema_extra={"pattern": DIGEST_PREFIX_INPUT_SCHEMA_PATTERN},
         ),
     ],
 ) -> list[ArtifactMatch]:

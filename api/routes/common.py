@@ -7,8 +7,19 @@ from typing import Annotated
 from fastapi import Path, Query
 from starlette.convertors import StringConvertor, register_url_convertor
 
-from registry.errors import InvalidInput
-from registry.refs import ALIAS_PATTERN, Ref, parse_selector, validate_name
+from registry.refs import (
+    ALIAS_SCHEMA_PATTERN,
+    NAME_PART_SCHEMA_PATTERN,
+    NAMED_VERSION_SCHEMA_PATTERN,
+    NAMESPACE_SCHEMA_PATTERN,
+    SELECTOR_SCHEMA_PATTERN,
+    SHA_PREFIX_MAX,
+    SHA_PREFIX_MIN,
+    TAG_FILTER_SCHEMA_PATTERN,
+    Ref,
+    parse_selector,
+    validate_name,
+)
 from registry.service.catalog.paging import TOKEN_PATTERN
 
 
@@ -30,43 +41,39 @@ def _pattern(regex: str) -> dict[str, object]:
     return {"pattern": regex}
 
 
-Namespace = Annotated[str, Path(json_schema_extra=_pattern(r"^[a-z0-9][a-z0-9._-]{0,63}$"))]
-Name = Annotated[str, Path(json_schema_extra=_pattern(r"^[a-z0-9][a-z0-9._-]{0,127}$"))]
+SHA_HEX = f"{SHA_PREFIX_MIN}-{SHA_PREFIX_MAX}"
+Namespace = Annotated[str, Path(json_schema_extra=_pattern(NAMESPACE_SCHEMA_PATTERN))]
+Name = Annotated[str, Path(json_schema_extra=_pattern(NAME_PART_SCHEMA_PATTERN))]
 Selector = Annotated[
     str,
     Path(
-        description="a version number, an alias, `latest` or `sha256:<6-64 hex>`",
-        json_schema_extra=_pattern(rf"^([1-9][0-9]{{0,8}}|sha256:[0-9a-f]{{6,64}}|{ALIAS_PATTERN})$"),
+        description=f"a version number, an alias, `latest` or `sha256:<{SHA_HEX} hex>`",
+        json_schema_extra=_pattern(SELECTOR_SCHEMA_PATTERN),
     ),
 ]
 NamedVersion = Annotated[  # a DELETE names the version: `latest` (a moving target) is refused
     str,
     Path(
-        description="a version number, an alias or `sha256:<6-64 hex>` (not `latest`)",
-        json_schema_extra=_pattern(
-            rf"^([1-9][0-9]{{0,8}}|sha256:[0-9a-f]{{6,64}}|(?!latest$){ALIAS_PATTERN})$"
-        ),
+        description=f"a version number, an alias or `sha256:<{SHA_HEX} hex>` (not `latest`)",
+        json_schema_extra=_pattern(NAMED_VERSION_SCHEMA_PATTERN),
     ),
 ]
 AliasName = Annotated[
     str,
     Path(
         description="lowercase, starts with a letter; `latest` is implicit",
-        json_schema_extra=_pattern(rf"^(?!latest$){ALIAS_PATTERN}$"),
+        json_schema_extra=_pattern(ALIAS_SCHEMA_PATTERN),
     ),
 ]
 PageToken = Annotated[
     str | None,
     Query(description="next_page_token of the previous page", json_schema_extra=_pattern(TOKEN_PATTERN)),
 ]
-TAG_ITEM = r"^[^:=\x00-\x1f\x7f]+[:=][^\x00-\x1f\x7f]*$"
 TagFilter = Annotated[
     list[str],
     Query(
         description="key:value (or key=value), repeatable; all must match",
-        json_schema_extra={
-            "items": {"type": "string", "pattern": r"^[^:=\x00-\x1f\x7f]+[:=][^\x00-\x1f\x7f]*$"}
-        },
+        json_schema_extra={"items": {"type": "string", "pattern": TAG_FILTER_SCHEMA_PATTERN}},
     ),
 ]
 
@@ -75,14 +82,3 @@ def version_ref(ns: str, name: str, v: str = "latest") -> Ref:
     """`/adapters/{ns}/{name}/versions/{v}`: v is a number, an alias, `latest` or `sha256:prefix`."""
     validate_name(f"{ns}/{name}", "name")
     return Ref(ns, name, **parse_selector(v, "version"))  # type: ignore[arg-type]
-
-
-def parse_tag_filters(items: list[str], field: str = "tag") -> dict[str, str]:
-    """`tag=k:v` as docs/rest.md writes it; `k=v` (the CLI's form) works too. Splits at the first of them."""
-    tags: dict[str, str] = {}
-    for item in items:
-        cut = min((i for i in (item.find(":"), item.find("=")) if i > 0), default=-1)
-        if cut < 0 or any(ord(c) < 32 or ord(c) == 127 for c in item):
-            raise InvalidInput(f"{field}: {item[:80]!r} is not key:value", field=field)
-        tags[item[:cut].strip()] = item[cut + 1 :].strip()
-    return tags

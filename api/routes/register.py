@@ -18,7 +18,7 @@ from api.errors import ERROR_RESPONSES, ErrorBody, UnsupportedMediaType
 from api.middleware import BODY_LIMIT
 from api.schemas import BASE_LABEL_PATTERN, PLAIN, TAG_PATTERN, Registered, RegisterFromSource, inline_schema
 from registry import service
-from registry.refs import ADAPTER_NAME_PATTERN
+from registry.refs import ADAPTER_NAME_PATTERN, DIGEST_INPUT_SCHEMA_PATTERN, SHA256_SCHEMA_PATTERN
 from registry.scratch import scratch_dir
 from registry.service.registration.register import (
     MAX_DESCRIPTION,
@@ -76,18 +76,18 @@ REQUEST_BODY: dict[str, Any] = {
                     "sha256": {
                         **_text,
                         "description": "expected sha256 of the weights (checked)",
-                        "pattern": "^(sha256:)?[0-9a-fA-F]{64}$",
+                        "pattern": DIGEST_INPUT_SCHEMA_PATTERN,
                     },
                     "base_config_sha256": {
                         **_text,
                         "description": "fingerprint of config.json in the folder the adapter config's "
                         "base_model_name_or_path names on the client (registry.base_evidence)",
-                        "pattern": "^[0-9a-f]{64}$",
+                        "pattern": SHA256_SCHEMA_PATTERN,
                     },
                     "base_weights_sha256": {
                         **_text,
                         "description": "sha256 of model.safetensors in that folder",
-                        "pattern": "^[0-9a-f]{64}$",
+                        "pattern": SHA256_SCHEMA_PATTERN,
                     },
                     "base_architecture": {
                         **_text,

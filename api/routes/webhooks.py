@@ -19,6 +19,8 @@ from starlette.convertors import StringConvertor, register_url_convertor
 from api.deps import SignedIn
 from api.errors import ERROR_RESPONSES
 from api.schemas import PLAIN, Strict
+from registry.refs import ALIAS_GLOB_SCHEMA_PATTERN as ALIAS_GLOB
+from registry.refs import NAMESPACE_SCHEMA_PATTERN as NAMESPACE
 from registry.service.events import deliveries, webhooks
 from registry.webhooks.types import SUBSCRIBABLE
 from registry.webhooks.views import DeliveryView, PingSent, WebhookCreated, WebhookView
@@ -33,8 +35,6 @@ class IdConvertor(StringConvertor):
 register_url_convertor("hook_id", IdConvertor())
 HOOK = "/{webhook_id:hook_id}"
 EVENT_TYPES = ", ".join(t.value for t in SUBSCRIBABLE)
-ALIAS_GLOB = r"^[a-z0-9._*?\[\]!-]{1,64}$"
-NAMESPACE = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 # The schema says the scheme; which hosts are allowed is the operator's (PEMREG_WEBHOOK_ALLOWED_HOSTS),
 # checked by the service with the rest of the URL rules.
 HTTP_URL = r"^\s*[Hh][Tt][Tt][Pp][Ss]?://"

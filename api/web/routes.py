@@ -21,11 +21,12 @@ from fastapi.routing import APIRoute
 from api.deps import Caller, base_registry
 from api.errors import refusal_audit, status_of
 from api.routes import downloads
-from api.routes.common import parse_tag_filters, version_ref
+from api.routes.common import version_ref
 from registry import service
 from registry.catalog.models import DELIVERY_STATUSES
 from registry.errors import InvalidInput, NotFound, PermissionDenied, RegistryError, Unauthenticated
 from registry.hashing import digest_of
+from registry.refs import parse_tag_filters
 from registry.service.access.namespaces import protected_patterns
 from registry.service.access.policy import matches_protected
 from registry.service.admin.keys import authenticate

@@ -16,7 +16,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from pydantic import BaseModel, TypeAdapter
 
-from ..refs import validate_name
+from ..refs import parse_ref, validate_name
 from . import errors
 from .models import (
     AdapterView,
@@ -35,10 +35,10 @@ CONNECT_TIMEOUT, READ_TIMEOUT = 5.0, 60.0
 
 
 def split_ref(ref: str) -> tuple[str, str]:
-    """`ns/name[@selector]` -> (`ns/name`, selector or 'latest'); the server validates the selector."""
-    name, _, selector = ref.strip().partition("@")
-    validate_name(name, "ref")
-    return name, selector or "latest"
+    """`ns/name[@selector]` -> (`ns/name`, selector or 'latest'), checked by the grammar the server
+    applies (registry/refs.py), so a bad selector is the same one-line error without a round trip."""
+    parsed = parse_ref(ref, "ref")
+    return parsed.full_name, parsed.selector or "latest"
 
 
 def seg(text: str) -> str:

@@ -1,9 +1,13 @@
-"""Expression parser: `0.5 * (acme/a + acme/b@2) - acme/c@sha256:ab12` -> one weight per ref.
+"""Expression parser: `0.5 * (acme/a + acme/b@2) - acme/c@sha256:ab12cd` -> one weight per ref.
 
 Grammar (recursive descent):  expr := term (('+' | '-') term)* ;  term := unary ('*' unary)* ;
 unary := ('+' | '-') unary | atom ;  atom := NUMBER | REF | '(' expr ')'.
 Values are linear combinations of refs with exact rational coefficients (Fraction), so equivalent
 expressions reduce to identical weights; they become floats only at the end.
+
+Bounds (docs/spec.md), so that no text makes the parser slow or fail with anything but a field error:
+the expression's length, the nesting of parentheses and signs, a number literal's digits and exponent,
+the size of every exact intermediate value, and each final weight's magnitude (MAX_WEIGHT).
 """
 
 from __future__ import annotations
@@ -13,19 +17,31 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from registry.errors import InvalidInput
-from registry.refs import REF_RE, Ref
+from registry.refs import REF_TOKEN_RE, Ref
 
-NUMBER_RE = re.compile(r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+MAX_EXPRESSION_CHARS = 4096  # about 200 inputs; a program writing more uses `inputs`
+MAX_DEPTH = 32  # parentheses and unary signs nested in each other
+MAX_NUMBER_DIGITS = 30  # digits of a number literal, before its exponent
+MAX_EXPONENT = 30  # |e| of a literal's `e<exponent>`
+MAX_BITS = 1024  # numerator and denominator of every exact intermediate value (about 300 digits)
+MAX_WEIGHT_TEXT = "1e6"  # |weight| of an input, from `expression`, `inputs` or `search.weights`
+MAX_WEIGHT = float(MAX_WEIGHT_TEXT)
+# Taken lexically (any run of digits), then bounded before Fraction ever sees it: `1e10000000` would
+# otherwise build a ten-million-digit integer.
+NUMBER_RE = re.compile(r"(?P<mantissa>[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE](?P<exponent>[+-]?[0-9]+))?")
 # A ref must not run into more name characters: `acme/a@v1x/..` or `acme/a/b` are errors.
 REF_END = re.compile(r"[A-Za-z0-9._@/:-]")
 
 
 @dataclass
 class Value:
-    """Either a scalar (terms empty, scalar set) or a linear combination of refs."""
+    """Either a scalar (terms empty, scalar set) or a linear combination of refs, whose weights are
+    `scale * terms[ref]`: scaling a combination is O(1), so `0.5 * (0.5 * (... (a + b + ...)))` does
+    not rescale every term at every level."""
 
     scalar: Fraction | None = None
     terms: dict[Ref, Fraction] = field(default_factory=dict)
+    scale: Fraction = Fraction(1)
 
     @property
     def is_scalar(self) -> bool:
@@ -36,7 +52,29 @@ def _error(message: str, column: int) -> InvalidInput:
     return InvalidInput(f"expression: {message} at column {column + 1}", field="expression")
 
 
+def _number(match: re.Match[str], column: int) -> Fraction:
+    digits = sum(c.isdigit() for c in match.group("mantissa"))
+    exponent = match.group("exponent")
+    if digits > MAX_NUMBER_DIGITS:
+        raise _error(f"a number has at most {MAX_NUMBER_DIGITS} digits", column)
+    size = len(exponent.lstrip("+-").lstrip("0")) if exponent is not None else 0  # before int() reads it
+    if exponent is not None and (size > 2 or abs(int(exponent)) > MAX_EXPONENT):
+        raise _error(f"a number's exponent runs from -{MAX_EXPONENT} to {MAX_EXPONENT}", column)
+    return Fraction(match.group())
+
+
+def _bounded(value: Fraction, column: int) -> Fraction:
+    if value.numerator.bit_length() > MAX_BITS or value.denominator.bit_length() > MAX_BITS:
+        raise _error("a coefficient grows too large or too precise", column)
+    return value
+
+
 def tokenize(text: str) -> list[tuple[str, object, int]]:
+    if len(text) > MAX_EXPRESSION_CHARS:
+        raise InvalidInput(
+            f"expression: at most {MAX_EXPRESSION_CHARS} characters (list many inputs under `inputs`)",
+            field="expression",
+        )
     tokens: list[tuple[str, object, int]] = []
     pos = 0
     while pos < len(text):
@@ -48,19 +86,19 @@ def tokenize(text: str) -> list[tuple[str, object, int]]:
             tokens.append((ch, ch, pos))
             pos += 1
             continue
-        ref = REF_RE.match(text, pos)
+        ref = REF_TOKEN_RE.match(text, pos)
         if ref:
             if ref.end() < len(text) and REF_END.match(text, ref.end()):
                 raise _error(f"malformed reference {text[pos : ref.end() + 1]!r}", pos)
             try:
-                tokens.append(("ref", Ref.build(ref.group("name"), ref.group("selector")), pos))
+                tokens.append(("ref", Ref.build(ref.group("name"), ref.group("selector"), "expression"), pos))
             except InvalidInput as exc:
-                raise _error(str(exc), pos) from None
+                raise _error(str(exc).removeprefix("expression: "), pos) from None
             pos = ref.end()
             continue
         number = NUMBER_RE.match(text, pos)
         if number:
-            tokens.append(("num", Fraction(number.group()), pos))
+            tokens.append(("num", _number(number, pos), pos))
             pos = number.end()
             continue
         raise _error(f"unexpected character {ch!r}", pos)
@@ -72,6 +110,7 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.tokens = tokenize(text)
         self.i = 0
+        self.depth = 0
 
     def peek(self) -> tuple[str, object, int]:
         return self.tokens[self.i]
@@ -81,6 +120,11 @@ class _Parser:
         self.i += 1
         return tok
 
+    def nested(self, column: int) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise _error(f"parentheses and signs nest at most {MAX_DEPTH} deep", column)
+
     def expr(self) -> Value:
         value = self.term()
         while self.peek()[0] in "+-":
@@ -89,17 +133,34 @@ class _Parser:
         return value
 
     def term(self) -> Value:
-        value = self.unary()
-        while self.peek()[0] == "*":
-            _, _, col = self.take()
-            value = _mul(value, self.unary(), col)
-        return value
+        # Scalar factors are multiplied first and the combination scaled once, so `(a + b) * 1 * 1 ...`
+        # costs one pass over its terms.
+        combination: Value | None = None
+        factor = Fraction(1)
+        column = self.peek()[2]
+        while True:
+            value = self.unary()
+            if value.is_scalar:
+                assert value.scalar is not None
+                factor = _bounded(factor * value.scalar, column)
+            elif combination is None:
+                combination = value
+            else:
+                raise _error("cannot multiply two adapters (only scalar multiplication)", column)
+            if self.peek()[0] != "*":
+                break
+            _, _, column = self.take()
+        if combination is None:
+            return Value(scalar=factor)
+        return combination if factor == 1 else _scale(combination, factor, column)
 
     def unary(self) -> Value:
         if self.peek()[0] in "+-":
-            op, _, _ = self.take()
+            op, _, col = self.take()
+            self.nested(col)
             inner = self.unary()
-            return _scale(inner, Fraction(-1 if op == "-" else 1))
+            self.depth -= 1
+            return inner if op == "+" else _scale(inner, Fraction(-1), col)
         return self.atom()
 
     def atom(self) -> Value:
@@ -111,7 +172,9 @@ class _Parser:
             assert isinstance(value, Ref)
             return Value(terms={value: Fraction(1)})
         if kind == "(":
+            self.nested(col)
             inner = self.expr()
+            self.depth -= 1
             if self.peek()[0] != ")":
                 raise _error("expected ')'", self.peek()[2])
             self.take()
@@ -120,33 +183,30 @@ class _Parser:
         raise _error(f"unexpected {what}", col)
 
 
-def _scale(v: Value, k: Fraction) -> Value:
+def _scale(v: Value, k: Fraction, col: int) -> Value:
     if v.is_scalar:
         assert v.scalar is not None
-        return Value(scalar=v.scalar * k)
-    return Value(terms={r: c * k for r, c in v.terms.items()})
+        return Value(scalar=_bounded(v.scalar * k, col))
+    if k == 0:  # a zero scale could not be divided out again when another value is added
+        return Value(terms=dict.fromkeys(v.terms, Fraction(0)))
+    return Value(terms=v.terms, scale=_bounded(v.scale * k, col))
 
 
 def _add(a: Value, b: Value, sign: int, col: int) -> Value:
+    """a + sign * b. Every Value is the parser's own and used once, so the larger dict absorbs the
+    smaller in place: a sum costs O(n log n) over its nesting, never a copy per level."""
     if a.is_scalar and b.is_scalar:
         assert a.scalar is not None and b.scalar is not None
-        return Value(scalar=a.scalar + sign * b.scalar)
+        return Value(scalar=_bounded(a.scalar + sign * b.scalar, col))
     if a.is_scalar or b.is_scalar:
         raise _error("cannot add a number to an adapter (write `number * adapter`)", col)
-    terms = dict(a.terms)
-    for ref, c in b.terms.items():
-        terms[ref] = terms.get(ref, Fraction(0)) + sign * c
-    return Value(terms=terms)
-
-
-def _mul(a: Value, b: Value, col: int) -> Value:
-    if a.is_scalar:
-        assert a.scalar is not None
-        return _scale(b, a.scalar)
-    if b.is_scalar:
-        assert b.scalar is not None
-        return _scale(a, b.scalar)
-    raise _error("cannot multiply two adapters (only scalar multiplication)", col)
+    if sign < 0:
+        b = Value(terms=b.terms, scale=-b.scale)
+    big, small = (a, b) if len(a.terms) >= len(b.terms) else (b, a)
+    ratio = _bounded(small.scale / big.scale, col)
+    for ref, c in small.terms.items():
+        big.terms[ref] = _bounded(big.terms.get(ref, Fraction(0)) + ratio * c, col)
+    return big
 
 
 def reduce_expression(text: str) -> dict[Ref, Fraction]:
@@ -160,13 +220,27 @@ def reduce_expression(text: str) -> dict[Ref, Fraction]:
         raise _error(f"unexpected {tok!r}", col)
     if value.is_scalar:
         raise InvalidInput("expression: a number alone names no adapter", field="expression")
-    return value.terms
+    # Sums merge smaller into larger, so the dict's order is not the text's: restore first appearance.
+    first = {tok: i for i, (kind, tok, _) in reversed(list(enumerate(parser.tokens))) if kind == "ref"}
+    ordered = sorted(value.terms, key=first.__getitem__)
+    return {ref: _bounded(value.scale * value.terms[ref], 0) for ref in ordered}
 
 
 def parse_expression(text: str) -> list[tuple[Ref, float]]:
     """One (ref, weight) per distinct ref, order of first appearance; refs whose weights cancel to 0
     are dropped, and an expression where every weight cancels is an error."""
-    weights = [(ref, float(w)) for ref, w in reduce_expression(text).items() if w != 0]
+    weights = [(ref, float(w)) for ref, w in _within_bound(reduce_expression(text)).items() if w != 0]
     if not weights:
         raise InvalidInput("expression: every weight reduces to 0", field="expression")
+    return weights
+
+
+def _within_bound(weights: dict[Ref, Fraction]) -> dict[Ref, Fraction]:
+    for ref, w in weights.items():
+        if abs(w) > MAX_WEIGHT:
+            raise InvalidInput(
+                f"expression: the weight of {ref} is {float(w):.3g}; weights are bounded by "
+                f"{MAX_WEIGHT_TEXT} in magnitude",
+                field="expression",
+            )
     return weights

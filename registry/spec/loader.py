@@ -65,7 +65,8 @@ def _read(source: str | os.PathLike[str]) -> str:
     return source
 
 
-def _first_error(exc: ValidationError, node: yaml.Node | None) -> InvalidInput:
+def _located(exc: ValidationError) -> tuple[tuple[Any, ...], str, Any]:
+    """The first error's path (a cross-field check's own field included), message and cause."""
     err = exc.errors()[0]
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
     cause = (err.get("ctx") or {}).get("error")
@@ -75,6 +76,18 @@ def _first_error(exc: ValidationError, node: yaml.Node | None) -> InvalidInput:
     message = message.removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         message = "unknown field"
+    return loc, message, cause
+
+
+def describe(exc: ValidationError) -> str:
+    """`field: problem` of a spec that fails validation without its text (a stored spec re-read by a
+    run, a retry, a schedule): the same words a submission gets, without a line number."""
+    loc, message, _ = _located(exc)
+    return f"{_dotted(loc) or 'spec'}: {message}"
+
+
+def _first_error(exc: ValidationError, node: yaml.Node | None) -> InvalidInput:
+    loc, message, cause = _located(exc)
     field = _dotted(loc) or "spec"
     at = cause.at if isinstance(cause, SpecFieldError) else ()
     line = _line(node, loc) if not at or _line(node, loc) != _line(node, loc[:-1]) else _line(node, at)

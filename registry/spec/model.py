@@ -5,20 +5,24 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from registry.cron import check_cron
 from registry.errors import InvalidInput
-from registry.refs import ADAPTER_NAME_PATTERN, Ref
-from registry.spec.expression import parse_expression, reduce_expression
+from registry.refs import ADAPTER_NAME_PATTERN, ALIAS_SCHEMA_PATTERN, Ref, validate_alias
+from registry.spec.expression import MAX_WEIGHT, MAX_WEIGHT_TEXT, parse_expression, reduce_expression
 
+T = TypeVar("T")
 Method = Literal[
     "linear", "delta_cat", "delta_svd", "ties", "dare_linear", "dare_ties", "magnitude_prune", "core_merge"
 ]
 PRUNING = ("ties", "dare_linear", "dare_ties", "magnitude_prune")
 DENSITY_METHODS = PRUNING + ("core_merge",)
 AdapterName = Annotated[str, Field(pattern=ADAPTER_NAME_PATTERN)]
+# Finite and at most MAX_WEIGHT in magnitude (docs/spec.md): `1e308 + 1e308` would sum to inf.
+Weight = Annotated[float, Field(allow_inf_nan=False, ge=-MAX_WEIGHT, le=MAX_WEIGHT)]
 
 
 class SpecFieldError(ValueError):
@@ -37,12 +41,12 @@ class _Strict(BaseModel):
 class InputSpec(_Strict):
     adapter: AdapterName
     version: int | str = "latest"  # N, an alias, or sha256:<prefix>
-    weight: float
+    weight: Weight
 
     @field_validator("version")
     @classmethod
     def _version(cls, v: int | str) -> int | str:
-        _checked(lambda: Ref.build("x/x", v))  # same rules as `@selector` in expressions
+        _checked(lambda: Ref.build("x/x", v, "version"))  # same rules as `@selector` in expressions
         return v
 
     def ref(self) -> Ref:
@@ -57,16 +61,16 @@ class EvaluationSpec(_Strict):
 
 class GateSpec(_Strict):
     evaluation: str
-    max: float | None = None
-    min: float | None = None
+    max: float | None = Field(default=None, allow_inf_nan=False)  # NaN would make every gate pass
+    min: float | None = Field(default=None, allow_inf_nan=False)
     max_regression_vs: AdapterName | None = None  # a ref; may carry @selector
-    by: float | None = Field(default=None, ge=0)
+    by: float | None = Field(default=None, ge=0, allow_inf_nan=False)
 
     @field_validator("max_regression_vs", mode="before")
     @classmethod
     def _strip_selector(cls, v: Any) -> Any:
         if isinstance(v, str) and "@" in v:
-            _checked(lambda: Ref.parse(v))
+            _checked(lambda: Ref.parse(v, "max_regression_vs"))
             return v.split("@", 1)[0]
         return v
 
@@ -86,7 +90,7 @@ class ObjectiveSpec(_Strict):
 
 class SearchSpec(_Strict):
     strategy: Literal["grid", "random", "nevergrad"] = "grid"
-    weights: dict[str, list[float]] = Field(min_length=1)  # ref -> candidate weights
+    weights: dict[str, list[Weight]] = Field(min_length=1)  # ref -> candidate weights
     objective: ObjectiveSpec
     budget: int | None = Field(default=None, gt=0)  # random / nevergrad: number of candidates
 
@@ -94,7 +98,7 @@ class SearchSpec(_Strict):
     @classmethod
     def _refs(cls, v: dict[str, list[float]]) -> dict[str, list[float]]:
         for key, values in v.items():
-            _checked(functools.partial(Ref.parse, key))
+            _checked(functools.partial(Ref.parse, key, "weights"))
             if not values:
                 raise SpecFieldError(("weights", key), "needs at least one candidate weight")
         return v
@@ -103,7 +107,14 @@ class SearchSpec(_Strict):
 class OutputSpec(_Strict):
     # ensemble: decoding-time composition, registered as a recipe (registry/service/ensemble.py)
     kind: Literal["adapter", "merged_model", "ensemble"] = "adapter"
-    aliases: list[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]] = []
+    # The check the registration makes when it moves each alias (registry/refs.py), not a copy of it.
+    aliases: list[
+        Annotated[
+            str,
+            Field(json_schema_extra={"pattern": ALIAS_SCHEMA_PATTERN}),
+            AfterValidator(lambda v: _checked(lambda: validate_alias(v, "aliases"))),
+        ]
+    ] = []
 
 
 class CompositionSpec(_Strict):
@@ -145,9 +156,7 @@ class CompositionSpec(_Strict):
     @field_validator("schedule")
     @classmethod
     def _cron(cls, v: str | None) -> str | None:
-        if v is not None and not _valid_cron(v):
-            raise ValueError(f"{v!r} is not a 5-field cron expression")
-        return v
+        return None if v is None else _checked(lambda: check_cron(v))
 
     @model_validator(mode="after")
     def _cross_fields(self) -> CompositionSpec:
@@ -238,6 +247,11 @@ class CompositionSpec(_Strict):
         for item in self.inputs or []:
             merged[item.ref()] = merged.get(item.ref(), 0.0) + item.weight
         result = [(r, w) for r, w in merged.items() if w != 0]
+        for ref, w in result:
+            if abs(w) > MAX_WEIGHT:
+                raise SpecFieldError(
+                    ("inputs",), f"the weights of {ref} add up to {w:.3g}; bounded by {MAX_WEIGHT_TEXT}"
+                )
         if not result:
             raise SpecFieldError(("inputs",), "every weight is 0")
         return result
@@ -250,17 +264,10 @@ class CompositionSpec(_Strict):
         return json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
 
 
-def _checked(fn: Callable[[], Ref]) -> Ref:
-    """Ref errors are InvalidInput; pydantic only attributes ValueErrors to the field."""
+def _checked(fn: Callable[[], T]) -> T:
+    """Grammar errors are InvalidInput; pydantic only attributes ValueErrors to the field (and names the
+    field itself, so the checker's own `field: ` prefix goes)."""
     try:
         return fn()
     except InvalidInput as exc:
-        raise ValueError(str(exc)) from None
-
-
-def _valid_cron(text: str) -> bool:
-    fields = text.split()
-    if len(fields) != 5:
-        return False
-    allowed = set("0123456789*/,-") | set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-    return all(f and set(f) <= allowed for f in fields)
+        raise ValueError(str(exc).removeprefix(f"{exc.field}: ")) from None

@@ -14,7 +14,7 @@ from registry.catalog.db import transaction
 from registry.catalog.upsert import insert_ignore
 from registry.errors import Conflict, InvalidInput, NotFound
 from registry.failpoints import failpoint
-from registry.refs import validate_namespace
+from registry.refs import ALIAS_GLOB_RE, validate_namespace
 from registry.service.access.policy import (
     Standing,
     demand,
@@ -30,7 +30,6 @@ from registry.views import GrantView, NamespaceView, WhoAmI, WhoAmIGrant
 
 SUBJECT_RE = re.compile(r"^(key|user|group):[^\x00-\x1f\x7f]{1,200}$")
 # Protected alias globs: alias characters plus fnmatch's * ? [ ] !
-PATTERN_RE = re.compile(r"^[a-z0-9._*?\[\]!-]{1,64}$")
 MAX_PATTERNS = 32
 MAX_DESCRIPTION = 4096
 
@@ -63,7 +62,7 @@ def validate_patterns(patterns: list[str]) -> list[str]:
             f"protected_aliases: a list of at most {MAX_PATTERNS} patterns", field="protected_aliases"
         )
     for pattern in patterns:
-        if not isinstance(pattern, str) or not PATTERN_RE.fullmatch(pattern):
+        if not isinstance(pattern, str) or not ALIAS_GLOB_RE.fullmatch(pattern):
             raise InvalidInput(
                 f"protected_aliases: {pattern!r:.80} is not an alias glob (e.g. prod, release-*)",
                 field="protected_aliases",

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from pydantic import ValidationError
 from sqlalchemy import func, select, update
 
 from registry.catalog import models as m
@@ -54,6 +55,7 @@ from registry.service.compositions.stored import StoredSpec, stored_spec_of
 from registry.service.context import Registry
 from registry.service.events import outbox
 from registry.spec import CompositionSpec
+from registry.spec.loader import describe
 
 log = logging.getLogger("pemreg.runs")
 POLL_SECONDS = 0.25
@@ -404,6 +406,8 @@ def wait(
 
 
 def one_line(exc: BaseException) -> str:
+    if isinstance(exc, ValidationError) and exc.errors():  # a stored spec today's rules refuse
+        return describe(exc)[:2000]
     text = str(exc).strip()
     first = text.splitlines()[0] if text else ""
     return (first or type(exc).__name__)[:2000]
@@ -718,8 +722,8 @@ def reconcile(
             except Exception as exc:  # noqa: BLE001 - the row is what users read; the UI can lag
                 log.warning("reconcile: cannot mark flow run %s crashed: %s", run.flow_run_id, one_line(exc))
         if action == "retried" and restart is not None:
-            spec = CompositionSpec.model_validate(run.spec)
-            try:
+            try:  # a spec stored by an older version may fail today's rules: that run ends, not the loop
+                spec = CompositionSpec.model_validate(run.spec)
                 with heartbeating(reg, run.id):
                     restart(reg, get(reg, run.id), spec)
             except Exception as exc:  # noqa: BLE001 - could not resubmit: the run ends failed

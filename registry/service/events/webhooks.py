@@ -14,7 +14,6 @@ rights decide which events it receives (registry.service.events.audience).
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -26,6 +25,7 @@ from sqlalchemy.orm import Session
 from registry.catalog import models as m
 from registry.catalog.db import transaction
 from registry.errors import Conflict, InvalidInput, NotFound
+from registry.refs import ALIAS_GLOB_RE, validate_namespace
 from registry.service.access.identity import Access
 from registry.service.access.policy import (
     RANK,
@@ -46,9 +46,6 @@ from registry.webhooks.signing import new_secret
 from registry.webhooks.types import SUBSCRIBABLE, EventData, EventType
 from registry.webhooks.views import PingSent, WebhookCreated, WebhookView
 
-NAMESPACE_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
-# An alias glob: alias characters plus fnmatch's `*`, `?` and `[...]` classes.
-ALIAS_GLOB_RE = re.compile(r"[a-z0-9._*?\[\]!-]{1,64}")
 MAX_DESCRIPTION = 4096
 UNSET: Any = object()
 
@@ -77,9 +74,7 @@ def check_events(events: list[str] | None) -> list[str]:
 def check_namespace(namespace: str | None) -> str | None:
     if namespace is None or namespace == "":
         return None
-    if not NAMESPACE_RE.fullmatch(namespace):
-        raise InvalidInput(f"namespace: {namespace!r:.80} is not a namespace", field="namespace")
-    return namespace
+    return validate_namespace(namespace)
 
 
 def check_alias_pattern(pattern: str | None) -> str | None:

@@ -12,6 +12,7 @@ from registry.base_evidence import BaseEvidence, config_fingerprint, folder_evid
 from registry.catalog import models as m
 from registry.catalog.db import transaction
 from registry.errors import Conflict, InvalidInput
+from registry.refs import SHA256_RE
 from registry.service.catalog import audit
 from registry.service.context import Registry
 from registry.service.registration.base_identity import (
@@ -26,7 +27,6 @@ from registry.views import BaseModelDetail, BaseModelView
 
 DEFAULT_REVISION = "main"
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
-SHA256_RE = re.compile(r"[0-9a-f]{64}")
 
 
 def _check_fields(name: str, revision: str, source: str, sha256: str | None) -> None:

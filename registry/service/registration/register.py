@@ -24,7 +24,7 @@ from registry.hashing import sha256_bytes
 from registry.model_card import CARD_FILE, GENERATED_CARD_FILE, render_model_card
 from registry.paths import user_path
 from registry.provenance import build_provenance, dumps
-from registry.refs import validate_name
+from registry.refs import TAG_KEY_MAX, TAG_VALUE_MAX, validate_name
 from registry.scratch import scratch_dir
 from registry.service.access.namespaces import ensure_namespace
 from registry.service.access.policy import may_write_somewhere, require_global
@@ -44,7 +44,6 @@ if TYPE_CHECKING:  # torch-heavy; imported when a registration actually runs
     from registry.ingest import IngestedAdapter
 
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
-TAG_KEY_MAX = 128
 MAX_DESCRIPTION = 16384  # characters; at most 64 KiB of UTF-8, the upload form's per-field limit
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -72,9 +71,10 @@ def check_lengths(
     for key, value in tags.items():
         if not key.strip() or "=" in key:
             raise InvalidInput(f"tags: {key[:40]!r} is not a tag key", field="tags")
-        if len(key) > 128 or len(value) > 512:
+        if len(key) > TAG_KEY_MAX or len(value) > TAG_VALUE_MAX:
             raise InvalidInput(
-                f"tags: {key[:40]!r}: keys up to 128, values up to 512 characters", field="tags"
+                f"tags: {key[:40]!r}: keys up to {TAG_KEY_MAX}, values up to {TAG_VALUE_MAX} characters",
+                field="tags",
             )
         if CONTROL_RE.search(key) or CONTROL_RE.search(value):
             raise InvalidInput(f"tags: {key[:40]!r}: control characters are not allowed", field="tags")

@@ -16,13 +16,13 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 
 from registry.base_evidence import BaseEvidence
 from registry.errors import InvalidInput, NotFound, StoreError
+from registry.refs import SHA256_RE
 from registry.service.context import Registry, open_store_for
 from registry.service.registration.register import parse_tags, register_adapter
 from registry.sources import SourceAccess, local_folder
 from registry.training import parse_training
 from registry.views import VersionView
 
-SHA256_RE = re.compile(r"[0-9a-f]{64}")
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 # Multipart file fields -> the PEFT file each one becomes. `readme` is the user's model card, kept
