@@ -1,4 +1,12 @@
-"""`compose`: the top-level entry. Streams module by module so memory stays O(one module)."""
+"""The one composition loop, module by module, shared by `compose` (adapters in memory) and
+`compose_files` (adapter folders, compose/stream.py).
+
+Both run `run`: checks on the inputs' skeletons (shapes and configs only), the output planned from
+them, then for each module path in turn: that module of every input that has it (`Source.module`:
+already in memory, or read and validated from the file), `Composer.combine`, and the output module
+handed to a `Sink` (kept in memory, or appended to the output file). Memory is one module of every
+input plus the output module, beyond what the sources themselves hold.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +14,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import reduce
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -62,12 +70,65 @@ def compose(
     (registry.evaluation.calibration computes them)."""
     params = MethodParams(method, rank, density, majority_sign, seed, core_criterion, activation_norms)
     with torch_threads(threads):
-        return _compose(adapters, weights, params, check_base_model)
+        sink = MemorySink()
+        return run([InMemory(a) for a in adapters], weights, params, check_base_model, sink)
+
+
+class Source(Protocol):
+    """One input: its skeleton (config, module shapes) and its modules, one at a time."""
+
+    @property
+    def skeleton(self) -> PemAdapter: ...
+
+    def module(self, path: str) -> Any: ...
+
+
+@dataclass(frozen=True)
+class InMemory:
+    """An adapter already in memory as a Source (its own modules are the skeleton's)."""
+
+    adapter: PemAdapter
+
+    @property
+    def skeleton(self) -> PemAdapter:
+        return self.adapter
+
+    def module(self, path: str) -> Any:
+        return self.adapter.modules[path]
+
+
+class Sink(Protocol):
+    """Where output modules go, in the planned order; `close` returns the result's modules."""
+
+    def open(self, kind: Any, planned: Mapping[str, Any]) -> None: ...
+
+    def write(self, path: str, module: Any) -> None: ...
+
+    def close(self, config: dict[str, Any]) -> Mapping[str, Any]: ...
+
+    def abort(self) -> None: ...
+
+
+class MemorySink:
+    def __init__(self) -> None:
+        self.modules: dict[str, Any] = {}
+
+    def open(self, kind: Any, planned: Mapping[str, Any]) -> None:
+        pass
+
+    def write(self, path: str, module: Any) -> None:
+        self.modules[path] = module
+
+    def close(self, config: dict[str, Any]) -> Mapping[str, Any]:
+        return self.modules
+
+    def abort(self) -> None:
+        self.modules.clear()
 
 
 @dataclass(frozen=True)
 class Prepared:
-    """What both engines (in memory here, streaming in stream.py) settle before any arithmetic."""
+    """What the loop settles before any arithmetic."""
 
     params: MethodParams  # rank resolved
     composer: Composer
@@ -102,6 +163,46 @@ def entries_at(path: str, modules: Sequence[Mapping[str, Any]], weights: Sequenc
     ]
 
 
+def run(
+    sources: Sequence[Source],
+    weights: Sequence[float],
+    params: MethodParams,
+    check_base_model: bool,
+    sink: Sink,
+) -> CompositionResult:
+    """The composition loop (see the module docstring)."""
+    started = time.perf_counter()
+    skeletons = [s.skeleton for s in sources]
+    prep = prepare(skeletons, weights, params, check_base_model)
+    shapes = [s.modules for s in skeletons]
+    composer = prep.composer
+    planned = {
+        path: composer.plan(path, entries_at(path, shapes, weights), prep.params, prep.out_dtype)
+        for path in prep.paths
+    }
+    reports: dict[str, dict[str, Any]] = {}
+    sink.open(skeletons[0].kind, planned)
+    try:
+        for path in prep.paths:
+            entries = [
+                Entry(i, float(w), s.module(path))
+                for i, (s, w) in enumerate(zip(sources, weights, strict=True))
+                if path in s.skeleton.modules
+            ]
+            module, reports[path] = composer.combine(path, entries, prep.params, prep.device, prep.out_dtype)
+            sink.write(path, module)
+            del entries, module  # before the next module is read: one module of each input held
+        config = composer.output_config(skeletons, planned, prep.params)
+        modules = sink.close(config)
+    except BaseException:
+        sink.abort()
+        raise
+    adapter = PemAdapter(
+        pem_type=skeletons[0].pem_type, config=config, modules=dict(modules), dtype=dtype_name(prep.out_dtype)
+    )
+    return finish(adapter, prep, reports, started)
+
+
 def finish(
     adapter: PemAdapter,
     prepared: Prepared,
@@ -133,26 +234,3 @@ def finish(
         device=str(prepared.device),
         summary=summary,
     )
-
-
-def _compose(
-    adapters: Sequence[PemAdapter],
-    weights: Sequence[float],
-    params: MethodParams,
-    check_base_model: bool,
-) -> CompositionResult:
-    started = time.perf_counter()
-    prep = prepare(adapters, weights, params, check_base_model)
-    inputs = [a.modules for a in adapters]
-    modules: dict[str, Any] = {}
-    reports: dict[str, dict[str, Any]] = {}
-    for path in prep.paths:
-        entries = entries_at(path, inputs, weights)
-        modules[path], reports[path] = prep.composer.combine(
-            path, entries, prep.params, prep.device, prep.out_dtype
-        )
-    config = prep.composer.output_config(adapters, modules, prep.params)
-    adapter = PemAdapter(
-        pem_type=adapters[0].pem_type, config=config, modules=modules, dtype=dtype_name(prep.out_dtype)
-    )
-    return finish(adapter, prep, reports, started)

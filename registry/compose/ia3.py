@@ -57,7 +57,7 @@ class Ia3Composer(Composer):
         else:
             seeds = [dare_seed(params.seed, path, e.index) for e in entries]
             merged = prune_merge(
-                deltas, weights, params.method, params.required_density(), params.majority_sign, seeds
+                lambda: deltas, weights, params.method, params.required_density(), params.majority_sign, seeds
             )
         assert isinstance(merged, torch.Tensor)
         out = Ia3Module(

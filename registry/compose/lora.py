@@ -118,10 +118,10 @@ class LoraComposer(Composer):
             )
             b, a, report["retained_energy"] = dense_truncated(merged, params.required_rank())
         else:
-            deltas = [s * (bi @ ai) for s, bi, ai in zip(scales, b_list, a_list, strict=True)]
             seeds = [dare_seed(params.seed, path, e.index) for e in entries]
             merged = prune_merge(
-                deltas,
+                # one input's dense delta at a time, formed again on each pass
+                lambda: ((bi @ ai).mul_(s) for s, bi, ai in zip(scales, b_list, a_list, strict=True)),
                 [e.weight for e in entries],
                 params.method,
                 params.required_density(),
