@@ -12,14 +12,12 @@ from typing import Any, ClassVar
 
 import torch
 
+from registry.compose.methods import method_names
 from registry.errors import IncompatibleAdapters
 from registry.pem import PemAdapter
 from registry.pem.base import all_finite
 
-LINEAR_METHODS = ("linear", "delta_cat", "delta_svd")
-PRUNING_METHODS = ("ties", "dare_linear", "dare_ties", "magnitude_prune")
-CORE_METHODS = ("core_merge",)  # compose/core_merge.py
-METHODS = LINEAR_METHODS + PRUNING_METHODS + CORE_METHODS
+METHODS = method_names()  # the built-in methods' names, in the table's order (compose/methods.py)
 
 
 @dataclass(frozen=True)
@@ -57,6 +55,10 @@ class Entry:
 
 class Composer:
     pem_type: ClassVar[str]
+
+    def rules(self) -> frozenset[str]:
+        """The methods this composer has a rule for (a table method without one is refused)."""
+        raise NotImplementedError
 
     def check(self, adapters: Sequence[PemAdapter], params: MethodParams) -> None:
         """Per-module compatibility (shapes, ranks under linear); raise IncompatibleAdapters."""
@@ -98,11 +100,16 @@ COMPOSERS: dict[str, Composer] = {}
 
 
 def register_composer(composer: Composer) -> Composer:
+    if composer.pem_type in COMPOSERS:
+        raise ValueError(f"pem_type {composer.pem_type!r} already has a composer")
     COMPOSERS[composer.pem_type] = composer
     return composer
 
 
 def get_composer(pem_type: str) -> Composer:
+    # The built-in composers register on import; loaded here so that no caller has to remember to.
+    from registry.compose import ia3, lora  # noqa: F401
+
     try:
         return COMPOSERS[pem_type]
     except KeyError:

@@ -22,6 +22,7 @@ from registry.compose.base import Composer, Entry, MethodParams, get_composer
 from registry.compose.checks import check_adapters, check_params
 from registry.compose.core_merge import ActivationNorms, overlap_summary
 from registry.compose.device import DEFAULT_CPU_THREADS, compute_device, torch_threads
+from registry.compose.methods import get_method
 from registry.pem import PemAdapter, torch_dtype
 from registry.pem.base import dtype_name
 
@@ -222,8 +223,10 @@ def finish(
         "majority_sign": params.majority_sign,
         "seed": params.seed,
     }
-    if params.method == "core_merge":
+    method = get_method(params.method)
+    if method is not None and method.takes("core_criterion"):
         used["core_criterion"] = params.core_criterion
+    if any("core" in r for r in reports.values()):
         summary["core_overlap"] = overlap_summary(reports)
     return CompositionResult(
         adapter=adapter,

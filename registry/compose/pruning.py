@@ -38,9 +38,25 @@ def dare_mask(shape: torch.Size, density: float, seed: int) -> torch.Tensor:
     return torch.rand(shape, generator=gen) < density
 
 
+# method -> (trim, TIES sign election): every pruning method by name, no default.
+PRUNING: dict[str, tuple[str, bool]] = {
+    "ties": ("magnitude", True),
+    "magnitude_prune": ("magnitude", False),
+    "dare_linear": ("dare", False),
+    "dare_ties": ("dare", True),
+}
+
+
+def _rule(method: str) -> tuple[str, bool]:
+    try:
+        return PRUNING[method]
+    except KeyError:
+        raise ValueError(f"{method!r} is not a pruning method ({', '.join(PRUNING)})") from None
+
+
 def trimmed(delta: torch.Tensor, weight: float, method: str, density: float, seed: int) -> torch.Tensor:
-    """T_i = w_i * trim(D_i): the magnitude mask for ties / magnitude_prune, DARE's for the others."""
-    if method in ("ties", "magnitude_prune"):
+    """T_i = w_i * trim(D_i): the magnitude mask (ties, magnitude_prune) or DARE's (dare_*)."""
+    if _rule(method)[0] == "magnitude":
         kept = delta * magnitude_mask(delta, density)
     else:
         kept = delta * dare_mask(delta.shape, density, seed).to(delta.device) / density
@@ -65,7 +81,7 @@ def prune_merge(
         for delta, weight, seed in zip(deltas(), weights, seeds, strict=True):
             yield trimmed(delta, weight, method, density, seed)
 
-    if method in ("magnitude_prune", "dare_linear"):
+    if not _rule(method)[1]:
         return _sum(each())
     votes = _sum(each()) if majority_sign == "total" else _sum(t.sign_() for t in each())
     elected = torch.where(votes >= 0, 1.0, -1.0)
