@@ -81,6 +81,7 @@ def compose_task(
             # core_merge criterion; `calibration` = norms file from flows/decoding.calibrate_task
             core_criterion=spec.core_criterion or "magnitude",
             activation_norms=load_norms(Path(calibration)) if calibration else None,
+            method_params=spec.params,
         )
     return result.report()
 

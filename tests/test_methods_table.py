@@ -24,7 +24,7 @@ from registry.compose.methods import (
 from registry.errors import InvalidInput
 from registry.pem import read_adapter
 from registry.spec import load_spec
-from tests.compose_helpers import library
+from tests.compose_helpers import assert_close, library, lora_deltas
 from tests.test_api_common import Api, api_fixture  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,3 +138,48 @@ def test_get_v1_methods_is_the_table_for_a_reader(api):
     core = next(m for m in answer.json() if m["name"] == "core_merge")
     density = next(p for p in core["params"] if p["name"] == "density")
     assert density["required"] and density["exclusive_minimum"] == 0 and density["maximum"] == 1
+
+
+@pytest.fixture
+def scaled_sum(monkeypatch):
+    """A dense method declared with a `params:` parameter: `factor * sum_i w_i D_i`."""
+    from registry.compose import dense, methods
+
+    factor = Param("factor", "float", default=1.0, minimum=0, where="params")
+    method = Method("scaled_sum", ("lora", "ia3"), "dense", "rank", (factor, methods.RANK))
+
+    def rule(deltas, entries, params, path, norms):
+        total = sum(e.weight * d for e, d in zip(entries, deltas(), strict=True))
+        return params.value("factor") * total, {}
+
+    monkeypatch.setitem(methods._REGISTRY, method.name, method)
+    monkeypatch.setitem(dense.DENSE_RULES, method.name, rule)
+    return method
+
+
+def test_a_declared_params_parameter_is_checked_used_and_recorded(scaled_sum):
+    lib = library()
+    names, weights = ["l1", "l2"], [0.7, -0.4]
+    pair = [read_adapter(lib[n]) for n in names]
+    result = compose(pair, weights, "scaled_sum", rank=32, method_params={"factor": 2.5})
+    assert result.params["factor"] == 2.5
+    deltas = [lora_deltas(lib[n]) for n in names]
+    for path, m in result.adapter.modules.items():
+        expected = 2.5 * sum(w * d[path] for w, d in zip(weights, deltas, strict=True))
+        assert_close(m.scale * (m.B.double() @ m.A.double()), expected, 1e-4)
+    assert compose(pair, weights, "scaled_sum").params["factor"] == 1.0  # the declared default
+    ia3 = compose([read_adapter(lib["i1"]), read_adapter(lib["i2"])], [1.0, 1.0], "scaled_sum")
+    assert ia3.params["factor"] == 1.0
+    with pytest.raises(InvalidInput, match=r"params.factor must be >= 0, got -1") as exc:
+        compose(pair, weights, "scaled_sum", method_params={"factor": -1})
+    assert exc.value.field == "params.factor"
+    with pytest.raises(InvalidInput, match=r"takes no parameter 'gamma' \(params: factor\)") as exc:
+        compose(pair, weights, "scaled_sum", method_params={"gamma": 1})
+    assert exc.value.field == "params.gamma"
+
+
+def test_spec_params_of_a_builtin_method_are_refused_naming_the_key():
+    with pytest.raises(InvalidInput, match=r"^params\.gamma \(line 5\): method ties takes no parameter"):
+        load_spec("name: acme/x\nexpression: acme/a\nmethod: ties\ndensity: 0.5\nparams: {gamma: 0.1}\n")
+    spec = load_spec("name: acme/x\nexpression: acme/a\n")
+    assert "params" not in spec.canonical()  # older specs keep their cache key

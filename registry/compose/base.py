@@ -30,6 +30,15 @@ class MethodParams:
     core_criterion: str = "magnitude"  # core_merge: 'magnitude' | 'importance'
     # core_merge 'importance': module path -> core_merge.ActivationNorms of the base on calibration data
     activation_norms: Mapping[str, Any] | None = field(default=None, compare=False, hash=False, repr=False)
+    # the spec's `params:` (method-specific parameters other than the fields above), as given
+    extra: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    def value(self, name: str) -> Any:
+        """A `params:` parameter as the method uses it: given, or its declared default."""
+        from registry.compose.methods import get_method
+
+        method = get_method(self.method)
+        return method.resolved_params(self.extra)[name] if method is not None else self.extra[name]
 
     def required_density(self) -> float:
         """density of a pruning method; the spec validator guarantees one is given."""

@@ -27,7 +27,10 @@ def check_params(n_inputs: int, weights: Sequence[float], params: MethodParams) 
     if params.rank is not None and params.rank <= 0:
         raise InvalidInput(f"rank must be a positive integer, got {params.rank}", field="rank")
     # Every parameter the method declares, checked from its declaration (compose/methods.py).
-    for param in method.params:
+    bad = method.params_problem(params.extra)
+    if bad is not None:
+        raise InvalidInput(bad[1], field=bad[0])
+    for param in (p for p in method.params if p.where == "spec"):
         value = getattr(params, param.name)
         if param.choices and value not in param.choices:
             raise InvalidInput(

@@ -62,14 +62,25 @@ def compose(
     check_base_model: bool = True,
     core_criterion: str = "magnitude",
     activation_norms: Mapping[str, ActivationNorms] | None = None,
+    method_params: Mapping[str, Any] | None = None,
 ) -> CompositionResult:
     """sum_i weights[i] * adapters[i] by `method` (formulas in docs/methods.md). Raises InvalidInput /
     IncompatibleAdapters before any arithmetic; the result's tensors are on CPU in the inputs' dtype.
     `threads`: torch intra-op threads during the call (see device.py; None = leave as is).
     `check_base_model=False` skips the config base-name comparison (the catalog checked it).
     core_merge: `core_criterion` and, for 'importance', the base's `activation_norms` per module path
-    (registry.evaluation.calibration computes them)."""
-    params = MethodParams(method, rank, density, majority_sign, seed, core_criterion, activation_norms)
+    (registry.evaluation.calibration computes them). `method_params`: the spec's `params:` (the
+    method's other declared parameters)."""
+    params = MethodParams(
+        method,
+        rank,
+        density,
+        majority_sign,
+        seed,
+        core_criterion,
+        activation_norms,
+        dict(method_params or {}),
+    )
     with torch_threads(threads):
         sink = MemorySink()
         return run([InMemory(a) for a in adapters], weights, params, check_base_model, sink)
@@ -226,6 +237,8 @@ def finish(
     method = get_method(params.method)
     if method is not None and method.takes("core_criterion"):
         used["core_criterion"] = params.core_criterion
+    if method is not None:
+        used.update(method.resolved_params(params.extra))  # `params:` as used, defaults filled
     if any("core" in r for r in reports.values()):
         summary["core_overlap"] = overlap_summary(reports)
     return CompositionResult(

@@ -15,12 +15,12 @@ from registry.compose.targets import unify
 from registry.errors import IncompatibleAdapters
 from registry.pem import Ia3Module, PemAdapter
 
-# Every method of the table on (l_i - 1): the factor-space ones are the exact weighted sum here.
-RULES: dict[str, DenseRule] = {
+# The factor-space methods of the table on (l_i - 1) are the exact weighted sum; the dense ones are
+# compose/dense.py's, shared with LoRA.
+FACTOR_RULES: dict[str, DenseRule] = {
     "linear": weighted_sum,
     "delta_cat": weighted_sum,
     "delta_svd": weighted_sum,
-    **DENSE_RULES,
 }
 
 
@@ -28,7 +28,7 @@ class Ia3Composer(Composer):
     pem_type = "ia3"
 
     def rules(self) -> frozenset[str]:
-        return frozenset(RULES)
+        return frozenset(FACTOR_RULES) | frozenset(DENSE_RULES)
 
     def check(self, adapters: Sequence[PemAdapter], params: MethodParams) -> None:
         seen: dict[str, tuple[int, Ia3Module]] = {}
@@ -54,7 +54,7 @@ class Ia3Composer(Composer):
         deltas = [
             finite_f32(e.module.l, device, f"input {e.index} module {path!r} ia3_l") - 1.0 for e in entries
         ]
-        rule = RULES.get(params.method)
+        rule = FACTOR_RULES.get(params.method) or DENSE_RULES.get(params.method)
         if rule is None:
             raise IncompatibleAdapters(f"method {params.method} has no (IA)3 rule")
         method = get_method(params.method)

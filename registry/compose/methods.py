@@ -14,7 +14,7 @@ This module imports neither torch nor pydantic: the spec and the CLI read it che
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -43,6 +43,9 @@ class Param:
     choices: tuple[str, ...] = ()
     doc: str = ""
     default_doc: str = ""  # the default in words, when it depends on the inputs
+    # "spec": a top-level spec field (rank, density, seed, and the older majority_sign, core_criterion);
+    # "params": a key of the spec's `params:` mapping (every other method-specific parameter)
+    where: Literal["spec", "params"] = "spec"
 
     def in_range(self, value: float) -> bool:
         return (
@@ -65,9 +68,31 @@ class Param:
             return f"{'>' if low[0] == '(' else '>='} {low[1:]}"
         return f"{low}, {self.maximum:g}]"
 
+    @property
+    def field(self) -> str:
+        """The spec field that holds it (what an error names)."""
+        return f"params.{self.name}" if self.where == "params" else self.name
+
+    def problem(self, value: Any) -> str | None:
+        """Why `value` does not fit the declared type, choices or range; None when it fits."""
+        if self.type == "str":
+            typed = isinstance(value, str)
+        elif self.type == "int":
+            typed = isinstance(value, int) and not isinstance(value, bool)
+        else:
+            typed = isinstance(value, int | float) and not isinstance(value, bool)
+        if not typed:
+            return f"must be of type {self.type}, got {value!r}"
+        if self.choices and value not in self.choices:
+            return f"must be one of {', '.join(self.choices)}, got {value!r}"
+        if self.type != "str" and not self.in_range(value):
+            bounds = self.range_text()
+            return f"must be {bounds if bounds[0] in '<>' else 'in ' + bounds}, got {value!r}"
+        return None
+
     def describe(self) -> str:
         """One line for docs and `pemreg methods list`: name, type, range or choices, default."""
-        parts = [f"`{self.name}` {self.type}"]
+        parts = [f"`{self.field}` {self.type}"]
         if self.choices:
             parts.append("(" + " / ".join(self.choices) + ")")
         bounds = self.range_text()
@@ -92,6 +117,26 @@ class Method:
 
     def takes(self, name: str) -> bool:
         return self.param(name) is not None
+
+    def params_problem(self, given: Mapping[str, Any]) -> tuple[str, str] | None:
+        """(field, message) for the first bad key or value of a spec's `params:`; None when all fit."""
+        accepted = [p for p in self.params if p.where == "params"]
+        for key, value in given.items():
+            param = next((p for p in accepted if p.name == key), None)
+            if param is None:
+                names = ", ".join(p.name for p in accepted) or "none"
+                return f"params.{key}", f"method {self.name} takes no parameter {key!r} (params: {names})"
+            problem = param.problem(value)
+            if problem is not None:
+                return f"params.{key}", f"params.{key} {problem}"
+        missing = [p.name for p in accepted if p.required and p.name not in given]
+        if missing:
+            return f"params.{missing[0]}", f"method {self.name} needs params.{missing[0]}"
+        return None
+
+    def resolved_params(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """The `params:` values a run uses: the given ones, defaults for the rest."""
+        return {p.name: given.get(p.name, p.default) for p in self.params if p.where == "params"}
 
     def lora_rank(self, input_ranks: Sequence[int], rank: int | None) -> int:
         """The output rank of one LoRA module (`rank` already resolved by the engine)."""

@@ -73,12 +73,22 @@ def compose_files(
     check_base_model: bool = True,
     core_criterion: str = "magnitude",
     activation_norms: Mapping[str, ActivationNorms] | None = None,
+    method_params: Mapping[str, Any] | None = None,
 ) -> CompositionResult:
     """Compose the adapter folders into the folder `out` (PEFT layout), streaming.
 
     Arguments and errors as `compose`. The result's `.adapter` holds the output config and
     shape-only ("meta") tensors (for `.metadata()`); the data is in `out`, written completely or
     not at all."""
-    params = MethodParams(method, rank, density, majority_sign, seed, core_criterion, activation_norms)
+    params = MethodParams(
+        method,
+        rank,
+        density,
+        majority_sign,
+        seed,
+        core_criterion,
+        activation_norms,
+        dict(method_params or {}),
+    )
     with torch_threads(threads), open_adapters(list(folders)) as lazies:
         return run(lazies, weights, params, check_base_model, FileSink(Path(out)))

@@ -131,6 +131,9 @@ class CompositionSpec(_Strict):
     # core_merge (None = magnitude); `calibration`: an evaluation name of this spec or a dataset URI.
     # Optional fields default to None so that older specs keep their canonical form (and cache key).
     core_criterion: CoreCriterion | None = None
+    # the method's other parameters (its declaration names them); None by default so older specs
+    # keep their canonical form (and cache key)
+    params: dict[str, Any] | None = None
     calibration: str | None = Field(default=None, min_length=1)
     compare_decoding: bool | None = None  # also evaluate the decoding-time ensemble of the inputs
     expression: str | None = None
@@ -204,6 +207,11 @@ class CompositionSpec(_Strict):
             if param is None and getattr(self, name) is not None:
                 takers = ", ".join(methods_taking(name))
                 raise SpecFieldError((name,), f"{name} applies to {takers}, not {self.method}")
+        bad = method.params_problem(self.params or {})
+        if bad is not None:
+            raise SpecFieldError(
+                tuple(bad[0].split(".", 1)), bad[1], at=("params",) if self.params else ("method",)
+            )
 
     def _check_core_and_decoding(self) -> None:
         if self.core_criterion == "importance" and self.calibration is None:

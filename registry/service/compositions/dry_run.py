@@ -71,7 +71,9 @@ def check_composable(reg: Registry, spec: CompositionSpec, inputs: list[Resolved
 
     with open_adapters([fetch_input(reg, i) for i in inputs]) as lazies:
         adapters = [lazy.skeleton for lazy in lazies]
-    params = MethodParams(spec.method, spec.rank, spec.density, spec.majority_sign, spec.seed)
+    params = MethodParams(
+        spec.method, spec.rank, spec.density, spec.majority_sign, spec.seed, extra=spec.params or {}
+    )
     check_params(len(adapters), [i.weight for i in inputs], params)
     check_adapters(adapters, params)
     _check_rank(spec, adapters, inputs)
