@@ -18,7 +18,7 @@ from registry.evaluation import EvalRequest, load_dataset
 from registry.evaluation.calibration import activation_norms, save_norms
 from registry.evaluation.decoding import FORMULA as ENSEMBLE_FORMULA
 from registry.evaluation.decoding import interference_cost
-from registry.pem import read_adapter
+from registry.pem.lazy import open_adapters
 from registry.service import Registry
 from registry.service.compositions.ensemble import register_ensemble
 from registry.service.compositions.inputs import ResolvedInput
@@ -55,7 +55,8 @@ def calibrate_task(
     opener = lambda url: open_store_for(reg.settings, url)  # noqa: E731 - S3 with the registry's credentials
     access = SourceAccess.for_principal(reg.settings, reg.acting.kind)
     dataset = load_dataset(uri, "perplexity", opener, access)
-    paths = sorted({p for f in folders for p in read_adapter(f).modules})
+    with open_adapters(list(folders)) as lazies:  # the module paths, from the headers alone
+        paths = sorted({p for lazy in lazies for p in lazy.skeleton.modules})
     evaluator = _evaluator(base_folder)
     with device_slot("calibrate"):
         norms = activation_norms(

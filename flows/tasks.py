@@ -10,11 +10,11 @@ from typing import TypedDict
 from prefect import task
 from prefect.cache_policies import NO_CACHE, CachePolicy
 
-from registry.compose import compose, interference_report
+from registry.compose import compose_files, interference_files
 from registry.compose.interference import DEFAULT_CROSS_TERM_THRESHOLD
 from registry.evaluation import EvalRequest, Evaluator, load_dataset
 from registry.evaluation.calibration import load_norms
-from registry.pem import read_adapter, write_adapter
+from registry.pem import read_adapter
 from registry.service import Registry
 from registry.service.compositions.inputs import ResolvedInput, fetch_input
 from registry.service.compositions.output import register_output
@@ -53,9 +53,8 @@ def interference_task(
     method: str | None = None,
     cross_term_threshold: float = DEFAULT_CROSS_TERM_THRESHOLD,
 ) -> dict:
-    adapters = [read_adapter(f) for f in folders]
-    return interference_report(
-        adapters,
+    return interference_files(  # one module of every input at a time
+        folders,
         weights,
         threshold=threshold,
         names=names,
@@ -68,11 +67,12 @@ def interference_task(
 def compose_task(
     folders: list[str], weights: list[float], spec: CompositionSpec, out: str, calibration: str | None = None
 ) -> dict:
-    adapters = [read_adapter(f) for f in folders]
     with device_slot("compose"):
-        result = compose(
-            adapters,
+        # streamed: one module of every input at a time, written to `out` as it is composed
+        result = compose_files(
+            folders,
             weights,
+            out,
             spec.method,
             rank=spec.rank,
             density=spec.density,
@@ -81,8 +81,8 @@ def compose_task(
             # core_merge criterion; `calibration` = norms file from flows/decoding.calibrate_task
             core_criterion=spec.core_criterion or "magnitude",
             activation_norms=load_norms(Path(calibration)) if calibration else None,
+            method_params=spec.params,
         )
-    write_adapter(result.adapter, out)
     return result.report()
 
 

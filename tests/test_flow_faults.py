@@ -47,7 +47,7 @@ def test_exception_inside_compose(world: World, monkeypatch: pytest.MonkeyPatch)
     def boom(*_a: object, **_k: object) -> None:
         raise RuntimeError("injected failure inside compose")
 
-    monkeypatch.setattr("flows.tasks.compose", boom)
+    monkeypatch.setattr("flows.tasks.compose_files", boom)  # the engine the compose task calls
     with pytest.raises(RuntimeError):
         compose_flow(load_spec(SPEC).canonical())
     run = _only_failed_run(world.reg)

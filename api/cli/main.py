@@ -29,6 +29,7 @@ SUBAPPS = {
     "adapters": "adapters",
     "base-models": "base_models",
     "keys": "keys",
+    "methods": "methods",
     "namespaces": "namespaces",
     "webhooks": "webhooks",
 }

@@ -12,14 +12,12 @@ from typing import Any, ClassVar
 
 import torch
 
+from registry.compose.methods import method_names
 from registry.errors import IncompatibleAdapters
 from registry.pem import PemAdapter
 from registry.pem.base import all_finite
 
-LINEAR_METHODS = ("linear", "delta_cat", "delta_svd")
-PRUNING_METHODS = ("ties", "dare_linear", "dare_ties", "magnitude_prune")
-CORE_METHODS = ("core_merge",)  # compose/core_merge.py
-METHODS = LINEAR_METHODS + PRUNING_METHODS + CORE_METHODS
+METHODS = method_names()  # the built-in methods' names, in the table's order (compose/methods.py)
 
 
 @dataclass(frozen=True)
@@ -32,6 +30,15 @@ class MethodParams:
     core_criterion: str = "magnitude"  # core_merge: 'magnitude' | 'importance'
     # core_merge 'importance': module path -> core_merge.ActivationNorms of the base on calibration data
     activation_norms: Mapping[str, Any] | None = field(default=None, compare=False, hash=False, repr=False)
+    # the spec's `params:` (method-specific parameters other than the fields above), as given
+    extra: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    def value(self, name: str) -> Any:
+        """A `params:` parameter as the method uses it: given, or its declared default."""
+        from registry.compose.methods import get_method
+
+        method = get_method(self.method)
+        return method.resolved_params(self.extra)[name] if method is not None else self.extra[name]
 
     def required_density(self) -> float:
         """density of a pruning method; the spec validator guarantees one is given."""
@@ -57,6 +64,10 @@ class Entry:
 
 class Composer:
     pem_type: ClassVar[str]
+
+    def rules(self) -> frozenset[str]:
+        """The methods this composer has a rule for (a table method without one is refused)."""
+        raise NotImplementedError
 
     def check(self, adapters: Sequence[PemAdapter], params: MethodParams) -> None:
         """Per-module compatibility (shapes, ranks under linear); raise IncompatibleAdapters."""
@@ -98,11 +109,16 @@ COMPOSERS: dict[str, Composer] = {}
 
 
 def register_composer(composer: Composer) -> Composer:
+    if composer.pem_type in COMPOSERS:
+        raise ValueError(f"pem_type {composer.pem_type!r} already has a composer")
     COMPOSERS[composer.pem_type] = composer
     return composer
 
 
 def get_composer(pem_type: str) -> Composer:
+    # The built-in composers register on import; loaded here so that no caller has to remember to.
+    from registry.compose import ia3, lora  # noqa: F401
+
     try:
         return COMPOSERS[pem_type]
     except KeyError:

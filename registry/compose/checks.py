@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from registry.compose.base import CORE_METHODS, METHODS, PRUNING_METHODS, MethodParams, get_composer
-from registry.compose.core_merge import CRITERIA
+from registry.compose.base import MethodParams, get_composer
+from registry.compose.methods import get_method, method_names
 from registry.errors import IncompatibleAdapters, InvalidInput
 from registry.pem import PemAdapter
 
@@ -20,33 +20,31 @@ def check_params(n_inputs: int, weights: Sequence[float], params: MethodParams) 
         raise InvalidInput("weights must be finite numbers", field="expression")
     if all(w == 0 for w in weights):
         raise InvalidInput("every weight is 0: the composition would be a no-op", field="expression")
-    if params.method not in METHODS:
-        raise InvalidInput(f"unknown method {params.method!r} (one of {', '.join(METHODS)})", field="method")
+    method = get_method(params.method)
+    if method is None:
+        names = ", ".join(method_names())
+        raise InvalidInput(f"unknown method {params.method!r} (one of {names})", field="method")
     if params.rank is not None and params.rank <= 0:
         raise InvalidInput(f"rank must be a positive integer, got {params.rank}", field="rank")
-    if params.method in CORE_METHODS:
-        _check_core(params)
-    if params.method in PRUNING_METHODS + CORE_METHODS:
-        if params.density is None or not 0 < params.density <= 1:
+    # Every parameter the method declares, checked from its declaration (compose/methods.py).
+    bad = method.params_problem(params.extra)
+    if bad is not None:
+        raise InvalidInput(bad[1], field=bad[0])
+    for param in (p for p in method.params if p.where == "spec"):
+        value = getattr(params, param.name)
+        if param.choices and value not in param.choices:
             raise InvalidInput(
-                f"{params.method} needs density in (0, 1], got {params.density}", field="density"
+                f"{param.name} must be one of {', '.join(param.choices)}, got {value!r}", field=param.name
             )
-        if params.majority_sign not in ("total", "frequency"):
+        if param.required and (value is None or not param.in_range(value)):
             raise InvalidInput(
-                f"majority_sign must be 'total' or 'frequency', got {params.majority_sign!r}",
-                field="majority_sign",
+                f"{method.name} needs {param.name} in {param.range_text()}, got {value}", field=param.name
             )
-
-
-def _check_core(params: MethodParams) -> None:
-    if params.core_criterion not in CRITERIA:
+    importance = method.takes("core_criterion") and params.core_criterion == "importance"
+    if importance and params.activation_norms is None:
         raise InvalidInput(
-            f"core_criterion must be one of {', '.join(CRITERIA)}, got {params.core_criterion!r}",
-            field="core_criterion",
-        )
-    if params.core_criterion == "importance" and params.activation_norms is None:
-        raise InvalidInput(
-            "core_criterion 'importance' needs activation norms from a calibration set", field="calibration"
+            "core_criterion 'importance' needs activation norms from a calibration set",
+            field="calibration",
         )
 
 
@@ -83,7 +81,14 @@ def check_adapters(
             f"modules_to_save {saves[0]} are full trained copies, not PEM deltas: "
             "arithmetic on them is undefined"
         )
-    get_composer(first.pem_type).check(adapters, params)
+    method = get_method(params.method)
+    composer = get_composer(first.pem_type)
+    if method is not None and (first.pem_type not in method.pem_types or method.name not in composer.rules()):
+        raise InvalidInput(
+            f"method {method.name} supports PEM types {', '.join(method.pem_types)}, not {first.pem_type}",
+            field="method",
+        )
+    composer.check(adapters, params)
 
 
 def _base(base: tuple[str | None, str | None]) -> str:

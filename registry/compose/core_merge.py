@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from registry.errors import InvalidInput
@@ -68,9 +69,22 @@ def core_mask(score: torch.Tensor, density: float) -> torch.Tensor:
     return mask.view_as(score) & (score > 0)
 
 
-def overlap_fraction(a: torch.Tensor, b: torch.Tensor) -> float:
-    smaller = min(int(a.sum()), int(b.sum()))
-    return int((a & b).sum()) / smaller if smaller else 0.0
+@dataclass(frozen=True)
+class PackedCore:
+    """A core mask kept as bits (numel / 8 bytes): the overlaps need every input's core at the end,
+    and boolean masks would hold n bytes per module entry, growing with the number of inputs."""
+
+    bits: np.ndarray
+    size: int  # entries in the core
+
+    @classmethod
+    def of(cls, mask: torch.Tensor) -> PackedCore:
+        return cls(np.packbits(mask.detach().to("cpu").reshape(-1).numpy()), int(mask.sum()))
+
+
+def overlap_fraction(a: PackedCore, b: PackedCore) -> float:
+    smaller = min(a.size, b.size)
+    return int(np.bitwise_count(a.bits & b.bits).sum()) / smaller if smaller else 0.0
 
 
 def core_merge(
@@ -81,12 +95,12 @@ def core_merge(
     entry_norms: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """Merge one module. `deltas` may be a generator: inputs are consumed one at a time, so memory is
-    four module-sized buffers plus one boolean core mask per input, whatever the number of inputs.
+    four module-sized buffers plus one core mask per input kept as bits (1/32 of a float32 module).
     `indices`: the inputs' positions in the composition (for the report).
     Returns the merged dense delta and {"core_sizes": {i: n}, "core_overlap": [{i, j, overlap}]}."""
     rest: torch.Tensor | None = None  # sum_i T_i
     best = kept = torch.empty(0)  # largest |T_i| among the cores holding an entry, and that T_i
-    cores: list[torch.Tensor] = []
+    cores: list[PackedCore] = []
     for weight, delta in zip(weights, deltas, strict=True):
         weighted = weight * delta
         core = core_mask(core_scores(weighted, entry_norms), density)
@@ -98,7 +112,8 @@ def core_merge(
         wins = core & (weighted.abs() > best)
         kept = torch.where(wins, weighted, kept)
         best = torch.where(wins, weighted.abs(), best)
-        cores.append(core)
+        cores.append(PackedCore.of(core))
+        del core, wins
     assert rest is not None, "core_merge needs at least one input"
     # Core entries have |T_i| > 0, so best > 0 exactly on the entries some core owns.
     merged = torch.where(best > 0, kept, rest)
@@ -107,7 +122,7 @@ def core_merge(
         for a in range(len(cores))
         for b in range(a + 1, len(cores))
     ]
-    sizes = {str(i): int(c.sum()) for i, c in zip(indices, cores, strict=True)}
+    sizes = {str(i): c.size for i, c in zip(indices, cores, strict=True)}
     return merged, {"core_sizes": sizes, "core_overlap": pairs}
 
 

@@ -1,4 +1,12 @@
-"""`compose`: the top-level entry. Streams module by module so memory stays O(one module)."""
+"""The one composition loop, module by module, shared by `compose` (adapters in memory) and
+`compose_files` (adapter folders, compose/stream.py).
+
+Both run `run`: checks on the inputs' skeletons (shapes and configs only), the output planned from
+them, then for each module path in turn: that module of every input that has it (`Source.module`:
+already in memory, or read and validated from the file), `Composer.combine`, and the output module
+handed to a `Sink` (kept in memory, or appended to the output file). Memory is one module of every
+input plus the output module, beyond what the sources themselves hold.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +14,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import reduce
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -14,6 +22,7 @@ from registry.compose.base import Composer, Entry, MethodParams, get_composer
 from registry.compose.checks import check_adapters, check_params
 from registry.compose.core_merge import ActivationNorms, overlap_summary
 from registry.compose.device import DEFAULT_CPU_THREADS, compute_device, torch_threads
+from registry.compose.methods import get_method
 from registry.pem import PemAdapter, torch_dtype
 from registry.pem.base import dtype_name
 
@@ -53,21 +62,85 @@ def compose(
     check_base_model: bool = True,
     core_criterion: str = "magnitude",
     activation_norms: Mapping[str, ActivationNorms] | None = None,
+    method_params: Mapping[str, Any] | None = None,
 ) -> CompositionResult:
     """sum_i weights[i] * adapters[i] by `method` (formulas in docs/methods.md). Raises InvalidInput /
     IncompatibleAdapters before any arithmetic; the result's tensors are on CPU in the inputs' dtype.
     `threads`: torch intra-op threads during the call (see device.py; None = leave as is).
     `check_base_model=False` skips the config base-name comparison (the catalog checked it).
     core_merge: `core_criterion` and, for 'importance', the base's `activation_norms` per module path
-    (registry.evaluation.calibration computes them)."""
-    params = MethodParams(method, rank, density, majority_sign, seed, core_criterion, activation_norms)
+    (registry.evaluation.calibration computes them). `method_params`: the spec's `params:` (the
+    method's other declared parameters)."""
+    params = MethodParams(
+        method,
+        rank,
+        density,
+        majority_sign,
+        seed,
+        core_criterion,
+        activation_norms,
+        dict(method_params or {}),
+    )
     with torch_threads(threads):
-        return _compose(adapters, weights, params, check_base_model)
+        sink = MemorySink()
+        return run([InMemory(a) for a in adapters], weights, params, check_base_model, sink)
+
+
+class Source(Protocol):
+    """One input: its skeleton (config, module shapes) and its modules, one at a time."""
+
+    @property
+    def skeleton(self) -> PemAdapter: ...
+
+    def module(self, path: str) -> Any: ...
+
+
+@dataclass(frozen=True)
+class InMemory:
+    """An adapter already in memory as a Source (its own modules are the skeleton's)."""
+
+    adapter: PemAdapter
+
+    @property
+    def skeleton(self) -> PemAdapter:
+        return self.adapter
+
+    def module(self, path: str) -> Any:
+        return self.adapter.modules[path]
+
+
+class Sink(Protocol):
+    """Where output modules go, in the planned order; `close` returns the result's modules."""
+
+    def open(self, kind: Any, planned: Mapping[str, Any]) -> None: ...
+
+    def write(self, path: str, module: Any) -> None: ...
+
+    def close(self, config: dict[str, Any]) -> Mapping[str, Any]: ...
+
+    def abort(self) -> None: ...
+
+
+class MemorySink:
+    def __init__(self) -> None:
+        self.modules: dict[str, Any] = {}
+
+    def open(self, kind: Any, planned: Mapping[str, Any]) -> None:
+        pass
+
+    def write(self, path: str, module: Any) -> None:
+        self.modules[path] = module
+
+    def close(self, config: dict[str, Any]) -> Mapping[str, Any]:
+        return self.modules
+
+    def abort(self) -> None:
+        self.modules.clear()
 
 
 @dataclass(frozen=True)
 class Prepared:
-    """What both engines (in memory here, streaming in stream.py) settle before any arithmetic."""
+    """What the loop settles before any arithmetic."""
 
     params: MethodParams  # rank resolved
     composer: Composer
@@ -102,6 +175,46 @@ def entries_at(path: str, modules: Sequence[Mapping[str, Any]], weights: Sequenc
     ]
 
 
+def run(
+    sources: Sequence[Source],
+    weights: Sequence[float],
+    params: MethodParams,
+    check_base_model: bool,
+    sink: Sink,
+) -> CompositionResult:
+    """The composition loop (see the module docstring)."""
+    started = time.perf_counter()
+    skeletons = [s.skeleton for s in sources]
+    prep = prepare(skeletons, weights, params, check_base_model)
+    shapes = [s.modules for s in skeletons]
+    composer = prep.composer
+    planned = {
+        path: composer.plan(path, entries_at(path, shapes, weights), prep.params, prep.out_dtype)
+        for path in prep.paths
+    }
+    reports: dict[str, dict[str, Any]] = {}
+    sink.open(skeletons[0].kind, planned)
+    try:
+        for path in prep.paths:
+            entries = [
+                Entry(i, float(w), s.module(path))
+                for i, (s, w) in enumerate(zip(sources, weights, strict=True))
+                if path in s.skeleton.modules
+            ]
+            module, reports[path] = composer.combine(path, entries, prep.params, prep.device, prep.out_dtype)
+            sink.write(path, module)
+            del entries, module  # before the next module is read: one module of each input held
+        config = composer.output_config(skeletons, planned, prep.params)
+        modules = sink.close(config)
+    except BaseException:
+        sink.abort()
+        raise
+    adapter = PemAdapter(
+        pem_type=skeletons[0].pem_type, config=config, modules=dict(modules), dtype=dtype_name(prep.out_dtype)
+    )
+    return finish(adapter, prep, reports, started)
+
+
 def finish(
     adapter: PemAdapter,
     prepared: Prepared,
@@ -121,8 +234,12 @@ def finish(
         "majority_sign": params.majority_sign,
         "seed": params.seed,
     }
-    if params.method == "core_merge":
+    method = get_method(params.method)
+    if method is not None and method.takes("core_criterion"):
         used["core_criterion"] = params.core_criterion
+    if method is not None:
+        used.update(method.resolved_params(params.extra))  # `params:` as used, defaults filled
+    if any("core" in r for r in reports.values()):
         summary["core_overlap"] = overlap_summary(reports)
     return CompositionResult(
         adapter=adapter,
@@ -133,26 +250,3 @@ def finish(
         device=str(prepared.device),
         summary=summary,
     )
-
-
-def _compose(
-    adapters: Sequence[PemAdapter],
-    weights: Sequence[float],
-    params: MethodParams,
-    check_base_model: bool,
-) -> CompositionResult:
-    started = time.perf_counter()
-    prep = prepare(adapters, weights, params, check_base_model)
-    inputs = [a.modules for a in adapters]
-    modules: dict[str, Any] = {}
-    reports: dict[str, dict[str, Any]] = {}
-    for path in prep.paths:
-        entries = entries_at(path, inputs, weights)
-        modules[path], reports[path] = prep.composer.combine(
-            path, entries, prep.params, prep.device, prep.out_dtype
-        )
-    config = prep.composer.output_config(adapters, modules, prep.params)
-    adapter = PemAdapter(
-        pem_type=adapters[0].pem_type, config=config, modules=modules, dtype=dtype_name(prep.out_dtype)
-    )
-    return finish(adapter, prep, reports, started)

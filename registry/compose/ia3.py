@@ -8,15 +8,27 @@ from typing import Any
 import torch
 
 from registry.compose.base import Composer, Entry, MethodParams, finite_f32, register_composer
-from registry.compose.core_merge import core_merge, module_norms
-from registry.compose.pruning import dare_seed, prune_merge
+from registry.compose.core_merge import module_norms
+from registry.compose.dense import DENSE_RULES, DenseRule, weighted_sum
+from registry.compose.methods import get_method
 from registry.compose.targets import unify
 from registry.errors import IncompatibleAdapters
 from registry.pem import Ia3Module, PemAdapter
 
+# The factor-space methods of the table on (l_i - 1) are the exact weighted sum; the dense ones are
+# compose/dense.py's, shared with LoRA.
+FACTOR_RULES: dict[str, DenseRule] = {
+    "linear": weighted_sum,
+    "delta_cat": weighted_sum,
+    "delta_svd": weighted_sum,
+}
+
 
 class Ia3Composer(Composer):
     pem_type = "ia3"
+
+    def rules(self) -> frozenset[str]:
+        return frozenset(FACTOR_RULES) | frozenset(DENSE_RULES)
 
     def check(self, adapters: Sequence[PemAdapter], params: MethodParams) -> None:
         seen: dict[str, tuple[int, Ia3Module]] = {}
@@ -42,23 +54,13 @@ class Ia3Composer(Composer):
         deltas = [
             finite_f32(e.module.l, device, f"input {e.index} module {path!r} ia3_l") - 1.0 for e in entries
         ]
-        weights = [e.weight for e in entries]
-        report: dict[str, Any] = {}
-        if params.method in ("linear", "delta_cat", "delta_svd"):
-            merged = sum(w * d for w, d in zip(weights, deltas, strict=True))
-        elif params.method == "core_merge":
-            merged, report["core"] = core_merge(
-                deltas,
-                weights,
-                [e.index for e in entries],
-                params.density or 0.0,
-                self._norms(params, path, entries[0].module),
-            )
-        else:
-            seeds = [dare_seed(params.seed, path, e.index) for e in entries]
-            merged = prune_merge(
-                deltas, weights, params.method, params.required_density(), params.majority_sign, seeds
-            )
+        rule = FACTOR_RULES.get(params.method) or DENSE_RULES.get(params.method)
+        if rule is None:
+            raise IncompatibleAdapters(f"method {params.method} has no (IA)3 rule")
+        method = get_method(params.method)
+        scored = method is not None and method.takes("core_criterion")  # calibration norms apply
+        norms = self._norms(params, path, entries[0].module) if scored else None
+        merged, report = rule(lambda: deltas, entries, params, path, norms)
         assert isinstance(merged, torch.Tensor)
         out = Ia3Module(
             l=(1.0 + merged).to("cpu", out_dtype), is_feedforward=entries[0].module.is_feedforward

@@ -5,11 +5,15 @@ uses (l - 1). With weights, the cosine of w_i D_i and w_j D_j carries sign(w_i w
 
 For LoRA it also says how far the factor-wise `linear` merge is from the exact weighted delta sum
 (compose/cross_terms.py), per pair and for all inputs; (IA)3 `linear` is exact, so 0 there.
+
+One module of every input at a time (`interference_files` reads them from the adapter folders), so
+memory is flat in the number and size of the inputs; only n x n inner products are kept per module.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -20,7 +24,9 @@ from registry.compose.base import MethodParams, get_composer
 from registry.compose.checks import check_adapters
 from registry.compose.cross_terms import CrossTermTotals, accumulate, new_totals, overall_error, pair_error
 from registry.compose.device import DEFAULT_CPU_THREADS, compute_device, torch_threads
+from registry.compose.engine import InMemory, Source
 from registry.pem import PemAdapter
+from registry.pem.lazy import open_adapters
 
 # Naive-summation study: perplexity change grew roughly linearly with RMS cosine; above ~0.3 the
 # deltas overlap enough that a plain sum is worth a second look.
@@ -76,72 +82,108 @@ def interference_report(
     0.11 s with 1 thread, 19 s with 2 beside a busy core, 4 rank-16 inputs of 8 Llama layers).
     """
     with torch_threads(threads):
-        report = InterferenceReport(threshold=threshold, cross_term_threshold=cross_term_threshold)
-        if not adapters:
-            return report
-        check_adapters(adapters, MethodParams("delta_cat"), check_base_model=check_base_model)
-        composer = get_composer(adapters[0].pem_type)
-        device = compute_device()
-        labels = list(names) if names else [f"input {i}" for i in range(len(adapters))]
-        signs = [1.0 if w >= 0 else -1.0 for w in (weights or [1.0] * len(adapters))]
-        cross, inners, linear_runs = _cross_terms(adapters, weights, device)
+        sources = [InMemory(a) for a in adapters]
+        return _report(sources, weights, threshold, names, check_base_model, method, cross_term_threshold)
 
-        def inner(i: int, j: int, path: str) -> float:
-            """<D_i, D_j>_F of one module: from the cross-term Gram blocks when there are any."""
-            if inners is not None:
-                return float(inners[path][i, j])
-            return composer.inner(adapters[i].modules[path], adapters[j].modules[path], device)
 
-        norms = [{p: math.sqrt(max(inner(i, i, p), 0.0)) for p in a.modules} for i, a in enumerate(adapters)]
-        for i in range(len(adapters)):
-            for j in range(i + 1, len(adapters)):
-                cosines = []
-                for path in sorted(adapters[i].modules.keys() & adapters[j].modules.keys()):
-                    denom = norms[i][path] * norms[j][path]
-                    if denom > 0:
-                        cosines.append(signs[i] * signs[j] * inner(i, j, path) / denom)
-                n = len(cosines)
-                pair = PairInterference(
-                    i=i,
-                    j=j,
-                    rms_cosine=math.sqrt(sum(c * c for c in cosines) / n) if n else 0.0,
-                    mean_cosine=sum(cosines) / n if n else 0.0,
-                    max_abs_cosine=max((abs(c) for c in cosines), default=0.0),
-                    modules=n,
-                    linear_cross_term_error=_linear_error(cross, linear_runs, len(report.pairs)),
-                )
-                report.pairs.append(pair)
-                if pair.rms_cosine > threshold:
-                    report.warnings.append(
-                        f"{labels[i]} and {labels[j]} interfere: "
-                        f"RMS cosine {pair.rms_cosine:.3f} > {threshold}"
-                    )
-        report.linear_cross_term_error = _linear_error(cross, linear_runs, None)
-        error = report.linear_cross_term_error
-        if method == "linear" and error is not None and error > cross_term_threshold:
-            report.warnings.append(
-                f"linear is {error:.0%} away from the exact weighted delta sum (> {cross_term_threshold:g}; "
-                "cross terms B_i A_j: the inputs probably do not share an initialisation); "
-                "use delta_cat (exact sum) or delta_svd (best rank-k)"
-            )
+def interference_files(
+    folders: Sequence[str | os.PathLike[str]],
+    weights: Sequence[float] | None = None,
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    names: Sequence[str] | None = None,
+    check_base_model: bool = True,
+    method: str | None = None,
+    cross_term_threshold: float = DEFAULT_CROSS_TERM_THRESHOLD,
+    threads: int | None = DEFAULT_CPU_THREADS,
+) -> InterferenceReport:
+    """`interference_report` of adapter folders, read one module at a time (as `compose_files`)."""
+    with torch_threads(threads), open_adapters(list(folders)) as lazies:
+        return _report(lazies, weights, threshold, names, check_base_model, method, cross_term_threshold)
+
+
+def _report(
+    sources: Sequence[Source],
+    weights: Sequence[float] | None,
+    threshold: float,
+    names: Sequence[str] | None,
+    check_base_model: bool,
+    method: str | None,
+    cross_term_threshold: float,
+) -> InterferenceReport:
+    report = InterferenceReport(threshold=threshold, cross_term_threshold=cross_term_threshold)
+    if not sources:
         return report
+    skeletons = [s.skeleton for s in sources]
+    check_adapters(skeletons, MethodParams("delta_cat"), check_base_model=check_base_model)
+    labels = list(names) if names else [f"input {i}" for i in range(len(sources))]
+    signs = [1.0 if w >= 0 else -1.0 for w in (weights or [1.0] * len(sources))]
+    cross, inners, linear_runs = _inner_products(sources, weights)
+    norms = [
+        {p: math.sqrt(max(float(inners[p][i, i]), 0.0)) for p in a.modules} for i, a in enumerate(skeletons)
+    ]
+    for i in range(len(sources)):
+        for j in range(i + 1, len(sources)):
+            cosines = []
+            for path in sorted(skeletons[i].modules.keys() & skeletons[j].modules.keys()):
+                denom = norms[i][path] * norms[j][path]
+                if denom > 0:
+                    cosines.append(signs[i] * signs[j] * float(inners[path][i, j]) / denom)
+            n = len(cosines)
+            pair = PairInterference(
+                i=i,
+                j=j,
+                rms_cosine=math.sqrt(sum(c * c for c in cosines) / n) if n else 0.0,
+                mean_cosine=sum(cosines) / n if n else 0.0,
+                max_abs_cosine=max((abs(c) for c in cosines), default=0.0),
+                modules=n,
+                linear_cross_term_error=_linear_error(cross, linear_runs, len(report.pairs)),
+            )
+            report.pairs.append(pair)
+            if pair.rms_cosine > threshold:
+                report.warnings.append(
+                    f"{labels[i]} and {labels[j]} interfere: RMS cosine {pair.rms_cosine:.3f} > {threshold}"
+                )
+    report.linear_cross_term_error = _linear_error(cross, linear_runs, None)
+    error = report.linear_cross_term_error
+    if method == "linear" and error is not None and error > cross_term_threshold:
+        report.warnings.append(
+            f"linear is {error:.0%} away from the exact weighted delta sum (> {cross_term_threshold:g}; "
+            "cross terms B_i A_j: the inputs probably do not share an initialisation); "
+            "use delta_cat (exact sum) or delta_svd (best rank-k)"
+        )
+    return report
 
 
-def _cross_terms(
-    adapters: Sequence[PemAdapter], weights: Sequence[float] | None, device: Any
-) -> tuple[CrossTermTotals | None, dict[str, torch.Tensor] | None, bool]:
-    """(totals, per-module delta inner products, linear can run). (IA)3 needs none: its linear is
-    the exact weighted sum. LoRA inputs whose ranks differ somewhere: linear cannot run."""
-    if adapters[0].pem_type != "lora":
-        return None, None, True
-    totals = new_totals(weights or [1.0] * len(adapters))
-    inners = {}
-    for path in sorted(set().union(*(a.modules.keys() for a in adapters))):
-        found = accumulate(totals, [a.modules.get(path) for a in adapters], device)
+def _inner_products(
+    sources: Sequence[Source], weights: Sequence[float] | None
+) -> tuple[CrossTermTotals | None, dict[str, torch.Tensor], bool]:
+    """(cross-term totals, per module path the n x n delta inner products, linear can run), one
+    module of every input at a time. LoRA modules come from the cross-term Gram blocks; (IA)3 (whose
+    linear is the exact weighted sum) and LoRA modules whose ranks differ from pairwise products.
+    Where ranks differ anywhere, linear cannot run: no cross-term totals."""
+    skeletons = [s.skeleton for s in sources]
+    composer = get_composer(skeletons[0].pem_type)
+    device = compute_device()
+    lora = skeletons[0].pem_type == "lora"
+    totals = new_totals(weights or [1.0] * len(sources)) if lora else None
+    linear_runs = True
+    inners: dict[str, torch.Tensor] = {}
+    n = len(sources)
+    for path in sorted({p for a in skeletons for p in a.modules}):
+        modules = [s.module(path) if path in s.skeleton.modules else None for s in sources]
+        found = accumulate(totals, modules, device) if totals is not None and linear_runs else None
         if found is None:
-            return None, None, False
+            linear_runs = linear_runs and not lora
+            found = torch.zeros(n, n, dtype=torch.float64)
+            for i, a in enumerate(modules):
+                for j in range(i, n):
+                    b = modules[j]
+                    if a is not None and b is not None:
+                        found[i, j] = found[j, i] = composer.inner(a, b, device)
         inners[path] = found
-    return totals, inners, True
+        del modules
+    return (totals if lora and linear_runs else None), inners, linear_runs
 
 
 def _linear_error(cross: CrossTermTotals | None, linear_runs: bool, pair: int | None) -> float | None:

@@ -1,9 +1,10 @@
-"""LoRA composition: every method of docs/methods.md on factors (or dense deltas for pruning)."""
+"""LoRA composition: a rule per method of the table, on factors (factor space) or on one input's dense
+delta at a time (dense methods, compose/dense.py), recompressed by the exact truncated SVD."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -15,9 +16,10 @@ from registry.compose.base import (
     finite_f32,
     register_composer,
 )
-from registry.compose.core_merge import core_merge, module_norms
+from registry.compose.core_merge import module_norms
+from registry.compose.dense import DENSE_RULES
 from registry.compose.lowrank import dense_truncated, factors_truncated
-from registry.compose.pruning import dare_seed, prune_merge
+from registry.compose.methods import get_method
 from registry.compose.targets import unify
 from registry.errors import IncompatibleAdapters
 from registry.pem import LoraModule, PemAdapter
@@ -54,10 +56,56 @@ def grouped_coefficients(entries: Sequence[Entry]) -> list[float]:
     return coeffs
 
 
+Factors = list[torch.Tensor]
+FactorRule = Callable[
+    [Sequence[Entry], Factors, Factors, list[float], MethodParams],
+    tuple[torch.Tensor, torch.Tensor, dict[str, Any]],
+]
+
+
+def _linear(
+    entries: Sequence[Entry], a_list: Factors, b_list: Factors, scales: list[float], params: MethodParams
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+    # in-place accumulation: one output allocation per factor instead of one per term
+    a = abs(entries[0].weight) * a_list[0]
+    b = (entries[0].weight * scales[0]) * b_list[0]
+    for e, s, ai, bi in zip(entries[1:], scales[1:], a_list[1:], b_list[1:], strict=True):
+        a.add_(ai, alpha=abs(e.weight))
+        b.add_(bi, alpha=e.weight * s)
+    return a, b, {}
+
+
+def _delta_cat(
+    entries: Sequence[Entry], a_list: Factors, b_list: Factors, scales: list[float], params: MethodParams
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+    coeffs = grouped_coefficients(entries)
+    b = torch.cat(b_list, dim=1)
+    a = torch.cat([c * s * ai for c, s, ai in zip(coeffs, scales, a_list, strict=True)], dim=0)
+    return a, b, {}
+
+
+def _delta_svd(
+    entries: Sequence[Entry], a_list: Factors, b_list: Factors, scales: list[float], params: MethodParams
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+    coeffs = grouped_coefficients(entries)
+    bs = torch.cat([c * s * bi for c, s, bi in zip(coeffs, scales, b_list, strict=True)], dim=1)
+    b, a, energy = factors_truncated(bs, torch.cat(a_list, dim=0), params.required_rank())
+    return a, b, {"retained_energy": energy}
+
+
+# The factor-space methods of the table (compose/methods.py); the dense ones are compose/dense.py's.
+FACTOR_RULES: dict[str, FactorRule] = {"linear": _linear, "delta_cat": _delta_cat, "delta_svd": _delta_svd}
+
+
 class LoraComposer(Composer):
     pem_type = "lora"
 
+    def rules(self) -> frozenset[str]:
+        return frozenset(FACTOR_RULES) | frozenset(DENSE_RULES)
+
     def check(self, adapters: Sequence[PemAdapter], params: MethodParams) -> None:
+        method = get_method(params.method)
+        equal_ranks = method is not None and method.output_rank == "input"  # linear: factors add
         seen: dict[str, tuple[int, LoraModule]] = {}
         for i, adapter in enumerate(adapters):
             for path, m in adapter.modules.items():
@@ -70,7 +118,7 @@ class LoraComposer(Composer):
                         f"module {path!r}: delta shapes differ (input {j}: "
                         f"{first.B.shape[0]}x{first.A.shape[1]}, input {i}: {m.B.shape[0]}x{m.A.shape[1]})"
                     )
-                if params.method == "linear" and m.r != first.r:
+                if equal_ranks and m.r != first.r:
                     raise IncompatibleAdapters(
                         f"module {path!r}: ranks differ (input {j}: r={first.r}, input {i}: r={m.r}); "
                         "linear needs equal ranks, use delta_svd (or delta_cat)"
@@ -87,48 +135,23 @@ class LoraComposer(Composer):
         a_list = [finite_f32(e.module.A, device, f"input {e.index} module {path!r} lora_A") for e in entries]
         b_list = [finite_f32(e.module.B, device, f"input {e.index} module {path!r} lora_B") for e in entries]
         scales = [e.module.scale for e in entries]
-        report: dict[str, Any] = {}
-        if params.method == "linear":
-            # in-place accumulation: one output allocation per factor instead of one per term
-            a = abs(entries[0].weight) * a_list[0]
-            b = (entries[0].weight * scales[0]) * b_list[0]
-            for e, s, ai, bi in zip(entries[1:], scales[1:], a_list[1:], b_list[1:], strict=True):
-                a.add_(ai, alpha=abs(e.weight))
-                b.add_(bi, alpha=e.weight * s)
-        elif params.method == "delta_cat":
-            coeffs = grouped_coefficients(entries)
-            b = torch.cat(b_list, dim=1)
-            a = torch.cat([c * s * ai for c, s, ai in zip(coeffs, scales, a_list, strict=True)], dim=0)
-        elif params.method == "delta_svd":
-            coeffs = grouped_coefficients(entries)
-            bs = torch.cat([c * s * bi for c, s, bi in zip(coeffs, scales, b_list, strict=True)], dim=1)
-            b, a, report["retained_energy"] = factors_truncated(
-                bs, torch.cat(a_list, dim=0), params.required_rank()
-            )
-        elif params.method == "core_merge":
-            # A generator: one dense delta at a time (core_merge streams over the inputs).
-            streamed = (s * (bi @ ai) for s, bi, ai in zip(scales, b_list, a_list, strict=True))
-            norms = module_norms(params.activation_norms, params.core_criterion, path)
-            merged, report["core"] = core_merge(
-                streamed,
-                [e.weight for e in entries],
-                [e.index for e in entries],
-                params.density or 0.0,
+        if params.method in FACTOR_RULES:
+            a, b, report = FACTOR_RULES[params.method](entries, a_list, b_list, scales, params)
+        elif params.method in DENSE_RULES:
+            method = get_method(params.method)
+            scored = method is not None and method.takes("core_criterion")  # calibration norms apply
+            norms = module_norms(params.activation_norms, params.core_criterion, path) if scored else None
+            merged, report = DENSE_RULES[params.method](
+                # one input's dense delta at a time, formed again on each pass
+                lambda: ((bi @ ai).mul_(s) for s, bi, ai in zip(scales, b_list, a_list, strict=True)),
+                entries,
+                params,
+                path,
                 None if norms is None else norms.input[None, :],  # score[o, c] uses ||X[:, c]||
             )
             b, a, report["retained_energy"] = dense_truncated(merged, params.required_rank())
         else:
-            deltas = [s * (bi @ ai) for s, bi, ai in zip(scales, b_list, a_list, strict=True)]
-            seeds = [dare_seed(params.seed, path, e.index) for e in entries]
-            merged = prune_merge(
-                deltas,
-                [e.weight for e in entries],
-                params.method,
-                params.required_density(),
-                params.majority_sign,
-                seeds,
-            )
-            b, a, report["retained_energy"] = dense_truncated(merged, params.required_rank())
+            raise IncompatibleAdapters(f"method {params.method} has no LoRA rule")
         assert isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)
         module = LoraModule(A=a.to("cpu", out_dtype), B=b.to("cpu", out_dtype), alpha=float(a.shape[0]))
         report["rank"] = int(a.shape[0])
@@ -138,13 +161,10 @@ class LoraComposer(Composer):
         self, path: str, entries: Sequence[Entry], params: MethodParams, out_dtype: torch.dtype
     ) -> LoraModule:
         first = entries[0].module
-        if params.method == "linear":
-            rank = first.r
-        elif params.method == "delta_cat":
-            rank = sum(e.module.r for e in entries)
-        else:  # truncated outputs are zero-padded to the requested rank (lowrank._pad)
-            assert params.rank is not None
-            rank = params.rank
+        method = get_method(params.method)
+        assert method is not None  # check_params ran
+        # truncated outputs are zero-padded to the requested rank (lowrank._pad)
+        rank = method.lora_rank([e.module.r for e in entries], params.rank)
         a = torch.empty(rank, first.A.shape[1], dtype=out_dtype, device="meta")
         b = torch.empty(first.B.shape[0], rank, dtype=out_dtype, device="meta")
         return LoraModule(A=a, B=b, alpha=float(rank))

@@ -9,12 +9,13 @@ Definitions (tests reimplement these independently):
   elected on the weighted T_i, so negative weights are honoured: 'total' -> sign(sum_i T_i),
   'frequency' -> sign(sum_i sign(T_i)), ties broken to +. Result = sum of the T_i whose sign equals
   the elected one, divided by how many there are (at least 1): TIES's disjoint mean.
+Computed in passes over the inputs, one dense delta at a time (`prune_merge`).
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import torch
 
@@ -37,26 +38,71 @@ def dare_mask(shape: torch.Size, density: float, seed: int) -> torch.Tensor:
     return torch.rand(shape, generator=gen) < density
 
 
+# method -> (trim, TIES sign election): every pruning method by name, no default.
+PRUNING: dict[str, tuple[str, bool]] = {
+    "ties": ("magnitude", True),
+    "magnitude_prune": ("magnitude", False),
+    "dare_linear": ("dare", False),
+    "dare_ties": ("dare", True),
+}
+
+
+def _rule(method: str) -> tuple[str, bool]:
+    try:
+        return PRUNING[method]
+    except KeyError:
+        raise ValueError(f"{method!r} is not a pruning method ({', '.join(PRUNING)})") from None
+
+
+def trimmed(delta: torch.Tensor, weight: float, method: str, density: float, seed: int) -> torch.Tensor:
+    """T_i = w_i * trim(D_i): the magnitude mask (ties, magnitude_prune) or DARE's (dare_*)."""
+    if _rule(method)[0] == "magnitude":
+        kept = delta * magnitude_mask(delta, density)
+    else:
+        kept = delta * dare_mask(delta.shape, density, seed).to(delta.device) / density
+    return kept.mul_(weight)
+
+
 def prune_merge(
-    deltas: Sequence[torch.Tensor],
+    deltas: Callable[[], Iterable[torch.Tensor]],
     weights: Sequence[float],
     method: str,
     density: float,
     majority_sign: str,
     seeds: Sequence[int],
 ) -> torch.Tensor:
-    trimmed = []
-    for delta, weight, seed in zip(deltas, weights, seeds, strict=True):
-        if method in ("ties", "magnitude_prune"):
-            kept = delta * magnitude_mask(delta, density)
-        else:
-            kept = delta * dare_mask(delta.shape, density, seed).to(delta.device) / density
-        trimmed.append(weight * kept)
-    stacked = torch.stack(trimmed)
-    if method in ("magnitude_prune", "dare_linear"):
-        return stacked.sum(dim=0)
-    signs = stacked.sign()
-    votes = stacked.sum(dim=0) if majority_sign == "total" else signs.sum(dim=0)
+    """Merge one module. `deltas()` yields the inputs' dense deltas one at a time (a fresh pass each
+    call), so memory is a few module-sized buffers whatever the number of inputs: the linear ones
+    accumulate in one pass; the TIES ones take two (the per-entry sign votes, then the disjoint mean
+    of the entries that agree with the elected sign), recomputing each T_i (both masks are
+    deterministic)."""
+
+    def each() -> Iterator[torch.Tensor]:
+        for delta, weight, seed in zip(deltas(), weights, seeds, strict=True):
+            yield trimmed(delta, weight, method, density, seed)
+
+    if not _rule(method)[1]:
+        return _sum(each())
+    votes = _sum(each()) if majority_sign == "total" else _sum(t.sign_() for t in each())
     elected = torch.where(votes >= 0, 1.0, -1.0)
-    agree = signs == elected
-    return (stacked * agree).sum(dim=0) / agree.sum(dim=0).clamp(min=1)
+    del votes
+    total: torch.Tensor | None = None
+    count: torch.Tensor | None = None
+    for t in each():
+        agree = t.sign() == elected
+        t.mul_(agree)
+        if total is None or count is None:
+            total, count = t, agree.to(torch.float32)
+        else:
+            total.add_(t)
+            count.add_(agree)
+    assert total is not None and count is not None, "a module has at least one input"
+    return total.div_(count.clamp_(min=1))
+
+
+def _sum(terms: Iterable[torch.Tensor]) -> torch.Tensor:
+    total: torch.Tensor | None = None
+    for t in terms:
+        total = t if total is None else total.add_(t)
+    assert total is not None, "a module has at least one input"
+    return total

@@ -1,29 +1,62 @@
-"""`compose_files`: the engine on adapter folders, module by module, in memory flat in the inputs.
+"""`compose_files`: the composition loop (engine.run) on adapter folders, in memory flat in the inputs.
 
-Same arithmetic as `compose` (the same `Composer.combine` per module, so results are identical),
-but nothing is held beyond one module: the inputs' headers are read first (shapes only), every
-check that needs no data runs on them, the output's header is planned from them, and then each
-module is read from every input that has it, validated (parse + NaN/Inf, as `read_adapter`),
-composed and appended to the output file. Peak memory is one module of every input plus its
-output: ~40 MB for 32 rank-16 adapters of an 8B Llama, instead of the ~5 GB of reading them all.
+Same loop and arithmetic as `compose` (results are bit-for-bit identical); only the ends differ:
+each input is a `LazyAdapter` (its safetensors header read first, shapes only, so every check that
+needs no data runs before any is read; then one module at a time, read and validated like
+`read_adapter`: parse + NaN/Inf), and the output goes to a `FileSink` (the header planned from the
+inputs' shapes, each module appended as it is composed). Peak memory is one module of every input
+plus its output: ~40 MB for 32 rank-16 adapters of an 8B Llama, instead of the ~5 GB of reading
+them all.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from registry.compose.base import MethodParams
+from registry.compose.core_merge import ActivationNorms
 from registry.compose.device import DEFAULT_CPU_THREADS, torch_threads
-from registry.compose.engine import CompositionResult, entries_at, finish, prepare
-from registry.pem import PemAdapter
-from registry.pem.base import dtype_name
+from registry.compose.engine import CompositionResult, run
 from registry.pem.io import CONFIG_NAME, WEIGHTS_NAME
 from registry.pem.lazy import IncrementalWriter, open_adapters
+
+
+class FileSink:
+    """The output folder: safetensors appended module by module, the config written at the end; the
+    weights file appears under its name only when complete."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.writer: IncrementalWriter | None = None
+        self.kind: Any = None
+        self.planned: Mapping[str, Any] = {}
+
+    def open(self, kind: Any, planned: Mapping[str, Any]) -> None:
+        self.kind, self.planned = kind, planned
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.writer = IncrementalWriter(
+            self.folder / WEIGHTS_NAME, kind.to_tensors(planned), {"format": "pt"}
+        )
+
+    def write(self, path: str, module: Any) -> None:
+        assert self.writer is not None
+        self.writer.write(self.kind.to_tensors({path: module}))
+
+    def close(self, config: dict[str, Any]) -> Mapping[str, Any]:
+        assert self.writer is not None
+        (self.folder / CONFIG_NAME).write_text(
+            json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        )
+        self.writer.commit()
+        return self.planned  # shape-only: the data is in the folder
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.abort()
 
 
 def compose_files(
@@ -38,45 +71,24 @@ def compose_files(
     seed: int = 0,
     threads: int | None = DEFAULT_CPU_THREADS,
     check_base_model: bool = True,
+    core_criterion: str = "magnitude",
+    activation_norms: Mapping[str, ActivationNorms] | None = None,
+    method_params: Mapping[str, Any] | None = None,
 ) -> CompositionResult:
     """Compose the adapter folders into the folder `out` (PEFT layout), streaming.
 
     Arguments and errors as `compose`. The result's `.adapter` holds the output config and
     shape-only ("meta") tensors (for `.metadata()`); the data is in `out`, written completely or
     not at all."""
+    params = MethodParams(
+        method,
+        rank,
+        density,
+        majority_sign,
+        seed,
+        core_criterion,
+        activation_norms,
+        dict(method_params or {}),
+    )
     with torch_threads(threads), open_adapters(list(folders)) as lazies:
-        started = time.perf_counter()
-        skeletons = [lazy.skeleton for lazy in lazies]
-        params = MethodParams(method, rank, density, majority_sign, seed)
-        prep = prepare(skeletons, weights, params, check_base_model)
-        shapes = [s.modules for s in skeletons]
-        planned = {
-            path: prep.composer.plan(path, entries_at(path, shapes, weights), prep.params, prep.out_dtype)
-            for path in prep.paths
-        }
-        kind = skeletons[0].kind
-        folder = Path(out)
-        folder.mkdir(parents=True, exist_ok=True)
-        writer = IncrementalWriter(folder / WEIGHTS_NAME, kind.to_tensors(planned), {"format": "pt"})
-        reports: dict[str, dict[str, Any]] = {}
-        try:
-            for path in prep.paths:
-                modules = [{path: lz.module(path)} if path in lz.keys else {} for lz in lazies]
-                entries = entries_at(path, modules, weights)
-                module, reports[path] = prep.composer.combine(
-                    path, entries, prep.params, prep.device, prep.out_dtype
-                )
-                writer.write(kind.to_tensors({path: module}))
-                del modules, entries, module  # before the next module is read: one module held
-            config = prep.composer.output_config(skeletons, planned, prep.params)
-            (folder / CONFIG_NAME).write_text(
-                json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8"
-            )
-            writer.commit()
-        except BaseException:
-            writer.abort()
-            raise
-        adapter = PemAdapter(
-            pem_type=skeletons[0].pem_type, config=config, modules=planned, dtype=dtype_name(prep.out_dtype)
-        )
-        return finish(adapter, prep, reports, started)
+        return run(lazies, weights, params, check_base_model, FileSink(Path(out)))

@@ -5,21 +5,34 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from registry.compose.methods import (
+    CORE_CRITERION,
+    DENSITY,
+    MAJORITY_SIGN,
+    RANK,
+    get_method,
+    method_names,
+    methods_taking,
+)
 from registry.cron import check_cron
 from registry.errors import InvalidInput
 from registry.refs import ADAPTER_NAME_PATTERN, ALIAS_SCHEMA_PATTERN, Ref, validate_alias
 from registry.spec.expression import MAX_WEIGHT, MAX_WEIGHT_TEXT, parse_expression, reduce_expression
 
 T = TypeVar("T")
-Method = Literal[
-    "linear", "delta_cat", "delta_svd", "ties", "dare_linear", "dare_ties", "magnitude_prune", "core_merge"
-]
-PRUNING = ("ties", "dare_linear", "dare_ties", "magnitude_prune")
-DENSITY_METHODS = PRUNING + ("core_merge",)
+# The method names, rank/density rules and their messages come from the method table.
+if TYPE_CHECKING:
+    Method: TypeAlias = str
+    MajoritySign: TypeAlias = str
+    CoreCriterion: TypeAlias = str
+else:
+    Method = Literal[method_names()]
+    MajoritySign = Literal[MAJORITY_SIGN.choices]
+    CoreCriterion = Literal[CORE_CRITERION.choices]
 AdapterName = Annotated[str, Field(pattern=ADAPTER_NAME_PATTERN)]
 # Finite and at most MAX_WEIGHT in magnitude (docs/spec.md): `1e308 + 1e308` would sum to inf.
 Weight = Annotated[float, Field(allow_inf_nan=False, ge=-MAX_WEIGHT, le=MAX_WEIGHT)]
@@ -122,13 +135,16 @@ class CompositionSpec(_Strict):
     description: str | None = None
     base_model: str | None = None
     method: Method = "linear"
-    rank: int | None = Field(default=None, gt=0)
-    density: float | None = Field(default=None, gt=0, le=1)
-    majority_sign: Literal["total", "frequency"] = "total"
+    rank: int | None = Field(default=None, gt=RANK.exclusive_minimum)
+    density: float | None = Field(default=None, gt=DENSITY.exclusive_minimum, le=DENSITY.maximum)
+    majority_sign: MajoritySign = "total"
     seed: int = 0
     # core_merge (None = magnitude); `calibration`: an evaluation name of this spec or a dataset URI.
     # Optional fields default to None so that older specs keep their canonical form (and cache key).
-    core_criterion: Literal["magnitude", "importance"] | None = None
+    core_criterion: CoreCriterion | None = None
+    # the method's other parameters (its declaration names them); None by default so older specs
+    # keep their canonical form (and cache key)
+    params: dict[str, Any] | None = None
     calibration: str | None = Field(default=None, min_length=1)
     compare_decoding: bool | None = None  # also evaluate the decoding-time ensemble of the inputs
     expression: str | None = None
@@ -162,18 +178,7 @@ class CompositionSpec(_Strict):
     def _cross_fields(self) -> CompositionSpec:
         if (self.expression is None) == (self.inputs is None):
             raise SpecFieldError(("expression",), "give exactly one of `expression` or `inputs`")
-        if self.method in PRUNING and self.density is None:
-            raise SpecFieldError(("density",), f"method {self.method} needs density", at=("method",))
-        if self.method == "core_merge" and self.density is None:
-            raise SpecFieldError(("density",), "method core_merge needs density", at=("method",))
-        if self.rank is not None and self.method in ("linear", "delta_cat"):
-            raise SpecFieldError(
-                ("rank",), f"rank applies to delta_svd, pruning methods and core_merge, not {self.method}"
-            )
-        if self.density is not None and self.method not in DENSITY_METHODS:
-            raise SpecFieldError(
-                ("density",), f"density applies to pruning methods and core_merge, not {self.method}"
-            )
+        self._check_method_fields()
         self._check_core_and_decoding()
         names = [e.name for e in self.evaluate]
         for i, name in enumerate(names):
@@ -200,11 +205,24 @@ class CompositionSpec(_Strict):
         self.weighted_refs()  # all-zero inputs are an error
         return self
 
-    def _check_core_and_decoding(self) -> None:
-        if self.core_criterion is not None and self.method != "core_merge":
+    def _check_method_fields(self) -> None:
+        """The method's fields, from its declaration: required ones present, others' absent."""
+        method = get_method(self.method)
+        assert method is not None  # the Literal refused unknown names
+        for name in ("density", "rank", "core_criterion"):  # None = not given (majority_sign, seed default)
+            param = method.param(name)
+            if param is not None and param.required and getattr(self, name) is None:
+                raise SpecFieldError((name,), f"method {self.method} needs {name}", at=("method",))
+            if param is None and getattr(self, name) is not None:
+                takers = ", ".join(methods_taking(name))
+                raise SpecFieldError((name,), f"{name} applies to {takers}, not {self.method}")
+        bad = method.params_problem(self.params or {})
+        if bad is not None:
             raise SpecFieldError(
-                ("core_criterion",), f"core_criterion applies to core_merge, not {self.method}"
+                tuple(bad[0].split(".", 1)), bad[1], at=("params",) if self.params else ("method",)
             )
+
+    def _check_core_and_decoding(self) -> None:
         if self.core_criterion == "importance" and self.calibration is None:
             raise SpecFieldError(
                 ("calibration",),

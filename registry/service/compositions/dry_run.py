@@ -1,4 +1,5 @@
 """Dry run of a spec: resolve inputs, check compatibility, report interference; compose nothing.
+The inputs are read one module at a time (memory flat in their number and size).
 
 `check_composable` is every check a composition must pass before a run starts; `POST /v1/compositions`
 and `pemreg compose` run it too, so they refuse exactly what `:validate` / `--dry-run` refuse.
@@ -60,14 +61,19 @@ def _check_rank(spec: CompositionSpec, adapters: list[PemAdapter], inputs: list[
 
 
 def check_composable(reg: Registry, spec: CompositionSpec, inputs: list[ResolvedInput]) -> list[PemAdapter]:
-    """Read the inputs and run every check of the engine (shapes, ranks under linear, PEM type, base,
-    method parameters, rank bound) without composing. Returns the adapters read."""
+    """Run every check of the engine (shapes, ranks under linear, PEM type, base, method parameters,
+    rank bound) on the inputs' headers, without reading their tensors (memory flat in the inputs:
+    their data was validated at registration and is sha256-checked on fetch; the run reads each
+    module again, validated). Returns the inputs' skeletons (shape-only tensors)."""
     from registry.compose import check_adapters, check_params
     from registry.compose.base import MethodParams
-    from registry.pem import read_adapter
+    from registry.pem.lazy import open_adapters
 
-    adapters = [read_adapter(fetch_input(reg, i)) for i in inputs]
-    params = MethodParams(spec.method, spec.rank, spec.density, spec.majority_sign, spec.seed)
+    with open_adapters([fetch_input(reg, i) for i in inputs]) as lazies:
+        adapters = [lazy.skeleton for lazy in lazies]
+    params = MethodParams(
+        spec.method, spec.rank, spec.density, spec.majority_sign, spec.seed, extra=spec.params or {}
+    )
     check_params(len(adapters), [i.weight for i in inputs], params)
     check_adapters(adapters, params)
     _check_rank(spec, adapters, inputs)
@@ -75,14 +81,14 @@ def check_composable(reg: Registry, spec: CompositionSpec, inputs: list[Resolved
 
 
 def dry_run(reg: Registry, spec: CompositionSpec) -> DryRun:
-    from registry.compose import interference_report
+    from registry.compose import interference_files
 
     inputs = admit(reg, spec)  # what a submission would refuse (principal, policy, sources) ...
     check_no_cycle(reg, spec)  # ... and a recompose cycle
-    adapters = check_composable(reg, spec, inputs)
+    skeletons = check_composable(reg, spec, inputs)
     weights = [i.weight for i in inputs]
-    report = interference_report(
-        adapters,
+    report = interference_files(  # one module of every input at a time
+        [fetch_input(reg, i) for i in inputs],
         weights,
         threshold=reg.settings.interference_threshold,
         names=[i.label for i in inputs],
@@ -90,5 +96,7 @@ def dry_run(reg: Registry, spec: CompositionSpec) -> DryRun:
         cross_term_threshold=reg.settings.linear_cross_term_threshold,
     )
     report.warnings[:0] = input_warnings(reg, [(i.name, i.version) for i in inputs])
-    dry = [DryInput(**i.to_dict(), rank=a.metadata().get("r")) for i, a in zip(inputs, adapters, strict=True)]
+    dry = [
+        DryInput(**i.to_dict(), rank=a.metadata().get("r")) for i, a in zip(inputs, skeletons, strict=True)
+    ]
     return DryRun(composition_key(spec, inputs), spec.method, dry, report.to_dict())

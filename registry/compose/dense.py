@@ -1,0 +1,62 @@
+"""The rules of the dense methods, one per method name, shared by every PEM type.
+
+A dense rule gets one module: `deltas()` yields the inputs' dense deltas one at a time (LoRA:
+D_i = s_i B_i A_i, d x k; (IA)3: l_i - 1), a fresh pass per call, so no rule holds every input's
+dense delta at once. It returns the merged dense delta and its report entries; the composer makes
+the output (LoRA: exact truncated SVD to the method's output rank; (IA)3: 1 + merged).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import torch
+
+from registry.compose.base import Entry, MethodParams
+from registry.compose.core_merge import core_merge
+from registry.compose.pruning import dare_seed, prune_merge
+
+Deltas = Callable[[], Iterable[torch.Tensor]]
+# (deltas, entries, params, module path, per-entry calibration norms or None) -> (merged, report)
+DenseRule = Callable[
+    [Deltas, Sequence[Entry], MethodParams, str, torch.Tensor | None], tuple[torch.Tensor, dict[str, Any]]
+]
+
+
+def _prune(
+    deltas: Deltas, entries: Sequence[Entry], params: MethodParams, path: str, norms: torch.Tensor | None
+) -> tuple[torch.Tensor, dict[str, Any]]:
+    seeds = [dare_seed(params.seed, path, e.index) for e in entries]
+    weights = [e.weight for e in entries]
+    merged = prune_merge(
+        deltas, weights, params.method, params.required_density(), params.majority_sign, seeds
+    )
+    return merged, {}
+
+
+def _core(
+    deltas: Deltas, entries: Sequence[Entry], params: MethodParams, path: str, norms: torch.Tensor | None
+) -> tuple[torch.Tensor, dict[str, Any]]:
+    merged, core = core_merge(
+        deltas(), [e.weight for e in entries], [e.index for e in entries], params.density or 0.0, norms
+    )
+    return merged, {"core": core}
+
+
+def weighted_sum(
+    deltas: Deltas, entries: Sequence[Entry], params: MethodParams, path: str, norms: torch.Tensor | None
+) -> tuple[torch.Tensor, dict[str, Any]]:
+    """sum_i w_i D_i: what every factor-space method is on (IA)3 vectors."""
+    merged = sum(e.weight * d for e, d in zip(entries, deltas(), strict=True))
+    assert isinstance(merged, torch.Tensor)
+    return merged, {}
+
+
+DENSE_RULES: dict[str, DenseRule] = {
+    "ties": _prune,
+    "dare_linear": _prune,
+    "dare_ties": _prune,
+    "magnitude_prune": _prune,
+    "core_merge": _core,
+}

@@ -1,0 +1,234 @@
+"""The method table: every composition method is one declaration, registered once.
+
+A `Method` says what a method is, not how it computes: its name, the PEM types it supports, the spec
+fields it takes (type, default, range), whether it reads its inputs as factors or as dense modules
+(formed one input at a time), and its LoRA output-rank rule. The spec schema and its cross-field
+rules (registry/spec/model.py), the engine's parameter checks (compose/checks.py), the composers'
+dispatch (each composer has one rule per method it supports: no fall-through), the dry run, the
+provenance, `pemreg methods list` / `GET /v1/methods` and docs/methods.md all read this table.
+Registering a name twice is refused (as mergekit's REGISTERED_MERGE_METHODS and PEFT's
+register_peft_method do).
+
+This module imports neither torch nor pydantic: the spec and the CLI read it cheaply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+Space = Literal["factor", "dense"]
+RankRule = Literal["input", "sum", "rank"]
+
+# The LoRA output rank of one module from its inputs' ranks and the resolved `rank` parameter.
+RANK_RULES: dict[str, str] = {
+    "input": "the inputs' rank r (equal ranks per module)",
+    "sum": "sum_i r_i",
+    "rank": "rank (default: the largest input rank), zero-padded",
+}
+
+
+@dataclass(frozen=True)
+class Param:
+    """A spec field a method takes. `required`: no default applies (the spec names the field)."""
+
+    name: str
+    type: Literal["int", "float", "str"]
+    default: Any = None
+    required: bool = False
+    minimum: float | None = None  # inclusive
+    exclusive_minimum: float | None = None
+    maximum: float | None = None  # inclusive
+    choices: tuple[str, ...] = ()
+    doc: str = ""
+    default_doc: str = ""  # the default in words, when it depends on the inputs
+    # "spec": a top-level spec field (rank, density, seed, and the older majority_sign, core_criterion);
+    # "params": a key of the spec's `params:` mapping (every other method-specific parameter)
+    where: Literal["spec", "params"] = "spec"
+
+    def in_range(self, value: float) -> bool:
+        return (
+            (self.minimum is None or value >= self.minimum)
+            and (self.exclusive_minimum is None or value > self.exclusive_minimum)
+            and (self.maximum is None or value <= self.maximum)
+        )
+
+    def range_text(self) -> str:
+        """`(0, 1]`-style interval, '' without bounds."""
+        if self.exclusive_minimum is not None:
+            low = f"({self.exclusive_minimum:g}"
+        elif self.minimum is not None:
+            low = f"[{self.minimum:g}"
+        else:
+            low = "(-inf" if self.maximum is not None else ""
+        if not low:
+            return ""
+        if self.maximum is None:  # one-sided: "> 0" reads better than "(0, inf)"
+            return f"{'>' if low[0] == '(' else '>='} {low[1:]}"
+        return f"{low}, {self.maximum:g}]"
+
+    @property
+    def field(self) -> str:
+        """The spec field that holds it (what an error names)."""
+        return f"params.{self.name}" if self.where == "params" else self.name
+
+    def problem(self, value: Any) -> str | None:
+        """Why `value` does not fit the declared type, choices or range; None when it fits."""
+        if self.type == "str":
+            typed = isinstance(value, str)
+        elif self.type == "int":
+            typed = isinstance(value, int) and not isinstance(value, bool)
+        else:
+            typed = isinstance(value, int | float) and not isinstance(value, bool)
+        if not typed:
+            return f"must be of type {self.type}, got {value!r}"
+        if self.choices and value not in self.choices:
+            return f"must be one of {', '.join(self.choices)}, got {value!r}"
+        if self.type != "str" and not self.in_range(value):
+            bounds = self.range_text()
+            return f"must be {bounds if bounds[0] in '<>' else 'in ' + bounds}, got {value!r}"
+        return None
+
+    def describe(self) -> str:
+        """One line for docs and `pemreg methods list`: name, type, range or choices, default."""
+        parts = [f"`{self.field}` {self.type}"]
+        if self.choices:
+            parts.append("(" + " / ".join(self.choices) + ")")
+        bounds = self.range_text()
+        if bounds:
+            parts.append(f"in {bounds}" if bounds[0] in "([" else bounds)
+        parts.append("required" if self.required else f"default {self.default_doc or self.default}")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    pem_types: tuple[str, ...]
+    space: Space  # factor: LoRA factors combined as factors; dense: one input's dense module at a time
+    output_rank: RankRule
+    params: tuple[Param, ...] = ()
+    summary: str = ""
+    provider: str = "pemreg"
+
+    def param(self, name: str) -> Param | None:
+        return next((p for p in self.params if p.name == name), None)
+
+    def takes(self, name: str) -> bool:
+        return self.param(name) is not None
+
+    def params_problem(self, given: Mapping[str, Any]) -> tuple[str, str] | None:
+        """(field, message) for the first bad key or value of a spec's `params:`; None when all fit."""
+        accepted = [p for p in self.params if p.where == "params"]
+        for key, value in given.items():
+            param = next((p for p in accepted if p.name == key), None)
+            if param is None:
+                names = ", ".join(p.name for p in accepted) or "none"
+                return f"params.{key}", f"method {self.name} takes no parameter {key!r} (params: {names})"
+            problem = param.problem(value)
+            if problem is not None:
+                return f"params.{key}", f"params.{key} {problem}"
+        missing = [p.name for p in accepted if p.required and p.name not in given]
+        if missing:
+            return f"params.{missing[0]}", f"method {self.name} needs params.{missing[0]}"
+        return None
+
+    def resolved_params(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """The `params:` values a run uses: the given ones, defaults for the rest."""
+        return {p.name: given.get(p.name, p.default) for p in self.params if p.where == "params"}
+
+    def lora_rank(self, input_ranks: Sequence[int], rank: int | None) -> int:
+        """The output rank of one LoRA module (`rank` already resolved by the engine)."""
+        if self.output_rank == "input":
+            return input_ranks[0]
+        if self.output_rank == "sum":
+            return sum(input_ranks)
+        if rank is None:
+            raise ValueError(f"method {self.name} needs a resolved rank")
+        return rank
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["pem_types"] = list(self.pem_types)
+        data["params"] = [{**asdict(p), "choices": list(p.choices)} for p in self.params]
+        data["output_rank_rule"] = RANK_RULES[self.output_rank]
+        return data
+
+
+_REGISTRY: dict[str, Method] = {}
+
+
+class DuplicateMethod(ValueError):
+    pass
+
+
+def register_method(method: Method) -> Method:
+    """Add a method to the table; a name already registered is refused."""
+    if method.name in _REGISTRY:
+        raise DuplicateMethod(
+            f"method {method.name!r} is already registered (by {_REGISTRY[method.name].provider})"
+        )
+    if method.output_rank not in RANK_RULES:
+        raise ValueError(f"method {method.name!r}: unknown output-rank rule {method.output_rank!r}")
+    _REGISTRY[method.name] = method
+    return method
+
+
+def get_method(name: str) -> Method | None:
+    return _REGISTRY.get(name)
+
+
+def all_methods() -> tuple[Method, ...]:
+    return tuple(_REGISTRY.values())
+
+
+def method_names() -> tuple[str, ...]:
+    return tuple(_REGISTRY)
+
+
+def methods_taking(param: str) -> tuple[str, ...]:
+    return tuple(m.name for m in _REGISTRY.values() if m.takes(param))
+
+
+# ---- the built-in methods (formulas: docs/methods.md) -------------------------------------------
+
+RANK = Param(
+    "rank",
+    "int",
+    exclusive_minimum=0,
+    doc="output rank k of a LoRA result",
+    default_doc="the largest input rank",
+)
+DENSITY = Param("density", "float", required=True, exclusive_minimum=0, maximum=1, doc="kept fraction")
+MAJORITY_SIGN = Param(
+    "majority_sign", "str", default="total", choices=("total", "frequency"), doc="sign election"
+)
+SEED = Param("seed", "int", default=0, doc="DARE's random masks")
+CORE_CRITERION = Param(
+    "core_criterion", "str", default="magnitude", choices=("magnitude", "importance"), doc="core score"
+)
+BOTH = ("lora", "ia3")
+
+for _method in (
+    Method(
+        "linear", BOTH, "factor", "input", summary="A = sum |w_i| A_i, B = sum w_i s_i B_i (Zhang et al.)"
+    ),
+    Method("delta_cat", BOTH, "factor", "sum", summary="the exact sum_i w_i D_i as concatenated factors"),
+    Method("delta_svd", BOTH, "factor", "rank", (RANK,), "best rank-k approximation of sum_i w_i D_i"),
+    Method("ties", BOTH, "dense", "rank", (DENSITY, MAJORITY_SIGN, RANK), "TIES: trim, elect, disjoint mean"),
+    Method("dare_linear", BOTH, "dense", "rank", (DENSITY, SEED, RANK), "DARE random keep, weighted sum"),
+    Method(
+        "dare_ties", BOTH, "dense", "rank", (DENSITY, MAJORITY_SIGN, SEED, RANK), "DARE keep, TIES election"
+    ),
+    Method("magnitude_prune", BOTH, "dense", "rank", (DENSITY, RANK), "magnitude trim, weighted sum"),
+    Method(
+        "core_merge",
+        BOTH,
+        "dense",
+        "rank",
+        (DENSITY, CORE_CRITERION, RANK),
+        "each input's core kept, overlaps to the larger |T_i|, the rest summed",
+    ),
+):
+    register_method(_method)
