@@ -45,7 +45,8 @@ def test_docs_list_exactly_the_tables_methods_and_parameters():
         assert row[2] == method.space, method.name
         params = [p.strip() for p in row[3].split(";")] if row[3] != "none" else []
         # each parameter by name, then its type, range or choices and default as declared
-        assert [re.match(r"`(\w+)`", p).group(1) for p in params] == [p.name for p in method.params]
+        named = [re.match(r"`(?:params\.)?(\w+)`", p).group(1) for p in params]
+        assert named == [p.name for p in method.params]
         for text, param in zip(params, method.params, strict=True):
             assert f" {param.type} " in text, (method.name, text)
             default = "required" if param.required else f"default {param.default_doc or param.default}"

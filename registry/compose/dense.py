@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from registry.compose.base import Entry, MethodParams
+from registry.compose.breadcrumbs import breadcrumbs
 from registry.compose.core_merge import core_merge
 from registry.compose.pruning import dare_seed, prune_merge
 
@@ -44,6 +45,15 @@ def _core(
     return merged, {"core": core}
 
 
+def _breadcrumbs(
+    deltas: Deltas, entries: Sequence[Entry], params: MethodParams, path: str, norms: torch.Tensor | None
+) -> tuple[torch.Tensor, dict[str, Any]]:
+    merged = breadcrumbs(
+        deltas(), [e.weight for e in entries], params.required_density(), float(params.value("gamma"))
+    )
+    return merged, {}
+
+
 def weighted_sum(
     deltas: Deltas, entries: Sequence[Entry], params: MethodParams, path: str, norms: torch.Tensor | None
 ) -> tuple[torch.Tensor, dict[str, Any]]:
@@ -59,4 +69,5 @@ DENSE_RULES: dict[str, DenseRule] = {
     "dare_ties": _prune,
     "magnitude_prune": _prune,
     "core_merge": _core,
+    "breadcrumbs": _breadcrumbs,
 }

@@ -208,6 +208,15 @@ SEED = Param("seed", "int", default=0, doc="DARE's random masks")
 CORE_CRITERION = Param(
     "core_criterion", "str", default="magnitude", choices=("magnitude", "importance"), doc="core score"
 )
+GAMMA = Param(
+    "gamma",
+    "float",
+    default=0.01,
+    minimum=0,
+    maximum=1,
+    doc="largest-magnitude fraction dropped before the kept band",
+    where="params",
+)
 BOTH = ("lora", "ia3")
 
 for _method in (
@@ -229,6 +238,14 @@ for _method in (
         "rank",
         (DENSITY, CORE_CRITERION, RANK),
         "each input's core kept, overlaps to the larger |T_i|, the rest summed",
+    ),
+    Method(
+        "breadcrumbs",
+        BOTH,
+        "dense",
+        "rank",
+        (DENSITY, GAMMA, RANK),
+        "Model Breadcrumbs: each delta drops its largest gamma and keeps the next density, weighted sum",
     ),
 ):
     register_method(_method)
