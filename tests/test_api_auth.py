@@ -149,6 +149,7 @@ ENDPOINTS: list[Endpoint] = [
         lambda a: {"json": {"url": "http://10.9.9.9/hook"}},  # registry-wide: admin; then no allowed hosts
         {422},
     ),
+    ("methods", "reader", "GET", lambda a: "/v1/methods", lambda a: {}, {200}),
     ("metrics", "admin", "GET", lambda a: "/metrics", lambda a: {}, {200}),
 ]
 

@@ -70,6 +70,7 @@ COVERED_BY: dict[tuple[str, str], list[str]] = {
     ("PUT", N + "/{ns}/grants/{subject}"): ["org:grant.set"],
     ("DELETE", N + "/{ns}/grants/{subject}"): ["org:grant.revoke"],
     ("GET", "/v1/whoami"): [LISTINGS],
+    ("GET", "/v1/methods"): ["auth:methods"],
 }
 
 
