@@ -241,7 +241,7 @@ def _run(
             for i in inputs
         ],
         base_model=inputs[0].base_model,
-        method={"name": spec.method, **engine},
+        method={"name": spec.method, "provider": method_provider(spec.method), **engine},
         interference=interference,
         evaluations=evaluations,
         parent_evaluations=parents,
@@ -273,3 +273,11 @@ def _run(
         log.info("merged model of %s: sha256:%s", source, digest)
         done = comps.get(reg, comp.id)
     return done.model_dump(mode="json")
+
+
+def method_provider(name: str) -> str:
+    """Who provides the method: `pemreg`, or a plugin's distribution and version."""
+    from registry.compose.methods import get_method
+
+    method = get_method(name)
+    return method.provider if method is not None else "unknown"

@@ -84,6 +84,13 @@ def _leaves(annotation: Any) -> list[Any]:
     return [leaf for arg in args for leaf in _leaves(arg)]
 
 
+def _from_a_plugin(method: Any) -> bool:
+    from registry.compose.methods import get_method
+
+    declared = get_method(method) if isinstance(method, str) else None
+    return declared is not None and declared.provider != "pemreg"
+
+
 def test_spec_reference_documents_every_field_and_choice() -> None:
     text = (ROOT / "docs" / "spec.md").read_text()
     missing = []
@@ -92,6 +99,8 @@ def test_spec_reference_documents_every_field_and_choice() -> None:
             if f"`{name}`" not in text:
                 missing.append(f"{model.__name__}.{name}")
             for leaf in _leaves(info.annotation):  # Literal choices: methods, strategies, kinds, ...
+                if name == "method" and _from_a_plugin(leaf):
+                    continue  # a plugin documents its own methods (the test environment installs one)
                 if isinstance(leaf, str) and f"`{leaf}`" not in text and f"{name}: {leaf}" not in text:
                     missing.append(f"{model.__name__}.{name} = {leaf}")
     assert len(_models(CompositionSpec)) >= 7

@@ -39,8 +39,9 @@ def _doc_rows() -> list[list[str]]:
 
 def test_docs_list_exactly_the_tables_methods_and_parameters():
     rows = _doc_rows()
-    assert [r[0] for r in rows] == [f"`{m.name}`" for m in all_methods()]
-    for row, method in zip(rows, all_methods(), strict=True):
+    builtin = [m for m in all_methods() if m.provider == "pemreg"]  # plugins document their own
+    assert [r[0] for r in rows] == [f"`{m.name}`" for m in builtin]
+    for row, method in zip(rows, builtin, strict=True):
         assert row[1] == ", ".join(method.pem_types), method.name
         assert row[2] == method.space, method.name
         params = [p.strip() for p in row[3].split(";")] if row[3] != "none" else []

@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from registry.compose.methods import RANK_RULES, all_methods
+from registry.compose.methods import BROKEN, RANK_RULES, all_methods
 
-from .output import console, id_table, print_json, print_table
+from .output import console, err_console, id_table, print_json, print_table
 
 app = typer.Typer(help="Composition methods: the method table.", no_args_is_help=True)
 
@@ -19,6 +19,12 @@ def list_methods(
 ) -> None:
     """Every method with its PEM types, parameters, input space, output rank and provider."""
     methods = all_methods()
+    for broken in BROKEN:  # reported on stderr, so --json stays the table
+        err_console.print(
+            f"warning: method plugin {broken.entry_point} ({broken.distribution}) skipped: {broken.error}",
+            markup=False,
+            soft_wrap=True,
+        )
     if json_out:
         print_json([m.to_dict() for m in methods])
         return

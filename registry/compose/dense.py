@@ -8,6 +8,7 @@ the output (LoRA: exact truncated SVD to the method's output rank; (IA)3: 1 + me
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -16,6 +17,7 @@ import torch
 from registry.compose.base import Entry, MethodParams
 from registry.compose.breadcrumbs import breadcrumbs
 from registry.compose.core_merge import core_merge
+from registry.compose.methods import all_methods, get_method
 from registry.compose.pruning import dare_seed, prune_merge
 
 Deltas = Callable[[], Iterable[torch.Tensor]]
@@ -71,3 +73,20 @@ DENSE_RULES: dict[str, DenseRule] = {
     "core_merge": _core,
     "breadcrumbs": _breadcrumbs,
 }
+
+
+def dense_rule(name: str) -> DenseRule | None:
+    """The rule of dense method `name`: built in, or a plugin's (imported on first use)."""
+    rule = DENSE_RULES.get(name)
+    if rule is None:
+        method = get_method(name)
+        if method is not None and method.space == "dense" and method.rule:
+            module, _, attribute = method.rule.partition(":")
+            rule = getattr(importlib.import_module(module), attribute)
+            DENSE_RULES[name] = rule
+    return rule
+
+
+def dense_names() -> frozenset[str]:
+    """Every method with a dense rule: the built-in ones and the plugins' (whose rules load lazily)."""
+    return frozenset(DENSE_RULES) | {m.name for m in all_methods() if m.space == "dense" and m.rule}

@@ -9,7 +9,7 @@ import torch
 
 from registry.compose.base import Composer, Entry, MethodParams, finite_f32, register_composer
 from registry.compose.core_merge import module_norms
-from registry.compose.dense import DENSE_RULES, DenseRule, weighted_sum
+from registry.compose.dense import DenseRule, dense_names, dense_rule, weighted_sum
 from registry.compose.methods import get_method
 from registry.compose.targets import unify
 from registry.errors import IncompatibleAdapters
@@ -28,7 +28,7 @@ class Ia3Composer(Composer):
     pem_type = "ia3"
 
     def rules(self) -> frozenset[str]:
-        return frozenset(FACTOR_RULES) | frozenset(DENSE_RULES)
+        return frozenset(FACTOR_RULES) | dense_names()
 
     def check(self, adapters: Sequence[PemAdapter], params: MethodParams) -> None:
         seen: dict[str, tuple[int, Ia3Module]] = {}
@@ -54,7 +54,7 @@ class Ia3Composer(Composer):
         deltas = [
             finite_f32(e.module.l, device, f"input {e.index} module {path!r} ia3_l") - 1.0 for e in entries
         ]
-        rule = FACTOR_RULES.get(params.method) or DENSE_RULES.get(params.method)
+        rule = FACTOR_RULES.get(params.method) or dense_rule(params.method)
         if rule is None:
             raise IncompatibleAdapters(f"method {params.method} has no (IA)3 rule")
         method = get_method(params.method)

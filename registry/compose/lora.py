@@ -17,7 +17,7 @@ from registry.compose.base import (
     register_composer,
 )
 from registry.compose.core_merge import module_norms
-from registry.compose.dense import DENSE_RULES
+from registry.compose.dense import dense_names, dense_rule
 from registry.compose.lowrank import dense_truncated, factors_truncated
 from registry.compose.methods import get_method
 from registry.compose.targets import unify
@@ -101,7 +101,7 @@ class LoraComposer(Composer):
     pem_type = "lora"
 
     def rules(self) -> frozenset[str]:
-        return frozenset(FACTOR_RULES) | frozenset(DENSE_RULES)
+        return frozenset(FACTOR_RULES) | dense_names()
 
     def check(self, adapters: Sequence[PemAdapter], params: MethodParams) -> None:
         method = get_method(params.method)
@@ -137,11 +137,11 @@ class LoraComposer(Composer):
         scales = [e.module.scale for e in entries]
         if params.method in FACTOR_RULES:
             a, b, report = FACTOR_RULES[params.method](entries, a_list, b_list, scales, params)
-        elif params.method in DENSE_RULES:
+        elif (rule := dense_rule(params.method)) is not None:
             method = get_method(params.method)
             scored = method is not None and method.takes("core_criterion")  # calibration norms apply
             norms = module_norms(params.activation_norms, params.core_criterion, path) if scored else None
-            merged, report = DENSE_RULES[params.method](
+            merged, report = rule(
                 # one input's dense delta at a time, formed again on each pass
                 lambda: ((bi @ ai).mul_(s) for s, bi, ai in zip(scales, b_list, a_list, strict=True)),
                 entries,

@@ -15,7 +15,7 @@ This module imports neither torch nor pydantic: the spec and the CLI read it che
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 Space = Literal["factor", "dense"]
@@ -111,6 +111,9 @@ class Method:
     params: tuple[Param, ...] = ()
     summary: str = ""
     provider: str = "pemreg"
+    # A plugin's dense rule, "module:attribute" (compose/dense.py's DenseRule signature), imported the
+    # first time the method composes: the declaration stays as cheap to import as the table.
+    rule: str = ""
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
@@ -249,3 +252,49 @@ for _method in (
     ),
 ):
     register_method(_method)
+
+
+# ---- plugins: the `pemreg.methods` entry-point group ----------------------------------------------
+
+ENTRY_POINT_GROUP = "pemreg.methods"
+
+
+@dataclass(frozen=True)
+class BrokenPlugin:
+    """An entry point that could not join the table: reported (methods list, logs), never a crash."""
+
+    entry_point: str  # name = value
+    distribution: str
+    error: str
+
+
+BROKEN: list[BrokenPlugin] = []
+
+
+def load_plugins(entry_points: Sequence[Any] | None = None) -> list[Method]:
+    """Register every `pemreg.methods` entry point: each names a `Method` declaration (a dense method
+    with its `rule`). Its provider becomes the distribution and version that installed it, so
+    provenance and the cache key carry them. A plugin that fails to import, is not a dense `Method`
+    with a rule, or reuses a registered name is recorded in BROKEN and skipped."""
+    import logging
+    from importlib.metadata import entry_points as installed
+
+    found = list(installed(group=ENTRY_POINT_GROUP)) if entry_points is None else list(entry_points)
+    added = []
+    for ep in found:
+        dist = getattr(ep, "dist", None)
+        provider = f"{dist.name} {dist.version}" if dist is not None else "unknown distribution"
+        try:
+            declared = ep.load()
+            if not isinstance(declared, Method):
+                raise TypeError(f"{ep.value} is a {type(declared).__name__}, not a Method declaration")
+            if declared.space != "dense" or ":" not in declared.rule:
+                raise ValueError("a plugin method is dense and names its rule as 'module:attribute'")
+            added.append(register_method(replace(declared, provider=provider)))
+        except Exception as exc:  # noqa: BLE001 - any plugin failure is reported, never raised
+            BROKEN.append(BrokenPlugin(f"{ep.name} = {ep.value}", provider, f"{type(exc).__name__}: {exc}"))
+            logging.getLogger(__name__).warning("method plugin %s skipped: %s", ep.name, exc)
+    return added
+
+
+load_plugins()

@@ -109,12 +109,18 @@ def _check_catalog_compatibility(spec: CompositionSpec, inputs: list[ResolvedInp
 
 
 def composition_key(spec: CompositionSpec, inputs: list[ResolvedInput]) -> str:
-    """sha256 over canonical spec + input digests + engine version: same key, same result."""
-    payload = {
+    """sha256 over canonical spec + input digests + engine version (and a plugin method's distribution
+    and version: upgrading the plugin recomputes): same key, same result."""
+    from registry.compose.methods import get_method
+
+    payload: dict[str, Any] = {
         "spec": spec.canonical(),
         "inputs": sorted([i.name, i.sha256, i.weight] for i in inputs),
         "engine": ENGINE_VERSION,
     }
+    method = get_method(spec.method)
+    if method is not None and method.provider != "pemreg":  # built-in methods keep their older keys
+        payload["method_provider"] = method.provider
     return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
