@@ -146,3 +146,16 @@ def test_methods_list_reports_a_broken_plugin_on_stderr(monkeypatch: pytest.Monk
     assert "method plugin missing = pemreg_no_such_module:X" in result.stderr
     assert "ModuleNotFoundError" in result.stderr
     assert "example_scaled_sum" in {m["name"] for m in json.loads(result.stdout)}  # the table, whole
+
+
+def test_a_program_that_imports_the_plugin_first_still_gets_it() -> None:
+    """The plugin's module imports the table's; loading plugins at the table's import would meet the
+    plugin half-built (it did: 'partially initialized module')."""
+    code = (
+        "import pemreg_example_plugin\n"
+        "from registry.compose.methods import BROKEN, get_method\n"
+        "print(get_method('example_scaled_sum').provider, len(BROKEN))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"{PROVIDER} 0", done.stdout + done.stderr

@@ -179,19 +179,32 @@ def register_method(method: Method) -> Method:
 
 
 def get_method(name: str) -> Method | None:
-    return _REGISTRY.get(name)
+    return _table().get(name)
 
 
 def all_methods() -> tuple[Method, ...]:
-    return tuple(_REGISTRY.values())
+    return tuple(_table().values())
 
 
 def method_names() -> tuple[str, ...]:
-    return tuple(_REGISTRY)
+    return tuple(_table())
 
 
 def methods_taking(param: str) -> tuple[str, ...]:
-    return tuple(m.name for m in _REGISTRY.values() if m.takes(param))
+    return tuple(m.name for m in _table().values() if m.takes(param))
+
+
+_plugins_loaded = False
+
+
+def _table() -> dict[str, Method]:
+    """The registry, with the installed plugins joined on first read (not at import: a plugin module
+    imports this one, and a program that imports the plugin first must not meet it half-built)."""
+    global _plugins_loaded
+    if not _plugins_loaded:
+        _plugins_loaded = True
+        load_plugins()
+    return _REGISTRY
 
 
 # ---- the built-in methods (formulas: docs/methods.md) -------------------------------------------
@@ -296,5 +309,3 @@ def load_plugins(entry_points: Sequence[Any] | None = None) -> list[Method]:
             logging.getLogger(__name__).warning("method plugin %s skipped: %s", ep.name, exc)
     return added
 
-
-load_plugins()
