@@ -308,4 +308,3 @@ def load_plugins(entry_points: Sequence[Any] | None = None) -> list[Method]:
             BROKEN.append(BrokenPlugin(f"{ep.name} = {ep.value}", provider, f"{type(exc).__name__}: {exc}"))
             logging.getLogger(__name__).warning("method plugin %s skipped: %s", ep.name, exc)
     return added
-
