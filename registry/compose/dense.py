@@ -8,7 +8,6 @@ the output (LoRA: exact truncated SVD to the method's output rank; (IA)3: 1 + me
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -17,7 +16,7 @@ import torch
 from registry.compose.base import Entry, MethodParams
 from registry.compose.breadcrumbs import breadcrumbs
 from registry.compose.core_merge import core_merge
-from registry.compose.methods import all_methods, get_method
+from registry.compose.methods import all_methods, get_method, plugin_function
 from registry.compose.pruning import dare_seed, prune_merge
 
 Deltas = Callable[[], Iterable[torch.Tensor]]
@@ -76,17 +75,28 @@ DENSE_RULES: dict[str, DenseRule] = {
 
 
 def dense_rule(name: str) -> DenseRule | None:
-    """The rule of dense method `name`: built in, or a plugin's (imported on first use)."""
+    """The rule of dense method `name`: built in, or a plugin's function behind the same signature."""
     rule = DENSE_RULES.get(name)
-    if rule is None:
-        method = get_method(name)
-        if method is not None and method.space == "dense" and method.rule:
-            module, _, attribute = method.rule.partition(":")
-            rule = getattr(importlib.import_module(module), attribute)
-            DENSE_RULES[name] = rule
+    if rule is None and (fn := plugin_function(name)) is not None:
+        rule = _plugin_rule(fn)
+        DENSE_RULES[name] = rule
+    return rule
+
+
+def _plugin_rule(fn: Callable[..., torch.Tensor]) -> DenseRule:
+    """A plugin gets the weighted T_i of one module (float32, on the engine's device) and its params."""
+
+    def rule(
+        deltas: Deltas, entries: Sequence[Entry], params: MethodParams, path: str, norms: torch.Tensor | None
+    ) -> tuple[torch.Tensor, dict[str, Any]]:
+        method = get_method(params.method)
+        kwargs = method.resolved_params(params.extra) if method is not None else {}
+        weighted = [e.weight * d for e, d in zip(entries, deltas(), strict=True)]
+        return fn(weighted, **kwargs), {}
+
     return rule
 
 
 def dense_names() -> frozenset[str]:
-    """Every method with a dense rule: the built-in ones and the plugins' (whose rules load lazily)."""
-    return frozenset(DENSE_RULES) | {m.name for m in all_methods() if m.space == "dense" and m.rule}
+    """Every method with a dense rule: the built-in ones and the plugins'."""
+    return frozenset(DENSE_RULES) | {m.name for m in all_methods() if plugin_function(m.name) is not None}

@@ -14,8 +14,8 @@ This module imports neither torch nor pydantic: the spec and the CLI read it che
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 Space = Literal["factor", "dense"]
@@ -111,9 +111,6 @@ class Method:
     params: tuple[Param, ...] = ()
     summary: str = ""
     provider: str = "pemreg"
-    # A plugin's dense rule, "module:attribute" (compose/dense.py's DenseRule signature), imported the
-    # first time the method composes: the declaration stays as cheap to import as the table.
-    rule: str = ""
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
@@ -270,6 +267,29 @@ for _method in (
 # ---- plugins: the `pemreg.methods` entry-point group ----------------------------------------------
 
 ENTRY_POINT_GROUP = "pemreg.methods"
+# A plugin's function: (the weighted deltas T_i of one module, **its params) -> the merged delta.
+PluginFunction = Callable[..., Any]
+_PLUGIN_FUNCTIONS: dict[str, PluginFunction] = {}
+_PARAM_TYPES: dict[type, Literal["int", "float", "str"]] = {int: "int", float: "float", str: "str"}
+
+
+def dense_method(
+    *, pem_types: Sequence[str] = ("lora", "ia3"), params: Mapping[str, Any] | None = None
+) -> Callable[[PluginFunction], PluginFunction]:
+    """Declare a plugin's dense method: `fn(deltas, **params)` gets the weighted T_i of one module and
+    returns their merge; `params` are its `params:` keys with their defaults (their type is the
+    default's). The entry point's name is the method's name."""
+
+    def declare(fn: PluginFunction) -> PluginFunction:
+        fn.pemreg_declaration = (tuple(pem_types), dict(params or {}))  # type: ignore[attr-defined]
+        return fn
+
+    return declare
+
+
+def plugin_function(name: str) -> PluginFunction | None:
+    _table()
+    return _PLUGIN_FUNCTIONS.get(name)
 
 
 @dataclass(frozen=True)
@@ -284,11 +304,25 @@ class BrokenPlugin:
 BROKEN: list[BrokenPlugin] = []
 
 
+def _declared(name: str, fn: Any, provider: str) -> Method:
+    declaration = getattr(fn, "pemreg_declaration", None)
+    if declaration is None or not callable(fn):
+        raise TypeError(f"{fn!r} is not a function declared with @dense_method")
+    pem_types, defaults = declaration
+    params = []
+    for key, default in defaults.items():
+        if type(default) not in _PARAM_TYPES:
+            raise TypeError(f"parameter {key!r}: default {default!r} is not an int, float or str")
+        params.append(Param(key, _PARAM_TYPES[type(default)], default=default, where="params"))
+    summary = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
+    return Method(name, pem_types, "dense", "rank", (*params, RANK), summary, provider)
+
+
 def load_plugins(entry_points: Sequence[Any] | None = None) -> list[Method]:
-    """Register every `pemreg.methods` entry point: each names a `Method` declaration (a dense method
-    with its `rule`). Its provider becomes the distribution and version that installed it, so
-    provenance and the cache key carry them. A plugin that fails to import, is not a dense `Method`
-    with a rule, or reuses a registered name is recorded in BROKEN and skipped."""
+    """Register every `pemreg.methods` entry point (named after its method, pointing at a function
+    declared with @dense_method). Its provider is `<distribution>==<version>`, which provenance and
+    the cache key carry. A plugin that fails to import, is not declared, or reuses a registered name is
+    recorded in BROKEN and skipped."""
     import logging
     from importlib.metadata import entry_points as installed
 
@@ -296,14 +330,12 @@ def load_plugins(entry_points: Sequence[Any] | None = None) -> list[Method]:
     added = []
     for ep in found:
         dist = getattr(ep, "dist", None)
-        provider = f"{dist.name} {dist.version}" if dist is not None else "unknown distribution"
+        provider = f"{dist.name}=={dist.version}" if dist is not None else "unknown distribution"
         try:
-            declared = ep.load()
-            if not isinstance(declared, Method):
-                raise TypeError(f"{ep.value} is a {type(declared).__name__}, not a Method declaration")
-            if declared.space != "dense" or ":" not in declared.rule:
-                raise ValueError("a plugin method is dense and names its rule as 'module:attribute'")
-            added.append(register_method(replace(declared, provider=provider)))
+            fn = ep.load()
+            method = register_method(_declared(ep.name, fn, provider))
+            _PLUGIN_FUNCTIONS[method.name] = fn
+            added.append(method)
         except Exception as exc:  # noqa: BLE001 - any plugin failure is reported, never raised
             BROKEN.append(BrokenPlugin(f"{ep.name} = {ep.value}", provider, f"{type(exc).__name__}: {exc}"))
             logging.getLogger(__name__).warning("method plugin %s skipped: %s", ep.name, exc)

@@ -15,6 +15,7 @@ from registry.catalog.upsert import insert_ignore
 from registry.errors import Conflict, InvalidInput, NotFound
 from registry.failpoints import failpoint
 from registry.refs import ALIAS_GLOB_RE, validate_namespace
+from registry.service.access.identity import Access
 from registry.service.access.policy import (
     Standing,
     demand,
@@ -366,6 +367,21 @@ def update_namespace(
     return get_namespace(reg, namespace)
 
 
+def _lock_as_maintainer(session: Session, access: Access, namespace: str, action: str, subject: str) -> None:
+    """Lock the namespace's row (a grant change waits for writes decided before it, and the reverse)
+    and demand its maintainer (or admin); a namespace the caller cannot see is missing, as any other."""
+    if _row(session, namespace, lock=True) is None:
+        raise NotFound(_missing(namespace))
+    demand(
+        access,
+        standing(session, access, namespace),
+        "maintainer",
+        action=action,
+        subject=f"{namespace} {subject}",
+        missing=_missing(namespace),
+    )
+
+
 def set_grant(reg: Registry, namespace: str, subject: str, role: str) -> GrantView:
     """Maintainer (or admin): give `subject` `role` in the namespace, replacing its previous role."""
     validate_namespace(namespace)
@@ -373,18 +389,7 @@ def set_grant(reg: Registry, namespace: str, subject: str, role: str) -> GrantVi
     validate_role(role)
     access = reg.acting
     with transaction(reg.sessions) as session:
-        row = _row(session, namespace, lock=True)
-        if row is None:
-            raise NotFound(_missing(namespace))
-        st = standing(session, access, namespace)
-        demand(
-            access,
-            st,
-            "maintainer",
-            action="grant_set",
-            subject=f"{namespace} {subject}",
-            missing=_missing(namespace),
-        )
+        _lock_as_maintainer(session, access, namespace, "grant_set", subject)
         grant = session.get(m.NamespaceGrant, (namespace, subject))
         previous = grant.role if grant else None
         if grant is None:
@@ -422,18 +427,7 @@ def revoke_grant(reg: Registry, namespace: str, subject: str) -> None:
     validate_subject(subject)
     access = reg.acting
     with transaction(reg.sessions) as session:
-        row = _row(session, namespace, lock=True)
-        if row is None:
-            raise NotFound(_missing(namespace))
-        st = standing(session, access, namespace)
-        demand(
-            access,
-            st,
-            "maintainer",
-            action="grant_revoke",
-            subject=f"{namespace} {subject}",
-            missing=_missing(namespace),
-        )
+        _lock_as_maintainer(session, access, namespace, "grant_revoke", subject)
         grant = session.get(m.NamespaceGrant, (namespace, subject))
         if grant is None:
             raise NotFound(f"{subject} has no grant in namespace {namespace}")

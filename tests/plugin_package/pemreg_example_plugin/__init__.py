@@ -1,18 +1,9 @@
-"""The declaration pemreg reads at start-up (no torch here: the rule is imported when it composes)."""
+"""A method plugin as the contract shows one: one function, declared with @dense_method."""
 
-from registry.compose.methods import RANK, Method, Param
+from registry.compose.methods import dense_method
 
-SCALED_SUM = Method(
-    "example_scaled_sum",
-    ("lora", "ia3"),
-    "dense",
-    "rank",
-    (
-        Param(
-            "factor", "float", default=1.0, minimum=0, maximum=10, doc="multiplies the sum", where="params"
-        ),
-        RANK,
-    ),
-    summary="factor * sum_i w_i D_i (a control: the weighted sum scaled to a chosen norm)",
-    rule="pemreg_example_plugin.rule:scaled_sum",
-)
+
+@dense_method(pem_types=("lora", "ia3"), params={"factor": 1.0})
+def example_scaled_sum(deltas, *, factor):  # type: ignore[no-untyped-def]
+    """factor * sum_i T_i (a control: the weighted sum scaled to a chosen norm)."""
+    return factor * sum(deltas)
