@@ -32,9 +32,9 @@ from urllib.parse import unquote, urlparse
 from pydantic import BaseModel as Model
 
 from .errors import Conflict, InvalidInput
+from .pem.types import servable_names
 from .views import VersionView
 
-SUPPORTED = ("lora",)  # vLLM and LoRAX serve LoRA adapters only ((IA)3 is not supported by either)
 DEFAULT_DIR = "/srv/loras"
 CONFIG = "adapter_config.json"
 RECORD = ".pemreg.json"
@@ -115,7 +115,7 @@ def refs_for(
         "files": files or [],
         "expires_in": expires_in,
     }
-    if version.pem_type not in SUPPORTED:
+    if version.pem_type not in servable_names():  # vLLM and LoRAX serve LoRA only
         reason = f"vLLM and LoRAX serve LoRA adapters only; this is {version.pem_type}"
         return ServingRefs(supported=False, reason=reason, **common)
     name = lora_name(version.name, version.sha256)

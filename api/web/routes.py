@@ -26,6 +26,7 @@ from registry import service
 from registry.catalog.models import DELIVERY_STATUSES
 from registry.errors import InvalidInput, NotFound, PermissionDenied, RegistryError, Unauthenticated
 from registry.hashing import digest_of
+from registry.pem.types import type_names
 from registry.refs import parse_tag_filters
 from registry.service.access.namespaces import protected_patterns
 from registry.service.access.policy import matches_protected
@@ -51,7 +52,7 @@ from .render import page
 from .session import COOKIE, SignInRequired, safe_next, same_origin, sessions_of, signed_in, web_caller
 
 PAGE_SIZE = 50
-PEM_TYPES = ("lora", "ia3")
+PEM_TYPES = type_names()
 
 
 class PageRoute(APIRoute):

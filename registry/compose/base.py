@@ -64,14 +64,28 @@ class Entry:
 
 class Composer:
     pem_type: ClassVar[str]
+    # Its `linear` multiplies summed factors, so cross terms B_i A_j join the result; the interference
+    # report then measures how far linear is from the exact weighted sum (compose/cross_terms.py).
+    cross_terms: ClassVar[bool] = False
 
     def rules(self) -> frozenset[str]:
         """The methods this composer has a rule for (a table method without one is refused)."""
         raise NotImplementedError
 
-    def check(self, adapters: Sequence[PemAdapter], params: MethodParams) -> None:
-        """Per-module compatibility (shapes, ranks under linear); raise IncompatibleAdapters."""
+    def check(
+        self, adapters: Sequence[PemAdapter], params: MethodParams, names: Sequence[str] | None = None
+    ) -> None:
+        """Per-module compatibility (shapes, ranks under linear); raise IncompatibleAdapters naming the
+        input (`names[i]`, else its position)."""
         raise NotImplementedError
+
+    def check_rank(self, adapters: Sequence[PemAdapter], rank: int, names: Sequence[str]) -> None:
+        """Refuse (InvalidInput, field `rank`) a spec's `rank` that some module cannot hold. The engine
+        caps it (zero-padded factors); a spec asking for more is refused before a run (the dry run)."""
+
+    def resolve(self, adapters: Sequence[PemAdapter], params: MethodParams) -> MethodParams:
+        """The parameters a run uses, defaults that depend on the inputs filled in (LoRA: rank)."""
+        return params
 
     def combine(
         self,

@@ -49,10 +49,15 @@ def check_params(n_inputs: int, weights: Sequence[float], params: MethodParams) 
 
 
 def check_adapters(
-    adapters: Sequence[PemAdapter], params: MethodParams, *, check_base_model: bool = True
+    adapters: Sequence[PemAdapter],
+    params: MethodParams,
+    *,
+    check_base_model: bool = True,
+    names: Sequence[str] | None = None,
 ) -> None:
     """`check_base_model=False` when the caller (the catalog) already matched the inputs to one
-    registered base: configs may spell the same base differently (local path vs hub id)."""
+    registered base: configs may spell the same base differently (local path vs hub id). `names`: how
+    errors name the inputs (the catalog's `name@version`; else their positions)."""
     first = adapters[0]
     base = (first.base_model, first.config.get("revision"))
     for i, a in enumerate(adapters[1:], start=1):
@@ -88,7 +93,7 @@ def check_adapters(
             f"method {method.name} supports PEM types {', '.join(method.pem_types)}, not {first.pem_type}",
             field="method",
         )
-    composer.check(adapters, params)
+    composer.check(adapters, params, names)
 
 
 def _base(base: tuple[str | None, str | None]) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import reduce
 from typing import Any, Protocol
 
@@ -155,11 +155,10 @@ def prepare(
     """Checks (parameters, then adapters: shapes and configs only) and the resolved plan."""
     check_params(len(adapters), weights, params)
     check_adapters(adapters, params, check_base_model=check_base_model)
-    if adapters[0].pem_type == "lora" and params.rank is None:
-        params = replace(params, rank=max(m.r for a in adapters for m in a.modules.values()))
+    composer = get_composer(adapters[0].pem_type)
     return Prepared(
-        params=params,
-        composer=get_composer(adapters[0].pem_type),
+        params=composer.resolve(adapters, params),
+        composer=composer,
         device=compute_device(),
         out_dtype=reduce(torch.promote_types, (torch_dtype(a.dtype) for a in adapters)),
         paths=sorted({p for a in adapters for p in a.modules}),

@@ -14,6 +14,7 @@ from registry.compose.methods import get_method
 from registry.compose.targets import unify
 from registry.errors import IncompatibleAdapters
 from registry.pem import Ia3Module, PemAdapter
+from registry.pem.types import IA3
 
 # The factor-space methods of the table on (l_i - 1) are the exact weighted sum; the dense ones are
 # compose/dense.py's, shared with LoRA.
@@ -25,20 +26,24 @@ FACTOR_RULES: dict[str, DenseRule] = {
 
 
 class Ia3Composer(Composer):
-    pem_type = "ia3"
+    pem_type = IA3.name
 
     def rules(self) -> frozenset[str]:
         return frozenset(FACTOR_RULES) | dense_names()
 
-    def check(self, adapters: Sequence[PemAdapter], params: MethodParams) -> None:
+    def check(
+        self, adapters: Sequence[PemAdapter], params: MethodParams, names: Sequence[str] | None = None
+    ) -> None:
+        label = (lambda i: names[i]) if names is not None else (lambda i: str(i))
         seen: dict[str, tuple[int, Ia3Module]] = {}
         for i, adapter in enumerate(adapters):
             for path, m in adapter.modules.items():
                 j, first = seen.setdefault(path, (i, m))
                 if m.l.shape != first.l.shape or m.is_feedforward != first.is_feedforward:
                     raise IncompatibleAdapters(
-                        f"module {path!r}: ia3_l shapes differ (input {j}: {list(first.l.shape)}"
-                        f"{' feedforward' if first.is_feedforward else ''}, input {i}: {list(m.l.shape)}"
+                        f"module {path!r}: ia3_l shapes differ (input {label(j)}: {list(first.l.shape)}"
+                        f"{' feedforward' if first.is_feedforward else ''}, input {label(i)}: "
+                        f"{list(m.l.shape)}"
                         f"{' feedforward' if m.is_feedforward else ''})"
                     )
 

@@ -165,8 +165,8 @@ def _inner_products(
     skeletons = [s.skeleton for s in sources]
     composer = get_composer(skeletons[0].pem_type)
     device = compute_device()
-    lora = skeletons[0].pem_type == "lora"
-    totals = new_totals(weights or [1.0] * len(sources)) if lora else None
+    cross = composer.cross_terms  # (IA)3's linear is the exact weighted sum: nothing to measure
+    totals = new_totals(weights or [1.0] * len(sources)) if cross else None
     linear_runs = True
     inners: dict[str, torch.Tensor] = {}
     n = len(sources)
@@ -174,7 +174,7 @@ def _inner_products(
         modules = [s.module(path) if path in s.skeleton.modules else None for s in sources]
         found = accumulate(totals, modules, device) if totals is not None and linear_runs else None
         if found is None:
-            linear_runs = linear_runs and not lora
+            linear_runs = linear_runs and not cross
             found = torch.zeros(n, n, dtype=torch.float64)
             for i, a in enumerate(modules):
                 for j in range(i, n):
@@ -183,7 +183,7 @@ def _inner_products(
                         found[i, j] = found[j, i] = composer.inner(a, b, device)
         inners[path] = found
         del modules
-    return (totals if lora and linear_runs else None), inners, linear_runs
+    return (totals if cross and linear_runs else None), inners, linear_runs
 
 
 def _linear_error(cross: CrossTermTotals | None, linear_runs: bool, pair: int | None) -> float | None:

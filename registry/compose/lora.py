@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -21,8 +22,9 @@ from registry.compose.dense import dense_names, dense_rule
 from registry.compose.lowrank import dense_truncated, factors_truncated
 from registry.compose.methods import get_method
 from registry.compose.targets import unify
-from registry.errors import IncompatibleAdapters
+from registry.errors import IncompatibleAdapters, InvalidInput
 from registry.pem import LoraModule, PemAdapter
+from registry.pem.types import LORA
 
 PROBE = 64  # entries compared before a full `torch.equal` in `_same`
 
@@ -98,31 +100,52 @@ FACTOR_RULES: dict[str, FactorRule] = {"linear": _linear, "delta_cat": _delta_ca
 
 
 class LoraComposer(Composer):
-    pem_type = "lora"
+    pem_type = LORA.name
+    cross_terms = True
 
     def rules(self) -> frozenset[str]:
         return frozenset(FACTOR_RULES) | dense_names()
 
-    def check(self, adapters: Sequence[PemAdapter], params: MethodParams) -> None:
+    def check(
+        self, adapters: Sequence[PemAdapter], params: MethodParams, names: Sequence[str] | None = None
+    ) -> None:
         method = get_method(params.method)
         equal_ranks = method is not None and method.output_rank == "input"  # linear: factors add
+        label = (lambda i: names[i]) if names is not None else (lambda i: str(i))
         seen: dict[str, tuple[int, LoraModule]] = {}
         for i, adapter in enumerate(adapters):
             for path, m in adapter.modules.items():
+                d, k = int(m.B.shape[0]), int(m.A.shape[1])
                 if path not in seen:
                     seen[path] = (i, m)
                     continue
                 j, first = seen[path]
-                if (m.B.shape[0], m.A.shape[1]) != (first.B.shape[0], first.A.shape[1]):
+                if (d, k) != (first.B.shape[0], first.A.shape[1]):
                     raise IncompatibleAdapters(
-                        f"module {path!r}: delta shapes differ (input {j}: "
-                        f"{first.B.shape[0]}x{first.A.shape[1]}, input {i}: {m.B.shape[0]}x{m.A.shape[1]})"
+                        f"module {path!r}: delta shapes differ (input {label(j)}: "
+                        f"{first.B.shape[0]}x{first.A.shape[1]}, input {label(i)}: {d}x{k})"
                     )
                 if equal_ranks and m.r != first.r:
                     raise IncompatibleAdapters(
-                        f"module {path!r}: ranks differ (input {j}: r={first.r}, input {i}: r={m.r}); "
-                        "linear needs equal ranks, use delta_svd (or delta_cat)"
+                        f"module {path!r}: ranks differ (input {label(j)}: r={first.r}, input {label(i)}: "
+                        f"r={m.r}); linear needs equal ranks, use delta_svd (or delta_cat)"
                     )
+
+    def check_rank(self, adapters: Sequence[PemAdapter], rank: int, names: Sequence[str]) -> None:
+        for name, adapter in zip(names, adapters, strict=True):
+            for path, module in sorted(adapter.modules.items()):
+                d, k = int(module.B.shape[0]), int(module.A.shape[1])
+                if rank > min(d, k):
+                    raise InvalidInput(
+                        f"rank: {rank} exceeds min(d, k) = {min(d, k)} of module {path} ({d} x {k}) "
+                        f"of input {name}",
+                        field="rank",
+                    )
+
+    def resolve(self, adapters: Sequence[PemAdapter], params: MethodParams) -> MethodParams:
+        if params.rank is not None:
+            return params
+        return replace(params, rank=max(m.r for a in adapters for m in a.modules.values()))
 
     def combine(
         self,

@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from registry.pem.types import IA3, LORA
+
 Space = Literal["factor", "dense"]
 RankRule = Literal["input", "sum", "rank"]
 
@@ -230,7 +232,7 @@ GAMMA = Param(
     doc="largest-magnitude fraction dropped before the kept band",
     where="params",
 )
-BOTH = ("lora", "ia3")
+BOTH = (LORA.name, IA3.name)
 
 for _method in (
     Method(
@@ -274,7 +276,7 @@ _PARAM_TYPES: dict[type, Literal["int", "float", "str"]] = {int: "int", float: "
 
 
 def dense_method(
-    *, pem_types: Sequence[str] = ("lora", "ia3"), params: Mapping[str, Any] | None = None
+    *, pem_types: Sequence[str] = BOTH, params: Mapping[str, Any] | None = None
 ) -> Callable[[PluginFunction], PluginFunction]:
     """Declare a plugin's dense method: `fn(deltas, **params)` gets the weighted T_i of one module and
     returns their merge; `params` are its `params:` keys with their defaults (their type is the

@@ -1,7 +1,8 @@
 """The PEM interface: one `PemKind` per method (LoRA, (IA)3, ...) and the `PemAdapter` value.
 
-Adding a method (LoHa, VeRA) = a new module that subclasses `PemKind` and calls `register_kind`;
-nothing else branches on the type. Tensors are kept in their storage dtype; arithmetic happens in
+Adding a type (LoHa, VeRA) = its declaration in registry/pem/types.py, a module here that subclasses
+`PemKind` and calls `register_kind`, and its composer (registry/compose/); nothing else branches on the
+type (tests/test_pem_types.py). Tensors are kept in their storage dtype; arithmetic happens in
 `registry.compose` in float32.
 """
 
@@ -17,6 +18,7 @@ import regex
 import torch
 
 from registry.errors import AdapterFormatError
+from registry.pem.types import PemType
 
 # PEFT prefixes every saved key with the PeftModel's attribute path to the wrapped model.
 KEY_PREFIX = "base_model.model."
@@ -25,8 +27,15 @@ KEY_PREFIX = "base_model.model."
 class PemKind:
     """How one PEM method is read from / written to PEFT tensors and described in metadata."""
 
-    pem_type: ClassVar[str]  # our name: 'lora', 'ia3'
-    peft_type: ClassVar[str]  # PEFT's config value: 'LORA', 'IA3'
+    declared: ClassVar[PemType]  # its name and facts (registry/pem/types.py)
+
+    @property
+    def pem_type(self) -> str:
+        return self.declared.name
+
+    @property
+    def peft_type(self) -> str:
+        return self.declared.peft_type
 
     def check_config(self, config: Mapping[str, Any]) -> None:
         """Field types of adapter_config.json (registry.pem.config_check); before any tensor is read."""
@@ -44,17 +53,34 @@ class PemKind:
         """Type-specific metadata fields: r, lora_alpha, use_rslora, module_shapes."""
         raise NotImplementedError
 
+    def base_mismatch(
+        self, shapes: Mapping[str, list[int]], in_features: int, out_features: int
+    ) -> tuple[str, str] | None:
+        """(what the module has, what the base wants) when its recorded tensor shapes (`module_shapes`
+        of the metadata) do not fit a base linear layer of these dims; None when they fit."""
+        raise NotImplementedError
+
 
 KINDS: dict[str, PemKind] = {}
 
 
 def register_kind(kind: PemKind) -> PemKind:
+    """Add a type's reader/writer; a second one for a type is refused."""
+    if kind.pem_type in KINDS:
+        raise ValueError(f"pem_type {kind.pem_type!r} already has a PemKind")
     KINDS[kind.pem_type] = kind
     return kind
 
 
+def _builtin_kinds() -> dict[str, PemKind]:
+    # The built-in kinds register on import; loaded here so that no caller has to remember to.
+    from registry.pem import ia3, lora  # noqa: F401
+
+    return KINDS
+
+
 def kind_for_peft_type(peft_type: object) -> PemKind:
-    for kind in KINDS.values():
+    for kind in _builtin_kinds().values():
         if kind.peft_type == peft_type:
             return kind
     supported = ", ".join(sorted(k.peft_type for k in KINDS.values()))
@@ -65,7 +91,7 @@ def kind_for_peft_type(peft_type: object) -> PemKind:
 
 def get_kind(pem_type: str) -> PemKind:
     try:
-        return KINDS[pem_type]
+        return _builtin_kinds()[pem_type]
     except KeyError:
         raise AdapterFormatError(f"unknown pem_type {pem_type!r}") from None
 

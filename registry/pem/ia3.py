@@ -18,6 +18,7 @@ from registry.pem.base import (
     register_kind,
 )
 from registry.pem.config_check import check_ia3
+from registry.pem.types import IA3
 
 SUFFIX = ".ia3_l"
 
@@ -29,8 +30,15 @@ class Ia3Module:
 
 
 class Ia3Kind(PemKind):
-    pem_type = "ia3"
-    peft_type = "IA3"
+    declared = IA3
+
+    def base_mismatch(
+        self, shapes: Mapping[str, list[int]], in_features: int, out_features: int
+    ) -> tuple[str, str] | None:
+        shape = shapes["ia3_l"]
+        if shape in ([out_features, 1], [1, in_features]):
+            return None
+        return f"ia3_l {shape}", f"ia3_l [{out_features}, 1] or [1, {in_features}]"
 
     def check_config(self, config: Mapping[str, Any]) -> None:
         check_ia3(config)

@@ -20,6 +20,7 @@ from registry.pem.base import (
     register_kind,
 )
 from registry.pem.config_check import check_lora
+from registry.pem.types import LORA
 
 A_SUFFIX = ".lora_A.weight"
 B_SUFFIX = ".lora_B.weight"
@@ -46,8 +47,15 @@ def lora_scale(alpha: float, r: int, use_rslora: bool) -> float:
 
 
 class LoraKind(PemKind):
-    pem_type = "lora"
-    peft_type = "LORA"
+    declared = LORA
+
+    def base_mismatch(
+        self, shapes: Mapping[str, list[int]], in_features: int, out_features: int
+    ) -> tuple[str, str] | None:
+        a, b = shapes["lora_A"], shapes["lora_B"]
+        if a[1] == in_features and b[0] == out_features:
+            return None
+        return f"lora_A {a}, lora_B {b}", f"lora_A [r, {in_features}], lora_B [{out_features}, r]"
 
     def check_config(self, config: Mapping[str, Any]) -> None:
         check_lora(config)

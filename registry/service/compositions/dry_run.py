@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from registry.errors import InvalidInput
 from registry.service.catalog.lifecycle import input_warnings
 from registry.service.compositions.authority import admit
 from registry.service.compositions.cycles import check_no_cycle
@@ -43,30 +42,13 @@ class DryRun:
         }
 
 
-def _check_rank(spec: CompositionSpec, adapters: list[PemAdapter], inputs: list[ResolvedInput]) -> None:
-    """A LoRA delta of a d x k module has rank <= min(d, k): a larger `rank` cannot be honoured."""
-    if spec.rank is None:
-        return
-    for item, adapter in zip(inputs, adapters, strict=True):
-        if adapter.pem_type != "lora":
-            continue
-        for path, module in sorted(adapter.modules.items()):
-            d, k = int(module.B.shape[0]), int(module.A.shape[1])
-            if spec.rank > min(d, k):
-                raise InvalidInput(
-                    f"rank: {spec.rank} exceeds min(d, k) = {min(d, k)} of module {path} "
-                    f"({d} x {k}) of input {item.label}",
-                    field="rank",
-                )
-
-
 def check_composable(reg: Registry, spec: CompositionSpec, inputs: list[ResolvedInput]) -> list[PemAdapter]:
     """Run every check of the engine (shapes, ranks under linear, PEM type, base, method parameters,
     rank bound) on the inputs' headers, without reading their tensors (memory flat in the inputs:
     their data was validated at registration and is sha256-checked on fetch; the run reads each
     module again, validated). Returns the inputs' skeletons (shape-only tensors)."""
     from registry.compose import check_adapters, check_params
-    from registry.compose.base import MethodParams
+    from registry.compose.base import MethodParams, get_composer
     from registry.pem.lazy import open_adapters
 
     with open_adapters([fetch_input(reg, i) for i in inputs]) as lazies:
@@ -75,8 +57,10 @@ def check_composable(reg: Registry, spec: CompositionSpec, inputs: list[Resolved
         spec.method, spec.rank, spec.density, spec.majority_sign, spec.seed, extra=spec.params or {}
     )
     check_params(len(adapters), [i.weight for i in inputs], params)
-    check_adapters(adapters, params)
-    _check_rank(spec, adapters, inputs)
+    names = [i.label for i in inputs]
+    check_adapters(adapters, params, names=names)
+    if spec.rank is not None:
+        get_composer(adapters[0].pem_type).check_rank(adapters, spec.rank, names)
     return adapters
 
 

@@ -73,6 +73,9 @@ def base_module_dims(folder: Path) -> Dims | None:
 
 def check_module_shapes(pem_type: str, module_shapes: dict[str, Any], dims: Dims, base_label: str) -> None:
     """Raise naming the first module whose factors don't fit the base (or that the base lacks)."""
+    from registry.pem import get_kind  # torch: registration's module is imported on light paths too
+
+    kind = get_kind(pem_type)
     for path in sorted(module_shapes):
         shapes = module_shapes[path]
         if path not in dims:
@@ -80,16 +83,9 @@ def check_module_shapes(pem_type: str, module_shapes: dict[str, Any], dims: Dims
                 f"module {path!r}: base model {base_label} has no such linear module", field="weights"
             )
         in_f, out_f = dims[path]
-        if pem_type == "lora":
-            a, b = shapes["lora_A"], shapes["lora_B"]
-            ok = a[1] == in_f and b[0] == out_f
-            got = f"lora_A {a}, lora_B {b}"
-            want = f"lora_A [r, {in_f}], lora_B [{out_f}, r]"
-        else:
-            shape = shapes["ia3_l"]
-            ok = shape in ([out_f, 1], [1, in_f])
-            got, want = f"ia3_l {shape}", f"ia3_l [{out_f}, 1] or [1, {in_f}]"
-        if not ok:
+        mismatch = kind.base_mismatch(shapes, in_f, out_f)
+        if mismatch is not None:
+            got, want = mismatch
             raise AdapterFormatError(
                 f"module {path!r}: {got} do not fit base model {base_label} ({want})", field="weights"
             )
