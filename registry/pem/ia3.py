@@ -27,6 +27,22 @@ class Ia3Module:
     l: torch.Tensor  # noqa: E741 - the paper's name; (out, 1) or (1, in)
     is_feedforward: bool
 
+    def scaled(self, factor: float) -> Ia3Module:
+        """The module whose delta (l - 1) is `factor` times this one's: 1 + factor (l - 1)."""
+        l = 1.0 + factor * (self.l.float() - 1.0)  # noqa: E741
+        return Ia3Module(l=l.to(self.l.dtype), is_feedforward=self.is_feedforward)
+
+    def delta(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        """The delta around the identity, l - 1 (float32) on `device`."""
+        return self.l.to(device, torch.float32) - 1.0
+
+    def column_basis(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        """The delta (l - 1) as one unit column (n x 1, float64), or n x 0 when it is zero: the
+        subspace overlap of two (IA)3 modules is then their squared cosine."""
+        v = (self.l.to(device, torch.float64) - 1.0).reshape(-1, 1)
+        norm = float(v.norm())
+        return v / norm if norm > 0 else v[:, :0]
+
 
 class Ia3Kind(PemKind):
     pem_type = "ia3"

@@ -40,6 +40,32 @@ class LoraModule:
     def scale(self) -> float:
         return self.alpha / (math.sqrt(self.r) if self.use_rslora else self.r)
 
+    def scaled(self, factor: float) -> LoraModule:
+        """The module whose delta is `factor` times this one's: B scaled (A, alpha and r kept)."""
+        return LoraModule(
+            A=self.A,
+            B=(self.B.float() * factor).to(self.B.dtype),
+            alpha=self.alpha,
+            use_rslora=self.use_rslora,
+        )
+
+    def delta(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        """The dense delta s B A (out x in, float32) on `device`."""
+        b, a = self.B.to(device, torch.float32), self.A.to(device, torch.float32)
+        return (b @ a).mul_(self.scale)
+
+    def column_basis(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        """An orthonormal basis (out x rank, float64) of the column space of B A, from the factors:
+        with A^T = Q R (QR, in x r), B A = (B R^T) Q^T and Q has orthonormal columns, so the columns of
+        B R^T (out x r) span it; their left singular vectors above 1e-6 x the largest are the basis
+        (a zero-padded or rank-deficient factor adds no direction)."""
+        b, a = self.B.to(device, torch.float64), self.A.to(device, torch.float64)
+        _, r = torch.linalg.qr(a.T)
+        u, s, _ = torch.linalg.svd(b @ r.T, full_matrices=False)
+        if s.numel() == 0 or float(s[0]) == 0.0:
+            return u[:, :0]
+        return u[:, s > 1e-6 * s[0]]
+
 
 def lora_scale(alpha: float, r: int, use_rslora: bool) -> float:
     return alpha / (math.sqrt(r) if use_rslora else r)
