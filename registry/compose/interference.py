@@ -160,8 +160,9 @@ def _report(
                 max_abs_cosine=max((abs(c) for c in cosines), default=0.0),
                 modules=n,
                 linear_cross_term_error=_linear_error(cross, linear_runs, len(report.pairs)),
-                **overlaps.summary(i, j),
             )
+            pair.subspace_overlap, pair.mean_subspace_overlap = overlaps.subspace_of(i, j)
+            pair.core_overlap, pair.mean_core_overlap = overlaps.core_of(i, j)
             report.pairs.append(pair)
             if pair.rms_cosine > threshold:
                 report.warnings.append(

@@ -22,6 +22,9 @@ import torch
 
 from registry.compose.core_merge import PackedCore, core_mask, core_scores, overlap_fraction
 
+# The core fraction when the spec gives no `density` (the top 10 % of |w D| by magnitude).
+DEFAULT_CORE_DENSITY = 0.1
+
 
 def subspace_overlap(u_i: torch.Tensor, u_j: torch.Tensor) -> float:
     """Mean squared cosine of the principal angles between the spans of two orthonormal bases."""
@@ -40,13 +43,14 @@ class PairOverlaps:
         self.core: dict[tuple[int, int], list[float]] = {}
 
     def add(self, modules: Sequence[Any | None], weights: Sequence[float], device: torch.device) -> None:
-        present = [i for i, m in enumerate(modules) if m is not None]
-        bases = {i: modules[i].column_basis(device) for i in present}
+        found = {i: m for i, m in enumerate(modules) if m is not None}
+        present = sorted(found)
+        bases = {i: m.column_basis(device) for i, m in found.items()}
         cores: dict[int, PackedCore] = {}
         if self.core_density is not None:
-            for i in present:  # one dense delta at a time; the masks kept as bits
+            for i, m in found.items():  # one dense delta at a time; the masks kept as bits
                 cores[i] = PackedCore.of(
-                    core_mask(core_scores(weights[i] * modules[i].delta(device), None), self.core_density)
+                    core_mask(core_scores(weights[i] * m.delta(device), None), self.core_density)
                 )
         for a, i in enumerate(present):
             for j in present[a + 1 :]:
@@ -54,18 +58,18 @@ class PairOverlaps:
                 if cores:
                     self.core.setdefault((i, j), []).append(overlap_fraction(cores[i], cores[j]))
 
-    def summary(self, i: int, j: int) -> dict[str, float | None]:
-        sub = self.subspace.get((i, j), [])
-        core = self.core.get((i, j), [])
-        return {
-            "subspace_overlap": _rms(sub) or 0.0,
-            "mean_subspace_overlap": sum(sub) / len(sub) if sub else 0.0,
-            "core_overlap": _rms(core) if self.core_density is not None else None,
-            "mean_core_overlap": (
-                (sum(core) / len(core) if core else 0.0) if self.core_density is not None else None
-            ),
-        }
+    def subspace_of(self, i: int, j: int) -> tuple[float, float]:
+        """(RMS, mean) of the pair's subspace overlap over the modules both have."""
+        return _rms_mean(self.subspace.get((i, j), []))
+
+    def core_of(self, i: int, j: int) -> tuple[float | None, float | None]:
+        """(RMS, mean) of the pair's core overlap; None when no core density was given."""
+        if self.core_density is None:
+            return None, None
+        return _rms_mean(self.core.get((i, j), []))
 
 
-def _rms(values: list[float]) -> float | None:
-    return math.sqrt(sum(v * v for v in values) / len(values)) if values else 0.0
+def _rms_mean(values: list[float]) -> tuple[float, float]:
+    if not values:
+        return 0.0, 0.0
+    return math.sqrt(sum(v * v for v in values) / len(values)), sum(values) / len(values)
