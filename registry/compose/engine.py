@@ -211,7 +211,7 @@ def run(
             module, reports[path] = composer.combine(path, entries, prep.params, prep.device, prep.out_dtype)
             if scale != 1.0:
                 module = module.scaled(scale)
-            controls[path] = module_control(composer, module, entries, prep.device)
+            controls[path] = module_control(module, entries, prep.device)
             reports[path]["control"] = controls[path].report()
             sink.write(path, module)
             del entries, module  # before the next module is read: one module of each input held

@@ -36,6 +36,12 @@ class Ia3Module:
         """The delta around the identity, l - 1 (float32) on `device`."""
         return self.l.to(device, torch.float32) - 1.0
 
+    def inner(self, other: Ia3Module, device: torch.device | str = "cpu") -> float:
+        """<l - 1, l' - 1> in float64."""
+        return float(
+            ((self.l.to(device, torch.float64) - 1.0) * (other.l.to(device, torch.float64) - 1.0)).sum()
+        )
+
     def column_basis(self, device: torch.device | str = "cpu") -> torch.Tensor:
         """The delta (l - 1) as one unit column (n x 1, float64), or n x 0 when it is zero: the
         subspace overlap of two (IA)3 modules is then their squared cosine."""

@@ -54,6 +54,13 @@ class LoraModule:
         b, a = self.B.to(device, torch.float32), self.A.to(device, torch.float32)
         return (b @ a).mul_(self.scale)
 
+    def inner(self, other: LoraModule, device: torch.device | str = "cpu") -> float:
+        """<s B A, s' B' A'>_F = s s' sum((B^T B') * (A A'^T)) in float64: r x r' work, no d x k matrix
+        (float64, so that a figure does not depend on how the factors were laid out in memory)."""
+        b, a = self.B.to(device, torch.float64), self.A.to(device, torch.float64)
+        ob, oa = other.B.to(device, torch.float64), other.A.to(device, torch.float64)
+        return self.scale * other.scale * float(((b.T @ ob) * (a @ oa.T)).sum())
+
     def column_basis(self, device: torch.device | str = "cpu") -> torch.Tensor:
         """An orthonormal basis (out x rank, float64) of the column space of B A, from the factors:
         with A^T = Q R (QR, in x r), B A = (B R^T) Q^T and Q has orthonormal columns, so the columns of
