@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,7 +29,7 @@ from registry.service.admin.keys import create_key
 from registry.service.compositions.dry_run import dry_run
 from registry.spec import load_spec
 from tests.compose_helpers import lora_factors
-from tests.flow_fixtures import World
+from tests.flow_fixtures import World, settings_env
 from tests.web.conftest import sign_in
 
 METHODS = ["linear", "delta_cat", "delta_svd", "ties", "magnitude_prune"]
@@ -53,6 +57,31 @@ def test_method_search_registers_the_winner_with_every_candidate(world: World, t
     assert list(plan["controls"]) == METHODS
     assert plan["controls"]["delta_cat"]["total_norm_ratio"] == pytest.approx(1.0, rel=1e-4)
     assert plan["controls"]["delta_svd"]["total_norm_ratio"] < 1.0  # rank 4 of a rank-16 sum
+    # the same report from REST `:validate` and printed by `pemreg compose --dry-run`
+    writer = create_key(world.reg, "methods-writer", "writer")
+    # a REST caller may name the evaluation data only under a source root the operator lists
+    rest_settings = world.reg.settings.model_copy(update={"source_roots": str(world.tmp)})
+    with TestClient(create_app(rest_settings)) as api:
+        answer = api.post(
+            "/v1/compositions:validate", json=spec.canonical(), headers={"Authorization": f"Bearer {writer}"}
+        )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["search"] == plan["search"] and list(answer.json()["controls"]) == METHODS
+    (tmp_path / "spec.yaml").write_text(text)
+    printed = subprocess.run(
+        [sys.executable, "-m", "api.cli.main", "compose", str(tmp_path / "spec.yaml"), "--dry-run"],
+        env={**os.environ, **settings_env(world.reg), "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert printed.returncode == 0, printed.stderr
+    assert (
+        "search: 10 candidates (5 methods x 2 scales x 1 weight candidates), 10 evaluations" in printed.stdout
+    )
+    assert "controls: result vs exact weighted sum" in printed.stdout and "subspace overlap" in printed.stdout
+    for name in METHODS:
+        assert re.search(rf"│ {name}\s+│ \d\.\d{{4}}", printed.stdout), printed.stdout
 
     result = compose_flow(spec.canonical())
     assert result["status"] == "succeeded", result
@@ -114,6 +143,9 @@ def test_method_search_registers_the_winner_with_every_candidate(world: World, t
     assert prov["interference"]["control"]["method"] == winner["method"]
     pair = prov["interference"]["pairs"][0]
     assert 0.0 <= pair["subspace_overlap"] <= 1.0 and pair["core_overlap"] is not None
+
+    again = compose_flow(spec.canonical())  # a cache hit names the winner's method too
+    assert again["cache_hit"] is True and again["method"] == winner["method"]
 
     key = create_key(world.reg, "methods-reader", "reader")
     with TestClient(create_app(world.reg.settings), follow_redirects=False) as web:
