@@ -163,7 +163,7 @@ def _run(
         reg.settings.interference_threshold,
         spec.method,
         reg.settings.linear_cross_term_threshold,
-        core_density(spec),
+        spec.density,  # the core overlap's fraction; none without one (see compose/overlap.py)
     )
     for warning in interference.get("warnings", []):
         log.warning(warning)
@@ -283,13 +283,6 @@ def _run(
         log.info("merged model of %s: sha256:%s", source, digest)
         done = comps.get(reg, comp.id)
     return done.model_dump(mode="json")
-
-
-def core_density(spec: CompositionSpec) -> float:
-    """The core fraction of the interference report's core overlap: the spec's density, else 0.1."""
-    from registry.compose.overlap import DEFAULT_CORE_DENSITY
-
-    return spec.density if spec.density is not None else DEFAULT_CORE_DENSITY
 
 
 def method_provider(name: str) -> str:

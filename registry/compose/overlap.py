@@ -10,6 +10,11 @@
   |w_i D_i| (compose/core_merge.py's own mask and count), for any method: how much the inputs'
   largest entries collide, which is what TIES-style trimming and core_merge's isolation act on.
 Both are aggregated per pair as RMS and mean over the modules both inputs have.
+
+The core overlap costs what a dense method's pass costs (each input's dense delta and a top-k over it,
+per module: 87 s for 4 rank-16 inputs of 8 Llama-2048 layers on one core, where the subspace overlap
+takes under a second), so the flow and the dry run compute it only when the spec gives a `density`
+(every method of the run then gets it, whatever it is); without one it is null.
 """
 
 from __future__ import annotations
@@ -21,9 +26,6 @@ from typing import Any
 import torch
 
 from registry.compose.core_merge import PackedCore, core_mask, core_scores, overlap_fraction
-
-# The core fraction when the spec gives no `density` (the top 10 % of |w D| by magnitude).
-DEFAULT_CORE_DENSITY = 0.1
 
 
 def subspace_overlap(u_i: torch.Tensor, u_j: torch.Tensor) -> float:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +35,14 @@ class Ia3Module:
     def delta(self, device: torch.device | str = "cpu") -> torch.Tensor:
         """The delta around the identity, l - 1 (float32) on `device`."""
         return self.l.to(device, torch.float32) - 1.0
+
+    @staticmethod
+    def exact_sum(modules: Sequence[Ia3Module], weights: Sequence[float]) -> Ia3Module:
+        """1 + sum_i w_i (l_i - 1) in float64: the reference the controls measure a result against."""
+        delta = sum(
+            (w * (m.l.double() - 1.0) for m, w in zip(modules, weights, strict=True)), torch.zeros(())
+        )
+        return Ia3Module(l=1.0 + delta, is_feedforward=modules[0].is_feedforward)
 
     def inner(self, other: Ia3Module, device: torch.device | str = "cpu") -> float:
         """<l - 1, l' - 1> in float64."""

@@ -158,7 +158,6 @@ def method_controls(
 
 def dry_run(reg: Registry, spec: CompositionSpec) -> DryRun:
     from registry.compose import interference_files
-    from registry.compose.overlap import DEFAULT_CORE_DENSITY
 
     inputs = admit(reg, spec)  # what a submission would refuse (principal, policy, sources) ...
     check_no_cycle(reg, spec)  # ... and a recompose cycle
@@ -172,7 +171,7 @@ def dry_run(reg: Registry, spec: CompositionSpec) -> DryRun:
         names=[i.label for i in inputs],
         method=spec.method,
         cross_term_threshold=reg.settings.linear_cross_term_threshold,
-        core_density=spec.density if spec.density is not None else DEFAULT_CORE_DENSITY,
+        core_density=spec.density,  # the core overlap's fraction; none without one
     )
     report.warnings[:0] = input_warnings(reg, [(i.name, i.version) for i in inputs])
     dry = [
