@@ -70,16 +70,19 @@ class LoraModule:
         return self.scale * other.scale * float(((b.T @ ob).double() * (a @ oa.T).double()).sum())
 
     def column_basis(self, device: torch.device | str = "cpu") -> torch.Tensor:
-        """An orthonormal basis (out x rank, float64) of the column space of B A, from the factors:
-        with A^T = Q R (QR, in x r), B A = (B R^T) Q^T and Q has orthonormal columns, so the columns of
-        B R^T (out x r) span it; their left singular vectors above 1e-6 x the largest are the basis
-        (a zero-padded or rank-deficient factor adds no direction)."""
+        """An orthonormal basis (out x rank, float64) of the column space of B A, from the factors with
+        r x r decompositions only: col(B A) = col(B (A A^T)^(1/2)) =: col(M), and with M^T M = V L V^T,
+        U = M V L^(-1/2) over the eigenvalues above 1e-12 x the largest (singular values above 1e-6 x):
+        a zero-padded or rank-deficient factor adds no direction. float64 throughout (r x r eigen-
+        problems square the condition number)."""
         b, a = self.B.to(device, torch.float64), self.A.to(device, torch.float64)
-        _, r = torch.linalg.qr(a.T)
-        u, s, _ = torch.linalg.svd(b @ r.T, full_matrices=False)
-        if s.numel() == 0 or float(s[0]) == 0.0:
-            return u[:, :0]
-        return u[:, s > 1e-6 * s[0]]
+        la, va = torch.linalg.eigh(a @ a.T)
+        m = b @ (va * la.clamp(min=0).sqrt()) @ va.T
+        lm, vm = torch.linalg.eigh(m.T @ m)
+        if lm.numel() == 0 or float(lm[-1]) <= 0.0:
+            return b[:, :0]
+        keep = lm > 1e-12 * lm[-1]
+        return m @ (vm[:, keep] / lm[keep].sqrt())
 
 
 def lora_scale(alpha: float, r: int, use_rslora: bool) -> float:
