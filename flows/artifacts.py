@@ -16,6 +16,10 @@ def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
 
 
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
 def publish(
     spec: CompositionSpec,
     inputs: list[ResolvedInput],
@@ -25,10 +29,13 @@ def publish(
     failures: list[str],
     search: SearchRecord | None,
 ) -> None:
+    chosen = search.chosen if search is not None else None
+    method = chosen.method if chosen is not None and chosen.method else spec.method
     lines = [
         f"# Composition `{spec.name}`",
         "",
-        f"Method **{spec.method}**",
+        f"Method **{method}**"
+        + (f" (scale {chosen.scale:g})" if chosen is not None and chosen.scale != 1.0 else ""),
         "",
         "| input | version | sha256 | weight |",
         "|---|---|---|---|",
@@ -48,6 +55,14 @@ def publish(
         ]
     for warning in interference.get("warnings", []):
         lines.append(f"> warning: {warning}")
+    control = interference.get("control") or {}
+    if control.get("modules"):  # does the method win by shrinking? (compose/controls.py)
+        lines += [
+            "",
+            f"Controls: ||R|| / ||sum w_i D_i|| median {_fmt(control.get('median_norm_ratio'))} "
+            f"(whole adapter {_fmt(control.get('total_norm_ratio'))}), cosine median "
+            f"{_fmt(control.get('median_cosine'))}, min {_fmt(control.get('min_cosine'))}",
+        ]
     if interference.get("core_overlap"):  # core_merge: the second interference diagnostic
         lines += ["", "## Core overlap (|C_i & C_j| / min, RMS over modules)", "", "| pair | rms overlap |"]
         lines += ["|---|---|"] + [
@@ -71,8 +86,8 @@ def publish(
     if search:
         lines += [
             "",
-            f"Lambda search ({search.strategy}): {len(search.candidates)} candidates, "
-            f"winner #{search.winner}",
+            f"Search ({search.strategy}): {len(search.candidates)} candidates, winner #{search.winner}"
+            + (f" ({chosen.method}, scale {chosen.scale:g})" if chosen is not None and chosen.method else ""),
         ]
     lines += ["", "**Gate failed**: " + "; ".join(failures) if failures else ""]
     create_markdown_artifact(

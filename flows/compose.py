@@ -163,6 +163,7 @@ def _run(
         reg.settings.interference_threshold,
         spec.method,
         reg.settings.linear_cross_term_threshold,
+        spec.density,  # the core overlap's fraction; none without one (see compose/overlap.py)
     )
     for warning in interference.get("warnings", []):
         log.warning(warning)
@@ -173,15 +174,17 @@ def _run(
     parents = _parent_metrics(reg, comp.id, base, inputs, folders, requests) if requests else {}
     metric_of = {r.name: r.metric for r in requests}
     search_record = None
+    method = spec.method
     if spec.search is not None:
 
         def feasible(candidate_metrics: dict[str, float]) -> bool:
             return not check_gates(spec.gate, candidate_metrics, metric_of, parents)
 
-        search_record, winner_folder, engine = run_search(
-            spec, inputs, folders, base, requests, work, feasible
-        )
-        runs.record(reg, comp.id, search=search_record.model_dump(mode="json"))
+        outcome = run_search(spec, inputs, folders, base, requests, work, feasible)
+        search_record, winner_folder, engine = outcome.record, outcome.folder, outcome.engine
+        # the row, lineage, card and provenance name the method the winner was composed with
+        method = outcome.method
+        runs.record(reg, comp.id, search=search_record.model_dump(mode="json"), method=method)
         weights = [search_record.applied(i.name, i.weight) for i in inputs]
         inputs = [ResolvedInput(**{**i.to_dict(), "weight": w}) for i, w in zip(inputs, weights, strict=True)]
         out = Path(winner_folder)
@@ -208,6 +211,10 @@ def _run(
             interference = {**interference, "core_overlap": engine["summary"]["core_overlap"]}
             runs.record(reg, comp.id, interference=interference)
         metrics = evaluate_task(base, str(out), requests) if requests else {}
+    control = engine.get("summary", {}).get("control")
+    if control is not None:  # the result beside the exact weighted sum: shown with the interference
+        interference = {**interference, "control": {"method": method, **control}}
+        runs.record(reg, comp.id, interference=interference)
     if spec.compare_decoding and requests:  # weight space vs decoding time
         interference = {
             **interference,
@@ -241,7 +248,7 @@ def _run(
             for i in inputs
         ],
         base_model=inputs[0].base_model,
-        method={"name": spec.method, "provider": method_provider(spec.method), **engine},
+        method={"name": method, "provider": method_provider(method), **engine},
         interference=interference,
         evaluations=evaluations,
         parent_evaluations=parents,
@@ -264,7 +271,10 @@ def _run(
     merged_files = (
         merge_task(str(out), base or base_model_folder(reg, inputs), str(work / "merged")) if merged else {}
     )
-    done = register_task(reg, comp, str(out), spec, inputs, evaluations, metrics, provenance, not merged)
+    registered = spec if method == spec.method else spec.model_copy(update={"method": method})
+    done = register_task(
+        reg, comp, str(out), registered, inputs, evaluations, metrics, provenance, not merged
+    )
     assert done.output is not None
     artifacts.link(done.output.name, done.output.version, done.output.sha256)
     if merged:  # the run ends `succeeded` with the merged model's row, not before

@@ -52,6 +52,7 @@ def interference_task(
     threshold: float,
     method: str | None = None,
     cross_term_threshold: float = DEFAULT_CROSS_TERM_THRESHOLD,
+    core_density: float | None = None,
 ) -> dict:
     return interference_files(  # one module of every input at a time
         folders,
@@ -60,12 +61,18 @@ def interference_task(
         names=names,
         method=method,
         cross_term_threshold=cross_term_threshold,
+        core_density=core_density,
     ).to_dict()
 
 
 @task(name="compose", **TASK)
 def compose_task(
-    folders: list[str], weights: list[float], spec: CompositionSpec, out: str, calibration: str | None = None
+    folders: list[str],
+    weights: list[float],
+    spec: CompositionSpec,
+    out: str,
+    calibration: str | None = None,
+    scale: float = 1.0,  # a search candidate's `search.scale`
 ) -> dict:
     with device_slot("compose"):
         # streamed: one module of every input at a time, written to `out` as it is composed
@@ -82,6 +89,7 @@ def compose_task(
             core_criterion=spec.core_criterion or "magnitude",
             activation_norms=load_norms(Path(calibration)) if calibration else None,
             method_params=spec.params,
+            scale=scale,
         )
     return result.report()
 

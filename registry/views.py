@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from pydantic import AliasChoices, Field
 from pydantic import BaseModel as Model
-from pydantic import Field
 
 if TYPE_CHECKING:  # only for the `of` constructors: registry.client imports these views without SQLAlchemy
     from .catalog import models as m
@@ -260,15 +260,29 @@ class WhoAmI(Model):
 
 
 class SearchCandidate(Model):
+    """One candidate of a search: the method (with the parameters it took), the weights of the searched
+    inputs, the scale of the composed delta, every evaluation, the objective's value, the gates."""
+
     index: int
     weights: dict[str, float]  # by input name: the searched inputs only (the rest keep their weight)
     metrics: dict[str, float]
-    passes_gates: bool
+    # read from `passes_gates` too: the name runs recorded before search.methods (0012) stored
+    gates_passed: bool = Field(validation_alias=AliasChoices("gates_passed", "passes_gates"))
+    # None in records made before search.methods: the run's `method`
+    method: str | None = None
+    params: dict[str, Any] = {}  # the method's parameters as composed (rank resolved, defaults filled)
+    scale: float = 1.0  # the composed delta's multiplier (search.scale)
+    objective: float | None = None  # the objective evaluation's value (None in older records)
+    winner: bool = False
+
+    @property
+    def passes_gates(self) -> bool:
+        return self.gates_passed
 
 
 class SearchRecord(Model):
-    """What a lambda search tried and picked: kept on the run (CLI, REST, client, web) and in
-    provenance.json. The winner's weights are the weights the run applied."""
+    """What a search tried and picked: kept on the run (CLI, REST, client, web) and in provenance.json.
+    The winner's method, scale and weights are what the run applied."""
 
     strategy: str
     objective: dict[str, Any]  # the spec's search.objective: {"evaluation", "goal"}
@@ -276,12 +290,14 @@ class SearchRecord(Model):
     winner: int  # a candidate's index
     winner_metrics: dict[str, float]
 
+    @property
+    def chosen(self) -> SearchCandidate | None:
+        return next((c for c in self.candidates if c.index == self.winner), None)
+
     def applied(self, name: str, written: float) -> float:
         """The weight the run applied to input `name`: the winner's, or the spec's when not searched."""
-        for candidate in self.candidates:
-            if candidate.index == self.winner:
-                return candidate.weights.get(name, written)
-        return written
+        chosen = self.chosen
+        return written if chosen is None else chosen.weights.get(name, written)
 
 
 class RunInput(Model):

@@ -54,6 +54,13 @@ def test_streamed_output_is_bitwise_the_in_memory_output(names, method, kwargs, 
     for key, tensor in want.items():
         assert got[key].dtype == tensor.dtype and torch.equal(got[key], tensor), key
     assert written.config == expected.adapter.config
+    # The controls (compose/controls.py) are float32 diagnostics of the same tensors: equal to rounding.
+    streamed_controls = {p: r.pop("control") for p, r in streamed.modules.items()}
+    expected_controls = {p: r.pop("control") for p, r in expected.modules.items()}
+    assert streamed_controls.keys() == expected_controls.keys()
+    for path, control in streamed_controls.items():
+        assert control == pytest.approx(expected_controls[path], rel=1e-5)
+    assert streamed.summary.pop("control") == pytest.approx(expected.summary.pop("control"), rel=1e-5)
     assert streamed.modules == expected.modules and streamed.summary == expected.summary
     assert streamed.adapter.metadata() == expected.adapter.metadata()
     assert not list((tmp_path / "out").glob("*.partial"))

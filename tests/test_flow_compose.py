@@ -222,8 +222,8 @@ def test_search_winner_must_pass_the_gates(world: World, tmp_path: Path) -> None
     service.download_version(world.reg, "t/capped@1", tmp_path / "c")
     search = json.loads((tmp_path / "c" / "provenance.json").read_text())["search"]
     by_weight = {c["weights"]["t/a"]: c for c in search["candidates"]}
-    assert by_weight[-1.0]["passes_gates"] is False
-    feasible = [c for c in search["candidates"] if c["passes_gates"]]
+    assert by_weight[-1.0]["gates_passed"] is False
+    feasible = [c for c in search["candidates"] if c["gates_passed"]]
     assert search["winner"] == max(feasible, key=lambda c: c["metrics"]["ppl"])["index"]
     assert result["metrics"]["ppl"] <= cap
 

@@ -44,7 +44,7 @@ def test_search_applied_weights_and_candidates_on_every_surface(world: World, tm
     assert applied_b in (-0.6, -1.0) and applied_b != WRITTEN
     expected_inputs = [("t/a", 1.0, 1.0), ("t/b", WRITTEN, applied_b)]
     expected_candidates = sorted(
-        (c["index"], c["weights"]["t/b"], c["passes_gates"]) for c in prov["candidates"]
+        (c["index"], c["weights"]["t/b"], c["gates_passed"]) for c in prov["candidates"]
     )
 
     # The service view (what every shell reads).

@@ -162,3 +162,83 @@ def test_json_with_tabs_and_exponents():
 def test_bad_json():
     with pytest.raises(InvalidInput, match="not valid JSON at line 2"):
         load_spec('{"name": "acme/x",\n "expression": }')
+
+
+SEARCHED = (
+    "name: acme/x\nexpression: '0.5 * acme/a + 0.5 * acme/b'\n"
+    "evaluate:\n  - {name: p, metric: perplexity, dataset: d}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("extra", "field", "fragment"),
+    [
+        (
+            "search:\n  methods: [linear, nope]\n  objective: {evaluation: p}\n",
+            "search.methods[1]",
+            "Input should be",
+        ),
+        (
+            "search:\n  methods: [linear, linear]\n  objective: {evaluation: p}\n",
+            "search.methods",
+            "listed twice",
+        ),
+        (
+            "search:\n  methods: [linear, ties]\n  objective: {evaluation: p}\n",
+            "density",
+            "ties in search.methods needs density",
+        ),
+        (
+            "density: 0.5\nsearch:\n  methods: [linear, delta_svd]\n  objective: {evaluation: p}\n",
+            "density",
+            "none of search.methods",
+        ),
+        (
+            "method: ties\ndensity: 0.5\nsearch:\n  methods: [linear, magnitude_prune]\n"
+            "  objective: {evaluation: p}\n",
+            "method",
+            "not in search.methods",
+        ),
+        (
+            "density: 0.3\nparams: {zeta: 2}\nsearch:\n  methods: [ties, breadcrumbs]\n"
+            "  objective: {evaluation: p}\n",
+            "params.zeta",
+            "no method of search.methods",
+        ),
+        (
+            "density: 0.3\nparams: {gamma: 2}\nsearch:\n  methods: [ties, breadcrumbs]\n"
+            "  objective: {evaluation: p}\n",
+            "params.gamma",
+            "in [0, 1]",
+        ),
+        ("search:\n  scale: [0, 1]\n  objective: {evaluation: p}\n", "search.scale[0]", "greater than 0"),
+        (
+            "search:\n  objective: {evaluation: p}\n",
+            "search.weights",
+            "needs `weights`, `methods` or `scale`",
+        ),
+    ],
+)
+def test_search_methods_refusals_name_the_field(extra, field, fragment):
+    with pytest.raises(InvalidInput) as err:
+        load_spec(SEARCHED + extra)
+    assert err.value.field == field, str(err.value)
+    assert fragment in str(err.value)
+
+
+def test_each_searched_method_takes_only_its_fields():
+    spec = load_spec(
+        SEARCHED + "rank: 4\ndensity: 0.3\nparams: {gamma: 0.05}\n"
+        "search:\n  methods: [linear, delta_svd, ties, breadcrumbs]\n  scale: [0.5, 1.0]\n"
+        "  objective: {evaluation: p}\n"
+    )
+    assert spec.searched_methods() == ["linear", "delta_svd", "ties", "breadcrumbs"]
+    shown = {m: spec.for_method(m) for m in spec.searched_methods()}
+    assert (shown["linear"].rank, shown["linear"].density, shown["linear"].params) == (None, None, None)
+    assert (shown["delta_svd"].rank, shown["delta_svd"].density) == (4, None)
+    assert (shown["ties"].density, shown["ties"].params) == (0.3, None)
+    assert shown["breadcrumbs"].params == {"gamma": 0.05}
+    assert all(s.search is None for s in shown.values())
+    # a spec without search.methods or scale keeps its canonical form (and cache key)
+    plain = load_spec(SEARCHED + "search:\n  weights: {acme/a: [0.2]}\n  objective: {evaluation: p}\n")
+    assert set(plain.canonical()["search"]) == {"strategy", "weights", "objective"}

@@ -99,11 +99,55 @@ def print_dry_run(report: dict[str, Any]) -> None:
             str(p["modules"]),
         )
     print_table(pairs)
+    overlaps = id_table("pair", "subspace overlap", "core overlap", "modules")
+    for p in report["interference"]["pairs"]:
+        core = p.get("core_overlap")
+        overlaps.add_row(
+            f"{labels[p['i']]} / {labels[p['j']]}",
+            f"{p.get('subspace_overlap', 0.0):.4f}",
+            "-" if core is None else f"{core:.4f}",
+            str(p["modules"]),
+        )
+    console.print("overlaps (RMS over modules)", markup=False)
+    print_table(overlaps)
     for warning in report["interference"].get("warnings", []):
         err_console.print(f"warning: {warning}", markup=False)
+    print_controls(report.get("controls") or {})
+    search = report.get("search")
+    if search:
+        console.print(
+            f"search: {search['candidates']} candidates ({len(search['methods'])} methods x "
+            f"{len(search['scale'])} scales x {search['weight_candidates']} weight candidates), "
+            f"{search['evaluations']} evaluations (+ up to {search['parent_evaluations']} of the parents)",
+            markup=False,
+        )
     console.print(
         f"cache key {report['cache_key']} ({report['method']}); nothing composed (dry run)", markup=False
     )
+
+
+def print_controls(controls: dict[str, dict[str, Any]]) -> None:
+    """Each method's result against the exact weighted sum: does it win by shrinking?"""
+    if not controls:
+        return
+    console.print("controls: result vs exact weighted sum (per module, then the whole adapter)", markup=False)
+    table = id_table(
+        "method", columns=("median ||R||/||E||", "rms ratio", "median cosine", "min cosine", "total ratio")
+    )
+
+    def fmt(value: Any) -> str:
+        return "-" if value is None else f"{value:.4f}"
+
+    for name, c in controls.items():
+        table.add_row(
+            name,
+            fmt(c.get("median_norm_ratio")),
+            fmt(c.get("rms_norm_ratio")),
+            fmt(c.get("median_cosine")),
+            fmt(c.get("min_cosine")),
+            fmt(c.get("total_norm_ratio")),
+        )
+    print_table(table)
 
 
 def print_result(view: Any) -> None:
@@ -165,6 +209,9 @@ def print_show(view: Any) -> None:
         print_table(inputs)
     if view.search is not None:
         print_search(view.search)
+    control = dict((getattr(view, "interference", None) or {}).get("control") or {})
+    if control:
+        print_controls({str(control.pop("method", view.method)): control})
 
 
 def print_search(search: SearchRecord) -> None:
@@ -177,13 +224,15 @@ def print_search(search: SearchRecord) -> None:
     )
     searched = sorted({name for c in search.candidates for name in c.weights})
     metrics = sorted({name for c in search.candidates for name in c.metrics})
-    table = id_table("#", *searched, columns=(*metrics, "gates", "winner"))
+    table = id_table("#", *searched, columns=("method", "scale", *metrics, "gates", "winner"))
     for c in search.candidates:
         table.add_row(
             str(c.index),
             *(f"{c.weights[n]:+g}" if n in c.weights else "-" for n in searched),
+            c.method or "-",
+            f"{c.scale:g}",
             *(f"{c.metrics[n]:.6g}" if n in c.metrics else "-" for n in metrics),
-            "pass" if c.passes_gates else "fail",
+            "pass" if c.gates_passed else "fail",
             "*" if c.index == search.winner else "",
         )
     print_table(table)

@@ -1,4 +1,5 @@
-"""Geometry of the small inline-SVG charts: metric bars beside the parents', interference heatmap."""
+"""Geometry of the small inline-SVG charts: metric bars beside the parents', interference heatmap,
+the objective of each search candidate."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from registry.service.catalog.web_views import MetricRow
+from registry.views import SearchRecord
 
 BAR_MAX_W = 220  # label column 150 px, value text after the bar: 440 px in all
 BAR_H = 16
@@ -24,6 +26,26 @@ def metric_bars(row: MetricRow) -> list[Bar]:
     """This version first, then each parent, scaled to the largest absolute value of the row."""
     values = [("this version", row.value, True)] + [
         (label, value, False) for label, value in sorted(row.parents.items())
+    ]
+    finite = [abs(v) for _, v, _ in values if math.isfinite(v)]
+    top = max(finite, default=0.0) or 1.0
+    return [
+        Bar(label, value, BAR_MAX_W * abs(value) / top if math.isfinite(value) else 0.0, own)
+        for label, value, own in values
+    ]
+
+
+def candidate_bars(search: SearchRecord) -> list[Bar]:
+    """One bar per search candidate: its objective value, scaled to the largest |value|; the winner's
+    drawn as `own`. Label: index, method and scale."""
+    name = str(search.objective.get("evaluation", ""))
+    values = [
+        (
+            f"#{c.index} {c.method or ''}{'' if c.scale == 1.0 else f' x{c.scale:g}'}",
+            c.objective if c.objective is not None else c.metrics.get(name, math.nan),
+            c.winner or c.index == search.winner,
+        )
+        for c in search.candidates
     ]
     finite = [abs(v) for _, v, _ in values if math.isfinite(v)]
     top = max(finite, default=0.0) or 1.0

@@ -318,6 +318,8 @@ def composition_page(request: Request, caller: WebCaller, composition_id: str) -
         run=run,
         labels=labels,
         cells=charts.heatmap(run.interference, labels),
+        candidate_bars=charts.candidate_bars(run.search) if run.search else [],
+        bar_h=charts.BAR_H,
         gates=gate_results(caller.reg, run),
         flow_run_url=_flow_run_url(request, run.flow_run_id),
         terminal=[s.value for s in TERMINAL],

@@ -20,6 +20,7 @@ import torch
 
 from registry.compose.base import Composer, Entry, MethodParams, get_composer
 from registry.compose.checks import check_adapters, check_params
+from registry.compose.controls import ModuleControl, control_summary, module_control
 from registry.compose.core_merge import ActivationNorms, overlap_summary
 from registry.compose.device import DEFAULT_CPU_THREADS, compute_device, torch_threads
 from registry.compose.methods import get_method
@@ -63,8 +64,10 @@ def compose(
     core_criterion: str = "magnitude",
     activation_norms: Mapping[str, ActivationNorms] | None = None,
     method_params: Mapping[str, Any] | None = None,
+    scale: float = 1.0,
 ) -> CompositionResult:
-    """sum_i weights[i] * adapters[i] by `method` (formulas in docs/methods.md). Raises InvalidInput /
+    """sum_i weights[i] * adapters[i] by `method` (formulas in docs/methods.md), its delta times
+    `scale` (a search's `scale` dimension: LoRA B scaled, (IA)3 1 + scale (l - 1)). Raises InvalidInput /
     IncompatibleAdapters before any arithmetic; the result's tensors are on CPU in the inputs' dtype.
     `threads`: torch intra-op threads during the call (see device.py; None = leave as is).
     `check_base_model=False` skips the config base-name comparison (the catalog checked it).
@@ -83,7 +86,7 @@ def compose(
     )
     with torch_threads(threads):
         sink = MemorySink()
-        return run([InMemory(a) for a in adapters], weights, params, check_base_model, sink)
+        return run([InMemory(a) for a in adapters], weights, params, check_base_model, sink, scale)
 
 
 class Source(Protocol):
@@ -180,8 +183,11 @@ def run(
     params: MethodParams,
     check_base_model: bool,
     sink: Sink,
+    scale: float = 1.0,
 ) -> CompositionResult:
-    """The composition loop (see the module docstring)."""
+    """The composition loop (see the module docstring). Each output module is measured against its
+    inputs' exact weighted sum (compose/controls.py) after `scale` is applied: the control speaks of
+    what is registered."""
     started = time.perf_counter()
     skeletons = [s.skeleton for s in sources]
     prep = prepare(skeletons, weights, params, check_base_model)
@@ -192,6 +198,7 @@ def run(
         for path in prep.paths
     }
     reports: dict[str, dict[str, Any]] = {}
+    controls: dict[str, ModuleControl] = {}
     sink.open(skeletons[0].kind, planned)
     try:
         for path in prep.paths:
@@ -201,6 +208,10 @@ def run(
                 if path in s.skeleton.modules
             ]
             module, reports[path] = composer.combine(path, entries, prep.params, prep.device, prep.out_dtype)
+            if scale != 1.0:
+                module = module.scaled(scale)
+            controls[path] = module_control(module, entries, prep.device)
+            reports[path]["control"] = controls[path].report()
             sink.write(path, module)
             del entries, module  # before the next module is read: one module of each input held
         config = composer.output_config(skeletons, planned, prep.params)
@@ -211,7 +222,11 @@ def run(
     adapter = PemAdapter(
         pem_type=skeletons[0].pem_type, config=config, modules=dict(modules), dtype=dtype_name(prep.out_dtype)
     )
-    return finish(adapter, prep, reports, started)
+    result = finish(adapter, prep, reports, started)
+    result.summary["control"] = control_summary(controls.values())
+    if scale != 1.0:  # recorded only when applied, so runs without a scale keep their record
+        result.params["scale"] = scale
+    return result
 
 
 def finish(

@@ -25,6 +25,7 @@ from registry.compose.checks import check_adapters
 from registry.compose.cross_terms import CrossTermTotals, accumulate, new_totals, overall_error, pair_error
 from registry.compose.device import DEFAULT_CPU_THREADS, compute_device, torch_threads
 from registry.compose.engine import InMemory, Source
+from registry.compose.overlap import PairOverlaps
 from registry.pem import PemAdapter
 from registry.pem.lazy import open_adapters
 
@@ -47,6 +48,14 @@ class PairInterference:
     # ||linear(w_i x_i + w_j x_j) - (w_i D_i + w_j D_j)||_F / ||w_i D_i + w_j D_j||_F over the modules
     # either input has; None where linear cannot run (ranks differ) or the exact sum is zero.
     linear_cross_term_error: float | None = None
+    # Mean squared cosine of the principal angles between the column spaces of D_i and D_j (1: one
+    # subspace, 0: orthogonal), RMS and mean over the shared modules (compose/overlap.py).
+    subspace_overlap: float = 0.0
+    mean_subspace_overlap: float = 0.0
+    # |core_i & core_j| / min(|core_i|, |core_j|) of the top `core_density` fraction of |w D| (the
+    # core_merge overlap), RMS and mean over the shared modules; None when not computed.
+    core_overlap: float | None = None
+    mean_core_overlap: float | None = None
 
 
 @dataclass
@@ -56,6 +65,7 @@ class InterferenceReport:
     warnings: list[str] = field(default_factory=list)
     linear_cross_term_error: float | None = None  # the same distance with all inputs together
     cross_term_threshold: float = DEFAULT_CROSS_TERM_THRESHOLD
+    core_density: float | None = None  # the core fraction the core overlaps used (None: not computed)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,8 +81,11 @@ def interference_report(
     method: str | None = None,
     cross_term_threshold: float = DEFAULT_CROSS_TERM_THRESHOLD,
     threads: int | None = DEFAULT_CPU_THREADS,
+    core_density: float | None = None,
 ) -> InterferenceReport:
-    """Pairwise RMS-over-modules cosine; a warning for each pair with rms_cosine > threshold.
+    """Pairwise RMS-over-modules cosine; a warning for each pair with rms_cosine > threshold. Beside it
+    each pair's subspace overlap and, when `core_density` is given, its core overlap (which forms
+    each input's dense delta once per module, one at a time: the cost of a dense method's pass).
 
     When `method` is `linear`, a LoRA composition whose linear cross-term error (all inputs) exceeds
     `cross_term_threshold` also gets a warning suggesting delta_cat / delta_svd.
@@ -83,7 +96,9 @@ def interference_report(
     """
     with torch_threads(threads):
         sources = [InMemory(a) for a in adapters]
-        return _report(sources, weights, threshold, names, check_base_model, method, cross_term_threshold)
+        return _report(
+            sources, weights, threshold, names, check_base_model, method, cross_term_threshold, core_density
+        )
 
 
 def interference_files(
@@ -96,10 +111,13 @@ def interference_files(
     method: str | None = None,
     cross_term_threshold: float = DEFAULT_CROSS_TERM_THRESHOLD,
     threads: int | None = DEFAULT_CPU_THREADS,
+    core_density: float | None = None,
 ) -> InterferenceReport:
     """`interference_report` of adapter folders, read one module at a time (as `compose_files`)."""
     with torch_threads(threads), open_adapters(list(folders)) as lazies:
-        return _report(lazies, weights, threshold, names, check_base_model, method, cross_term_threshold)
+        return _report(
+            lazies, weights, threshold, names, check_base_model, method, cross_term_threshold, core_density
+        )
 
 
 def _report(
@@ -110,15 +128,19 @@ def _report(
     check_base_model: bool,
     method: str | None,
     cross_term_threshold: float,
+    core_density: float | None = None,
 ) -> InterferenceReport:
-    report = InterferenceReport(threshold=threshold, cross_term_threshold=cross_term_threshold)
+    report = InterferenceReport(
+        threshold=threshold, cross_term_threshold=cross_term_threshold, core_density=core_density
+    )
     if not sources:
         return report
     skeletons = [s.skeleton for s in sources]
     check_adapters(skeletons, MethodParams("delta_cat"), check_base_model=check_base_model)
     labels = list(names) if names else [f"input {i}" for i in range(len(sources))]
     signs = [1.0 if w >= 0 else -1.0 for w in (weights or [1.0] * len(sources))]
-    cross, inners, linear_runs = _inner_products(sources, weights)
+    overlaps = PairOverlaps(core_density)
+    cross, inners, linear_runs = _inner_products(sources, weights, overlaps)
     norms = [
         {p: math.sqrt(max(float(inners[p][i, i]), 0.0)) for p in a.modules} for i, a in enumerate(skeletons)
     ]
@@ -139,6 +161,8 @@ def _report(
                 modules=n,
                 linear_cross_term_error=_linear_error(cross, linear_runs, len(report.pairs)),
             )
+            pair.subspace_overlap, pair.mean_subspace_overlap = overlaps.subspace_of(i, j)
+            pair.core_overlap, pair.mean_core_overlap = overlaps.core_of(i, j)
             report.pairs.append(pair)
             if pair.rms_cosine > threshold:
                 report.warnings.append(
@@ -156,7 +180,7 @@ def _report(
 
 
 def _inner_products(
-    sources: Sequence[Source], weights: Sequence[float] | None
+    sources: Sequence[Source], weights: Sequence[float] | None, overlaps: PairOverlaps
 ) -> tuple[CrossTermTotals | None, dict[str, torch.Tensor], bool]:
     """(cross-term totals, per module path the n x n delta inner products, linear can run), one
     module of every input at a time. LoRA modules come from the cross-term Gram blocks; (IA)3 (whose
@@ -182,6 +206,7 @@ def _inner_products(
                     if a is not None and b is not None:
                         found[i, j] = found[j, i] = composer.inner(a, b, device)
         inners[path] = found
+        overlaps.add(modules, weights or [1.0] * n, device)
         del modules
     return (totals if cross and linear_runs else None), inners, linear_runs
 

@@ -74,6 +74,7 @@ def compose_files(
     core_criterion: str = "magnitude",
     activation_norms: Mapping[str, ActivationNorms] | None = None,
     method_params: Mapping[str, Any] | None = None,
+    scale: float = 1.0,
 ) -> CompositionResult:
     """Compose the adapter folders into the folder `out` (PEFT layout), streaming.
 
@@ -91,4 +92,4 @@ def compose_files(
         dict(method_params or {}),
     )
     with torch_threads(threads), open_adapters(list(folders)) as lazies:
-        return run(lazies, weights, params, check_base_model, FileSink(Path(out)))
+        return run(lazies, weights, params, check_base_model, FileSink(Path(out)), scale)

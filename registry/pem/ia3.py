@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,36 @@ SUFFIX = ".ia3_l"
 class Ia3Module:
     l: torch.Tensor  # noqa: E741 - the paper's name; (out, 1) or (1, in)
     is_feedforward: bool
+
+    def scaled(self, factor: float) -> Ia3Module:
+        """The module whose delta (l - 1) is `factor` times this one's: 1 + factor (l - 1)."""
+        l = 1.0 + factor * (self.l.float() - 1.0)  # noqa: E741
+        return Ia3Module(l=l.to(self.l.dtype), is_feedforward=self.is_feedforward)
+
+    def delta(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        """The delta around the identity, l - 1 (float32) on `device`."""
+        return self.l.to(device, torch.float32) - 1.0
+
+    @staticmethod
+    def exact_sum(modules: Sequence[Ia3Module], weights: Sequence[float]) -> Ia3Module:
+        """1 + sum_i w_i (l_i - 1) in float64: the reference the controls measure a result against."""
+        delta = sum(
+            (w * (m.l.double() - 1.0) for m, w in zip(modules, weights, strict=True)), torch.zeros(())
+        )
+        return Ia3Module(l=1.0 + delta, is_feedforward=modules[0].is_feedforward)
+
+    def inner(self, other: Ia3Module, device: torch.device | str = "cpu") -> float:
+        """<l - 1, l' - 1> in float64."""
+        return float(
+            ((self.l.to(device, torch.float64) - 1.0) * (other.l.to(device, torch.float64) - 1.0)).sum()
+        )
+
+    def column_basis(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        """The delta (l - 1) as one unit column (n x 1, float64), or n x 0 when it is zero: the
+        subspace overlap of two (IA)3 modules is then their squared cosine."""
+        v = (self.l.to(device, torch.float64) - 1.0).reshape(-1, 1)
+        norm = float(v.norm())
+        return v / norm if norm > 0 else v[:, :0]
 
 
 class Ia3Kind(PemKind):

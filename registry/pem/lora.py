@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +40,50 @@ class LoraModule:
     @property
     def scale(self) -> float:
         return self.alpha / (math.sqrt(self.r) if self.use_rslora else self.r)
+
+    def scaled(self, factor: float) -> LoraModule:
+        """The module whose delta is `factor` times this one's: B scaled (A, alpha and r kept)."""
+        return LoraModule(
+            A=self.A,
+            B=(self.B.float() * factor).to(self.B.dtype),
+            alpha=self.alpha,
+            use_rslora=self.use_rslora,
+        )
+
+    def delta(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        """The dense delta s B A (out x in, float32) on `device`."""
+        b, a = self.B.to(device, torch.float32), self.A.to(device, torch.float32)
+        return (b @ a).mul_(self.scale)
+
+    @staticmethod
+    def exact_sum(modules: Sequence[LoraModule], weights: Sequence[float]) -> LoraModule:
+        """sum_i w_i s_i B_i A_i as one module of concatenated float32 factors (scale 1), as `delta_cat`
+        composes it: the reference the controls measure a result against."""
+        b = torch.cat([m.B.float() * (w * m.scale) for m, w in zip(modules, weights, strict=True)], dim=1)
+        a = torch.cat([m.A.float() for m in modules], dim=0)
+        return LoraModule(A=a, B=b, alpha=float(a.shape[0]))
+
+    def inner(self, other: LoraModule, device: torch.device | str = "cpu") -> float:
+        """<s B A, s' B' A'>_F = s s' sum((B^T B') * (A A'^T)): r x r' work, no d x k matrix. The
+        d-sized products in float32 (they are the cost; float64 is 5x slower on CPU), summed in float64."""
+        b, a = self.B.to(device, torch.float32), self.A.to(device, torch.float32)
+        ob, oa = other.B.to(device, torch.float32), other.A.to(device, torch.float32)
+        return self.scale * other.scale * float(((b.T @ ob).double() * (a @ oa.T).double()).sum())
+
+    def column_basis(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        """An orthonormal basis (out x rank, float64) of the column space of B A, from the factors with
+        r x r decompositions only: col(B A) = col(B (A A^T)^(1/2)) =: col(M), and with M^T M = V L V^T,
+        U = M V L^(-1/2) over the eigenvalues above 1e-12 x the largest (singular values above 1e-6 x):
+        a zero-padded or rank-deficient factor adds no direction. float64 throughout (r x r eigen-
+        problems square the condition number)."""
+        b, a = self.B.to(device, torch.float64), self.A.to(device, torch.float64)
+        la, va = torch.linalg.eigh(a @ a.T)
+        m = b @ (va * la.clamp(min=0).sqrt()) @ va.T
+        lm, vm = torch.linalg.eigh(m.T @ m)
+        if lm.numel() == 0 or float(lm[-1]) <= 0.0:
+            return b[:, :0]
+        keep = lm > 1e-12 * lm[-1]
+        return m @ (vm[:, keep] / lm[keep].sqrt())
 
 
 def lora_scale(alpha: float, r: int, use_rslora: bool) -> float:

@@ -102,19 +102,42 @@ class ObjectiveSpec(_Strict):
 
 
 class SearchSpec(_Strict):
+    """The search space is methods x scale x weight candidates (each dimension optional; at least one
+    given). Without `methods` every candidate uses the spec's `method`; without `scale`, 1."""
+
     strategy: Literal["grid", "random", "nevergrad"] = "grid"
-    weights: dict[str, list[Weight]] = Field(min_length=1)  # ref -> candidate weights
+    # ref -> candidate weights; None (not {}) when absent, so older specs keep their canonical form
+    weights: dict[str, list[Weight]] | None = Field(default=None, min_length=1)
+    methods: list[Method] | None = Field(default=None, min_length=1)
+    # multiplies the composed delta (LoRA: B; (IA)3: 1 + c (l - 1)); positive and finite
+    scale: list[Annotated[float, Field(gt=0, le=MAX_WEIGHT, allow_inf_nan=False)]] | None = Field(
+        default=None, min_length=1
+    )
     objective: ObjectiveSpec
-    budget: int | None = Field(default=None, gt=0)  # random / nevergrad: number of candidates
+    budget: int | None = Field(default=None, gt=0)  # random / nevergrad: number of weight candidates
 
     @field_validator("weights")
     @classmethod
-    def _refs(cls, v: dict[str, list[float]]) -> dict[str, list[float]]:
-        for key, values in v.items():
+    def _refs(cls, v: dict[str, list[float]] | None) -> dict[str, list[float]] | None:
+        for key, values in (v or {}).items():
             _checked(functools.partial(Ref.parse, key, "weights"))
             if not values:
                 raise SpecFieldError(("weights", key), "needs at least one candidate weight")
         return v
+
+    @field_validator("methods", "scale")
+    @classmethod
+    def _distinct(cls, v: list[Any] | None) -> list[Any] | None:
+        repeated = next((x for i, x in enumerate(v or []) if x in v[:i]), None) if v else None
+        if repeated is not None:
+            raise ValueError(f"{repeated!r} is listed twice")
+        return v
+
+    @model_validator(mode="after")
+    def _something_searched(self) -> SearchSpec:
+        if self.weights is None and self.methods is None and self.scale is None:
+            raise SpecFieldError(("weights",), "a search needs `weights`, `methods` or `scale`")
+        return self
 
 
 class OutputSpec(_Strict):
@@ -195,7 +218,7 @@ class CompositionSpec(_Strict):
                 )
             known = self._all_refs()
             full_names = {r.full_name for r in known}
-            for key in self.search.weights:
+            for key in self.search.weights or {}:
                 ref = Ref.parse(key)
                 # `acme/toxic` in search matches `acme/toxic@2` in the expression
                 if ref not in known and not (ref.selector is None and ref.full_name in full_names):
@@ -205,8 +228,36 @@ class CompositionSpec(_Strict):
         self.weighted_refs()  # all-zero inputs are an error
         return self
 
+    def searched_methods(self) -> list[str]:
+        """The methods a run composes with: `search.methods`, else the spec's `method`."""
+        if self.search is not None and self.search.methods is not None:
+            return list(self.search.methods)
+        return [self.method]
+
+    def for_method(self, name: str) -> CompositionSpec:
+        """This spec as composed with method `name` of `search.methods`, with the fields that method takes
+        (rank, density, core_criterion, the `params:` it declares) and without the others and the search:
+        what composing one searched method alone means (the winner's registered output is this spec's)."""
+        method = get_method(name)
+        assert method is not None  # the Literal refused unknown names
+        data = self.canonical()
+        data.pop("search", None)
+        data["method"] = name
+        for field in ("rank", "density", "core_criterion"):
+            if not method.takes(field):
+                data.pop(field, None)
+        declared = {p.name for p in method.params if p.where == "params"}
+        params = {k: v for k, v in (self.params or {}).items() if k in declared}
+        data.pop("params", None)
+        if params:
+            data["params"] = params
+        return CompositionSpec.model_validate(data)
+
     def _check_method_fields(self) -> None:
         """The method's fields, from its declaration: required ones present, others' absent."""
+        if self.search is not None and self.search.methods is not None:
+            self._check_searched_method_fields(self.search.methods)
+            return
         method = get_method(self.method)
         assert method is not None  # the Literal refused unknown names
         for name in ("density", "rank", "core_criterion"):  # None = not given (majority_sign, seed default)
@@ -221,6 +272,39 @@ class CompositionSpec(_Strict):
             raise SpecFieldError(
                 tuple(bad[0].split(".", 1)), bad[1], at=("params",) if self.params else ("method",)
             )
+
+    def _check_searched_method_fields(self, names: list[str]) -> None:
+        """Under `search.methods` each method takes the spec's fields it declares and is tried without
+        the others: a field is refused only when no searched method takes it, and a required one only
+        when missing for a method that needs it."""
+        at = ("search", "methods")
+        if "method" in self.model_fields_set and self.method not in names:
+            raise SpecFieldError(
+                ("method",), f"method {self.method} is not in search.methods ({', '.join(names)})"
+            )
+        methods = [get_method(n) for n in names]
+        for name in ("density", "rank", "core_criterion"):
+            takers = [m for m in methods if m is not None and m.param(name) is not None]
+            if getattr(self, name) is not None and not takers:
+                raise SpecFieldError(
+                    (name,), f"{name} applies to none of search.methods ({', '.join(names)})"
+                )
+            for m in takers:
+                param = m.param(name)
+                if param is not None and param.required and getattr(self, name) is None:
+                    raise SpecFieldError((name,), f"method {m.name} in search.methods needs {name}", at=at)
+        given = self.params or {}
+        for key in given:
+            if not any(p.name == key and p.where == "params" for m in methods if m for p in m.params):
+                raise SpecFieldError(
+                    ("params", key), f"no method of search.methods takes params.{key}", at=("params",)
+                )
+        for searched in methods:
+            assert searched is not None
+            declared = {p.name for p in searched.params if p.where == "params"}
+            bad = searched.params_problem({k: v for k, v in given.items() if k in declared})
+            if bad is not None:
+                raise SpecFieldError(tuple(bad[0].split(".", 1)), bad[1], at=("params",) if given else at)
 
     def _check_core_and_decoding(self) -> None:
         if self.core_criterion == "importance" and self.calibration is None:

@@ -232,6 +232,7 @@ def record_cache_hit(
             started_at=now,
             finished_at=now,
         )
+        row.method = hit.method  # a search over methods: the winner's, as the first run recorded it
         audit.record(
             session,
             reg.principal,
