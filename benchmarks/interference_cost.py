@@ -16,6 +16,7 @@ import time
 import torch
 
 import registry.compose.interference as interference
+from registry.compose.base import get_composer
 from registry.pem import LoraModule, PemAdapter
 
 SHAPES = {
@@ -63,14 +64,16 @@ def main() -> None:
         lambda: interference.interference_report(adapters, weights, check_base_model=False, method="linear"),
         args.repeat,
     )
-    original = interference._cross_terms
-    interference._cross_terms = lambda *a: (None, None, True)  # type: ignore[assignment]
+    # Without: the composer declares no cross terms, so the report takes the per-pair inner products
+    # alone, the path (IA)3 and mixed-rank LoRA inputs take.
+    composer = type(get_composer(adapters[0].pem_type))
+    composer.cross_terms = False
     try:
         without = best(
             lambda: interference.interference_report(adapters, weights, check_base_model=False), args.repeat
         )
     finally:
-        interference._cross_terms = original  # type: ignore[assignment]
+        composer.cross_terms = True
     print(f"{args.inputs} inputs x {len(adapters[0].modules)} modules, rank 16, 1 thread")
     print(f"interference report with linear cross terms: {with_cross:.3f} s")
     print(f"without (per-pair inner products only):      {without:.3f} s")
