@@ -3,6 +3,7 @@ and the REST API serves. No SQLAlchemy at import (the catalog models are only na
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -67,7 +68,8 @@ class TrainingRecord(Model):
         return not (self.metrics or self.params or self.datasets)
 
     @classmethod
-    def of_rows(cls, rows: list[m.TrainingValue]) -> TrainingRecord:
+    def of_rows(cls, rows: Sequence[m.TrainingValue] | Sequence[Any]) -> TrainingRecord:
+        """From training_values rows: ORM objects or Core rows (same attribute names)."""
         return cls(
             metrics={r.name: float(r.number) for r in rows if r.kind == "metric" and r.number is not None},
             params={r.name: r.value for r in rows if r.kind == "param"},
