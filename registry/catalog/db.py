@@ -9,7 +9,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from .location import DbTimeouts
@@ -86,6 +86,17 @@ def _create_engine(url: str, timeouts: DbTimeouts) -> Engine:
 
         event.listen(engine, "do_connect", partial(bounded_connect, timeouts.statement))
     return engine
+
+
+def read_connection(engine: Engine) -> Connection:
+    """A connection for catalog reads. On PostgreSQL in autocommit: READ COMMITTED takes a snapshot per
+    statement inside a transaction too, so a read gains nothing from BEGIN and ROLLBACK but pays their
+    round trips (the isolation level is a client-side flag of psycopg, reset when the connection goes
+    back to the pool). SQLite keeps its transaction (the WAL snapshot covers the whole read)."""
+    conn = engine.connect()
+    if engine.dialect.name == "postgresql":
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+    return conn
 
 
 def dispose_engines() -> None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from registry.catalog.db import get_engine, session_factory
+from registry.catalog.db import get_engine, read_connection, session_factory
 from registry.catalog.location import DbTimeouts
 from registry.service.access.identity import Access
 from registry.settings import Settings, get_settings
@@ -49,7 +49,7 @@ class Registry:
 
     def connect(self) -> AbstractContextManager[Connection]:
         """A Core connection for reads (registry.service.catalog.source.CatalogSource)."""
-        return self.engine.connect()
+        return read_connection(self.engine)
 
     @cached_property
     def sessions(self) -> sessionmaker[Session]:

@@ -8,10 +8,12 @@ every query.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, ScalarSelect, exists, func, or_, select, tuple_
+from sqlalchemy import JSON, ColumnElement, Row, ScalarSelect, exists, func, or_, select, tuple_
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from registry.catalog import tables as t
 from registry.errors import InvalidInput, NotFound
@@ -56,6 +58,38 @@ _ALIASES = (
     .label("alias_list")
 )
 _HAS_TRAINING = exists().where(_tv.version_id == _v.id).label("has_training")
+
+
+class json_object_agg(FunctionElement[Any]):  # noqa: N801 - a SQL function's name
+    """{key: value} of the aggregated rows as one JSON value (NULL over no rows): PostgreSQL's
+    json_object_agg, SQLite's json_group_object. Lets a listing carry each adapter's tags in its own
+    row, so a page is one round trip."""
+
+    type = JSON()
+    inherit_cache = True
+
+
+@compiles(json_object_agg)
+def _json_object_agg(element: json_object_agg, compiler: Any, **kw: Any) -> str:
+    return f"json_object_agg({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(json_object_agg, "sqlite")
+def _json_group_object(element: json_object_agg, compiler: Any, **kw: Any) -> str:
+    return f"json_group_object({compiler.process(element.clauses, **kw)})"
+
+
+_TAGS = (
+    select(json_object_agg(_tag.key, _tag.value))
+    .where(_tag.adapter_id == _a.id)
+    .correlate(t.adapters)
+    .scalar_subquery()
+    .label("tags")
+)
+
+
+def _sorted_tags(found: dict[str, str] | None) -> dict[str, str]:
+    return dict(sorted(found.items())) if found else {}  # by key, as the ORM listed them
 
 
 def _latest_version(statuses: tuple[str, ...] = LISTED) -> ScalarSelect[int]:
@@ -117,18 +151,6 @@ def version_view(row: Row[Any], full_name: str, pem_type: str, base_model: str, 
     )
 
 
-def _tags(db: Any, adapter_ids: Iterable[int]) -> dict[int, dict[str, str]]:
-    found: dict[int, dict[str, str]] = {}
-    rows = db.execute(
-        select(_tag.adapter_id, _tag.key, _tag.value)
-        .where(_tag.adapter_id.in_(list(adapter_ids)))
-        .order_by(_tag.adapter_id, _tag.key)
-    )
-    for adapter_id, key, value in rows:
-        found.setdefault(adapter_id, {})[key] = value
-    return found
-
-
 def _training(db: Any, version_ids: Sequence[int]) -> dict[int, TrainingRecord]:
     rows = db.execute(select(t.training_values).where(_tv.version_id.in_(version_ids)).order_by(_tv.id)).all()
     by_version: dict[int, list[Row[Any]]] = {}
@@ -168,7 +190,7 @@ def list_adapters(
     if include_archived:
         latest = func.coalesce(latest, _latest_version((*LISTED, "archived")))  # type: ignore[assignment]
     stmt = (
-        select(*_ADAPTER, latest.label("latest"))
+        select(*_ADAPTER, _TAGS, latest.label("latest"))
         .select_from(_WITH_BASE)
         # Only namespaces the caller may read, inside the query: counts, pages and tokens know no others.
         .where(readable(reg.acting, _a.namespace))
@@ -205,11 +227,10 @@ def list_adapters(
         stmt = stmt.where(tuple_(_a.namespace, _a.name) > tuple_(*after))  # type: ignore[arg-type]
     with reg.connect() as db:
         rows = db.execute(stmt).all()
-        more = len(rows) > limit
-        rows = rows[:limit]
-        tags_of = _tags(db, (r.id for r in rows)) if rows else {}
+    more = len(rows) > limit
+    rows = rows[:limit]
     token = paging.encode(rows[-1].namespace, rows[-1].name) if more and rows else None
-    items = [_adapter_view(r, tags_of.get(r.id, {}), r.latest) for r in rows]
+    items = [_adapter_view(r, _sorted_tags(r.tags), r.latest) for r in rows]
     return Page[AdapterView](items=items, next_page_token=token)
 
 
@@ -244,7 +265,7 @@ def show_adapter(reg: CatalogSource, full_name: str, *, include_archived: bool =
     namespace, name = validate_name(full_name)
     with reg.connect() as db:
         adapter = db.execute(
-            select(*_ADAPTER)
+            select(*_ADAPTER, _TAGS)
             .select_from(_WITH_BASE)
             .where(_a.namespace == namespace, _a.name == name, readable(reg.acting, _a.namespace))
         ).first()
@@ -259,7 +280,6 @@ def show_adapter(reg: CatalogSource, full_name: str, *, include_archived: bool =
             .join(t.adapter_versions, _v.id == _al.version_id)
             .where(_al.adapter_id == adapter.id)
         ).all()
-        tags = _tags(db, [adapter.id]).get(adapter.id, {})
         trained = [v.id for v in versions if v.has_training]
         training = _training(db, trained) if trained else {}
     aliases = {alias: version for alias, version in alias_rows}
@@ -279,7 +299,8 @@ def show_adapter(reg: CatalogSource, full_name: str, *, include_archived: bool =
         for v in versions
     ]
     listed = [v.version for v in versions if v.status in LISTED]
-    return _adapter_view(adapter, tags, listed[-1] if listed else None, aliases, views)
+    latest = listed[-1] if listed else None
+    return _adapter_view(adapter, _sorted_tags(adapter.tags), latest, aliases, views)
 
 
 def get_version(reg: CatalogSource, ref: Ref | str) -> VersionView:

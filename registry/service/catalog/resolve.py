@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 LISTED = ("active", "deprecated")
 
 _a, _v, _bm = t.adapters.c, t.adapter_versions.c, t.base_models.c
+_LATER = t.adapter_versions.alias("later").c  # built once: an alias derives its columns on first use
 
 # A version as reads show it (VersionView's fields), beside its adapter's.
 VERSION_COLUMNS = (
@@ -107,10 +108,9 @@ def resolve_row(
         joined = joined.outerjoin(t.aliases, and_(al.adapter_id == _a.id, al.alias == ref.alias))
         columns = (*columns, al.alias.label("alias_found"))
     else:
-        later = t.adapter_versions.alias("later")
         latest = (
-            select(func.max(later.c.version))
-            .where(later.c.adapter_id == _a.id, later.c.status.in_(LISTED))
+            select(func.max(_LATER.version))
+            .where(_LATER.adapter_id == _a.id, _LATER.status.in_(LISTED))
             .scalar_subquery()
         )
         on = _v.version == latest

@@ -44,4 +44,6 @@ class LocalCatalog:
         return get_engine(self.location.database_url, self.location.timeouts)
 
     def connect(self) -> AbstractContextManager[Connection]:
-        return self.engine.connect()
+        from registry.catalog.db import read_connection
+
+        return read_connection(self.engine)
