@@ -439,3 +439,30 @@ class WebSession(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+# One active key per name; a revoked key's name may be given to a new key (the old row stays).
+Index(
+    "uq_api_keys_active_name",
+    t.api_keys.c.name,
+    unique=True,
+    postgresql_where=text("revoked_at IS NULL"),
+    sqlite_where=text("revoked_at IS NULL"),
+)
+
+# Trigram GIN indexes for `q` (LIKE '%term%'), PostgreSQL only: pg_trgm is a PostgreSQL extension, and
+# SQLite cannot use any index for a leading-wildcard LIKE, so there they would only slow writes.
+# fastupdate off: registrations are rare and searches frequent; with the default pending list, every
+# search scans all rows inserted since the last vacuum linearly (measured: ~6 ms at 5k fresh rows).
+for _name, _expr in zip(
+    ("ix_adapters_search_full_name", "ix_adapters_search_description", "ix_adapters_search_task"),
+    search_expressions(t.adapters.c),
+    strict=True,
+):
+    Index(
+        _name,
+        _expr.label("expr"),
+        postgresql_using="gin",
+        postgresql_ops={"expr": "gin_trgm_ops"},
+        postgresql_with={"fastupdate": "off"},
+    ).ddl_if(dialect="postgresql")

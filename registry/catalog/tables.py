@@ -4,7 +4,9 @@ registry.catalog.models maps its ORM classes onto these tables (`__table__`), so
 and migrations compare against the same metadata; catalog reads (listings, version lookups, lineage,
 keys, the authorization policy's clauses) select from them with Core and never import sqlalchemy.orm,
 which with the mapping costs the CLI ~0.2 s of start-up (benchmarks/cli_latency.py --imports).
-Tables no read path needs stay declared in models.py, on the same metadata.
+Tables no read path needs stay declared in models.py, on the same metadata, and so do the indexes
+with dialect options (the trigram indexes, a partial unique index): declaring `postgresql_*` options
+loads SQLAlchemy's PostgreSQL dialect (~20 ms), which a read of the embedded SQLite catalog never needs.
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
     literal_column,
-    text,
 )
 
 # Deterministic constraint names keep Alembic downgrades and SQLite batch mode reliable.
@@ -257,29 +258,5 @@ api_keys = Table(
     Column("created_by", String(128), nullable=False),
     _when("created_at", nullable=False, default=utcnow),
     _when("revoked_at"),
-    # One active key per name; a revoked key's name may be given to a new key (the old row stays).
-    Index(
-        "uq_api_keys_active_name",
-        "name",
-        unique=True,
-        postgresql_where=text("revoked_at IS NULL"),
-        sqlite_where=text("revoked_at IS NULL"),
-    ),
+    # uq_api_keys_active_name (one active key per name) is declared in models.py: see the module doc.
 )
-
-# Trigram GIN indexes for `q` (LIKE '%term%'), PostgreSQL only: pg_trgm is a PostgreSQL extension, and
-# SQLite cannot use any index for a leading-wildcard LIKE, so there they would only slow writes.
-# fastupdate off: registrations are rare and searches frequent; with the default pending list, every
-# search scans all rows inserted since the last vacuum linearly (measured: ~6 ms at 5k fresh rows).
-for _name, _expr in zip(
-    ("ix_adapters_search_full_name", "ix_adapters_search_description", "ix_adapters_search_task"),
-    search_expressions(adapters.c),
-    strict=True,
-):
-    Index(
-        _name,
-        _expr.label("expr"),
-        postgresql_using="gin",
-        postgresql_ops={"expr": "gin_trgm_ops"},
-        postgresql_with={"fastupdate": "off"},
-    ).ddl_if(dialect="postgresql")
