@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from sqlalchemy import literal, select
+from sqlalchemy import literal, select, union_all
 
 from registry.catalog import tables as t
 from registry.errors import InvalidInput
@@ -65,24 +65,39 @@ def walk(db: Any, root: Version, direction: str, depth: int, access: Access) -> 
             .where(readable(access, owner.c.namespace))
         )
     frontier = frontier.union(recursive)
-    # A DAG may reach one node by several paths: keep its shallowest depth.
-    reached: dict[int, int] = {}
-    for vid, d in db.execute(select(frontier.c.vid, frontier.c.depth)).all():
-        reached[vid] = min(d, reached.get(vid, d))
-    ids = set(reached) | {root.id}
+    # The reached versions (and the root, depth 0) with what a node shows, in the walk's own statement.
+    reached_rows = union_all(
+        select(frontier.c.vid, frontier.c.depth), select(literal(root.id), literal(0))
+    ).subquery("reached")
     v, a = t.adapter_versions.c, t.adapters.c
     rows = db.execute(
-        select(v.id, a.namespace, a.name, v.version, v.sha256, v.status, readable(access, a.namespace))
-        .join(t.adapters, a.id == v.adapter_id)
-        .where(v.id.in_(ids))
+        select(
+            v.id,
+            a.namespace,
+            a.name,
+            v.version,
+            v.sha256,
+            v.status,
+            readable(access, a.namespace),
+            reached_rows.c.depth,
+        ).select_from(
+            reached_rows.join(t.adapter_versions, v.id == reached_rows.c.vid).join(
+                t.adapters, a.id == v.adapter_id
+            )
+        )
     ).all()
+    # A DAG may reach one node by several paths: keep its shallowest depth.
+    reached: dict[int, int] = {}
+    for row in rows:
+        reached[row.id] = min(row.depth, reached.get(row.id, row.depth))
+    ids = set(reached)
     nodes_by_id = {
         vid: LineageNode(
             name=f"{ns}/{name}", version=ver, sha256=sha, depth=reached.get(vid, 0), status=status
         )
         if visible or vid == root.id
         else LineageNode(name=None, version=None, sha256=sha, depth=reached[vid], status=None, hidden=True)
-        for vid, ns, name, ver, sha, status, visible in rows
+        for vid, ns, name, ver, sha, status, visible, _depth in rows
     }
     nodes = sorted(
         nodes_by_id.values(), key=lambda n: (n.depth, n.hidden, n.name or "", n.version or 0, n.sha256)
