@@ -86,18 +86,17 @@ def walk(db: Any, root: Version, direction: str, depth: int, access: Access) -> 
             )
         )
     ).all()
-    # A DAG may reach one node by several paths: keep its shallowest depth.
-    reached: dict[int, int] = {}
+    # A DAG may reach one node by several paths (a row per depth): keep its shallowest depth.
+    shallowest: dict[int, Any] = {}
     for row in rows:
-        reached[row.id] = min(row.depth, reached.get(row.id, row.depth))
-    ids = set(reached)
+        if row.id not in shallowest or row.depth < shallowest[row.id].depth:
+            shallowest[row.id] = row
+    ids = set(shallowest)
     nodes_by_id = {
-        vid: LineageNode(
-            name=f"{ns}/{name}", version=ver, sha256=sha, depth=reached.get(vid, 0), status=status
-        )
+        vid: LineageNode(name=f"{ns}/{name}", version=ver, sha256=sha, depth=depth, status=status)
         if visible or vid == root.id
-        else LineageNode(name=None, version=None, sha256=sha, depth=reached[vid], status=None, hidden=True)
-        for vid, ns, name, ver, sha, status, visible, _depth in rows
+        else LineageNode(name=None, version=None, sha256=sha, depth=depth, status=None, hidden=True)
+        for vid, ns, name, ver, sha, status, visible, depth in shallowest.values()
     }
     nodes = sorted(
         nodes_by_id.values(), key=lambda n: (n.depth, n.hidden, n.name or "", n.version or 0, n.sha256)
