@@ -103,6 +103,12 @@ def _latest_version(statuses: tuple[str, ...] = LISTED) -> ScalarSelect[int]:
     )
 
 
+# Built once (a listing's statement is rebuilt per request; these parts never change).
+_LATEST = _latest_version()
+_LATEST_OR_ARCHIVED = func.coalesce(_LATEST, _latest_version((*LISTED, "archived")))
+_ANY_VERSION = _latest_version(t.VERSION_STATUSES)
+
+
 def _adapter_view(
     row: Row[Any],
     tags: dict[str, str],
@@ -186,9 +192,7 @@ def list_adapters(
         allowed = ", ".join(FILTERABLE_STATUSES)
         raise InvalidInput(f"status: must be one of {allowed}", field="status")
     include_archived = include_archived or status == "archived"
-    latest = _latest_version()
-    if include_archived:
-        latest = func.coalesce(latest, _latest_version((*LISTED, "archived")))  # type: ignore[assignment]
+    latest = _LATEST_OR_ARCHIVED if include_archived else _LATEST
     stmt = (
         select(*_ADAPTER, _TAGS, latest.label("latest"))
         .select_from(_WITH_BASE)
@@ -200,8 +204,7 @@ def list_adapters(
     if not include_archived:  # hide adapters that have versions, all archived or deleted
         # A correlated max() (an index probe per row), not NOT EXISTS, which PostgreSQL may plan as a
         # hashed scan of every version.
-        any_version = _latest_version(t.VERSION_STATUSES)
-        stmt = stmt.where(or_(latest.is_not(None), any_version.is_(None)))
+        stmt = stmt.where(or_(latest.is_not(None), _ANY_VERSION.is_(None)))
     if base_model:
         name, _, revision = base_model.partition("@")
         cond = [_bm.name == name] + ([_bm.revision == revision] if revision else [])
