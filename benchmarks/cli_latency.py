@@ -123,10 +123,11 @@ IMPORTS = (
     "pydantic_settings",
     "registry.settings",
     "sqlalchemy",
+    "registry.catalog.tables",  # the Core tables: what a local read imports of the catalog
+    "registry.service.catalog.queries",
     "sqlalchemy.orm",
     "registry.catalog.models",
     "registry.service.context",
-    "registry.service.catalog.queries",
     "boto3",
     "prefect",
     "torch",

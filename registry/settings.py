@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -10,14 +9,9 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_HOME = Path("~/.pemreg").expanduser()
+from registry.catalog.location import DEFAULT_HOME, DbTimeouts, database_url, default_principal
 
-
-def _default_principal() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no passwd entry (containers): still record something meaningful
-        return "unknown"
+_DB = DbTimeouts()
 
 
 class Settings(BaseSettings):
@@ -32,7 +26,7 @@ class Settings(BaseSettings):
     s3_region: str | None = None
     s3_access_key_id: str | None = Field(default=None, description="else the standard AWS chain")
     s3_secret_access_key: str | None = None
-    principal: str = Field(default_factory=_default_principal, description="recorded as created_by / actor")
+    principal: str = Field(default_factory=default_principal, description="recorded as created_by / actor")
     # RMS cosine above which a sum is flagged (Naive LoRA summation: loss grows with it).
     interference_threshold: float = 0.3
     # Relative distance of `linear` from the exact weighted delta sum above which a linear spec warns.
@@ -52,10 +46,10 @@ class Settings(BaseSettings):
     session_cookie_secure: bool = False
     prefect_ui_url: str | None = Field(default=None, description="links a composition to its flow run")
     # Catalog timeouts (seconds): a down or frozen database answers 503 within these bounds.
-    db_connect_timeout_seconds: float = Field(default=3.0, gt=0, le=300)
-    db_statement_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
-    db_pool_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
-    db_sqlite_busy_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    db_connect_timeout_seconds: float = Field(default=_DB.connect, gt=0, le=300)
+    db_statement_timeout_seconds: float = Field(default=_DB.statement, gt=0, le=3600)
+    db_pool_timeout_seconds: float = Field(default=_DB.pool, gt=0, le=300)
+    db_sqlite_busy_timeout_seconds: float = Field(default=_DB.sqlite_busy, gt=0, le=3600)
     # Where REST callers (and runs they stored) may name sources besides the artifact store: adapter
     # and base-model folders, evaluation datasets and calibration sets (comma-separated local folders
     # and s3://bucket/prefix entries). `dataset_roots` is the older name, still read and folded in.
@@ -143,7 +137,7 @@ class Settings(BaseSettings):
 
     @property
     def resolved_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.home / 'registry.db'}"
+        return database_url(self.home, self.database_url)
 
     @property
     def resolved_artifact_store(self) -> str:

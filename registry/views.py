@@ -3,16 +3,22 @@ and the REST API serves. No SQLAlchemy at import (the catalog models are only na
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from pydantic import AliasChoices, Field
-from pydantic import BaseModel as Model
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:  # only for the `of` constructors: registry.client imports these views without SQLAlchemy
     from .catalog import models as m
 
 T = TypeVar("T")
+
+
+class Model(BaseModel):
+    # Each view's validator is built on its first use, not at import: a command prints two or three of
+    # these ~30 views, and building all of them cost the CLI ~25 ms of start-up.
+    model_config = ConfigDict(defer_build=True)
 
 
 class BaseModelView(Model):
@@ -67,7 +73,8 @@ class TrainingRecord(Model):
         return not (self.metrics or self.params or self.datasets)
 
     @classmethod
-    def of_rows(cls, rows: list[m.TrainingValue]) -> TrainingRecord:
+    def of_rows(cls, rows: Sequence[m.TrainingValue] | Sequence[Any]) -> TrainingRecord:
+        """From training_values rows: ORM objects or Core rows (same attribute names)."""
         return cls(
             metrics={r.name: float(r.number) for r in rows if r.kind == "metric" and r.number is not None},
             params={r.name: r.value for r in rows if r.kind == "param"},

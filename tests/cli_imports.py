@@ -10,6 +10,14 @@ import sys
 # What no catalog command in remote mode, and no `pemreg compose` handing its spec to the local runner,
 # may import: each costs 0.03-1.3 s of start-up (measured by benchmarks/cli_latency.py --imports).
 HEAVY = ("torch", "prefect", "transformers", "peft", "boto3", "sqlalchemy", "pydantic_settings", "httpx")
+# A catalog read in local mode reads the database through SQLAlchemy Core: the package is allowed there,
+# its ORM (and the mapping of the catalog's classes) is not.
+LOCAL_FORBIDDEN = (
+    "sqlalchemy.orm",
+    "registry.catalog.models",
+    "registry.service.context",
+    "registry.settings",
+)
 
 _PROBE = """
 import atexit, json, runpy, sys
@@ -36,3 +44,9 @@ def run_and_list_modules(
 def heavy_in(modules: set[str], allowed: tuple[str, ...] = ()) -> set[str]:
     """The heavy top-level packages among `modules` (minus `allowed`)."""
     return {m for m in modules if m.split(".")[0] in HEAVY and m.split(".")[0] not in allowed}
+
+
+def local_heavy_in(modules: set[str]) -> set[str]:
+    """What a local catalog read must not import: HEAVY but SQLAlchemy Core, and LOCAL_FORBIDDEN."""
+    forbidden = {m for m in modules if any(m == f or m.startswith(f + ".") for f in LOCAL_FORBIDDEN)}
+    return heavy_in(modules, allowed=("sqlalchemy",)) | forbidden

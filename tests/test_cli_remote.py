@@ -171,7 +171,9 @@ def test_remote_catalog_commands_import_no_heavy_module(live_server: Server, tmp
     )
     for args in (
         ("adapters", "list"),
+        ("adapters", "list", "--query", "tour", "--task", "math"),
         ("adapters", "show", "tour/nope"),
+        ("adapters", "show", "tour/nope@1"),
         ("lineage", "tour/nope@1"),
         ("base-models", "list"),
         ("audit-log", "--limit", "5"),

@@ -1,7 +1,9 @@
 """The seam between catalog commands and where the catalog is: `LocalBackend` calls registry.service
 (this machine's database and store), `RemoteBackend` calls a server through registry.client. Both
 return the same view types, so each command prints the same output and exits the same way in either
-mode. Each backend imports its side lazily: a remote command never loads SQLAlchemy."""
+mode. Each backend imports its side lazily: a remote command never loads SQLAlchemy, and a local read
+(list, show, lineage, keys list) goes through Core on `LocalCatalog`, never loading the ORM or
+pydantic-settings (the full Registry is built on the first write)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ if TYPE_CHECKING:
     from registry.client import Client
     from registry.client.models import Composition
     from registry.service import Registry
+    from registry.service.catalog.source import CatalogSource
     from registry.serving import ServingRefs
     from registry.views import (
         AdapterView,
@@ -106,8 +109,23 @@ class Backend(Protocol):
 class LocalBackend:
     """This machine's catalog database and artifact store (PEMREG_DATABASE_URL, PEMREG_ARTIFACT_STORE)."""
 
-    def __init__(self, reg: Registry) -> None:
-        self.reg = reg
+    def __init__(self, reg: Registry | None = None) -> None:
+        self._reg = reg
+
+    @cached_property
+    def reg(self) -> Registry:
+        from .deps import registry
+
+        return self._reg or registry()
+
+    @cached_property
+    def reads(self) -> CatalogSource:
+        """The Registry when one was given or built already, else the lean read-only catalog."""
+        if self._reg is not None or "reg" in self.__dict__:
+            return self.reg
+        from registry.service.catalog.source import LocalCatalog
+
+        return LocalCatalog.from_env()
 
     def register(
         self, source: str, name: str, *, progress: Progress, **fields: Any
@@ -119,17 +137,17 @@ class LocalBackend:
     def list_adapters(self, **filters: Any) -> Page[AdapterView]:
         from registry.service.catalog.queries import list_adapters
 
-        return list_adapters(self.reg, **filters)
+        return list_adapters(self.reads, **filters)
 
     def show_adapter(self, name: str, include_archived: bool = False) -> AdapterView:
         from registry.service.catalog.queries import show_adapter
 
-        return show_adapter(self.reg, name, include_archived=include_archived)
+        return show_adapter(self.reads, name, include_archived=include_archived)
 
     def get_version(self, ref: str) -> VersionView:
         from registry.service.catalog.queries import get_version
 
-        return get_version(self.reg, ref)
+        return get_version(self.reads, ref)
 
     def download(
         self, ref: str, dest: Path, *, force: bool, progress: Progress
@@ -180,7 +198,7 @@ class LocalBackend:
     def lineage(self, ref: str, *, direction: str, depth: int) -> LineageGraph:
         from registry.service.catalog.lineage import lineage
 
-        return lineage(self.reg, ref, direction=direction, depth=depth)
+        return lineage(self.reads, ref, direction=direction, depth=depth)
 
     def find_by_digest(self, digest: str) -> list[ArtifactMatch]:
         from registry.service.catalog.digests import find_by_digest
@@ -229,9 +247,9 @@ class LocalBackend:
         revoke_key(self.reg, name)
 
     def list_keys(self) -> list[KeyView]:
-        from registry.service.catalog.lifecycle import list_keys
+        from registry.service.admin.key_reads import list_keys
 
-        return list_keys(self.reg)
+        return list_keys(self.reads)
 
     def pull(self, ref: str, dest: Path, *, link: str | None, progress: Progress) -> tuple[ServingRefs, Path]:
         from registry.service.catalog.downloads import download_version
@@ -517,9 +535,7 @@ def backend() -> LocalBackend | RemoteBackend:
     server = remote.current()
     if server is not None:
         return RemoteBackend(server.url, server.api_key or None)
-    from .deps import registry
-
-    return LocalBackend(registry())
+    return LocalBackend()
 
 
 def is_remote() -> bool:

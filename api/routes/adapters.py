@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 
 from api.deps import Reader, SignedIn
 from api.errors import ERROR_RESPONSES
@@ -35,6 +35,7 @@ from .common import (
     version_ref,
 )
 from .downloads import route_link
+from .serialized import json_view
 
 router = APIRouter(prefix="/v1/adapters", tags=["adapters"], responses=ERROR_RESPONSES)
 
@@ -77,9 +78,9 @@ def list_adapters(
             json_schema_extra={"items": {"type": "string", "pattern": DATASET_PATTERN}},
         ),
     ] = [],  # noqa: B006
-) -> Page[AdapterView]:
+) -> Response:
     """Filters combine with AND; `metric`, `param` and `dataset` match a version's training record."""
-    return service.list_adapters(
+    page = service.list_adapters(
         caller.reg,
         base_model=base_model,
         pem_type=pem_type,
@@ -94,6 +95,7 @@ def list_adapters(
         params=parse_param_filter(param),
         datasets=check_datasets(dataset),
     )
+    return json_view(page)
 
 
 @router.get("/{ns}/{name}", response_model=AdapterView)
@@ -102,14 +104,14 @@ def show_adapter(
     ns: Namespace,
     name: Name,
     include_archived: Annotated[bool, Query(description="also archived and deleted versions")] = False,
-) -> AdapterView:
+) -> Response:
     validate_name(f"{ns}/{name}", "name")
-    return service.show_adapter(caller.reg, f"{ns}/{name}", include_archived=include_archived)
+    return json_view(service.show_adapter(caller.reg, f"{ns}/{name}", include_archived=include_archived))
 
 
 @router.get(VERSION, response_model=VersionView)
-def get_version(caller: Reader, ns: Namespace, name: Name, v: Selector) -> VersionView:
-    return service.get_version(caller.reg, version_ref(ns, name, v))
+def get_version(caller: Reader, ns: Namespace, name: Name, v: Selector) -> Response:
+    return json_view(service.get_version(caller.reg, version_ref(ns, name, v)))
 
 
 @router.put("/{ns}/{name}/aliases/{alias}", response_model=VersionView)
@@ -128,9 +130,10 @@ def lineage(
     v: Selector,
     direction: Literal["up", "down"] = "up",
     depth: Annotated[int, Query(ge=1, le=MAX_DEPTH)] = 10,
-) -> LineageGraph:
+) -> Response:
     """Ancestors (`up`) or descendants (`down`): nodes with their depth, edges with operator and weight."""
-    return service.lineage(caller.reg, version_ref(ns, name, v), direction=direction, depth=depth)
+    graph = service.lineage(caller.reg, version_ref(ns, name, v), direction=direction, depth=depth)
+    return json_view(graph)
 
 
 @router.get(VERSION + "/serving", response_model=ServingRefs)

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query, Response
 from api.deps import Admin
 from api.errors import ERROR_RESPONSES
 from api.schemas import KeyCreated, KeyIn
+from registry.service.admin.key_reads import list_keys
 from registry.service.admin.keys import create_key, revoke_key
-from registry.service.catalog.lifecycle import list_keys
 from registry.views import KeyView
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"], responses=ERROR_RESPONSES)

@@ -5,27 +5,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
 
+from .location import DbTimeouts
 
-@dataclass(frozen=True)
-class DbTimeouts:
-    """Every wait on the catalog is bounded (seconds). A database that is down fails at `connect`; one
-    that accepts connections but never answers (frozen, partitioned) fails at `statement`, enforced
-    on the client, since a frozen server cannot enforce its own statement_timeout; a pool drained by
-    such waits fails at `pool`. `sqlite_busy` is how long SQLite waits for another writer's lock."""
-
-    connect: float = 3.0
-    statement: float = 10.0
-    pool: float = 5.0
-    sqlite_busy: float = 30.0
+if TYPE_CHECKING:  # Core reads (the CLI's catalog commands) need an engine, never the ORM
+    from sqlalchemy.orm import Session, sessionmaker
 
 
 DEFAULT_TIMEOUTS = DbTimeouts()
@@ -77,9 +67,6 @@ def _create_engine(url: str, timeouts: DbTimeouts) -> Engine:
         engine = create_engine(url, connect_args={"timeout": timeouts.sqlite_busy})
         event.listen(engine, "connect", partial(_sqlite_pragmas, int(timeouts.sqlite_busy * 1000)))
         event.listen(engine, "begin", _sqlite_begin)
-        from .sqlite_tz import install
-
-        install()
         return engine
     engine = create_engine(
         url,
@@ -101,6 +88,17 @@ def _create_engine(url: str, timeouts: DbTimeouts) -> Engine:
     return engine
 
 
+def read_connection(engine: Engine) -> Connection:
+    """A connection for catalog reads. On PostgreSQL in autocommit: READ COMMITTED takes a snapshot per
+    statement inside a transaction too, so a read gains nothing from BEGIN and ROLLBACK but pays their
+    round trips (the isolation level is a client-side flag of psycopg, reset when the connection goes
+    back to the pool). SQLite keeps its transaction (the WAL snapshot covers the whole read)."""
+    conn = engine.connect()
+    if engine.dialect.name == "postgresql":
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+    return conn
+
+
 def dispose_engines() -> None:
     """Close every pooled connection (before dropping a database); the engines stay usable."""
     with _engines_lock:
@@ -109,7 +107,14 @@ def dispose_engines() -> None:
 
 
 def session_factory(url: str, timeouts: DbTimeouts = DEFAULT_TIMEOUTS) -> sessionmaker[Session]:
-    return sessionmaker(get_engine(url, timeouts), expire_on_commit=False)
+    from sqlalchemy.orm import sessionmaker
+
+    engine = get_engine(url, timeouts)
+    if engine.dialect.name == "sqlite":  # ORM rows read back from SQLite are UTC-aware (Core: tables.utc)
+        from .sqlite_tz import install
+
+        install()
+    return sessionmaker(engine, expire_on_commit=False)
 
 
 @contextmanager

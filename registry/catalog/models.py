@@ -1,13 +1,15 @@
 """Catalog schema (SQLAlchemy 2 typed ORM) for every catalog object (base models, adapters, versions,
 aliases, lineage, compositions, audit events, API keys).
 
-Migrations in migrations/versions must match this module exactly (a test autogenerates and expects
-no diff). Timestamps are stored timezone-aware in UTC.
+The tables catalog reads touch are defined once, in Core, in registry.catalog.tables (reads select from
+them without importing the ORM); the classes below map onto them (`__table__`) and declare the rest on
+the same metadata. Migrations in migrations/versions must match this metadata exactly (a test
+autogenerates and expects no diff). Timestamps are stored timezone-aware in UTC.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -15,81 +17,64 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
-    ColumnElement,
     DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     String,
     Text,
     UniqueConstraint,
-    func,
-    literal_column,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-# Deterministic constraint names keep Alembic downgrades and SQLite batch mode reliable.
-NAMING = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-# BigInteger ids that still autoincrement on SQLite (which only does so for INTEGER PRIMARY KEY).
-BigId = BigInteger().with_variant(Integer(), "sqlite")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+from . import tables as t
+from .tables import (  # noqa: F401 - writers import these names from here
+    NAMESPACE_ROLES,
+    NAMESPACE_VISIBILITIES,
+    NAMING,
+    TRAINING_KINDS,
+    VERSION_STATUSES,
+    BigId,
+    search_expressions,
+    utcnow,
+)
 
 
 class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING)
+    metadata = t.metadata
     type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
 class BaseModel(Base):
-    __tablename__ = "base_models"
-    __table_args__ = (UniqueConstraint("name", "revision"),)
+    __table__ = t.base_models
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    name: Mapped[str] = mapped_column(String(256), index=True)
-    revision: Mapped[str] = mapped_column(String(128), default="main")
-    source: Mapped[str] = mapped_column(Text)
-    sha256: Mapped[str | None] = mapped_column(String(64), index=True)  # of model.safetensors
-    architecture: Mapped[str | None] = mapped_column(String(128))
-    # The base's config.json as registered (read from its folder), and its fingerprint
-    # (registry.base_evidence.config_fingerprint): how an adapter whose config names a folder on the
-    # caller's machine is matched to this row without the server reading that folder. None when the
-    # source was not a readable folder (a hub id, s3://).
-    config: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    config_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
-    created_by: Mapped[str] = mapped_column(String(128))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    id: Mapped[int]
+    name: Mapped[str]
+    revision: Mapped[str]
+    source: Mapped[str]
+    sha256: Mapped[str | None]
+    architecture: Mapped[str | None]
+    config: Mapped[dict[str, Any] | None]
+    config_sha256: Mapped[str | None]
+    created_by: Mapped[str]
+    created_at: Mapped[datetime]
 
 
 class Adapter(Base):
-    __tablename__ = "adapters"
-    __table_args__ = (
-        UniqueConstraint("namespace", "name"),
-        Index("ix_adapters_filters", "base_model_id", "pem_type", "task"),
-    )
+    __table__ = t.adapters
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    namespace: Mapped[str] = mapped_column(String(64))
-    name: Mapped[str] = mapped_column(String(128))
-    pem_type: Mapped[str] = mapped_column(String(16), index=True)
-    task: Mapped[str | None] = mapped_column(String(128), index=True)
-    description: Mapped[str | None] = mapped_column(Text)
-    base_model_id: Mapped[int] = mapped_column(ForeignKey("base_models.id", ondelete="RESTRICT"))
-    created_by: Mapped[str] = mapped_column(String(128))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    id: Mapped[int]
+    namespace: Mapped[str]
+    name: Mapped[str]
+    pem_type: Mapped[str]
+    task: Mapped[str | None]
+    description: Mapped[str | None]
+    base_model_id: Mapped[int]
+    created_by: Mapped[str]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
 
     base_model: Mapped[BaseModel] = relationship(lazy="joined")
     tags: Mapped[list[AdapterTag]] = relationship(
@@ -101,74 +86,37 @@ class Adapter(Base):
         return f"{self.namespace}/{self.name}"
 
 
-def _concat(left: Any, right: Any) -> ColumnElement[str]:
-    return left.op("||", return_type=Text)(right)
-
-
-def search_expressions(adapter: Any = None) -> tuple[ColumnElement[str], ...]:
-    """What free-text search (`q`) matches, lowercased: full name, description, task.
-
-    The trigram indexes below are built on exactly these expressions and list_adapters filters on
-    them. The '/' must be a SQL literal: as a bind parameter PostgreSQL cannot match the expression
-    index on the concatenation (it matches parsed expressions, and `$1` is not `'/'`).
-    """
-    a = adapter if adapter is not None else Adapter
-    return (
-        # Written `(ns || '/') || name`, as PostgreSQL stores it, so Alembic's compare sees no diff;
-        # .op() because SQLAlchemy flattens (and un-parenthesises) chained .concat().
-        func.lower(_concat(_concat(a.namespace, literal_column("'/'")), a.name)),
-        func.lower(a.description),
-        func.lower(a.task),
-    )
-
-
 class AdapterTag(Base):
-    __tablename__ = "adapter_tags"
-    # adapter_id in the index: a tag filter is an index-only scan yielding ids in order, so two tag
-    # filters merge-join without touching the table (migration 0006; 37 -> 27 ms at 1M versions).
-    __table_args__ = (Index("ix_adapter_tags_key_value_adapter", "key", "value", "adapter_id"),)
+    __table__ = t.adapter_tags
 
-    adapter_id: Mapped[int] = mapped_column(ForeignKey("adapters.id", ondelete="CASCADE"), primary_key=True)
-    key: Mapped[str] = mapped_column(String(128), primary_key=True)
-    value: Mapped[str] = mapped_column(String(512))
-
-
-# Version lifecycle (registry.service.catalog.lifecycle). A deleted version keeps its row, so lineage
-# edges and
-# the audit trail still name its digest; its objects become garbage for `pemreg gc` after a grace period.
-VERSION_STATUSES = ("active", "deprecated", "archived", "deleted")
+    adapter_id: Mapped[int]
+    key: Mapped[str]
+    value: Mapped[str]
 
 
 class AdapterVersion(Base):
-    __tablename__ = "adapter_versions"
-    __table_args__ = (
-        UniqueConstraint("adapter_id", "version"),
-        UniqueConstraint("adapter_id", "sha256"),
-        CheckConstraint("status IN ('active', 'deprecated', 'archived', 'deleted')", name="status"),
-        # The catalog's status filter: adapters with a version in a (rare) status, without a scan.
-        Index("ix_adapter_versions_status_adapter", "status", "adapter_id"),
-    )
+    __table__ = t.adapter_versions
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    adapter_id: Mapped[int] = mapped_column(ForeignKey("adapters.id", ondelete="CASCADE"))
-    version: Mapped[int] = mapped_column(Integer)
-    sha256: Mapped[str] = mapped_column(String(64), index=True)
-    rank: Mapped[int | None] = mapped_column(Integer)
-    alpha: Mapped[float | None] = mapped_column(Float)
-    use_rslora: Mapped[bool] = mapped_column(Boolean, default=False)
-    target_modules: Mapped[list[Any]] = mapped_column(default=list)
-    dtype: Mapped[str] = mapped_column(String(16))
-    size_bytes: Mapped[int] = mapped_column(BigInteger)
-    num_parameters: Mapped[int] = mapped_column(BigInteger)
-    files: Mapped[dict[str, Any]] = mapped_column(default=dict)  # filename -> {sha256, size}
-    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)  # module shapes, source config
-    artifact_uri: Mapped[str] = mapped_column(Text)
-    created_by: Mapped[str] = mapped_column(String(128))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    status: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
-    status_changed_by: Mapped[str | None] = mapped_column(String(128))
-    status_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # gc's grace clock
+    id: Mapped[int]
+    adapter_id: Mapped[int]
+    version: Mapped[int]
+    sha256: Mapped[str]
+    rank: Mapped[int | None]
+    alpha: Mapped[float | None]
+    use_rslora: Mapped[bool]
+    target_modules: Mapped[list[Any]]
+    dtype: Mapped[str]
+    size_bytes: Mapped[int]
+    num_parameters: Mapped[int]
+    files: Mapped[dict[str, Any]]
+    extra: Mapped[dict[str, Any]]
+    artifact_uri: Mapped[str]
+    created_by: Mapped[str]
+    created_at: Mapped[datetime]
+    status: Mapped[str]
+    status_changed_by: Mapped[str | None]
+    status_changed_at: Mapped[datetime | None]
+    deleted_at: Mapped[datetime | None]
 
     adapter: Mapped[Adapter] = relationship(lazy="joined")
     training: Mapped[list[TrainingValue]] = relationship(
@@ -176,53 +124,36 @@ class AdapterVersion(Base):
     )
 
 
-TRAINING_KINDS = ("metric", "param", "dataset")
-
-
 class TrainingValue(Base):
-    """One entry of a version's training record, as given at registration (`--metric k=v`,
-    `--param k=v`, `--dataset URI`), like an MLflow run's metrics, params and inputs. One row per
-    entry so a search (`metric=acc>=0.8`, `param=lr:1e-4`, `dataset=URI`) is an index lookup."""
+    __table__ = t.training_values
 
-    __tablename__ = "training_values"
-    __table_args__ = (
-        CheckConstraint("kind IN ('metric', 'param', 'dataset')", name="kind"),
-        UniqueConstraint("version_id", "kind", "name", "value"),
-        Index("ix_training_values_lookup", "kind", "name", "value"),
-        Index("ix_training_values_metric", "kind", "name", "number"),
-    )
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    version_id: Mapped[int] = mapped_column(ForeignKey("adapter_versions.id", ondelete="CASCADE"), index=True)
-    kind: Mapped[str] = mapped_column(String(8))
-    name: Mapped[str] = mapped_column(String(128))  # metric / param name; "" for a dataset
-    value: Mapped[str] = mapped_column(String(1024))  # param value, dataset URI, metric as written
-    number: Mapped[float | None] = mapped_column(Float)  # a metric's value
+    id: Mapped[int]
+    version_id: Mapped[int]
+    kind: Mapped[str]
+    name: Mapped[str]
+    value: Mapped[str]
+    number: Mapped[float | None]
 
 
 class Alias(Base):
-    __tablename__ = "aliases"
+    __table__ = t.aliases
 
-    adapter_id: Mapped[int] = mapped_column(ForeignKey("adapters.id", ondelete="CASCADE"), primary_key=True)
-    alias: Mapped[str] = mapped_column(String(64), primary_key=True)
-    version_id: Mapped[int] = mapped_column(ForeignKey("adapter_versions.id", ondelete="CASCADE"), index=True)
-    updated_by: Mapped[str] = mapped_column(String(128))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    adapter_id: Mapped[int]
+    alias: Mapped[str]
+    version_id: Mapped[int]
+    updated_by: Mapped[str]
+    updated_at: Mapped[datetime]
 
 
 class LineageEdge(Base):
-    __tablename__ = "lineage_edges"
-    __table_args__ = (
-        UniqueConstraint("parent_version_id", "child_version_id"),
-        Index("ix_lineage_edges_child", "child_version_id", "parent_version_id"),
-    )
+    __table__ = t.lineage_edges
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    parent_version_id: Mapped[int] = mapped_column(ForeignKey("adapter_versions.id", ondelete="CASCADE"))
-    child_version_id: Mapped[int] = mapped_column(ForeignKey("adapter_versions.id", ondelete="CASCADE"))
-    operator: Mapped[str] = mapped_column(String(32))
-    weight: Mapped[float] = mapped_column(Float)
-    composition_id: Mapped[str | None] = mapped_column(ForeignKey("compositions.id", ondelete="SET NULL"))
+    id: Mapped[int]
+    parent_version_id: Mapped[int]
+    child_version_id: Mapped[int]
+    operator: Mapped[str]
+    weight: Mapped[float]
+    composition_id: Mapped[str | None]
 
 
 class Composition(Base):
@@ -363,43 +294,26 @@ class ArtifactFile(Base):
     merged_model: Mapped[MergedModel | None] = relationship()
 
 
-NAMESPACE_VISIBILITIES = ("internal", "private")
-NAMESPACE_ROLES = ("reader", "writer", "maintainer")  # ascending
-
-
 class Namespace(Base):
-    """The `ns` of `ns/name` as an object: who sees it (`internal`: every signed-in principal; `private`:
-    grantees only), which aliases only maintainers move (glob patterns), and its grants."""
+    __table__ = t.namespaces
 
-    __tablename__ = "namespaces"
-    __table_args__ = (CheckConstraint("visibility IN ('internal', 'private')", name="visibility"),)
-
-    name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    visibility: Mapped[str] = mapped_column(String(16), default="internal", server_default="internal")
-    protected_aliases: Mapped[list[Any]] = mapped_column(default=list)
-    description: Mapped[str | None] = mapped_column(Text)
-    created_by: Mapped[str] = mapped_column(String(128))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    name: Mapped[str]
+    visibility: Mapped[str]
+    protected_aliases: Mapped[list[Any]]
+    description: Mapped[str | None]
+    created_by: Mapped[str]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
 
 
 class NamespaceGrant(Base):
-    """(namespace, subject, role): subject `key:<name>`, `user:<sub>` or `group:<name>`."""
+    __table__ = t.namespace_grants
 
-    __tablename__ = "namespace_grants"
-    __table_args__ = (
-        CheckConstraint("role IN ('reader', 'writer', 'maintainer')", name="role"),
-        # The policy's lookup: the namespaces a principal's subjects are granted.
-        Index("ix_namespace_grants_subject_namespace", "subject", "namespace"),
-    )
-
-    namespace: Mapped[str] = mapped_column(
-        ForeignKey("namespaces.name", ondelete="CASCADE"), primary_key=True
-    )
-    subject: Mapped[str] = mapped_column(String(256), primary_key=True)
-    role: Mapped[str] = mapped_column(String(16))
-    granted_by: Mapped[str] = mapped_column(String(128))
-    granted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    namespace: Mapped[str]
+    subject: Mapped[str]
+    role: Mapped[str]
+    granted_by: Mapped[str]
+    granted_at: Mapped[datetime]
 
 
 class SsoUser(Base):
@@ -415,26 +329,16 @@ class SsoUser(Base):
 
 
 class ApiKey(Base):
-    __tablename__ = "api_keys"
-    # One active key per name; a revoked key's name may be given to a new key (the old row stays).
-    __table_args__ = (
-        Index(
-            "uq_api_keys_active_name",
-            "name",
-            unique=True,
-            postgresql_where=text("revoked_at IS NULL"),
-            sqlite_where=text("revoked_at IS NULL"),
-        ),
-    )
+    __table__ = t.api_keys
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    name: Mapped[str] = mapped_column(String(128))
-    role: Mapped[str] = mapped_column(String(16))
-    prefix: Mapped[str] = mapped_column(String(16), index=True)  # non-secret, to find the row
-    key_hash: Mapped[str] = mapped_column(String(128))
-    created_by: Mapped[str] = mapped_column(String(128))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    id: Mapped[int]
+    name: Mapped[str]
+    role: Mapped[str]
+    prefix: Mapped[str]
+    key_hash: Mapped[str]
+    created_by: Mapped[str]
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
 
 
 class Webhook(Base):
@@ -537,13 +441,22 @@ class WebSession(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+# One active key per name; a revoked key's name may be given to a new key (the old row stays).
+Index(
+    "uq_api_keys_active_name",
+    t.api_keys.c.name,
+    unique=True,
+    postgresql_where=text("revoked_at IS NULL"),
+    sqlite_where=text("revoked_at IS NULL"),
+)
+
 # Trigram GIN indexes for `q` (LIKE '%term%'), PostgreSQL only: pg_trgm is a PostgreSQL extension, and
 # SQLite cannot use any index for a leading-wildcard LIKE, so there they would only slow writes.
 # fastupdate off: registrations are rare and searches frequent; with the default pending list, every
 # search scans all rows inserted since the last vacuum linearly (measured: ~6 ms at 5k fresh rows).
 for _name, _expr in zip(
     ("ix_adapters_search_full_name", "ix_adapters_search_description", "ix_adapters_search_task"),
-    search_expressions(Adapter.__table__.c),
+    search_expressions(t.adapters.c),
     strict=True,
 ):
     Index(

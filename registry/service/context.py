@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from registry.catalog.db import DbTimeouts, session_factory
+from registry.catalog.db import get_engine, read_connection, session_factory
+from registry.catalog.location import DbTimeouts
 from registry.service.access.identity import Access
 from registry.settings import Settings, get_settings
 
@@ -29,19 +32,31 @@ class Registry:
     def from_env(cls) -> Registry:
         return cls(get_settings())
 
-    @cached_property
-    def sessions(self) -> sessionmaker[Session]:
+    @property
+    def timeouts(self) -> DbTimeouts:
         s = self.settings
-        timeouts = DbTimeouts(
+        return DbTimeouts(
             connect=s.db_connect_timeout_seconds,
             statement=s.db_statement_timeout_seconds,
             pool=s.db_pool_timeout_seconds,
             sqlite_busy=s.db_sqlite_busy_timeout_seconds,
         )
-        factory = session_factory(s.resolved_database_url, timeouts)
+
+    @cached_property
+    def engine(self) -> Engine:
+        """The pooled engine the sessions use too (get_engine keeps one per URL and timeouts)."""
+        return get_engine(self.settings.resolved_database_url, self.timeouts)
+
+    def connect(self) -> AbstractContextManager[Connection]:
+        """A Core connection for reads (registry.service.catalog.source.CatalogSource)."""
+        return read_connection(self.engine)
+
+    @cached_property
+    def sessions(self) -> sessionmaker[Session]:
+        factory = session_factory(self.settings.resolved_database_url, self.timeouts)
         # Each session carries the settings it was opened with: code handed only a session (the outbox,
         # deciding who may receive an event of the change being committed) reads them there.
-        factory.configure(info={_SETTINGS: s})
+        factory.configure(info={_SETTINGS: self.settings})
         return factory
 
     @cached_property
@@ -61,6 +76,7 @@ class Registry:
         """The same catalog engine and store client, acting as another principal (a key, an SSO user)."""
         other = Registry(self.settings.model_copy(update={"principal": access.principal}), access)
         other.__dict__["sessions"] = self.sessions  # share the cached engine and store client
+        other.__dict__["engine"] = self.engine
         other.__dict__["store"] = self.store
         return other
 

@@ -26,17 +26,22 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Select, and_, exists, or_, select, true
-from sqlalchemy.orm import QueryableAttribute, Session
 
-from registry.catalog import models as m
+from registry.catalog import tables as t
 from registry.errors import NotFound, PermissionDenied
 from registry.service.access.identity import Access
 
+if TYPE_CHECKING:  # the in-query rules are Core: the CLI's catalog reads use them without the ORM
+    from sqlalchemy.orm import QueryableAttribute, Session
+
+    from registry.catalog import models as m
+
 RANK = {"reader": 1, "writer": 2, "maintainer": 3, "admin": 4}
-NAMESPACE_ROLES = m.NAMESPACE_ROLES
+NAMESPACE_ROLES = t.NAMESPACE_ROLES
+_ns, _grant = t.namespaces.c, t.namespace_grants.c
 
 
 @dataclass(frozen=True)
@@ -94,10 +99,8 @@ class Standing:
 
 def visible_namespaces(access: Access) -> Select[tuple[str]]:
     """Names of the namespaces `access` may read: internal ones, and those granting it any role."""
-    granted = select(m.NamespaceGrant.namespace).where(m.NamespaceGrant.subject.in_(access.subjects))
-    return select(m.Namespace.name).where(
-        or_(m.Namespace.visibility == "internal", m.Namespace.name.in_(granted))
-    )
+    granted = select(_grant.namespace).where(_grant.subject.in_(access.subjects))
+    return select(_ns.name).where(or_(_ns.visibility == "internal", _ns.name.in_(granted)))
 
 
 def readable(access: Access, column: ColumnElement[Any] | QueryableAttribute[Any]) -> ColumnElement[bool]:
@@ -114,11 +117,11 @@ def maintained(access: Access, column: ColumnElement[Any] | QueryableAttribute[A
     in its query. Only a maintainer grant (direct or through a group) gives it; NULL is admins' only."""
     if access.is_admin:
         return true()
-    return column.in_(select(m.NamespaceGrant.namespace).where(_maintainer_grant(access)))
+    return column.in_(select(_grant.namespace).where(_maintainer_grant(access)))
 
 
 def _maintainer_grant(access: Access) -> ColumnElement[bool]:
-    return and_(m.NamespaceGrant.subject.in_(access.subjects), m.NamespaceGrant.role == "maintainer")
+    return and_(_grant.subject.in_(access.subjects), _grant.role == "maintainer")
 
 
 def run_visible(access: Access) -> ColumnElement[bool]:
@@ -126,6 +129,8 @@ def run_visible(access: Access) -> ColumnElement[bool]:
     spec names them all."""
     if access.is_admin:
         return true()
+    from registry.catalog import models as m  # runs are read through the ORM
+
     c, cn = m.Composition, m.CompositionNamespace
     return and_(
         readable(access, c.namespace),
@@ -139,6 +144,8 @@ def run_visible(access: Access) -> ColumnElement[bool]:
 def standing(session: Session, access: Access, namespace: str, *, lock: bool = False) -> Standing:
     """`access`'s role in `namespace`. `lock` holds the namespace row (FOR SHARE) until the caller's
     transaction ends, so no grant change interleaves with the write it authorises."""
+    from registry.catalog import models as m  # writers' path: the row joins the session's identity map
+
     query = select(m.Namespace).where(m.Namespace.name == namespace)
     if lock:
         query = query.with_for_update(read=True)
@@ -148,14 +155,12 @@ def standing(session: Session, access: Access, namespace: str, *, lock: bool = F
     grants = tuple(
         (subject, role)
         for subject, role in session.execute(
-            select(m.NamespaceGrant.subject, m.NamespaceGrant.role).where(
-                m.NamespaceGrant.namespace == namespace, m.NamespaceGrant.subject.in_(access.subjects)
+            select(_grant.subject, _grant.role).where(
+                _grant.namespace == namespace, _grant.subject.in_(access.subjects)
             )
         )
     )
-    owned = bool(grants) or bool(
-        session.scalar(select(exists().where(m.NamespaceGrant.namespace == namespace)))
-    )
+    owned = bool(grants) or bool(session.scalar(select(exists().where(_grant.namespace == namespace))))
     return standing_of(access, namespace, row, grants, owned)
 
 
@@ -307,10 +312,7 @@ def may_write_somewhere(session: Session, access: Access) -> bool:
     return bool(
         session.scalar(
             select(
-                exists().where(
-                    m.NamespaceGrant.subject.in_(access.subjects),
-                    m.NamespaceGrant.role.in_(("writer", "maintainer")),
-                )
+                exists().where(_grant.subject.in_(access.subjects), _grant.role.in_(("writer", "maintainer")))
             )
         )
     )

@@ -4,6 +4,10 @@ A key acts as the principal `key:<name>`. A name belongs to one active key at a 
 name may be given to a new key, which is the same principal (the namespace grants naming `key:<name>`
 hold for it). The old row stays (revoked), and the runs, schedules and web sessions that key stored
 keep pointing at that row, so they stay stopped: the new key is a new credential, not the old one back.
+
+Authentication remembers an accepted key for at most KEY_CACHE_SECONDS (per process), so a burst of
+requests with one key costs one catalog lookup, not one each. A revocation therefore takes effect
+within that bound everywhere (at once in the process that revoked it, which forgets what it knew).
 """
 
 from __future__ import annotations
@@ -11,6 +15,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
+import time
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -18,12 +25,19 @@ from registry.catalog import models as m
 from registry.catalog.db import transaction
 from registry.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from registry.service.access.identity import Access
+from registry.service.admin.key_reads import active_keys
 from registry.service.catalog import audit
 from registry.service.context import Registry
 
 ROLES = ("reader", "writer", "admin")
 KEY_PREFIX = "pemreg_"
 MAX_KEY_NAME = 100
+# How long an accepted key is trusted without asking the catalog again: the bound on how late a
+# revocation takes effect (docs/security.md). Only acceptances are remembered, never refusals.
+KEY_CACHE_SECONDS = 1.0
+_CACHE_ENTRIES = 4096  # distinct keys remembered at once; beyond, the oldest half is dropped
+_accepted: dict[tuple[str, str], tuple[float, Access]] = {}
+_accepted_lock = threading.Lock()
 
 
 def _hash(secret: str) -> str:
@@ -59,6 +73,13 @@ def revoke_key(reg: Registry, name: str) -> None:
             raise NotFound(f"no active API key named {name!r}")
         row.revoked_at = m.utcnow()
         audit.record(session, reg.principal, "key_revoke", f"key:{name}")
+    forget_accepted_keys()
+
+
+def forget_accepted_keys() -> None:
+    """Drop every remembered acceptance (a revocation in this process holds from the next request)."""
+    with _accepted_lock:
+        _accepted.clear()
 
 
 def count_keys(reg: Registry) -> int:
@@ -66,21 +87,33 @@ def count_keys(reg: Registry) -> int:
         return session.scalar(select(func.count()).select_from(m.ApiKey)) or 0
 
 
-def key_access(row: m.ApiKey) -> Access:
-    """What a key row acts as: `key:<name>` with its role, tied to this row."""
+def key_access(row: m.ApiKey | Any) -> Access:
+    """What a key row (ORM object or Core row) acts as: `key:<name>` with its role, tied to this row."""
     return Access(f"key:{row.name}", row.role, key_id=row.id)
 
 
 def authenticate(reg: Registry, secret: str) -> Access:
-    """The access of the active key this secret belongs to, else Unauthenticated."""
+    """The access of the active key this secret belongs to, else Unauthenticated. An acceptance read
+    from the catalog less than KEY_CACHE_SECONDS ago is reused."""
     parts = secret.removeprefix(KEY_PREFIX).split("_", 1)
     if not secret.startswith(KEY_PREFIX) or len(parts) != 2:
         raise Unauthenticated("invalid API key")
-    with reg.sessions() as session:
-        rows = session.scalars(
-            select(m.ApiKey).where(m.ApiKey.prefix == parts[0], m.ApiKey.revoked_at.is_(None))
-        ).all()
-    for row in rows:
-        if hmac.compare_digest(row.key_hash, _hash(secret)):
-            return key_access(row)
+    digest = _hash(secret)
+    slot = (reg.settings.resolved_database_url, digest)
+    now = time.monotonic()
+    with _accepted_lock:
+        hit = _accepted.get(slot)
+    if hit is not None and now - hit[0] < KEY_CACHE_SECONDS:
+        return hit[1]
+    for row in active_keys(reg, parts[0]):
+        if hmac.compare_digest(row.key_hash, digest):
+            access = key_access(row)
+            with _accepted_lock:
+                if len(_accepted) >= _CACHE_ENTRIES:
+                    for old in sorted(_accepted, key=lambda k: _accepted[k][0])[: _CACHE_ENTRIES // 2]:
+                        del _accepted[old]
+                _accepted[slot] = (now, access)  # `now`: read before the lookup, so never trusted longer
+            return access
+    with _accepted_lock:
+        _accepted.pop(slot, None)
     raise Unauthenticated("invalid or revoked API key")

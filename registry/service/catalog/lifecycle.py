@@ -28,13 +28,14 @@ from registry.errors import Conflict, InvalidInput, NotFound
 from registry.refs import Ref, parse_ref, validate_alias, validate_name
 from registry.service.access.identity import Access
 from registry.service.access.policy import readable, require, require_alias
+from registry.service.admin.key_reads import list_keys  # noqa: F401 - where callers found it
 from registry.service.catalog import audit
 from registry.service.catalog.resolve import aliases_of, get_adapter_row, resolve_version
 from registry.service.context import Registry
 from registry.service.events import outbox
 from registry.service.registration.register import check_lengths
 from registry.store import adapter_prefix
-from registry.views import AdapterView, KeyView, VersionView
+from registry.views import AdapterView, VersionView
 
 Transition = Literal["deprecate", "archive", "restore"]
 TARGET = {"deprecate": "deprecated", "archive": "archived", "restore": "active"}
@@ -318,20 +319,3 @@ def deleted_before(session: Session, cutoff: datetime) -> list[tuple[str, str, s
         .where(m.AdapterVersion.status == "deleted", m.AdapterVersion.deleted_at < cutoff)
     ).all()
     return [(ns, name, sha) for ns, name, sha in rows]
-
-
-def list_keys(reg: Registry, *, include_revoked: bool = True) -> list[KeyView]:
-    query = select(m.ApiKey).order_by(m.ApiKey.name)
-    if not include_revoked:
-        query = query.where(m.ApiKey.revoked_at.is_(None))
-    with reg.sessions() as session:
-        return [
-            KeyView(
-                name=k.name,
-                role=k.role,
-                created_by=k.created_by,
-                created_at=k.created_at,
-                revoked_at=k.revoked_at,
-            )
-            for k in session.scalars(query)
-        ]

@@ -1,57 +1,172 @@
-"""Read side of the catalog: list/search adapters (keyset pagination), show one, fetch a version."""
+"""Read side of the catalog: list/search adapters (keyset pagination), show one, fetch a version.
+
+SQLAlchemy Core over registry.catalog.tables, no ORM: the server answers each read in one or two round
+trips with no identity map or eager loads, and the CLI's catalog commands import neither the ORM nor
+pydantic-settings (see registry.service.catalog.source). Visibility is the policy's `readable`, inside
+every query.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, ScalarSelect, exists, func, or_, select, tuple_
+from collections.abc import Sequence
+from typing import Any
 
-from registry.catalog import models as m
-from registry.errors import InvalidInput
+from sqlalchemy import JSON, ColumnElement, Row, ScalarSelect, exists, func, or_, select, tuple_
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
+
+from registry.catalog import tables as t
+from registry.errors import InvalidInput, NotFound
 from registry.refs import Ref, validate_name
 from registry.service.access.policy import readable
 from registry.service.catalog import paging
-from registry.service.catalog.resolve import LISTED, aliases_of, get_adapter_row, resolve_version
-from registry.service.context import Registry
-from registry.views import AdapterView, Page, VersionView
+from registry.service.catalog.resolve import LISTED, VERSION_COLUMNS, resolve_row
+from registry.service.catalog.source import CatalogSource
+from registry.views import AdapterView, Page, TrainingRecord, VersionView
 
 MAX_LIMIT = 500
 FILTERABLE_STATUSES = ("active", "deprecated", "archived")  # a deleted version is not listed
+
+_a, _v, _bm, _tag, _al, _tv = (
+    t.adapters.c,
+    t.adapter_versions.c,
+    t.base_models.c,
+    t.adapter_tags.c,
+    t.aliases.c,
+    t.training_values.c,
+)
+_ADAPTER = (
+    _a.id,
+    _a.namespace,
+    _a.name,
+    _a.pem_type,
+    _a.task,
+    _a.description,
+    _a.created_at,
+    _a.updated_at,
+    _bm.name.label("base_model"),
+    _bm.revision.label("base_model_revision"),
+)
+_WITH_BASE = t.adapters.join(t.base_models, _bm.id == _a.base_model_id)
+# A version's aliases, comma-joined (an alias has no comma: registry.refs.ALIAS_PATTERN), and whether it
+# has a training record (read only then): the version and both in the version's one round trip.
+_ALIASES = (
+    select(func.aggregate_strings(_al.alias, ","))
+    .where(_al.version_id == _v.id)
+    .correlate(t.adapter_versions)  # not aliases: `@alias` refs join that table in the outer query
+    .scalar_subquery()
+    .label("alias_list")
+)
+_HAS_TRAINING = exists().where(_tv.version_id == _v.id).label("has_training")
+
+
+class json_object_agg(FunctionElement[Any]):  # noqa: N801 - a SQL function's name
+    """{key: value} of the aggregated rows as one JSON value (NULL over no rows): PostgreSQL's
+    json_object_agg, SQLite's json_group_object. Lets a listing carry each adapter's tags in its own
+    row, so a page is one round trip."""
+
+    type = JSON()
+    inherit_cache = True
+
+
+@compiles(json_object_agg)
+def _json_object_agg(element: json_object_agg, compiler: Any, **kw: Any) -> str:
+    return f"json_object_agg({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(json_object_agg, "sqlite")
+def _json_group_object(element: json_object_agg, compiler: Any, **kw: Any) -> str:
+    return f"json_group_object({compiler.process(element.clauses, **kw)})"
+
+
+_TAGS = (
+    select(json_object_agg(_tag.key, _tag.value))
+    .where(_tag.adapter_id == _a.id)
+    .correlate(t.adapters)
+    .scalar_subquery()
+    .label("tags")
+)
+
+
+def _sorted_tags(found: dict[str, str] | None) -> dict[str, str]:
+    return dict(sorted(found.items())) if found else {}  # by key, as the ORM listed them
 
 
 def _latest_version(statuses: tuple[str, ...] = LISTED) -> ScalarSelect[int]:
     # Correlated per listed row: an index probe on (adapter_id, version) for each of the `limit` rows.
     # A GROUP BY subquery joined instead aggregates every version first (~40 ms at 100k versions).
     return (
-        select(func.max(m.AdapterVersion.version))
-        .where(m.AdapterVersion.adapter_id == m.Adapter.id, m.AdapterVersion.status.in_(statuses))
-        .correlate(m.Adapter)
+        select(func.max(_v.version))
+        .where(_v.adapter_id == _a.id, _v.status.in_(statuses))
+        .correlate(t.adapters)
         .scalar_subquery()
     )
 
 
-def _view(
-    adapter: m.Adapter,
+# Built once (a listing's statement is rebuilt per request; these parts never change).
+_LATEST = _latest_version()
+_LATEST_OR_ARCHIVED = func.coalesce(_LATEST, _latest_version((*LISTED, "archived")))
+_ANY_VERSION = _latest_version(t.VERSION_STATUSES)
+
+
+def _adapter_view(
+    row: Row[Any],
+    tags: dict[str, str],
     latest: int | None,
     aliases: dict[str, int] | None = None,
     versions: list[VersionView] | None = None,
 ) -> AdapterView:
     return AdapterView(
-        name=adapter.full_name,
-        pem_type=adapter.pem_type,
-        task=adapter.task,
-        description=adapter.description,
-        base_model=adapter.base_model.name,
-        base_model_revision=adapter.base_model.revision,
-        tags={t.key: t.value for t in adapter.tags},
+        name=f"{row.namespace}/{row.name}",
+        pem_type=row.pem_type,
+        task=row.task,
+        description=row.description,
+        base_model=row.base_model,
+        base_model_revision=row.base_model_revision,
+        tags=tags,
         latest_version=latest,
         aliases=aliases or {},
         versions=versions,
-        created_at=adapter.created_at,
-        updated_at=adapter.updated_at,
+        created_at=t.utc(row.created_at),
+        updated_at=t.utc(row.updated_at),
     )
 
 
+def version_view(row: Row[Any], full_name: str, pem_type: str, base_model: str, **kw: Any) -> VersionView:
+    """A VERSION_COLUMNS row (with its adapter's name, type and base) as the view reads return."""
+    return VersionView(
+        name=full_name,
+        version=row.version,
+        sha256=row.sha256,
+        pem_type=pem_type,
+        base_model=base_model,
+        rank=row.rank,
+        alpha=row.alpha,
+        use_rslora=row.use_rslora,
+        target_modules=row.target_modules,
+        dtype=row.dtype,
+        size_bytes=row.size_bytes,
+        num_parameters=row.num_parameters,
+        files=row.files,
+        artifact_uri=row.artifact_uri,
+        created_by=row.created_by,
+        created_at=t.utc(row.created_at),
+        status=row.status,
+        status_changed_at=t.utc(row.status_changed_at),
+        **kw,
+    )
+
+
+def _training(db: Any, version_ids: Sequence[int]) -> dict[int, TrainingRecord]:
+    rows = db.execute(select(t.training_values).where(_tv.version_id.in_(version_ids)).order_by(_tv.id)).all()
+    by_version: dict[int, list[Row[Any]]] = {}
+    for row in rows:
+        by_version.setdefault(row.version_id, []).append(row)
+    return {vid: TrainingRecord.of_rows(found) for vid, found in by_version.items()}
+
+
 def list_adapters(
-    reg: Registry,
+    reg: CatalogSource,
     *,
     base_model: str | None = None,
     pem_type: str | None = None,
@@ -77,55 +192,49 @@ def list_adapters(
         allowed = ", ".join(FILTERABLE_STATUSES)
         raise InvalidInput(f"status: must be one of {allowed}", field="status")
     include_archived = include_archived or status == "archived"
-    latest = _latest_version()
-    if include_archived:
-        latest = func.coalesce(latest, _latest_version((*LISTED, "archived")))  # type: ignore[assignment]
+    latest = _LATEST_OR_ARCHIVED if include_archived else _LATEST
     stmt = (
-        select(m.Adapter, latest.label("latest"))
+        select(*_ADAPTER, _TAGS, latest.label("latest"))
+        .select_from(_WITH_BASE)
         # Only namespaces the caller may read, inside the query: counts, pages and tokens know no others.
-        .where(readable(reg.acting, m.Adapter.namespace))
-        .order_by(m.Adapter.namespace, m.Adapter.name)
+        .where(readable(reg.acting, _a.namespace))
+        .order_by(_a.namespace, _a.name)
         .limit(limit + 1)
     )
     if not include_archived:  # hide adapters that have versions, all archived or deleted
         # A correlated max() (an index probe per row), not NOT EXISTS, which PostgreSQL may plan as a
         # hashed scan of every version.
-        any_version = _latest_version(m.VERSION_STATUSES)
-        stmt = stmt.where(or_(latest.is_not(None), any_version.is_(None)))
+        stmt = stmt.where(or_(latest.is_not(None), _ANY_VERSION.is_(None)))
     if base_model:
         name, _, revision = base_model.partition("@")
-        cond = [m.BaseModel.name == name] + ([m.BaseModel.revision == revision] if revision else [])
-        stmt = stmt.where(m.Adapter.base_model_id.in_(select(m.BaseModel.id).where(*cond)))
+        cond = [_bm.name == name] + ([_bm.revision == revision] if revision else [])
+        stmt = stmt.where(_a.base_model_id.in_(select(_bm.id).where(*cond)))
     if pem_type:
-        stmt = stmt.where(m.Adapter.pem_type == pem_type)
+        stmt = stmt.where(_a.pem_type == pem_type)
     if status:
-        v = m.AdapterVersion
-        stmt = stmt.where(exists().where(v.adapter_id == m.Adapter.id, v.status == status))
+        stmt = stmt.where(exists().where(_v.adapter_id == _a.id, _v.status == status))
     if task:
-        stmt = stmt.where(m.Adapter.task == task)
+        stmt = stmt.where(_a.task == task)
     for condition in _training_filters(metrics, params, datasets):
         stmt = stmt.where(condition)
     for key, value in (tags or {}).items():
-        stmt = stmt.where(
-            exists().where(
-                m.AdapterTag.adapter_id == m.Adapter.id, m.AdapterTag.key == key, m.AdapterTag.value == value
-            )
-        )
+        stmt = stmt.where(exists().where(_tag.adapter_id == _a.id, _tag.key == key, _tag.value == value))
     if query:
         # The exact expressions of the trigram indexes (PostgreSQL): one bitmap OR of three GIN scans
         # instead of a sequential scan of adapters.
         pattern = f"%{query.lower()}%"
-        stmt = stmt.where(or_(*(expr.like(pattern) for expr in m.search_expressions())))
+        stmt = stmt.where(or_(*(expr.like(pattern) for expr in t.search_expressions())))
     if page_token:
         after = paging.decode(page_token, 2, tuple)
         # SQLAlchemy 2.0's stubs type tuple_'s arguments as columns; plain values are bound parameters.
-        stmt = stmt.where(tuple_(m.Adapter.namespace, m.Adapter.name) > tuple_(*after))  # type: ignore[arg-type]
-    with reg.sessions() as session:
-        rows = session.execute(stmt).all()
+        stmt = stmt.where(tuple_(_a.namespace, _a.name) > tuple_(*after))  # type: ignore[arg-type]
+    with reg.connect() as db:
+        rows = db.execute(stmt).all()
     more = len(rows) > limit
     rows = rows[:limit]
-    token = paging.encode(rows[-1][0].namespace, rows[-1][0].name) if more and rows else None
-    return Page[AdapterView](items=[_view(a, latest) for a, latest in rows], next_page_token=token)
+    token = paging.encode(rows[-1].namespace, rows[-1].name) if more and rows else None
+    items = [_adapter_view(r, _sorted_tags(r.tags), r.latest) for r in rows]
+    return Page[AdapterView](items=items, next_page_token=token)
 
 
 _OPS = {">": "__gt__", ">=": "__ge__", "<": "__lt__", "<=": "__le__", "=": "__eq__"}
@@ -137,49 +246,75 @@ def _training_filters(
     """One EXISTS per condition over a listed version's training record (index on kind, name, ...)."""
     from registry.training import parse_metric_filter
 
-    t, v = m.TrainingValue, m.AdapterVersion
-
     def has(*conds: ColumnElement[bool]) -> ColumnElement[bool]:
-        inner = select(t.id).join(v, v.id == t.version_id)
-        inner = inner.where(v.adapter_id == m.Adapter.id, v.status != "deleted", *conds)
+        inner = select(_tv.id).join(t.adapter_versions, _v.id == _tv.version_id)
+        inner = inner.where(_v.adapter_id == _a.id, _v.status != "deleted", *conds)
         return exists(inner)
 
     found = []
     for text in metrics or []:
         name, op, number = parse_metric_filter(text)
-        found.append(has(t.kind == "metric", t.name == name, getattr(t.number, _OPS[op])(number)))
+        found.append(has(_tv.kind == "metric", _tv.name == name, getattr(_tv.number, _OPS[op])(number)))
     for name, value in (params or {}).items():
-        found.append(has(t.kind == "param", t.name == name, t.value == value))
+        found.append(has(_tv.kind == "param", _tv.name == name, _tv.value == value))
     for uri in datasets or []:
-        found.append(has(t.kind == "dataset", t.name == "", t.value == uri))
+        found.append(has(_tv.kind == "dataset", _tv.name == "", _tv.value == uri))
     return found
 
 
-def show_adapter(reg: Registry, full_name: str, *, include_archived: bool = False) -> AdapterView:
+def show_adapter(reg: CatalogSource, full_name: str, *, include_archived: bool = False) -> AdapterView:
     """Versions that are active or deprecated; with `include_archived`, every version (archived and
     deleted ones too, each with its status)."""
     namespace, name = validate_name(full_name)
-    with reg.sessions() as session:
-        adapter = get_adapter_row(session, namespace, name, reg.acting)
-        query = select(m.AdapterVersion).where(m.AdapterVersion.adapter_id == adapter.id)
+    with reg.connect() as db:
+        adapter = db.execute(
+            select(*_ADAPTER, _TAGS)
+            .select_from(_WITH_BASE)
+            .where(_a.namespace == namespace, _a.name == name, readable(reg.acting, _a.namespace))
+        ).first()
+        if adapter is None:
+            raise NotFound(f"adapter {namespace}/{name} not found")
+        query = select(*VERSION_COLUMNS, _HAS_TRAINING).where(_v.adapter_id == adapter.id)
         if not include_archived:
-            query = query.where(m.AdapterVersion.status.in_(LISTED))
-        versions = session.scalars(query.order_by(m.AdapterVersion.version)).all()
-        listed = [v.version for v in versions if v.status in LISTED]
-        alias_rows = session.execute(
-            select(m.Alias.alias, m.AdapterVersion.version)
-            .join(m.AdapterVersion, m.AdapterVersion.id == m.Alias.version_id)
-            .where(m.Alias.adapter_id == adapter.id)
+            query = query.where(_v.status.in_(LISTED))
+        versions = db.execute(query.order_by(_v.version)).all()
+        alias_rows = db.execute(
+            select(_al.alias, _v.version)
+            .join(t.adapter_versions, _v.id == _al.version_id)
+            .where(_al.adapter_id == adapter.id)
         ).all()
-        aliases = {alias: version for alias, version in alias_rows}
-        by_version: dict[int, list[str]] = {}
-        for alias, version in aliases.items():
-            by_version.setdefault(version, []).append(alias)
-        views = [VersionView.of(v, by_version.get(v.version, [])) for v in versions]
-        return _view(adapter, listed[-1] if listed else None, aliases, views)
+        trained = [v.id for v in versions if v.has_training]
+        training = _training(db, trained) if trained else {}
+    aliases = {alias: version for alias, version in alias_rows}
+    by_version: dict[int, list[str]] = {}
+    for alias, version in aliases.items():
+        by_version.setdefault(version, []).append(alias)
+    full = f"{adapter.namespace}/{adapter.name}"
+    views = [
+        version_view(
+            v,
+            full,
+            adapter.pem_type,
+            adapter.base_model,
+            aliases=sorted(by_version.get(v.version, [])),
+            training=training.get(v.id, TrainingRecord()),
+        )
+        for v in versions
+    ]
+    listed = [v.version for v in versions if v.status in LISTED]
+    latest = listed[-1] if listed else None
+    return _adapter_view(adapter, _sorted_tags(adapter.tags), latest, aliases, views)
 
 
-def get_version(reg: Registry, ref: Ref | str) -> VersionView:
-    with reg.sessions() as session:
-        row = resolve_version(session, ref, access=reg.acting)
-        return VersionView.of(row, aliases_of(session, row))
+def get_version(reg: CatalogSource, ref: Ref | str) -> VersionView:
+    with reg.connect() as db:
+        row = resolve_row(db, ref, access=reg.acting, extra=(_ALIASES, _HAS_TRAINING))
+        training = _training(db, [row.id]).get(row.id) if row.has_training else None
+    return version_view(
+        row,
+        f"{row.namespace}/{row.adapter_name}",
+        row.pem_type,
+        row.base_model,
+        aliases=sorted(row.alias_list.split(",")) if row.alias_list else [],
+        training=training or TrainingRecord(),
+    )

@@ -1,0 +1,75 @@
+"""Where this machine's catalog is, read from the environment without pydantic-settings.
+
+registry.settings.Settings is the full configuration (every PEMREG_ variable, validated); importing it
+costs the CLI ~0.15 s. A catalog read needs three of its values (the database URL, its timeouts and the
+acting principal), so `pemreg adapters list` reads them here. The defaults and the URL rule live here
+and Settings uses them, so both read the same catalog.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_HOME = Path("~/.pemreg").expanduser()
+
+# When one of these is set, the full Settings reads (and validates) it.
+TIMEOUT_VARS = (
+    "PEMREG_DB_CONNECT_TIMEOUT_SECONDS",
+    "PEMREG_DB_STATEMENT_TIMEOUT_SECONDS",
+    "PEMREG_DB_POOL_TIMEOUT_SECONDS",
+    "PEMREG_DB_SQLITE_BUSY_TIMEOUT_SECONDS",
+)
+
+
+@dataclass(frozen=True)
+class DbTimeouts:
+    """Every wait on the catalog is bounded (seconds). A database that is down fails at `connect`; one
+    that accepts connections but never answers (frozen, partitioned) fails at `statement`, enforced
+    on the client, since a frozen server cannot enforce its own statement_timeout; a pool drained by
+    such waits fails at `pool`. `sqlite_busy` is how long SQLite waits for another writer's lock."""
+
+    connect: float = 3.0
+    statement: float = 10.0
+    pool: float = 5.0
+    sqlite_busy: float = 30.0
+
+
+def default_principal() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry (containers): still record something meaningful
+        return "unknown"
+
+
+def database_url(home: Path, url: str | None) -> str:
+    """PEMREG_DATABASE_URL, else the embedded SQLite catalog under PEMREG_HOME."""
+    return url or f"sqlite:///{home / 'registry.db'}"
+
+
+@dataclass(frozen=True)
+class CatalogLocation:
+    database_url: str
+    timeouts: DbTimeouts
+    principal: str
+
+    @classmethod
+    def from_env(cls) -> CatalogLocation:
+        # pydantic-settings matches PEMREG_ names case-insensitively; so does this.
+        env = {k.upper(): v for k, v in os.environ.items() if k.upper().startswith("PEMREG_")}
+        if any(name in env for name in TIMEOUT_VARS):  # rare: let Settings validate them
+            from registry.settings import get_settings
+
+            s = get_settings()
+            timeouts = DbTimeouts(
+                connect=s.db_connect_timeout_seconds,
+                statement=s.db_statement_timeout_seconds,
+                pool=s.db_pool_timeout_seconds,
+                sqlite_busy=s.db_sqlite_busy_timeout_seconds,
+            )
+            return cls(s.resolved_database_url, timeouts, s.principal)
+        home = Path(env["PEMREG_HOME"]) if "PEMREG_HOME" in env else DEFAULT_HOME
+        url = database_url(home, env.get("PEMREG_DATABASE_URL") or None)
+        return cls(url, DbTimeouts(), env.get("PEMREG_PRINCIPAL") or default_principal())

@@ -1,0 +1,75 @@
+"""The CLI's catalog reads in local mode: SQLAlchemy Core on this machine's catalog, with no ORM,
+pydantic-settings, torch, Prefect or boto3 in the process (benchmarks/cli_latency.py: each costs start-up
+time), and the same answers as the service layer gives the REST API."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from registry.service import Registry, register_adapter, set_alias
+from registry.service.admin.keys import create_key
+from registry.service.catalog.lineage import lineage
+from registry.service.catalog.queries import get_version, list_adapters, show_adapter
+from registry.synthetic import make_ia3, make_lora
+from tests.cli_imports import local_heavy_in, run_and_list_modules
+from tests.live_server import clean_env
+
+READS = (
+    ("adapters", "list"),
+    ("adapters", "list", "--query", "math", "--task", "math"),
+    ("adapters", "show", "lean/math"),
+    ("adapters", "show", "lean/math@prod"),
+    ("adapters", "show", "lean/math@sha256:0000000000"),  # a miss: exit 1, same imports
+    ("lineage", "lean/math@1"),
+    ("lineage", "lean/math@2", "--down", "--format", "json"),
+    ("keys", "list"),
+)
+
+
+def _catalog(reg: Registry, tmp_path: Path) -> dict[str, str]:
+    register_adapter(reg, str(make_lora(tmp_path / "a", seed=1)), "lean/math", task="math")
+    register_adapter(reg, str(make_lora(tmp_path / "b", seed=2)), "lean/math", task="math")
+    register_adapter(reg, str(make_ia3(tmp_path / "c", seed=3)), "lean/style")
+    set_alias(reg, "lean/math@1", "prod")
+    create_key(reg, "lean-ci", "reader")
+    s = reg.settings
+    return clean_env(
+        PEMREG_HOME=str(s.home),
+        PEMREG_DATABASE_URL=s.resolved_database_url,
+        PEMREG_ARTIFACT_STORE=s.resolved_artifact_store,
+        COLUMNS="200",
+    )
+
+
+def test_local_catalog_reads_import_no_orm_nor_settings(reg: Registry, tmp_path: Path) -> None:
+    env = _catalog(reg, tmp_path)
+    for args in READS:
+        done, modules = run_and_list_modules(env, *args)
+        assert done.returncode in (0, 1), (args, done.stderr)
+        assert local_heavy_in(modules) == set(), (args, sorted(local_heavy_in(modules)))
+        if args[-1] != "lean/math@sha256:0000000000":
+            assert done.returncode == 0, (args, done.stderr)
+
+
+def _json(env: dict[str, str], *args: str) -> object:
+    done = subprocess.run(
+        [sys.executable, "-m", "api.cli.main", *args], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_local_reads_answer_what_the_service_answers(reg: Registry, tmp_path: Path) -> None:
+    """The lean CLI path (LocalCatalog, no Registry) and the Registry the REST API uses agree."""
+    env = _catalog(reg, tmp_path)
+    assert _json(env, "adapters", "list", "--json") == list_adapters(reg).model_dump(mode="json")
+    assert _json(env, "adapters", "show", "lean/math@prod", "--json") == get_version(
+        reg, "lean/math@prod"
+    ).model_dump(mode="json")
+    shown = _json(env, "adapters", "show", "lean/math", "--json")
+    assert shown == show_adapter(reg, "lean/math").model_dump(mode="json")
+    graph = _json(env, "lineage", "lean/math@1", "--format", "json")
+    assert graph == lineage(reg, "lean/math@1").model_dump(mode="json")
