@@ -155,7 +155,10 @@ def prepare(
     """Checks (parameters, then adapters: shapes and configs only) and the resolved plan."""
     check_params(len(adapters), weights, params)
     check_adapters(adapters, params, check_base_model=check_base_model)
-    if adapters[0].pem_type == "lora" and params.rank is None:
+    method = get_method(params.method)
+    assert method is not None  # check_params ran
+    # the "rank" rule's default is one figure for every module; other rules default per module
+    if adapters[0].pem_type == "lora" and params.rank is None and method.output_rank == "rank":
         params = replace(params, rank=max(m.r for a in adapters for m in a.modules.values()))
     return Prepared(
         params=params,
@@ -230,7 +233,7 @@ def finish(
     )
     used: dict[str, Any] = {
         "rank": params.rank,
-        "density": params.density,
+        "density": params.declared("density"),  # knots: its default 1.0 when not given
         "majority_sign": params.majority_sign,
         "seed": params.seed,
     }

@@ -19,6 +19,8 @@ import torch
 CHOLESKY_MIN_DIAG_RATIO = 1e-5
 # Gram eigenvalues below this fraction of the largest are the null space (exact zeros in float64).
 RELATIVE_CUTOFF = 1e-14
+# The contract's "thin SVD": singular values above this fraction of the largest are kept.
+THIN_CUTOFF = 1e-6
 
 Solve = Callable[[torch.Tensor], torch.Tensor]
 
@@ -53,7 +55,25 @@ def factors_truncated(
     right = solve_a(wh[:k].T * root)  # R x k
     b = bs @ left.to(bs.dtype)
     a = right.T.to(as_.dtype) @ as_
-    return _pad(b, a, rank) + (_retained(s, k),)
+    return pad(b, a, rank) + (_retained(s, k),)
+
+
+def thin_svd(bs: torch.Tensor, as_: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Thin SVD U (d x R), s (R, float64, descending), Vh (R x k) of bs @ as_, from the factors:
+    the R singular values above THIN_CUTOFF x the largest (R = 0 for an exact zero)."""
+    rb, solve_b = _factor(bs)
+    ra, solve_a = _factor(as_.T)
+    if rb.shape[0] == 0 or ra.shape[0] == 0:
+        return (
+            bs.new_zeros(bs.shape[0], 0),
+            bs.new_zeros(0, dtype=torch.float64),
+            as_.new_zeros(0, as_.shape[1]),
+        )
+    u, s, wh = torch.linalg.svd(rb @ ra.T, full_matrices=False)
+    kept = int((s > s[0] * THIN_CUTOFF).sum()) if bool(s[0] > 0) else 0
+    left = bs @ solve_b(u[:, :kept]).to(bs.dtype)
+    right = solve_a(wh[:kept].T).T.to(as_.dtype) @ as_
+    return left, s[:kept], right
 
 
 def dense_truncated(matrix: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor, float]:
@@ -61,10 +81,10 @@ def dense_truncated(matrix: torch.Tensor, rank: int) -> tuple[torch.Tensor, torc
     u, s, vh = torch.linalg.svd(matrix, full_matrices=False)
     k = min(rank, s.shape[0])
     root = s[:k].sqrt()
-    return _pad(u[:, :k] * root, root[:, None] * vh[:k], rank) + (_retained(s, k),)
+    return pad(u[:, :k] * root, root[:, None] * vh[:k], rank) + (_retained(s, k),)
 
 
-def _pad(b: torch.Tensor, a: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+def pad(b: torch.Tensor, a: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Zero-pad to `rank` so every module has the same rank and the config needs no rank_pattern."""
     k = b.shape[1]
     if k < rank:
