@@ -183,17 +183,19 @@ def floor(folders: list[Path], output: dict[str, torch.Tensor], out: Path) -> fl
 
 # Issue 21's methods, each at output rank RANK like delta_svd (tsv: RANK / 4 per input, the paper's
 # 1/n share, so K = RANK), with the parameters a user would start from.
-NEW_METHODS: dict[str, dict[str, Any]] = {
-    "knots": {"rank": RANK, "density": 0.5, "method_params": {"merge": "ties"}},
-    "tsv": {"method_params": {"per_input_rank": RANK // 4}},
-    "iso_c": {"rank": RANK},
-    "della": {"rank": RANK, "density": 0.5},
+NEW_METHODS: dict[str, tuple[str, dict[str, Any]]] = {
+    "knots_ties": ("knots", {"rank": RANK, "density": 0.5, "method_params": {"merge": "ties"}}),
+    "knots_linear": ("knots", {"rank": RANK}),
+    "tsv": ("tsv", {"method_params": {"per_input_rank": RANK // 4}}),
+    "iso_c": ("iso_c", {"rank": RANK}),
+    "della": ("della", {"rank": RANK, "density": 0.5}),
 }
 
 
-def ours(folders: list[Path], method: str, out: Path) -> tuple[Path, dict[str, Any]]:
+def ours(folders: list[Path], label: str, out: Path) -> tuple[Path, dict[str, Any]]:
+    """Compose with the engine; `label` is a method or a row of NEW_METHODS."""
     adapters = [read_adapter(f) for f in folders]
-    kwargs = NEW_METHODS.get(method, {"rank": RANK if method == "delta_svd" else None})
+    method, kwargs = NEW_METHODS.get(label, (label, {"rank": RANK if label == "delta_svd" else None}))
     # threads=None: the benchmark sets torch's thread count itself to measure 1 vs 2
     result = compose(adapters, WEIGHTS, method, threads=None, **kwargs)
     write_adapter(result.adapter, out)
@@ -216,6 +218,11 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=None)
     parser.add_argument("--adapters", type=int, default=4)
     parser.add_argument("--skip-peft", action="store_true", help="skip only the PEFT rows")
+    parser.add_argument(
+        "--methods",
+        default=",".join(("linear", "delta_cat", "delta_svd", *NEW_METHODS)),
+        help="the engine's methods to time, comma-separated (ratios to delta_svd need delta_svd)",
+    )
     parser.add_argument(
         "--dense-once",
         action="store_true",
@@ -247,7 +254,7 @@ def main() -> None:
     rows: list[tuple[str, float, float, float | None]] = []
     ours_best: dict[str, float] = {}
     floors: dict[str, float] = {}
-    for method in ("linear", "delta_cat", "delta_svd", *NEW_METHODS):
+    for method in args.methods.split(","):
         per_thread = {}
         once = method == "della" and args.dense_once
         for threads in (1,) if once else (1, 2):
@@ -303,7 +310,7 @@ def main() -> None:
         err_text = "-" if err is None else f"{err:.3e}"
         print(f"{label:<62} {secs:>9.3f} {mem:>9.0f} {err_text:>11}")
     print()
-    for method in NEW_METHODS:
+    for method in (m for m in NEW_METHODS if m in ours_best and "delta_svd" in ours_best):
         print(f"ours {method}: {ours_best[method] / ours_best['delta_svd']:.2f}x delta_svd's time")
     for method, secs in ours_best.items():
         line = f"ours {method}: {secs / floors[method]:.1f}x its read+write floor"

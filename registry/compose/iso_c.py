@@ -20,7 +20,7 @@ def iso_c(
     bs: torch.Tensor, as_: torch.Tensor, *, rank: int, scale: float
 ) -> tuple[torch.Tensor, torch.Tensor, float]:
     """B (d x k), A (k x k_in) of scale * s_bar * U_k V_k^T, and s_bar (0 for an exact zero sum)."""
-    u, s, vh = thin_svd(bs, as_)
+    u, s, (vh,) = thin_svd(bs, [as_])
     k = min(rank, s.numel())
     s_bar = float(s[:k].mean()) if k else 0.0
     root = math.sqrt(scale * s_bar)

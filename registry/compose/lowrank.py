@@ -11,7 +11,7 @@ inputs, zero weights) falls back to an eigendecomposition of the Gram that drops
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -58,22 +58,28 @@ def factors_truncated(
     return pad(b, a, rank) + (_retained(s, k),)
 
 
-def thin_svd(bs: torch.Tensor, as_: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Thin SVD U (d x R), s (R, float64, descending), Vh (R x k) of bs @ as_, from the factors:
-    the R singular values above THIN_CUTOFF x the largest (R = 0 for an exact zero)."""
+def thin_svd(
+    bs: torch.Tensor, a_blocks: Sequence[torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """Thin SVD of bs @ blockdiag(a_blocks) (one block: bs @ A) from the factors: U (d x R), s (R,
+    float64, descending) and Vh split like the blocks' columns (R x k_j each), keeping the R singular
+    values above THIN_CUTOFF x the largest (R = 0 for an exact zero). Each block is factorised on its
+    own (A_j^T = Qa_j Ra_j), so the core is Rb @ blockdiag(Ra_j)^T and no wide panel is formed."""
     rb, solve_b = _factor(bs)
-    ra, solve_a = _factor(as_.T)
+    sides = [_factor(a.T) for a in a_blocks]
+    ra = torch.block_diag(*(r for r, _ in sides))
     if rb.shape[0] == 0 or ra.shape[0] == 0:
-        return (
-            bs.new_zeros(bs.shape[0], 0),
-            bs.new_zeros(0, dtype=torch.float64),
-            as_.new_zeros(0, as_.shape[1]),
-        )
+        empty = [a.new_zeros(0, a.shape[1]) for a in a_blocks]
+        return bs.new_zeros(bs.shape[0], 0), bs.new_zeros(0, dtype=torch.float64), empty
     u, s, wh = torch.linalg.svd(rb @ ra.T, full_matrices=False)
     kept = int((s > s[0] * THIN_CUTOFF).sum()) if bool(s[0] > 0) else 0
     left = bs @ solve_b(u[:, :kept]).to(bs.dtype)
-    right = solve_a(wh[:kept].T).T.to(as_.dtype) @ as_
-    return left, s[:kept], right
+    rights, start = [], 0
+    for a, (r, solve_a) in zip(a_blocks, sides, strict=True):
+        part = wh[:kept, start : start + r.shape[0]]  # this block's coordinates in its Qa_j
+        rights.append(solve_a(part.T).T.to(a.dtype) @ a)
+        start += r.shape[0]
+    return left, s[:kept], rights
 
 
 def dense_truncated(matrix: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor, float]:

@@ -57,7 +57,7 @@ def tsv(
     """B (d x K), A (K x k) of scale * U_o S V_o^T."""
     us, ss, vhs = [], [], []
     for b, a in zip(weighted_b, a_list, strict=True):
-        u, s, vh = thin_svd(b, a)
+        u, s, (vh,) = thin_svd(b, [a])
         k = s.numel() if per_input_rank is None else min(per_input_rank, s.numel())
         us.append(u[:, :k])
         ss.append(s[:k])
