@@ -8,6 +8,10 @@ products in float64), so no dense delta is formed outside PEFT.
 
     .venv/bin/python benchmarks/compose_vs_peft.py --small      # 1 layer, PEFT svd_full_matrices=False
     .venv/bin/python benchmarks/compose_vs_peft.py              # 8 layers, PEFT defaults: svd takes minutes
+    .venv/bin/python benchmarks/compose_vs_peft.py --skip-peft --dense-once   # the engine's rows only
+
+Issue 21's methods (knots, tsv, iso_c at output rank 16 beside delta_svd; della, dense) get rows too;
+their "rel. error" is their distance from the exact weighted sum, which they do not aim at.
 
 Threads: on 2 shared cores oversubscribed BLAS threads make many small QR/SVD calls slower, so the
 engine is timed with 1 and 2 torch threads and the faster is reported as its figure; PEFT runs with
@@ -177,10 +181,23 @@ def floor(folders: list[Path], output: dict[str, torch.Tensor], out: Path) -> fl
     return min(runs)
 
 
-def ours(folders: list[Path], method: str, out: Path) -> tuple[Path, dict[str, Any]]:
+# Issue 21's methods, each at output rank RANK like delta_svd (tsv: RANK / 4 per input, the paper's
+# 1/n share, so K = RANK), with the parameters a user would start from.
+NEW_METHODS: dict[str, tuple[str, dict[str, Any]]] = {
+    "knots_ties": ("knots", {"rank": RANK, "density": 0.5, "method_params": {"merge": "ties"}}),
+    "knots_linear": ("knots", {"rank": RANK}),
+    "tsv": ("tsv", {"method_params": {"per_input_rank": RANK // 4}}),
+    "iso_c": ("iso_c", {"rank": RANK}),
+    "della": ("della", {"rank": RANK, "density": 0.5}),
+}
+
+
+def ours(folders: list[Path], label: str, out: Path) -> tuple[Path, dict[str, Any]]:
+    """Compose with the engine; `label` is a method or a row of NEW_METHODS."""
     adapters = [read_adapter(f) for f in folders]
+    method, kwargs = NEW_METHODS.get(label, (label, {"rank": RANK if label == "delta_svd" else None}))
     # threads=None: the benchmark sets torch's thread count itself to measure 1 vs 2
-    result = compose(adapters, WEIGHTS, method, rank=RANK if method == "delta_svd" else None, threads=None)
+    result = compose(adapters, WEIGHTS, method, threads=None, **kwargs)
     write_adapter(result.adapter, out)
     return out, result.summary
 
@@ -200,7 +217,17 @@ def main() -> None:
     parser.add_argument("--small", action="store_true", help="1 layer instead of 8 (runs in under a minute)")
     parser.add_argument("--layers", type=int, default=None)
     parser.add_argument("--adapters", type=int, default=4)
-    parser.add_argument("--skip-peft", action="store_true")
+    parser.add_argument("--skip-peft", action="store_true", help="skip only the PEFT rows")
+    parser.add_argument(
+        "--methods",
+        default=",".join(("linear", "delta_cat", "delta_svd", *NEW_METHODS)),
+        help="the engine's methods to time, comma-separated (ratios to delta_svd need delta_svd)",
+    )
+    parser.add_argument(
+        "--dense-once",
+        action="store_true",
+        help="time the dense della once with 1 thread (its full-size run takes minutes)",
+    )
     parser.add_argument(
         "--peft-full-matrices",
         choices=("true", "false"),
@@ -227,12 +254,16 @@ def main() -> None:
     rows: list[tuple[str, float, float, float | None]] = []
     ours_best: dict[str, float] = {}
     floors: dict[str, float] = {}
-    for method in ("linear", "delta_cat", "delta_svd"):
+    for method in args.methods.split(","):
         per_thread = {}
-        for threads in (1, 2):
+        once = method == "della" and args.dense_once
+        for threads in (1,) if once else (1, 2):
             torch.set_num_threads(threads)
-            (out, summary), secs, mem = best_of(lambda m=method: ours(folders, m, root / f"ours_{m}"), 3)
+            (out, summary), secs, mem = best_of(
+                lambda m=method: ours(folders, m, root / f"ours_{m}"), 1 if once else 3
+            )
             per_thread[threads] = (secs, mem)
+        per_thread.setdefault(2, per_thread[1])
         torch.set_num_threads(default_threads)
         threads = min(per_thread, key=lambda t: per_thread[t][0])
         secs, mem = per_thread[threads]
@@ -242,7 +273,11 @@ def main() -> None:
         rows.append(
             (f"read+write floor for {method} (output {out_mib(out):.0f} MiB)", floors[method], 0.0, None)
         )
-        label = f"ours {method} (threads {threads}; 1t {per_thread[1][0]:.3f}s, 2t {per_thread[2][0]:.3f}s)"
+        label = (
+            f"ours {method} (threads 1, one run)"
+            if once
+            else f"ours {method} (threads {threads}; 1t {per_thread[1][0]:.3f}s, 2t {per_thread[2][0]:.3f}s)"
+        )
         rows.append((label, secs, mem, err))
         if method == "delta_svd":
             print(f"ours delta_svd retained energy: min {summary['min_retained_energy']:.4f}")
@@ -275,6 +310,8 @@ def main() -> None:
         err_text = "-" if err is None else f"{err:.3e}"
         print(f"{label:<62} {secs:>9.3f} {mem:>9.0f} {err_text:>11}")
     print()
+    for method in (m for m in NEW_METHODS if m in ours_best and "delta_svd" in ours_best):
+        print(f"ours {method}: {ours_best[method] / ours_best['delta_svd']:.2f}x delta_svd's time")
     for method, secs in ours_best.items():
         line = f"ours {method}: {secs / floors[method]:.1f}x its read+write floor"
         if method in peft_times:

@@ -88,3 +88,35 @@ def assert_close(actual: torch.Tensor, expected: torch.Tensor, tol: float = 1e-5
     err = (actual.double() - expected.double()).abs().max().item()
     scale = max(expected.double().abs().max().item(), 1e-12)
     assert err <= tol * scale, f"max abs error {err} > {tol} * {scale}"
+
+
+def thin_svd(m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The contract's thin SVD of a dense float64 matrix: singular values above 1e-6 x the largest."""
+    u, s, vh = torch.linalg.svd(m.double(), full_matrices=False)
+    keep = int((s > s[0] * 1e-6).sum())
+    return u[:, :keep], s[:keep], vh[:keep]
+
+
+def top_magnitude(t: torch.Tensor, density: float) -> torch.Tensor:
+    """t with all but its int(density * numel) largest |entries| set to 0."""
+    k = int(density * t.numel())
+    flat = t.flatten()
+    kept = torch.zeros_like(flat)
+    index = flat.abs().argsort(descending=True)[:k]
+    kept[index] = flat[index]
+    return kept.view_as(t)
+
+
+def ties_elect(trimmed: list[torch.Tensor], majority_sign: str) -> torch.Tensor:
+    """TIES on already trimmed, weighted tensors: elect per entry (total: sign of the sum; frequency:
+    sign of the sum of signs; a tie to +), then the mean of the nonzero values with that sign."""
+    t = torch.stack([x.double() for x in trimmed])
+    votes = t.sum(0) if majority_sign == "total" else t.sign().sum(0)
+    elected = torch.where(votes >= 0, 1.0, -1.0).double()
+    agree = t.sign() == elected
+    return (t * agree).sum(0) / agree.sum(0).clamp(min=1)
+
+
+def lora_product(m) -> torch.Tensor:
+    """The delta a composed LoRA module applies, float64."""
+    return m.scale * (m.B.double() @ m.A.double())

@@ -40,6 +40,17 @@ class MethodParams:
         method = get_method(self.method)
         return method.resolved_params(self.extra)[name] if method is not None else self.extra[name]
 
+    def declared(self, name: str) -> Any:
+        """A top-level field (rank, density, ...) as the method uses it: given, or its declared default."""
+        from registry.compose.methods import get_method
+
+        value = getattr(self, name)
+        if value is not None:
+            return value
+        method = get_method(self.method)
+        param = method.param(name) if method is not None else None
+        return None if param is None else param.default
+
     def required_density(self) -> float:
         """density of a pruning method; the spec validator guarantees one is given."""
         if self.density is None:

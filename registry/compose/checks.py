@@ -36,10 +36,16 @@ def check_params(n_inputs: int, weights: Sequence[float], params: MethodParams) 
             raise InvalidInput(
                 f"{param.name} must be one of {', '.join(param.choices)}, got {value!r}", field=param.name
             )
-        if param.required and (value is None or not param.in_range(value)):
+        given = value is not None and param.type != "str"
+        if (param.required and value is None) or (given and not param.in_range(value)):
             raise InvalidInput(
                 f"{method.name} needs {param.name} in {param.range_text()}, got {value}", field=param.name
             )
+    cross = method.fields_problem(
+        {p.name: getattr(params, p.name) for p in method.params if p.where == "spec"}, params.extra
+    )
+    if cross is not None:
+        raise InvalidInput(cross[1], field=cross[0])
     importance = method.takes("core_criterion") and params.core_criterion == "importance"
     if importance and params.activation_norms is None:
         raise InvalidInput(

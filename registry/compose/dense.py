@@ -16,6 +16,7 @@ import torch
 from registry.compose.base import Entry, MethodParams
 from registry.compose.breadcrumbs import breadcrumbs
 from registry.compose.core_merge import core_merge
+from registry.compose.della import della
 from registry.compose.methods import all_methods, get_method, plugin_function
 from registry.compose.pruning import dare_seed, prune_merge
 
@@ -55,6 +56,15 @@ def _breadcrumbs(
     return merged, {}
 
 
+def _della(
+    deltas: Deltas, entries: Sequence[Entry], params: MethodParams, path: str, norms: torch.Tensor | None
+) -> tuple[torch.Tensor, dict[str, Any]]:
+    seeds = [dare_seed(params.seed, path, e.index) for e in entries]
+    epsilon = float(params.value("epsilon"))
+    weights = [e.weight for e in entries]
+    return della(deltas, weights, params.required_density(), epsilon, params.majority_sign, seeds), {}
+
+
 def weighted_sum(
     deltas: Deltas, entries: Sequence[Entry], params: MethodParams, path: str, norms: torch.Tensor | None
 ) -> tuple[torch.Tensor, dict[str, Any]]:
@@ -71,6 +81,7 @@ DENSE_RULES: dict[str, DenseRule] = {
     "magnitude_prune": _prune,
     "core_merge": _core,
     "breadcrumbs": _breadcrumbs,
+    "della": _della,
 }
 
 

@@ -244,7 +244,7 @@ def finish(
     )
     used: dict[str, Any] = {
         "rank": params.rank,
-        "density": params.density,
+        "density": params.declared("density"),  # knots: its default 1.0 when not given
         "majority_sign": params.majority_sign,
         "seed": params.seed,
     }

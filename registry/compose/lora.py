@@ -19,9 +19,12 @@ from registry.compose.base import (
 )
 from registry.compose.core_merge import module_norms
 from registry.compose.dense import dense_names, dense_rule
-from registry.compose.lowrank import dense_truncated, factors_truncated
+from registry.compose.iso_c import iso_c
+from registry.compose.knots import knots
+from registry.compose.lowrank import dense_truncated, factors_truncated, pad
 from registry.compose.methods import get_method
 from registry.compose.targets import unify
+from registry.compose.tsv import check_fits, tsv
 from registry.errors import IncompatibleAdapters, InvalidInput
 from registry.pem import LoraModule, PemAdapter
 from registry.pem.types import LORA
@@ -95,8 +98,61 @@ def _delta_svd(
     return a, b, {"retained_energy": energy}
 
 
+def _weighted_b(entries: Sequence[Entry], b_list: Factors, scales: list[float]) -> Factors:
+    """w_i s_i B_i: each input's T_i = (w_i s_i B_i) A_i with the weight and scale on B."""
+    return [e.weight * s * bi for e, s, bi in zip(entries, scales, b_list, strict=True)]
+
+
+def _knots(
+    entries: Sequence[Entry], a_list: Factors, b_list: Factors, scales: list[float], params: MethodParams
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+    b, a, aligned = knots(
+        _weighted_b(entries, b_list, scales),
+        a_list,
+        merge=params.value("merge"),
+        density=params.declared("density"),
+        majority_sign=params.majority_sign,
+        rank=params.rank,
+    )
+    return a, b, {"aligned_rank": aligned}
+
+
+def _tsv(
+    entries: Sequence[Entry], a_list: Factors, b_list: Factors, scales: list[float], params: MethodParams
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+    weighted = _weighted_b(entries, b_list, scales)
+    b, a = tsv(weighted, a_list, per_input_rank=params.value("per_input_rank"), scale=params.value("scale"))
+    return a, b, {}
+
+
+def _iso_c(
+    entries: Sequence[Entry], a_list: Factors, b_list: Factors, scales: list[float], params: MethodParams
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+    coeffs = grouped_coefficients(entries)  # x - x is an exact zero, as for delta_svd
+    bs = torch.cat([c * s * bi for c, s, bi in zip(coeffs, scales, b_list, strict=True)], dim=1)
+    rank = params.rank if params.rank is not None else sum(a.shape[0] for a in a_list)
+    b, a, s_bar = iso_c(bs, torch.cat(a_list, dim=0), rank=rank, scale=params.value("scale"))
+    return a, b, {"s_bar": s_bar}
+
+
 # The factor-space methods of the table (compose/methods.py); the dense ones are compose/dense.py's.
-FACTOR_RULES: dict[str, FactorRule] = {"linear": _linear, "delta_cat": _delta_cat, "delta_svd": _delta_svd}
+FACTOR_RULES: dict[str, FactorRule] = {
+    "linear": _linear,
+    "delta_cat": _delta_cat,
+    "delta_svd": _delta_svd,
+    "knots": _knots,
+    "tsv": _tsv,
+    "iso_c": _iso_c,
+}
+
+
+def _tsv_fits(path: str, modules: Sequence[LoraModule], params: MethodParams) -> None:
+    rows, columns = int(modules[0].B.shape[0]), int(modules[0].A.shape[1])
+    check_fits(path, [m.r for m in modules], rows, columns, params.value("per_input_rank"))
+
+
+# Per-module checks a factor method needs before any arithmetic (shapes only: the dry run runs them).
+FACTOR_CHECKS: dict[str, Callable[[str, Sequence[LoraModule], MethodParams], None]] = {"tsv": _tsv_fits}
 
 
 class LoraComposer(Composer):
@@ -130,6 +186,9 @@ class LoraComposer(Composer):
                         f"module {path!r}: ranks differ (input {label(j)}: r={first.r}, input {label(i)}: "
                         f"r={m.r}); linear needs equal ranks, use delta_svd (or delta_cat)"
                     )
+        if (module_check := FACTOR_CHECKS.get(params.method)) is not None:
+            for path in sorted(seen):
+                module_check(path, [a.modules[path] for a in adapters if path in a.modules], params)
 
     def check_rank(self, adapters: Sequence[PemAdapter], rank: int, names: Sequence[str]) -> None:
         for name, adapter in zip(names, adapters, strict=True):
@@ -143,7 +202,9 @@ class LoraComposer(Composer):
                     )
 
     def resolve(self, adapters: Sequence[PemAdapter], params: MethodParams) -> MethodParams:
-        if params.rank is not None:
+        method = get_method(params.method)
+        # the "rank" rule's default is one figure for every module; other rules default per module
+        if params.rank is not None or method is None or method.output_rank != "rank":
             return params
         return replace(params, rank=max(m.r for a in adapters for m in a.modules.values()))
 
@@ -160,6 +221,10 @@ class LoraComposer(Composer):
         scales = [e.module.scale for e in entries]
         if params.method in FACTOR_RULES:
             a, b, report = FACTOR_RULES[params.method](entries, a_list, b_list, scales, params)
+            method = get_method(params.method)
+            assert method is not None  # check_params ran
+            # the planned rank (plan()): methods whose rank depends on the data are zero-padded to it
+            b, a = pad(b, a, method.lora_rank([e.module.r for e in entries], params.rank, params.extra))
         elif (rule := dense_rule(params.method)) is not None:
             method = get_method(params.method)
             scored = method is not None and method.takes("core_criterion")  # calibration norms apply
@@ -187,7 +252,7 @@ class LoraComposer(Composer):
         method = get_method(params.method)
         assert method is not None  # check_params ran
         # truncated outputs are zero-padded to the requested rank (lowrank._pad)
-        rank = method.lora_rank([e.module.r for e in entries], params.rank)
+        rank = method.lora_rank([e.module.r for e in entries], params.rank, params.extra)
         a = torch.empty(rank, first.A.shape[1], dtype=out_dtype, device="meta")
         b = torch.empty(first.B.shape[0], rank, dtype=out_dtype, device="meta")
         return LoraModule(A=a, B=b, alpha=float(rank))

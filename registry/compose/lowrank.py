@@ -11,7 +11,7 @@ inputs, zero weights) falls back to an eigendecomposition of the Gram that drops
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -19,6 +19,8 @@ import torch
 CHOLESKY_MIN_DIAG_RATIO = 1e-5
 # Gram eigenvalues below this fraction of the largest are the null space (exact zeros in float64).
 RELATIVE_CUTOFF = 1e-14
+# The contract's "thin SVD": singular values above this fraction of the largest are kept.
+THIN_CUTOFF = 1e-6
 
 Solve = Callable[[torch.Tensor], torch.Tensor]
 
@@ -53,7 +55,31 @@ def factors_truncated(
     right = solve_a(wh[:k].T * root)  # R x k
     b = bs @ left.to(bs.dtype)
     a = right.T.to(as_.dtype) @ as_
-    return _pad(b, a, rank) + (_retained(s, k),)
+    return pad(b, a, rank) + (_retained(s, k),)
+
+
+def thin_svd(
+    bs: torch.Tensor, a_blocks: Sequence[torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """Thin SVD of bs @ blockdiag(a_blocks) (one block: bs @ A) from the factors: U (d x R), s (R,
+    float64, descending) and Vh split like the blocks' columns (R x k_j each), keeping the R singular
+    values above THIN_CUTOFF x the largest (R = 0 for an exact zero). Each block is factorised on its
+    own (A_j^T = Qa_j Ra_j), so the core is Rb @ blockdiag(Ra_j)^T and no wide panel is formed."""
+    rb, solve_b = _factor(bs)
+    sides = [_factor(a.T) for a in a_blocks]
+    ra = torch.block_diag(*(r for r, _ in sides))
+    if rb.shape[0] == 0 or ra.shape[0] == 0:
+        empty = [a.new_zeros(0, a.shape[1]) for a in a_blocks]
+        return bs.new_zeros(bs.shape[0], 0), bs.new_zeros(0, dtype=torch.float64), empty
+    u, s, wh = torch.linalg.svd(rb @ ra.T, full_matrices=False)
+    kept = int((s > s[0] * THIN_CUTOFF).sum()) if bool(s[0] > 0) else 0
+    left = bs @ solve_b(u[:, :kept]).to(bs.dtype)
+    rights, start = [], 0
+    for a, (r, solve_a) in zip(a_blocks, sides, strict=True):
+        part = wh[:kept, start : start + r.shape[0]]  # this block's coordinates in its Qa_j
+        rights.append(solve_a(part.T).T.to(a.dtype) @ a)
+        start += r.shape[0]
+    return left, s[:kept], rights
 
 
 def dense_truncated(matrix: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor, float]:
@@ -61,10 +87,10 @@ def dense_truncated(matrix: torch.Tensor, rank: int) -> tuple[torch.Tensor, torc
     u, s, vh = torch.linalg.svd(matrix, full_matrices=False)
     k = min(rank, s.shape[0])
     root = s[:k].sqrt()
-    return _pad(u[:, :k] * root, root[:, None] * vh[:k], rank) + (_retained(s, k),)
+    return pad(u[:, :k] * root, root[:, None] * vh[:k], rank) + (_retained(s, k),)
 
 
-def _pad(b: torch.Tensor, a: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+def pad(b: torch.Tensor, a: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Zero-pad to `rank` so every module has the same rank and the config needs no rank_pattern."""
     k = b.shape[1]
     if k < rank:

@@ -15,20 +15,25 @@ This module imports neither torch nor pydantic: the spec and the CLI read it che
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from registry.pem.types import IA3, LORA
 
 Space = Literal["factor", "dense"]
-RankRule = Literal["input", "sum", "rank"]
+RankRule = Literal["input", "sum", "rank", "rank_or_sum", "per_input"]
 
 # The LoRA output rank of one module from its inputs' ranks and the resolved `rank` parameter.
 RANK_RULES: dict[str, str] = {
     "input": "the inputs' rank r (equal ranks per module)",
     "sum": "sum_i r_i",
     "rank": "rank (default: the largest input rank), zero-padded",
+    "rank_or_sum": "rank (default: sum_i r_i), zero-padded",
+    "per_input": "sum_i min(r_i, params.per_input_rank), zero-padded",
 }
+# A cross-field rule of one method: (the spec fields and `params:` values as used) -> (field, message)
+# of the first problem, or None. Run by the spec and by the engine's parameter checks.
+FieldsCheck = Callable[[Mapping[str, Any]], "tuple[str, str] | None"]
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,7 @@ class Method:
     params: tuple[Param, ...] = ()
     summary: str = ""
     provider: str = "pemreg"
+    check: FieldsCheck | None = field(default=None, compare=False)
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
@@ -140,18 +146,35 @@ class Method:
         """The `params:` values a run uses: the given ones, defaults for the rest."""
         return {p.name: given.get(p.name, p.default) for p in self.params if p.where == "params"}
 
-    def lora_rank(self, input_ranks: Sequence[int], rank: int | None) -> int:
-        """The output rank of one LoRA module (`rank` already resolved by the engine)."""
+    def fields_problem(self, fields: Mapping[str, Any], given: Mapping[str, Any]) -> tuple[str, str] | None:
+        """The method's cross-field rule on the spec fields and its `params:` (defaults filled)."""
+        if self.check is None:
+            return None
+        values = {p.name: fields.get(p.name) for p in self.params if p.where == "spec"}
+        values = {k: self.param(k).default if v is None else v for k, v in values.items()}  # type: ignore[union-attr]
+        values.update(self.resolved_params(given))
+        return self.check(values)
+
+    def lora_rank(
+        self, input_ranks: Sequence[int], rank: int | None, given: Mapping[str, Any] | None = None
+    ) -> int:
+        """The output rank of one LoRA module (`rank` resolved by the engine for the "rank" rule)."""
         if self.output_rank == "input":
             return input_ranks[0]
         if self.output_rank == "sum":
             return sum(input_ranks)
+        if self.output_rank == "rank_or_sum":
+            return sum(input_ranks) if rank is None else rank
+        if self.output_rank == "per_input":
+            cap = self.resolved_params(given or {}).get("per_input_rank")
+            return sum(r if cap is None else min(r, cap) for r in input_ranks)
         if rank is None:
             raise ValueError(f"method {self.name} needs a resolved rank")
         return rank
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data.pop("check")  # a function: the docs say the rule in words
         data["pem_types"] = list(self.pem_types)
         data["params"] = [{**asdict(p), "choices": list(p.choices)} for p in self.params]
         data["output_rank_rule"] = RANK_RULES[self.output_rank]
@@ -232,7 +255,53 @@ GAMMA = Param(
     doc="largest-magnitude fraction dropped before the kept band",
     where="params",
 )
+MERGE = Param(
+    "merge",
+    "str",
+    default="linear",
+    choices=("linear", "ties"),
+    doc="how the V_i^T blocks merge",
+    where="params",
+)
+# knots trims the V_i^T blocks only under merge: ties; mergekit's density defaults to 1.0 (keep all)
+BLOCK_DENSITY = Param(
+    "density", "float", default=1.0, exclusive_minimum=0, maximum=1, doc="kept fraction of each V_i^T block"
+)
+RANK_SUM = Param(
+    "rank", "int", exclusive_minimum=0, doc="output rank k of a LoRA result", default_doc="sum_i r_i"
+)
+PER_INPUT_RANK = Param(
+    "per_input_rank",
+    "int",
+    exclusive_minimum=0,
+    doc="singular triplets kept per input",
+    default_doc="r_i",
+    where="params",
+)
+SCALE = Param("scale", "float", default=1.0, exclusive_minimum=0, doc="multiplies the result", where="params")
+EPSILON = Param(
+    "epsilon",
+    "float",
+    default=0.1,
+    minimum=0,
+    maximum=1,
+    doc="spread of the keep probabilities around density",
+    where="params",
+)
 BOTH = (LORA.name, IA3.name)
+
+
+def _della_probabilities(values: Mapping[str, Any]) -> tuple[str, str] | None:
+    """Keep probabilities span [density - epsilon/2, density + epsilon/2]: each must be in (0, 1]."""
+    low, high = values["density"] - values["epsilon"] / 2, values["density"] + values["epsilon"] / 2
+    if low > 0 and high <= 1:
+        return None
+    return (
+        "params.epsilon",
+        f"della keeps entries with probabilities in [density - epsilon/2, density + epsilon/2] = "
+        f"[{low:g}, {high:g}], which must lie in (0, 1]",
+    )
+
 
 for _method in (
     Method(
@@ -261,6 +330,39 @@ for _method in (
         "rank",
         (DENSITY, GAMMA, RANK),
         "Model Breadcrumbs: each delta drops its largest gamma and keeps the next density, weighted sum",
+    ),
+    Method(
+        "knots",
+        (LORA.name,),
+        "factor",
+        "rank_or_sum",
+        (RANK_SUM, BLOCK_DENSITY, MAJORITY_SIGN, MERGE),
+        "KnOTS: SVD of [T_1 .. T_n], the aligned V_i^T blocks merged (linear or ties)",
+    ),
+    Method(
+        "tsv",
+        (LORA.name,),
+        "factor",
+        "per_input",
+        (PER_INPUT_RANK, SCALE),
+        "TSV-M: each T_i's top singular triplets, singular vectors orthogonalised across inputs",
+    ),
+    Method(
+        "iso_c",
+        (LORA.name,),
+        "factor",
+        "rank_or_sum",
+        (RANK_SUM, SCALE),
+        "Iso-C: the exact sum's top-k singular vectors with a flat spectrum (their mean)",
+    ),
+    Method(
+        "della",
+        BOTH,
+        "dense",
+        "rank",
+        (DENSITY, RANK, SEED, MAJORITY_SIGN, EPSILON),
+        "DELLA: magnitude-ranked random keep rescaled by 1/p, TIES election, disjoint mean",
+        check=_della_probabilities,
     ),
 ):
     register_method(_method)

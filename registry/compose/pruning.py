@@ -83,6 +83,12 @@ def prune_merge(
 
     if not _rule(method)[1]:
         return _sum(each())
+    return ties_merge(each, majority_sign)
+
+
+def ties_merge(each: Callable[[], Iterable[torch.Tensor]], majority_sign: str) -> torch.Tensor:
+    """TIES's sign election and disjoint mean over the trimmed, weighted T_i that `each()` yields (a
+    fresh, identical pass per call): one pass for the votes, one for the mean of the agreeing entries."""
     votes = _sum(each()) if majority_sign == "total" else _sum(t.sign_() for t in each())
     elected = torch.where(votes >= 0, 1.0, -1.0)
     del votes

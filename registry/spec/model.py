@@ -267,7 +267,9 @@ class CompositionSpec(_Strict):
             if param is None and getattr(self, name) is not None:
                 takers = ", ".join(methods_taking(name))
                 raise SpecFieldError((name,), f"{name} applies to {takers}, not {self.method}")
-        bad = method.params_problem(self.params or {})
+        bad = method.params_problem(self.params or {}) or method.fields_problem(
+            {p.name: getattr(self, p.name) for p in method.params if p.where == "spec"}, self.params or {}
+        )
         if bad is not None:
             raise SpecFieldError(
                 tuple(bad[0].split(".", 1)), bad[1], at=("params",) if self.params else ("method",)
