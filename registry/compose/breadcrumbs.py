@@ -21,7 +21,9 @@ def band_mask(delta: torch.Tensor, density: float, gamma: float) -> torch.Tensor
     """True for the entries ranked in [int(gamma*n), int(gamma*n) + int(density*n)) by |delta|."""
     n = delta.numel()
     top, keep = int(gamma * n), int(density * n)
-    order = torch.sort(delta.abs().flatten(), descending=True, stable=True).indices
+    # |x| >= 0 orders as its int32 bit pattern (NaN is refused before): torch sorts int32 by radix,
+    # ~5x faster than a float sort of an 11.5M-entry module
+    order = torch.sort(delta.abs().flatten().view(torch.int32), descending=True, stable=True).indices
     mask = torch.zeros(n, dtype=torch.bool, device=delta.device)
     mask[order[top : top + keep]] = True
     return mask.view_as(delta)
