@@ -14,6 +14,7 @@ import json
 import math
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -22,8 +23,8 @@ import torch
 
 from registry.catalog.migrate import upgrade
 from registry.compose import interference_report
+from registry.demo.real import compute, stats, style
 from registry.demo.real import report as real_report
-from registry.demo.real import stats, style
 from registry.demo.real.plan import CORE_DENSITY, QUICK
 from registry.demo.real.report import RealRow
 from registry.evaluation import EvalRequest, Evaluator, load_dataset
@@ -80,6 +81,15 @@ def real_run(
     )
     assert result.report_path.exists() and result.plot_path.stat().st_size > 1000
     return reg, json.loads(result.json_path.read_text()), said
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """The tests' own forwards on one torch thread, as the demo's interference report does: beside the
+    suite's other worker a second thread on the shared core made them ~10x slower (measured: 90 s vs
+    8 s per row of 18 held-out documents). The demo (the module fixture) sets its own, measured."""
+    with compute.threads(1):
+        yield
 
 
 def _same(printed: str, fresh: str, tol: float) -> bool:

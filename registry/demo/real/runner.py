@@ -228,6 +228,7 @@ def _train_all(
             lr=a.lr,
             seed=seed + 1,
             precision=precision,
+            top_layers=budget.lora_layers if a.kind == "lora" else None,
         )
         task = progress.add_task(f"train {a.kind} {plan.ref(a.name)}", total=steps)
         folder, hit = train.train_adapter(
@@ -244,7 +245,8 @@ def _train_all(
             base_model=prepared.base_ref,
             task=a.train_set,
             tags={"origin": "demo-real", "domain": a.domain, "pem": a.kind, "recipe": recipe.key()[:16]},
-            description=f"{a.kind} on SmolLM2-135M, trained on the {a.train_set} documents ({steps} steps)",
+            description=f"{a.kind} on SmolLM2-135M, trained on the {a.train_set} documents ({steps} steps"
+            + (f", top {recipe.top_layers} layers)" if recipe.top_layers else ")"),
         )
         out.append((a.name, hit))
     return out
