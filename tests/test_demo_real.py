@@ -189,19 +189,12 @@ def test_every_reported_number_is_recomputed_from_registered_artifacts(
             fresh_item["core_overlap"] = overlap
         interference.append(fresh_item)
     # greedy generations are deterministic: regenerate them from the downloaded artifacts
+    generator = style.Generator(Path(base.source), report["precision"])
     for gen in report["style"]:
         if gen["decoding"] != "greedy":
             continue
         folder = None if gen["model"] == "base" else _folder(reg, gen["model"], tmp_path)
-        texts = style.generate(
-            Path(base.source),
-            folder,
-            gen["prompts"],
-            new_tokens=QUICK.new_tokens,
-            sample=False,
-            seed=0,
-            precision=report["precision"],
-        )
+        texts = generator.generate(folder, gen["prompts"], new_tokens=QUICK.new_tokens, sample=False, seed=0)
         assert [list(style.code_lines(t)) for t in texts] == gen["counts"]
     recomputed = SimpleNamespace(
         tokens=report["tokens"], rows=fresh_rows, interference=interference, style=report["style"]

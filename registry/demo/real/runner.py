@@ -276,6 +276,7 @@ def _style(
     if forget is not None and forget.output is not None:
         models.append((f"{forget.output.name}@{forget.output.version}", None))
     task = progress.add_task("generate (style rate)", total=2 * len(models))
+    generator = style.Generator(prepared.base.folder, precision)
     rows = []
     for label, _ in models:
         folder = None
@@ -285,14 +286,8 @@ def _style(
             folder = downloads / label.replace("/", "_").replace("@", "_")
             service.download_version(reg, label, folder)
         for sample in (False, True):
-            texts = style.generate(
-                prepared.base.folder,
-                folder,
-                prompts,
-                new_tokens=budget.new_tokens,
-                sample=sample,
-                seed=seed,
-                precision=precision,
+            texts = generator.generate(
+                folder, prompts, new_tokens=budget.new_tokens, sample=sample, seed=seed
             )
             rows.append(
                 {
