@@ -40,6 +40,7 @@ from safetensors.torch import load_file, save_file  # noqa: E402
 from transformers import LlamaConfig, LlamaForCausalLM  # noqa: E402
 
 from registry.compose import compose  # noqa: E402
+from registry.compose.methods import get_method  # noqa: E402
 from registry.pem import read_adapter, write_adapter  # noqa: E402
 
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -189,6 +190,9 @@ NEW_METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "tsv": ("tsv", {"method_params": {"per_input_rank": RANK // 4}}),
     "iso_c": ("iso_c", {"rank": RANK}),
     "della": ("della", {"rank": RANK, "density": 0.5}),
+    # dense methods beside them, at the same density
+    "ties": ("ties", {"rank": RANK, "density": 0.5}),
+    "breadcrumbs": ("breadcrumbs", {"rank": RANK, "density": 0.5}),
 }
 
 
@@ -226,7 +230,7 @@ def main() -> None:
     parser.add_argument(
         "--dense-once",
         action="store_true",
-        help="time the dense della once with 1 thread (its full-size run takes minutes)",
+        help="time the dense methods (ties, della, breadcrumbs) once with 1 thread each",
     )
     parser.add_argument(
         "--peft-full-matrices",
@@ -256,7 +260,9 @@ def main() -> None:
     floors: dict[str, float] = {}
     for method in args.methods.split(","):
         per_thread = {}
-        once = method == "della" and args.dense_once
+        method_name = NEW_METHODS.get(method, (method, {}))[0]
+        declared = get_method(method_name)
+        once = args.dense_once and declared is not None and declared.space == "dense"
         for threads in (1,) if once else (1, 2):
             torch.set_num_threads(threads)
             (out, summary), secs, mem = best_of(
