@@ -19,7 +19,9 @@ def _ties_like(d: int, k: int, seed: int) -> torch.Tensor:
     return total
 
 
-@pytest.mark.parametrize(("d", "k", "rank"), [(300, 700, 8), (700, 300, 8), (400, 400, 16), (90, 60, 8), (60, 90, 32)])
+@pytest.mark.parametrize(
+    ("d", "k", "rank"), [(300, 700, 8), (700, 300, 8), (400, 400, 16), (90, 60, 8), (60, 90, 32)]
+)
 def test_dense_truncated_is_the_best_rank_k_approximation(d: int, k: int, rank: int) -> None:
     matrix = _ties_like(d, k, seed=d + k)
     b, a, retained = dense_truncated(matrix, rank)
