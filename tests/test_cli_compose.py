@@ -96,13 +96,16 @@ def test_dry_run_then_compose_then_cache_hit(cli: tuple[Registry, dict[str, str]
     first = _compose(env, spec, "--wait")
     assert first.returncode == 0, first.stderr
     assert "succeeded: t/sum@1" in first.stdout
-    [runner] = local_runner.running(Path(env["PEMREG_HOME"]))  # started by the dry run, still warm
+    # the runner of this environment, started by the dry run and still warm (other tests of this module
+    # may leave runners of other environments warm in the same home)
+    home, fp = Path(env["PEMREG_HOME"]), local_runner.fingerprint(env)
+    [runner] = [s for s in local_runner.running(home) if s.fingerprint == fp]
     again, modules = run_and_list_modules(env, "compose", str(spec), "--json")
     view = json.loads(again.stdout)
     assert view["cache_hit"] is True and view["output"]["version"] == 1
     # The command only handed its spec over: no engine, orchestrator, catalog or settings imports.
     assert heavy_in(modules) == set(), sorted(heavy_in(modules))
-    assert local_runner.running(Path(env["PEMREG_HOME"])) == [runner]  # one runner served them all
+    assert [s for s in local_runner.running(home) if s.fingerprint == fp] == [runner]  # one served all
 
     listing = subprocess.run(
         [sys.executable, "-m", "api.cli.main", "compositions", "list", "--json"],

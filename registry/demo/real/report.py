@@ -206,13 +206,16 @@ def _search_record(reg: service.Registry, ref: str | None) -> list[dict[str, Any
         if prov is None:
             return []
         record = json.loads(prov.read_text()).get("search") or {}
+    from registry.views import SearchCandidate  # the record's one reader (older field names too)
+
+    candidates = [SearchCandidate.model_validate(c) for c in record.get("candidates", [])]
     return [
         {
-            "weights": c["weights"],
-            "val": {k: v for k, v in c["metrics"].items() if k.startswith("val-")},
-            "passes_gates": c["passes_gates"],
+            "weights": c.weights,
+            "val": {k: v for k, v in c.metrics.items() if k.startswith("val-")},
+            "passes_gates": c.gates_passed,
         }
-        for c in record.get("candidates", [])
+        for c in candidates
     ]
 
 

@@ -147,15 +147,20 @@ def _publish(tmp: Path, dest: Path, complete: Callable[[Path], bool]) -> None:
 
 
 def fetch_input(reg: Registry, item: ResolvedInput) -> Path:
-    """The input's PEFT folder, downloaded once per digest (sha256-verified) and reused afterwards."""
-    dest = cache_dir(reg, "adapters") / item.sha256
+    """The input's PEFT folder, downloaded once per content (sha256-verified) and reused afterwards.
+
+    A version's digest is its weights'; two versions may share weights under different configs (another
+    base, lora_alpha, target_modules), so the cache folder is keyed, and checked, by both files."""
+    config_sha256 = item.files["adapter_config.json"]["sha256"]
+    dest = cache_dir(reg, "adapters") / f"{item.sha256}-{config_sha256[:16]}"
 
     def complete(folder: Path) -> bool:
-        weights = folder / "adapter_model.safetensors"
+        weights, config = folder / "adapter_model.safetensors", folder / "adapter_config.json"
         return (
-            (folder / "adapter_config.json").is_file()
+            config.is_file()
             and weights.is_file()
             and sha256_unchanged(weights) == item.sha256
+            and hashlib.sha256(config.read_bytes()).hexdigest() == config_sha256
         )
 
     if complete(dest):
