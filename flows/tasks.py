@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE, CachePolicy
 
 from registry.compose import compose_files, interference_files
-from registry.compose.interference import DEFAULT_CROSS_TERM_THRESHOLD
-from registry.evaluation import EvalRequest, Evaluator, load_dataset
+from registry.compose.engine import ModuleObserver
+from registry.compose.interference import DEFAULT_CROSS_TERM_THRESHOLD, InterferenceMeter
+from registry.evaluation import EvalRequest, Evaluator
 from registry.evaluation.calibration import load_norms
 from registry.pem import read_adapter
 from registry.service import Registry
@@ -20,8 +22,6 @@ from registry.service.compositions.inputs import ResolvedInput, fetch_input
 from registry.service.compositions.output import register_output
 from registry.service.compositions.reads import CompositionView
 from registry.service.compositions.records import CompositionProvenance, EvaluationRecord
-from registry.service.context import open_store_for
-from registry.sources import SourceAccess
 from registry.spec import CompositionSpec
 
 from .device import device_slot
@@ -44,25 +44,51 @@ def fetch_input_task(reg: Registry, item: ResolvedInput) -> str:
     return str(fetch_input(reg, item))
 
 
+@dataclass(frozen=True)
+class InterferenceSettings:
+    """What the interference report measures and warns about (the registry's thresholds)."""
+
+    names: list[str]
+    threshold: float
+    method: str | None = None
+    cross_term_threshold: float = DEFAULT_CROSS_TERM_THRESHOLD
+    core_density: float | None = None  # the core overlap's fraction; none without one (compose/overlap.py)
+
+
 @task(name="interference", **TASK)
-def interference_task(
-    folders: list[str],
-    weights: list[float],
-    names: list[str],
-    threshold: float,
-    method: str | None = None,
-    cross_term_threshold: float = DEFAULT_CROSS_TERM_THRESHOLD,
-    core_density: float | None = None,
-) -> dict:
+def interference_task(folders: list[str], weights: list[float], measure: InterferenceSettings) -> dict:
+    """The interference report on its own pass (a search or an ensemble composes no single merge)."""
     return interference_files(  # one module of every input at a time
         folders,
         weights,
-        threshold=threshold,
-        names=names,
-        method=method,
-        cross_term_threshold=cross_term_threshold,
-        core_density=core_density,
+        threshold=measure.threshold,
+        names=measure.names,
+        method=measure.method,
+        cross_term_threshold=measure.cross_term_threshold,
+        core_density=measure.core_density,
     ).to_dict()
+
+
+@dataclass(frozen=True)
+class MeasuredComposition:
+    engine: dict[str, Any]  # CompositionResult.report()
+    interference: dict[str, Any]  # InterferenceReport.to_dict()
+
+
+@task(name="compose", **TASK)
+def compose_measured_task(
+    folders: list[str],
+    weights: list[float],
+    spec: CompositionSpec,
+    out: str,
+    measure: InterferenceSettings,
+    calibration: str | None = None,
+) -> MeasuredComposition:
+    """A weight merge and its interference report in one streamed pass: each input read once."""
+    meter = InterferenceMeter(weights, measure.core_density)
+    engine = _compose(folders, weights, spec, out, calibration, 1.0, (meter,))
+    report = meter.report(measure.threshold, measure.names, measure.method, measure.cross_term_threshold)
+    return MeasuredComposition(engine, report.to_dict())
 
 
 @task(name="compose", **TASK)
@@ -74,6 +100,18 @@ def compose_task(
     calibration: str | None = None,
     scale: float = 1.0,  # a search candidate's `search.scale`
 ) -> dict:
+    return _compose(folders, weights, spec, out, calibration, scale)
+
+
+def _compose(
+    folders: list[str],
+    weights: list[float],
+    spec: CompositionSpec,
+    out: str,
+    calibration: str | None,
+    scale: float,
+    observers: tuple[ModuleObserver, ...] = (),
+) -> dict[str, Any]:
     with device_slot("compose"):
         # streamed: one module of every input at a time, written to `out` as it is composed
         result = compose_files(
@@ -90,6 +128,7 @@ def compose_task(
             activation_norms=load_norms(Path(calibration)) if calibration else None,
             method_params=spec.params,
             scale=scale,
+            observers=observers,
         )
     return result.report()
 
@@ -151,18 +190,6 @@ def _evaluator(base_folder: str) -> Evaluator:
     # init context is process-wide: "Cannot copy out of meta tensor"). One load, then shared.
     with _EVALUATOR_LOCK:
         return _load_evaluator(base_folder)
-
-
-def datasets_for(reg: Registry, spec: CompositionSpec, trigger: str) -> list[EvalRequest]:
-    """The spec's evaluation data, read with the access of the principal the run acts as (who stored
-    the spec, whatever triggered this run): an API key may only name the artifact store and
-    PEMREG_SOURCE_ROOTS; the local user reads any local file."""
-    opener = lambda url: open_store_for(reg.settings, url)  # noqa: E731 - S3 with the registry's credentials
-    access = SourceAccess.for_principal(reg.settings, reg.acting.kind)
-    return [
-        EvalRequest(e.name, e.metric, load_dataset(e.dataset, e.metric, opener, access))
-        for e in spec.evaluate
-    ]
 
 
 @task(name="evaluate", **TASK)

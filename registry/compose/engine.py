@@ -124,6 +124,15 @@ class Sink(Protocol):
     def abort(self) -> None: ...
 
 
+class ModuleObserver(Protocol):
+    """Measures the inputs beside the composition, in the same pass (e.g. the interference report's
+    `InterferenceMeter`): each input is read once for both."""
+
+    def start(self, skeletons: Sequence[PemAdapter]) -> None: ...
+
+    def observe(self, path: str, modules: Sequence[Any | None]) -> None: ...
+
+
 class MemorySink:
     def __init__(self) -> None:
         self.modules: dict[str, Any] = {}
@@ -184,10 +193,12 @@ def run(
     check_base_model: bool,
     sink: Sink,
     scale: float = 1.0,
+    observers: Sequence[ModuleObserver] = (),
 ) -> CompositionResult:
     """The composition loop (see the module docstring). Each output module is measured against its
     inputs' exact weighted sum (compose/controls.py) after `scale` is applied: the control speaks of
-    what is registered."""
+    what is registered. `observers` see each module of every input as it is read (None where an input
+    lacks it), after the checks passed."""
     started = time.perf_counter()
     skeletons = [s.skeleton for s in sources]
     prep = prepare(skeletons, weights, params, check_base_model)
@@ -199,13 +210,18 @@ def run(
     }
     reports: dict[str, dict[str, Any]] = {}
     controls: dict[str, ModuleControl] = {}
+    for observer in observers:
+        observer.start(skeletons)
     sink.open(skeletons[0].kind, planned)
     try:
         for path in prep.paths:
+            read = [s.module(path) if path in s.skeleton.modules else None for s in sources]
+            for observer in observers:
+                observer.observe(path, read)
             entries = [
-                Entry(i, float(w), s.module(path))
-                for i, (s, w) in enumerate(zip(sources, weights, strict=True))
-                if path in s.skeleton.modules
+                Entry(i, float(w), m)
+                for i, (m, w) in enumerate(zip(read, weights, strict=True))
+                if m is not None
             ]
             module, reports[path] = composer.combine(path, entries, prep.params, prep.device, prep.out_dtype)
             if scale != 1.0:
@@ -213,7 +229,7 @@ def run(
             controls[path] = module_control(module, entries, prep.device)
             reports[path]["control"] = controls[path].report()
             sink.write(path, module)
-            del entries, module  # before the next module is read: one module of each input held
+            del read, entries, module  # before the next module is read: one module of each input held
         config = composer.output_config(skeletons, planned, prep.params)
         modules = sink.close(config)
     except BaseException:

@@ -130,85 +130,114 @@ def _report(
     cross_term_threshold: float,
     core_density: float | None = None,
 ) -> InterferenceReport:
-    report = InterferenceReport(
-        threshold=threshold, cross_term_threshold=cross_term_threshold, core_density=core_density
-    )
     if not sources:
-        return report
+        return InterferenceReport(
+            threshold=threshold, cross_term_threshold=cross_term_threshold, core_density=core_density
+        )
     skeletons = [s.skeleton for s in sources]
     check_adapters(skeletons, MethodParams("delta_cat"), check_base_model=check_base_model)
-    labels = list(names) if names else [f"input {i}" for i in range(len(sources))]
-    signs = [1.0 if w >= 0 else -1.0 for w in (weights or [1.0] * len(sources))]
-    overlaps = PairOverlaps(core_density)
-    cross, inners, linear_runs = _inner_products(sources, weights, overlaps)
-    norms = [
-        {p: math.sqrt(max(float(inners[p][i, i]), 0.0)) for p in a.modules} for i, a in enumerate(skeletons)
-    ]
-    for i in range(len(sources)):
-        for j in range(i + 1, len(sources)):
-            cosines = []
-            for path in sorted(skeletons[i].modules.keys() & skeletons[j].modules.keys()):
-                denom = norms[i][path] * norms[j][path]
-                if denom > 0:
-                    cosines.append(signs[i] * signs[j] * float(inners[path][i, j]) / denom)
-            n = len(cosines)
-            pair = PairInterference(
-                i=i,
-                j=j,
-                rms_cosine=math.sqrt(sum(c * c for c in cosines) / n) if n else 0.0,
-                mean_cosine=sum(cosines) / n if n else 0.0,
-                max_abs_cosine=max((abs(c) for c in cosines), default=0.0),
-                modules=n,
-                linear_cross_term_error=_linear_error(cross, linear_runs, len(report.pairs)),
-            )
-            pair.subspace_overlap, pair.mean_subspace_overlap = overlaps.subspace_of(i, j)
-            pair.core_overlap, pair.mean_core_overlap = overlaps.core_of(i, j)
-            report.pairs.append(pair)
-            if pair.rms_cosine > threshold:
-                report.warnings.append(
-                    f"{labels[i]} and {labels[j]} interfere: RMS cosine {pair.rms_cosine:.3f} > {threshold}"
-                )
-    report.linear_cross_term_error = _linear_error(cross, linear_runs, None)
-    error = report.linear_cross_term_error
-    if method == "linear" and error is not None and error > cross_term_threshold:
-        report.warnings.append(
-            f"linear is {error:.0%} away from the exact weighted delta sum (> {cross_term_threshold:g}; "
-            "cross terms B_i A_j: the inputs probably do not share an initialisation); "
-            "use delta_cat (exact sum) or delta_svd (best rank-k)"
-        )
-    return report
-
-
-def _inner_products(
-    sources: Sequence[Source], weights: Sequence[float] | None, overlaps: PairOverlaps
-) -> tuple[CrossTermTotals | None, dict[str, torch.Tensor], bool]:
-    """(cross-term totals, per module path the n x n delta inner products, linear can run), one
-    module of every input at a time. LoRA modules come from the cross-term Gram blocks; (IA)3 (whose
-    linear is the exact weighted sum) and LoRA modules whose ranks differ from pairwise products.
-    Where ranks differ anywhere, linear cannot run: no cross-term totals."""
-    skeletons = [s.skeleton for s in sources]
-    composer = get_composer(skeletons[0].pem_type)
-    device = compute_device()
-    cross = composer.cross_terms  # (IA)3's linear is the exact weighted sum: nothing to measure
-    totals = new_totals(weights or [1.0] * len(sources)) if cross else None
-    linear_runs = True
-    inners: dict[str, torch.Tensor] = {}
-    n = len(sources)
+    measured = InterferenceMeter(weights, core_density)
+    measured.start(skeletons)
     for path in sorted({p for a in skeletons for p in a.modules}):
-        modules = [s.module(path) if path in s.skeleton.modules else None for s in sources]
-        found = accumulate(totals, modules, device) if totals is not None and linear_runs else None
+        measured.observe(path, [s.module(path) if path in s.skeleton.modules else None for s in sources])
+    return measured.report(threshold, names, method, cross_term_threshold)
+
+
+class InterferenceMeter:
+    """The report's measurements, fed one module path of every input at a time (None where an input
+    lacks the module): by `interference_files`' own pass, or as an observer of the composition loop
+    (engine.run), so a run that composes reads each input once for both."""
+
+    def __init__(self, weights: Sequence[float] | None, core_density: float | None = None) -> None:
+        self.given_weights = list(weights) if weights is not None else None
+        self.core_density = core_density
+        self.overlaps = PairOverlaps(core_density)
+        self.inners: dict[str, torch.Tensor] = {}
+        self.linear_runs = True
+        self.skeletons: list[PemAdapter] = []
+
+    def start(self, skeletons: Sequence[PemAdapter]) -> None:
+        """Called once, before the first module, with the inputs' skeletons (shapes and configs)."""
+        self.skeletons = list(skeletons)
+        self.weights = self.given_weights or [1.0] * len(skeletons)
+        self.composer = get_composer(skeletons[0].pem_type)
+        self.device = compute_device()
+        # (IA)3's linear is the exact weighted sum: nothing to measure
+        self.totals = new_totals(self.weights) if self.composer.cross_terms else None
+
+    def observe(self, path: str, modules: Sequence[Any | None]) -> None:
+        """One module path: the n x n delta inner products (from the cross-term Gram blocks for LoRA
+        of one rank; pairwise otherwise; where ranks differ anywhere, linear cannot run: no cross-term
+        totals) and both overlaps."""
+        n = len(modules)
+        found = (
+            accumulate(self.totals, modules, self.device)
+            if self.totals is not None and self.linear_runs
+            else None
+        )
         if found is None:
-            linear_runs = linear_runs and not cross
+            self.linear_runs = self.linear_runs and not self.composer.cross_terms
             found = torch.zeros(n, n, dtype=torch.float64)
             for i, a in enumerate(modules):
                 for j in range(i, n):
                     b = modules[j]
                     if a is not None and b is not None:
-                        found[i, j] = found[j, i] = composer.inner(a, b, device)
-        inners[path] = found
-        overlaps.add(modules, weights or [1.0] * n, device)
-        del modules
-    return (totals if cross and linear_runs else None), inners, linear_runs
+                        found[i, j] = found[j, i] = self.composer.inner(a, b, self.device)
+        self.inners[path] = found
+        self.overlaps.add(modules, self.weights, self.device)
+
+    def report(
+        self,
+        threshold: float = DEFAULT_THRESHOLD,
+        names: Sequence[str] | None = None,
+        method: str | None = None,
+        cross_term_threshold: float = DEFAULT_CROSS_TERM_THRESHOLD,
+    ) -> InterferenceReport:
+        report = InterferenceReport(
+            threshold=threshold, cross_term_threshold=cross_term_threshold, core_density=self.core_density
+        )
+        skeletons, inners = self.skeletons, self.inners
+        cross = self.totals if self.composer.cross_terms and self.linear_runs else None
+        labels = list(names) if names else [f"input {i}" for i in range(len(skeletons))]
+        signs = [1.0 if w >= 0 else -1.0 for w in self.weights]
+        norms = [
+            {p: math.sqrt(max(float(inners[p][i, i]), 0.0)) for p in a.modules}
+            for i, a in enumerate(skeletons)
+        ]
+        for i in range(len(skeletons)):
+            for j in range(i + 1, len(skeletons)):
+                cosines = []
+                for path in sorted(skeletons[i].modules.keys() & skeletons[j].modules.keys()):
+                    denom = norms[i][path] * norms[j][path]
+                    if denom > 0:
+                        cosines.append(signs[i] * signs[j] * float(inners[path][i, j]) / denom)
+                n = len(cosines)
+                pair = PairInterference(
+                    i=i,
+                    j=j,
+                    rms_cosine=math.sqrt(sum(c * c for c in cosines) / n) if n else 0.0,
+                    mean_cosine=sum(cosines) / n if n else 0.0,
+                    max_abs_cosine=max((abs(c) for c in cosines), default=0.0),
+                    modules=n,
+                    linear_cross_term_error=_linear_error(cross, self.linear_runs, len(report.pairs)),
+                )
+                pair.subspace_overlap, pair.mean_subspace_overlap = self.overlaps.subspace_of(i, j)
+                pair.core_overlap, pair.mean_core_overlap = self.overlaps.core_of(i, j)
+                report.pairs.append(pair)
+                if pair.rms_cosine > threshold:
+                    report.warnings.append(
+                        f"{labels[i]} and {labels[j]} interfere: RMS cosine {pair.rms_cosine:.3f} > "
+                        f"{threshold}"
+                    )
+        report.linear_cross_term_error = _linear_error(cross, self.linear_runs, None)
+        error = report.linear_cross_term_error
+        if method == "linear" and error is not None and error > cross_term_threshold:
+            report.warnings.append(
+                f"linear is {error:.0%} away from the exact weighted delta sum (> {cross_term_threshold:g}; "
+                "cross terms B_i A_j: the inputs probably do not share an initialisation); "
+                "use delta_cat (exact sum) or delta_svd (best rank-k)"
+            )
+        return report
 
 
 def _linear_error(cross: CrossTermTotals | None, linear_runs: bool, pair: int | None) -> float | None:

@@ -20,7 +20,7 @@ from typing import Any
 from registry.compose.base import MethodParams
 from registry.compose.core_merge import ActivationNorms
 from registry.compose.device import DEFAULT_CPU_THREADS, torch_threads
-from registry.compose.engine import CompositionResult, run
+from registry.compose.engine import CompositionResult, ModuleObserver, run
 from registry.pem.io import CONFIG_NAME, WEIGHTS_NAME
 from registry.pem.lazy import IncrementalWriter, open_adapters
 
@@ -75,12 +75,13 @@ def compose_files(
     activation_norms: Mapping[str, ActivationNorms] | None = None,
     method_params: Mapping[str, Any] | None = None,
     scale: float = 1.0,
+    observers: Sequence[ModuleObserver] = (),
 ) -> CompositionResult:
     """Compose the adapter folders into the folder `out` (PEFT layout), streaming.
 
-    Arguments and errors as `compose`. The result's `.adapter` holds the output config and
-    shape-only ("meta") tensors (for `.metadata()`); the data is in `out`, written completely or
-    not at all."""
+    Arguments and errors as `compose`; `observers` measure the inputs in the same pass (engine.run).
+    The result's `.adapter` holds the output config and shape-only ("meta") tensors (for
+    `.metadata()`); the data is in `out`, written completely or not at all."""
     params = MethodParams(
         method,
         rank,
@@ -92,4 +93,4 @@ def compose_files(
         dict(method_params or {}),
     )
     with torch_threads(threads), open_adapters(list(folders)) as lazies:
-        return run(lazies, weights, params, check_base_model, FileSink(Path(out)), scale)
+        return run(lazies, weights, params, check_base_model, FileSink(Path(out)), scale, observers)
