@@ -137,9 +137,7 @@ def _report(
     skeletons = [s.skeleton for s in sources]
     check_adapters(skeletons, MethodParams("delta_cat"), check_base_model=check_base_model)
     measured = InterferenceMeter(weights, core_density)
-    measured.start(skeletons)
-    for path in sorted({p for a in skeletons for p in a.modules}):
-        measured.observe(path, [s.module(path) if path in s.skeleton.modules else None for s in sources])
+    measured.read(sources)
     return measured.report(threshold, names, method, cross_term_threshold)
 
 
@@ -164,6 +162,12 @@ class InterferenceMeter:
         self.device = compute_device()
         # (IA)3's linear is the exact weighted sum: nothing to measure
         self.totals = new_totals(self.weights) if self.composer.cross_terms else None
+
+    def read(self, sources: Sequence[Source]) -> None:
+        """The report's own pass over the inputs, one module path of every input at a time."""
+        self.start([s.skeleton for s in sources])
+        for path in sorted({p for s in sources for p in s.skeleton.modules}):
+            self.observe(path, [s.module(path) if path in s.skeleton.modules else None for s in sources])
 
     def observe(self, path: str, modules: Sequence[Any | None]) -> None:
         """One module path: the n x n delta inner products (from the cross-term Gram blocks for LoRA

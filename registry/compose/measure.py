@@ -9,7 +9,7 @@ from typing import Any
 
 from registry.compose.base import MethodParams
 from registry.compose.device import DEFAULT_CPU_THREADS, torch_threads
-from registry.compose.engine import run
+from registry.compose.engine import ModuleObserver, run
 from registry.pem.lazy import open_adapters
 
 
@@ -38,10 +38,12 @@ def measure_files(
     params: MethodParams,
     *,
     threads: int | None = DEFAULT_CPU_THREADS,
+    observers: Sequence[ModuleObserver] = (),
 ) -> dict[str, Any]:
-    """The composition's control summary (compose/controls.py) and its per-module controls."""
+    """The composition's control summary (compose/controls.py) and its per-module controls;
+    `observers` measure the inputs in the same pass (engine.run)."""
     with torch_threads(threads), open_adapters(list(folders)) as lazies:
-        result = run(lazies, weights, params, False, DiscardSink())
+        result = run(lazies, weights, params, False, DiscardSink(), observers=observers)
     return {
         "summary": result.summary.get("control", {}),
         "modules": {path: report["control"] for path, report in result.modules.items()},

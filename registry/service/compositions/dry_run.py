@@ -24,6 +24,7 @@ from registry.spec import CompositionSpec
 
 if TYPE_CHECKING:
     from registry.compose.base import MethodParams
+    from registry.compose.interference import InterferenceMeter
     from registry.pem import PemAdapter
 
 
@@ -126,38 +127,47 @@ def search_plan(spec: CompositionSpec, n_inputs: int) -> SearchPlan | None:
 
 
 def method_controls(
-    spec: CompositionSpec, folders: list[Path], weights: list[float]
+    spec: CompositionSpec, folders: list[Path], weights: list[float], meter: InterferenceMeter
 ) -> dict[str, dict[str, Any]]:
-    """Each tried method's control summary at the written weights (see DryRun.controls)."""
+    """Each tried method's control summary at the written weights (see DryRun.controls). The first
+    measured method's pass also feeds `meter` (the interference report: each input read once for
+    both); when no method is measured, the report reads the inputs on its own."""
     from registry.compose.measure import measure_files
 
     searched = spec.search is not None and spec.search.methods is not None
     out: dict[str, dict[str, Any]] = {}
+    fed = False
     for name in spec.searched_methods():
         alone = spec.for_method(name) if searched else spec
-        if alone.core_criterion == "importance":
+        if alone.core_criterion == "importance":  # needs the base's activations: measured by the run
             out[name] = {}
             continue
-        out[name] = measure_files(folders, weights, method_params(alone))["summary"]
+        observers = () if fed else (meter,)
+        out[name] = measure_files(folders, weights, method_params(alone), observers=observers)["summary"]
+        fed = True
+    if not fed:
+        from registry.pem.lazy import open_adapters
+
+        with open_adapters(list(folders)) as lazies:
+            meter.read(lazies)
     return out
 
 
 def dry_run(reg: Registry, spec: CompositionSpec) -> DryRun:
-    from registry.compose import interference_files
+    from registry.compose.interference import InterferenceMeter
 
     inputs = admit(reg, spec)  # what a submission would refuse (principal, policy, sources) ...
     check_no_cycle(reg, spec)  # ... and a recompose cycle
     skeletons = check_composable(reg, spec, inputs)
     weights = [i.weight for i in inputs]
     folders = [fetch_input(reg, i) for i in inputs]
-    report = interference_files(  # one module of every input at a time
-        folders,
-        weights,
-        threshold=reg.settings.interference_threshold,
-        names=[i.label for i in inputs],
-        method=spec.method,
-        cross_term_threshold=reg.settings.linear_cross_term_threshold,
-        core_density=spec.density,  # the core overlap's fraction; none without one
+    meter = InterferenceMeter(weights, spec.density)  # the core overlap's fraction; none without one
+    controls = method_controls(spec, folders, weights, meter)
+    report = meter.report(
+        reg.settings.interference_threshold,
+        [i.label for i in inputs],
+        spec.method,
+        reg.settings.linear_cross_term_threshold,
     )
     report.warnings[:0] = input_warnings(reg, [(i.name, i.version) for i in inputs])
     dry = [
@@ -169,5 +179,5 @@ def dry_run(reg: Registry, spec: CompositionSpec) -> DryRun:
         dry,
         report.to_dict(),
         search_plan(spec, len(inputs)),
-        method_controls(spec, folders, weights),
+        controls,
     )
