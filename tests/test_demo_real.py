@@ -23,7 +23,7 @@ import torch
 
 from registry.catalog.migrate import upgrade
 from registry.compose import interference_report
-from registry.demo.real import compute, stats, style
+from registry.demo.real import compute, corpora, hygiene, stats, style
 from registry.demo.real import report as real_report
 from registry.demo.real.plan import CORE_DENSITY, QUICK
 from registry.demo.real.report import RealRow
@@ -134,6 +134,35 @@ def test_effects_on_the_real_model(real_run: tuple[Registry, dict, list[str]]) -
     if forget["status"] == "succeeded":
         edges = lineage(reg, forget["ref"], depth=1).edges
         assert len(edges) == 1 and edges[0].weight < 0
+
+
+def test_data_hygiene_is_reported_and_holds(real_run: tuple[Registry, dict, list[str]]) -> None:
+    """Every held-out window (test and validation) comes from a non-generated document, shares at most
+    CONTAINMENT of its 5-grams with the training files used, and the report's sizes are what the split
+    files say."""
+    _, report, said = real_run
+    splits = json.loads((Path(report["out_dir"]) / "data" / "splits.json").read_text())
+    assert splits["sizes"] == report["sizes"]
+    docs = {(d.domain, d.id): d for dom in corpora.DOMAINS for d in corpora.documents(dom)}
+    for domain in corpora.DOMAINS:
+        sizes = report["sizes"][domain]
+        test = [t for t in splits["test"] if t["name"].startswith(domain + ".")]
+        assert len(test) == sizes["test"] == QUICK.n_test
+        names = [k for k in splits["train_files"] if k.split("-")[0] == domain]
+        train = {f for k in names for f in splits["train_files"][k]}
+        pool = hygiene.union(hygiene.shingles(docs[(domain, f)].text) for f in train)
+        out = Path(report["out_dir"]) / "data"
+        held = [json.loads((out / "test" / f"{t['name']}.jsonl").read_text()) for t in test]
+        held += [json.loads(line) for line in (out / "val" / f"val-{domain}.jsonl").read_text().splitlines()]
+        assert len(held) == QUICK.n_test + QUICK.n_val
+        worst = 0.0
+        for window in held:  # test and validation windows
+            source = window["source"]
+            assert not hygiene.generated(docs[(domain, source)].text) and source not in train
+            worst = max(worst, hygiene.containment(hygiene.shingles(window["text"]), pool))
+        assert worst == pytest.approx(sizes["max_containment"], abs=1e-4) and worst <= hygiene.CONTAINMENT
+        assert sizes["max_jaccard"] < hygiene.JACCARD
+    assert any(line.startswith("| code | ") for line in said)
 
 
 def test_every_reported_number_is_recomputed_from_registered_artifacts(
@@ -278,3 +307,28 @@ def test_rate_difference_and_correlation() -> None:
 def test_python_line_detector(line: str, code: bool) -> None:
     assert style.looks_like_python(line) is code
     assert style.code_lines("\n" + line + "\n\n") == ((1, 1) if code else (0, 1 if line.strip() else 0))
+
+
+def test_generated_files_are_recognised_by_their_data_lines() -> None:
+    table = (
+        "decoding_table = (\n"
+        + "".join(f"    '\\x{i:02x}'     #  0x{i:02x} -> X\n" for i in range(40))
+        + ")\n"
+    )
+    code = "def f(x):\n    # add one\n    return x + 1\n\nVALUES = [1, 2, 3]\n"
+    assert hygiene.data_line("    0x00c7: 0x0080,  # LATIN CAPITAL LETTER C") and hygiene.data_line("'\\x00'")
+    assert not hygiene.data_line("    return x + 1") and not hygiene.data_line("    # a comment only")
+    assert hygiene.generated(table) and not hygiene.generated(code)
+
+
+def test_near_duplicates_are_dropped_by_exact_jaccard() -> None:
+    words = [f"w{i}" for i in range(400)]
+    a = " ".join(words)
+    near = " ".join(words[:380] + ["x"] * 20)  # most 5-grams shared
+    other = " ".join(reversed(words))  # no 5-gram shared
+    grams = [hygiene.shingles(t) for t in (a, near, other)]
+    direct = len(grams[0] & grams[1]) / len(grams[0] | grams[1])
+    assert direct >= hygiene.JACCARD
+    kept, worst = hygiene.keep_distinct(grams)
+    assert kept == [0, 2] and worst < hygiene.JACCARD
+    assert hygiene.containment(hygiene.shingles(" ".join(words[100:150])), set(grams[0])) == 1.0

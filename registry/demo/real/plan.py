@@ -30,8 +30,8 @@ class Budget:
 
 
 FULL = Budget(
-    n_test=10,
-    n_val=4,
+    n_test=30,
+    n_val=10,
     window=96,
     seq=128,
     batch=4,

@@ -57,6 +57,7 @@ class RealResult:
     precision: str = "fp32"
     quick: bool = False
     search: list[dict[str, Any]] = field(default_factory=list)
+    sizes: dict[str, Any] = field(default_factory=dict)  # the corpora after hygiene (runner._prepare)
 
     @property
     def report_path(self) -> Path:
@@ -89,6 +90,7 @@ def collect(
     threads: int,
     precision: str,
     quick: bool,
+    sizes: dict[str, Any],
 ) -> RealResult:
     names: dict[str, list[str]] = {}
     tokens: dict[str, list[int]] = {}
@@ -191,6 +193,7 @@ def collect(
         precision=precision,
         quick=quick,
         search=search,
+        sizes=sizes,
     )
 
 
@@ -528,8 +531,29 @@ def table(result: Any) -> list[str]:
     return lines
 
 
+def sizes_table(sizes: dict[str, Any]) -> list[str]:
+    """The corpora after hygiene (corpora.Sizes per domain) and each training set's files and tokens."""
+    cols = ["found", "generated", "near_duplicates", "leaked_windows", "test", "val", "train"]
+    lines = [
+        "| domain | " + " | ".join(c.replace("_", " ") for c in cols) + " | max Jaccard | max containment |",
+        "|" + "---|" * (len(cols) + 3),
+    ]
+    for d, s in sizes.items():
+        if d != "training_sets":
+            lines.append(
+                f"| {d} | "
+                + " | ".join(str(s[c]) for c in cols)
+                + f" | {s['max_jaccard']:.3f} | {s['max_containment']:.3f} |"
+            )
+    sets = sizes.get("training_sets", {})
+    lines += ["", "| training set | files used | tokens |", "|---|---|---|"]
+    lines += [f"| {k} | {v['files']} | {v['tokens']} |" for k, v in sets.items()]
+    return lines
+
+
 def emit(reg: service.Registry, result: RealResult, say: Callable[[str], None]) -> None:
     tab = table(result)
+    data_lines = sizes_table(result.sizes)
     inter = [
         "| pair | predicted interference (RMS cosine) | core overlap (RMS) | composition |",
         "|---|---|---|---|",
@@ -558,6 +582,10 @@ def emit(reg: service.Registry, result: RealResult, say: Callable[[str], None]) 
     checks = claims(result)
     tree = _lineage_lines(reg, result.lineage_root)
 
+    say("")
+    say("Data after hygiene (documents per domain; each capped at ~2k tokens):")
+    for line in data_lines:
+        say(line)
     say("")
     say("Perplexity per domain on held-out documents, 95% bootstrap interval over documents (% vs the base):")
     for line in tab:
@@ -588,6 +616,14 @@ def emit(reg: service.Registry, result: RealResult, say: Callable[[str], None]) 
         "the base through `Evaluator`, "
         "parents from the catalog's evaluations table, results from their composition's metrics, one "
         "perplexity per held-out document; intervals are 95% bootstrap over documents.",
+        "",
+        "## Data",
+        "",
+        "Generated files (more than half of the lines only literals), near-duplicates (word 5-gram Jaccard "
+        ">= 0.5, across all splits) and held-out windows mostly found in another document are dropped; "
+        "every document is capped at ~2k tokens.",
+        "",
+        *data_lines,
         "",
         "## Perplexity per domain",
         "",
@@ -637,6 +673,7 @@ def emit(reg: service.Registry, result: RealResult, say: Callable[[str], None]) 
                 "threads": result.threads,
                 "precision": result.precision,
                 "quick": result.quick,
+                "sizes": result.sizes,
             },
             indent=1,
         )

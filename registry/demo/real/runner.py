@@ -13,7 +13,7 @@ import functools
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ class Prepared:
     held_out: list[data.HeldOut]
     val: dict[str, Path]
     train_sets: dict[str, Any]  # name -> blocks tensor
+    sizes: dict[str, Any]  # domain -> corpora.Sizes as a dict, plus per training set its files and tokens
 
 
 def run_real_demo(
@@ -155,6 +156,7 @@ def run_real_demo(
         threads=n_threads,
         precision=chosen.precision,
         quick=quick,
+        sizes=prepared.sizes,
     )
     real_report.emit(reg, result, say)
     return result
@@ -177,8 +179,12 @@ def _prepare(
     held_out: list[data.HeldOut] = []
     val: dict[str, Path] = {}
     train_docs: dict[str, list[corpora.Doc]] = {}
+    sizes: dict[str, Any] = {}
     for domain in corpora.DOMAINS:
-        parts = corpora.split(domain, budget.n_test, budget.n_val, seed)
+        parts = corpora.split(
+            domain, budget.n_test, budget.n_val, seed, lambda d: data.window(tok, d, budget.window)
+        )
+        sizes[domain] = asdict(parts.sizes) if parts.sizes else {}
         held_out += data.write_test(tok, parts.test, budget.window, out_dir / "data" / "test")
         val[domain] = data.write_val(tok, domain, parts.val, budget.window, out_dir / "data" / "val")
         if domain == "code":
@@ -192,16 +198,27 @@ def _prepare(
         for name, docs in train_docs.items()
         if name in needed
     }
+    sizes["training_sets"] = {
+        name: {"files": blocks.files, "tokens": int(blocks.tokens.numel())} for name, blocks in sets.items()
+    }
     (out_dir / "data" / "splits.json").write_text(
         json.dumps(
             {
                 "test": [{"name": h.name, "source": h.doc_id, "tokens": h.tokens} for h in held_out],
                 "train_files": {k: [d.id for d in v] for k, v in train_docs.items()},
+                "sizes": sizes,
             },
             indent=1,
         )
     )
-    return Prepared(base=base, base_ref=base_ref, held_out=held_out, val=val, train_sets=sets)
+    return Prepared(
+        base=base,
+        base_ref=base_ref,
+        held_out=held_out,
+        val=val,
+        train_sets={k: v.tokens for k, v in sets.items()},
+        sizes=sizes,
+    )
 
 
 def _train_all(
