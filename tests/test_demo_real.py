@@ -23,7 +23,7 @@ import torch
 
 from registry.catalog.migrate import upgrade
 from registry.compose import interference_report
-from registry.demo.real import claims, compute, corpora, hygiene, pairs, stats, style
+from registry.demo.real import claims, compute, corpora, from_json, hygiene, pairs, stats, style
 from registry.demo.real import report as real_report
 from registry.demo.real.plan import CORE_DENSITY, DECODING, QUICK, SCALES
 from registry.demo.real.report import RealRow
@@ -133,6 +133,18 @@ def test_effects_on_the_real_model(real_run: tuple[Registry, dict, list[str]]) -
     if forget["status"] == "succeeded":
         edges = lineage(reg, forget["ref"], depth=1).edges
         assert len(edges) == 1 and edges[0].weight < 0
+
+
+def test_results_json_alone_regenerates_the_report(real_run: tuple[Registry, dict, list[str]]) -> None:
+    """docs/demo-real.md's measured sections are pasted from `from_json`: every table line and claim
+    it derives from results.json alone is one the demo printed."""
+    _, report, said = real_run
+    lines = from_json.markdown(from_json.load(Path(report["out_dir"]) / "results.json"))
+    printed = set(said) | {line[2:] for line in said if line.startswith("  ")}
+    derived = [line for line in lines if line.startswith(("| ", "- P", "- S")) and "|---" not in line]
+    assert len(derived) > 20
+    for line in derived:
+        assert line in printed or line[2:] in printed or f"- {line[2:]}" in printed, line
 
 
 def test_data_hygiene_is_reported_and_holds(real_run: tuple[Registry, dict, list[str]]) -> None:
