@@ -23,9 +23,9 @@ import torch
 
 from registry.catalog.migrate import upgrade
 from registry.compose import interference_report
-from registry.demo.real import compute, stats, style
+from registry.demo.real import claims, compute, corpora, from_json, hygiene, pairs, stats, style
 from registry.demo.real import report as real_report
-from registry.demo.real.plan import CORE_DENSITY, QUICK
+from registry.demo.real.plan import CORE_DENSITY, DECODING, QUICK, SCALES
 from registry.demo.real.report import RealRow
 from registry.evaluation import EvalRequest, Evaluator, load_dataset
 from registry.hashing import sha256_file
@@ -110,30 +110,70 @@ def test_the_base_is_registered_with_its_weights_digest(real_run: tuple[Registry
 def test_effects_on_the_real_model(real_run: tuple[Registry, dict, list[str]]) -> None:
     """What quick mode must show even with 12 training steps: each LoRA lowers its own domain's
     perplexity beyond noise, and the half-merge lowers code perplexity vs the base beyond noise."""
-    reg, report, _ = real_run
-    rs = stats.Resampler(report["tokens"])
+    reg, report, said = real_run
     rows = {r["ref"]: r for r in report["rows"]}
     base = report["rows"][0]["docs"]
     for ref, domain in (("real/code-a@1", "code"), ("real/prose@1", "prose")):
-        assert rs.ratio([domain], rows[ref]["docs"], base).hi < 1, ref
+        assert stats.ratio([domain], rows[ref]["docs"], base).hi < 1, ref
     merged = next(r for r in report["rows"] if r["scenario"] == "distribution generalization")
-    assert rs.ratio(["code"], merged["docs"], base).hi < 1
-    # every pairwise sum also at decoding time and by core_merge, and the core overlap reported
-    kinds = {
-        r["label"].split("@")[0] + ("@decoding" if r["kind"] == "decoding" else ""): r for r in report["rows"]
-    }
-    assert {
-        "real/sum-code-a-prose-cat",
-        "real/sum-code-a-prose-cat@decoding",
-        "real/sum-code-a-prose-core",
-    } <= set(kinds)
-    assert any("core_overlap" in i for i in report["interference"])
+    assert stats.ratio(["code"], merged["docs"], base).hi < 1
+    # the main pair: core_merge through the product, every control in process, the diagnostics
+    assert "real/sum-code-a-prose-core" in {r["label"].split("@")[0] for r in report["rows"]}
+    got = {(c["kind"], c["weights"][0], c["weights"][1]) for c in report["controls"]}
+    assert got == {("scaled", c, c) for c in SCALES} | {("decoding", w, w) for w in DECODING}
+    assert all(c["pair"] == ["real/code-a@1", "real/prose@1"] for c in report["controls"])
+    assert {(d["a"], d["b"]) for d in report["diagnostics"]} == {("real/code-a@1", "real/prose@1")}
+    # the primary claims are printed before any result, and every claim is in results.json
+    first = next(i for i, line in enumerate(said) if line.startswith("  P1: "))
+    assert first < next(i for i, line in enumerate(said) if line.startswith("| base "))
+    assert [c["id"] for c in report["claims"][:6]] == ["P1", "P2", "P3", "P4", "P5", "P6"]
     forget = next(r for r in report["rows"] if r["scenario"] == "unlearning")
     assert forget["status"] in ("succeeded", "rejected")
     assert len(report["search"]) == 2 or forget["status"] == "rejected"
     if forget["status"] == "succeeded":
         edges = lineage(reg, forget["ref"], depth=1).edges
         assert len(edges) == 1 and edges[0].weight < 0
+
+
+def test_results_json_alone_regenerates_the_report(real_run: tuple[Registry, dict, list[str]]) -> None:
+    """docs/demo-real.md's measured sections are pasted from `from_json`: every table line and claim
+    it derives from results.json alone is one the demo printed."""
+    _, report, said = real_run
+    lines = from_json.markdown(from_json.load(Path(report["out_dir"]) / "results.json"))
+    printed = set(said) | {line[2:] for line in said if line.startswith("  ")}
+    derived = [line for line in lines if line.startswith(("| ", "- P", "- S")) and "|---" not in line]
+    assert len(derived) > 20
+    for line in derived:
+        assert line in printed or line[2:] in printed or f"- {line[2:]}" in printed, line
+
+
+def test_data_hygiene_is_reported_and_holds(real_run: tuple[Registry, dict, list[str]]) -> None:
+    """Every held-out window (test and validation) comes from a non-generated document, shares at most
+    CONTAINMENT of its 5-grams with the training files used, and the report's sizes are what the split
+    files say."""
+    _, report, said = real_run
+    splits = json.loads((Path(report["out_dir"]) / "data" / "splits.json").read_text())
+    assert splits["sizes"] == report["sizes"]
+    docs = {(d.domain, d.id): d for dom in corpora.DOMAINS for d in corpora.documents(dom)}
+    for domain in corpora.DOMAINS:
+        sizes = report["sizes"][domain]
+        test = [t for t in splits["test"] if t["name"].startswith(domain + ".")]
+        assert len(test) == sizes["test"] == QUICK.n_test
+        names = [k for k in splits["train_files"] if k.split("-")[0] == domain]
+        train = {f for k in names for f in splits["train_files"][k]}
+        pool = hygiene.union(hygiene.shingles(docs[(domain, f)].text) for f in train)
+        out = Path(report["out_dir"]) / "data"
+        held = [json.loads((out / "test" / f"{t['name']}.jsonl").read_text()) for t in test]
+        held += [json.loads(line) for line in (out / "val" / f"val-{domain}.jsonl").read_text().splitlines()]
+        assert len(held) == QUICK.n_test + QUICK.n_val
+        worst = 0.0
+        for window in held:  # test and validation windows
+            source = window["source"]
+            assert not hygiene.generated(docs[(domain, source)].text) and source not in train
+            worst = max(worst, hygiene.containment(hygiene.shingles(window["text"]), pool))
+        assert worst == pytest.approx(sizes["max_containment"], abs=1e-4) and worst <= hygiene.CONTAINMENT
+        assert sizes["max_jaccard"] < hygiene.JACCARD
+    assert any(line.startswith("| code | ") for line in said)
 
 
 def test_every_reported_number_is_recomputed_from_registered_artifacts(
@@ -151,20 +191,15 @@ def test_every_reported_number_is_recomputed_from_registered_artifacts(
     base = next(b for b in list_base_models(reg) if f"{b.name}@{b.revision}" == report["base_model"])
     evaluator = Evaluator(Path(base.source))
     fresh_rows = []
-    folders: dict[str, Path] = {}
     for row in report["rows"]:
         if row["kind"] == "base":
             fresh = evaluator.evaluate(None, requests)
-        elif row["kind"] == "decoding":  # the cat sum's inputs combined at decoding time, from the files
-            parents = [_folder(reg, ref, tmp_path) for ref, _ in row["inputs"]]
-            fresh = evaluator.evaluate_ensemble(parents, [w for _, w in row["inputs"]], requests)
         elif row["ref"] is None:  # rejected by its gate: not registered, its numbers are the flow's only
             fresh_rows.append(RealRow(**{**row, "inputs": [(r, w) for r, w in row["inputs"]]}))
             continue
         else:
             folder = tmp_path / row["ref"].replace("/", "_").replace("@", "_")
             download_version(reg, row["ref"], folder)
-            folders[row["ref"]] = folder
             fresh = evaluator.evaluate(folder, requests)
         docs = {d: [fresh[n] for n in ns] for d, ns in report["doc_names"].items()}
         for d in docs:
@@ -177,17 +212,34 @@ def test_every_reported_number_is_recomputed_from_registered_artifacts(
             [read_adapter(_folder(reg, item[k], tmp_path)) for k in ("a", "b")]
         ).to_dict()
         assert item["rms_cosine"] == pytest.approx(pair["pairs"][0]["rms_cosine"], rel=1e-4, abs=1e-6)
-        fresh_item = {**item, "rms_cosine": pair["pairs"][0]["rms_cosine"]}
-        if "core_overlap" in item:
-            weights = dict(next(r for r in report["rows"] if r["ref"] == item["composition"])["inputs"])
-            overlap = _core_overlap(
-                [read_adapter(_folder(reg, item[k], tmp_path)) for k in ("a", "b")],
-                [weights[item["a"]], weights[item["b"]]],
-                CORE_DENSITY,
-            )
-            assert item["core_overlap"] == pytest.approx(overlap, rel=1e-3, abs=1e-4)
-            fresh_item["core_overlap"] = overlap
-        interference.append(fresh_item)
+        interference.append({**item, "rms_cosine": pair["pairs"][0]["rms_cosine"]})
+    # the pair sweep, from the registered parents: scaled sums by merging W + c s (B_x A_x + B_y A_y)
+    # into the base's weights (not peft's multi-adapter path the demo uses), decoding time by the
+    # product's ensemble evaluation on the pair's own domains
+    controls = []
+    for c in report["controls"]:
+        parents = [_folder(reg, ref, tmp_path) for ref in c["pair"]]
+        own = [r for r in requests if r.name.split(".")[0] in c["docs"]]
+        if c["kind"] == "scaled":
+            fresh = _merged_perplexities(evaluator, [read_adapter(f) for f in parents], c["weights"], own)
+        else:
+            fresh = evaluator.evaluate_ensemble(parents, c["weights"], own)
+        docs = {d: [fresh[n] for n in report["doc_names"][d]] for d in c["docs"]}
+        for d in docs:
+            assert docs[d] == pytest.approx(c["docs"][d], rel=1e-4), (c["kind"], c["weights"], d)
+        controls.append({**c, "docs": docs})
+    # the diagnostics of each swept pair, from formulas written here
+    diagnostics = []
+    for item in report["diagnostics"]:
+        adapters = [read_adapter(_folder(reg, item[k], tmp_path)) for k in ("a", "b")]
+        fresh_d = {
+            "rms_cosine": _rms_cosine(adapters),
+            "subspace_overlap": _subspace_overlap(adapters),
+            "core_overlap": _core_overlap(adapters, [1.0, 1.0], CORE_DENSITY),
+        }
+        for k, v in fresh_d.items():
+            assert item[k] == pytest.approx(v, rel=1e-3, abs=1e-4), k
+        diagnostics.append({**item, **fresh_d})
     # greedy generations are deterministic: regenerate them from the downloaded artifacts
     generator = style.Generator(Path(base.source), report["precision"])
     for gen in report["style"]:
@@ -197,7 +249,12 @@ def test_every_reported_number_is_recomputed_from_registered_artifacts(
         texts = generator.generate(folder, gen["prompts"], new_tokens=QUICK.new_tokens, sample=False, seed=0)
         assert [list(style.code_lines(t)) for t in texts] == gen["counts"]
     recomputed = SimpleNamespace(
-        tokens=report["tokens"], rows=fresh_rows, interference=interference, style=report["style"]
+        tokens=report["tokens"],
+        rows=fresh_rows,
+        interference=interference,
+        style=report["style"],
+        controls=controls,
+        diagnostics=diagnostics,
     )
     table = real_report.table(recomputed)
     md = (out / "report.md").read_text()
@@ -206,12 +263,65 @@ def test_every_reported_number_is_recomputed_from_registered_artifacts(
         match = next(p for p in printed_rows if p.split(" | ")[0] == line.split(" | ")[0])
         assert _same(match, line, tol=0.011), (match, line)
         assert match in md
-    checks = real_report.claims(recomputed)
+    for line in (
+        real_report.diagnostics_table(recomputed)[2:]
+        + pairs.sweep_table(pairs.build(controls, fresh_rows, claims.domain_of))[2:]
+    ):
+        match = next(p for p in printed_rows if p.split(" | ")[0] == line.split(" | ")[0])
+        assert _same(match, line, tol=0.11), (match, line)
+        assert match in md
+    checks = [c.line for c in claims.claims(recomputed)]
     printed_checks = [line[2:] for line in said if line.startswith("- ")]
     assert len(checks) == len(printed_checks) and checks
     for printed, fresh in zip(printed_checks, checks, strict=True):
         assert _same(printed, fresh, tol=0.11), (printed, fresh)
         assert f"- {printed}" in md
+
+
+def _merged_perplexities(
+    evaluator: Evaluator, adapters: list, weights: list[float], requests: list[EvalRequest]
+) -> dict[str, float]:
+    """Perplexities of the base with W += sum_i w_i s_i B_i A_i written into its weights (float64
+    product), restored afterwards."""
+    saved: dict[str, torch.Tensor] = {}
+    try:
+        for adapter, w in zip(adapters, weights, strict=True):
+            for path, m in adapter.modules.items():
+                layer = evaluator.base.get_submodule(path)
+                saved.setdefault(path, layer.weight.data.clone())
+                delta = w * m.scale * (m.B.double() @ m.A.double())
+                layer.weight.data = (layer.weight.data.double() + delta).float()
+        return evaluator.evaluate(None, requests)
+    finally:
+        for path, weight in saved.items():
+            evaluator.base.get_submodule(path).weight.data = weight
+
+
+def _deltas(adapter) -> dict[str, torch.Tensor]:  # type: ignore[no-untyped-def]
+    return {p: m.scale * (m.B.double() @ m.A.double()) for p, m in adapter.modules.items()}
+
+
+def _rms_cosine(adapters: list) -> float:
+    """RMS over shared modules of the cosine of the two dense deltas."""
+    a, b = (_deltas(x) for x in adapters)
+    cos = [float((a[p] * b[p]).sum() / (a[p].norm() * b[p].norm())) for p in sorted(a.keys() & b.keys())]
+    return math.sqrt(sum(c * c for c in cos) / len(cos))
+
+
+def _subspace_overlap(adapters: list) -> float:
+    """RMS over modules of the mean squared cosine of the principal angles between the column spaces
+    of the dense deltas. A basis of col(D) for D = s B A: Q from the QR of B spans a superset, and the
+    SVD of the small Q^T D (rank = singular values above 1e-10 of the largest) rotates it onto col(D)."""
+    per = []
+    a, b = (_deltas(x) for x in adapters)
+    for p in sorted(a.keys() & b.keys()):
+        bases = []
+        for adapter, d in ((adapters[0], a[p]), (adapters[1], b[p])):
+            q, _ = torch.linalg.qr(adapter.modules[p].B.double())
+            u, sv, _ = torch.linalg.svd(q.T @ d, full_matrices=False)
+            bases.append(q @ u[:, : int((sv > 1e-10 * sv[0]).sum())])
+        per.append(float((bases[0].T @ bases[1]).square().sum()) / min(x.shape[1] for x in bases))
+    return math.sqrt(sum(v * v for v in per) / len(per))
 
 
 def _core_overlap(adapters: list, weights: list[float], density: float) -> float:
@@ -241,24 +351,43 @@ def _folder(reg: Registry, ref: str, tmp_path: Path) -> Path:
 # -- pure parts, milliseconds ------------------------------------------------------------------------
 
 
-def test_bootstrap_interval_and_paired_ratio_against_a_direct_formula() -> None:
-    tokens = {"a": [10, 20, 30, 40]}
+def test_t_interval_and_paired_ratio_against_a_direct_formula() -> None:
+    assert stats.t_quantile(0.975, 9) == pytest.approx(2.262157, abs=1e-5)  # a t table's entry
+    assert stats.t_quantile(0.975, 5) == pytest.approx(2.570582, abs=1e-5)
+    assert stats.t_quantile(0.995, 29) == pytest.approx(2.756386, abs=1e-5)
     ppl = [2.0, 3.0, 4.0, 5.0]
-    rs = stats.Resampler(tokens, rounds=500, seed=1)
-    direct = math.exp(sum(n * math.log(p) for n, p in zip(tokens["a"], ppl, strict=True)) / 100)
-    e = rs.ppl("a", ppl)
-    assert e.value == pytest.approx(direct) and e.lo <= e.value <= e.hi and e.lo >= 2.0 and e.hi <= 5.0
-    # the same documents 10% better: a paired ratio has no spread at all
-    r = rs.ratio(["a"], {"a": [p * 0.9 for p in ppl]}, {"a": ppl})
+    logs = [math.log(p) for p in ppl]
+    mean = sum(logs) / 4
+    sd = math.sqrt(sum((x - mean) ** 2 for x in logs) / 3)
+    e = stats.ppl(ppl)
+    assert e.value == pytest.approx(math.exp(mean))
+    assert e.hi == pytest.approx(math.exp(mean + stats.t_quantile(0.975, 3) * sd / 2))
+    # paired: the same documents 10% better have no spread at all; a noisy difference has its t interval
+    r = stats.ratio(["a"], {"a": [p * 0.9 for p in ppl]}, {"a": ppl})
     assert r.value == pytest.approx(0.9) and r.lo == pytest.approx(0.9) and r.hi == pytest.approx(0.9)
     assert r.below(1) and not r.above(1)
+    x = {"a": [2.0, 3.3, 3.6, 5.5]}
+    d = [math.log(a / b) for a, b in zip(x["a"], ppl, strict=True)]
+    m = sum(d) / 4
+    half = stats.t_quantile(0.975, 3) * math.sqrt(sum((v - m) ** 2 for v in d) / 3) / 2
+    r = stats.ratio(["a"], x, {"a": ppl})
+    assert (r.value, r.lo, r.hi) == pytest.approx((math.exp(m), math.exp(m - half), math.exp(m + half)))
 
 
-def test_rate_difference_and_correlation() -> None:
+def test_rate_difference_and_correlations() -> None:
     d = stats.rate_difference([(0, 4), (1, 4), (0, 4)], [(4, 4), (3, 4), (4, 4)])
     assert d.value == pytest.approx(1 / 12 - 11 / 12) and d.hi < 0
     assert stats.pearson([1, 2, 3, 4, 5, 6], [2, 4, 6, 8, 10, 12]) == pytest.approx(1.0)
-    assert stats.permutation_p([1, 2, 3, 4, 5, 6], [2, 4, 6, 8, 10, 12], rounds=2000) < 0.01
+    assert stats.spearman([1, 2, 3, 4], [1, 8, 27, 64]) == pytest.approx(1.0)
+    assert stats.spearman([1, 2, 2, 3], [3, 2, 2, 1]) == pytest.approx(-1.0)  # ties: mean ranks
+    # 5 adapters, 10 pairs; the outcome is the diagnostic itself: r = 1, and only relabellings that
+    # map the diagnostic matrix onto itself reach it (the identity, here: every value distinct)
+    names = ["a", "b", "c", "d", "e"]
+    pairs_ = [(x, y) for i, x in enumerate(names) for y in names[i + 1 :]]
+    xs = [float(k * k + 1) for k in range(10)]
+    c = stats.correlate("pearson", pairs_, xs, xs)
+    assert c.r == pytest.approx(1.0) and c.permutations == 120 and c.p == pytest.approx(1 / 120)
+    assert c.adapters == 5 and c.pairs == 10 and c.lo <= 1.0 + 1e-9
 
 
 @pytest.mark.parametrize(
@@ -278,3 +407,28 @@ def test_rate_difference_and_correlation() -> None:
 def test_python_line_detector(line: str, code: bool) -> None:
     assert style.looks_like_python(line) is code
     assert style.code_lines("\n" + line + "\n\n") == ((1, 1) if code else (0, 1 if line.strip() else 0))
+
+
+def test_generated_files_are_recognised_by_their_data_lines() -> None:
+    table = (
+        "decoding_table = (\n"
+        + "".join(f"    '\\x{i:02x}'     #  0x{i:02x} -> X\n" for i in range(40))
+        + ")\n"
+    )
+    code = "def f(x):\n    # add one\n    return x + 1\n\nVALUES = [1, 2, 3]\n"
+    assert hygiene.data_line("    0x00c7: 0x0080,  # LATIN CAPITAL LETTER C") and hygiene.data_line("'\\x00'")
+    assert not hygiene.data_line("    return x + 1") and not hygiene.data_line("    # a comment only")
+    assert hygiene.generated(table) and not hygiene.generated(code)
+
+
+def test_near_duplicates_are_dropped_by_exact_jaccard() -> None:
+    words = [f"w{i}" for i in range(400)]
+    a = " ".join(words)
+    near = " ".join(words[:380] + ["x"] * 20)  # most 5-grams shared
+    other = " ".join(reversed(words))  # no 5-gram shared
+    grams = [hygiene.shingles(t) for t in (a, near, other)]
+    direct = len(grams[0] & grams[1]) / len(grams[0] | grams[1])
+    assert direct >= hygiene.JACCARD
+    kept, worst = hygiene.keep_distinct(grams)
+    assert kept == [0, 2] and worst < hygiene.JACCARD
+    assert hygiene.containment(hygiene.shingles(" ".join(words[100:150])), set(grams[0])) == 1.0

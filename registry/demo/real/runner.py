@@ -13,7 +13,7 @@ import functools
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from registry.service.compositions.reads import CompositionView
 
 from ... import service
 from ...spec import CompositionSpec, load_spec
-from . import compute, corpora, data, plan, style, train
+from . import compute, corpora, data, plan, style, sweep, train
 from . import model as real_model
 from . import report as real_report
 
@@ -48,6 +48,7 @@ class Prepared:
     held_out: list[data.HeldOut]
     val: dict[str, Path]
     train_sets: dict[str, Any]  # name -> blocks tensor
+    sizes: dict[str, Any]  # domain -> corpora.Sizes as a dict, plus per training set its files and tokens
 
 
 def run_real_demo(
@@ -138,6 +139,9 @@ def run_real_demo(
             progress.advance(task)
 
     with compute.threads(n_threads), _progress() as progress:
+        controls, diagnostics = _sweep(reg, prepared, wanted, quick, out_dir / "downloads", progress)
+
+    with compute.threads(n_threads), _progress() as progress:
         style_rows = _style(
             reg, prepared, views, budget, out_dir / "downloads", seed, progress, chosen.precision
         )
@@ -155,6 +159,9 @@ def run_real_demo(
         threads=n_threads,
         precision=chosen.precision,
         quick=quick,
+        sizes=prepared.sizes,
+        controls=controls,
+        diagnostics=diagnostics,
     )
     real_report.emit(reg, result, say)
     return result
@@ -177,8 +184,12 @@ def _prepare(
     held_out: list[data.HeldOut] = []
     val: dict[str, Path] = {}
     train_docs: dict[str, list[corpora.Doc]] = {}
+    sizes: dict[str, Any] = {}
     for domain in corpora.DOMAINS:
-        parts = corpora.split(domain, budget.n_test, budget.n_val, seed)
+        parts = corpora.split(
+            domain, budget.n_test, budget.n_val, seed, lambda d: data.window(tok, d, budget.window)
+        )
+        sizes[domain] = asdict(parts.sizes) if parts.sizes else {}
         held_out += data.write_test(tok, parts.test, budget.window, out_dir / "data" / "test")
         val[domain] = data.write_val(tok, domain, parts.val, budget.window, out_dir / "data" / "val")
         if domain == "code":
@@ -192,16 +203,27 @@ def _prepare(
         for name, docs in train_docs.items()
         if name in needed
     }
+    sizes["training_sets"] = {
+        name: {"files": blocks.files, "tokens": int(blocks.tokens.numel())} for name, blocks in sets.items()
+    }
     (out_dir / "data" / "splits.json").write_text(
         json.dumps(
             {
                 "test": [{"name": h.name, "source": h.doc_id, "tokens": h.tokens} for h in held_out],
                 "train_files": {k: [d.id for d in v] for k, v in train_docs.items()},
+                "sizes": sizes,
             },
             indent=1,
         )
     )
-    return Prepared(base=base, base_ref=base_ref, held_out=held_out, val=val, train_sets=sets)
+    return Prepared(
+        base=base,
+        base_ref=base_ref,
+        held_out=held_out,
+        val=val,
+        train_sets={k: v.tokens for k, v in sets.items()},
+        sizes=sizes,
+    )
 
 
 def _train_all(
@@ -252,6 +274,70 @@ def _train_all(
     return out
 
 
+def _download(reg: service.Registry, ref: str, downloads: Path) -> tuple[str, Path]:
+    """(name@version, folder) of a registered version, downloaded once into `downloads`."""
+    version = service.get_version(reg, ref)
+    label = f"{version.name}@{version.version}"
+    folder = downloads / label.replace("/", "_").replace("@", "_")
+    if not (folder / "adapter_config.json").is_file():
+        service.download_version(reg, label, folder)
+    return label, folder
+
+
+def _sweep(
+    reg: service.Registry,
+    prepared: Prepared,
+    wanted: list[plan.AdapterPlan],
+    quick: bool,
+    downloads: Path,
+    progress: Progress,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every pair of the registered LoRAs, in process (sweep.py): the controls on the pair's own
+    domains, and the product's interference report of all of them (RMS cosine, subspace and core
+    overlap per pair)."""
+    from ...compose import interference_report
+    from ...evaluation import Evaluator
+    from ...pem import read_adapter
+
+    pairs = plan.sweep_pairs(wanted, quick)
+    task = progress.add_task("pair sweep (in process)", total=len(pairs) + 1)
+    found = {
+        a.name: _download(reg, f"{plan.ref(a.name)}@latest", downloads) for a in wanted if a.kind == "lora"
+    }
+    texts: dict[str, list[str]] = {}
+    for h in prepared.held_out:
+        texts.setdefault(h.domain, []).append(h.text)
+    evaluator = Evaluator(prepared.base.folder)
+    controls = []
+    for x, y in pairs:
+        (ref_x, fx), (ref_y, fy) = found[x], found[y]
+        own = {d: texts[d] for d in dict.fromkeys((plan.DOMAIN_OF[x], plan.DOMAIN_OF[y]))}
+        for c in sweep.pair_controls(evaluator, (ref_x, ref_y), (fx, fy), own, plan.SCALES, plan.DECODING):
+            controls.append(
+                {"pair": list(c.pair), "kind": c.kind, "weights": list(c.weights), "docs": c.docs}
+            )
+        progress.advance(task)
+    del evaluator
+    names = [n for n in found if any(n in pair for pair in pairs)]
+    report = interference_report(
+        [read_adapter(found[n][1]) for n in names],
+        names=[found[n][0] for n in names],
+        core_density=plan.CORE_DENSITY,
+    )
+    diagnostics = [
+        {
+            "a": found[names[p.i]][0],
+            "b": found[names[p.j]][0],
+            "rms_cosine": p.rms_cosine,
+            "subspace_overlap": p.subspace_overlap,
+            "core_overlap": p.core_overlap,
+        }
+        for p in report.pairs
+    ]
+    progress.advance(task)
+    return controls, diagnostics
+
+
 def _style(
     reg: service.Registry,
     prepared: Prepared,
@@ -281,10 +367,7 @@ def _style(
     for label, _ in models:
         folder = None
         if label != "base":
-            version = service.get_version(reg, label)
-            label = f"{version.name}@{version.version}"
-            folder = downloads / label.replace("/", "_").replace("@", "_")
-            service.download_version(reg, label, folder)
+            label, folder = _download(reg, label, downloads)
         for sample in (False, True):
             texts = generator.generate(
                 folder, prompts, new_tokens=budget.new_tokens, sample=sample, seed=seed

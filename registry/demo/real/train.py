@@ -25,6 +25,7 @@ LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 IA3_TARGETS = ("k_proj", "v_proj", "down_proj")  # peft's default for Llama
 IA3_FEEDFORWARD = ("down_proj",)
 LORA_INIT_SEED = 7
+DOC_TOKENS = 2048  # one document's share of a training set at most (corpora.DOC_CHARS is about this)
 RECIPE_VERSION = 1  # bump when the loop below changes what it produces
 
 Tick = Callable[[int], None]
@@ -54,29 +55,40 @@ class Recipe:
         return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def tokenise_blocks(tok: object, docs: list[Doc], seq: int, max_tokens: int, cache: Path) -> torch.Tensor:
-    """Documents -> one stream (EOS between documents) -> (N, seq) blocks; cached as safetensors."""
+@dataclass(frozen=True)
+class Blocks:
+    tokens: torch.Tensor  # (N, seq)
+    files: int  # documents that contributed tokens
+
+
+def tokenise_blocks(tok: object, docs: list[Doc], seq: int, max_tokens: int, cache: Path) -> Blocks:
+    """Documents -> one stream (each capped at DOC_TOKENS, EOS between documents) -> (N, seq) blocks;
+    cached as safetensors."""
     from safetensors.torch import load_file, save_file
 
-    h = hashlib.sha256(f"{seq}\0{max_tokens}\0{getattr(tok, 'name_or_path', '')}".encode())
+    h = hashlib.sha256(f"{seq}\0{max_tokens}\0{DOC_TOKENS}\0{getattr(tok, 'name_or_path', '')}".encode())
     for doc in docs:
         h.update(doc.id.encode() + b"\0" + hashlib.sha256(doc.text.encode()).digest())
     path = cache / f"blocks-{h.hexdigest()[:24]}.safetensors"
     if path.is_file():
-        return load_file(path)["blocks"]
+        saved = load_file(path)
+        return Blocks(saved["blocks"], int(saved["files"].item()))
     eos = int(tok.eos_token_id)  # type: ignore[attr-defined]
     stream: list[int] = []
+    files = 0
     for doc in docs:
-        stream += tok(doc.text, add_special_tokens=False)["input_ids"] + [eos]  # type: ignore[operator]
         if len(stream) >= max_tokens:
             break
+        ids = tok(doc.text, add_special_tokens=False)["input_ids"][:DOC_TOKENS]  # type: ignore[operator]
+        stream += ids + [eos]
+        files += 1
     n = min(len(stream), max_tokens) // seq
     blocks = torch.tensor(stream[: n * seq], dtype=torch.long).view(n, seq)
     cache.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".partial")
-    save_file({"blocks": blocks}, str(tmp))
+    save_file({"blocks": blocks, "files": torch.tensor(files)}, str(tmp))
     tmp.rename(path)
-    return blocks
+    return Blocks(blocks, files)
 
 
 def blocks_digest(blocks: torch.Tensor) -> str:

@@ -1,0 +1,231 @@
+"""The report's checklist: the primary claims (plan.PRIMARY, stated before the run) tested first, at
+a Bonferroni-corrected level over their intervals, then the secondary checks at 95%, descriptive.
+
+Every line is derived from per-document values (rows, the sweep's controls) and the diagnostics, so
+tests/test_demo_real.py recomputes those from the registered artifacts and gets the same lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from . import pairs as pairs_mod
+from . import plan
+from .stats import LEVEL, Estimate, rate_difference, ratio
+
+OTHERS_MARGIN = 1.05  # "other domains within +5%" (the upper end of the paired interval)
+RETAIN_MARGIN = 1.05  # non-inferiority: "keeps a parent's own-domain perplexity within +5%"
+
+
+@dataclass
+class Claim:
+    id: str  # P1.. primary, S.. secondary
+    text: str
+    holds: bool | None  # None: not tested (too few points)
+    estimates: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def line(self) -> str:
+        return f"{self.id}: {self.text}"
+
+    def add(self, name: str, e: Estimate) -> Estimate:
+        self.estimates[name] = asdict(e)
+        return e
+
+
+def _pct(e: Estimate) -> str:
+    return f"{(e.value - 1) * 100:+.1f}% [{(e.lo - 1) * 100:+.1f}, {(e.hi - 1) * 100:+.1f}]"
+
+
+def _verdict(holds: bool | None) -> str:
+    return "holds" if holds else "not tested" if holds is None else "does NOT hold"
+
+
+def domain_of(ref: str) -> str:
+    return plan.DOMAIN_OF[ref.split("/", 1)[1].split("@")[0]]
+
+
+def _row(result: Any, test: Callable[[Any], bool]) -> Any | None:
+    return next((r for r in result.rows if r.kind == "result" and r.status == "succeeded" and test(r)), None)
+
+
+def primary(result: Any, pairs: list[pairs_mod.Pair]) -> list[Claim]:
+    """plan.PRIMARY in order; each at level 1 - 0.05 / (intervals of all primary claims)."""
+    k = plan.PRIMARY_INTERVALS
+    level = 1 - (1 - LEVEL) / k
+    by_ref = {r.ref: r for r in result.rows if r.ref}
+    out: list[Claim] = []
+    statements = dict(plan.PRIMARY)
+
+    # P1 distribution generalization
+    c = Claim("P1", statements["P1"], None)
+    merged = _row(result, lambda r: r.scenario == "distribution generalization")
+    if merged is not None and all(ref in by_ref for ref, _ in merged.inputs):
+        es = [
+            c.add(f"vs {ref}", ratio(["code"], merged.docs, by_ref[ref].docs, level))
+            for ref, _ in merged.inputs
+        ]
+        c.holds = all(e.below(1) for e in es)
+        c.text += f" | code vs each half {', '.join(_pct(e) for e in es)}: {_verdict(c.holds)}"
+    out.append(c)
+
+    main = next((p for p in pairs if (pairs_mod.short(p.a), pairs_mod.short(p.b)) == plan.MAIN_PAIR), None)
+    # P2 retention of the exact sum (non-inferiority)
+    c = Claim("P2", statements["P2"], None)
+    exact = main.method("scaled sum c=1") if main else None
+    if main is not None and exact is not None:
+        ra, rb = (
+            c.add(f"vs {ref} on {d}", e)
+            for ref, d, e in zip((main.a, main.b), main.domains, main.retention(exact, level), strict=True)
+        )
+        c.holds = ra.hi < RETAIN_MARGIN and rb.hi < RETAIN_MARGIN
+        c.text += f" | {main.domains[0]} {_pct(ra)}, {main.domains[1]} {_pct(rb)}: {_verdict(c.holds)}"
+    out.append(c)
+
+    # P3 core_merge vs its shrinkage control
+    c = Claim("P3", statements["P3"], None)
+    e = pairs_mod.shrinkage_control(main, level) if main else None
+    if e is not None:
+        c.add("core_merge vs scaled sum", e)
+        c.holds = e.below(1)
+        c.text += f" | {_pct(e)}: {_verdict(c.holds)}"
+    out.append(c)
+
+    # P4 decoding time vs weight space at 0.5/0.5
+    c = Claim("P4", statements["P4"], None)
+    dec = main.method("decoding 0.5/0.5") if main else None
+    half = main.method("scaled sum c=0.5") if main else None
+    if main is not None and dec is not None and half is not None:
+        e = c.add(
+            "decoding vs weight space", ratio(list(dict.fromkeys(main.domains)), dec.docs, half.docs, level)
+        )
+        c.holds = e.below(1)
+        c.text += f" | decoding time vs weight space {_pct(e)}: {_verdict(c.holds)}"
+    out.append(c)
+
+    # P5 unlearning
+    c = Claim("P5", statements["P5"], None)
+    forget = _row(result, lambda r: r.scenario == "unlearning")
+    if forget is not None:
+        d = domain_of(forget.inputs[0][0])
+        up = c.add(d, ratio([d], forget.docs, result.rows[0].docs, level))
+        others = {
+            k: c.add(k, ratio([k], forget.docs, result.rows[0].docs, level))
+            for k in result.rows[0].docs
+            if k != d
+        }
+        c.holds = up.above(1) and all(v.hi <= OTHERS_MARGIN for v in others.values())
+        c.text += (
+            f" | lambda {-forget.inputs[0][1]:g}: {d} {_pct(up)}; "
+            + ", ".join(f"{k} {_pct(v)}" for k, v in others.items())
+            + f": {_verdict(c.holds)}"
+        )
+    out.append(c)
+
+    # P6 RMS cosine predicts interference
+    c = Claim("P6", statements["P6"], None)
+    fits = {f.diagnostic: f for f in pairs_mod.predictors(pairs, result.diagnostics)}
+    fit = fits.get("rms_cosine")
+    if fit is not None and fit.pearson.adapters >= plan.MIN_CORRELATION_ADAPTERS:
+        c.estimates["pearson"] = asdict(fit.pearson)
+        c.holds = fit.pearson.r > 0 and fit.pearson.p < (1 - LEVEL) / k
+        c.text += f" | Pearson r = {fit.pearson.r:+.2f}, Mantel p = {fit.pearson.p:.3f}: {_verdict(c.holds)}"
+    elif fit is not None:
+        c.text += f" | only {fit.pearson.adapters} adapters ({fit.pearson.pairs} pairs): not tested"
+    else:
+        c.text += f" | {len(pairs)} pair(s) swept, fewer than 3: not tested"
+    out.append(c)
+    return out
+
+
+def secondary(result: Any, pairs: list[pairs_mod.Pair]) -> list[Claim]:
+    out: list[Claim] = []
+    base = result.rows[0]
+    n = 0
+
+    def next_id() -> str:
+        nonlocal n
+        n += 1
+        return f"S{n}"
+
+    for row in result.rows:
+        if row.kind == "adapter":
+            d = domain_of(row.ref)
+            c = Claim(next_id(), f"{row.label} on its own domain {d} vs the base", None)
+            e = c.add(d, ratio([d], row.docs, base.docs))
+            c.holds = e.below(1)
+            c.text += f" | {_pct(e)}: {'lowers it' if c.holds else 'does NOT lower it beyond noise'}"
+            out.append(c)
+        elif row.kind == "result" and row.status == "rejected":
+            out.append(
+                Claim(next_id(), f"{row.scenario} ({row.label}): rejected by its gate ({row.detail})", None)
+            )
+        elif row.kind == "result" and row.scenario in ("multi-tasking", "(IA)3 merge", "analogy"):
+            c = Claim(next_id(), f"{row.scenario} ({row.label}, {row.detail}) vs the base", None)
+            es = {d: c.add(d, ratio([d], row.docs, base.docs)) for d in row.docs}
+            c.text += " | " + ", ".join(f"{d} {_pct(e)}" for d, e in es.items())
+            if row.scenario != "analogy":
+                by_ref = {r.ref: r for r in result.rows if r.ref}
+                own = [
+                    c.add(
+                        f"own {domain_of(ref)} vs {ref}", ratio([domain_of(ref)], row.docs, by_ref[ref].docs)
+                    )
+                    for ref, _ in row.inputs
+                    if ref in by_ref
+                ]
+                c.holds = all(e.hi < RETAIN_MARGIN for e in own)
+                c.text += "; own domain vs its parent " + ", ".join(_pct(e) for e in own)
+                c.text += f" (each within +5%: {_verdict(c.holds)})"
+            out.append(c)
+    for p in pairs:
+        c = Claim(next_id(), f"pair {p.name}: retention on {p.domains[0]} / {p.domains[1]} per method", None)
+        parts = []
+        for m in p.methods:
+            ra, rb = p.retention(m)
+            c.add(f"{m.label} vs {pairs_mod.short(p.a)}", ra)
+            c.add(f"{m.label} vs {pairs_mod.short(p.b)}", rb)
+            parts.append(f"{m.label} {_pct(ra)} / {_pct(rb)}")
+        sc = pairs_mod.shrinkage_control(p)
+        if sc is not None:
+            c.add("core_merge vs control", sc)
+            parts.append(f"core_merge vs scaled sum c={plan.CORE_CONTROL_SCALE:g} {_pct(sc)}")
+        c.text += " | " + "; ".join(parts)
+        out.append(c)
+    fits = pairs_mod.predictors(pairs, result.diagnostics)
+    for f in fits:
+        c = Claim(
+            next_id(),
+            f"{f.diagnostic} vs interference over {f.pearson.pairs} pairs of {f.pearson.adapters} adapters",
+            None,
+        )
+        c.estimates = {"pearson": asdict(f.pearson), "spearman": asdict(f.spearman)}
+        c.holds = f.pearson.p < 1 - LEVEL and f.pearson.r > 0
+        c.text += " | " + "; ".join(
+            f"{x.kind} {x.r:+.2f} [{x.lo:+.2f}, {x.hi:+.2f}] Mantel p {x.p:.3f} "
+            f"({x.permutations} relabellings)"
+            for x in (f.pearson, f.spearman)
+        )
+        c.text += f": {'predicts it' if c.holds else 'does NOT predict it beyond noise'}"
+        out.append(c)
+    for decoding in ("greedy", "sampled"):
+        rows = [r for r in result.style if r["decoding"] == decoding]
+        if len(rows) < 3:
+            continue
+        c = Claim(next_id(), f"Python-code rate of {decoding} generations, unlearned minus base", None)
+        e = rate_difference([tuple(x) for x in rows[-1]["counts"]], [tuple(x) for x in rows[0]["counts"]])
+        c.estimates["difference"] = asdict(e)
+        c.holds = e.hi < 0
+        verdict = "lower" if c.holds else "NOT lower beyond noise"
+        c.text += (
+            f" ({len(rows[0]['counts'])} prompts) | {e.value * 100:+.0f} points "
+            f"[{e.lo * 100:+.0f}, {e.hi * 100:+.0f}]: {verdict}"
+        )
+        out.append(c)
+    return out
+
+
+def claims(result: Any) -> list[Claim]:
+    pairs = pairs_mod.build(result.controls, result.rows, domain_of)
+    return primary(result, pairs) + secondary(result, pairs)

@@ -1,0 +1,158 @@
+"""Pair verdicts on retention, and which diagnostic predicts interference.
+
+For a pair of LoRAs x (domain d_x) and y (domain d_y), a method's **retention** is its perplexity on
+d_x relative to x's own, and on d_y relative to y's own: paired per document, t intervals
+(stats.ratio). A pair verdict rests on these two numbers, never on a mean over domains (a mean is
+dominated by the high-perplexity domains). The methods of a pair: the scaled sums c (x + y) and the
+decoding-time compositions of the sweep (sweep.py), and `core_merge` where the product registered it.
+
+**Interference** of a pair is the exact sum's (c = 1) retention on both own domains: the mean over
+the two domains' documents of log ppl_sum - log ppl_parent, in % (positive: the sum loses). It is
+correlated with three diagnostics from the product's interference report of the parents: RMS cosine,
+subspace overlap and core overlap (stats.correlate: Pearson and Spearman, adapter bootstrap, Mantel).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from . import plan
+from .stats import Correlation, Estimate, correlate, log_differences, ratio
+
+DIAGNOSTICS = ("rms_cosine", "subspace_overlap", "core_overlap")
+
+
+@dataclass(frozen=True)
+class Method:
+    label: str  # "scaled sum c=0.5", "decoding 1/1", "core_merge"
+    docs: dict[str, list[float]]
+
+
+@dataclass(frozen=True)
+class Pair:
+    a: str  # adapter refs
+    b: str
+    domains: tuple[str, str]
+    parents: tuple[dict[str, list[float]], dict[str, list[float]]]
+    methods: list[Method]
+
+    @property
+    def name(self) -> str:
+        return f"{short(self.a)}+{short(self.b)}"
+
+    def method(self, label: str) -> Method | None:
+        return next((m for m in self.methods if m.label == label), None)
+
+    def retention(self, m: Method, level: float = 0.95) -> tuple[Estimate, Estimate]:
+        """(method vs a on a's domain, method vs b on b's domain)."""
+        da, db = self.domains
+        return (
+            ratio([da], m.docs, self.parents[0], level),
+            ratio([db], m.docs, self.parents[1], level),
+        )
+
+    def loss_diffs(self, m: Method) -> list[float]:
+        """Per document of both own domains: log ppl_method - log ppl_parent (the retention pooled)."""
+        da, db = self.domains
+        return log_differences([da], m.docs, self.parents[0]) + log_differences([db], m.docs, self.parents[1])
+
+
+def short(ref: str) -> str:
+    return ref.split("/", 1)[-1].rsplit("@", 1)[0]
+
+
+def build(
+    controls: Sequence[dict[str, Any]],
+    rows: Sequence[Any],
+    domain_of: Any,
+) -> list[Pair]:
+    """Pairs from the sweep's controls (results.json's `controls`) and the result rows (for the
+    parents' values and a registered `core_merge` of the same pair)."""
+    by_ref = {r.ref: r for r in rows if r.ref}
+    out: dict[tuple[str, str], Pair] = {}
+    for c in controls:
+        a, b = c["pair"]
+        if (a, b) not in out:
+            if a not in by_ref or b not in by_ref:
+                continue
+            out[(a, b)] = Pair(a, b, (domain_of(a), domain_of(b)), (by_ref[a].docs, by_ref[b].docs), [])
+        w = c["weights"]
+        label = f"scaled sum c={w[0]:g}" if c["kind"] == "scaled" else f"decoding {w[0]:g}/{w[1]:g}"
+        out[(a, b)].methods.append(Method(label, c["docs"]))
+    for r in rows:
+        if r.kind == "result" and r.status == "succeeded" and r.detail.startswith("core_merge"):
+            refs = [ref for ref, _ in r.inputs]
+            for key in ((refs[0], refs[-1]), (refs[-1], refs[0])):
+                if len(refs) == 2 and key in out:
+                    out[key].methods.append(Method("core_merge", r.docs))
+    return list(out.values())
+
+
+def _pct(e: Estimate) -> str:
+    return f"{(e.value - 1) * 100:+.1f}% [{(e.lo - 1) * 100:+.1f}, {(e.hi - 1) * 100:+.1f}]"
+
+
+def sweep_table(pairs: Sequence[Pair]) -> list[str]:
+    """Per pair and method: retention on each parent's own domain, 95% t intervals."""
+    labels: list[str] = []
+    for p in pairs:
+        labels += [m.label for m in p.methods if m.label not in labels]
+    lines = ["| pair (own domains) | " + " | ".join(labels) + " |", "|" + "---|" * (len(labels) + 1)]
+    for p in pairs:
+        cells = []
+        for label in labels:
+            m = p.method(label)
+            if m is None:
+                cells.append("-")
+                continue
+            ra, rb = p.retention(m)
+            cells.append(f"{_pct(ra)} / {_pct(rb)}")
+        lines.append(f"| {p.name} ({'/'.join(p.domains)}) | " + " | ".join(cells) + " |")
+    return lines
+
+
+def interference(p: Pair) -> float:
+    """The exact sum's pooled own-domain loss vs the parents, in % (positive: worse)."""
+    m = p.method("scaled sum c=1")
+    if m is None:
+        return math.nan
+    diffs = p.loss_diffs(m)
+    return (math.exp(sum(diffs) / len(diffs)) - 1) * 100
+
+
+@dataclass(frozen=True)
+class PredictorFit:
+    diagnostic: str
+    pearson: Correlation
+    spearman: Correlation
+
+
+def predictors(pairs: Sequence[Pair], diagnostics: Sequence[dict[str, Any]]) -> list[PredictorFit]:
+    """Each diagnostic against the interference over the pairs that have both (>= 3 pairs)."""
+    found = {(d["a"], d["b"]): d for d in diagnostics}
+    points = [
+        (p, found[(p.a, p.b)]) for p in pairs if (p.a, p.b) in found and not math.isnan(interference(p))
+    ]
+    if len(points) < 3:
+        return []
+    keys = [(p.a, p.b) for p, _ in points]
+    ys = [interference(p) for p, _ in points]
+    out = []
+    for diag in DIAGNOSTICS:
+        xs = [float(d.get(diag) or 0.0) for _, d in points]
+        out.append(
+            PredictorFit(diag, correlate("pearson", keys, xs, ys), correlate("spearman", keys, xs, ys))
+        )
+    return out
+
+
+def shrinkage_control(p: Pair, level: float = 0.95) -> Estimate | None:
+    """core_merge vs the scaled sum nearest its shrinkage (plan.CORE_CONTROL_SCALE), pooled own domains."""
+    core = p.method("core_merge")
+    control = p.method(f"scaled sum c={plan.CORE_CONTROL_SCALE:g}")
+    if core is None or control is None:
+        return None
+    return ratio(list(dict.fromkeys(p.domains)), core.docs, control.docs, level)

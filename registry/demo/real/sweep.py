@@ -1,0 +1,99 @@
+"""The pair sweep, in process with one resident model: for every pair of domain LoRAs, the controls
+beside each method claim, evaluated on the two parents' own domains (the retention verdicts).
+
+- Scaled sums `c (D_x + D_y)` for c in `plan.SCALES`: both LoRAs active at once in one PeftModel
+  (peft adds their deltas), each module's scaling multiplied by c. c = 1 is the exact sum, what
+  `delta_cat` registers; c < 1 is the shrinkage control for any method whose result is smaller than
+  the exact sum (`core_merge`'s is about 0.86 x on matched LoRAs).
+- Decoding time at 0.5/0.5 (an average of logits) and at 1/1 (`l_x + l_y - base`, an extrapolation),
+  with the product's own combination (`registry.evaluation.decoding`).
+
+Why not through the flow: each of these is one evaluation of two already registered LoRAs, which the
+flow would first compose, store and register (tens of seconds of overhead per run against a second of
+evaluation); nothing here is registered, and tests/test_demo_real.py recomputes every value from the
+registered parents with a formula written in the test (merged weights, not peft's multi-adapter path).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from registry.evaluation import Evaluator, metrics
+from registry.evaluation.decoding import ensemble_logits, load_ensemble
+
+
+@dataclass(frozen=True)
+class Control:
+    """One evaluated control of a pair: `kind` scaled | decoding, its weights, per-document perplexity
+    on each of the pair's own domains (domain -> values in the report's document order)."""
+
+    pair: tuple[str, str]  # adapter refs
+    kind: str
+    weights: tuple[float, float]
+    docs: dict[str, list[float]]
+
+    @property
+    def label(self) -> str:
+        w = self.weights
+        return f"scaled sum c={w[0]:g}" if self.kind == "scaled" else f"decoding {w[0]:g}/{w[1]:g}"
+
+
+@contextmanager
+def _scaled(model: Any, names: Sequence[str], c: float) -> Iterator[None]:
+    """Both LoRAs active, every module's scaling for them times c; restored on exit."""
+    from peft.tuners.lora import LoraLayer
+
+    layers = [m for m in model.modules() if isinstance(m, LoraLayer)]
+    saved = [{n: m.scaling[n] for n in names if n in m.scaling} for m in layers]
+    model.base_model.set_adapter(list(names))
+    try:
+        for m, s in zip(layers, saved, strict=True):
+            for n, v in s.items():
+                m.scaling[n] = v * c
+        yield
+    finally:
+        for m, s in zip(layers, saved, strict=True):
+            m.scaling.update(s)
+
+
+def pair_controls(
+    evaluator: Evaluator,
+    pair: tuple[str, str],
+    folders: tuple[Path, Path],
+    texts: dict[str, list[str]],
+    scales: Sequence[float],
+    decoding: Sequence[float],
+) -> list[Control]:
+    """Every control of one pair on `texts` (domain -> one window per document): the scaled sums,
+    then decoding time at each weight in `decoding` (both inputs at that weight)."""
+    domains = list(texts)
+    flat = [[t] for d in domains for t in texts[d]]
+
+    def run(scorer: metrics.Scorer) -> dict[str, list[float]]:
+        values = metrics.perplexities(scorer, evaluator.tok, flat, evaluator.device, evaluator.max_len)
+        out: dict[str, list[float]] = {}
+        k = 0
+        for d in domains:
+            out[d] = values[k : k + len(texts[d])]
+            k += len(texts[d])
+        return out
+
+    model, names = load_ensemble(evaluator.base, list(folders))
+    out = []
+    try:
+        with torch.inference_mode():
+            for w in decoding:
+                scorer = ensemble_logits(model, names, [w, w])
+                out.append(Control(pair, "decoding", (w, w), run(scorer)))
+            for c in scales:
+                with _scaled(model, names, c):
+                    out.append(Control(pair, "scaled", (c, c), run(model)))
+    finally:
+        evaluator.base = model.unload()
+    return out
