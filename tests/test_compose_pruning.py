@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from registry.compose import compose
+from registry.compose.pruning import magnitude_mask
 from registry.pem import read_adapter
 from tests.compose_helpers import assert_close, ia3_vectors, library, lora_deltas
 
@@ -127,3 +128,17 @@ def reference_from_trimmed(method, trimmed, sign):
     elected = torch.where(votes >= 0, 1.0, -1.0).double()
     agree = t.sign() == elected
     return (t * agree).sum(0) / agree.sum(0).clamp(min=1)
+
+
+def test_magnitude_mask_keeps_exactly_k_entries_when_magnitudes_tie():
+    """int(density * numel) entries, even where many magnitudes equal the smallest kept one (taken in
+    flat order), and every kept magnitude >= every dropped one."""
+    t = torch.tensor([[0.5, -0.5, 0.5, 0.1], [-0.5, 2.0, 0.0, 0.5]])
+    mask = magnitude_mask(t, 0.5)  # k = 4: 2.0 and the first three of the five 0.5s
+    assert int(mask.sum()) == 4
+    assert mask.flatten().tolist() == [True, True, True, False, False, True, False, False]
+    assert magnitude_mask(t, 0.0).sum() == 0 and magnitude_mask(t, 1.0).all()
+    big = torch.randn(300, 200)
+    kept = magnitude_mask(big, 0.3)
+    assert int(kept.sum()) == int(0.3 * big.numel())
+    assert big.abs()[kept].min() >= big.abs()[~kept].max()

@@ -23,6 +23,7 @@ from registry.compose.checks import check_adapters, check_params
 from registry.compose.controls import ModuleControl, control_summary, module_control
 from registry.compose.core_merge import ActivationNorms, overlap_summary
 from registry.compose.device import DEFAULT_CPU_THREADS, compute_device, torch_threads
+from registry.compose.heap import map_large_blocks
 from registry.compose.methods import get_method
 from registry.pem import PemAdapter, torch_dtype
 from registry.pem.base import dtype_name
@@ -200,6 +201,7 @@ def run(
     what is registered. `observers` see each module of every input as it is read (None where an input
     lacks it), after the checks passed."""
     started = time.perf_counter()
+    map_large_blocks()  # freed module buffers return to the OS: peak RSS flat in the inputs (heap.py)
     skeletons = [s.skeleton for s in sources]
     prep = prepare(skeletons, weights, params, check_base_model)
     shapes = [s.modules for s in skeletons]

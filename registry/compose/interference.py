@@ -25,6 +25,7 @@ from registry.compose.checks import check_adapters
 from registry.compose.cross_terms import CrossTermTotals, accumulate, new_totals, overall_error, pair_error
 from registry.compose.device import DEFAULT_CPU_THREADS, compute_device, torch_threads
 from registry.compose.engine import InMemory, Source
+from registry.compose.heap import map_large_blocks
 from registry.compose.overlap import PairOverlaps
 from registry.pem import PemAdapter
 from registry.pem.lazy import open_adapters
@@ -136,6 +137,7 @@ def _report(
         )
     skeletons = [s.skeleton for s in sources]
     check_adapters(skeletons, MethodParams("delta_cat"), check_base_model=check_base_model)
+    map_large_blocks()  # the core overlap forms dense deltas: freed ones return to the OS (heap.py)
     measured = InterferenceMeter(weights, core_density)
     measured.read(sources)
     return measured.report(threshold, names, method, cross_term_threshold)

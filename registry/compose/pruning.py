@@ -26,10 +26,21 @@ def dare_seed(seed: int, module: str, index: int) -> int:
 
 
 def magnitude_mask(t: torch.Tensor, density: float) -> torch.Tensor:
-    k = int(density * t.numel())
-    mask = torch.zeros(t.numel(), dtype=torch.bool, device=t.device)
-    if k > 0:
-        mask[torch.topk(t.abs().flatten(), k, sorted=False).indices] = True
+    """The int(density * numel) largest |t| entries (entries equal to the smallest kept magnitude are
+    taken in flat order). By a threshold, not `topk`: topk's k values and int64 indices are 1.5x the
+    module (69 MB on an 11.5M-entry module, per input), and in the heap they raised the dense methods'
+    peak RSS with the number of inputs. |x| >= 0 orders as its int32 bit pattern (NaN is refused
+    before), and `kthvalue` selects on those bits."""
+    n = t.numel()
+    k = int(density * n)
+    if k <= 0:
+        return torch.zeros_like(t, dtype=torch.bool)
+    bits = t.abs().flatten().view(torch.int32)
+    threshold = torch.kthvalue(bits, n - k + 1).values
+    mask = bits > threshold
+    short = k - int(mask.sum())
+    if short > 0:  # equal magnitudes at the threshold: the first ones in flat order
+        mask[(bits == threshold).nonzero().flatten()[:short]] = True
     return mask.view_as(t)
 
 
