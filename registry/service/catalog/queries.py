@@ -132,31 +132,6 @@ def _adapter_view(
     )
 
 
-def version_view(row: Row[Any], full_name: str, pem_type: str, base_model: str, **kw: Any) -> VersionView:
-    """A VERSION_COLUMNS row (with its adapter's name, type and base) as the view reads return."""
-    return VersionView(
-        name=full_name,
-        version=row.version,
-        sha256=row.sha256,
-        pem_type=pem_type,
-        base_model=base_model,
-        rank=row.rank,
-        alpha=row.alpha,
-        use_rslora=row.use_rslora,
-        target_modules=row.target_modules,
-        dtype=row.dtype,
-        size_bytes=row.size_bytes,
-        num_parameters=row.num_parameters,
-        files=row.files,
-        artifact_uri=row.artifact_uri,
-        created_by=row.created_by,
-        created_at=t.utc(row.created_at),
-        status=row.status,
-        status_changed_at=t.utc(row.status_changed_at),
-        **kw,
-    )
-
-
 def _training(db: Any, version_ids: Sequence[int]) -> dict[int, TrainingRecord]:
     rows = db.execute(select(t.training_values).where(_tv.version_id.in_(version_ids)).order_by(_tv.id)).all()
     by_version: dict[int, list[Row[Any]]] = {}
@@ -291,7 +266,7 @@ def show_adapter(reg: CatalogSource, full_name: str, *, include_archived: bool =
         by_version.setdefault(version, []).append(alias)
     full = f"{adapter.namespace}/{adapter.name}"
     views = [
-        version_view(
+        VersionView.of_columns(
             v,
             full,
             adapter.pem_type,
@@ -310,7 +285,7 @@ def get_version(reg: CatalogSource, ref: Ref | str) -> VersionView:
     with reg.connect() as db:
         row = resolve_row(db, ref, access=reg.acting, extra=(_ALIASES, _HAS_TRAINING))
         training = _training(db, [row.id]).get(row.id) if row.has_training else None
-    return version_view(
+    return VersionView.of_columns(
         row,
         f"{row.namespace}/{row.adapter_name}",
         row.pem_type,
