@@ -264,14 +264,14 @@ class LocalBackend:
         return refs, pull(refs, dest, fetch, link=link)
 
     def whoami(self) -> WhoAmI:
-        from registry.service.access.namespaces import whoami
+        from registry.service.access.namespace_reads import whoami
 
-        return whoami(self.reg)
+        return whoami(self.reads)
 
     def list_namespaces(self) -> list[NamespaceView]:
-        from registry.service.access.namespaces import list_namespaces
+        from registry.service.access.namespace_reads import list_namespaces
 
-        return list_namespaces(self.reg)
+        return list_namespaces(self.reads)
 
     def get_namespace(self, namespace: str) -> NamespaceView:
         from registry.service.access.namespaces import get_namespace
