@@ -208,10 +208,11 @@ class AuditEventView(Model):
     namespace: str | None = None  # what the event is about (None: registry-wide, e.g. keys)
 
     @classmethod
-    def of(cls, row: m.AuditEvent, details: dict[str, Any] | None = None) -> AuditEventView:
+    def of(cls, row: Any, details: dict[str, Any] | None = None) -> AuditEventView:
+        """From an ORM AuditEvent or a Core row of audit_events."""
         return cls(
             id=row.id,
-            at=row.at,
+            at=utc(row.at),
             actor=row.actor,
             action=row.action,
             subject=row.subject,

@@ -1,4 +1,4 @@
-"""The CLI's catalog reads in local mode (adapters, lineage, keys, whoami, namespaces): SQLAlchemy Core
+"""The CLI's catalog reads in local mode (adapters, lineage, keys, whoami, namespaces, audit-log): Core
 on this machine's catalog, with no ORM, pydantic-settings, torch, Prefect or boto3 in the process
 (benchmarks/cli_latency.py: each costs start-up time), and the same answers as the service layer gives
 the REST API."""
@@ -14,6 +14,7 @@ from registry.service import Registry, register_adapter, set_alias
 from registry.service.access.namespace_reads import list_namespaces, whoami
 from registry.service.access.namespaces import create_namespace
 from registry.service.admin.keys import create_key
+from registry.service.catalog.audit_reads import list_events
 from registry.service.catalog.lineage import lineage
 from registry.service.catalog.queries import get_version, list_adapters, show_adapter
 from registry.synthetic import make_ia3, make_lora
@@ -31,6 +32,8 @@ READS = (
     ("keys", "list"),
     ("whoami",),
     ("namespaces", "list"),
+    ("audit-log",),
+    ("audit-log", "--subject", "lean/math", "--json"),
 )
 
 
@@ -84,3 +87,6 @@ def test_local_reads_answer_what_the_service_answers(reg: Registry, tmp_path: Pa
     listed = _json(env, "namespaces", "list", "--json")
     assert listed == [ns.model_dump(mode="json") for ns in list_namespaces(reg)]
     assert [ns["name"] for ns in listed] == ["hush", "lean"]  # the private one too: the operator is admin
+    events = _json(env, "audit-log", "--subject", "lean/math", "--json")
+    assert events == [e.model_dump(mode="json") for e in list_events(reg, subject="lean/math", limit=50)]
+    assert {e["action"] for e in events} >= {"register", "alias_move"}

@@ -206,9 +206,9 @@ class LocalBackend:
         return find_by_digest(self.reg, digest)
 
     def list_events(self, *, subject: str | None, actor: str | None, limit: int) -> list[AuditEventView]:
-        from registry.service.catalog.audit import list_events
+        from registry.service.catalog.audit_reads import list_events
 
-        return list_events(self.reg, subject=subject, actor=actor, limit=limit)
+        return list_events(self.reads, subject=subject, actor=actor, limit=limit)
 
     def list_base_models(self) -> list[BaseModelView]:
         from registry.service.registration.base_models import list_base_models

@@ -249,3 +249,19 @@ api_keys = Table(
     _when("revoked_at"),
     # uq_api_keys_active_name (one active key per name) is declared in models.py: see the module doc.
 )
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    _when("at", nullable=False, default=utcnow, index=True),
+    Column("actor", String(128), nullable=False, index=True),
+    Column("action", String(32), nullable=False),
+    Column("subject", String(256), nullable=False),
+    Column("details", JSON, nullable=False, default=dict),
+    # The namespace the event is about (None: registry-wide, e.g. keys, base models): who may read the
+    # event is decided on this column, inside the listing's query (registry.service.access.policy).
+    Column("namespace", String(64)),
+    Index("ix_audit_events_subject_at", "subject", "at"),
+    Index("ix_audit_events_namespace_id", "namespace", "id"),
+)
