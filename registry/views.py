@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
+from .catalog.clock import utc
+
 if TYPE_CHECKING:  # only for the `of` constructors: registry.client imports these views without SQLAlchemy
     from .catalog import models as m
 
@@ -105,14 +107,16 @@ class VersionView(Model):
     training: TrainingRecord = Field(default_factory=TrainingRecord)
 
     @classmethod
-    def of(cls, row: m.AdapterVersion, aliases: list[str] | None = None) -> VersionView:
-        a = row.adapter
+    def of_columns(cls, row: Any, full_name: str, pem_type: str, base_model: str, **kw: Any) -> VersionView:
+        """The one constructor: a version's columns (an ORM AdapterVersion or a Core row of
+        registry.service.catalog.resolve.VERSION_COLUMNS: the same attribute names) beside its adapter's
+        name, PEM type and base; `kw` the rest (aliases, training). SQLite's naive timestamps are UTC."""
         return cls(
-            name=a.full_name,
+            name=full_name,
             version=row.version,
             sha256=row.sha256,
-            pem_type=a.pem_type,
-            base_model=a.base_model.name,
+            pem_type=pem_type,
+            base_model=base_model,
             rank=row.rank,
             alpha=row.alpha,
             use_rslora=row.use_rslora,
@@ -122,11 +126,22 @@ class VersionView(Model):
             num_parameters=row.num_parameters,
             files=row.files,
             artifact_uri=row.artifact_uri,
-            aliases=sorted(aliases or []),
             created_by=row.created_by,
-            created_at=row.created_at,
+            created_at=utc(row.created_at),
             status=row.status,
-            status_changed_at=row.status_changed_at,
+            status_changed_at=utc(row.status_changed_at),
+            **kw,
+        )
+
+    @classmethod
+    def of(cls, row: m.AdapterVersion, aliases: list[str] | None = None) -> VersionView:
+        a = row.adapter
+        return cls.of_columns(
+            row,
+            a.full_name,
+            a.pem_type,
+            a.base_model.name,
+            aliases=sorted(aliases or []),
             training=TrainingRecord.of_rows(row.training),
         )
 
@@ -193,10 +208,11 @@ class AuditEventView(Model):
     namespace: str | None = None  # what the event is about (None: registry-wide, e.g. keys)
 
     @classmethod
-    def of(cls, row: m.AuditEvent, details: dict[str, Any] | None = None) -> AuditEventView:
+    def of(cls, row: Any, details: dict[str, Any] | None = None) -> AuditEventView:
+        """From an ORM AuditEvent or a Core row of audit_events."""
         return cls(
             id=row.id,
-            at=row.at,
+            at=utc(row.at),
             actor=row.actor,
             action=row.action,
             subject=row.subject,

@@ -1,6 +1,7 @@
-"""The CLI's catalog reads in local mode: SQLAlchemy Core on this machine's catalog, with no ORM,
-pydantic-settings, torch, Prefect or boto3 in the process (benchmarks/cli_latency.py: each costs start-up
-time), and the same answers as the service layer gives the REST API."""
+"""The CLI's catalog reads in local mode (adapters, lineage, keys, whoami, namespaces, audit-log): Core
+on this machine's catalog, with no ORM, pydantic-settings, torch, Prefect or boto3 in the process
+(benchmarks/cli_latency.py: each costs start-up time), and the same answers as the service layer gives
+the REST API."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ import sys
 from pathlib import Path
 
 from registry.service import Registry, register_adapter, set_alias
+from registry.service.access.namespace_reads import list_namespaces, whoami
+from registry.service.access.namespaces import create_namespace
 from registry.service.admin.keys import create_key
+from registry.service.catalog.audit_reads import list_events
 from registry.service.catalog.lineage import lineage
 from registry.service.catalog.queries import get_version, list_adapters, show_adapter
 from registry.synthetic import make_ia3, make_lora
@@ -26,6 +30,10 @@ READS = (
     ("lineage", "lean/math@1"),
     ("lineage", "lean/math@2", "--down", "--format", "json"),
     ("keys", "list"),
+    ("whoami",),
+    ("namespaces", "list"),
+    ("audit-log",),
+    ("audit-log", "--subject", "lean/math", "--json"),
 )
 
 
@@ -35,11 +43,13 @@ def _catalog(reg: Registry, tmp_path: Path) -> dict[str, str]:
     register_adapter(reg, str(make_ia3(tmp_path / "c", seed=3)), "lean/style")
     set_alias(reg, "lean/math@1", "prod")
     create_key(reg, "lean-ci", "reader")
+    create_namespace(reg, "hush", visibility="private", protected_aliases=["prod"], description="no grants")
     s = reg.settings
     return clean_env(
         PEMREG_HOME=str(s.home),
         PEMREG_DATABASE_URL=s.resolved_database_url,
         PEMREG_ARTIFACT_STORE=s.resolved_artifact_store,
+        PEMREG_PRINCIPAL=s.principal,
         COLUMNS="200",
     )
 
@@ -73,3 +83,10 @@ def test_local_reads_answer_what_the_service_answers(reg: Registry, tmp_path: Pa
     assert shown == show_adapter(reg, "lean/math").model_dump(mode="json")
     graph = _json(env, "lineage", "lean/math@1", "--format", "json")
     assert graph == lineage(reg, "lean/math@1").model_dump(mode="json")
+    assert _json(env, "whoami", "--json") == whoami(reg).model_dump(mode="json")
+    listed = _json(env, "namespaces", "list", "--json")
+    assert listed == [ns.model_dump(mode="json") for ns in list_namespaces(reg)]
+    assert [ns["name"] for ns in listed] == ["hush", "lean"]  # the private one too: the operator is admin
+    events = _json(env, "audit-log", "--subject", "lean/math", "--json")
+    assert events == [e.model_dump(mode="json") for e in list_events(reg, subject="lean/math", limit=50)]
+    assert {e["action"] for e in events} >= {"register", "alias_move"}

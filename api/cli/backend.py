@@ -206,9 +206,9 @@ class LocalBackend:
         return find_by_digest(self.reg, digest)
 
     def list_events(self, *, subject: str | None, actor: str | None, limit: int) -> list[AuditEventView]:
-        from registry.service.catalog.audit import list_events
+        from registry.service.catalog.audit_reads import list_events
 
-        return list_events(self.reg, subject=subject, actor=actor, limit=limit)
+        return list_events(self.reads, subject=subject, actor=actor, limit=limit)
 
     def list_base_models(self) -> list[BaseModelView]:
         from registry.service.registration.base_models import list_base_models
@@ -264,14 +264,14 @@ class LocalBackend:
         return refs, pull(refs, dest, fetch, link=link)
 
     def whoami(self) -> WhoAmI:
-        from registry.service.access.namespaces import whoami
+        from registry.service.access.namespace_reads import whoami
 
-        return whoami(self.reg)
+        return whoami(self.reads)
 
     def list_namespaces(self) -> list[NamespaceView]:
-        from registry.service.access.namespaces import list_namespaces
+        from registry.service.access.namespace_reads import list_namespaces
 
-        return list_namespaces(self.reg)
+        return list_namespaces(self.reads)
 
     def get_namespace(self, namespace: str) -> NamespaceView:
         from registry.service.access.namespaces import get_namespace

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Path, Response
 from api.deps import Admin, Reader, SignedIn
 from api.errors import ERROR_RESPONSES
 from api.schemas import GrantIn, NamespaceIn, NamespacePatch
+from registry.service.access import namespace_reads
 from registry.service.access import namespaces as service
 from registry.views import GrantView, NamespaceView, WhoAmI
 
@@ -32,7 +33,7 @@ Subject = Annotated[
 @router.get("/namespaces", response_model=list[NamespaceView])
 def list_namespaces(caller: Reader) -> list[NamespaceView]:
     """The namespaces the caller may read, each with the caller's role there and why."""
-    return service.list_namespaces(caller.reg)
+    return namespace_reads.list_namespaces(caller.reg)
 
 
 @router.post("/namespaces", status_code=201, response_model=NamespaceView)
@@ -84,4 +85,4 @@ def revoke_grant(caller: SignedIn, ns: Namespace, subject: Subject) -> Response:
 @router.get("/whoami", response_model=WhoAmI)
 def whoami(caller: Reader) -> WhoAmI:
     """The principal, its groups, its global role and its namespace grants (direct or via a group)."""
-    return service.whoami(caller.reg)
+    return namespace_reads.whoami(caller.reg)

@@ -245,21 +245,15 @@ class MergedModel(Base):
 
 
 class AuditEvent(Base):
-    __tablename__ = "audit_events"
-    __table_args__ = (
-        Index("ix_audit_events_subject_at", "subject", "at"),
-        Index("ix_audit_events_namespace_id", "namespace", "id"),
-    )
+    __table__ = t.audit_events
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
-    actor: Mapped[str] = mapped_column(String(128), index=True)
-    action: Mapped[str] = mapped_column(String(32))
-    subject: Mapped[str] = mapped_column(String(256))
-    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    # The namespace the event is about (None: registry-wide, e.g. keys, base models): who may read the
-    # event is decided on this column, inside the listing's query (registry.service.access.policy).
-    namespace: Mapped[str | None] = mapped_column(String(64))
+    id: Mapped[int]
+    at: Mapped[datetime]
+    actor: Mapped[str]
+    action: Mapped[str]
+    subject: Mapped[str]
+    details: Mapped[dict[str, Any]]
+    namespace: Mapped[str | None]
 
 
 class ArtifactFile(Base):

@@ -11,8 +11,8 @@ loads SQLAlchemy's PostgreSQL dialect (~20 ms), which a read of the embedded SQL
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any, overload
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -35,6 +35,9 @@ from sqlalchemy import (
     literal_column,
 )
 
+from .clock import utc as utc  # re-exported: the Core reads call `t.utc`
+from .clock import utcnow
+
 # Deterministic constraint names keep Alembic downgrades and SQLite batch mode reliable.
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -47,20 +50,6 @@ metadata = MetaData(naming_convention=NAMING)
 
 # BigInteger ids that still autoincrement on SQLite (which only does so for INTEGER PRIMARY KEY).
 BigId = BigInteger().with_variant(Integer(), "sqlite")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-@overload
-def utc(value: datetime) -> datetime: ...
-@overload
-def utc(value: None) -> None: ...
-def utc(value: datetime | None) -> datetime | None:
-    """SQLite keeps no time zone: a naive timestamp read back is UTC (every one is written by utcnow).
-    The ORM says so on load (registry.catalog.sqlite_tz); Core reads call this."""
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 def _when(name: str, **kw: Any) -> Column[datetime]:
@@ -259,4 +248,20 @@ api_keys = Table(
     _when("created_at", nullable=False, default=utcnow),
     _when("revoked_at"),
     # uq_api_keys_active_name (one active key per name) is declared in models.py: see the module doc.
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    _when("at", nullable=False, default=utcnow, index=True),
+    Column("actor", String(128), nullable=False, index=True),
+    Column("action", String(32), nullable=False),
+    Column("subject", String(256), nullable=False),
+    Column("details", JSON, nullable=False, default=dict),
+    # The namespace the event is about (None: registry-wide, e.g. keys, base models): who may read the
+    # event is decided on this column, inside the listing's query (registry.service.access.policy).
+    Column("namespace", String(64)),
+    Index("ix_audit_events_subject_at", "subject", "at"),
+    Index("ix_audit_events_namespace_id", "namespace", "id"),
 )

@@ -16,6 +16,7 @@ from registry.errors import Conflict, InvalidInput, NotFound
 from registry.failpoints import failpoint
 from registry.refs import ALIAS_GLOB_RE, validate_namespace
 from registry.service.access.identity import Access
+from registry.service.access.namespace_reads import namespace_view
 from registry.service.access.policy import (
     Standing,
     demand,
@@ -23,11 +24,10 @@ from registry.service.access.policy import (
     require_global,
     require_writable,
     standing,
-    standing_of,
 )
 from registry.service.catalog import audit
 from registry.service.context import Registry
-from registry.views import GrantView, NamespaceView, WhoAmI, WhoAmIGrant
+from registry.views import GrantView, NamespaceView
 
 SUBJECT_RE = re.compile(r"^(key|user|group):[^\x00-\x1f\x7f]{1,200}$")
 # Protected alias globs: alias characters plus fnmatch's * ? [ ] !
@@ -74,21 +74,6 @@ def validate_patterns(patterns: list[str]) -> list[str]:
 def _check_description(description: str | None) -> None:
     if description is not None and len(description) > MAX_DESCRIPTION:
         raise InvalidInput(f"description: at most {MAX_DESCRIPTION} characters", field="description")
-
-
-def _view(row: m.Namespace, st: Standing) -> NamespaceView:
-    return NamespaceView(
-        name=row.name,
-        visibility=row.visibility,
-        protected_aliases=list(row.protected_aliases or []),
-        description=row.description,
-        owned=st.owned,
-        created_by=row.created_by,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        role=st.role,
-        via=st.via if st.role else None,
-    )
 
 
 def _row(session: Session, namespace: str, *, lock: bool = False) -> m.Namespace | None:
@@ -162,37 +147,6 @@ def ensure_namespace(
 # ---- reads -------------------------------------------------------------------------------------------
 
 
-def list_namespaces(reg: Registry) -> list[NamespaceView]:
-    """The namespaces the caller may read (filtered in the query), each with the caller's role: three
-    queries whatever their number."""
-    access = reg.acting
-    with reg.sessions() as session:
-        rows = list(
-            session.scalars(
-                select(m.Namespace).where(readable(access, m.Namespace.name)).order_by(m.Namespace.name)
-            )
-        )
-        names = [r.name for r in rows]
-        mine: dict[str, list[tuple[str, str]]] = {}
-        for ns, subject, role in session.execute(
-            select(m.NamespaceGrant.namespace, m.NamespaceGrant.subject, m.NamespaceGrant.role).where(
-                m.NamespaceGrant.subject.in_(access.subjects), m.NamespaceGrant.namespace.in_(names)
-            )
-        ):
-            mine.setdefault(ns, []).append((subject, role))
-        owned = set(
-            session.scalars(
-                select(m.NamespaceGrant.namespace).where(m.NamespaceGrant.namespace.in_(names)).distinct()
-            )
-        )
-    out = []
-    for row in rows:
-        st = standing_of(access, row.name, row, tuple(mine.get(row.name, ())), row.name in owned)
-        if st.role is not None:
-            out.append(_view(row, st))
-    return out
-
-
 def get_namespace(reg: Registry, namespace: str) -> NamespaceView:
     validate_namespace(namespace)
     with reg.sessions() as session:
@@ -200,7 +154,7 @@ def get_namespace(reg: Registry, namespace: str) -> NamespaceView:
         row = _row(session, namespace)
         if row is None or st.role is None:
             raise NotFound(_missing(namespace))
-        return _view(row, st)
+        return namespace_view(row, st)
 
 
 def list_grants(reg: Registry, namespace: str) -> list[GrantView]:
@@ -238,22 +192,6 @@ def protected_patterns(reg: Registry, namespaces: list[str]) -> dict[str, list[s
             )
         ).all()
     return {name: list(patterns or []) for name, patterns in rows}
-
-
-def whoami(reg: Registry) -> WhoAmI:
-    access = reg.acting
-    with reg.sessions() as session:
-        rows = session.execute(
-            select(m.NamespaceGrant.namespace, m.NamespaceGrant.role, m.NamespaceGrant.subject)
-            .where(m.NamespaceGrant.subject.in_(access.subjects))
-            .order_by(m.NamespaceGrant.namespace, m.NamespaceGrant.subject)
-        ).all()
-    return WhoAmI(
-        principal=access.principal,
-        groups=list(access.groups),
-        role=access.role,
-        grants=[WhoAmIGrant(namespace=ns, role=role, via=subject) for ns, role, subject in rows],
-    )
 
 
 # ---- changes -----------------------------------------------------------------------------------------

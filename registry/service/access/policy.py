@@ -28,7 +28,7 @@ import fnmatch
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, or_, select, true
+from sqlalchemy import BindParameter, ColumnElement, Row, Select, and_, bindparam, exists, or_, select, true
 
 from registry.catalog import tables as t
 from registry.errors import NotFound, PermissionDenied
@@ -99,7 +99,11 @@ class Standing:
 
 def visible_namespaces(access: Access) -> Select[tuple[str]]:
     """Names of the namespaces `access` may read: internal ones, and those granting it any role."""
-    granted = select(_grant.namespace).where(_grant.subject.in_(access.subjects))
+    return _visible(access.subjects)
+
+
+def _visible(subjects: tuple[str, ...] | BindParameter[Any]) -> Select[tuple[str]]:
+    granted = select(_grant.namespace).where(_grant.subject.in_(subjects))
     return select(_ns.name).where(or_(_ns.visibility == "internal", _ns.name.in_(granted)))
 
 
@@ -109,6 +113,24 @@ def readable(access: Access, column: ColumnElement[Any] | QueryableAttribute[Any
     if access.is_admin:
         return true()
     return column.in_(visible_namespaces(access))
+
+
+# The bound parameter that carries the principal's subjects into a statement built once per shape.
+SUBJECTS = "policy_subjects"
+
+
+def readable_bound(admin: bool, column: ColumnElement[Any]) -> ColumnElement[bool]:
+    """`readable` for a statement built once and executed for many principals (the catalog's hot reads
+    keep theirs per shape: building and hashing a statement costs about as much CPU as running it). The
+    principal's subjects are the bound parameter SUBJECTS: execute with `bound(access)`."""
+    if admin:
+        return true()
+    return column.in_(_visible(bindparam(SUBJECTS, expanding=True)))
+
+
+def bound(access: Access) -> dict[str, Any]:
+    """The parameters `readable_bound(access.is_admin, ...)` needs at execution."""
+    return {} if access.is_admin else {SUBJECTS: list(access.subjects)}
 
 
 def maintained(access: Access, column: ColumnElement[Any] | QueryableAttribute[Any]) -> ColumnElement[bool]:
@@ -167,12 +189,12 @@ def standing(session: Session, access: Access, namespace: str, *, lock: bool = F
 def standing_of(
     access: Access,
     namespace: str,
-    row: m.Namespace | None,
+    row: m.Namespace | Row[Any] | None,
     grants: tuple[tuple[str, str], ...],
     owned: bool,
 ) -> Standing:
-    """The rule itself, on what was read: the namespace row (None: no such namespace), the grants naming
-    `access` (subject, role), and whether the namespace has any grant at all."""
+    """The rule itself, on what was read: the namespace row (ORM or Core; None: no such namespace), the
+    grants naming `access` (subject, role), and whether the namespace has any grant at all."""
     if row is None:
         return (
             Standing(namespace, False, role="admin", via="admin")

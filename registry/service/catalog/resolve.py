@@ -9,15 +9,16 @@ writers get the ORM object through `resolve_version`.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Row, and_, func, select
+from sqlalchemy import ColumnElement, Integer, Row, Select, String, and_, bindparam, func, select
 
 from registry.catalog import tables as t
 from registry.errors import InvalidInput, NotFound
 from registry.refs import Ref, parse_ref
 from registry.service.access.identity import Access
-from registry.service.access.policy import readable
+from registry.service.access.policy import bound, readable, readable_bound
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -79,6 +80,48 @@ def _usable(ref: Ref, row: Row[Any], include_deleted: bool) -> Row[Any]:
     return row
 
 
+@lru_cache(maxsize=64)
+def _statement(
+    kind: str, include_deleted: bool, admin: bool, extra: tuple[ColumnElement[Any], ...]
+) -> Select[Any]:
+    """resolve_row's statement for one kind of selector (version | digest | alias | latest), built once:
+    the ref's parts are bound at execution (`namespace`, `name`, `selector`, the policy's subjects)."""
+    on: ColumnElement[bool]
+    joined = t.adapters.join(t.base_models, _bm.id == _a.base_model_id)
+    columns: tuple[Any, ...] = (*ADAPTER_COLUMNS, *VERSION_COLUMNS, *extra)
+    if kind == "version":
+        on = _v.version == bindparam("selector", type_=Integer)
+    elif kind == "digest":
+        on = _v.sha256.startswith(bindparam("selector", type_=String))
+        if not include_deleted:
+            on = and_(on, _v.status != "deleted")
+    elif kind == "alias":
+        al = t.aliases.c
+        joined = joined.outerjoin(t.aliases, and_(al.adapter_id == _a.id, al.alias == bindparam("selector")))
+        columns = (*columns, al.alias.label("alias_found"))
+    else:
+        latest = (
+            select(func.max(_LATER.version))
+            .where(_LATER.adapter_id == _a.id, _LATER.status.in_(LISTED))
+            .scalar_subquery()
+        )
+        on = _v.version == latest
+    if kind == "alias":
+        joined = joined.outerjoin(t.adapter_versions, _v.id == t.aliases.c.version_id)
+    else:
+        joined = joined.outerjoin(t.adapter_versions, and_(_v.adapter_id == _a.id, on))
+    return (
+        select(*columns)
+        .select_from(joined)
+        .where(
+            _a.namespace == bindparam("namespace"),
+            _a.name == bindparam("name"),
+            readable_bound(admin, _a.namespace),
+        )
+        .limit(2)
+    )
+
+
 def resolve_row(
     db: Any,
     ref: Ref | str,
@@ -94,37 +137,17 @@ def resolve_row(
     archived ones. A deleted version is NotFound unless `include_deleted` (lineage, audit)."""
     if isinstance(ref, str):
         ref = parse_ref(ref)
-    on: ColumnElement[bool]
-    joined = t.adapters.join(t.base_models, _bm.id == _a.base_model_id)
-    columns: tuple[Any, ...] = (*ADAPTER_COLUMNS, *VERSION_COLUMNS, *extra)
+    values: dict[str, Any] = {"namespace": ref.namespace, "name": ref.name, **bound(access)}
     if ref.version is not None:
-        on = _v.version == ref.version
+        kind, values["selector"] = "version", ref.version
     elif ref.sha256_prefix is not None:
-        on = _v.sha256.startswith(ref.sha256_prefix)
-        if not include_deleted:
-            on = and_(on, _v.status != "deleted")
+        kind, values["selector"] = "digest", ref.sha256_prefix
     elif ref.alias is not None:
-        al = t.aliases.c
-        joined = joined.outerjoin(t.aliases, and_(al.adapter_id == _a.id, al.alias == ref.alias))
-        columns = (*columns, al.alias.label("alias_found"))
+        kind, values["selector"] = "alias", ref.alias
     else:
-        latest = (
-            select(func.max(_LATER.version))
-            .where(_LATER.adapter_id == _a.id, _LATER.status.in_(LISTED))
-            .scalar_subquery()
-        )
-        on = _v.version == latest
-    if ref.alias is not None:
-        joined = joined.outerjoin(t.adapter_versions, _v.id == t.aliases.c.version_id)
-    else:
-        joined = joined.outerjoin(t.adapter_versions, and_(_v.adapter_id == _a.id, on))
-    query = (
-        select(*columns)
-        .select_from(joined)
-        .where(_a.namespace == ref.namespace, _a.name == ref.name, readable(access, _a.namespace))
-        .limit(2)
-    )
-    rows = db.execute(query).all()
+        kind = "latest"
+    query = _statement(kind, include_deleted, access.is_admin, extra)
+    rows = db.execute(query, values).all()
     if not rows:
         raise NotFound(f"adapter {ref.namespace}/{ref.name} not found")
     row = rows[0]

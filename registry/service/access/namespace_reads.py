@@ -1,0 +1,70 @@
+"""Namespace reads on Core over registry.catalog.tables: `whoami` and the namespace listing, for the REST
+API and the CLI's local mode alike (which imports no ORM for them: tests/test_cli_local_reads.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from registry.catalog import tables as t
+from registry.service.access.policy import Standing, readable, standing_of
+from registry.service.catalog.source import CatalogSource
+from registry.views import NamespaceView, WhoAmI, WhoAmIGrant
+
+_ns, _grant = t.namespaces.c, t.namespace_grants.c
+
+
+def namespace_view(row: Any, st: Standing) -> NamespaceView:
+    """A namespace row (ORM or Core: the same attribute names) as the caller stands in it."""
+    return NamespaceView(
+        name=row.name,
+        visibility=row.visibility,
+        protected_aliases=list(row.protected_aliases or []),
+        description=row.description,
+        owned=st.owned,
+        created_by=row.created_by,
+        created_at=t.utc(row.created_at),
+        updated_at=t.utc(row.updated_at),
+        role=st.role,
+        via=st.via if st.role else None,
+    )
+
+
+def list_namespaces(src: CatalogSource) -> list[NamespaceView]:
+    """The namespaces the caller may read (filtered in the query), each with the caller's role: three
+    queries whatever their number."""
+    access = src.acting
+    with src.connect() as db:
+        rows = db.execute(select(t.namespaces).where(readable(access, _ns.name)).order_by(_ns.name)).all()
+        names = [r.name for r in rows]
+        mine: dict[str, list[tuple[str, str]]] = {}
+        for ns, subject, role in db.execute(
+            select(_grant.namespace, _grant.subject, _grant.role).where(
+                _grant.subject.in_(access.subjects), _grant.namespace.in_(names)
+            )
+        ):
+            mine.setdefault(ns, []).append((subject, role))
+        owned = set(db.scalars(select(_grant.namespace).where(_grant.namespace.in_(names)).distinct()))
+    out = []
+    for row in rows:
+        st = standing_of(access, row.name, row, tuple(mine.get(row.name, ())), row.name in owned)
+        if st.role is not None:
+            out.append(namespace_view(row, st))
+    return out
+
+
+def whoami(src: CatalogSource) -> WhoAmI:
+    access = src.acting
+    with src.connect() as db:
+        rows = db.execute(
+            select(_grant.namespace, _grant.role, _grant.subject)
+            .where(_grant.subject.in_(access.subjects))
+            .order_by(_grant.namespace, _grant.subject)
+        ).all()
+    return WhoAmI(
+        principal=access.principal,
+        groups=list(access.groups),
+        role=access.role,
+        grants=[WhoAmIGrant(namespace=ns, role=role, via=subject) for ns, role, subject in rows],
+    )
