@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from registry.compose.pruning import magnitude_mask
 from registry.errors import InvalidInput
 
 CRITERIA = ("magnitude", "importance")
@@ -61,12 +62,9 @@ def core_scores(weighted: torch.Tensor, entry_norms: torch.Tensor | None) -> tor
 
 
 def core_mask(score: torch.Tensor, density: float) -> torch.Tensor:
-    """The int(density * numel) highest-scoring entries with a positive score."""
-    k = int(density * score.numel())
-    mask = torch.zeros(score.numel(), dtype=torch.bool, device=score.device)
-    if k > 0:
-        mask[torch.topk(score.flatten(), k, sorted=False).indices] = True
-    return mask.view_as(score) & (score > 0)
+    """The int(density * numel) highest-scoring entries with a positive score (scores are >= 0: the
+    magnitude-prune rule, `magnitude_mask`, on them)."""
+    return magnitude_mask(score, density) & (score > 0)
 
 
 @dataclass(frozen=True)
