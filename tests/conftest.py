@@ -77,24 +77,27 @@ from tests.webhook_receiver import receiver  # noqa: E402,F401
 # --no-loadscope-reorder`): one file each, then the next file whenever a worker has two tests or fewer
 # left (xdist's loadscope scheduler). Longest first, so that the last files either worker takes are
 # short and both finish close together; the files not listed follow in collection order (a file that
-# grows past ~20 s belongs here). Seconds: the files run alone, serially (`PYTEST_WORKERS=0`, one torch
-# thread), on the shared 2-core machine at load average 2-5, 2026-12-06.
+# grows past ~30 s belongs here). The real-model file holds one worker for about a third of the run; the
+# rest share the other worker and then both, so the suite's time is about half the files' total.
 SCHEDULE = (
-    "test_demo_real.py",  # 375
-    "test_scale_out.py",  # 169
-    "test_run_crash.py",  # 146
-    "test_demo.py",  # 99
-    "test_flow_compose.py",  # 95
-    "test_deployment.py",  # 91
-    "test_cli.py",  # 80
-    "test_cli_remote.py",  # 59
-    "test_scheduling.py",  # 51 (reliability/)
-    "test_cli_polish.py",  # 46
-    "test_readme_tour_modes.py",  # 42
-    "test_schemathesis_all.py",  # 37 (reliability/)
-    "test_cli_lifecycle.py",  # 33
-    "test_run_executor.py",  # 24 (reliability/)
-    "test_cli_compose.py",  # 21
+    "test_demo_real.py",
+    "test_demo.py",
+    "test_run_crash.py",
+    "test_cli.py",
+    "test_scale_out.py",
+    "test_readme_tour_modes.py",
+    "test_scheduling.py",  # reliability/
+    "test_cli_polish.py",
+    "test_deployment.py",
+    "test_run_executor.py",  # reliability/
+    "test_cli_lifecycle.py",
+    "test_cli_org.py",
+    "test_schemathesis_all.py",  # reliability/
+    "test_cli_remote.py",
+    "test_client_compose.py",
+    "test_cli_webhooks.py",
+    "test_flow_compose.py",
+    "test_cli_compose.py",
 )
 
 
