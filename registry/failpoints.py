@@ -19,6 +19,9 @@ def failpoint(name: str) -> None:
     if not wanted or name not in {w.strip() for w in wanted.split(",")}:
         return
     marker = Path(os.environ.get("PEMREG_FAILPOINT_DIR", ".")) / name
-    marker.write_text(str(os.getpid()))
+    # Written whole, then renamed into place: a test that sees the marker reads the complete pid.
+    partial = marker.with_name(f".{name}.{os.getpid()}")
+    partial.write_text(str(os.getpid()))
+    partial.replace(marker)
     time.sleep(BLOCK_SECONDS)
     raise RuntimeError(f"failpoint {name}: not killed within {BLOCK_SECONDS:.0f} s")

@@ -77,24 +77,30 @@ from tests.webhook_receiver import receiver  # noqa: E402,F401
 # --no-loadscope-reorder`): one file each, then the next file whenever a worker has two tests or fewer
 # left (xdist's loadscope scheduler). Longest first, so that the last files either worker takes are
 # short and both finish close together; the files not listed follow in collection order (a file that
-# grows past ~20 s belongs here). Seconds: the files run alone, serially (`PYTEST_WORKERS=0`, one torch
-# thread), on the shared 2-core machine at load average 2-5, 2026-12-06.
+# grows past ~40 s here belongs in the list). The real-model file holds one worker for about a third of
+# the run; the others share the other worker, then both: the suite takes about half the files' total.
+# Seconds: `make test` on the shared 2-core machine at load average 5-8 (its tests' durations summed per
+# file), 2026-12-07.
 SCHEDULE = (
-    "test_demo_real.py",  # 375
-    "test_scale_out.py",  # 169
-    "test_run_crash.py",  # 146
-    "test_demo.py",  # 99
-    "test_flow_compose.py",  # 95
-    "test_deployment.py",  # 91
-    "test_cli.py",  # 80
-    "test_cli_remote.py",  # 59
-    "test_scheduling.py",  # 51 (reliability/)
-    "test_cli_polish.py",  # 46
-    "test_readme_tour_modes.py",  # 42
-    "test_schemathesis_all.py",  # 37 (reliability/)
-    "test_cli_lifecycle.py",  # 33
-    "test_run_executor.py",  # 24 (reliability/)
-    "test_cli_compose.py",  # 21
+    "test_demo_real.py",  # 674
+    "test_run_crash.py",  # 260
+    "test_cli.py",  # 214
+    "test_demo.py",  # 185
+    "test_scale_out.py",  # 140
+    "test_readme_tour_modes.py",  # 110
+    "test_scheduling.py",  # 103 (reliability/)
+    "test_flow_compose.py",  # 99
+    "test_api_compositions.py",  # 98
+    "test_cli_polish.py",  # 95
+    "test_cli_remote.py",  # 88
+    "test_deployment.py",  # 86
+    "test_api_adapters.py",  # 63
+    "test_run_executor.py",  # 58 (reliability/)
+    "test_run_lifecycle.py",  # 54
+    "test_api_schemathesis.py",  # 49
+    "test_search_methods.py",  # 46
+    "test_cli_lifecycle.py",  # 45
+    "test_flow_faults.py",  # 42
 )
 
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from flows import local_server
 from registry import service
@@ -20,10 +21,11 @@ from tests.factories import make_lora, save_tiny_base
 from tests.flow_fixtures import settings_env
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@pytest.fixture
+def api_url(warm_home: tuple[Path, int]) -> str:
+    """The session's Prefect server (tests/prefect_service.py): a `prefect server` process like the one
+    each test used to start for itself (~15-20 s a start), with one test file on it at a time."""
+    return local_server.ensure_running(*warm_home)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -35,7 +37,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=10)
 
 
-def test_compose_through_deployment_and_worker(tmp_path: Path) -> None:
+def test_compose_through_deployment_and_worker(api_url: str, tmp_path: Path) -> None:
     reg = Registry(
         Settings(
             home=tmp_path / "home",
@@ -53,8 +55,6 @@ def test_compose_through_deployment_and_worker(tmp_path: Path) -> None:
     spec = tmp_path / "spec.yaml"
     spec.write_text("name: t/deployed\nexpression: '0.5 * t/a + 0.5 * t/b'\n")
 
-    server_home = tmp_path / "prefect"
-    api_url = local_server.ensure_running(server_home, _free_port())
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PEMREG_", "PREFECT_"))}
     env.update(
         settings_env(reg),
@@ -96,7 +96,6 @@ def test_compose_through_deployment_and_worker(tmp_path: Path) -> None:
         assert {(e.parent, e.weight) for e in edges} == {("t/a@1", 0.5), ("t/b@1", 0.5)}
     finally:
         _stop(worker)
-        local_server.stop(server_home)
 
 
 def _worker(env: dict[str, str], log: Path, **extra: str) -> subprocess.Popen[bytes]:
@@ -109,7 +108,9 @@ def _worker(env: dict[str, str], log: Path, **extra: str) -> subprocess.Popen[by
     )
 
 
-def test_killed_worker_run_is_reconciled_collected_and_rerun(reg: Registry, tmp_path: Path) -> None:
+def test_killed_worker_run_is_reconciled_collected_and_rerun(
+    reg: Registry, api_url: str, tmp_path: Path
+) -> None:
     """SIGKILL the worker running a deployment run just before its catalog commit (PostgreSQL + S3 and
     SQLite + file): the next worker reconciles the run (failed, flow run Crashed), `pemreg gc` lists and
     removes exactly what it had uploaded, and the same spec then composes."""
@@ -125,8 +126,6 @@ def test_killed_worker_run_is_reconciled_collected_and_rerun(reg: Registry, tmp_
     marks = tmp_path / "marks"
     marks.mkdir()
 
-    server_home = tmp_path / "prefect"
-    api_url = local_server.ensure_running(server_home, _free_port())
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PEMREG_", "PREFECT_"))}
     env.update(
         settings_env(reg),
@@ -212,4 +211,3 @@ def test_killed_worker_run_is_reconciled_collected_and_rerun(reg: Registry, tmp_
             os.killpg(first.pid, signal.SIGKILL)
         if second is not None:
             _stop(second)
-        local_server.stop(server_home)

@@ -25,6 +25,7 @@ from registry.service import Registry
 from registry.service.compositions import reads as compositions
 from registry.service.compositions.status import RunStatus
 from tests.factories import make_ia3, make_lora, save_tiny_base
+from tests.failpoint_marks import failpoint_pid
 from tests.flow_fixtures import settings_env
 
 SPEC = "name: t/crash\nexpression: '0.5 * t/a + 0.5 * t/b'\n"
@@ -65,14 +66,6 @@ def pemreg(env: dict[str, str], *args: str, timeout: float = 180) -> subprocess.
         text=True,
         timeout=timeout,
     )
-
-
-def wait_for(path: Path, proc: subprocess.Popen[bytes], timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert proc.poll() is None, f"exited {proc.returncode} before the failpoint"
-        assert time.monotonic() < deadline, f"failpoint {path.name} not reached"
-        time.sleep(0.1)
 
 
 def kill_group(proc: subprocess.Popen[bytes]) -> None:
@@ -140,8 +133,7 @@ def test_killed_compose_is_reconciled_collected_and_rerun(
         stderr=(tmp_path / "compose.log").open("wb"),  # noqa: SIM115 - the child owns it
     )
     try:
-        wait_for(marks / point, proc)
-        os.kill(int((marks / point).read_text()), signal.SIGKILL)  # the process holding the run
+        os.kill(failpoint_pid(marks / point, proc), signal.SIGKILL)  # the process holding the run
     finally:
         kill_group(proc)
     [run] = compositions.list_compositions(reg).items

@@ -1,5 +1,5 @@
 """Scale-out on real processes: a `prefect server` on PostgreSQL, SeaweedFS, `pemreg serve` and three
-`pemreg worker` processes; 30 compositions submitted at once over REST.
+`pemreg worker` processes; 16 compositions submitted at once over REST.
 
 Checked: every run executes exactly once (one completed Prefect flow run per run; a lost run has one
 crashed flow run before it), all succeed, the work spreads over the workers, the `gpu` global
@@ -28,8 +28,10 @@ from tests.stack import ProcessStack, open_stack, spec
 
 pytestmark = [pytest.mark.postgres, pytest.mark.s3]
 
-RUNS = 30
-FINISH_SECONDS = 420  # 30 runs on 2 shared cores, plus a lost worker's reconcile and retry
+# Enough for every check below (each surviving worker runs >= 3, >= 5 runs overlap) with margin; 30 took
+# twice as long and proved nothing more.
+RUNS = 16
+FINISH_SECONDS = 420  # the runs on 2 shared cores, plus a lost worker's reconcile and retry
 
 
 def _submit(stack: ProcessStack, n: int) -> list[str]:
@@ -61,7 +63,7 @@ def _stamp(value: str) -> float:
     return datetime.fromisoformat(value).timestamp()
 
 
-def test_thirty_compositions_on_three_workers(s3_service: S3Service, tmp_path: Path) -> None:
+def test_compositions_submitted_at_once_on_three_workers(s3_service: S3Service, tmp_path: Path) -> None:
     stack = open_stack(
         tmp_path / "stack",
         s3_service,

@@ -40,6 +40,7 @@ from registry.service.compositions import runs
 from registry.service.compositions.status import RunStatus
 from registry.settings import Settings
 from tests.factories import make_lora, save_tiny_base
+from tests.failpoint_marks import failpoint_pid
 from tests.live_server import _wait_ready, clean_env, free_port
 from tests.pg_service import truncate_all
 from tests.reliability.tcp_proxy import FreezableProxy
@@ -203,11 +204,7 @@ def test_the_server_keeps_its_runs_through_a_database_stall_and_bounds_its_queue
                 r = httpx.post(f"{server}/v1/compositions", json=body, headers=headers, timeout=120)
                 assert r.status_code == 202, r.text
                 run_id = r.json()["id"]
-                deadline = time.monotonic() + 120
-                while not (marks / "before_upload").exists():
-                    assert time.monotonic() < deadline and proc.poll() is None, "the run never started"
-                    time.sleep(0.1)
-                assert int((marks / "before_upload").read_text()) == proc.pid  # the server runs it
+                assert failpoint_pid(marks / "before_upload", proc, 120) == proc.pid  # the server runs it
                 assert compositions.get(reg, run_id).status is RunStatus.RUNNING
 
                 proxy.frozen.set()  # the stall: the server's beats and reconciles hang, then fail

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,9 @@ pytestmark = [pytest.mark.postgres, pytest.mark.s3]
 
 FIRE_SECONDS = 150  # the next minute boundary, Prefect's scheduler loop, the worker's poll, the run
 SYNC_SECONDS = 2
+# The recompose-stale interval. At 2 s, passes due together overlapped in the worker and both
+# recomposed the same stale output (a race in the passes, reported; at 5 s they did not overlap here).
+RECOMPOSE_SECONDS = 5
 
 
 def _post(stack: ProcessStack, key: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -100,7 +104,7 @@ def stack(s3_service: S3Service, tmp_path_factory: pytest.TempPathFactory) -> It
         s3_service,
         PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="2",
         PEMREG_SCHEDULE_SYNC_SECONDS=str(SYNC_SECONDS),
-        PEMREG_RECOMPOSE_INTERVAL_SECONDS="5",
+        PEMREG_RECOMPOSE_INTERVAL_SECONDS=str(RECOMPOSE_SECONDS),
     )
     try:
         secret = _secret(stack)
@@ -215,5 +219,28 @@ def test_a_parent_update_recomposes_end_to_end_as_the_key(stack: ProcessStack, t
     assert {(i["name"], i["version"]) for i in again.resolved_inputs} == {("stack/a", 2), ("stack/b", 1)}
     version = service.get_version(stack.reg, "stack/follow@2")
     assert version.created_by == "key:stack-writer"
-    time.sleep(15)  # three more recompose-stale passes: one parent change, one recomposition
+    # Three more recompose-stale passes, each started after the recomposition ended: still one.
+    assert again.finished_at is not None
+    _wait_passes_after(stack, again.finished_at.timestamp(), 3)
     assert len(_rows(stack, "stack/follow", "recompose")) == 1
+
+
+def _wait_passes_after(stack: ProcessStack, after: float, n: int) -> None:
+    """`n` recompose-stale flow runs (the worker's passes) that started after `after` and completed."""
+    body = {
+        "flows": {"name": {"any_": ["recompose-stale"]}},
+        "flow_runs": {"state": {"type": {"any_": ["COMPLETED"]}}},
+        "limit": 200,
+    }
+    deadline = time.monotonic() + n * RECOMPOSE_SECONDS + 60
+    while True:
+        found = httpx.post(f"{stack.prefect_url}/flow_runs/filter", json=body, timeout=30).json()
+        started = [r["start_time"] for r in found if r["start_time"] and _stamp(r["start_time"]) > after]
+        if len(started) >= n:
+            return
+        assert time.monotonic() < deadline, (len(started), stack.log("w").read_text()[-3000:])
+        time.sleep(0.5)
+
+
+def _stamp(value: str) -> float:
+    return datetime.fromisoformat(value).timestamp()
