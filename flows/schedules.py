@@ -23,6 +23,7 @@ from uuid import UUID
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowFilter, FlowFilterName
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.exceptions import ObjectNotFound
 from pydantic import ValidationError
 
@@ -53,7 +54,14 @@ def fixed_deployments(reg: Registry) -> list[tuple[Any, Any]]:
         (
             recompose_stale_flow,
             recompose_stale_flow.to_deployment(
-                name="recompose-stale", interval=reg.settings.recompose_interval_seconds
+                name="recompose-stale",
+                interval=reg.settings.recompose_interval_seconds,
+                # One pass at a time, across every worker: two passes due together both found the same
+                # output stale before either began its run, and recomposed it twice. A pass due while
+                # one runs is cancelled (the running pass, or the next, sees what it would have).
+                concurrency_limit=ConcurrencyLimitConfig(
+                    limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
+                ),
             ),
         ),
     ]
