@@ -153,8 +153,11 @@ def secondary(result: Any, pairs: list[pairs_mod.Pair]) -> list[Claim]:
     for row in result.rows:
         if row.kind == "adapter":
             d = domain_of(row.ref)
+            # `generic` was trained on every domain: its own domain is all four, pooled
+            ds = list(row.docs) if d == plan.GENERIC else [d]
+            d = "all domains" if d == plan.GENERIC else d
             c = Claim(next_id(), f"{row.label} on its own domain {d} vs the base", None)
-            e = c.add(d, ratio([d], row.docs, base.docs))
+            e = c.add(d, ratio(ds, row.docs, base.docs))
             c.holds = e.below(1)
             c.text += f" | {_pct(e)}: {'lowers it' if c.holds else 'does NOT lower it beyond noise'}"
             out.append(c)
