@@ -9,6 +9,7 @@ with the install command, they do not skip. The converted model is cached across
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import math
@@ -22,14 +23,14 @@ import pytest
 import torch
 
 from registry.catalog.migrate import upgrade
-from registry.compose import interference_report
-from registry.demo.real import claims, compute, corpora, from_json, hygiene, pairs, stats, style
+from registry.compose import compose, interference_report
+from registry.demo.real import claims, compute, corpora, from_json, hygiene, pairs, plan, stats, style, sweep
 from registry.demo.real import report as real_report
-from registry.demo.real.plan import CORE_DENSITY, DECODING, QUICK, SCALES
+from registry.demo.real.plan import CORE_DENSITY, DECODING, QUICK, SCALES, SWEEP_METHODS
 from registry.demo.real.report import RealRow
 from registry.evaluation import EvalRequest, Evaluator, load_dataset
 from registry.hashing import sha256_file
-from registry.pem import read_adapter
+from registry.pem import read_adapter, write_adapter
 from registry.service import Registry, download_version, lineage
 from registry.service.registration.base_models import list_base_models
 from registry.settings import Settings
@@ -278,6 +279,53 @@ def test_every_reported_number_is_recomputed_from_registered_artifacts(
         assert f"- {printed}" in md
 
 
+def test_sweep_methods_are_the_engine_result_evaluated(
+    real_run: tuple[Registry, dict, list[str]], tmp_path: Path
+) -> None:
+    """The full run's `ties`/`knots`/`tsv`/`iso_c` controls (sweep.method_controls: the engine's result
+    written into the resident base's weights) equal the same composition written to a folder and loaded
+    by peft with `Evaluator`, on the registered main pair cut to its last 4 modules (seconds; the full
+    70 modules of 4 methods would add about a minute to this test)."""
+    reg, report, _ = real_run
+    out = Path(report["out_dir"])
+    refs = ("real/code-a@1", "real/prose@1")
+    parents = [read_adapter(_folder(reg, ref, tmp_path)) for ref in refs]
+    keep = sorted(parents[0].modules)[-4:]
+    cut = tuple(dataclasses.replace(a, modules={k: a.modules[k] for k in keep}) for a in parents)
+    names = {d: report["doc_names"][d][:2] for d in ("code", "prose")}
+    texts = {
+        d: [json.loads((out / "data" / "test" / f"{n}.jsonl").read_text())["text"] for n in ns]
+        for d, ns in names.items()
+    }
+    requests = [
+        EvalRequest(
+            n, "perplexity", load_dataset(str(out / "data" / "test" / f"{n}.jsonl"), "perplexity", None)
+        )
+        for ns in names.values()
+        for n in ns
+    ]
+    base = next(b for b in list_base_models(reg) if f"{b.name}@{b.revision}" == report["base_model"])
+    evaluator = Evaluator(Path(base.source))
+    got = sweep.method_controls(evaluator, refs, cut, texts, SWEEP_METHODS)
+    assert [c.label for c in got] == ["ties", "knots", "tsv", "iso_c"]
+    for c, pm in zip(got, SWEEP_METHODS, strict=True):
+        fields = pm.fields
+        result = compose(
+            list(cut),
+            [1.0, 1.0],
+            fields["method"],
+            rank=fields.get("rank"),
+            density=fields.get("density"),
+            method_params=fields.get("params"),
+        )
+        folder = write_adapter(result.adapter, tmp_path / pm.label)
+        fresh = evaluator.evaluate(folder, requests)
+        for d, ns in names.items():
+            assert c.docs[d] == pytest.approx([fresh[n] for n in ns], rel=1e-4), (pm.label, d)
+    base_ppl = evaluator.evaluate(None, requests)
+    assert any(c.docs["code"][0] != pytest.approx(base_ppl[names["code"][0]], rel=1e-6) for c in got)
+
+
 def _merged_perplexities(
     evaluator: Evaluator, adapters: list, weights: list[float], requests: list[EvalRequest]
 ) -> dict[str, float]:
@@ -349,6 +397,20 @@ def _folder(reg: Registry, ref: str, tmp_path: Path) -> Path:
 
 
 # -- pure parts, milliseconds ------------------------------------------------------------------------
+
+
+def test_generic_pairs_are_scored_on_the_partners_domain_and_its_set_interleaves() -> None:
+    assert plan.pair_domains("generic", "prose") == ("prose", "prose")
+    assert plan.pair_domains("code", "generic") == ("code", "code")
+    assert plan.pair_domains("code", "prose") == ("code", "prose")
+    docs = [[corpora.Doc(d, f"{d}{i}", "x") for i in range(n)] for d, n in (("a", 3), ("b", 1), ("c", 2))]
+    assert [d.id for d in corpora.interleave(docs)] == ["a0", "b0", "c0", "a1", "c1", "a2"]
+    # the full run has enough LoRAs for P6: Mantel's smallest p, 1 / n!, below its Bonferroni level
+    loras = [a for a in plan.ADAPTERS if a.kind == "lora"]
+    assert (
+        len(loras) >= 7 and 1 / math.factorial(plan.MIN_CORRELATION_ADAPTERS) < 0.05 / plan.PRIMARY_INTERVALS
+    )
+    assert len(plan.sweep_pairs(plan.ADAPTERS, quick=False)) == len(loras) * (len(loras) - 1) // 2
 
 
 def test_t_interval_and_paired_ratio_against_a_direct_formula() -> None:

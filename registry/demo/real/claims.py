@@ -51,6 +51,19 @@ def _row(result: Any, test: Callable[[Any], bool]) -> Any | None:
     return next((r for r in result.rows if r.kind == "result" and r.status == "succeeded" and test(r)), None)
 
 
+def _first_seed(ref: str, rows: Any) -> Any | None:
+    """The row of the seed-0 adapter `ref` is a second seed of (plan.AdapterPlan.seed), if any."""
+    name = ref.split("/", 1)[1].split("@")[0]
+    a = next((a for a in plan.ADAPTERS if a.name == name), None)
+    if a is None or a.seed == 0:
+        return None
+    twin = next(t for t in plan.ADAPTERS if (t.train_set, t.kind, t.seed) == (a.train_set, a.kind, 0))
+    return next(
+        (r for r in rows if r.kind == "adapter" and r.ref and r.ref.startswith(plan.ref(twin.name) + "@")),
+        None,
+    )
+
+
 def primary(result: Any, pairs: list[pairs_mod.Pair]) -> list[Claim]:
     """plan.PRIMARY in order; each at level 1 - 0.05 / (intervals of all primary claims)."""
     k = plan.PRIMARY_INTERVALS
@@ -153,11 +166,21 @@ def secondary(result: Any, pairs: list[pairs_mod.Pair]) -> list[Claim]:
     for row in result.rows:
         if row.kind == "adapter":
             d = domain_of(row.ref)
+            # `generic` was trained on every domain: its own domain is all four, pooled
+            ds = list(row.docs) if d == plan.GENERIC else [d]
+            d = "all domains" if d == plan.GENERIC else d
             c = Claim(next_id(), f"{row.label} on its own domain {d} vs the base", None)
-            e = c.add(d, ratio([d], row.docs, base.docs))
+            e = c.add(d, ratio(ds, row.docs, base.docs))
             c.holds = e.below(1)
             c.text += f" | {_pct(e)}: {'lowers it' if c.holds else 'does NOT lower it beyond noise'}"
             out.append(c)
+            twin = _first_seed(row.ref, result.rows)
+            if twin is not None:  # the seed-to-seed spread every difference between adapters carries
+                c = Claim(next_id(), f"{row.label} vs {twin.label} (another batch order) on {d}", None)
+                e = c.add(d, ratio([d], row.docs, twin.docs))
+                c.holds = e.lo <= 1 <= e.hi
+                c.text += f" | {_pct(e)}: {'within noise' if c.holds else 'differs beyond noise'}"
+                out.append(c)
         elif row.kind == "result" and row.status == "rejected":
             out.append(
                 Claim(next_id(), f"{row.scenario} ({row.label}): rejected by its gate ({row.detail})", None)

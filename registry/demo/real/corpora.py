@@ -193,3 +193,12 @@ def halves(docs: list[Doc], seed: int) -> tuple[list[Doc], list[Doc]]:
     """Two disjoint halves of a training set, by document (for the distribution-generalization pair)."""
     ranked = sorted(docs, key=lambda d: _rank(seed + 1, d))
     return ranked[0::2], ranked[1::2]
+
+
+def interleave(sets: list[list[Doc]]) -> list[Doc]:
+    """Round robin over the sets (the `generic` training set: tokenise_blocks stops at its token budget,
+    so every domain must come early)."""
+    out: list[Doc] = []
+    for i in range(max((len(s) for s in sets), default=0)):
+        out += [s[i] for s in sets if i < len(s)]
+    return out

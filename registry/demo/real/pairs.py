@@ -60,6 +60,13 @@ class Pair:
         return log_differences([da], m.docs, self.parents[0]) + log_differences([db], m.docs, self.parents[1])
 
 
+def control_label(kind: str, weights: Sequence[float], method: str = "") -> str:
+    """A sweep control's column (results.json's controls carry kind, weights and, for methods, method)."""
+    if kind == "method":
+        return method
+    return f"scaled sum c={weights[0]:g}" if kind == "scaled" else f"decoding {weights[0]:g}/{weights[1]:g}"
+
+
 def short(ref: str) -> str:
     return ref.split("/", 1)[-1].rsplit("@", 1)[0]
 
@@ -78,9 +85,9 @@ def build(
         if (a, b) not in out:
             if a not in by_ref or b not in by_ref:
                 continue
-            out[(a, b)] = Pair(a, b, (domain_of(a), domain_of(b)), (by_ref[a].docs, by_ref[b].docs), [])
-        w = c["weights"]
-        label = f"scaled sum c={w[0]:g}" if c["kind"] == "scaled" else f"decoding {w[0]:g}/{w[1]:g}"
+            domains = plan.pair_domains(domain_of(a), domain_of(b))
+            out[(a, b)] = Pair(a, b, domains, (by_ref[a].docs, by_ref[b].docs), [])
+        label = control_label(c["kind"], c["weights"], c.get("method", ""))
         out[(a, b)].methods.append(Method(label, c["docs"]))
     for r in rows:
         if r.kind == "result" and r.status == "succeeded" and r.detail.startswith("core_merge"):

@@ -90,7 +90,10 @@ def collect(
     sizes: dict[str, Any],
     controls: list[dict[str, Any]],
     diagnostics: list[dict[str, Any]],
+    evaluated: dict[str, dict[str, float]] | None = None,
 ) -> RealResult:
+    """`evaluated`: adapter label -> held-out perplexities of the adapters no composition takes as
+    input (the sweep evaluates those in process; the others' values are the flows', from the cache)."""
     names: dict[str, list[str]] = {}
     tokens: dict[str, list[int]] = {}
     for h in held_out:
@@ -106,7 +109,10 @@ def collect(
             label=f"base {base_ref}", ref=None, kind="base", detail="no adapter", docs=per_doc(base_metrics)
         )
     ]
-    parents: dict[str, RealRow] = {}
+    parents = {
+        label: RealRow(label=label, ref=label, kind="adapter", detail="trained", docs=per_doc(values))
+        for label, values in (evaluated or {}).items()
+    }
     results: list[RealRow] = []
     interference: list[dict[str, Any]] = []
     search: list[dict[str, Any]] = []

@@ -139,7 +139,9 @@ def run_real_demo(
             progress.advance(task)
 
     with compute.threads(n_threads), _progress() as progress:
-        controls, diagnostics = _sweep(reg, prepared, wanted, quick, out_dir / "downloads", progress)
+        controls, diagnostics, own_rows = _sweep(
+            reg, prepared, wanted, quick, requests, out_dir / "downloads", progress
+        )
 
     with compute.threads(n_threads), _progress() as progress:
         style_rows = _style(
@@ -162,6 +164,7 @@ def run_real_demo(
         sizes=prepared.sizes,
         controls=controls,
         diagnostics=diagnostics,
+        evaluated=own_rows,
     )
     real_report.emit(reg, result, say)
     return result
@@ -185,11 +188,13 @@ def _prepare(
     val: dict[str, Path] = {}
     train_docs: dict[str, list[corpora.Doc]] = {}
     sizes: dict[str, Any] = {}
+    domain_train: dict[str, list[corpora.Doc]] = {}
     for domain in corpora.DOMAINS:
         parts = corpora.split(
             domain, budget.n_test, budget.n_val, seed, lambda d: data.window(tok, d, budget.window)
         )
         sizes[domain] = asdict(parts.sizes) if parts.sizes else {}
+        domain_train[domain] = parts.train
         held_out += data.write_test(tok, parts.test, budget.window, out_dir / "data" / "test")
         val[domain] = data.write_val(tok, domain, parts.val, budget.window, out_dir / "data" / "val")
         if domain == "code":
@@ -197,6 +202,7 @@ def _prepare(
         else:
             train_docs[domain] = parts.train
         progress.advance(task)
+    train_docs[plan.GENERIC] = corpora.interleave(list(domain_train.values()))
     needed = {a.train_set for a in wanted}
     sets = {
         name: train.tokenise_blocks(tok, docs, budget.seq, budget.train_tokens, cache / "tokens")
@@ -248,7 +254,7 @@ def _train_all(
             batch=budget.batch,
             seq=budget.seq,
             lr=a.lr,
-            seed=seed + 1,
+            seed=seed + 1 + a.seed,
             precision=precision,
             top_layers=budget.lora_layers if a.kind == "lora" else None,
         )
@@ -289,12 +295,14 @@ def _sweep(
     prepared: Prepared,
     wanted: list[plan.AdapterPlan],
     quick: bool,
+    requests: list[Any],
     downloads: Path,
     progress: Progress,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, dict[str, float]]]:
     """Every pair of the registered LoRAs, in process (sweep.py): the controls on the pair's own
     domains, and the product's interference report of all of them (RMS cosine, subspace and core
-    overlap per pair)."""
+    overlap per pair). Also the held-out perplexities (`requests`) of the LoRAs no flow composition
+    takes as input (plan.CORRELATION_ONLY): their rows, which the flows' evaluations give the others."""
     from ...compose import interference_report
     from ...evaluation import Evaluator
     from ...pem import read_adapter
@@ -308,14 +316,24 @@ def _sweep(
     for h in prepared.held_out:
         texts.setdefault(h.domain, []).append(h.text)
     evaluator = Evaluator(prepared.base.folder)
+    own_rows = {
+        found[n][0]: evaluator.evaluate(found[n][1], requests) for n in found if n in plan.CORRELATION_ONLY
+    }
     controls = []
+    with_methods = plan.method_pairs(quick)
     for x, y in pairs:
         (ref_x, fx), (ref_y, fy) = found[x], found[y]
-        own = {d: texts[d] for d in dict.fromkeys((plan.DOMAIN_OF[x], plan.DOMAIN_OF[y]))}
-        for c in sweep.pair_controls(evaluator, (ref_x, ref_y), (fx, fy), own, plan.SCALES, plan.DECODING):
-            controls.append(
-                {"pair": list(c.pair), "kind": c.kind, "weights": list(c.weights), "docs": c.docs}
-            )
+        own = {d: texts[d] for d in dict.fromkeys(plan.pair_domains(plan.DOMAIN_OF[x], plan.DOMAIN_OF[y]))}
+        scales, decoding = plan.pair_controls(x, y)
+        done = sweep.pair_controls(evaluator, (ref_x, ref_y), (fx, fy), own, scales, decoding)
+        if (x, y) in with_methods:
+            parents = (read_adapter(fx), read_adapter(fy))
+            done += sweep.method_controls(evaluator, (ref_x, ref_y), parents, own, plan.SWEEP_METHODS)
+        for c in done:
+            item = {"pair": list(c.pair), "kind": c.kind, "weights": list(c.weights), "docs": c.docs}
+            if c.kind == "method":
+                item |= {"method": c.method, "fields": c.fields}
+            controls.append(item)
         progress.advance(task)
     del evaluator
     names = [n for n in found if any(n in pair for pair in pairs)]
@@ -335,7 +353,7 @@ def _sweep(
         for p in report.pairs
     ]
     progress.advance(task)
-    return controls, diagnostics
+    return controls, diagnostics, own_rows
 
 
 def _style(

@@ -7,6 +7,9 @@ beside each method claim, evaluated on the two parents' own domains (the retenti
   the exact sum (`core_merge`'s is about 0.86 x on matched LoRAs).
 - Decoding time at 0.5/0.5 (an average of logits) and at 1/1 (`l_x + l_y - base`, an extrapolation),
   with the product's own combination (`registry.evaluation.decoding`).
+- The product's methods in `plan.SWEEP_METHODS` (`ties`, `knots`, `tsv`, `iso_c`): composed by the
+  engine (`registry.compose.compose`) from the registered parents' files, their result written into
+  the resident base's weights (W + s B A per module, float64 product) for the evaluation.
 
 Why not through the flow: each of these is one evaluation of two already registered LoRAs, which the
 flow would first compose, store and register (tens of seconds of overhead per run against a second of
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,9 @@ import torch
 
 from registry.evaluation import Evaluator, metrics
 from registry.evaluation.decoding import ensemble_logits, load_ensemble
+from registry.pem import PemAdapter
+
+from .pairs import control_label
 
 
 @dataclass(frozen=True)
@@ -34,14 +40,29 @@ class Control:
     on each of the pair's own domains (domain -> values in the report's document order)."""
 
     pair: tuple[str, str]  # adapter refs
-    kind: str
+    kind: str  # scaled | decoding | method
     weights: tuple[float, float]
     docs: dict[str, list[float]]
+    method: str = ""  # kind method: plan.PairMethod.label
+    fields: dict[str, Any] = field(default_factory=dict)  # kind method: the engine's parameters
 
     @property
     def label(self) -> str:
-        w = self.weights
-        return f"scaled sum c={w[0]:g}" if self.kind == "scaled" else f"decoding {w[0]:g}/{w[1]:g}"
+        return control_label(self.kind, self.weights, self.method)
+
+
+def _score(
+    evaluator: Evaluator, texts: dict[str, list[str]], scorer: metrics.Scorer
+) -> dict[str, list[float]]:
+    """Per-document perplexity on `texts` (domain -> one window per document), by domain."""
+    flat = [[t] for d in texts for t in texts[d]]
+    values = metrics.perplexities(scorer, evaluator.tok, flat, evaluator.device, evaluator.max_len)
+    out: dict[str, list[float]] = {}
+    k = 0
+    for d in texts:
+        out[d] = values[k : k + len(texts[d])]
+        k += len(texts[d])
+    return out
 
 
 @contextmanager
@@ -72,17 +93,9 @@ def pair_controls(
 ) -> list[Control]:
     """Every control of one pair on `texts` (domain -> one window per document): the scaled sums,
     then decoding time at each weight in `decoding` (both inputs at that weight)."""
-    domains = list(texts)
-    flat = [[t] for d in domains for t in texts[d]]
 
     def run(scorer: metrics.Scorer) -> dict[str, list[float]]:
-        values = metrics.perplexities(scorer, evaluator.tok, flat, evaluator.device, evaluator.max_len)
-        out: dict[str, list[float]] = {}
-        k = 0
-        for d in domains:
-            out[d] = values[k : k + len(texts[d])]
-            k += len(texts[d])
-        return out
+        return _score(evaluator, texts, scorer)
 
     model, names = load_ensemble(evaluator.base, list(folders))
     out = []
@@ -96,4 +109,48 @@ def pair_controls(
                     out.append(Control(pair, "scaled", (c, c), run(model)))
     finally:
         evaluator.base = model.unload()
+    return out
+
+
+@contextmanager
+def _merged(model: Any, adapter: PemAdapter) -> Iterator[None]:
+    """The base's weights W + s B A for every module of a LoRA `adapter`; restored on exit."""
+    saved: dict[str, torch.Tensor] = {}
+    try:
+        for path, m in adapter.modules.items():
+            layer = model.get_submodule(path)
+            saved[path] = layer.weight.data
+            delta = m.scale * (m.B.double() @ m.A.double())
+            layer.weight.data = (layer.weight.data.double() + delta).to(saved[path].dtype)
+        yield
+    finally:
+        for path, w in saved.items():
+            model.get_submodule(path).weight.data = w
+
+
+def method_controls(
+    evaluator: Evaluator,
+    pair: tuple[str, str],
+    adapters: tuple[PemAdapter, PemAdapter],
+    texts: dict[str, list[str]],
+    methods: Sequence[Any],
+) -> list[Control]:
+    """Each of `methods` (plan.PairMethod) applied to the pair at its weights, composed by the product's
+    engine and evaluated on `texts` with the evaluator's resident base."""
+    from registry.compose import compose
+
+    out = []
+    for pm in methods:
+        f = pm.fields
+        result = compose(
+            list(adapters),
+            list(pm.weights),
+            f["method"],
+            rank=f.get("rank"),
+            density=f.get("density"),
+            method_params=f.get("params"),
+        )
+        with torch.inference_mode(), _merged(evaluator.base, result.adapter):
+            docs = _score(evaluator, texts, evaluator.base)
+        out.append(Control(pair, "method", pm.weights, docs, pm.label, dict(f)))
     return out
