@@ -81,6 +81,39 @@ def test_accuracy_picks_the_most_likely_label(base_and_adapter: tuple[Path, Path
     assert got == pytest.approx(expected)
 
 
+def test_accuracy_of_one_token_choices_is_read_from_one_forward(base_and_adapter: tuple[Path, Path]) -> None:
+    """Choices of one token each are scored from the prefix's last position (one sequence per row, not
+    one per choice); the accuracy equals the continuation scores computed here one by one."""
+    base, _ = base_and_adapter
+    model = AutoModelForCausalLM.from_pretrained(base).eval()
+    rows = [{"text": f"item {k} is", "label": "ab"[k % 2], "choices": ["a", "b"]} for k in range(12)] + [
+        {"text": "the cat is", "label": "yes"},
+        {"text": "one two", "label": "no"},
+    ]
+
+    def score(prefix: str, label: str) -> float:
+        p, full = list(prefix.encode()), list((prefix + label).encode())
+        with torch.no_grad():
+            logp = torch.log_softmax(model(input_ids=torch.tensor([full])).logits[0, :-1], -1)
+        return sum(logp[t - 1, full[t]].item() for t in range(len(p), len(full)))
+
+    def correct(rows: list[dict]) -> float:
+        labels = sorted({r["label"] for r in rows})
+        hits = [
+            max(r.get("choices") or labels, key=lambda lab: score(r["text"] + " ", lab)) == r["label"]
+            for r in rows
+        ]
+        return sum(hits) / len(rows)
+
+    ev = Evaluator(base, torch.device("cpu"))
+    singles = [EvalRequest(f"one{k}", "accuracy", _dataset([r])) for k, r in enumerate(rows[:12])]
+    pooled = EvalRequest("all", "accuracy", _dataset(rows))
+    got = ev.evaluate(None, [*singles, pooled])
+    assert [got[f"one{k}"] for k in range(12)] == [correct([r]) for r in rows[:12]]
+    assert got["all"] == pytest.approx(correct(rows))
+    assert 0 < sum(got[f"one{k}"] for k in range(12)) < 12  # both outcomes occur: the check can fail
+
+
 def test_gates() -> None:
     metric_of = {"ppl": "perplexity", "acc": "accuracy"}
     parents = {"acme/math": {"ppl": 10.0, "acc": 0.8}}

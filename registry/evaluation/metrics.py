@@ -87,20 +87,68 @@ def perplexities(
 def accuracy(
     model: Scorer, tok: Tokenizer, rows: Sequence[dict], device: torch.device, max_len: int
 ) -> float:
-    """Each row's label competes with every label seen in the dataset (or the row's `choices`),
-    scored as the continuation `text + " " + label`."""
-    labels = sorted({r["label"] for r in rows})
+    return accuracies(model, tok, [rows], device, max_len)[0]
+
+
+@torch.inference_mode()
+def accuracies(
+    model: Scorer, tok: Tokenizer, datasets: Sequence[Sequence[dict]], device: torch.device, max_len: int
+) -> list[float]:
+    """The accuracy of each dataset: each row's label competes with every label seen in its dataset
+    (or the row's `choices`), scored as the continuation `text + " " + label`. The rows of every
+    dataset are scored together in shared batches, as `perplexities` does (many one-item datasets
+    cost a few batched forwards, not one each). A row whose choices are one token each is scored from
+    one forward of its prefix (the choices' log-probabilities at its last position): the same scores
+    as scoring each continuation, for a fraction of the sequences."""
+    one: list[tuple[int, int, list[int], list[str], list[int]]] = []  # (k, i, prefix, choices, ids)
     seqs, starts, owners = [], [], []
-    for i, row in enumerate(rows):
-        prefix = tok.encode(row["text"] if row["text"].endswith(" ") else row["text"] + " ")
-        for choice in row.get("choices") or labels:
-            full = _fit(prefix + tok.encode(choice), max_len)
-            seqs.append(full)
-            starts.append(max(1, len(full) - len(tok.encode(choice))))
-            owners.append((i, choice))
-    sums, _ = _sequence_logprobs(model, seqs, starts, device)
-    best: dict[int, tuple[float, str]] = {}
-    for (i, choice), score in zip(owners, sums, strict=True):
-        if i not in best or score > best[i][0]:
-            best[i] = (score, choice)
-    return sum(best[i][1] == row["label"] for i, row in enumerate(rows)) / len(rows)
+    for k, rows in enumerate(datasets):
+        labels = sorted({r["label"] for r in rows})
+        for i, row in enumerate(rows):
+            prefix = tok.encode(row["text"] if row["text"].endswith(" ") else row["text"] + " ")
+            choices = list(row.get("choices") or labels)
+            encoded = [tok.encode(c) for c in choices]
+            if all(len(e) == 1 for e in encoded):
+                one.append((k, i, _fit(prefix, max_len - 1), choices, [e[0] for e in encoded]))
+                continue
+            for choice, ids in zip(choices, encoded, strict=True):
+                full = _fit(prefix + ids, max_len)
+                seqs.append(full)
+                starts.append(max(1, len(full) - len(ids)))
+                owners.append((k, i, choice))
+    scored: list[tuple[tuple[int, int], str, float]] = []
+    if seqs:
+        sums, _ = _sequence_logprobs(model, seqs, starts, device)
+        scored += [((k, i), c, s) for (k, i, c), s in zip(owners, sums, strict=True)]
+    if one:
+        last = _last_logprobs(model, [p for _, _, p, _, _ in one], device)
+        for (k, i, _, choices, ids), logp in zip(one, last, strict=True):
+            scored += [((k, i), c, float(logp[t])) for c, t in zip(choices, ids, strict=True)]
+    best: dict[tuple[int, int], tuple[float, str]] = {}
+    for key, choice, score in scored:
+        if key not in best or score > best[key][0]:
+            best[key] = (score, choice)
+    return [
+        sum(best[(k, i)][1] == row["label"] for i, row in enumerate(rows)) / len(rows)
+        for k, rows in enumerate(datasets)
+    ]
+
+
+def _last_logprobs(model: Scorer, seqs: Sequence[list[int]], device: torch.device) -> list[torch.Tensor]:
+    """For each sequence, log p(next token | the sequence) over the vocabulary (right padding, as
+    `_sequence_logprobs` pads: the last real position is read)."""
+    forward = logits_fn(model)
+    out: list[torch.Tensor] = []
+    for b in range(0, len(seqs), BATCH):
+        batch = seqs[b : b + BATCH]
+        width = max(len(s) for s in batch)
+        ids = torch.zeros(len(batch), width, dtype=torch.long)
+        mask = torch.zeros(len(batch), width, dtype=torch.long)
+        for i, s in enumerate(batch):
+            ids[i, : len(s)] = torch.tensor(s)
+            mask[i, : len(s)] = 1
+        logits = forward(ids.to(device), mask.to(device))
+        ends = torch.tensor([len(s) - 1 for s in batch], device=device)
+        last = logits[torch.arange(len(batch), device=device), ends].float()
+        out += list(torch.log_softmax(last, dim=-1).cpu())
+    return out

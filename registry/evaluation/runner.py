@@ -43,11 +43,11 @@ class Evaluator:
             texts = [[r["text"] for r in req.dataset.rows] for req in ppl]
             values = metrics.perplexities(model, self.tok, texts, self.device, self.max_len)
             out.update({req.name: v for req, v in zip(ppl, values, strict=True)})
-        for req in requests:
-            if req.metric != "perplexity":
-                out[req.name] = metrics.accuracy(
-                    model, self.tok, list(req.dataset.rows), self.device, self.max_len
-                )
+        acc = [req for req in requests if req.metric == "accuracy"]
+        if acc:
+            rows = [list(req.dataset.rows) for req in acc]
+            values = metrics.accuracies(model, self.tok, rows, self.device, self.max_len)
+            out.update({req.name: v for req, v in zip(acc, values, strict=True)})
         return {req.name: out[req.name] for req in requests}  # in the requests' order
 
     def evaluate(self, adapter_folder: Path | None, requests: list[EvalRequest]) -> dict[str, float]:
