@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from .gates import LOWER_IS_BETTER
 from .metrics import LogitsFn
 
 FORMULA = "logits = base + sum_i w_i (logits_i - base)"
@@ -57,9 +58,6 @@ def ensemble_logits(model: Any, names: Sequence[str], weights: Sequence[float]) 
         return acc
 
     return combined
-
-
-LOWER_IS_BETTER = {"perplexity": True, "accuracy": False}
 
 
 def interference_cost(

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 
 from ..spec import GateSpec
 
+# Each metric's direction, the one place it is stated (gates, the decoding comparison).
 LOWER_IS_BETTER = {"perplexity": True, "accuracy": False}
 
 
