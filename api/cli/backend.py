@@ -211,9 +211,9 @@ class LocalBackend:
         return list_events(self.reads, subject=subject, actor=actor, limit=limit)
 
     def list_base_models(self) -> list[BaseModelView]:
-        from registry.service.registration.base_models import list_base_models
+        from registry.service.registration.base_reads import list_base_models
 
-        return list_base_models(self.reg)
+        return list_base_models(self.reads)
 
     def add_base_model(
         self, name: str, *, source: str, revision: str, sha256: str | None, folder: Path | None
@@ -227,9 +227,9 @@ class LocalBackend:
         )
 
     def show_base_model(self, label: str) -> BaseModelDetail:
-        from registry.service.registration.base_models import show_base_model
+        from registry.service.registration.base_reads import show_base_model
 
-        return show_base_model(self.reg, label)
+        return show_base_model(self.reads, label)
 
     def merge_base_models(self, label: str, into: str) -> BaseMerged:
         from registry.service.registration.base_merge import merge_base_models
