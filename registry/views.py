@@ -33,7 +33,8 @@ class BaseModelView(Model):
     created_at: datetime
 
     @classmethod
-    def of(cls, row: m.BaseModel) -> BaseModelView:
+    def of(cls, row: Any) -> BaseModelView:
+        """From an ORM BaseModel or a Core row of base_models."""
         return cls(
             name=row.name,
             revision=row.revision,
@@ -41,7 +42,7 @@ class BaseModelView(Model):
             sha256=row.sha256,
             architecture=row.architecture,
             config_sha256=row.config_sha256,
-            created_at=row.created_at,
+            created_at=utc(row.created_at),
         )
 
 

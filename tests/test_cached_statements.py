@@ -19,6 +19,7 @@ from registry.service.catalog import queries, resolve
 from registry.service.catalog.lineage import lineage
 from registry.service.catalog.queries import get_version, list_adapters
 from registry.service.catalog.resolve import resolve_version
+from registry.service.registration.base_reads import show_base_model
 from registry.synthetic import make_lora
 
 ALICE, BOB = Access("key:alice", "reader"), Access("key:bob", "reader")
@@ -82,3 +83,17 @@ def test_one_statement_serves_each_reader_its_own_rows(two_teams: Registry) -> N
         walks._walk_statement.cache_info().currsize - built[2],
     )
     assert all(n <= 2 for n in grown), grown
+
+
+def test_a_base_model_names_and_counts_only_the_adapters_its_reader_sees(two_teams: Registry) -> None:
+    """`base-models show` (REST and CLI alike) lists a base's adapters: a private namespace's stay
+    unnamed and uncounted for whoever cannot read it, as in every other listing."""
+    reg = two_teams
+    for access, names in (
+        (ALICE, ["open/child", "red/base"]),
+        (BOB, ["blue/base", "open/child"]),
+        (Access("key:nobody", "reader"), ["open/child"]),
+        (Access("key:root", "admin"), ["blue/base", "open/child", "red/base"]),
+    ):
+        detail = show_base_model(reg.acting_as(access), "tiny-llama")
+        assert (detail.adapters, detail.adapter_count) == (names, len(names)), access

@@ -176,8 +176,12 @@ def test_remote_catalog_commands_import_no_heavy_module(live_server: Server, tmp
         ("adapters", "show", "tour/nope@1"),
         ("lineage", "tour/nope@1"),
         ("base-models", "list"),
+        ("base-models", "show", "no-such-base"),
         ("audit-log", "--limit", "5"),
         ("keys", "list"),
+        ("whoami",),
+        ("namespaces", "list"),
+        ("namespaces", "show", "tour"),
         ("compositions", "list"),
     ):
         done, modules = run_and_list_modules(env, *args)

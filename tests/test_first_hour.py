@@ -24,7 +24,7 @@ from registry.service import Registry
 from registry.service.admin import gc
 from registry.service.catalog import lifecycle
 from registry.service.registration.base_merge import merge_base_models
-from registry.service.registration.base_models import show_base_model
+from registry.service.registration.base_reads import show_base_model
 from registry.settings import Settings
 from registry.spec import load_spec
 from registry.training import parse_training

@@ -211,9 +211,9 @@ class LocalBackend:
         return list_events(self.reads, subject=subject, actor=actor, limit=limit)
 
     def list_base_models(self) -> list[BaseModelView]:
-        from registry.service.registration.base_models import list_base_models
+        from registry.service.registration.base_reads import list_base_models
 
-        return list_base_models(self.reg)
+        return list_base_models(self.reads)
 
     def add_base_model(
         self, name: str, *, source: str, revision: str, sha256: str | None, folder: Path | None
@@ -227,9 +227,9 @@ class LocalBackend:
         )
 
     def show_base_model(self, label: str) -> BaseModelDetail:
-        from registry.service.registration.base_models import show_base_model
+        from registry.service.registration.base_reads import show_base_model
 
-        return show_base_model(self.reg, label)
+        return show_base_model(self.reads, label)
 
     def merge_base_models(self, label: str, into: str) -> BaseMerged:
         from registry.service.registration.base_merge import merge_base_models
@@ -450,7 +450,7 @@ class RemoteBackend:
         )
 
     def show_base_model(self, label: str) -> BaseModelDetail:
-        return self.client.show_base_model(label)
+        return self.reads.show_base_model(label)
 
     def merge_base_models(self, label: str, into: str) -> BaseMerged:
         return self.client.merge_base_models(label, into)
@@ -475,13 +475,13 @@ class RemoteBackend:
         return refs, pull(refs, dest, fetch, link=link)
 
     def whoami(self) -> WhoAmI:
-        return self.client.whoami()
+        return self.reads.whoami()
 
     def list_namespaces(self) -> list[NamespaceView]:
-        return self.client.list_namespaces()
+        return self.reads.list_namespaces()
 
     def get_namespace(self, namespace: str) -> NamespaceView:
-        return self.client.get_namespace(namespace)
+        return self.reads.get_namespace(namespace)
 
     def create_namespace(
         self, namespace: str, *, visibility: str | None, protected_aliases: list[str], description: str | None
@@ -503,7 +503,7 @@ class RemoteBackend:
         )
 
     def list_grants(self, namespace: str) -> list[GrantView]:
-        return self.client.list_grants(namespace)
+        return self.reads.list_grants(namespace)
 
     def grant(self, namespace: str, subject: str, role: str) -> GrantView:
         return self.client.grant(namespace, subject, role)

@@ -12,7 +12,7 @@ from api.schemas import BASE_LABEL_PATTERN, BaseMergeIn, BaseModelIn
 from registry import service
 from registry.base_evidence import BaseEvidence, config_fingerprint
 from registry.service.registration.base_merge import merge_base_models
-from registry.service.registration.base_models import show_base_model
+from registry.service.registration.base_reads import show_base_model
 from registry.views import BaseMerged, BaseModelDetail, BaseModelView
 
 router = APIRouter(prefix="/v1/base-models", tags=["base models"], responses=ERROR_RESPONSES)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 from pydantic import TypeAdapter
@@ -17,7 +16,7 @@ from ..base_evidence import evidence_for, folder_evidence
 from ..refs import validate_name
 from ..serving import ServingRefs
 from ..serving import pull as pull_layout
-from ..views import BaseMerged, BaseModelDetail, TrainingRecord
+from ..views import BaseMerged, TrainingRecord
 from ..webhooks.views import DeliveryView, PingSent, WebhookCreated, WebhookView
 from . import errors
 from .models import (
@@ -31,7 +30,6 @@ from .models import (
     NamespaceView,
     Registered,
     VersionView,
-    WhoAmI,
 )
 from .reads import Reads
 from .reads import seg as _seg
@@ -285,10 +283,6 @@ class Client(Reads):
         response = self._request("POST", "/v1/base-models", json={k: v for k, v in body.items() if v})
         return BaseModelView.model_validate(response.json()), response.status_code == 201
 
-    def show_base_model(self, label: str) -> BaseModelDetail:
-        """One base model (`NAME` or `NAME@REVISION`), with its adapters."""
-        return self._get(BaseModelDetail, f"/v1/base-models/{quote(label, safe='/@')}")
-
     def merge_base_models(self, base: str, into: str) -> BaseMerged:
         """Admin: move every adapter of `base` to `into` and remove `base` (a catalog repair)."""
         body = {"base": base, "into": into}
@@ -377,18 +371,7 @@ class Client(Reads):
         path = f"/v1/webhooks/{_seg(webhook_id)}/deliveries/{_seg(event_id)}:redeliver"
         return DeliveryView.model_validate(self._request("POST", path).json())
 
-    # -- namespaces, grants, whoami -------------------------------------------------------------------
-    def whoami(self) -> WhoAmI:
-        """Who the server takes this client's key or token for: principal, groups, role, grants."""
-        return self._get(WhoAmI, "/v1/whoami")
-
-    def list_namespaces(self) -> list[NamespaceView]:
-        """The namespaces this principal may read, each with its role there."""
-        return self._list(NamespaceView, "/v1/namespaces")
-
-    def get_namespace(self, namespace: str) -> NamespaceView:
-        return self._get(NamespaceView, f"/v1/namespaces/{_seg(namespace)}")
-
+    # -- namespaces, grants (their reads are reads.Reads') ---------------------------------------------
     def create_namespace(
         self,
         namespace: str,
@@ -425,9 +408,6 @@ class Client(Reads):
         }
         path = f"/v1/namespaces/{_seg(namespace)}"
         return NamespaceView.model_validate(self._request("PATCH", path, json=body).json())
-
-    def list_grants(self, namespace: str) -> list[GrantView]:
-        return self._list(GrantView, f"/v1/namespaces/{_seg(namespace)}/grants")
 
     def grant(self, namespace: str, subject: str, role: str) -> GrantView:
         """A maintainer: `subject` (key:NAME, user:SUB, group:NAME) gets `role` (reader|writer|maintainer)."""

@@ -1,12 +1,12 @@
 """Typed results: the service layer's own views (registry.views, no SQLAlchemy) plus the few REST
-bodies that have no service view."""
+bodies that have no service view (views.Model too: each validator is built on first use)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
 from ..views import (
     AdapterView,
@@ -18,6 +18,7 @@ from ..views import (
     LineageEdgeView,
     LineageGraph,
     LineageNode,
+    Model,
     NamespaceView,
     Page,
     RunInput,
@@ -33,26 +34,26 @@ class Registered(VersionView):
     notes: list[str] = []  # what happened on the way (a base model registered, a version brought back)
 
 
-class KeyCreated(BaseModel):
+class KeyCreated(Model):
     name: str
     role: str
     key: str  # the secret, shown once
 
 
-class AliasDeleted(BaseModel):
+class AliasDeleted(Model):
     name: str
     alias: str
     version: int
 
 
-class DownloadFile(BaseModel):
+class DownloadFile(Model):
     file: str
     sha256: str
     size: int
     url: str
 
 
-class DownloadManifest(BaseModel):
+class DownloadManifest(Model):
     name: str
     version: int
     sha256: str
@@ -60,13 +61,13 @@ class DownloadManifest(BaseModel):
     files: list[DownloadFile]
 
 
-class CompositionOutput(BaseModel):
+class CompositionOutput(Model):
     name: str
     version: int
     sha256: str
 
 
-class Composition(BaseModel):
+class Composition(Model):
     """A composition run as GET /v1/compositions/{id} answers it (fields added later are kept)."""
 
     model_config = ConfigDict(extra="allow")

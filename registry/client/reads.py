@@ -17,6 +17,7 @@ from urllib.parse import quote, urlencode, urlsplit
 from pydantic import BaseModel, TypeAdapter
 
 from ..refs import parse_ref, validate_name
+from ..views import BaseModelDetail
 from . import errors
 from .models import (
     AdapterView,
@@ -24,10 +25,13 @@ from .models import (
     AuditEventView,
     BaseModelView,
     Composition,
+    GrantView,
     KeyView,
     LineageGraph,
+    NamespaceView,
     Page,
     VersionView,
+    WhoAmI,
 )
 
 M = TypeVar("M", bound=BaseModel)
@@ -135,6 +139,10 @@ class Reads:
     def list_base_models(self) -> list[BaseModelView]:
         return self._list(BaseModelView, "/v1/base-models")
 
+    def show_base_model(self, label: str) -> BaseModelDetail:
+        """One base model (`NAME` or `NAME@REVISION`), with its adapters."""
+        return self._get(BaseModelDetail, f"/v1/base-models/{quote(label, safe='/@')}")
+
     def audit(
         self, *, subject: str | None = None, actor: str | None = None, limit: int = 100
     ) -> list[AuditEventView]:
@@ -177,6 +185,21 @@ class Reads:
                     f"composition {composition_id}: still {view.status} after {timeout:g} s"
                 )
             time.sleep(poll)
+
+    # -- namespaces, grants, whoami -------------------------------------------------------------------
+    def whoami(self) -> WhoAmI:
+        """Who the server takes this client's key or token for: principal, groups, role, grants."""
+        return self._get(WhoAmI, "/v1/whoami")
+
+    def list_namespaces(self) -> list[NamespaceView]:
+        """The namespaces this principal may read, each with its role there."""
+        return self._list(NamespaceView, "/v1/namespaces")
+
+    def get_namespace(self, namespace: str) -> NamespaceView:
+        return self._get(NamespaceView, f"/v1/namespaces/{seg(namespace)}")
+
+    def list_grants(self, namespace: str) -> list[GrantView]:
+        return self._list(GrantView, f"/v1/namespaces/{seg(namespace)}/grants")
 
     # -- keys (admin) --------------------------------------------------------------------------------
     def list_keys(self, *, include_revoked: bool = True) -> list[KeyView]:

@@ -23,7 +23,7 @@ _WHERE = {
     "get_version": "catalog.queries",
     "lineage": "catalog.lineage",
     "list_adapters": "catalog.queries",
-    "list_base_models": "registration.base_models",
+    "list_base_models": "registration.base_reads",
     "list_events": "catalog.audit",
     "parse_tags": "registration.register",
     "register_adapter": "registration.register",
@@ -55,7 +55,8 @@ if TYPE_CHECKING:
     from registry.service.catalog.lineage import lineage
     from registry.service.catalog.queries import get_version, list_adapters, show_adapter
     from registry.service.context import Registry
-    from registry.service.registration.base_models import add_base_model, list_base_models
+    from registry.service.registration.base_models import add_base_model
+    from registry.service.registration.base_reads import list_base_models
     from registry.service.registration.register import parse_tags, register_adapter
 
 

@@ -18,14 +18,24 @@ import difflib
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Row, select
 
 from registry.base_evidence import BaseEvidence
-from registry.catalog import models as m
+from registry.catalog import tables as t
 from registry.errors import InvalidInput, NotFound
 from registry.paths import user_path
+
+# The base rows are read on Core (`Db`: an ORM Session or a Core Connection, both execute a Core
+# select), so the read-only callers (`pemreg base-models show` in local mode) load no ORM.
+BaseRow = Row[Any]
+_b = t.base_models.c
+
+
+class Db(Protocol):
+    def execute(self, statement: Any, /) -> Any: ...
+
 
 # What may be auto-registered: a hub id (`org/name` or `name`), never a path or a URI.
 HUB_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?")
@@ -86,11 +96,12 @@ def local_dir(source: str) -> Path | None:
         return None
 
 
-def _by_name(session: Session, name: str, revision: str | None) -> m.BaseModel | None:
-    query = select(m.BaseModel).where(m.BaseModel.name == name)
+def by_name(session: Db, name: str, revision: str | None) -> BaseRow | None:
+    """The base `name` (at `revision`); without a revision, refused when the name has several."""
+    query = select(t.base_models).where(_b.name == name)
     if revision:
-        query = query.where(m.BaseModel.revision == revision)
-    rows = session.scalars(query.order_by(m.BaseModel.id)).all()
+        query = query.where(_b.revision == revision)
+    rows = session.execute(query.order_by(_b.id)).all()
     if len(rows) > 1:
         revisions = ", ".join(r.revision for r in rows)
         raise InvalidInput(
@@ -100,10 +111,10 @@ def _by_name(session: Session, name: str, revision: str | None) -> m.BaseModel |
     return rows[0] if rows else None
 
 
-def _by_source(session: Session, text: str, revision: str | None) -> m.BaseModel | None:
+def _by_source(session: Db, text: str, revision: str | None) -> BaseRow | None:
     """Lexical: a URI or hub id spelled as a registered source (a path string is never compared)."""
     wanted = normalise_source(text, local=False)
-    rows = session.scalars(select(m.BaseModel).order_by(m.BaseModel.id)).all()
+    rows = session.execute(select(t.base_models).order_by(_b.id)).all()
     hits = [
         r
         for r in rows
@@ -112,11 +123,11 @@ def _by_source(session: Session, text: str, revision: str | None) -> m.BaseModel
     return hits[0] if len(hits) == 1 else None
 
 
-def _label(row: m.BaseModel) -> str:
+def _label(row: Any) -> str:
     return f"{row.name}@{row.revision}"
 
 
-def _contradicts(row: m.BaseModel, evidence: BaseEvidence) -> bool:
+def _contradicts(row: Any, evidence: BaseEvidence) -> bool:
     """The row's recorded identity differs from what the caller saw in its folder."""
     if row.sha256 and evidence.weights_sha256:
         return row.sha256 != evidence.weights_sha256
@@ -125,34 +136,32 @@ def _contradicts(row: m.BaseModel, evidence: BaseEvidence) -> bool:
     return False
 
 
-def by_evidence(session: Session, evidence: BaseEvidence, revision: str | None = None) -> list[m.BaseModel]:
+def by_evidence(session: Db, evidence: BaseEvidence, revision: str | None = None) -> list[BaseRow]:
     """Registered bases the evidence identifies: by weights digest when one matches, else by config
     fingerprint among the rows whose recorded digest does not contradict it."""
-    query = select(m.BaseModel).order_by(m.BaseModel.id)
+    query = select(t.base_models).order_by(_b.id)
     if revision:
-        query = query.where(m.BaseModel.revision == revision)
+        query = query.where(_b.revision == revision)
     if evidence.weights_sha256:
-        hits = session.scalars(query.where(m.BaseModel.sha256 == evidence.weights_sha256)).all()
+        hits = session.execute(query.where(_b.sha256 == evidence.weights_sha256)).all()
         if hits:
             return list(hits)
     if not evidence.config_sha256:
         return []
-    rows = session.scalars(query.where(m.BaseModel.config_sha256 == evidence.config_sha256)).all()
+    rows = session.execute(query.where(_b.config_sha256 == evidence.config_sha256)).all()
     return [r for r in rows if not _contradicts(r, evidence)]
 
 
-def find_base(session: Session, label: str) -> m.BaseModel | None:
+def find_base(session: Db, label: str) -> BaseRow | None:
     """By name (`NAME[@REVISION]`), else by normalised source (a URI or hub id, compared lexically)."""
     name, revision = check_base_label(label)
-    return _by_name(session, name, revision) or _by_source(session, label if not revision else name, revision)
+    return by_name(session, name, revision) or _by_source(session, label if not revision else name, revision)
 
 
-def near_matches(
-    session: Session, label: str, limit: int = 3, evidence: BaseEvidence | None = None
-) -> list[str]:
+def near_matches(session: Db, label: str, limit: int = 3, evidence: BaseEvidence | None = None) -> list[str]:
     """Registered bases a user may have meant: close names (also to the folder's own name), then bases
     of the same architecture."""
-    rows = session.scalars(select(m.BaseModel).order_by(m.BaseModel.id)).all()
+    rows = session.execute(select(_b.name, _b.revision, _b.architecture).order_by(_b.id)).all()
     names = sorted({_label(r) for r in rows} | {r.name for r in rows})
     stem = label.rstrip("/").rsplit("/", 1)[-1]
     near = difflib.get_close_matches(label, names, n=limit, cutoff=0.5)
@@ -162,9 +171,7 @@ def near_matches(
     return near[:limit]
 
 
-def not_registered(
-    session: Session, label: str, field: str, evidence: BaseEvidence | None = None
-) -> NotFound:
+def not_registered(session: Db, label: str, field: str, evidence: BaseEvidence | None = None) -> NotFound:
     near = near_matches(session, label, evidence=evidence)
     hint = f"; did you mean {', '.join(near)}?" if near else "; see `pemreg base-models list`"
     error = BaseNotFound(f"{field}: base model {label[:120]!r} is not registered{hint}")
@@ -196,11 +203,11 @@ class BasePlan:
         return f"{self.name}@{self.revision}"
 
 
-def _plan(row: m.BaseModel) -> BasePlan:
+def _plan(row: BaseRow) -> BasePlan:
     return BasePlan(row.name, row.revision, row.source, row.id)
 
 
-def _no_path_match(session: Session, label: str, why: str, evidence: BaseEvidence | None) -> InvalidInput:
+def _no_path_match(session: Db, label: str, why: str, evidence: BaseEvidence | None) -> InvalidInput:
     near = near_matches(session, label, evidence=evidence)
     hint = f"; near matches: {', '.join(near)}" if near else ""
     return InvalidInput(
@@ -211,7 +218,7 @@ def _no_path_match(session: Session, label: str, why: str, evidence: BaseEvidenc
     )
 
 
-def _from_evidence(session: Session, label: str, evidence: BaseEvidence) -> BasePlan:
+def _from_evidence(session: Db, label: str, evidence: BaseEvidence) -> BasePlan:
     rows = by_evidence(session, evidence)
     if len(rows) == 1:
         return _plan(rows[0])
@@ -229,7 +236,7 @@ def _from_evidence(session: Session, label: str, evidence: BaseEvidence) -> Base
 
 
 def plan_base(
-    session: Session,
+    session: Db,
     requested: str | None,
     from_config: str | None,
     *,
@@ -257,7 +264,7 @@ def plan_base(
         )
     name, revision = check_base_label(from_config, "base_model_name_or_path")
     if evidence is not None:
-        row = _by_name(session, name, revision) if not is_path_like(name) else None
+        row = by_name(session, name, revision) if not is_path_like(name) else None
         if row is not None and not _contradicts(row, evidence):
             return _plan(row)
         return _from_evidence(session, from_config, evidence)
@@ -275,6 +282,6 @@ def plan_base(
     return BasePlan(name, revision or default_revision, name)
 
 
-def _near_suffix(session: Session, label: str) -> str:
+def _near_suffix(session: Db, label: str) -> str:
     near = near_matches(session, label)
     return f"; near matches: {', '.join(near)}" if near else ""

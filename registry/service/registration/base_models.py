@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from registry.base_evidence import BaseEvidence, config_fingerprint, folder_evidence
@@ -17,13 +17,14 @@ from registry.service.catalog import audit
 from registry.service.context import Registry
 from registry.service.registration.base_identity import (
     MAX_REVISION,
+    by_name,
     check_base_label,
     local_dir,
     normalise_source,
-    not_registered,
 )
+from registry.service.registration.base_reads import require_base_row
 from registry.sources import SourceAccess
-from registry.views import BaseModelDetail, BaseModelView
+from registry.views import BaseModelView
 
 DEFAULT_REVISION = "main"
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
@@ -127,63 +128,12 @@ def add_base_model(
         return BaseModelView.of(row), True
 
 
-def list_base_models(reg: Registry) -> list[BaseModelView]:
-    with reg.sessions() as session:
-        rows = session.scalars(select(m.BaseModel).order_by(m.BaseModel.name, m.BaseModel.revision))
-        return [BaseModelView.of(r) for r in rows]
-
-
 def find_base_model(session: Session, name: str, revision: str | None = None) -> m.BaseModel | None:
-    query = select(m.BaseModel).where(m.BaseModel.name == name)
-    if revision:
-        query = query.where(m.BaseModel.revision == revision)
-    rows = session.scalars(query.order_by(m.BaseModel.id)).all()
-    if len(rows) > 1:
-        revisions = ", ".join(r.revision for r in rows)
-        raise InvalidInput(
-            f"base_model: {name!r} has several revisions ({revisions}); name one as NAME@REVISION",
-            field="base_model",
-        )
-    return rows[0] if rows else None
+    """The ORM row of `name` (at `revision`), for writers; the rule is base_identity.by_name's."""
+    row = by_name(session, name, revision)
+    return session.get(m.BaseModel, row.id) if row is not None else None
 
 
 def require_base_model(session: Session, spec: str) -> m.BaseModel:
-    """`spec` is NAME or NAME@REVISION."""
-    name, _, revision = spec.partition("@")
-    row = find_base_model(session, name, revision or None)
-    if row is None:
-        raise not_registered(session, spec, "base_model")
-    return row
-
-
-def _auto_registered(session: Session, row: m.BaseModel) -> bool:
-    event = session.scalar(
-        select(m.AuditEvent)
-        .where(m.AuditEvent.subject == f"base:{row.name}@{row.revision}"[:256])
-        .where(m.AuditEvent.action == "register_base_model")
-        .order_by(m.AuditEvent.id)
-        .limit(1)
-    )
-    return bool(event is not None and (event.details or {}).get("auto"))
-
-
-def show_base_model(reg: Registry, label: str, *, limit: int = 100) -> BaseModelDetail:
-    """One base (`NAME` or `NAME@REVISION`): its identity, how it came to be, and its adapters."""
-    with reg.sessions() as session:
-        row = require_base_model(session, label)
-        count = session.scalar(
-            select(func.count()).select_from(m.Adapter).where(m.Adapter.base_model_id == row.id)
-        )
-        names = session.execute(
-            select(m.Adapter.namespace, m.Adapter.name)
-            .where(m.Adapter.base_model_id == row.id)
-            .order_by(m.Adapter.namespace, m.Adapter.name)
-            .limit(limit)
-        ).all()
-        return BaseModelDetail(
-            **BaseModelView.of(row).model_dump(),
-            created_by=row.created_by,
-            auto_registered=_auto_registered(session, row),
-            adapter_count=int(count or 0),
-            adapters=[f"{ns}/{name}" for ns, name in names],
-        )
+    """`spec` is NAME or NAME@REVISION (base_reads.require_base_row); the ORM row, for writers."""
+    return session.get_one(m.BaseModel, require_base_row(session, spec).id)
