@@ -88,15 +88,23 @@ def accuracy(
     model: Scorer, tok: Tokenizer, rows: Sequence[dict], device: torch.device, max_len: int
 ) -> float:
     """Each row's label competes with every label seen in the dataset (or the row's `choices`),
-    scored as the continuation `text + " " + label`."""
+    scored as the continuation `text + " " + label` of `text`, tokenised as ONE string (as in
+    lm-evaluation-harness: the context's trailing spaces move to the continuation). Tokenising the two
+    parts apart would score `" "` + `"label"`, which a BPE tokenizer never produces in running text
+    (SmolLM2: `"x yes"` is `x`, ` yes`; apart it is `x`, ` `, `yes`), so a model that learned `text
+    label` would be scored on a sequence it never saw."""
     labels = sorted({r["label"] for r in rows})
     seqs, starts, owners = [], [], []
     for i, row in enumerate(rows):
-        prefix = tok.encode(row["text"] if row["text"].endswith(" ") else row["text"] + " ")
+        context = row["text"].rstrip(" ")
+        gap = row["text"][len(context) :] or " "
+        head = tok.encode(context)
         for choice in row.get("choices") or labels:
-            full = _fit(prefix + tok.encode(choice), max_len)
+            whole = tok.encode(context + gap + choice)
+            shared = next((k for k, (a, b) in enumerate(zip(head, whole, strict=False)) if a != b), len(head))
+            full = _fit(whole, max_len)
             seqs.append(full)
-            starts.append(max(1, len(full) - len(tok.encode(choice))))
+            starts.append(max(1, len(full) - (len(whole) - shared)))
             owners.append((i, choice))
     sums, _ = _sequence_logprobs(model, seqs, starts, device)
     best: dict[int, tuple[float, str]] = {}
