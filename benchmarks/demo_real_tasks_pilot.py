@@ -3,8 +3,10 @@
 Trains one LoRA per task with the demo's own trainer (train.train_adapter, the demo's recipe: r 8, top
 10 layers, lr 2e-3, batch 4 x 128 tokens) and scores with the product's `accuracy` metric (Evaluator):
 
-- multi-task: base, the kind adapter, the mood adapter and their 0.5/0.5 `linear` merge (composed by
-  registry.compose, written with the PEFT writer, evaluated as an adapter folder) on both tasks' tests;
+- multi-task: base, the kind adapter, the mood adapter and their 0.5/0.5 and 1/1 merges by `linear`
+  (factor-wise: with the shared lora_A, 0.5/0.5 carries about a quarter of each delta) and by
+  `delta_cat` (the exact weighted sum), composed by registry.compose, written with the PEFT writer and
+  evaluated as adapter folders, on both tasks' test and validation items;
 - domain transfer: base and the `seen` adapter trained on prose items, on prose and code test items.
 
     nice -n 5 env PYTHONPATH=$PWD .venv/bin/python benchmarks/demo_real_tasks_pilot.py \\
@@ -106,9 +108,13 @@ def main() -> None:
         reqs = [request("kind.test", kind.test), request("mood.test", mood.test)]
         reqs += [request("kind.val", kind.val), request("mood.val", mood.val)]
         fa, fb = fit("kind", kind), fit("mood", mood)
-        merged = compose([read_adapter(fa), read_adapter(fb)], [0.5, 0.5], "linear")
-        fm = write_adapter(merged.adapter, work / "merged-linear-0.5")
-        for label, folder in (("base", None), ("kind", fa), ("mood", fb), ("linear 0.5/0.5", fm)):
+        pair = [read_adapter(fa), read_adapter(fb)]
+        merged = {
+            f"{m} {w}/{w}": write_adapter(compose(pair, [w, w], m).adapter, work / f"merged-{m}-{w}")
+            for m in ("linear", "delta_cat")
+            for w in (0.5, 1.0)
+        }
+        for label, folder in [("base", None), ("kind", fa), ("mood", fb), *merged.items()]:
             results[label] = evaluator.evaluate(folder, reqs)
             print(label, results[label], flush=True)
     if args.only in ("all", "transfer"):

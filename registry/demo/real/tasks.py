@@ -1,21 +1,29 @@
 """Generated classification tasks for the real demo's multi-task and domain-transfer settings.
 
-Every item is `text` (trigger + input + " =") and one `label` out of the task's `choices`: the product's
-`accuracy` metric scores each choice as the continuation `text + " " + choice` by likelihood, and the
-training text is the same `text label` lines, packed into documents (`training_docs`).
+Every item is a `context` (the trigger; for `seen` also the line) and a `query`, its `text` the two
+joined by a space, and one `label` out of the task's `choices`: the product's `accuracy` metric
+scores each choice as the continuation `text + " " + choice` by likelihood. The training text holds
+the same `text label` (training_docs), several items to a line, so that the label tokens are a
+larger share of the demo trainer's all-token loss.
 
 Labels are meaningless word pieces (`LABELS`): the base model cannot know which one a rule maps to,
 so it sits near chance (1 / number of choices) until an adapter learns the mapping; the labels of
 different tasks are disjoint, so one task's adapter has never seen the other's labels. Each is one
-token of SmolLM2's tokenizer both alone and after a space (the pilot checks it,
-benchmarks/demo_real_tasks_pilot.py).
+token of SmolLM2's tokenizer both alone and after a space (benchmarks/demo_real_tasks_pilot.py
+checks it).
 
-- `parity` ("[parity] 4821 ="): is the number even or odd. Numbers are unique across the splits.
-- `kind` ("[kind] small hammer ="): is the noun an animal, a food or a tool. The NOUNS of the test,
-  validation and training items are disjoint, so the test measures the rule, not memorised words.
-- `seen` (domain transfer, "[seen] <one line of a document> | word ="): does the word occur in the
-  line. Items are cut from a domain's documents: test items from test documents only, validation
-  from validation documents, training from training documents; no line is shared between splits.
+- `kind` ("[kind] tiny giraffe"): is the noun an animal, a food or a tool (3 labels).
+- `mood` ("[mood] rather gloomy"): is the adjective pleasant or unpleasant (2 labels).
+  For both, the WORDS of the test, validation and training items are disjoint, so the test measures
+  the rule, not memorised words.
+- `seen` (domain transfer, "[seen] <one line of a document> | word"): does the word occur in the
+  line (2 labels). Items are cut from a domain's documents: test items from test documents only,
+  validation from validation documents, training from training documents; no line in two splits.
+
+What did not learn in the demo's budget (30 steps x 4 x 128 tokens, lr 2e-3, top 10 layers), so is
+not here (label accuracy on the test items, pilot of issue 22): one item per line with a " ="
+separator, number parity ("[parity] 4821 = vit": 0.50 after 40 steps) and `kind` (0.29; 0.45 at lr
+1e-2); and digits as labels with the packed lines (`kind` 0.33: " 5" is the tokens " " and "5").
 
 Everything is deterministic from the seed (`random.Random` seeded with a string: stable across runs,
 machines and Python versions).
