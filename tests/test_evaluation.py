@@ -10,7 +10,7 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
-from registry.evaluation import EvalRequest, Evaluator
+from registry.evaluation import EvalRequest, Evaluator, metrics
 from registry.evaluation.datasets import Dataset
 from registry.evaluation.gates import check_gates
 from registry.evaluation.search import make_strategy
@@ -112,6 +112,61 @@ def test_accuracy_of_one_token_choices_is_read_from_one_forward(base_and_adapter
     assert [got[f"one{k}"] for k in range(12)] == [correct([r]) for r in rows[:12]]
     assert got["all"] == pytest.approx(correct(rows))
     assert 0 < sum(got[f"one{k}"] for k in range(12)) < 12  # both outcomes occur: the check can fail
+
+
+
+class _BpeTokenizer:
+    """A BPE trained here on a few lines (ids < 128, the tiny base's vocabulary): like SmolLM2's, it
+    merges a word with the space before it (" yes" is one token), so `text + " " + label` tokenised
+    whole differs from its parts."""
+
+    def __init__(self) -> None:
+        from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+        self._tok = Tokenizer(models.BPE())
+        self._tok.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="never")
+        trainer = trainers.BpeTrainer(vocab_size=100, show_progress=False)
+        self._tok.train_from_iterator(["the cat is yes", "one two no", "hello maybe yes no"] * 20, trainer)
+
+    def encode(self, text: str) -> list[int]:
+        return list(self._tok.encode(text).ids)
+
+
+def test_accuracy_scores_the_label_as_tokenised_in_running_text(base_and_adapter: tuple[Path, Path]) -> None:
+    base, _ = base_and_adapter
+    model = AutoModelForCausalLM.from_pretrained(base).eval()
+    tok = _BpeTokenizer()
+    assert tok.encode("the cat is yes") != tok.encode("the cat is ") + tok.encode("yes")  # the case tested
+    rows = [
+        {"text": "the cat is", "label": "yes"},
+        {"text": "one two ", "label": "no"},  # a trailing space moves to the continuation
+        {"text": "hello", "label": "maybe", "choices": ["maybe", "yes"]},
+    ]
+    seen: list[list[int]] = []
+
+    def recording(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        seen.extend(
+            [int(t) for t, m in zip(row, keep, strict=True) if m] for row, keep in zip(ids, mask, strict=True)
+        )
+        return model(input_ids=ids, attention_mask=mask).logits
+
+    def score(text: str, label: str) -> float:
+        context = text.rstrip(" ")
+        whole, head = tok.encode(context + " " + label), tok.encode(context)
+        assert whole[: len(head)] == head
+        with torch.no_grad():
+            logp = torch.log_softmax(model(input_ids=torch.tensor([whole])).logits[0, :-1], -1)
+        return sum(logp[t - 1, whole[t]].item() for t in range(len(head), len(whole)))
+
+    labels = ["maybe", "no", "yes"]
+    expected = sum(
+        max(r.get("choices") or labels, key=lambda lab: score(r["text"], lab)) == r["label"] for r in rows
+    ) / len(rows)
+    got = metrics.accuracy(recording, tok, rows, torch.device("cpu"), 512)
+    assert got == pytest.approx(expected)
+    assert seen == [
+        tok.encode(r["text"].rstrip(" ") + " " + lab) for r in rows for lab in (r.get("choices") or labels)
+    ]
 
 
 def test_gates() -> None:
