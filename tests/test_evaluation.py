@@ -81,40 +81,6 @@ def test_accuracy_picks_the_most_likely_label(base_and_adapter: tuple[Path, Path
     assert got == pytest.approx(expected)
 
 
-def test_accuracy_of_one_token_choices_is_read_from_one_forward(base_and_adapter: tuple[Path, Path]) -> None:
-    """Choices of one token each are scored from the prefix's last position (one sequence per row, not
-    one per choice); the accuracy equals the continuation scores computed here one by one."""
-    base, _ = base_and_adapter
-    model = AutoModelForCausalLM.from_pretrained(base).eval()
-    rows = [{"text": f"item {k} is", "label": "ab"[k % 2], "choices": ["a", "b"]} for k in range(12)] + [
-        {"text": "the cat is", "label": "yes"},
-        {"text": "one two", "label": "no"},
-    ]
-
-    def score(prefix: str, label: str) -> float:
-        p, full = list(prefix.encode()), list((prefix + label).encode())
-        with torch.no_grad():
-            logp = torch.log_softmax(model(input_ids=torch.tensor([full])).logits[0, :-1], -1)
-        return sum(logp[t - 1, full[t]].item() for t in range(len(p), len(full)))
-
-    def correct(rows: list[dict]) -> float:
-        labels = sorted({r["label"] for r in rows})
-        hits = [
-            max(r.get("choices") or labels, key=lambda lab: score(r["text"] + " ", lab)) == r["label"]
-            for r in rows
-        ]
-        return sum(hits) / len(rows)
-
-    ev = Evaluator(base, torch.device("cpu"))
-    singles = [EvalRequest(f"one{k}", "accuracy", _dataset([r])) for k, r in enumerate(rows[:12])]
-    pooled = EvalRequest("all", "accuracy", _dataset(rows))
-    got = ev.evaluate(None, [*singles, pooled])
-    assert [got[f"one{k}"] for k in range(12)] == [correct([r]) for r in rows[:12]]
-    assert got["all"] == pytest.approx(correct(rows))
-    assert 0 < sum(got[f"one{k}"] for k in range(12)) < 12  # both outcomes occur: the check can fail
-
-
-
 class _BpeTokenizer:
     """A BPE trained here on a few lines (ids < 128, the tiny base's vocabulary): like SmolLM2's, it
     merges a word with the space before it (" yes" is one token), so `text + " " + label` tokenised
@@ -133,14 +99,19 @@ class _BpeTokenizer:
 
 
 def test_accuracy_scores_the_label_as_tokenised_in_running_text(base_and_adapter: tuple[Path, Path]) -> None:
+    """Each continuation is scored as tokenised with its context in one string; several datasets are
+    scored in shared batches; a row whose continuations are each one token after its context is read
+    from one forward of the context. Compared with scores computed here, continuation by continuation."""
     base, _ = base_and_adapter
     model = AutoModelForCausalLM.from_pretrained(base).eval()
     tok = _BpeTokenizer()
     assert tok.encode("the cat is yes") != tok.encode("the cat is ") + tok.encode("yes")  # the case tested
+    assert len(tok.encode("the cat is yes")) == len(tok.encode("the cat is")) + 1  # " yes": one token
     rows = [
         {"text": "the cat is", "label": "yes"},
         {"text": "one two ", "label": "no"},  # a trailing space moves to the continuation
         {"text": "hello", "label": "maybe", "choices": ["maybe", "yes"]},
+        {"text": "hello", "label": "cat is", "choices": ["cat is", "no"]},  # a two-token continuation
     ]
     seen: list[list[int]] = []
 
@@ -158,15 +129,30 @@ def test_accuracy_scores_the_label_as_tokenised_in_running_text(base_and_adapter
             logp = torch.log_softmax(model(input_ids=torch.tensor([whole])).logits[0, :-1], -1)
         return sum(logp[t - 1, whole[t]].item() for t in range(len(head), len(whole)))
 
-    labels = ["maybe", "no", "yes"]
-    expected = sum(
-        max(r.get("choices") or labels, key=lambda lab: score(r["text"], lab)) == r["label"] for r in rows
-    ) / len(rows)
-    got = metrics.accuracy(recording, tok, rows, torch.device("cpu"), 512)
-    assert got == pytest.approx(expected)
-    assert seen == [
-        tok.encode(r["text"].rstrip(" ") + " " + lab) for r in rows for lab in (r.get("choices") or labels)
-    ]
+    def accuracy(rows: list[dict]) -> float:
+        labels = sorted({r["label"] for r in rows})
+        hits = [
+            max(r.get("choices") or labels, key=lambda lab: score(r["text"], lab)) == r["label"] for r in rows
+        ]
+        return sum(hits) / len(rows)
+
+    datasets = [[r] for r in rows] + [rows]
+    got = metrics.accuracies(recording, tok, datasets, torch.device("cpu"), 512)
+    assert got == pytest.approx([accuracy(d) for d in datasets])
+    # a row whose continuations are one token each: its context once; any other: every continuation
+    expected: list[list[int]] = []
+    kinds = set()
+    for d in datasets:
+        labels = sorted({r["label"] for r in d})
+        for r in d:
+            ctx = tok.encode(r["text"].rstrip(" "))
+            wholes = [tok.encode(r["text"].rstrip(" ") + " " + c) for c in r.get("choices") or labels]
+            single = all(len(w) == len(ctx) + 1 and w[: len(ctx)] == ctx for w in wholes)
+            kinds.add(single)
+            expected += [ctx] if single else wholes
+    assert kinds == {True, False}  # both paths are exercised
+    assert sorted(seen) == sorted(expected)
+    assert metrics.accuracy(recording, tok, rows, torch.device("cpu"), 512) == pytest.approx(accuracy(rows))
 
 
 def test_gates() -> None:

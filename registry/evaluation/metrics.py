@@ -95,33 +95,42 @@ def accuracies(
     model: Scorer, tok: Tokenizer, datasets: Sequence[Sequence[dict]], device: torch.device, max_len: int
 ) -> list[float]:
     """The accuracy of each dataset: each row's label competes with every label seen in its dataset
-    (or the row's `choices`), scored as the continuation `text + " " + label`. The rows of every
-    dataset are scored together in shared batches, as `perplexities` does (many one-item datasets
-    cost a few batched forwards, not one each). A row whose choices are one token each is scored from
-    one forward of its prefix (the choices' log-probabilities at its last position): the same scores
-    as scoring each continuation, for a fraction of the sequences."""
-    one: list[tuple[int, int, list[int], list[str], list[int]]] = []  # (k, i, prefix, choices, ids)
+    (or the row's `choices`), scored as the continuation `text + " " + label` of `text`.
+
+    The continuation is tokenised with its context as ONE string (as lm-evaluation-harness does: the
+    context's trailing spaces move to the continuation). Tokenising the parts apart would score `" "`
+    then `"label"`, which a BPE tokenizer never produces in running text (SmolLM2: `"x yes"` is `x`,
+    ` yes`; apart it is `x`, ` `, `yes`), so a model that learned `text label` would be scored on a
+    sequence it never saw. The rows of every dataset are scored together in shared batches, as
+    `perplexities` does (many one-item datasets cost a few batched forwards, not one each); a row
+    whose every continuation is one token after its context is scored from one forward of the context
+    (the continuations' log-probabilities at its last position), the same scores for a fraction of
+    the sequences."""
+    one: list[tuple[int, int, list[int], list[str], list[int]]] = []  # (k, i, context, choices, ids)
     seqs, starts, owners = [], [], []
     for k, rows in enumerate(datasets):
         labels = sorted({r["label"] for r in rows})
         for i, row in enumerate(rows):
-            prefix = tok.encode(row["text"] if row["text"].endswith(" ") else row["text"] + " ")
+            context = row["text"].rstrip(" ")
+            gap = row["text"][len(context) :] or " "
+            head = tok.encode(context)
             choices = list(row.get("choices") or labels)
-            encoded = [tok.encode(c) for c in choices]
-            if all(len(e) == 1 for e in encoded):
-                one.append((k, i, _fit(prefix, max_len - 1), choices, [e[0] for e in encoded]))
+            wholes = [tok.encode(context + gap + c) for c in choices]
+            shared = [_shared(head, w) for w in wholes]
+            if all(n == len(head) and len(w) == n + 1 for n, w in zip(shared, wholes, strict=True)):
+                one.append((k, i, _fit(head, max_len - 1), choices, [w[-1] for w in wholes]))
                 continue
-            for choice, ids in zip(choices, encoded, strict=True):
-                full = _fit(prefix + ids, max_len)
+            for choice, whole, n in zip(choices, wholes, shared, strict=True):
+                full = _fit(whole, max_len)
                 seqs.append(full)
-                starts.append(max(1, len(full) - len(ids)))
+                starts.append(max(1, len(full) - (len(whole) - n)))
                 owners.append((k, i, choice))
     scored: list[tuple[tuple[int, int], str, float]] = []
     if seqs:
         sums, _ = _sequence_logprobs(model, seqs, starts, device)
         scored += [((k, i), c, s) for (k, i, c), s in zip(owners, sums, strict=True)]
     if one:
-        last = _last_logprobs(model, [p for _, _, p, _, _ in one], device)
+        last = _last_logprobs(model, [h for _, _, h, _, _ in one], device)
         for (k, i, _, choices, ids), logp in zip(one, last, strict=True):
             scored += [((k, i), c, float(logp[t])) for c, t in zip(choices, ids, strict=True)]
     best: dict[tuple[int, int], tuple[float, str]] = {}
@@ -132,6 +141,13 @@ def accuracies(
         sum(best[(k, i)][1] == row["label"] for i, row in enumerate(rows)) / len(rows)
         for k, rows in enumerate(datasets)
     ]
+
+
+def _shared(head: list[int], whole: list[int]) -> int:
+    """How many leading tokens `whole` shares with `head` (the context's tokens)."""
+    return next(
+        (j for j, (a, b) in enumerate(zip(head, whole, strict=False)) if a != b), min(len(head), len(whole))
+    )
 
 
 def _last_logprobs(model: Scorer, seqs: Sequence[list[int]], device: torch.device) -> list[torch.Tensor]:
