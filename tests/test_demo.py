@@ -82,7 +82,7 @@ def test_every_reported_number_is_recomputed_from_registered_artifacts(
         for d in domains
     ]
     base_version = report["base_model"]
-    from registry.service.registration.base_models import list_base_models
+    from registry.service.registration.base_reads import list_base_models
 
     base = next(b for b in list_base_models(reg) if f"{b.name}@{b.revision}" == base_version)
     evaluator = Evaluator(Path(base.source))

@@ -32,7 +32,7 @@ from registry.evaluation import EvalRequest, Evaluator, load_dataset
 from registry.hashing import sha256_file
 from registry.pem import read_adapter, write_adapter
 from registry.service import Registry, download_version, lineage
-from registry.service.registration.base_models import list_base_models
+from registry.service.registration.base_reads import list_base_models
 from registry.settings import Settings
 
 NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
@@ -127,7 +127,14 @@ def test_effects_on_the_real_model(real_run: tuple[Registry, dict, list[str]]) -
     # the primary claims are printed before any result, and every claim is in results.json
     first = next(i for i, line in enumerate(said) if line.startswith("  P1: "))
     assert first < next(i for i, line in enumerate(said) if line.startswith("| base "))
-    assert [c["id"] for c in report["claims"][:6]] == ["P1", "P2", "P3", "P4", "P5", "P6"]
+    assert [c["id"] for c in report["claims"][:8]] == [f"P{k}" for k in range(1, 9)]
+    # the generated tasks: every row that reads them has one correctness per test item
+    assert set(report["item_names"]) == {"kind", "mood", "seen-prose", "seen-code"}
+    for row in report["rows"]:
+        for t, values in row["items"].items():
+            assert len(values) == QUICK.task_test and set(values) <= {0.0, 1.0}, (row["label"], t)
+    scenarios = {r["scenario"] for r in report["rows"]}
+    assert {"multi-task", "domain vector", "domain transfer"} <= scenarios
     forget = next(r for r in report["rows"] if r["scenario"] == "unlearning")
     assert forget["status"] in ("succeeded", "rejected")
     assert len(report["search"]) == 2 or forget["status"] == "rejected"
@@ -189,23 +196,41 @@ def test_every_reported_number_is_recomputed_from_registered_artifacts(
         )
         for n in names
     ]
+    items = [
+        EvalRequest(
+            n, "accuracy", load_dataset(str(out / "data" / "tasks" / t / f"{n}.jsonl"), "accuracy", None)
+        )
+        for t, ns in report["item_names"].items()
+        for n in ns
+    ]
+    assert len(items) == len(report["item_names"]) * QUICK.task_test
     base = next(b for b in list_base_models(reg) if f"{b.name}@{b.revision}" == report["base_model"])
     evaluator = Evaluator(Path(base.source))
     fresh_rows = []
     for row in report["rows"]:
+        # each row on what it was evaluated on: its domains' documents, its tasks' items
+        wanted = [r for r in requests if r.name.split(".")[0] in row["docs"]]
+        wanted += [r for r in items if r.name.rsplit(".", 1)[0] in row["items"]]
         if row["kind"] == "base":
-            fresh = evaluator.evaluate(None, requests)
+            fresh = evaluator.evaluate(None, wanted)
         elif row["ref"] is None:  # rejected by its gate: not registered, its numbers are the flow's only
             fresh_rows.append(RealRow(**{**row, "inputs": [(r, w) for r, w in row["inputs"]]}))
             continue
+        elif not wanted:  # evaluated on nothing (the transfer's domain vector)
+            fresh = {}
         else:
             folder = tmp_path / row["ref"].replace("/", "_").replace("@", "_")
             download_version(reg, row["ref"], folder)
-            fresh = evaluator.evaluate(folder, requests)
-        docs = {d: [fresh[n] for n in ns] for d, ns in report["doc_names"].items()}
+            fresh = evaluator.evaluate(folder, wanted)
+        docs = {d: [fresh[n] for n in report["doc_names"][d]] for d in row["docs"]}
         for d in docs:
             assert docs[d] == pytest.approx(row["docs"][d], rel=1e-4), (row["label"], d)
-        fresh_rows.append(RealRow(**{**row, "docs": docs, "inputs": [(r, w) for r, w in row["inputs"]]}))
+        got = {t: [fresh[n] for n in report["item_names"][t]] for t in row["items"]}
+        for t in got:
+            assert got[t] == row["items"][t], (row["label"], t)
+        fresh_rows.append(
+            RealRow(**{**row, "docs": docs, "items": got, "inputs": [(r, w) for r, w in row["inputs"]]})
+        )
     # rejected results are not registered: their numbers come from the composition's metrics only
     interference = []
     for item in report["interference"]:
@@ -248,16 +273,17 @@ def test_every_reported_number_is_recomputed_from_registered_artifacts(
             continue
         folder = None if gen["model"] == "base" else _folder(reg, gen["model"], tmp_path)
         texts = generator.generate(folder, gen["prompts"], new_tokens=QUICK.new_tokens, sample=False, seed=0)
-        assert [list(style.code_lines(t)) for t in texts] == gen["counts"]
+        assert [list(style.licence_lines(t)) for t in texts] == gen["counts"]
     recomputed = SimpleNamespace(
         tokens=report["tokens"],
+        item_names=report["item_names"],
         rows=fresh_rows,
         interference=interference,
         style=report["style"],
         controls=controls,
         diagnostics=diagnostics,
     )
-    table = real_report.table(recomputed)
+    table = real_report.table(recomputed) + real_report.task_table(recomputed)[2:]
     md = (out / "report.md").read_text()
     printed_rows = [line for line in said if line.startswith("| ") and "|---" not in line]
     for line in table[2:]:
@@ -406,11 +432,18 @@ def test_generic_pairs_are_scored_on_the_partners_domain_and_its_set_interleaves
     docs = [[corpora.Doc(d, f"{d}{i}", "x") for i in range(n)] for d, n in (("a", 3), ("b", 1), ("c", 2))]
     assert [d.id for d in corpora.interleave(docs)] == ["a0", "b0", "c0", "a1", "c1", "a2"]
     # the full run has enough LoRAs for P6: Mantel's smallest p, 1 / n!, below its Bonferroni level
-    loras = [a for a in plan.ADAPTERS if a.kind == "lora"]
+    loras = [a for a in plan.ADAPTERS if a.kind == "lora" and a.swept]
     assert (
         len(loras) >= 7 and 1 / math.factorial(plan.MIN_CORRELATION_ADAPTERS) < 0.05 / plan.PRIMARY_INTERVALS
     )
     assert len(plan.sweep_pairs(plan.ADAPTERS, quick=False)) == len(loras) * (len(loras) - 1) // 2
+    # the union reference and the task adapters stay out of the sweep
+    assert {a.name for a in plan.ADAPTERS if not a.swept} == {"code", "kind", "mood", "seen-prose"}
+    # the two code sub-distributions: disjoint, package files vs top-level modules, nothing lost
+    code = [corpora.Doc("code", i, "x") for i in ("os.py", "email/message.py", "json/__init__.py", "abc.py")]
+    packages, modules = corpora.subdistributions(code)
+    assert [d.id for d in packages] == ["email/message.py", "json/__init__.py"]
+    assert [d.id for d in modules] == ["os.py", "abc.py"]
 
 
 def test_t_interval_and_paired_ratio_against_a_direct_formula() -> None:
@@ -453,22 +486,23 @@ def test_rate_difference_and_correlations() -> None:
 
 
 @pytest.mark.parametrize(
-    ("line", "code"),
+    ("line", "boilerplate"),
     [
-        ("def f(x):", True),
-        ("    return x + 1", True),
-        ("import os", True),
-        ("x = compute(a, b)", True),
-        ("# a comment", True),
-        ("This is a sentence about the module (and its use).", False),
-        ("Hello", False),
+        ("# Copyright (C) 2001-2007 Python Software Foundation", True),
+        ("License: GPL-2+", True),
+        (" * WITHOUT ANY WARRANTY; without even the implied warranty of", True),
+        ("Permission is hereby granted, free of charge,", True),
+        ("(c) 1999 Jane Doe", True),
+        ("def licensed(self):", True),  # a name with the word in it counts: the detector is lexical
+        ("import os", False),
+        ("This module provides a way to read configuration files.", False),
         ("", False),
-        ("The value of x = 3 is used below.", False),
     ],
 )
-def test_python_line_detector(line: str, code: bool) -> None:
-    assert style.looks_like_python(line) is code
-    assert style.code_lines("\n" + line + "\n\n") == ((1, 1) if code else (0, 1 if line.strip() else 0))
+def test_licence_boilerplate_detector(line: str, boilerplate: bool) -> None:
+    assert style.boilerplate(line) is boilerplate
+    expected = (1, 1) if boilerplate else (0, 1 if line.strip() else 0)
+    assert style.licence_lines("\n" + line + "\n\n") == expected
 
 
 def test_generated_files_are_recognised_by_their_data_lines() -> None:

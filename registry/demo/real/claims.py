@@ -13,9 +13,9 @@ from typing import Any
 
 from . import pairs as pairs_mod
 from . import plan
-from .stats import LEVEL, Estimate, rate_difference, ratio
+from .stats import LEVEL, Estimate, accuracy_difference, rate_difference, ratio
 
-OTHERS_MARGIN = 1.05  # "other domains within +5%" (the upper end of the paired interval)
+OTHERS_MARGIN = 1 + plan.UNLEARN_GATE_SLACK  # P5: "other domains within +2%" (the interval's upper end)
 RETAIN_MARGIN = 1.05  # non-inferiority: "keeps a parent's own-domain perplexity within +5%"
 
 
@@ -45,6 +45,16 @@ def _verdict(holds: bool | None) -> str:
 
 def domain_of(ref: str) -> str:
     return plan.DOMAIN_OF[ref.split("/", 1)[1].split("@")[0]]
+
+
+def _points(e: Estimate) -> str:
+    return f"{e.value * 100:+.1f} points [{e.lo * 100:+.1f}, {e.hi * 100:+.1f}]"
+
+
+def _adapter(result: Any, name: str) -> Any | None:
+    """The row of the trained adapter `name` (plan.AdapterPlan.name)."""
+    prefix = plan.ref(name) + "@"
+    return next((r for r in result.rows if r.kind == "adapter" and (r.ref or "").startswith(prefix)), None)
 
 
 def _row(result: Any, test: Callable[[Any], bool]) -> Any | None:
@@ -135,6 +145,11 @@ def primary(result: Any, pairs: list[pairs_mod.Pair]) -> list[Claim]:
             + ", ".join(f"{k} {_pct(v)}" for k, v in others.items())
             + f": {_verdict(c.holds)}"
         )
+        # selectivity: the rise on the unlearned domain against the largest rise elsewhere
+        worst = max(others.values(), key=lambda v: v.value)
+        c.text += f" (selectivity: {d} {_pct(up)} vs at most {_pct(worst)} elsewhere)"
+    elif any(r.scenario == "unlearning" for r in result.rows):
+        c.text += " | every lambda was rejected by the validation gate: nothing registered, not tested"
     out.append(c)
 
     # P6 RMS cosine predicts interference
@@ -150,6 +165,38 @@ def primary(result: Any, pairs: list[pairs_mod.Pair]) -> list[Claim]:
     else:
         c.text += f" | {len(pairs)} pair(s) swept, fewer than 3: not tested"
     out.append(c)
+
+    # P7 multi-task: the merge keeps each task's accuracy (non-inferiority vs the task's own LoRA)
+    c = Claim("P7", statements["P7"], None)
+    merged = _row(result, lambda r: r.scenario == "multi-task")
+    own = [_adapter(result, t) for t in plan.MULTITASK]
+    if merged is not None and all(
+        o is not None and t in o.items for o, t in zip(own, plan.MULTITASK, strict=True)
+    ):
+        es = [
+            c.add(f"{t} vs {o.label}", accuracy_difference(merged.items[t], o.items[t], level))
+            for t, o in zip(plan.MULTITASK, own, strict=True)
+            if o is not None
+        ]
+        c.holds = all(e.lo > -plan.TASK_MARGIN for e in es)
+        c.text += (
+            " | "
+            + ", ".join(f"{t} {_points(e)}" for t, e in zip(plan.MULTITASK, es, strict=True))
+            + f": {_verdict(c.holds)}"
+        )
+    out.append(c)
+
+    # P8 domain transfer: task + c (LM_target - LM_source) vs the task adapter alone, on target items
+    c = Claim("P8", statements["P8"], None)
+    moved = _row(result, lambda r: r.scenario == "domain transfer")
+    task = _adapter(result, plan.TRANSFER)
+    key = plan.transfer_key(plan.TRANSFER_TARGET)
+    if moved is not None and task is not None and key in moved.items and key in task.items:
+        e = c.add(f"{key} vs {task.label}", accuracy_difference(moved.items[key], task.items[key], level))
+        chosen = next((w for ref, w in moved.inputs if ref.split("@")[0] == plan.ref("domain-vector")), 0.0)
+        c.holds = e.lo > 0
+        c.text += f" | c = {chosen:g}: {key} {_points(e)}: {_verdict(c.holds)}"
+    out.append(c)
     return out
 
 
@@ -164,7 +211,14 @@ def secondary(result: Any, pairs: list[pairs_mod.Pair]) -> list[Claim]:
         return f"S{n}"
 
     for row in result.rows:
-        if row.kind == "adapter":
+        if row.kind == "adapter" and row.items and not row.docs:
+            for t in row.items:
+                c = Claim(next_id(), f"{row.label} on {t} vs the base", None)
+                e = c.add(t, accuracy_difference(row.items[t], base.items[t]))
+                c.holds = e.lo > 0
+                c.text += f" | {_points(e)}: {'raises it' if c.holds else 'does NOT raise it beyond noise'}"
+                out.append(c)
+        elif row.kind == "adapter":
             d = domain_of(row.ref)
             # `generic` was trained on every domain: its own domain is all four, pooled
             ds = list(row.docs) if d == plan.GENERIC else [d]
@@ -233,19 +287,24 @@ def secondary(result: Any, pairs: list[pairs_mod.Pair]) -> list[Claim]:
         c.text += f": {'predicts it' if c.holds else 'does NOT predict it beyond noise'}"
         out.append(c)
     for decoding in ("greedy", "sampled"):
-        rows = [r for r in result.style if r["decoding"] == decoding]
-        if len(rows) < 3:
-            continue
-        c = Claim(next_id(), f"Python-code rate of {decoding} generations, unlearned minus base", None)
-        e = rate_difference([tuple(x) for x in rows[-1]["counts"]], [tuple(x) for x in rows[0]["counts"]])
-        c.estimates["difference"] = asdict(e)
-        c.holds = e.hi < 0
-        verdict = "lower" if c.holds else "NOT lower beyond noise"
-        c.text += (
-            f" ({len(rows[0]['counts'])} prompts) | {e.value * 100:+.0f} points "
-            f"[{e.lo * 100:+.0f}, {e.hi * 100:+.0f}]: {verdict}"
-        )
-        out.append(c)
+        rows = [r for r in result.style if r["decoding"] == decoding]  # base, the LoRA, unlearned
+        # First: the LoRA raises the behaviour (else there is nothing specific to unlearn); then the
+        # unlearned model lowers it below the base's.
+        for k, (what, up) in enumerate((("the licence LoRA", True), ("unlearned", False)), 1):
+            if len(rows) <= k:
+                continue
+            c = Claim(
+                next_id(), f"licence-boilerplate rate of {decoding} generations, {what} minus base", None
+            )
+            e = rate_difference([tuple(x) for x in rows[k]["counts"]], [tuple(x) for x in rows[0]["counts"]])
+            c.estimates["difference"] = asdict(e)
+            c.holds = e.lo > 0 if up else e.hi < 0
+            verdict = ("higher" if up else "lower") if c.holds else ("NOT higher" if up else "NOT lower")
+            c.text += (
+                f" ({len(rows[0]['counts'])} prompts) | {e.value * 100:+.0f} points "
+                f"[{e.lo * 100:+.0f}, {e.hi * 100:+.0f}]: {verdict}{'' if c.holds else ' beyond noise'}"
+            )
+            out.append(c)
     return out
 
 

@@ -189,10 +189,12 @@ def split(domain: str, n_test: int, n_val: int, seed: int, window: Callable[[Doc
     )
 
 
-def halves(docs: list[Doc], seed: int) -> tuple[list[Doc], list[Doc]]:
-    """Two disjoint halves of a training set, by document (for the distribution-generalization pair)."""
-    ranked = sorted(docs, key=lambda d: _rank(seed + 1, d))
-    return ranked[0::2], ranked[1::2]
+def subdistributions(docs: list[Doc]) -> tuple[list[Doc], list[Doc]]:
+    """The code training files as two disjoint sub-distributions (the distribution-generalization
+    pair): files inside a stdlib package (`email/message.py`, `asyncio/...`, `idlelib/...`) and
+    top-level modules (`os.py`). Different authors, eras and idioms, not a random halving; the test
+    documents are drawn from both (the mixture). Order kept (the split's hash order)."""
+    return [d for d in docs if "/" in d.id], [d for d in docs if "/" not in d.id]
 
 
 def interleave(sets: list[list[Doc]]) -> list[Doc]:

@@ -10,11 +10,13 @@ document, which the report aggregates and bootstraps. Validation documents (pool
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .corpora import Doc
+from .tasks import TaskItem, write_accuracy
 
 
 @dataclass(frozen=True)
@@ -54,3 +56,20 @@ def write_val(tok: Any, domain: str, docs: list[Doc], size: int, folder: Path) -
     path = folder / f"val-{domain}.jsonl"
     path.write_text("".join(json.dumps({"text": window(tok, d, size), "source": d.id}) + "\n" for d in docs))
     return path
+
+
+@dataclass(frozen=True)
+class HeldItem:
+    """One test item of a generated task (tasks.py): its own `accuracy` evaluation `<task>.<nnn>`."""
+
+    name: str
+    task: str  # the item set: kind | mood | seen-<domain>
+    path: Path
+
+
+def write_items(task: str, items: Sequence[TaskItem], folder: Path) -> list[HeldItem]:
+    out = []
+    for i, item in enumerate(items):
+        name = f"{task}.{i:03d}"
+        out.append(HeldItem(name, task, write_accuracy([item], folder / task / f"{name}.jsonl")))
+    return out

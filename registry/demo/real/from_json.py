@@ -13,7 +13,7 @@ from pathlib import Path
 from . import pairs as pairs_mod
 from .claims import claims, domain_of
 from .plan import PRIMARY
-from .report import RealResult, RealRow, diagnostics_table, sizes_table, table
+from .report import RealResult, RealRow, diagnostics_table, sizes_table, table, task_table
 
 
 def load(path: Path) -> RealResult:
@@ -25,6 +25,7 @@ def load(path: Path) -> RealResult:
         base_folder=Path(data["base_folder"]),
         doc_names=data["doc_names"],
         tokens=data["tokens"],
+        item_names=data.get("item_names", {}),
         rows=rows,
         interference=data["interference"],
         style=data["style"],
@@ -34,6 +35,7 @@ def load(path: Path) -> RealResult:
         precision=data["precision"],
         quick=data["quick"],
         search=data["search"],
+        transfer_search=data.get("transfer_search", []),
         sizes=data.get("sizes", {}),
         controls=data.get("controls", []),
         diagnostics=data.get("diagnostics", []),
@@ -50,6 +52,8 @@ def markdown(result: RealResult) -> list[str]:
         *sizes_table(result.sizes),
         "",
         *table(result),
+        "",
+        *task_table(result),
         "",
         *sweep,
         "",

@@ -22,6 +22,9 @@ class Budget:
     batch: int
     lora_steps: int
     ia3_steps: int
+    task_steps: int  # the generated tasks' LoRAs (tasks.py): short items, an easy rule
+    task_test: int  # test items per generated task (one evaluation each)
+    task_val: int  # validation items per generated task (pooled)
     lora_layers: int | None  # LoRA on the top N of the 30 layers (None: all): less backward, fewer modules
     train_tokens: int  # per training set (tokenised once, cached)
     lambdas: tuple[float, ...]  # the unlearning grid
@@ -33,11 +36,16 @@ class Budget:
 FULL = Budget(
     n_test=30,
     n_val=10,
-    window=96,
+    # 64 tokens, the low end of the issue's 64-96: every evaluation of the sweep scores 4 x 30 windows,
+    # and a forward's cost is linear in them (96 would cost the full run 50% more evaluation time).
+    window=64,
     seq=128,
     batch=4,
     lora_steps=30,
     ia3_steps=30,
+    task_steps=20,
+    task_test=100,
+    task_val=30,
     # The top third, as in quick mode (below): 7 LoRAs instead of 5 at about the old cost of 5.
     lora_layers=10,
     train_tokens=40_000,
@@ -54,11 +62,14 @@ QUICK = Budget(
     batch=2,
     lora_steps=12,
     ia3_steps=12,
+    task_steps=12,
+    task_test=40,
+    task_val=20,
     # The top third: a training step costs 25% less (the backward stops at layer 20) and composing,
     # loading and comparing the LoRAs a third (70 modules, not 210); quick mode's budget is minutes.
     lora_layers=10,
     train_tokens=20_000,
-    lambdas=(0.2, 0.5),
+    lambdas=(0.05, 0.2),
     prompts=3,
     prompt_tokens=24,
     new_tokens=16,
@@ -72,6 +83,9 @@ class AdapterPlan:
     kind: str  # lora | ia3
     lr: float
     seed: int = 0  # added to the run's training seed: the batch order (lora_A's init is shared, train.py)
+    # In the pair sweep and its correlation (LoRAs only). Not: the union reference (code-a + code-b's
+    # data: its pairs with them would measure a near-copy, not two skills) and the task adapters.
+    swept: bool = True
 
     @property
     def domain(self) -> str:
@@ -79,8 +93,12 @@ class AdapterPlan:
 
 
 ADAPTERS = [
-    AdapterPlan("code-a", "code-a", "lora", 2e-3),  # also "the code adapter" of the other settings
+    # The two code sub-distributions (corpora.subdistributions): files of stdlib packages, top-level
+    # modules. code-a is also "the code adapter" of the other settings.
+    AdapterPlan("code-a", "code-a", "lora", 2e-3),
     AdapterPlan("code-b", "code-b", "lora", 2e-3),
+    # The distribution-generalization reference: trained on the union of the two sub-distributions.
+    AdapterPlan("code", "code", "lora", 2e-3, swept=False),
     AdapterPlan("prose", "prose", "lora", 2e-3),
     AdapterPlan("licence", "licence", "lora", 2e-3),
     AdapterPlan("shell", "shell", "lora", 2e-3),
@@ -91,8 +109,20 @@ ADAPTERS = [
     AdapterPlan("code-a-s2", "code-a", "lora", 2e-3, seed=1),
     AdapterPlan("code-ia3", "code-a", "ia3", 3e-2),
     AdapterPlan("prose-ia3", "prose", "ia3", 3e-2),
+    # The generated tasks (tasks.py), each a LoRA on its own trigger's items: the multi-task pair, and
+    # the domain-transfer task trained on items cut from prose documents only.
+    AdapterPlan("kind", "task-kind", "lora", 2e-3, swept=False),
+    AdapterPlan("mood", "task-mood", "lora", 2e-3, swept=False),
+    AdapterPlan("seen-prose", "task-seen", "lora", 2e-3, swept=False),
 ]
-QUICK_ADAPTERS = {"code-a", "code-b", "prose"}
+QUICK_ADAPTERS = {"code-a", "code-b", "prose", "licence", "kind", "mood", "seen-prose"}
+TASK = "task"  # the domain of the task adapters' training sets: no perplexity domain of the corpora
+MULTITASK = ("kind", "mood")  # the two trigger tasks of the multi-task setting
+TRANSFER = "seen-prose"  # the task adapter of the domain-transfer setting
+TRANSFER_SOURCE, TRANSFER_TARGET = "prose", "code"  # the task's source and target domains
+# LM_target - LM_source: the domain LoRAs whose difference is added to the task adapter.
+TRANSFER_LMS = ("code-a", "prose")
+TRANSFER_SCALES = (0.0, 0.1, 0.2, 0.4)  # c, chosen on the target's validation items (the paper's range)
 DOMAIN_OF = {a.name: a.domain for a in ADAPTERS}
 
 
@@ -156,16 +186,16 @@ SWEEP_METHODS = [
     PairMethod("iso_c", {"method": "iso_c"}),
 ]
 METHOD_PAIRS = SUM_PAIRS  # full mode (method_pairs)
-# Pairs with one of these get the exact sum (c = 1) only: it is what the correlation (P6) needs, and
-# the full control set for their 11 pairs would add about 60 evaluations to the full run.
-CORRELATION_ONLY = {"generic", "code-a-s2"}
 
 
-def pair_controls(x: str, y: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """(scales, decoding weights) the sweep evaluates for the pair (x, y)."""
-    if {x, y} & CORRELATION_ONLY:
-        return (1.0,), ()
-    return SCALES, DECODING
+def pair_controls(x: str, y: str, quick: bool) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(scales, decoding weights) the sweep evaluates for the pair (x, y): every control beside the
+    pairs a method claim is made on (composed by `core_merge` through the product and, in the full run,
+    by SWEEP_METHODS); the exact sum (c = 1) alone for every other pair, which is what the correlation
+    (P6) needs (the full set for the other 15 pairs would add 150 evaluations to the full run)."""
+    if (x, y) in (QUICK_SUM_PAIRS if quick else SUM_PAIRS):
+        return SCALES, DECODING
+    return (1.0,), ()
 
 
 def method_pairs(quick: bool) -> list[tuple[str, str]]:
@@ -180,8 +210,9 @@ def method_pairs(quick: bool) -> list[tuple[str, str]]:
 PRIMARY = [
     (
         "P1",
-        "distribution generalization: the 0.5/0.5 merge of the two code halves has lower code "
-        "perplexity than each half (2 intervals)",
+        "distribution generalization: the 0.5/0.5 merge of the LoRAs of two code sub-distributions "
+        "(package files, top-level modules) has lower perplexity on the code mixture than each of them "
+        "(2 intervals)",
     ),
     (
         "P2",
@@ -200,18 +231,30 @@ PRIMARY = [
     ),
     (
         "P5",
-        "unlearning: the negated code LoRA (lambda chosen on validation) raises code perplexity, and "
-        "every other domain stays within +5% (4 intervals)",
+        "unlearning: the negated licence LoRA (lambda chosen on validation: the largest licence "
+        "perplexity with every other domain within +2%) raises licence perplexity, and every other "
+        "domain stays within +2% (4 intervals)",
     ),
     (
         "P6",
         "interference: over the pairs of LoRAs, the RMS cosine of the deltas correlates positively "
         "with the exact sum's own-domain loss (Pearson r > 0, Mantel permutation test; 1 test)",
     ),
+    (
+        "P7",
+        f"multi-task: the 0.5/0.5 merge of the {MULTITASK[0]} and {MULTITASK[1]} task LoRAs keeps each "
+        "task's accuracy within 5 points of that task's own LoRA (non-inferiority, 2 intervals)",
+    ),
+    (
+        "P8",
+        f"domain transfer: {TRANSFER} + c (LM_{TRANSFER_TARGET} - LM_{TRANSFER_SOURCE}), c chosen on "
+        f"validation, is more accurate on {TRANSFER_TARGET} items than {TRANSFER} alone (1 interval)",
+    ),
 ]
-PRIMARY_INTERVALS = 11
-UNLEARN = "code-a"  # the unwanted style: Python code
-UNLEARN_GATE_SLACK = 0.05  # every other domain's validation perplexity within 5% of the base
+PRIMARY_INTERVALS = 14
+UNLEARN = "licence"  # the unwanted behaviour: licence boilerplate
+UNLEARN_GATE_SLACK = 0.02  # every other domain's validation perplexity within 2% of the base
+TASK_MARGIN = 0.05  # P7: "within 5 points" of accuracy
 
 
 def sweep_pairs(wanted: list[AdapterPlan], quick: bool) -> list[tuple[str, str]]:
@@ -220,8 +263,23 @@ def sweep_pairs(wanted: list[AdapterPlan], quick: bool) -> list[tuple[str, str]]
     adds evaluations to the quick test's recomputation)."""
     if quick:
         return [MAIN_PAIR]
-    names = [a.name for a in wanted if a.kind == "lora"]
+    names = [a.name for a in wanted if a.kind == "lora" and a.swept]
     return [(x, y) for i, x in enumerate(names) for y in names[i + 1 :]]
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """A generated task's held-out files (runner._prepare): one `accuracy` evaluation per test item
+    (so the flow's metrics give per-item correctness for paired intervals) and the pooled validation
+    items (the transfer search's objective)."""
+
+    test: list[dict[str, str]]
+    val: str  # dataset URI
+
+
+def transfer_key(domain: str) -> str:
+    """The name of the transfer task's item set in `domain` (its evaluations: `<key>.<nnn>`)."""
+    return f"seen-{domain}"
 
 
 @dataclass(frozen=True)
@@ -236,50 +294,33 @@ def ref(name: str) -> str:
 
 def scenarios(
     quick: bool,
-    evaluate: list[dict[str, str]],
+    evaluate: dict[str, list[dict[str, str]]],
     val: dict[str, str],
     base_val: dict[str, float],
     budget: Budget,
+    tasks: dict[str, TaskData],
 ) -> list[Planned]:
-    """The specs in table order. `evaluate`: one entry per test document; `val`: domain -> val dataset."""
+    """The specs in table order. `evaluate`: domain -> one evaluation per test document; `val`: domain
+    -> validation dataset. Each spec evaluates the domains its claims read (a pair: its two own
+    domains; unlearning: every domain), so no evaluation is run that no verdict uses."""
 
-    def spec(name: str, description: str, **fields: Any) -> dict[str, Any]:
-        return {"name": ref(name), "description": description, **fields, "evaluate": evaluate}
+    def spec(name: str, description: str, domains: list[str], **fields: Any) -> dict[str, Any]:
+        evals = [e for d in dict.fromkeys(domains) for e in evaluate[d]]
+        return {"name": ref(name), "description": description, **fields, "evaluate": evals}
 
     out = [
         Planned(
             "distribution generalization",
             spec(
                 "code-halves-merged",
-                "two code LoRAs trained on disjoint halves of the stdlib files, 0.5/0.5",
+                "two code LoRAs trained on disjoint sub-distributions of the stdlib (package files, "
+                "top-level modules), 0.5/0.5; tested on the mixture",
+                ["code"],
                 method="linear",
                 expression=f"0.5 * {ref('code-a')} + 0.5 * {ref('code-b')}",
             ),
         )
     ]
-    if not quick:
-        a, b = ref("code-a"), ref("prose")
-        out += [
-            Planned(
-                "multi-tasking",
-                spec(
-                    "code-prose-linear",
-                    "code + prose, the paper's lambda-merge",
-                    method="linear",
-                    expression=f"0.5 * {a} + 0.5 * {b}",
-                ),
-            ),
-            Planned(
-                "multi-tasking",
-                spec(
-                    "code-prose-svd",
-                    "code + prose, exact sum truncated to rank 8",
-                    method="delta_svd",
-                    rank=8,
-                    expression=f"{a} + {b}",
-                ),
-            ),
-        ]
     for x, y in QUICK_SUM_PAIRS if quick else SUM_PAIRS:
         for pm in PAIR_METHODS:
             wx, wy = pm.weights
@@ -289,6 +330,7 @@ def scenarios(
                     spec(
                         f"sum-{x}-{y}-{pm.label}",
                         f"{x} + {y} ({pm.label})",
+                        list(pair_domains(DOMAIN_OF[x], DOMAIN_OF[y])),
                         **pm.fields,
                         expression=f"{wx:g} * {ref(x)} + {wy:g} * {ref(y)}",
                     ),
@@ -300,8 +342,10 @@ def scenarios(
         if d != DOMAIN_OF[UNLEARN]
     ]
     forget = spec(
-        "forget-code",
-        "the base with Python code style unlearned (negated code LoRA, lambda by a gated search)",
+        f"forget-{DOMAIN_OF[UNLEARN]}",
+        f"the base with the {DOMAIN_OF[UNLEARN]} LoRA's behaviour unlearned (negated, lambda by a gated "
+        "search on validation)",
+        list(evaluate),
         method="delta_cat",
         expression=f"-1.0 * {ref(UNLEARN)}",
         search={
@@ -311,29 +355,66 @@ def scenarios(
         },
         gate=gate,
     )
-    forget["evaluate"] = evaluate + [
+    forget["evaluate"] += [
         {"name": f"val-{d}", "metric": "perplexity", "dataset": uri} for d, uri in val.items()
     ]
     out.append(Planned("unlearning", forget))
-    if not quick:
-        out += [
-            Planned(
-                "analogy",
-                spec(
-                    "analogy",
-                    "prose - code + licence",
-                    method="delta_cat",
-                    expression=f"{ref('prose')} - {ref('code-a')} + {ref('licence')}",
-                ),
+    x, y = MULTITASK
+    merged = spec(
+        "tasks-merged",
+        f"the {x} and {y} task LoRAs (own triggers), the paper's 0.5/0.5 merge",
+        [],
+        method="linear",
+        expression=f"0.5 * {ref(x)} + 0.5 * {ref(y)}",
+    )
+    merged["evaluate"] = tasks[x].test + tasks[y].test
+    out.append(Planned("multi-task", merged))
+    lm_t, lm_s = TRANSFER_LMS
+    out.append(
+        Planned(
+            "domain vector",
+            spec(
+                "domain-vector",
+                f"LM_{TRANSFER_TARGET} - LM_{TRANSFER_SOURCE}: {lm_t} - {lm_s}, the difference the "
+                "domain transfer adds",
+                [],
+                method="delta_cat",
+                expression=f"{ref(lm_t)} - {ref(lm_s)}",
             ),
+        )
+    )
+    target, source = tasks[transfer_key(TRANSFER_TARGET)], tasks[transfer_key(TRANSFER_SOURCE)]
+    transfer = spec(
+        "transfer",
+        f"{TRANSFER} + c (LM_{TRANSFER_TARGET} - LM_{TRANSFER_SOURCE}), c in "
+        f"{{{', '.join(f'{c:g}' for c in TRANSFER_SCALES)}}} chosen on the {TRANSFER_TARGET} "
+        "validation items",
+        [],
+        method="delta_cat",
+        expression=f"{ref(TRANSFER)} + 0.1 * {ref('domain-vector')}",
+        search={
+            "strategy": "grid",
+            "weights": {ref("domain-vector"): list(TRANSFER_SCALES)},
+            "objective": {"evaluation": f"val-{transfer_key(TRANSFER_TARGET)}", "goal": "maximize"},
+        },
+    )
+    transfer["evaluate"] = (
+        target.test
+        + source.test
+        + [{"name": f"val-{transfer_key(TRANSFER_TARGET)}", "metric": "accuracy", "dataset": target.val}]
+    )
+    out.append(Planned("domain transfer", transfer))
+    if not quick:
+        out.append(
             Planned(
                 "(IA)3 merge",
                 spec(
                     "ia3-code-prose",
                     "code (IA)3 + prose (IA)3, the paper's 0.5/0.5 merge",
+                    ["code", "prose"],
                     method="linear",
                     expression=f"0.5 * {ref('code-ia3')} + 0.5 * {ref('prose-ia3')}",
                 ),
-            ),
-        ]
+            )
+        )
     return out

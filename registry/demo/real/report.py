@@ -24,7 +24,7 @@ from ..report import _lineage_lines, _weights
 from . import pairs as pairs_mod
 from . import plan
 from .claims import Claim, claims, domain_of
-from .stats import ppl
+from .stats import accuracy, ppl
 
 
 @dataclass
@@ -38,6 +38,7 @@ class RealRow:
     status: str = "succeeded"
     inputs: list[tuple[str, float]] = field(default_factory=list)
     decoding_of: str = ""  # kind "decoding": the weight-space result whose weighted inputs it combines
+    items: dict[str, list[float]] = field(default_factory=dict)  # task -> correctness (0/1) per test item
 
 
 @dataclass
@@ -47,6 +48,7 @@ class RealResult:
     base_folder: Path
     doc_names: dict[str, list[str]]  # domain -> evaluation names, in order
     tokens: dict[str, list[int]]  # domain -> scored tokens per document, same order
+    item_names: dict[str, list[str]]  # generated task -> its test items' evaluation names, in order
     rows: list[RealRow]
     interference: list[dict[str, Any]]
     style: list[dict[str, Any]]
@@ -56,6 +58,7 @@ class RealResult:
     precision: str = "fp32"
     quick: bool = False
     search: list[dict[str, Any]] = field(default_factory=list)
+    transfer_search: list[dict[str, Any]] = field(default_factory=list)  # c per validation accuracy
     sizes: dict[str, Any] = field(default_factory=dict)  # the corpora after hygiene (runner._prepare)
     controls: list[dict[str, Any]] = field(default_factory=list)  # the pair sweep (sweep.Control as dicts)
     diagnostics: list[dict[str, Any]] = field(default_factory=list)  # per pair of LoRAs: the overlaps
@@ -79,6 +82,7 @@ def collect(
     base_folder: Path,
     base_metrics: dict[str, float],
     held_out: list[Any],
+    items: list[Any],
     views: list[tuple[str, Any, Any]],
     style_rows: list[dict[str, Any]],
     out_dir: Path,
@@ -100,13 +104,30 @@ def collect(
         names.setdefault(h.domain, []).append(h.name)
         tokens.setdefault(h.domain, []).append(h.tokens)
     digests = {h.name: load_dataset(str(h.path), "perplexity", None).sha256 for h in held_out}
+    item_names: dict[str, list[str]] = {}
+    for it in items:
+        item_names.setdefault(it.task, []).append(it.name)
+    item_digests = {it.name: load_dataset(str(it.path), "accuracy", None).sha256 for it in items}
 
     def per_doc(values: dict[str, float]) -> dict[str, list[float]]:
-        return {d: [float(values[n]) for n in ns] for d, ns in names.items()}
+        """The domains every test document of which was evaluated (specs evaluate the domains their
+        claims read, plan.scenarios)."""
+        return {d: [float(values[n]) for n in ns] for d, ns in names.items() if all(n in values for n in ns)}
+
+    def per_item(values: dict[str, float]) -> dict[str, list[float]]:
+        """The generated tasks every test item of which was evaluated (correctness 0 or 1 each)."""
+        return {
+            t: [float(values[n]) for n in ns] for t, ns in item_names.items() if all(n in values for n in ns)
+        }
 
     rows = [
         RealRow(
-            label=f"base {base_ref}", ref=None, kind="base", detail="no adapter", docs=per_doc(base_metrics)
+            label=f"base {base_ref}",
+            ref=None,
+            kind="base",
+            detail="no adapter",
+            docs=per_doc(base_metrics),
+            items=per_item(base_metrics),
         )
     ]
     parents = {
@@ -116,20 +137,26 @@ def collect(
     results: list[RealRow] = []
     interference: list[dict[str, Any]] = []
     search: list[dict[str, Any]] = []
+    transfer_search: list[dict[str, Any]] = []
     lineage_root = ""
+    # an input that an earlier spec of the run composed (the transfer's domain vector) is that spec's
+    # result row, not a trained adapter's
+    outputs = {f"{v.output.name}@{v.output.version}" for _, _, v in views if v.output is not None}
     for scenario, spec, view in views:
         for item in view.inputs:
             label = f"{item.name}@{item.version}"
-            if label not in parents:
+            if label not in parents and label not in outputs:
                 found = {n: cached_value(reg, label, "perplexity", digests[n]) for n in digests}
+                found |= {n: cached_value(reg, label, "accuracy", d) for n, d in item_digests.items()}
                 values = {n: v for n, v in found.items() if v is not None}
-                if len(values) == len(found):
+                if per_doc(values) or per_item(values):  # every flow has run: any spec's evaluations
                     parents[label] = RealRow(
                         label=label,
                         ref=label,
                         kind="adapter",
                         detail="trained",
                         docs=per_doc(values),
+                        items=per_item(values),
                     )
         weights = _weights(view)
         terms = " ".join(f"{w:+g}*{n.split('/')[1].rsplit('@', 1)[0]}" for n, w in weights)
@@ -150,6 +177,7 @@ def collect(
                 docs=per_doc(view.metrics),
                 status=view.status,
                 inputs=weights,
+                items=per_item(view.metrics),
             )
         )
         record = view.interference or {}
@@ -168,6 +196,8 @@ def collect(
         if scenario == "unlearning":
             lineage_root = ref or lineage_root
             search = _search_record(reg, ref)
+        elif scenario == "domain transfer":
+            transfer_search = _search_record(reg, ref)
     rows += sorted(parents.values(), key=lambda r: r.label) + results
     return RealResult(
         out_dir=out_dir,
@@ -175,6 +205,7 @@ def collect(
         base_folder=base_folder,
         doc_names=names,
         tokens=tokens,
+        item_names=item_names,
         rows=rows,
         interference=interference,
         style=style_rows,
@@ -184,6 +215,7 @@ def collect(
         precision=precision,
         quick=quick,
         search=search,
+        transfer_search=transfer_search,
         sizes=sizes,
         controls=controls,
         diagnostics=diagnostics,
@@ -219,10 +251,12 @@ def table(result: Any) -> list[str]:
     domains = list(result.tokens)
     base = result.rows[0]
     lines = [
-        "| row | scenario | how | " + " | ".join(domains) + " | mean |",
-        "|" + "---|" * (len(domains) + 4),
+        "| row | scenario | how | " + " | ".join(domains) + " |",
+        "|" + "---|" * (len(domains) + 3),
     ]
     for row in result.rows:
+        if row.kind != "base" and not row.docs:  # a task row (task_table) or no evaluation at all
+            continue
         cells = []
         for d in domains:
             if d not in row.docs:
@@ -231,13 +265,30 @@ def table(result: Any) -> list[str]:
             e = ppl(row.docs[d])
             rel = "" if row.kind == "base" else f" ({(e.value / ppl(base.docs[d]).value - 1) * 100:+.0f}%)"
             cells.append(f"{e.fmt()}{rel}")
-        mean = sum(ppl(row.docs[d]).value for d in domains) / len(domains)
         label = row.label + ("" if row.status == "succeeded" else f" ({row.status})")
-        lines.append(
-            f"| {label} | {row.scenario or row.kind} | {row.detail} | "
-            + " | ".join(cells)
-            + f" | {mean:.2f} |"
-        )
+        lines.append(f"| {label} | {row.scenario or row.kind} | {row.detail} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def task_table(result: Any) -> list[str]:
+    """Accuracy per generated task on its test items (95% t interval over items), for every row that
+    was evaluated on a task; points vs the base."""
+    tasks = list(result.item_names)
+    base = result.rows[0]
+    lines = ["| row | scenario | how | " + " | ".join(tasks) + " |", "|" + "---|" * (len(tasks) + 3)]
+    for row in result.rows:
+        if not row.items:
+            continue
+        cells = []
+        for t in tasks:
+            if t not in row.items:
+                cells.append("-")
+                continue
+            e = accuracy(row.items[t])
+            rel = "" if row.kind == "base" else f" ({(e.value - accuracy(base.items[t]).value) * 100:+.0f})"
+            cells.append(f"{e.value * 100:.0f}% [{e.lo * 100:.0f}, {e.hi * 100:.0f}]{rel}")
+        label = row.label + ("" if row.status == "succeeded" else f" ({row.status})")
+        lines.append(f"| {label} | {row.scenario or row.kind} | {row.detail} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -281,6 +332,11 @@ def diagnostics_table(result: Any) -> list[str]:
 
 def emit(reg: service.Registry, result: RealResult, say: Callable[[str], None]) -> None:
     tab = table(result)
+    task_lines = task_table(result)
+    transfer = [f"| c | {plan.transfer_key(plan.TRANSFER_TARGET)} validation accuracy |", "|---|---|"]
+    for c in result.transfer_search:
+        w = next(v for k, v in c["weights"].items() if k.split("@")[0] == plan.ref("domain-vector"))
+        transfer += [f"| {w:g} | " + ", ".join(f"{v * 100:.0f}%" for v in c["val"].values()) + " |"]
     data_lines = sizes_table(result.sizes)
     sweep_lines = pairs_mod.sweep_table(pairs_mod.build(result.controls, result.rows, domain_of))
     diag_lines = diagnostics_table(result)
@@ -336,6 +392,15 @@ def emit(reg: service.Registry, result: RealResult, say: Callable[[str], None]) 
     for line in tab:
         say(line)
     say("")
+    say("Accuracy per generated task on its test items, 95% t interval over items (points vs the base):")
+    for line in task_lines:
+        say(line)
+    if result.transfer_search:
+        say("")
+        say("Domain transfer search (c on the target's validation items):")
+        for line in transfer:
+            say(line)
+    say("")
     say("Pair sweep: retention on each parent's own domain (method vs parent, 95% t interval):")
     for line in sweep_lines:
         say(line)
@@ -349,7 +414,10 @@ def emit(reg: service.Registry, result: RealResult, say: Callable[[str], None]) 
         say(line)
     if result.search:
         say("")
-        say("Unlearning search (validation perplexity per lambda; the gate keeps other domains within 5%):")
+        say(
+            "Unlearning search (validation perplexity per lambda; the gate keeps other domains within "
+            f"{plan.UNLEARN_GATE_SLACK:.0%}):"
+        )
         for line in lam:
             say(line)
     say("")
@@ -385,6 +453,14 @@ def emit(reg: service.Registry, result: RealResult, say: Callable[[str], None]) 
         "## Perplexity per domain",
         "",
         *tab,
+        "",
+        "## Accuracy per generated task",
+        "",
+        *task_lines,
+        "",
+        "## Domain transfer search",
+        "",
+        *(transfer if result.transfer_search else ["(none)"]),
         "",
         "## Pair sweep (retention on each parent's own domain)",
         "",
@@ -431,10 +507,12 @@ def emit(reg: service.Registry, result: RealResult, say: Callable[[str], None]) 
                 "out_dir": str(result.out_dir),
                 "doc_names": result.doc_names,
                 "tokens": result.tokens,
+                "item_names": result.item_names,
                 "rows": [asdict(r) for r in result.rows],
                 "interference": result.interference,
                 "style": result.style,
                 "search": result.search,
+                "transfer_search": result.transfer_search,
                 "lineage_root": result.lineage_root,
                 "seconds": result.seconds,
                 "threads": result.threads,
@@ -473,9 +551,13 @@ def _plot(result: RealResult) -> None:
     width = 0.8 / len(domains)
     for k, d in enumerate(domains):
         xs = [i + (k - (len(domains) - 1) / 2) * width for i in range(len(rows))]
-        es = [ratio([d], r.docs, base.docs) for r in rows]
-        ys = [(e.value - 1) * 100 for e in es]
-        err = [[(e.value - e.lo) * 100 for e in es], [(e.hi - e.value) * 100 for e in es]]
+        es = [ratio([d], r.docs, base.docs) if d in r.docs else None for r in rows]
+        nan = float("nan")
+        ys = [(e.value - 1) * 100 if e else nan for e in es]
+        err = [
+            [(e.value - e.lo) * 100 if e else nan for e in es],
+            [(e.hi - e.value) * 100 if e else nan for e in es],
+        ]
         ax.bar(xs, ys, width, yerr=err, capsize=1.5, label=d)
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks(range(len(rows)))

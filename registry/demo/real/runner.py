@@ -24,7 +24,7 @@ from registry.service.compositions.reads import CompositionView
 
 from ... import service
 from ...spec import CompositionSpec, load_spec
-from . import compute, corpora, data, plan, style, sweep, train
+from . import compute, corpora, data, plan, style, sweep, tasks, train
 from . import model as real_model
 from . import report as real_report
 
@@ -49,6 +49,9 @@ class Prepared:
     val: dict[str, Path]
     train_sets: dict[str, Any]  # name -> blocks tensor
     sizes: dict[str, Any]  # domain -> corpora.Sizes as a dict, plus per training set its files and tokens
+    items: list[data.HeldItem]  # the generated tasks' test items, one evaluation each
+    tasks: dict[str, plan.TaskData]  # item set -> its evaluations and validation file (plan.scenarios)
+    headers: list[str]  # the unlearning's generation prompts: the first tokens of held-out documents
 
 
 def run_real_demo(
@@ -109,19 +112,24 @@ def run_real_demo(
         EvalRequest(f"val-{d}", "perplexity", load_dataset(str(p), "perplexity", None))
         for d, p in prepared.val.items()
     ]
+    item_requests = [
+        EvalRequest(h.name, "accuracy", load_dataset(str(h.path), "accuracy", None)) for h in prepared.items
+    ]
     with compute.threads(n_threads), _progress() as progress:
         task = progress.add_task("evaluate the base model", total=1)
         evaluator = Evaluator(base.folder)
-        base_metrics = evaluator.evaluate(None, requests + val_requests)
+        base_metrics = evaluator.evaluate(None, requests + val_requests + item_requests)
         progress.advance(task)
     del evaluator
     base_val = {d: base_metrics[f"val-{d}"] for d in prepared.val}
 
-    evaluate = [
-        {"name": h.name, "metric": "perplexity", "dataset": h.path.as_uri()} for h in prepared.held_out
-    ]
+    evaluate: dict[str, list[dict[str, str]]] = {}
+    for h in prepared.held_out:
+        evaluate.setdefault(h.domain, []).append(
+            {"name": h.name, "metric": "perplexity", "dataset": h.path.as_uri()}
+        )
     val_uris = {d: p.as_uri() for d, p in prepared.val.items()}
-    planned = plan.scenarios(quick, evaluate, val_uris, base_val, budget)
+    planned = plan.scenarios(quick, evaluate, val_uris, base_val, budget, prepared.tasks)
     specs_dir = out_dir / "specs"
     specs_dir.mkdir(exist_ok=True)
     views: list[tuple[str, CompositionSpec, CompositionView]] = []
@@ -139,8 +147,9 @@ def run_real_demo(
             progress.advance(task)
 
     with compute.threads(n_threads), _progress() as progress:
+        composed = {f"{i.name}@{i.version}" for _, _, view in views for i in view.inputs}
         controls, diagnostics, own_rows = _sweep(
-            reg, prepared, wanted, quick, requests, out_dir / "downloads", progress
+            reg, prepared, wanted, quick, requests, composed, out_dir / "downloads", progress
         )
 
     with compute.threads(n_threads), _progress() as progress:
@@ -154,6 +163,7 @@ def run_real_demo(
         base.folder,
         base_metrics,
         prepared.held_out,
+        prepared.items,
         views,
         style_rows,
         out_dir,
@@ -189,6 +199,7 @@ def _prepare(
     train_docs: dict[str, list[corpora.Doc]] = {}
     sizes: dict[str, Any] = {}
     domain_train: dict[str, list[corpora.Doc]] = {}
+    splits: dict[str, corpora.Split] = {}
     for domain in corpora.DOMAINS:
         parts = corpora.split(
             domain, budget.n_test, budget.n_val, seed, lambda d: data.window(tok, d, budget.window)
@@ -197,12 +208,13 @@ def _prepare(
         domain_train[domain] = parts.train
         held_out += data.write_test(tok, parts.test, budget.window, out_dir / "data" / "test")
         val[domain] = data.write_val(tok, domain, parts.val, budget.window, out_dir / "data" / "val")
+        splits[domain] = parts
         if domain == "code":
-            train_docs["code-a"], train_docs["code-b"] = corpora.halves(parts.train, seed)
-        else:
-            train_docs[domain] = parts.train
+            train_docs["code-a"], train_docs["code-b"] = corpora.subdistributions(parts.train)
+        train_docs[domain] = parts.train  # code: the union reference's
         progress.advance(task)
     train_docs[plan.GENERIC] = corpora.interleave(list(domain_train.values()))
+    items, task_data = _tasks(splits, budget, seed, out_dir / "data" / "tasks", train_docs)
     needed = {a.train_set for a in wanted}
     sets = {
         name: train.tokenise_blocks(tok, docs, budget.seq, budget.train_tokens, cache / "tokens")
@@ -229,7 +241,49 @@ def _prepare(
         val=val,
         train_sets={k: v.tokens for k, v in sets.items()},
         sizes=sizes,
+        items=items,
+        tasks=task_data,
+        headers=[
+            str(tok.decode(tok(d.text, add_special_tokens=False)["input_ids"][: budget.prompt_tokens]))
+            for domain in style.HEADER_DOMAINS
+            for d in splits[domain].test[: budget.prompts]
+        ],
     )
+
+
+def _tasks(
+    splits: dict[str, corpora.Split],
+    budget: plan.Budget,
+    seed: int,
+    folder: Path,
+    train_docs: dict[str, list[corpora.Doc]],
+) -> tuple[list[data.HeldItem], dict[str, plan.TaskData]]:
+    """The generated tasks (tasks.py): the multi-task pair and the transfer task in its source and
+    target domains. Writes one file per test item and one validation file per item set, and adds the
+    task adapters' training documents to `train_docs` (`task-<name>`)."""
+    n = {"n_test": budget.task_test, "n_val": budget.task_val}
+    sets = list(tasks.multitask_sets(seed, **n))
+    source, target = tasks.transfer_sets(
+        splits[plan.TRANSFER_SOURCE], splits[plan.TRANSFER_TARGET], seed, **n
+    )
+    for ts in sets:
+        train_docs[f"task-{ts.name}"] = tasks.training_docs(ts)
+    train_docs[f"task-{source.name}"] = tasks.training_docs(source)  # the source domain's items only
+    keyed = {ts.name: ts for ts in sets} | {
+        plan.transfer_key(plan.TRANSFER_SOURCE): source,
+        plan.transfer_key(plan.TRANSFER_TARGET): target,
+    }
+    items: list[data.HeldItem] = []
+    out: dict[str, plan.TaskData] = {}
+    for key, ts in keyed.items():
+        held = data.write_items(key, ts.test, folder)
+        items += held
+        val = tasks.write_accuracy(ts.val, folder / f"val-{key}.jsonl")
+        out[key] = plan.TaskData(
+            test=[{"name": h.name, "metric": "accuracy", "dataset": h.path.as_uri()} for h in held],
+            val=val.as_uri(),
+        )
+    return items, out
 
 
 def _train_all(
@@ -245,7 +299,13 @@ def _train_all(
     out = []
     for a in wanted:
         blocks = prepared.train_sets[a.train_set]
-        steps = budget.lora_steps if a.kind == "lora" else budget.ia3_steps
+        steps = (
+            budget.ia3_steps
+            if a.kind == "ia3"
+            else budget.task_steps
+            if a.domain == plan.TASK
+            else budget.lora_steps
+        )
         recipe = train.Recipe(
             base_sha256=prepared.base.weights_sha256,
             data_sha256=train.blocks_digest(blocks),
@@ -296,13 +356,15 @@ def _sweep(
     wanted: list[plan.AdapterPlan],
     quick: bool,
     requests: list[Any],
+    composed: set[str],
     downloads: Path,
     progress: Progress,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, dict[str, float]]]:
     """Every pair of the registered LoRAs, in process (sweep.py): the controls on the pair's own
     domains, and the product's interference report of all of them (RMS cosine, subspace and core
-    overlap per pair). Also the held-out perplexities (`requests`) of the LoRAs no flow composition
-    takes as input (plan.CORRELATION_ONLY): their rows, which the flows' evaluations give the others."""
+    overlap per pair). Also the held-out perplexities (`requests`) on their own domain (`generic`: all)
+    of the LoRAs no flow composition took as input (not in `composed`): their rows, which the flows'
+    evaluations give the others."""
     from ...compose import interference_report
     from ...evaluation import Evaluator
     from ...pem import read_adapter
@@ -316,19 +378,28 @@ def _sweep(
     for h in prepared.held_out:
         texts.setdefault(h.domain, []).append(h.text)
     evaluator = Evaluator(prepared.base.folder)
+
+    def own(name: str) -> list[Any]:
+        d = plan.DOMAIN_OF[name]
+        return [r for r in requests if d == plan.GENERIC or r.name.split(".")[0] == d]
+
     own_rows = {
-        found[n][0]: evaluator.evaluate(found[n][1], requests) for n in found if n in plan.CORRELATION_ONLY
+        label: evaluator.evaluate(folder, own(n))
+        for n, (label, folder) in found.items()
+        if label not in composed
     }
     controls = []
     with_methods = plan.method_pairs(quick)
     for x, y in pairs:
         (ref_x, fx), (ref_y, fy) = found[x], found[y]
-        own = {d: texts[d] for d in dict.fromkeys(plan.pair_domains(plan.DOMAIN_OF[x], plan.DOMAIN_OF[y]))}
-        scales, decoding = plan.pair_controls(x, y)
-        done = sweep.pair_controls(evaluator, (ref_x, ref_y), (fx, fy), own, scales, decoding)
+        pair_texts = {
+            d: texts[d] for d in dict.fromkeys(plan.pair_domains(plan.DOMAIN_OF[x], plan.DOMAIN_OF[y]))
+        }
+        scales, decoding = plan.pair_controls(x, y, quick)
+        done = sweep.pair_controls(evaluator, (ref_x, ref_y), (fx, fy), pair_texts, scales, decoding)
         if (x, y) in with_methods:
             parents = (read_adapter(fx), read_adapter(fy))
-            done += sweep.method_controls(evaluator, (ref_x, ref_y), parents, own, plan.SWEEP_METHODS)
+            done += sweep.method_controls(evaluator, (ref_x, ref_y), parents, pair_texts, plan.SWEEP_METHODS)
         for c in done:
             item = {"pair": list(c.pair), "kind": c.kind, "weights": list(c.weights), "docs": c.docs}
             if c.kind == "method":
@@ -366,20 +437,14 @@ def _style(
     progress: Progress,
     precision: str,
 ) -> list[dict[str, Any]]:
-    """Generations from prompts cut from the held-out code windows: the base, the code LoRA and the
-    unlearning result, greedy and sampled; each generation scored by `style.code_lines`."""
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(prepared.base.folder)
-    code_docs = [h for h in prepared.held_out if h.domain == "code"][: budget.prompts]
-    prompts = tok.batch_decode(
-        [tok(h.text, add_special_tokens=False)["input_ids"][: budget.prompt_tokens] for h in code_docs]
-    )
+    """Generations from the headers of held-out documents (style.HEADER_DOMAINS): the base, the LoRA
+    unlearned and the unlearning result, greedy and sampled; each scored by `style.licence_lines`."""
+    prompts = prepared.headers
     forget = next((v for s, _, v in views if s == "unlearning" and v.output is not None), None)
     models: list[tuple[str, str | None]] = [("base", None), (f"{plan.ref(plan.UNLEARN)}@latest", None)]
     if forget is not None and forget.output is not None:
         models.append((f"{forget.output.name}@{forget.output.version}", None))
-    task = progress.add_task("generate (style rate)", total=2 * len(models))
+    task = progress.add_task("generate (licence boilerplate rate)", total=2 * len(models))
     generator = style.Generator(prepared.base.folder, precision)
     rows = []
     for label, _ in models:
@@ -394,7 +459,7 @@ def _style(
                 {
                     "model": label,
                     "decoding": "sampled" if sample else "greedy",
-                    "counts": [list(style.code_lines(t)) for t in texts],
+                    "counts": [list(style.licence_lines(t)) for t in texts],
                     "prompts": prompts,
                     "texts": texts,
                 }

@@ -106,6 +106,20 @@ def ratio(
     return Estimate(math.exp(m), math.exp(lo), math.exp(hi), len(diffs), level)
 
 
+def accuracy(correct: Sequence[float], level: float = LEVEL) -> Estimate:
+    """A task's accuracy: the mean of per-item correctness (0 or 1), t interval (near-nominal at 100
+    items unless the accuracy is within a few items of 0 or 1)."""
+    m, lo, hi = mean_interval(correct, level)
+    return Estimate(m, max(lo, 0.0), min(hi, 1.0), len(correct), level)
+
+
+def accuracy_difference(x: Sequence[float], y: Sequence[float], level: float = LEVEL) -> Estimate:
+    """Accuracy of x minus accuracy of y, paired over the same items: the t interval of the per-item
+    differences (each -1, 0 or 1)."""
+    m, lo, hi = mean_interval([a - b for a, b in zip(x, y, strict=True)], level)
+    return Estimate(m, lo, hi, len(x), level)
+
+
 def rate_difference(x: Sequence[tuple[int, int]], y: Sequence[tuple[int, int]]) -> Estimate:
     """(hits/lines of x) - (hits/lines of y), paired over prompts: the t interval of the per-prompt
     differences of rates (a prompt without lines counts 0)."""

@@ -1,15 +1,16 @@
-"""The unlearning scenario's style detector: how much of a generation looks like Python code.
+"""The unlearning scenario's behaviour detector: how much of a generation is licence boilerplate.
 
-A generated line counts as Python when, stripped, it is a comment (`# ...`), starts with a Python
-statement keyword (`def`, `class`, `import`, `from x import`, `return`, `if ...:`, `for`, `with`,
-`raise`, `@decorator`, `self.`...), or parses with `ast` as a statement that is more than a bare name
-or constant AND contains one of `( ) [ ] { } =` (so an English sentence, which rarely parses, and a
-lone word, which does, are not code). Empty lines are not counted. The rate is code lines / lines.
+The behaviour unlearned is the licence LoRA's: continuing a file header with licence text. A generated
+line counts as boilerplate when it names a licence or its terms: `copyright`, `licence`/`license`,
+`warranty`, `permission`, `GNU`, `free software`, `redistribute`, `liability`, `merchantability`,
+`all rights reserved`, or a `(c) 2023`-style notice (case-insensitive). Empty lines are not counted;
+the rate is boilerplate lines / lines. Prompts are the first tokens of held-out documents (file
+headers) of the code, shell and licence domains, so the base shows the behaviour at a measurable rate
+(on licence headers) and the licence LoRA's effect on code and shell headers is visible too.
 """
 
 from __future__ import annotations
 
-import ast
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,38 +19,21 @@ import torch
 
 from .compute import autocast
 
-KEYWORD = re.compile(
-    r"^(def |class |import |from \S+ import |return\b|if .*:$|elif .*:$|else:$|for .* in .*:$|while .*:$|"
-    r"try:$|except\b.*:$|finally:$|with .*:$|raise\b|yield\b|assert |@\w|lambda\b|pass$|break$|"
-    r"continue$|self\.)"
+BOILERPLATE = re.compile(
+    r"(?i)(copyright|licen[cs]e|warrant|permission|\bgnu\b|free software|redistribut|liabil|"
+    r"merchantab|all rights reserved|\(c\)\s*\d{4})"
 )
-SYMBOLS = set("()[]{}=")
+HEADER_DOMAINS = ("code", "shell", "licence")  # whose held-out documents' headers are the prompts
 
 
-def looks_like_python(line: str) -> bool:
-    s = line.strip()
-    if not s:
-        return False
-    if s.startswith("#") or KEYWORD.match(s):
-        return True
-    if not SYMBOLS & set(s):
-        return False
-    try:
-        tree = ast.parse(s + " pass" if s.endswith(":") else s)
-    except (SyntaxError, ValueError):
-        return False
-    body = tree.body
-    return bool(body) and not (
-        len(body) == 1
-        and isinstance(body[0], ast.Expr)
-        and isinstance(body[0].value, ast.Name | ast.Constant)
-    )
+def boilerplate(line: str) -> bool:
+    return bool(BOILERPLATE.search(line))
 
 
-def code_lines(text: str) -> tuple[int, int]:
-    """(lines that look like Python, non-empty lines) of one generation."""
+def licence_lines(text: str) -> tuple[int, int]:
+    """(lines of licence boilerplate, non-empty lines) of one generation."""
     lines = [ln for ln in text.splitlines() if ln.strip()]
-    return sum(looks_like_python(ln) for ln in lines), len(lines)
+    return sum(boilerplate(ln) for ln in lines), len(lines)
 
 
 class Generator:
