@@ -88,3 +88,21 @@ def test_one_forward_pass_per_input_and_one_for_the_base_per_batch(material: dic
         handle.remove()
     # (1 base + 2 adapters) forward passes per batch, each over the whole batch.
     assert calls == [BATCH] * 3 + [3] * 3
+
+
+def test_no_base_forward_when_its_weight_is_zero(material: dict) -> None:
+    """At 0.5/0.5 the base's weight 1 - sum_i w_i is 0: only the inputs run, and the result is their
+    average."""
+    base, folders = material["base"], material["lora"]
+    model, names = load_ensemble(AutoModelForCausalLM.from_pretrained(base).eval(), folders)
+    calls: list[int] = []
+    handle = model.base_model.model.lm_head.register_forward_hook(lambda _m, _a, out: calls.append(1))
+    ids = torch.tensor([list(b"decoding time")])
+    try:
+        with torch.no_grad():
+            got = ensemble_logits(model, names, [0.5, 0.5])(ids, torch.ones_like(ids))
+    finally:
+        handle.remove()
+    assert calls == [1, 1]
+    expected = hand_combined(base, folders, [0.5, 0.5], ids)
+    assert (got.double() - expected).abs().max().item() < 1e-4

@@ -3,9 +3,10 @@
     logits = base + sum_i w_i (logits_i - base) = (1 - sum_i w_i) base + sum_i w_i logits_i
 
 One PeftModel holds every input adapter over one copy of the base; per batch it runs the base once
-(adapters disabled) and each adapter once (`set_adapter`). Memory is bounded: the accumulator plus
-one model's logits for the batch (the base term is folded into the accumulator first, with weight
-1 - sum_i w_i, so base logits are not kept beside the adapters'). The batch size is metrics.BATCH.
+(adapters disabled; not at all when its weight 1 - sum_i w_i is 0) and each adapter once
+(`set_adapter`). Memory is bounded: the accumulator plus one model's logits for the batch (the base
+term is folded into the accumulator first, with weight 1 - sum_i w_i, so base logits are not kept
+beside the adapters'). The batch size is metrics.BATCH.
 No parameters are merged, so the inputs cannot interfere in weight space; the price is one forward
 pass per input at inference. Comparing this with the weight-space merge of the same weighted inputs
 measures the interference cost (flows: `compare_decoding: true`).
@@ -13,7 +14,7 @@ measures the interference cost (flows: `compare_decoding: true`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,19 +43,42 @@ def load_ensemble(base: torch.nn.Module, adapter_folders: Sequence[Path]) -> tup
     return model.eval(), names
 
 
-def ensemble_logits(model: Any, names: Sequence[str], weights: Sequence[float]) -> LogitsFn:
-    """(ids, mask) -> float32 combined logits; one forward pass per input and one for the base."""
+# (adapter name, or None for the base with every adapter disabled; ids; mask) -> that model's logits
+Forward = Callable[[str | None, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def peft_forward(model: Any) -> Forward:
+    """One forward pass of the PeftModel `model` with one adapter active, or none (the base)."""
+
+    def forward(name: str | None, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if name is None:
+            with model.disable_adapter():
+                return model(input_ids=ids, attention_mask=mask).logits
+        model.set_adapter(name)
+        return model(input_ids=ids, attention_mask=mask).logits
+
+    return forward
+
+
+def ensemble_logits(
+    model: Any, names: Sequence[str], weights: Sequence[float], forward: Forward | None = None
+) -> LogitsFn:
+    """(ids, mask) -> float32 combined logits; one forward pass per input and one for the base (none
+    when the base's weight 1 - sum_i w_i is 0, e.g. the 0.5/0.5 average of two). `forward` computes
+    each model's logits (default: `peft_forward(model)`; the pair sweep serves them from a prefix cache)."""
     if len(names) != len(weights):
         raise ValueError(f"{len(weights)} weights for {len(names)} adapters")
     base_weight = 1.0 - sum(weights)
+    run = forward or peft_forward(model)
 
     def combined(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        with model.disable_adapter():
-            acc = model(input_ids=ids, attention_mask=mask).logits.float()
-        acc.mul_(base_weight)
+        acc: torch.Tensor | None = None
+        if base_weight != 0.0 or not names:
+            acc = run(None, ids, mask).float().mul_(base_weight)
         for name, weight in zip(names, weights, strict=True):
-            model.set_adapter(name)
-            acc.add_(model(input_ids=ids, attention_mask=mask).logits.float(), alpha=weight)
+            logits = run(name, ids, mask).float()
+            acc = logits.mul_(weight) if acc is None else acc.add_(logits, alpha=weight)
+        assert acc is not None
         return acc
 
     return combined

@@ -52,6 +52,11 @@ def _fit(ids: list[int], max_len: int) -> list[int]:
     return ids[-max_len:]  # keep the end: that is what is scored
 
 
+def scored_ids(tok: Tokenizer, text: str, max_len: int) -> list[int]:
+    """The token ids `perplexities` scores for `text`."""
+    return _fit(tok.encode(text), max_len)
+
+
 @torch.inference_mode()
 def perplexity(
     model: Scorer, tok: Tokenizer, texts: Sequence[str], device: torch.device, max_len: int
@@ -69,7 +74,7 @@ def perplexities(
     seqs: list[list[int]] = []
     owner: list[int] = []
     for i, texts in enumerate(datasets):
-        fitted = [s for s in (_fit(tok.encode(t), max_len) for t in texts) if len(s) >= 2]
+        fitted = [s for s in (scored_ids(tok, t, max_len) for t in texts) if len(s) >= 2]
         if not fitted:
             raise ValueError("perplexity needs texts of at least two tokens")
         seqs += fitted

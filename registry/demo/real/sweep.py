@@ -32,6 +32,7 @@ from registry.evaluation.decoding import ensemble_logits, load_ensemble
 from registry.pem import PemAdapter
 
 from .pairs import control_label
+from .prefix import Memo, PrefixCache
 
 
 @dataclass(frozen=True)
@@ -90,26 +91,70 @@ def pair_controls(
     texts: dict[str, list[str]],
     scales: Sequence[float],
     decoding: Sequence[float],
+    cache: PrefixCache | None = None,
 ) -> list[Control]:
     """Every control of one pair on `texts` (domain -> one window per document): the scaled sums,
-    then decoding time at each weight in `decoding` (both inputs at that weight)."""
+    then decoding time at each weight in `decoding` (both inputs at that weight).
+
+    Every variant's logits come from `cache` (prefix.py): pass one cache for the evaluator's base to
+    every pair of a sweep, so each document's prefix is computed once per sweep (None: a fresh one,
+    shared by this pair's controls only). Each input's and the base's final hidden states are computed
+    once and kept in the cache's memos: every decoding weight, and every later pair with that input on
+    those documents, only combines them and runs the head."""
+    cache = _cache_for(evaluator, cache)
+    seqs = _seqs(evaluator, texts)
+    model, names = load_ensemble(evaluator.base, list(folders))
+    memos: dict[str | None, Memo] = {
+        n: cache.memo(f"adapter {f.resolve()}") for n, f in zip(names, folders, strict=True)
+    }
+    memos[None] = cache.memo("base")  # every adapter disabled
+
+    def final(name: str | None, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if name is None:
+            with model.disable_adapter():
+                return cache.hidden(memos[None])(ids, mask)
+        model.set_adapter(name)
+        return cache.hidden(memos[name])(ids, mask)
 
     def run(scorer: metrics.Scorer) -> dict[str, list[float]]:
         return _score(evaluator, texts, scorer)
 
-    model, names = load_ensemble(evaluator.base, list(folders))
     out = []
     try:
         with torch.inference_mode():
+            if decoding:
+                for name in names:
+                    model.set_adapter(name)
+                    cache.fill(seqs, memos[name])
             for w in decoding:
-                scorer = ensemble_logits(model, names, [w, w])
-                out.append(Control(pair, "decoding", (w, w), run(scorer)))
+                # The product's combination (decoding.py) of the final hidden states, then the head:
+                # the head is linear (PrefixCache), so this is the combination of the logits.
+                combined = ensemble_logits(model, names, [w, w], final)
+                out.append(Control(pair, "decoding", (w, w), run(_then_head(cache, combined))))
             for c in scales:
                 with _scaled(model, names, c):
-                    out.append(Control(pair, "scaled", (c, c), run(model)))
+                    memo: Memo = {}
+                    cache.fill(seqs, memo)
+                    out.append(Control(pair, "scaled", (c, c), run(cache.scorer(memo=memo))))
     finally:
         evaluator.base = model.unload()
     return out
+
+
+def _then_head(cache: PrefixCache, hidden: metrics.LogitsFn) -> metrics.LogitsFn:
+    return lambda ids, mask: cache.head(hidden(ids, mask))
+
+
+def _seqs(evaluator: Evaluator, texts: dict[str, list[str]]) -> list[list[int]]:
+    return [metrics.scored_ids(evaluator.tok, t, evaluator.max_len) for d in texts for t in texts[d]]
+
+
+def _cache_for(evaluator: Evaluator, cache: PrefixCache | None) -> PrefixCache:
+    if cache is None:
+        return PrefixCache(evaluator.base)
+    if cache.base is not evaluator.base:
+        raise ValueError("the prefix cache was made for another base model than the evaluator's")
+    return cache
 
 
 @contextmanager
@@ -134,11 +179,14 @@ def method_controls(
     adapters: tuple[PemAdapter, PemAdapter],
     texts: dict[str, list[str]],
     methods: Sequence[Any],
+    cache: PrefixCache | None = None,
 ) -> list[Control]:
     """Each of `methods` (plan.PairMethod) applied to the pair at its weights, composed by the product's
-    engine and evaluated on `texts` with the evaluator's resident base."""
+    engine and evaluated on `texts` with the evaluator's resident base, from `cache` (as in
+    `pair_controls`; the changed modules are the result's, which the cache checks against its layers)."""
     from registry.compose import compose
 
+    cache = _cache_for(evaluator, cache)
     out = []
     for pm in methods:
         f = pm.fields
@@ -151,6 +199,8 @@ def method_controls(
             method_params=f.get("params"),
         )
         with torch.inference_mode(), _merged(evaluator.base, result.adapter):
-            docs = _score(evaluator, texts, evaluator.base)
+            memo: Memo = {}
+            cache.fill(_seqs(evaluator, texts), memo, merged=result.adapter.modules)
+            docs = _score(evaluator, texts, cache.scorer(result.adapter.modules, memo))
         out.append(Control(pair, "method", pm.weights, docs, pm.label, dict(f)))
     return out
