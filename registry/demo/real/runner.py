@@ -368,6 +368,7 @@ def _sweep(
     from ...compose import interference_report
     from ...evaluation import Evaluator
     from ...pem import read_adapter
+    from .prefix import PrefixCache
 
     pairs = plan.sweep_pairs(wanted, quick)
     task = progress.add_task("pair sweep (in process)", total=len(pairs) + 1)
@@ -388,6 +389,9 @@ def _sweep(
         for n, (label, folder) in found.items()
         if label not in composed
     }
+    # One prefix cache for the whole sweep: each held-out document's base hidden states below the
+    # LoRAs' first layer are computed once, and each input's top layers once per document (prefix.py).
+    cache = PrefixCache(evaluator.base)
     controls = []
     with_methods = plan.method_pairs(quick)
     for x, y in pairs:
@@ -396,10 +400,14 @@ def _sweep(
             d: texts[d] for d in dict.fromkeys(plan.pair_domains(plan.DOMAIN_OF[x], plan.DOMAIN_OF[y]))
         }
         scales, decoding = plan.pair_controls(x, y, quick)
-        done = sweep.pair_controls(evaluator, (ref_x, ref_y), (fx, fy), pair_texts, scales, decoding)
+        done = sweep.pair_controls(
+            evaluator, (ref_x, ref_y), (fx, fy), pair_texts, scales, decoding, cache=cache
+        )
         if (x, y) in with_methods:
             parents = (read_adapter(fx), read_adapter(fy))
-            done += sweep.method_controls(evaluator, (ref_x, ref_y), parents, pair_texts, plan.SWEEP_METHODS)
+            done += sweep.method_controls(
+                evaluator, (ref_x, ref_y), parents, pair_texts, plan.SWEEP_METHODS, cache=cache
+            )
         for c in done:
             item = {"pair": list(c.pair), "kind": c.kind, "weights": list(c.weights), "docs": c.docs}
             if c.kind == "method":
