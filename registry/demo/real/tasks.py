@@ -214,7 +214,7 @@ def multitask_sets(
 
 WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}")
 MIN_WORDS = 4  # a line with fewer words is not a snippet
-MAX_LINE = 80  # characters; longer lines are cut at the last space before
+MAX_LINE = 48  # characters; longer lines are cut at the last space before
 
 
 def _lines(doc: Doc) -> list[str]:
@@ -255,8 +255,8 @@ def _seen_items(
     classes = _balanced(rng, n, 2) if per_line == 1 else []
     items: list[TaskItem] = []
     for i, line in enumerate(lines):
-        if per_line > 1:
-            classes += _balanced(rng, per_line, 2)
+        if per_line > 1:  # the last line may hold fewer
+            classes += _balanced(rng, min(per_line, n - i * per_line), 2)
         words = sorted(set(WORD.findall(line)))
         asked: set[str] = set()
         for cls in classes[i * per_line : (i + 1) * per_line]:
@@ -267,11 +267,11 @@ def _seen_items(
                     break
             asked.add(word)
             items.append(_item(f"{TRIGGERS['seen']} {line} |", word, cls, labels))
-    return items[:n]
+    return items
 
 
 def seen_set(
-    parts: Parts, seed: int, n_test: int = 100, n_val: int = 30, n_train: int = 3000, per_line: int = 4
+    parts: Parts, seed: int, n_test: int = 100, n_val: int = 30, n_train: int = 3000, per_line: int = 6
 ) -> TaskSet:
     """The `seen` task on one domain's documents (test items from test documents only, validation from
     validation documents, training from training documents); `per_line` training items share a line
