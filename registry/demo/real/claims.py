@@ -235,6 +235,18 @@ def secondary(result: Any, pairs: list[pairs_mod.Pair]) -> list[Claim]:
                 c.holds = e.lo <= 1 <= e.hi
                 c.text += f" | {_pct(e)}: {'within noise' if c.holds else 'differs beyond noise'}"
                 out.append(c)
+        elif row.kind == "result" and row.items and row.scenario.startswith("multi-task"):
+            c = Claim(next_id(), f"{row.scenario} ({row.label}, {row.detail}) vs each task's own LoRA", None)
+            mine = {t: _adapter(result, t) for t in plan.MULTITASK}
+            es = {
+                t: c.add(t, accuracy_difference(row.items[t], o.items[t]))
+                for t, o in mine.items()
+                if o is not None and t in o.items and t in row.items
+            }
+            c.holds = bool(es) and all(e.lo > -plan.TASK_MARGIN for e in es.values())
+            c.text += " | " + ", ".join(f"{t} {_points(e)}" for t, e in es.items())
+            c.text += f" (each within {plan.TASK_MARGIN * 100:g} points: {_verdict(c.holds)})"
+            out.append(c)
         elif row.kind == "result" and row.status == "rejected":
             out.append(
                 Claim(next_id(), f"{row.scenario} ({row.label}): rejected by its gate ({row.detail})", None)

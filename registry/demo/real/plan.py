@@ -369,6 +369,17 @@ def scenarios(
     )
     merged["evaluate"] = tasks[x].test + tasks[y].test
     out.append(Planned("multi-task", merged))
+    # Its control: the exact sum, what 0.5/0.5 halves (the pilot: 0.5/0.5 lost most of each task's
+    # accuracy, 1/1 kept most of it), so P7's verdict can be read as the merge's or the weights'.
+    summed = spec(
+        "tasks-summed",
+        f"the {x} and {y} task LoRAs, the exact sum 1/1 (the control of the 0.5/0.5 merge)",
+        [],
+        method="delta_cat",
+        expression=f"{ref(x)} + {ref(y)}",
+    )
+    summed["evaluate"] = tasks[x].test + tasks[y].test
+    out.append(Planned("multi-task, exact sum", summed))
     lm_t, lm_s = TRANSFER_LMS
     out.append(
         Planned(
