@@ -235,6 +235,16 @@ def secondary(result: Any, pairs: list[pairs_mod.Pair]) -> list[Claim]:
                 c.holds = e.lo <= 1 <= e.hi
                 c.text += f" | {_pct(e)}: {'within noise' if c.holds else 'differs beyond noise'}"
                 out.append(c)
+        elif row.kind == "result" and row.scenario == "distribution generalization" and row.docs:
+            union = _adapter(result, plan.UNION)
+            if union is not None and "code" in union.docs:
+                c = Claim(
+                    next_id(), f"{row.label} vs the union reference {union.label} on the code mixture", None
+                )
+                e = c.add("code", ratio(["code"], row.docs, union.docs))
+                c.holds = e.hi < RETAIN_MARGIN
+                c.text += f" | {_pct(e)} (within +5%: {_verdict(c.holds)})"
+                out.append(c)
         elif row.kind == "result" and row.items and row.scenario.startswith("multi-task"):
             c = Claim(next_id(), f"{row.scenario} ({row.label}, {row.detail}) vs each task's own LoRA", None)
             mine = {t: _adapter(result, t) for t in plan.MULTITASK}

@@ -11,6 +11,7 @@ from typing import Any
 
 NAMESPACE = "real"
 GENERIC = "generic"  # the training set and domain of the adapter trained on every domain
+UNION = "code"  # the distribution-generalization reference: trained on both code sub-distributions
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ ADAPTERS = [
     AdapterPlan("code-a", "code-a", "lora", 2e-3),
     AdapterPlan("code-b", "code-b", "lora", 2e-3),
     # The distribution-generalization reference: trained on the union of the two sub-distributions.
-    AdapterPlan("code", "code", "lora", 2e-3, swept=False),
+    AdapterPlan(UNION, "code", "lora", 2e-3, swept=False),
     AdapterPlan("prose", "prose", "lora", 2e-3),
     AdapterPlan("licence", "licence", "lora", 2e-3),
     AdapterPlan("shell", "shell", "lora", 2e-3),
