@@ -80,26 +80,24 @@ from tests.webhook_receiver import receiver  # noqa: E402,F401
 # grows past ~40 s here belongs in the list). The real-model file holds one worker for about a third of
 # the run; the others share the other worker, then both: the suite takes about half the files' total.
 # Seconds: `make test` on the shared 2-core machine at load average 5-8 (its tests' durations summed per
-# file), 2026-12-07.
+# file), 2026-12-07. The CLI files left the list when their commands moved in process (tests/cli_inproc.py:
+# test_cli.py 87 s -> 10 s, test_cli_polish.py 40 -> 7, test_cli_remote.py 39 -> 12, test_cli_lifecycle.py
+# 29 -> 1, serially at load ~3).
 SCHEDULE = (
     "test_demo_real.py",  # 674
     "test_run_crash.py",  # 260
-    "test_cli.py",  # 214
     "test_demo.py",  # 185
     "test_scale_out.py",  # 140
     "test_readme_tour_modes.py",  # 110
     "test_scheduling.py",  # 103 (reliability/)
     "test_flow_compose.py",  # 99
     "test_api_compositions.py",  # 98
-    "test_cli_polish.py",  # 95
-    "test_cli_remote.py",  # 88
     "test_deployment.py",  # 86
     "test_api_adapters.py",  # 63
     "test_run_executor.py",  # 58 (reliability/)
     "test_run_lifecycle.py",  # 54
     "test_api_schemathesis.py",  # 49
     "test_search_methods.py",  # 46
-    "test_cli_lifecycle.py",  # 45
     "test_flow_faults.py",  # 42
 )
 

@@ -1,11 +1,11 @@
-"""The `pemreg` CLI as a user runs it (subprocesses): embedded default, and Postgres + S3 via env vars."""
+"""The `pemreg` CLI as a user runs it: embedded default, and Postgres + S3 via env vars. Commands run in
+this process (tests/cli_inproc.py: the same main(), environment and output); the exit statuses of errors
+and of a usage error are also checked on a real `pemreg` process."""
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,13 +14,9 @@ from registry.hashing import sha256_file
 from registry.service import Registry
 from registry.settings import Settings
 from tests.catalog_helpers import snapshot
+from tests.cli_inproc import child
+from tests.cli_inproc import pemreg as _run
 from tests.pg_service import truncate_all
-
-
-def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "api.cli.main", *args], env=env, capture_output=True, text=True, timeout=120
-    )
 
 
 @pytest.fixture(params=["sqlite+file", "postgres+s3"])
@@ -106,11 +102,11 @@ def test_cli_errors_are_one_line_and_change_nothing(
         ("adapters", "alias", "acme/math@9", "prod"),
         ("audit", "sha256:" + "0" * 64),
     ]
-    for args in cases:
-        result = _run(cli_env, *args)
+    for i, args in enumerate(cases):
+        result = (child if i == 0 else _run)(cli_env, *args)  # the first on a real process too
         assert result.returncode == 1, (args, result.stderr)
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: "), (args, result.stderr)
     assert snapshot(reg) == before
-    usage = _run(cli_env, "adapters", "add")
+    usage = child(cli_env, "adapters", "add")
     assert usage.returncode == 2

@@ -1,11 +1,10 @@
-"""The lifecycle commands in local mode (embedded default): what a user types and sees."""
+"""The lifecycle commands in local mode (embedded default): what a user types and sees (commands run in
+this process: tests/cli_inproc.py)."""
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 from registry.catalog import models as m
@@ -13,12 +12,7 @@ from registry.catalog.db import transaction
 from registry.service import Registry
 from registry.service.catalog.resolve import resolve_version
 from registry.settings import Settings
-
-
-def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "api.cli.main", *args], env=env, capture_output=True, text=True, timeout=120
-    )
+from tests.cli_inproc import pemreg as _run
 
 
 def test_lifecycle_commands_local(adapter_dirs: dict[str, Path], tmp_path: Path) -> None:

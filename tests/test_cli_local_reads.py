@@ -7,8 +7,6 @@ the REST API."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from registry.service import Registry, register_adapter, set_alias
@@ -21,6 +19,7 @@ from registry.service.catalog.queries import get_version, list_adapters, show_ad
 from registry.service.registration.base_reads import list_base_models, show_base_model
 from registry.synthetic import make_ia3, make_lora
 from tests.cli_imports import local_heavy_in, run_and_list_modules
+from tests.cli_inproc import pemreg
 from tests.live_server import clean_env
 
 READS = (
@@ -70,9 +69,7 @@ def test_local_catalog_reads_import_no_orm_nor_settings(reg: Registry, tmp_path:
 
 
 def _json(env: dict[str, str], *args: str) -> object:
-    done = subprocess.run(
-        [sys.executable, "-m", "api.cli.main", *args], env=env, capture_output=True, text=True, timeout=120
-    )
+    done = pemreg(env, *args)  # in this process: what it answers, not what it imports
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 

@@ -5,26 +5,19 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.cli_inproc import pemreg
 from tests.live_server import Server, clean_env, run_server
 from tests.oidc_service import CLI_CLIENT, OidcProvider
 from tests.s3_service import S3Service
 
 
 def _run(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "api.cli.main", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        input=stdin,
-    )
+    return pemreg(env, *args, input=stdin)  # in this process (tests/cli_inproc.py)
 
 
 def _ok(env: dict[str, str], *args: str, stdin: str | None = None) -> str:

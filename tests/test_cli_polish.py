@@ -7,8 +7,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ from api.cli.catalog import format_details
 from api.cli.main import app
 from registry import __version__
 from registry.model_card import render_model_card
+from tests.cli_inproc import pemreg as _run
 from tests.factories import make_lora
 
 
@@ -46,12 +45,6 @@ def test_every_command_option_and_argument_is_described() -> None:
                 label = param.opts[0] if param.param_type_name == "option" else param.name
                 missing.add(f"{path} {label}")
     assert not missing, missing
-
-
-def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "api.cli.main", *args], env=env, capture_output=True, text=True, timeout=120
-    )
 
 
 @pytest.fixture

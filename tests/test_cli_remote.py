@@ -1,25 +1,19 @@
 """Remote mode: the README tour's catalog part through `pemreg serve` (PostgreSQL + SeaweedFS), from an
 environment holding only PEMREG_URL and PEMREG_API_KEY (no database URL, no S3 credentials, an empty
-PEMREG_HOME); the same output as local mode; `login` / `logout`; server-only commands refuse."""
+PEMREG_HOME); the same output as local mode; `login` / `logout`; server-only commands refuse. Commands
+run in this process (tests/cli_inproc.py), but for the import checks, which need a process of their own."""
 
 from __future__ import annotations
 
 import json
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 from registry.hashing import sha256_file
+from tests.cli_inproc import pemreg as _run
 from tests.live_server import Server, clean_env
 
 WEIGHTS = "adapter_model.safetensors"
-
-
-def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "api.cli.main", *args], env=env, capture_output=True, text=True, timeout=120
-    )
 
 
 def _ok(env: dict[str, str], *args: str) -> str:

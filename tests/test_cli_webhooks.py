@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 from registry.catalog.migrate import upgrade
@@ -15,6 +14,7 @@ from registry.service import Registry
 from registry.service.events.deliverer import Deliverer
 from registry.settings import Settings
 from registry.webhooks import signing
+from tests import cli_inproc
 from tests.webhook_receiver import Receiver
 
 
@@ -37,13 +37,7 @@ def test_webhooks_commands(tmp_path: Path, receiver: Receiver) -> None:
     }
 
     def pemreg(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "api.cli.main", "webhooks", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        return cli_inproc.pemreg(env, "webhooks", *args)  # in this process
 
     receiver.reset()
     created = pemreg("create", receiver.url, "--event", "alias.moved", "--alias-pattern", "prod")

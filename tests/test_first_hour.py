@@ -6,8 +6,6 @@ at 80 columns, `init` after the demo, the spec line of a missing `density`."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,7 @@ from registry.settings import Settings
 from registry.spec import load_spec
 from registry.training import parse_training
 from tests.catalog_helpers import snapshot
+from tests.cli_inproc import pemreg as _cli
 from tests.factories import make_lora, save_tiny_base
 from tests.live_server import clean_env
 from tests.test_api_common import Api, make_api
@@ -322,12 +321,6 @@ def test_training_record_is_stored_shown_and_searchable(reg: Registry, api: Api,
 
 
 # -- 7, 8. CLI: audit by prefix, tables at 80 columns, show after archive, init after the demo -------
-
-
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "api.cli.main", *args], env=env, capture_output=True, text=True, timeout=120
-    )
 
 
 def test_cli_first_hour(reg: Registry, tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from api.cli.backend import LocalBackend
 from registry import service
 from registry.hashing import sha256_file
 from registry.service import Registry
+from tests import cli_inproc
 from tests.factories import make_ia3, make_lora
 from tests.flow_fixtures import settings_env
 
@@ -84,13 +84,7 @@ def test_pull_command(reg: Registry, tmp_path: Path) -> None:
     env |= settings_env(reg) | {"COLUMNS": "200"}
 
     def pemreg(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "api.cli.main", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        return cli_inproc.pemreg(env, *args)  # in this process
 
     done = pemreg("adapters", "pull", "acme/cli", str(tmp_path / "out"))
     assert done.returncode == 0, done.stderr

@@ -4,25 +4,21 @@ and the store and the catalog hold exactly what they held before."""
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import redirect_stderr
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.cli import deps as cli_deps
-from api.cli.main import main as cli_main
 from registry import service
 from registry.service import Registry
 from registry.service.admin.keys import create_key
-from registry.settings import get_settings
 from tests.catalog_helpers import snapshot
+from tests.cli_inproc import pemreg
 from tests.pg_service import truncate_all
 from tests.reliability.corpus import CASES, CONFIG, WEIGHTS, Case
 from tests.s3_service import S3Service
@@ -84,21 +80,10 @@ def test_corpus_over_rest_changes_nothing(world: dict[str, object]) -> None:
     print(f"REST corpus: {len(CASES)} cases, 5xx: {sum(s >= 500 for s in statuses)}, left behind: 0")
 
 
-def _cli(env: dict[str, str], monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, list[str]]:
-    """`pemreg` in this process (a subprocess per case would spend ~3 s importing torch)."""
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    get_settings.cache_clear()
-    cli_deps.registry.cache_clear()
-    monkeypatch.setattr(sys, "argv", ["pemreg", *args])
-    err = io.StringIO()
-    code = 0
-    with redirect_stderr(err):
-        try:
-            cli_main()
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-    return code, err.getvalue().strip().splitlines()
+def _cli(env: dict[str, str], *args: str) -> tuple[int, list[str]]:
+    """`pemreg` in this process (tests/cli_inproc.py; a subprocess per case would spend ~3 s importing)."""
+    done = pemreg({**os.environ, **env}, *args)
+    return done.returncode, done.stderr.strip().splitlines()
 
 
 def _cli_args(case: Case, folder: Path) -> list[str]:
@@ -110,7 +95,7 @@ def _cli_args(case: Case, folder: Path) -> list[str]:
     return args
 
 
-def test_corpus_over_cli_changes_nothing(world: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_corpus_over_cli_changes_nothing(world: dict[str, object]) -> None:
     reg = world["reg"]
     assert isinstance(reg, Registry)
     before = snapshot(reg)
@@ -118,12 +103,10 @@ def test_corpus_over_cli_changes_nothing(world: dict[str, object], monkeypatch: 
     assert isinstance(env, dict)
     for case in CASES:
         folder = world["folders"][case.id]  # type: ignore[index]
-        code, lines = _cli(env, monkeypatch, *_cli_args(case, folder))
+        code, lines = _cli(env, *_cli_args(case, folder))
         assert code == 1, (case.id, code, lines)
         assert len(lines) == 1 and lines[0].startswith("error: "), (case.id, lines)
         assert case.expect in lines[0], (case.id, lines[0])
-    get_settings.cache_clear()
-    cli_deps.registry.cache_clear()
     assert snapshot(reg) == before
     print(f"CLI corpus: {len(CASES)} cases, all exit 1 with one line, left behind: 0")
 
