@@ -283,13 +283,25 @@ def test_every_reported_number_is_recomputed_from_registered_artifacts(
         controls=controls,
         diagnostics=diagnostics,
     )
-    table = real_report.table(recomputed) + real_report.task_table(recomputed)[2:]
     md = (out / "report.md").read_text()
     printed_rows = [line for line in said if line.startswith("| ") and "|---" not in line]
-    for line in table[2:]:
-        match = next(p for p in printed_rows if p.split(" | ")[0] == line.split(" | ")[0])
-        assert _same(match, line, tol=0.011), (match, line)
-        assert match in md
+    # each table against its own printed block (the base row's label starts both tables)
+    at = {
+        key: next(i for i, line in enumerate(said) if line.startswith(key))
+        for key in ("Perplexity per domain", "Accuracy per generated task", "Pair sweep")
+    }
+    perplexity_at, accuracy_at, sweep_at = at.values()
+    blocks = [
+        (real_report.table(recomputed), said[perplexity_at:accuracy_at]),
+        (real_report.task_table(recomputed), said[accuracy_at:sweep_at]),
+    ]
+    for table, block in blocks:
+        printed = [line for line in block if line.startswith("| ") and "|---" not in line]
+        assert len(printed) == len(table) - 1  # the header and every row
+        for line in table[2:]:
+            match = next(p for p in printed if p.split(" | ")[0] == line.split(" | ")[0])
+            assert _same(match, line, tol=0.011), (match, line)
+            assert match in md
     for line in (
         real_report.diagnostics_table(recomputed)[2:]
         + pairs.sweep_table(pairs.build(controls, fresh_rows, claims.domain_of))[2:]

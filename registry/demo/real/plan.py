@@ -63,7 +63,7 @@ QUICK = Budget(
     batch=2,
     lora_steps=12,
     ia3_steps=12,
-    task_steps=12,
+    task_steps=8,  # quick mode checks the pipeline: at its budget the task LoRAs stay near chance
     task_test=40,
     task_val=20,
     # The top third: a training step costs 25% less (the backward stops at layer 20) and composing,
@@ -124,6 +124,9 @@ TRANSFER_SOURCE, TRANSFER_TARGET = "prose", "code"  # the task's source and targ
 # LM_target - LM_source: the domain LoRAs whose difference is added to the task adapter.
 TRANSFER_LMS = ("code-a", "prose")
 TRANSFER_SCALES = (0.0, 0.1, 0.2, 0.4)  # c, chosen on the target's validation items (the paper's range)
+# Quick mode searches the ends of that range only: each candidate is a flow task with its evaluations,
+# and the quick test's budget is minutes.
+QUICK_TRANSFER_SCALES = (0.0, 0.4)
 DOMAIN_OF = {a.name: a.domain for a in ADAPTERS}
 
 
@@ -396,17 +399,18 @@ def scenarios(
         )
     )
     target, source = tasks[transfer_key(TRANSFER_TARGET)], tasks[transfer_key(TRANSFER_SOURCE)]
+    scales = QUICK_TRANSFER_SCALES if quick else TRANSFER_SCALES
     transfer = spec(
         "transfer",
         f"{TRANSFER} + c (LM_{TRANSFER_TARGET} - LM_{TRANSFER_SOURCE}), c in "
-        f"{{{', '.join(f'{c:g}' for c in TRANSFER_SCALES)}}} chosen on the {TRANSFER_TARGET} "
+        f"{{{', '.join(f'{c:g}' for c in scales)}}} chosen on the {TRANSFER_TARGET} "
         "validation items",
         [],
         method="delta_cat",
         expression=f"{ref(TRANSFER)} + 0.1 * {ref('domain-vector')}",
         search={
             "strategy": "grid",
-            "weights": {ref("domain-vector"): list(TRANSFER_SCALES)},
+            "weights": {ref("domain-vector"): list(scales)},
             "objective": {"evaluation": f"val-{transfer_key(TRANSFER_TARGET)}", "goal": "maximize"},
         },
     )
