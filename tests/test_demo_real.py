@@ -285,18 +285,20 @@ def test_every_reported_number_is_recomputed_from_registered_artifacts(
     )
     md = (out / "report.md").read_text()
     printed_rows = [line for line in said if line.startswith("| ") and "|---" not in line]
-    # each table against its own printed block (the base row's label starts both tables)
-    at = {
-        key: next(i for i, line in enumerate(said) if line.startswith(key))
-        for key in ("Perplexity per domain", "Accuracy per generated task", "Pair sweep")
-    }
-    perplexity_at, accuracy_at, sweep_at = at.values()
+
+    # each table against its own printed block: the "| " lines right after its heading (the base
+    # row's label starts both tables)
+    def block(heading: str) -> list[str]:
+        start = next(i for i, line in enumerate(said) if line.startswith(heading)) + 1
+        end = next((i for i in range(start, len(said)) if not said[i].startswith("| ")), len(said))
+        return said[start:end]
+
     blocks = [
-        (real_report.table(recomputed), said[perplexity_at:accuracy_at]),
-        (real_report.task_table(recomputed), said[accuracy_at:sweep_at]),
+        (real_report.table(recomputed), block("Perplexity per domain")),
+        (real_report.task_table(recomputed), block("Accuracy per generated task")),
     ]
-    for table, block in blocks:
-        printed = [line for line in block if line.startswith("| ") and "|---" not in line]
+    for table, lines in blocks:
+        printed = [line for line in lines if "|---" not in line]
         assert len(printed) == len(table) - 1  # the header and every row
         for line in table[2:]:
             match = next(p for p in printed if p.split(" | ")[0] == line.split(" | ")[0])
