@@ -290,7 +290,7 @@ def test_every_reported_number_is_recomputed_from_registered_artifacts(
     # row's label starts both tables)
     def block(heading: str) -> list[str]:
         start = next(i for i, line in enumerate(said) if line.startswith(heading)) + 1
-        end = next((i for i in range(start, len(said)) if not said[i].startswith("| ")), len(said))
+        end = next((i for i in range(start, len(said)) if not said[i].startswith("|")), len(said))
         return said[start:end]
 
     blocks = [
