@@ -51,7 +51,16 @@ class Receiver:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/hook"
 
-    def reset(self, script: Script | None = None) -> None:
+    def reset(self, script: Script | None = None, settle: float = 5.0) -> None:
+        """Forget what was received, after the requests still being answered have ended (up to
+        `settle` seconds): a request the sender gave up on (a timeout) is recorded when its scripted
+        delay ends, and must not land in the next step's list."""
+        deadline = time.monotonic() + settle
+        while time.monotonic() < deadline:
+            with self.lock:
+                if not any(self.in_flight.values()):
+                    break
+            time.sleep(0.02)
         with self.lock:
             self.received.clear()
             self.overlaps.clear()
