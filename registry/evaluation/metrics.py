@@ -22,6 +22,18 @@ def logits_fn(model: Scorer) -> LogitsFn:
     return model
 
 
+def right_padded(batch: Sequence[Sequence[int]], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input_ids, attention_mask) of `batch`, padded on the right to its longest sequence: the one
+    batch layout of every scorer here (and of the real demo's prefix cache)."""
+    width = max(len(s) for s in batch)
+    ids = torch.zeros(len(batch), width, dtype=torch.long)
+    mask = torch.zeros(len(batch), width, dtype=torch.long)
+    for i, s in enumerate(batch):
+        ids[i, : len(s)] = torch.tensor(list(s))
+        mask[i, : len(s)] = 1
+    return ids.to(device), mask.to(device)
+
+
 def _sequence_logprobs(
     model: Scorer, seqs: Sequence[list[int]], starts: Sequence[int], device: torch.device
 ) -> tuple[list[float], list[int]]:
@@ -31,16 +43,10 @@ def _sequence_logprobs(
     counts: list[int] = []
     for b in range(0, len(seqs), BATCH):
         batch, begin = seqs[b : b + BATCH], starts[b : b + BATCH]
-        width = max(len(s) for s in batch)
-        ids = torch.zeros(len(batch), width, dtype=torch.long)
-        mask = torch.zeros(len(batch), width, dtype=torch.long)
-        for i, s in enumerate(batch):
-            ids[i, : len(s)] = torch.tensor(s)
-            mask[i, : len(s)] = 1
-        ids, mask = ids.to(device), mask.to(device)
+        ids, mask = right_padded(batch, device)
         logits = forward(ids, mask).float()
         logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
-        positions = torch.arange(1, width, device=device)[None, :]
+        positions = torch.arange(1, ids.shape[1], device=device)[None, :]
         starts_t = torch.tensor(begin, device=device)[:, None].clamp(min=1)
         keep = (positions >= starts_t) & (mask[:, 1:] == 1)
         sums += (logp * keep).sum(dim=1).tolist()
@@ -162,13 +168,7 @@ def _last_logprobs(model: Scorer, seqs: Sequence[list[int]], device: torch.devic
     out: list[torch.Tensor] = []
     for b in range(0, len(seqs), BATCH):
         batch = seqs[b : b + BATCH]
-        width = max(len(s) for s in batch)
-        ids = torch.zeros(len(batch), width, dtype=torch.long)
-        mask = torch.zeros(len(batch), width, dtype=torch.long)
-        for i, s in enumerate(batch):
-            ids[i, : len(s)] = torch.tensor(s)
-            mask[i, : len(s)] = 1
-        logits = forward(ids.to(device), mask.to(device))
+        logits = forward(*right_padded(batch, device))
         ends = torch.tensor([len(s) - 1 for s in batch], device=device)
         last = logits[torch.arange(len(batch), device=device), ends].float()
         out += list(torch.log_softmax(last, dim=-1).cpu())

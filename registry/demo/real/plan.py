@@ -364,26 +364,28 @@ def scenarios(
     ]
     out.append(Planned("unlearning", forget))
     x, y = MULTITASK
-    merged = spec(
-        "tasks-merged",
-        f"the {x} and {y} task LoRAs (own triggers), the paper's 0.5/0.5 merge",
-        [],
-        method="linear",
-        expression=f"0.5 * {ref(x)} + 0.5 * {ref(y)}",
-    )
-    merged["evaluate"] = tasks[x].test + tasks[y].test
-    out.append(Planned("multi-task", merged))
-    # Its control: the exact sum, what 0.5/0.5 halves (the pilot: 0.5/0.5 lost most of each task's
-    # accuracy, 1/1 kept most of it), so P7's verdict can be read as the merge's or the weights'.
-    summed = spec(
-        "tasks-summed",
-        f"the {x} and {y} task LoRAs, the exact sum 1/1 (the control of the 0.5/0.5 merge)",
-        [],
-        method="delta_cat",
-        expression=f"{ref(x)} + {ref(y)}",
-    )
-    summed["evaluate"] = tasks[x].test + tasks[y].test
-    out.append(Planned("multi-task, exact sum", summed))
+    # The 0.5/0.5 merge, and its control: the exact sum, what 0.5/0.5 halves (the pilot: 0.5/0.5 lost
+    # most of each task's accuracy, 1/1 kept most of it), so P7's verdict can be read as the merge's or
+    # the weights'.
+    for scenario, name, how, method, w in (
+        ("multi-task", "tasks-merged", "the paper's 0.5/0.5 merge", "linear", 0.5),
+        (
+            "multi-task, exact sum",
+            "tasks-summed",
+            "the exact sum 1/1 (the 0.5/0.5 merge's control)",
+            "delta_cat",
+            1.0,
+        ),
+    ):
+        task_spec = spec(
+            name,
+            f"the {x} and {y} task LoRAs (own triggers), {how}",
+            [],
+            method=method,
+            expression=f"{w:g} * {ref(x)} + {w:g} * {ref(y)}",
+        )
+        task_spec["evaluate"] = tasks[x].test + tasks[y].test
+        out.append(Planned(scenario, task_spec))
     lm_t, lm_s = TRANSFER_LMS
     out.append(
         Planned(

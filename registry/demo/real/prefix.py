@@ -34,6 +34,7 @@ from typing import Any
 
 import torch
 
+from registry.evaluation import metrics
 from registry.evaluation.metrics import LogitsFn
 
 # Largest |logit difference| the self-check accepts between the cached path and the full forward. A
@@ -104,14 +105,7 @@ class PrefixCache:
         todo = list(dict.fromkeys(k for k in map(tuple, seqs) if k not in memo))
         compute = self.hidden(memo, merged)
         for b in range(0, len(todo), FILL_BATCH):
-            batch = todo[b : b + FILL_BATCH]
-            width = max(len(k) for k in batch)
-            ids = torch.zeros(len(batch), width, dtype=torch.long)
-            mask = torch.zeros(len(batch), width, dtype=torch.long)
-            for i, k in enumerate(batch):
-                ids[i, : len(k)] = torch.tensor(k)
-                mask[i, : len(k)] = 1
-            compute(ids.to(self.head.weight.device), mask.to(self.head.weight.device))
+            compute(*metrics.right_padded(todo[b : b + FILL_BATCH], self.head.weight.device))
 
     def hidden(self, memo: Memo | None = None, merged: Iterable[str] = ()) -> HiddenFn:
         """(ids, mask) -> the final hidden states of the base as it is now (peft's injected layers
