@@ -25,6 +25,7 @@ import torch
 from registry.catalog.migrate import upgrade
 from registry.compose import compose, interference_report
 from registry.demo.real import claims, compute, corpora, from_json, hygiene, pairs, plan, stats, style, sweep
+from registry.demo.real import data as real_data
 from registry.demo.real import report as real_report
 from registry.demo.real.plan import CORE_DENSITY, DECODING, QUICK, SCALES, SWEEP_METHODS
 from registry.demo.real.report import RealRow
@@ -120,8 +121,13 @@ def test_effects_on_the_real_model(real_run: tuple[Registry, dict, list[str]]) -
     assert stats.ratio(["code"], merged["docs"], base).hi < 1
     # the main pair: core_merge through the product, every control in process, the diagnostics
     assert "real/sum-code-a-prose-core" in {r["label"].split("@")[0] for r in report["rows"]}
-    got = {(c["kind"], c["weights"][0], c["weights"][1]) for c in report["controls"]}
+    got = {(c["kind"], c["weights"][0], c["weights"][1]) for c in report["controls"] if c["kind"] != "tuned"}
     assert got == {("scaled", c, c) for c in SCALES} | {("decoding", w, w) for w in DECODING}
+    # the scaled sum and core_merge at their validation-chosen scales (P3 compares them)
+    tuned = {c["method"]: c for c in report["controls"] if c["kind"] == "tuned"}
+    assert set(tuned) == {"sum", "core_merge"}
+    for c in tuned.values():
+        assert [s for s, _ in c["val"]] == list(plan.TUNE_SCALES) and c["weights"][0] in plan.TUNE_SCALES
     assert all(c["pair"] == ["real/code-a@1", "real/prose@1"] for c in report["controls"])
     assert {(d["a"], d["b"]) for d in report["diagnostics"]} == {("real/code-a@1", "real/prose@1")}
     # the primary claims are printed before any result, and every claim is in results.json
@@ -248,6 +254,10 @@ def test_every_reported_number_is_recomputed_from_registered_artifacts(
         own = [r for r in requests if r.name.split(".")[0] in c["docs"]]
         if c["kind"] == "scaled":
             fresh = _merged_perplexities(evaluator, [read_adapter(f) for f in parents], c["weights"], own)
+        elif c["kind"] == "tuned":
+            fresh, val = _tuned(evaluator, [read_adapter(f) for f in parents], c, out, own)
+            assert [v for _, v in val] == pytest.approx([v for _, v in c["val"]], rel=1e-4), c["method"]
+            c = {**c, "val": val}
         else:
             fresh = evaluator.evaluate_ensemble(parents, c["weights"], own)
         docs = {d: [fresh[n] for n in report["doc_names"][d]] for d in c["docs"]}
@@ -293,9 +303,12 @@ def test_every_reported_number_is_recomputed_from_registered_artifacts(
         end = next((i for i in range(start, len(said)) if not said[i].startswith("|")), len(said))
         return said[start:end]
 
+    built = pairs.build(controls, fresh_rows, claims.domain_of)
     blocks = [
         (real_report.table(recomputed), block("Perplexity per domain")),
         (real_report.task_table(recomputed), block("Accuracy per generated task")),
+        (pairs.tuned_table(built), block("Each variant at its own scale")),
+        (pairs.vs_tuned_sum_table(built), block("Each tuned method vs the tuned scaled sum")),
     ]
     for table, lines in blocks:
         printed = [line for line in lines if "|---" not in line]
@@ -346,9 +359,36 @@ def test_sweep_methods_are_the_engine_result_evaluated(
     ]
     base = next(b for b in list_base_models(reg) if f"{b.name}@{b.revision}" == report["base_model"])
     evaluator = Evaluator(Path(base.source))
-    got = sweep.method_controls(evaluator, refs, cut, texts, SWEEP_METHODS)
-    assert [c.label for c in got] == ["ties", "knots", "tsv", "iso_c"]
-    for c, pm in zip(got, SWEEP_METHODS, strict=True):
+    key = plan.pair_val_key("code-a", "prose")
+    val_path = tmp_path / f"{key}.jsonl"  # 4 of the pair's pooled validation windows (seconds)
+    lines = (out / "data" / "val" / f"{key}.jsonl").read_text().splitlines(keepends=True)
+    val_path.write_text("".join(lines[:2] + lines[-2:]))
+    tuning = sweep.Tuning(real_data.val_texts(val_path), (0.5, 1.0))
+    got = sweep.method_controls(evaluator, refs, cut, texts, SWEEP_METHODS, tuning=tuning)
+    assert [c.label for c in got] == [
+        label for pm in SWEEP_METHODS for label in (pm.label, pairs.tuned_label(pm.fields["method"]))
+    ]
+    # kind tuned: the pooled validation perplexity of the result times s, from the test's own merge
+    pooled = EvalRequest(key, "perplexity", load_dataset(str(val_path), "perplexity", None))
+    fixed = [c for c in got if c.kind == "method"]
+    for c, pm in zip([c for c in got if c.kind == "tuned"], SWEEP_METHODS, strict=True):
+        fields = pm.fields
+        result = compose(
+            list(cut),
+            [1.0, 1.0],
+            fields["method"],
+            rank=fields.get("rank"),
+            density=fields.get("density"),
+            method_params=fields.get("params"),
+        )
+        for s_, v in c.val:
+            fresh_v = _merged_perplexities(evaluator, [result.adapter], [s_], [pooled])[key]
+            assert v == pytest.approx(fresh_v, rel=1e-4), (pm.label, s_)
+        assert c.weights[0] == min(c.val, key=lambda sv: sv[1])[0]
+        fresh = _merged_perplexities(evaluator, [result.adapter], [c.weights[0]], requests)
+        for d, ns in names.items():
+            assert c.docs[d] == pytest.approx([fresh[n] for n in ns], rel=1e-4), (pm.label, d)
+    for c, pm in zip(fixed, SWEEP_METHODS, strict=True):
         fields = pm.fields
         result = compose(
             list(cut),
@@ -363,7 +403,39 @@ def test_sweep_methods_are_the_engine_result_evaluated(
         for d, ns in names.items():
             assert c.docs[d] == pytest.approx([fresh[n] for n in ns], rel=1e-4), (pm.label, d)
     base_ppl = evaluator.evaluate(None, requests)
-    assert any(c.docs["code"][0] != pytest.approx(base_ppl[names["code"][0]], rel=1e-6) for c in got)
+    assert any(c.docs["code"][0] != pytest.approx(base_ppl[names["code"][0]], rel=1e-6) for c in fixed)
+
+
+def _tuned(
+    evaluator: Evaluator, parents: list, control: dict, out: Path, own: list[EvalRequest]
+) -> tuple[dict[str, float], list[tuple[float, float]]]:
+    """A `tuned` control recomputed: the pooled validation perplexity of the variant at each candidate
+    scale (the scaled sum: W + c (D_x + D_y); a method: W + s D_result, its result composed at 1/1), the
+    scale of the lowest checked to be the one reported, and the test documents at that scale."""
+    if control["method"] == "sum":
+        variant, times = parents, 2
+    else:
+        f = control["fields"]
+        result = compose(
+            parents,
+            [1.0, 1.0],
+            f["method"],
+            rank=f.get("rank"),
+            density=f.get("density"),
+            method_params=f.get("params"),
+        )
+        variant, times = [result.adapter], 1
+    x, y = (pairs.short(r) for r in control["pair"])
+    key = plan.pair_val_key(x, y)
+    pooled = EvalRequest(
+        key, "perplexity", load_dataset(str(out / "data" / "val" / f"{key}.jsonl"), "perplexity", None)
+    )
+    val = [
+        (s, _merged_perplexities(evaluator, variant, [s] * times, [pooled])[key]) for s, _ in control["val"]
+    ]
+    chosen = control["weights"][0]
+    assert dict(val)[chosen] == pytest.approx(min(v for _, v in val), rel=1e-4), (control["method"], val)
+    return _merged_perplexities(evaluator, variant, [chosen] * times, own), val
 
 
 def _merged_perplexities(

@@ -107,13 +107,17 @@ def primary(result: Any, pairs: list[pairs_mod.Pair]) -> list[Claim]:
         c.text += f" | {main.domains[0]} {_pct(ra)}, {main.domains[1]} {_pct(rb)}: {_verdict(c.holds)}"
     out.append(c)
 
-    # P3 core_merge vs its shrinkage control
+    # P3 core_merge vs the scaled sum, each at its validation-chosen scale
     c = Claim("P3", statements["P3"], None)
-    e = pairs_mod.shrinkage_control(main, level) if main else None
-    if e is not None:
-        c.add("core_merge vs scaled sum", e)
+    core = pairs_mod.tuned_label("core_merge")
+    e = pairs_mod.vs_tuned_sum(main, core, level) if main else None
+    if main is not None and e is not None:
+        s_core = main.method(core)
+        s_sum = main.method(pairs_mod.tuned_label(pairs_mod.TUNED_SUM))
+        c.add("core_merge vs scaled sum, both tuned", e)
         c.holds = e.below(1)
-        c.text += f" | {_pct(e)}: {_verdict(c.holds)}"
+        scales = f"s = {s_core.scale:g}, c = {s_sum.scale:g}" if s_core and s_sum else ""
+        c.text += f" | {scales}: {_pct(e)}: {_verdict(c.holds)}"
     out.append(c)
 
     # P4 decoding time vs weight space at 0.5/0.5
@@ -290,6 +294,11 @@ def secondary(result: Any, pairs: list[pairs_mod.Pair]) -> list[Claim]:
         if sc is not None:
             c.add("core_merge vs control", sc)
             parts.append(f"core_merge vs scaled sum c={plan.CORE_CONTROL_SCALE:g} {_pct(sc)}")
+        for m in p.methods:
+            vs = pairs_mod.vs_tuned_sum(p, m.label) if m.scale is not None else None
+            if vs is not None and m.label != pairs_mod.tuned_label(pairs_mod.TUNED_SUM):
+                c.add(f"{m.label} vs sum (tuned)", vs)
+                parts.append(f"{m.label} vs sum (tuned) {_pct(vs)}")
         c.text += " | " + "; ".join(parts)
         out.append(c)
     fits = pairs_mod.predictors(pairs, result.diagnostics)

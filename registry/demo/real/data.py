@@ -4,7 +4,8 @@ Each test document contributes ONE window of `window` tokens taken a quarter of 
 licence headers and module docstrings), decoded back to text: the flow's evaluator scores it. Each
 test document is its own evaluation (`<domain>.<nn>`), so the flow's metrics give a perplexity per
 document, which the report aggregates and bootstraps. Validation documents (pooled per domain,
-`val-<domain>`) drive the unlearning search and its gate, so lambda is never chosen on the test set.
+`val-<domain>`) drive the unlearning search and its gate, so lambda is never chosen on the test set;
+pooled per pair of domains, they choose each pair variant's scale.
 """
 
 from __future__ import annotations
@@ -55,6 +56,18 @@ def write_val(tok: Any, domain: str, docs: list[Doc], size: int, folder: Path) -
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"val-{domain}.jsonl"
     path.write_text("".join(json.dumps({"text": window(tok, d, size), "source": d.id}) + "\n" for d in docs))
+    return path
+
+
+def val_texts(path: Path) -> list[str]:
+    """The windows of a validation file (write_val), in order."""
+    return [json.loads(line)["text"] for line in path.read_text().splitlines() if line]
+
+
+def write_pooled(parts: Sequence[Path], path: Path) -> Path:
+    """One validation dataset of several domains' files (a pair's: its method search's objective,
+    the same windows the sweep pools to choose each variant's scale)."""
+    path.write_text("".join(p.read_text() for p in parts))
     return path
 
 

@@ -13,7 +13,15 @@ from pathlib import Path
 from . import pairs as pairs_mod
 from .claims import claims, domain_of
 from .plan import PRIMARY
-from .report import RealResult, RealRow, diagnostics_table, sizes_table, table, task_table
+from .report import (
+    RealResult,
+    RealRow,
+    diagnostics_table,
+    method_search_table,
+    sizes_table,
+    table,
+    task_table,
+)
 
 
 def load(path: Path) -> RealResult:
@@ -36,6 +44,7 @@ def load(path: Path) -> RealResult:
         quick=data["quick"],
         search=data["search"],
         transfer_search=data.get("transfer_search", []),
+        method_search=data.get("method_search", []),
         sizes=data.get("sizes", {}),
         controls=data.get("controls", []),
         diagnostics=data.get("diagnostics", []),
@@ -43,7 +52,7 @@ def load(path: Path) -> RealResult:
 
 
 def markdown(result: RealResult) -> list[str]:
-    sweep = pairs_mod.sweep_table(pairs_mod.build(result.controls, result.rows, domain_of))
+    built = pairs_mod.build(result.controls, result.rows, domain_of)
     return [
         "Primary claims (stated before the run):",
         "",
@@ -55,7 +64,13 @@ def markdown(result: RealResult) -> list[str]:
         "",
         *task_table(result),
         "",
-        *sweep,
+        *pairs_mod.sweep_table(built),
+        "",
+        *pairs_mod.tuned_table(built),
+        "",
+        *pairs_mod.vs_tuned_sum_table(built),
+        "",
+        *(method_search_table(result) if result.method_search else []),
         "",
         *diagnostics_table(result),
         "",

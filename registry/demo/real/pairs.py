@@ -27,8 +27,12 @@ DIAGNOSTICS = ("rms_cosine", "subspace_overlap", "core_overlap")
 
 @dataclass(frozen=True)
 class Method:
-    label: str  # "scaled sum c=0.5", "decoding 1/1", "core_merge"
+    label: str  # "scaled sum c=0.5", "decoding 1/1", "core_merge", "ties (tuned)"
     docs: dict[str, list[float]]
+    # a variant at its scale chosen on validation (sweep.Tuning): the scale, and each candidate's
+    # pooled validation perplexity; None for the fixed-scale controls
+    scale: float | None = None
+    val: tuple[tuple[float, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -60,11 +64,21 @@ class Pair:
         return log_differences([da], m.docs, self.parents[0]) + log_differences([db], m.docs, self.parents[1])
 
 
+TUNED_SUM = "sum"  # sweep.Control.method of the scaled sum at its validation-chosen c
+
+
 def control_label(kind: str, weights: Sequence[float], method: str = "") -> str:
     """A sweep control's column (results.json's controls carry kind, weights and, for methods, method)."""
     if kind == "method":
         return method
+    if kind == "tuned":
+        return tuned_label(method)
     return f"scaled sum c={weights[0]:g}" if kind == "scaled" else f"decoding {weights[0]:g}/{weights[1]:g}"
+
+
+def tuned_label(method: str) -> str:
+    """The column of a variant at its validation-chosen scale: "sum (tuned)", "core_merge (tuned)"."""
+    return f"{method} (tuned)"
 
 
 def short(ref: str) -> str:
@@ -88,7 +102,11 @@ def build(
             domains = plan.pair_domains(domain_of(a), domain_of(b))
             out[(a, b)] = Pair(a, b, domains, (by_ref[a].docs, by_ref[b].docs), [])
         label = control_label(c["kind"], c["weights"], c.get("method", ""))
-        out[(a, b)].methods.append(Method(label, c["docs"]))
+        if c["kind"] == "tuned":
+            val = tuple((float(s), float(v)) for s, v in c["val"])
+            out[(a, b)].methods.append(Method(label, c["docs"], float(c["weights"][0]), val))
+        else:
+            out[(a, b)].methods.append(Method(label, c["docs"]))
     for r in rows:
         if r.kind == "result" and r.status == "succeeded" and r.detail.startswith("core_merge"):
             refs = [ref for ref, _ in r.inputs]
@@ -103,10 +121,10 @@ def _pct(e: Estimate) -> str:
 
 
 def sweep_table(pairs: Sequence[Pair]) -> list[str]:
-    """Per pair and method: retention on each parent's own domain, 95% t intervals."""
+    """Per pair and fixed-scale method: retention on each parent's own domain, 95% t intervals."""
     labels: list[str] = []
     for p in pairs:
-        labels += [m.label for m in p.methods if m.label not in labels]
+        labels += [m.label for m in p.methods if m.label not in labels and m.scale is None]
     lines = ["| pair (own domains) | " + " | ".join(labels) + " |", "|" + "---|" * (len(labels) + 1)]
     for p in pairs:
         cells = []
@@ -118,6 +136,57 @@ def sweep_table(pairs: Sequence[Pair]) -> list[str]:
             ra, rb = p.retention(m)
             cells.append(f"{_pct(ra)} / {_pct(rb)}")
         lines.append(f"| {p.name} ({'/'.join(p.domains)}) | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _tuned_labels(pairs: Sequence[Pair]) -> list[str]:
+    labels: list[str] = []
+    for p in pairs:
+        labels += [m.label for m in p.methods if m.label not in labels and m.scale is not None]
+    return labels
+
+
+def tuned_table(pairs: Sequence[Pair]) -> list[str]:
+    """Per pair and method at its validation-chosen scale: the scale, then retention on each parent's
+    own domain (95% t intervals); only the pairs with tuned variants."""
+    labels = _tuned_labels(pairs)
+    lines = ["| pair (own domains) | " + " | ".join(labels) + " |", "|" + "---|" * (len(labels) + 1)]
+    for p in pairs:
+        if not any(m.scale is not None for m in p.methods):
+            continue
+        cells = []
+        for label in labels:
+            m = p.method(label)
+            if m is None or m.scale is None:
+                cells.append("-")
+                continue
+            ra, rb = p.retention(m)
+            cells.append(f"s={m.scale:g}: {_pct(ra)} / {_pct(rb)}")
+        lines.append(f"| {p.name} ({'/'.join(p.domains)}) | " + " | ".join(cells) + " |")
+    return lines
+
+
+def vs_tuned_sum(p: Pair, label: str, level: float = 0.95) -> Estimate | None:
+    """The tuned variant `label` against the scaled sum at its own validation-chosen c, pooled own
+    domains (below 1: the method is better once both are tuned)."""
+    m, s = p.method(label), p.method(tuned_label(TUNED_SUM))
+    if m is None or s is None:
+        return None
+    return ratio(list(dict.fromkeys(p.domains)), m.docs, s.docs, level)
+
+
+def vs_tuned_sum_table(pairs: Sequence[Pair]) -> list[str]:
+    """Per pair: each tuned method against the tuned scaled sum, pooled own domains, 95% t interval."""
+    labels = [x for x in _tuned_labels(pairs) if x != tuned_label(TUNED_SUM)]
+    lines = ["| pair, vs sum (tuned) | " + " | ".join(labels) + " |", "|" + "---|" * (len(labels) + 1)]
+    for p in pairs:
+        if p.method(tuned_label(TUNED_SUM)) is None:
+            continue
+        cells = []
+        for label in labels:
+            e = vs_tuned_sum(p, label)
+            cells.append("-" if e is None else _pct(e))
+        lines.append(f"| {p.name} vs sum (tuned) | " + " | ".join(cells) + " |")
     return lines
 
 

@@ -179,16 +179,27 @@ MAIN_PAIR = ("code-a", "prose")  # the pair the primary claims P2-P4 rest on
 MIN_CORRELATION_ADAPTERS = 6
 # The product's newer methods in the pair sweep, composed in process by the engine
 # (`registry.compose.compose`) from the registered parents and evaluated with the resident model
-# (sweep.method_controls), on METHOD_PAIRS. Weights 1/1 and each method's own scale fixed at 1 (not
-# chosen on validation: a search per method and pair would cost more evaluations than the sweep);
-# so each is compared with the exact sum and its scaled controls at the same nominal scale. `ties` and
-# KnOTS-TIES keep the TIES paper's default top 20% (not tuned); rank 16 = the two inputs' ranks.
+# (sweep.method_controls), on METHOD_PAIRS: each at 1/1 (scale 1, beside the exact sum and its scaled
+# controls at the same nominal scale) and at its own scale chosen on validation (TUNED_METHODS).
+# `ties` and KnOTS-TIES keep the TIES paper's default top 20% (not tuned); rank 16 = the two inputs'.
 SWEEP_METHODS = [
     PairMethod("ties", {"method": "ties", "density": CORE_DENSITY, "rank": CORE_RANK}),
     PairMethod("knots", {"method": "knots", "density": CORE_DENSITY, "params": {"merge": "ties"}}),
     PairMethod("tsv", {"method": "tsv"}),
     PairMethod("iso_c", {"method": "iso_c"}),
 ]
+# Each method at its own scale, chosen on the pair's pooled validation documents from TUNE_SCALES (the
+# scaled sum's c from the same grid): the fair form of every method claim, so that no method wins or
+# loses by a scale the other was not given. The result times s is the product's `search.scale`.
+# Quick mode tunes the scaled sum and `core_merge` on its one pair (P3 rests on them).
+TUNE_SCALES = SCALES
+TUNED_METHODS = PAIR_METHODS + SWEEP_METHODS
+QUICK_TUNED_METHODS = PAIR_METHODS
+# One setting through the product's own method search (`search.methods` x `search.scale`, full run):
+# MAIN_PAIR at 1/1, each method at each scale, the winner by the pooled validation perplexity of the
+# pair's own domains. Its candidates' validation perplexities are printed beside the sweep's in-process
+# values for the same method and scale (the two evaluation paths must agree).
+SEARCH_METHODS = ("delta_cat", "core_merge", "ties")  # delta_cat at scale c: the scaled sum
 METHOD_PAIRS = SUM_PAIRS  # full mode (method_pairs)
 
 
@@ -200,6 +211,20 @@ def pair_controls(x: str, y: str, quick: bool) -> tuple[tuple[float, ...], tuple
     if (x, y) in (QUICK_SUM_PAIRS if quick else SUM_PAIRS):
         return SCALES, DECODING
     return (1.0,), ()
+
+
+def tuned_methods(quick: bool) -> list[PairMethod]:
+    return QUICK_TUNED_METHODS if quick else TUNED_METHODS
+
+
+def pair_val_key(x: str, y: str) -> str:
+    """The evaluation name of a pair's pooled validation documents (both own domains)."""
+    return "val-" + "+".join(dict.fromkeys(pair_domains(DOMAIN_OF[x], DOMAIN_OF[y])))
+
+
+def tune_pairs(quick: bool) -> list[tuple[str, str]]:
+    """The pairs whose variants are also scored at their validation-chosen scales (the method claims')."""
+    return QUICK_SUM_PAIRS if quick else SUM_PAIRS
 
 
 def method_pairs(quick: bool) -> list[tuple[str, str]]:
@@ -225,8 +250,9 @@ PRIMARY = [
     ),
     (
         "P3",
-        f"core_merge of {MAIN_PAIR[0]} and {MAIN_PAIR[1]} beats its shrinkage control, the scaled sum "
-        f"c = {CORE_CONTROL_SCALE:g}, on the pair's own domains (1 interval)",
+        f"core_merge of {MAIN_PAIR[0]} and {MAIN_PAIR[1]} beats the scaled sum, each at its own scale "
+        f"chosen on validation (s and c in {{{', '.join(f'{c:g}' for c in TUNE_SCALES)}}}), on the "
+        "pair's own domains: isolation, not shrinkage (1 interval)",
     ),
     (
         "P4",
@@ -303,10 +329,12 @@ def scenarios(
     base_val: dict[str, float],
     budget: Budget,
     tasks: dict[str, TaskData],
+    pair_val: str = "",
 ) -> list[Planned]:
     """The specs in table order. `evaluate`: domain -> one evaluation per test document; `val`: domain
-    -> validation dataset. Each spec evaluates the domains its claims read (a pair: its two own
-    domains; unlearning: every domain), so no evaluation is run that no verdict uses."""
+    -> validation dataset; `pair_val`: MAIN_PAIR's pooled validation dataset (the method search's).
+    Each spec evaluates the domains its claims read (a pair: its two own domains; unlearning: every
+    domain), so no evaluation is run that no verdict uses."""
 
     def spec(name: str, description: str, domains: list[str], **fields: Any) -> dict[str, Any]:
         evals = [e for d in dict.fromkeys(domains) for e in evaluate[d]]
@@ -340,6 +368,27 @@ def scenarios(
                     ),
                 )
             )
+    if not quick:
+        x, y = MAIN_PAIR
+        key = pair_val_key(x, y)
+        searched = spec(
+            f"search-{x}-{y}",
+            f"{x} + {y}: the product's search over methods x scales, on validation",
+            [],
+            method=SEARCH_METHODS[0],
+            expression=f"1 * {ref(x)} + 1 * {ref(y)}",
+            density=CORE_DENSITY,
+            rank=CORE_RANK,
+            search={
+                "methods": list(SEARCH_METHODS),
+                "scale": list(TUNE_SCALES),
+                "objective": {"evaluation": key, "goal": "minimize"},
+            },
+        )
+        # validation only: every candidate evaluates the spec's evaluations, and the test documents of
+        # each method at its chosen scale are the sweep's (sweep.method_controls with tuning)
+        searched["evaluate"] = [{"name": key, "metric": "perplexity", "dataset": pair_val}]
+        out.append(Planned("method search", searched))
     gate = [
         {"evaluation": f"val-{d}", "max": round(v * (1 + UNLEARN_GATE_SLACK), 6)}
         for d, v in base_val.items()

@@ -59,6 +59,7 @@ class RealResult:
     quick: bool = False
     search: list[dict[str, Any]] = field(default_factory=list)
     transfer_search: list[dict[str, Any]] = field(default_factory=list)  # c per validation accuracy
+    method_search: list[dict[str, Any]] = field(default_factory=list)  # method x scale, validation
     sizes: dict[str, Any] = field(default_factory=dict)  # the corpora after hygiene (runner._prepare)
     controls: list[dict[str, Any]] = field(default_factory=list)  # the pair sweep (sweep.Control as dicts)
     diagnostics: list[dict[str, Any]] = field(default_factory=list)  # per pair of LoRAs: the overlaps
@@ -138,6 +139,7 @@ def collect(
     interference: list[dict[str, Any]] = []
     search: list[dict[str, Any]] = []
     transfer_search: list[dict[str, Any]] = []
+    method_search: list[dict[str, Any]] = []
     lineage_root = ""
     # an input that an earlier spec of the run composed (the transfer's domain vector) is that spec's
     # result row, not a trained adapter's
@@ -198,6 +200,8 @@ def collect(
             search = _search_record(reg, ref)
         elif scenario == "domain transfer":
             transfer_search = _search_record(reg, ref)
+        elif scenario == "method search":
+            method_search = _search_record(reg, ref)
     rows += sorted(parents.values(), key=lambda r: r.label) + results
     return RealResult(
         out_dir=out_dir,
@@ -216,6 +220,7 @@ def collect(
         quick=quick,
         search=search,
         transfer_search=transfer_search,
+        method_search=method_search,
         sizes=sizes,
         controls=controls,
         diagnostics=diagnostics,
@@ -223,7 +228,8 @@ def collect(
 
 
 def _search_record(reg: service.Registry, ref: str | None) -> list[dict[str, Any]]:
-    """The lambda search's candidates (validation perplexities, gate verdicts) from the provenance."""
+    """A search's candidates (method, scale, weights, validation metrics, gate verdicts, the winner)
+    from the provenance."""
     if ref is None:
         return []
     import tempfile
@@ -242,9 +248,40 @@ def _search_record(reg: service.Registry, ref: str | None) -> list[dict[str, Any
             "weights": c.weights,
             "val": {k: v for k, v in c.metrics.items() if k.startswith("val-")},
             "passes_gates": c.gates_passed,
+            "method": c.method,
+            "scale": c.scale,
+            "winner": c.winner,
         }
         for c in candidates
     ]
+
+
+# the sweep's name (sweep.Control.method of kind tuned) of a method the product's search tries
+_SWEEP_NAME = {"delta_cat": pairs_mod.TUNED_SUM}
+
+
+def method_search_table(result: Any) -> list[str]:
+    """The product's method search (plan.SEARCH_METHODS x plan.TUNE_SCALES on MAIN_PAIR's pooled
+    validation) beside the sweep's in-process validation perplexity of the same method and scale:
+    two evaluation paths (the flow's evaluator on composed files; the resident model's prefix cache)
+    that must agree."""
+    x, y = (plan.ref(n) for n in plan.MAIN_PAIR)
+    key = plan.pair_val_key(*plan.MAIN_PAIR)
+    swept: dict[tuple[str, float], float] = {}
+    for c in result.controls:
+        if c["kind"] == "tuned" and [r.rsplit("@", 1)[0] for r in c["pair"]] == [x, y]:
+            swept |= {(c["method"], float(s)): float(v) for s, v in c["val"]}
+    lines = [
+        f"| method | scale | {key} (the search) | same in the sweep | chosen |",
+        "|---|---|---|---|---|",
+    ]
+    for c in result.method_search:
+        mine = swept.get((_SWEEP_NAME.get(c["method"], c["method"]), float(c["scale"])))
+        lines.append(
+            f"| {c['method']} | {c['scale']:g} | {c['val'][key]:.4f} | "
+            f"{'-' if mine is None else f'{mine:.4f}'} | {'yes' if c['winner'] else ''} |"
+        )
+    return lines
 
 
 def table(result: Any) -> list[str]:
@@ -338,7 +375,11 @@ def emit(reg: service.Registry, result: RealResult, say: Callable[[str], None]) 
         w = next(v for k, v in c["weights"].items() if k.split("@")[0] == plan.ref("domain-vector"))
         transfer += [f"| {w:g} | " + ", ".join(f"{v * 100:.0f}%" for v in c["val"].values()) + " |"]
     data_lines = sizes_table(result.sizes)
-    sweep_lines = pairs_mod.sweep_table(pairs_mod.build(result.controls, result.rows, domain_of))
+    built = pairs_mod.build(result.controls, result.rows, domain_of)
+    sweep_lines = pairs_mod.sweep_table(built)
+    tuned_lines = pairs_mod.tuned_table(built)
+    vs_sum_lines = pairs_mod.vs_tuned_sum_table(built)
+    search_lines = method_search_table(result)
     diag_lines = diagnostics_table(result)
     stated = [f"{k}: {v}" for k, v in plan.PRIMARY]
     inter = [
@@ -405,6 +446,22 @@ def emit(reg: service.Registry, result: RealResult, say: Callable[[str], None]) 
     for line in sweep_lines:
         say(line)
     say("")
+    say(
+        "Each variant at its own scale chosen on the pair's pooled validation documents (s=, then "
+        "retention on each parent's own domain, 95% t interval):"
+    )
+    for line in tuned_lines:
+        say(line)
+    say("")
+    say("Each tuned method vs the tuned scaled sum, pooled own domains (95% t interval):")
+    for line in vs_sum_lines:
+        say(line)
+    if result.method_search:
+        say("")
+        say("The product's method search (search.methods x search.scale) on validation:")
+        for line in search_lines:
+            say(line)
+    say("")
     say("Diagnostics per pair of LoRAs and the exact sum's own-domain loss:")
     for line in diag_lines:
         say(line)
@@ -466,6 +523,16 @@ def emit(reg: service.Registry, result: RealResult, say: Callable[[str], None]) 
         "",
         *sweep_lines,
         "",
+        "## Each variant at its validation-chosen scale",
+        "",
+        *tuned_lines,
+        "",
+        *vs_sum_lines,
+        "",
+        "## The product's method search",
+        "",
+        *(search_lines if result.method_search else ["(none)"]),
+        "",
         "## Diagnostics and interference per pair of LoRAs",
         "",
         *diag_lines,
@@ -513,6 +580,7 @@ def emit(reg: service.Registry, result: RealResult, say: Callable[[str], None]) 
                 "style": result.style,
                 "search": result.search,
                 "transfer_search": result.transfer_search,
+                "method_search": result.method_search,
                 "lineage_root": result.lineage_root,
                 "seconds": result.seconds,
                 "threads": result.threads,

@@ -129,7 +129,14 @@ def run_real_demo(
             {"name": h.name, "metric": "perplexity", "dataset": h.path.as_uri()}
         )
     val_uris = {d: p.as_uri() for d, p in prepared.val.items()}
-    planned = plan.scenarios(quick, evaluate, val_uris, base_val, budget, prepared.tasks)
+    x, y = plan.MAIN_PAIR
+    pair_val = data.write_pooled(
+        [prepared.val[d] for d in dict.fromkeys(plan.pair_domains(plan.DOMAIN_OF[x], plan.DOMAIN_OF[y]))],
+        out_dir / "data" / "val" / f"{plan.pair_val_key(x, y)}.jsonl",
+    )
+    planned = plan.scenarios(
+        quick, evaluate, val_uris, base_val, budget, prepared.tasks, pair_val=pair_val.as_uri()
+    )
     specs_dir = out_dir / "specs"
     specs_dir.mkdir(exist_ok=True)
     views: list[tuple[str, CompositionSpec, CompositionView]] = []
@@ -394,24 +401,39 @@ def _sweep(
     cache = PrefixCache(evaluator.base)
     controls = []
     with_methods = plan.method_pairs(quick)
+    tuned = plan.tune_pairs(quick)
     for x, y in pairs:
         (ref_x, fx), (ref_y, fy) = found[x], found[y]
-        pair_texts = {
-            d: texts[d] for d in dict.fromkeys(plan.pair_domains(plan.DOMAIN_OF[x], plan.DOMAIN_OF[y]))
-        }
+        domains = list(dict.fromkeys(plan.pair_domains(plan.DOMAIN_OF[x], plan.DOMAIN_OF[y])))
+        pair_texts = {d: texts[d] for d in domains}
+        # the pair's validation windows pooled, as in its method search's dataset (data.write_pooled)
+        tuning = (
+            sweep.Tuning([t for d in domains for t in data.val_texts(prepared.val[d])], plan.TUNE_SCALES)
+            if (x, y) in tuned
+            else None
+        )
         scales, decoding = plan.pair_controls(x, y, quick)
         done = sweep.pair_controls(
-            evaluator, (ref_x, ref_y), (fx, fy), pair_texts, scales, decoding, cache=cache
+            evaluator, (ref_x, ref_y), (fx, fy), pair_texts, scales, decoding, cache=cache, tuning=tuning
         )
-        if (x, y) in with_methods:
-            parents = (read_adapter(fx), read_adapter(fy))
+        parents = (read_adapter(fx), read_adapter(fy))
+        for pm in plan.SWEEP_METHODS if (x, y) in with_methods else []:
+            # at 1/1, and (tuned pairs) at the method's validation-chosen scale from the same result
             done += sweep.method_controls(
-                evaluator, (ref_x, ref_y), parents, pair_texts, plan.SWEEP_METHODS, cache=cache
+                evaluator, (ref_x, ref_y), parents, pair_texts, [pm], cache=cache, tuning=tuning
+            )
+        if tuning is not None:  # the methods the flows register at 1/1 (core_merge): tuned only
+            fixed = {pm.label for pm in plan.SWEEP_METHODS} if (x, y) in with_methods else set()
+            extra = [pm for pm in plan.tuned_methods(quick) if pm.label not in fixed]
+            done += sweep.method_controls(
+                evaluator, (ref_x, ref_y), parents, pair_texts, extra, cache=cache, tuning=tuning, fixed=False
             )
         for c in done:
             item = {"pair": list(c.pair), "kind": c.kind, "weights": list(c.weights), "docs": c.docs}
-            if c.kind == "method":
+            if c.kind in ("method", "tuned"):
                 item |= {"method": c.method, "fields": c.fields}
+            if c.kind == "tuned":
+                item["val"] = [list(v) for v in c.val]
             controls.append(item)
         progress.advance(task)
     del evaluator

@@ -10,6 +10,11 @@ beside each method claim, evaluated on the two parents' own domains (the retenti
 - The product's methods in `plan.SWEEP_METHODS` (`ties`, `knots`, `tsv`, `iso_c`): composed by the
   engine (`registry.compose.compose`) from the registered parents' files, their result written into
   the resident base's weights (W + s B A per module, float64 product) for the evaluation.
+- Each variant at its own scale chosen on validation (`Tuning`): the scaled sum's c, and each method's
+  result times s (the product's `search.scale`: B times s), s from the same grid, chosen by the pooled
+  perplexity of the pair's validation documents (the product's `perplexity` of one dataset); the
+  variant at the chosen scale is then scored on the test documents. A method is compared with the
+  scaled sum each at its best scale, so neither wins by the other's untuned scale.
 
 Why not through the flow: each of these is one evaluation of two already registered LoRAs, which the
 flow would first compose, store and register (tens of seconds of overhead per run against a second of
@@ -19,11 +24,12 @@ registered parents with a formula written in the test (merged weights, not peft'
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import functools
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -34,6 +40,8 @@ from registry.pem import PemAdapter
 from .pairs import control_label
 from .prefix import Memo, PrefixCache
 
+_T = TypeVar("_T")
+
 
 @dataclass(frozen=True)
 class Control:
@@ -41,11 +49,13 @@ class Control:
     on each of the pair's own domains (domain -> values in the report's document order)."""
 
     pair: tuple[str, str]  # adapter refs
-    kind: str  # scaled | decoding | method
+    kind: str  # scaled | decoding | method | tuned
     weights: tuple[float, float]
     docs: dict[str, list[float]]
-    method: str = ""  # kind method: plan.PairMethod.label
+    method: str = ""  # kind method: plan.PairMethod.label; kind tuned: "sum" or the engine's method
     fields: dict[str, Any] = field(default_factory=dict)  # kind method: the engine's parameters
+    # kind tuned: (scale, pooled validation perplexity) per candidate scale; `weights` is the chosen one
+    val: tuple[tuple[float, float], ...] = ()
 
     @property
     def label(self) -> str:
@@ -64,6 +74,25 @@ def _score(
         out[d] = values[k : k + len(texts[d])]
         k += len(texts[d])
     return out
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """What choosing a variant's scale on validation needs: the pair's validation windows (both own
+    domains, pooled into one dataset) and the candidate scales."""
+
+    val: list[str]
+    scales: tuple[float, ...]
+
+
+def _pooled(evaluator: Evaluator, texts: list[str], scorer: metrics.Scorer) -> float:
+    """The perplexity of `texts` as one dataset (the product's `perplexity` metric: pooled tokens)."""
+    return metrics.perplexities(scorer, evaluator.tok, [texts], evaluator.device, evaluator.max_len)[0]
+
+
+def _choose(val: list[tuple[float, float]]) -> float:
+    """The scale of the lowest validation perplexity (the first of equals: the grid's order)."""
+    return min(val, key=lambda sv: sv[1])[0]
 
 
 @contextmanager
@@ -92,9 +121,11 @@ def pair_controls(
     scales: Sequence[float],
     decoding: Sequence[float],
     cache: PrefixCache | None = None,
+    tuning: Tuning | None = None,
 ) -> list[Control]:
     """Every control of one pair on `texts` (domain -> one window per document): the scaled sums,
-    then decoding time at each weight in `decoding` (both inputs at that weight).
+    then decoding time at each weight in `decoding` (both inputs at that weight); with `tuning`, last,
+    the scaled sum at the c its validation perplexity chooses (kind tuned, method "sum").
 
     Every variant's logits come from `cache` (prefix.py): pass one cache for the evaluator's base to
     every pair of a sweep, so each document's prefix is computed once per sweep (None: a fresh one,
@@ -136,6 +167,23 @@ def pair_controls(
                     memo: Memo = {}
                     cache.fill(seqs, memo)
                     out.append(Control(pair, "scaled", (c, c), run(cache.scorer(memo=memo))))
+            if tuning is not None:
+                val: list[tuple[float, float]] = []
+                for c in tuning.scales:
+                    with _scaled(model, names, c):
+                        memo = {}
+                        cache.fill(_texts_ids(evaluator, tuning.val), memo)
+                        val.append((c, _pooled(evaluator, tuning.val, cache.scorer(memo=memo))))
+                best = _choose(val)
+                done = next((x for x in out if x.kind == "scaled" and x.weights[0] == best), None)
+                if done is None:
+                    with _scaled(model, names, best):
+                        memo = {}
+                        cache.fill(seqs, memo)
+                        docs = run(cache.scorer(memo=memo))
+                else:
+                    docs = done.docs
+                out.append(Control(pair, "tuned", (best, best), docs, "sum", val=tuple(val)))
     finally:
         evaluator.base = model.unload()
     return out
@@ -149,6 +197,10 @@ def _seqs(evaluator: Evaluator, texts: dict[str, list[str]]) -> list[list[int]]:
     return [metrics.scored_ids(evaluator.tok, t, evaluator.max_len) for d in texts for t in texts[d]]
 
 
+def _texts_ids(evaluator: Evaluator, texts: list[str]) -> list[list[int]]:
+    return _seqs(evaluator, {"": texts})
+
+
 def _cache_for(evaluator: Evaluator, cache: PrefixCache | None) -> PrefixCache:
     if cache is None:
         return PrefixCache(evaluator.base)
@@ -158,19 +210,34 @@ def _cache_for(evaluator: Evaluator, cache: PrefixCache | None) -> PrefixCache:
 
 
 @contextmanager
-def _merged(model: Any, adapter: PemAdapter) -> Iterator[None]:
-    """The base's weights W + s B A for every module of a LoRA `adapter`; restored on exit."""
+def _merged(model: Any, adapter: PemAdapter, times: float = 1.0) -> Iterator[None]:
+    """The base's weights W + times s B A for every module of a LoRA `adapter`; restored on exit."""
     saved: dict[str, torch.Tensor] = {}
     try:
         for path, m in adapter.modules.items():
             layer = model.get_submodule(path)
             saved[path] = layer.weight.data
-            delta = m.scale * (m.B.double() @ m.A.double())
+            delta = times * m.scale * (m.B.double() @ m.A.double())
             layer.weight.data = (layer.weight.data.double() + delta).to(saved[path].dtype)
         yield
     finally:
         for path, w in saved.items():
             model.get_submodule(path).weight.data = w
+
+
+def _score_merged(
+    evaluator: Evaluator,
+    cache: PrefixCache,
+    adapter: PemAdapter,
+    times: float,
+    seqs: list[list[int]],
+    run: Callable[[metrics.LogitsFn], _T],
+) -> _T:
+    """`run` on the scorer of the base with `adapter` times `times` merged into its weights."""
+    with torch.inference_mode(), _merged(evaluator.base, adapter, times):
+        memo: Memo = {}
+        cache.fill(seqs, memo, merged=adapter.modules)
+        return run(cache.scorer(adapter.modules, memo))
 
 
 def method_controls(
@@ -180,13 +247,19 @@ def method_controls(
     texts: dict[str, list[str]],
     methods: Sequence[Any],
     cache: PrefixCache | None = None,
+    tuning: Tuning | None = None,
+    fixed: bool = True,
 ) -> list[Control]:
     """Each of `methods` (plan.PairMethod) applied to the pair at its weights, composed by the product's
     engine and evaluated on `texts` with the evaluator's resident base, from `cache` (as in
-    `pair_controls`; the changed modules are the result's, which the cache checks against its layers)."""
+    `pair_controls`; the changed modules are the result's, which the cache checks against its layers).
+
+    `fixed`: the result as composed (kind method). `tuning`: also the result times the scale its
+    validation perplexity chooses (kind tuned, method the engine's method name)."""
     from registry.compose import compose
 
     cache = _cache_for(evaluator, cache)
+    seqs = _seqs(evaluator, texts)
     out = []
     for pm in methods:
         f = pm.fields
@@ -198,9 +271,22 @@ def method_controls(
             density=f.get("density"),
             method_params=f.get("params"),
         )
-        with torch.inference_mode(), _merged(evaluator.base, result.adapter):
-            memo: Memo = {}
-            cache.fill(_seqs(evaluator, texts), memo, merged=result.adapter.modules)
-            docs = _score(evaluator, texts, cache.scorer(result.adapter.modules, memo))
-        out.append(Control(pair, "method", pm.weights, docs, pm.label, dict(f)))
+        score = functools.partial(_score_merged, evaluator, cache, result.adapter)
+        at_one: dict[str, list[float]] | None = None
+        if fixed:
+            at_one = score(1.0, seqs, lambda scorer: _score(evaluator, texts, scorer))
+            out.append(Control(pair, "method", pm.weights, at_one, pm.label, dict(f)))
+        if tuning is not None:
+            val_ids = _texts_ids(evaluator, tuning.val)
+            val = [
+                (s, score(s, val_ids, lambda scorer: _pooled(evaluator, tuning.val, scorer)))
+                for s in tuning.scales
+            ]
+            best = _choose(val)
+            docs = (
+                at_one
+                if at_one is not None and best == 1.0
+                else score(best, seqs, lambda scorer: _score(evaluator, texts, scorer))
+            )
+            out.append(Control(pair, "tuned", (best, best), docs, f["method"], dict(f), val=tuple(val)))
     return out
