@@ -23,7 +23,7 @@ import pytest
 import torch
 
 from registry.catalog.migrate import upgrade
-from registry.compose import compose, interference_report
+from registry.compose import interference_report
 from registry.demo.real import claims, compute, corpora, from_json, hygiene, pairs, plan, stats, style, sweep
 from registry.demo.real import data as real_data
 from registry.demo.real import report as real_report
@@ -373,32 +373,18 @@ def test_sweep_methods_are_the_engine_result_evaluated(
     fixed = [c for c in got if c.kind == "method"]
     for c, pm in zip([c for c in got if c.kind == "tuned"], SWEEP_METHODS, strict=True):
         fields = pm.fields
-        result = compose(
-            list(cut),
-            [1.0, 1.0],
-            fields["method"],
-            rank=fields.get("rank"),
-            density=fields.get("density"),
-            method_params=fields.get("params"),
-        )
+        result = sweep.composed(list(cut), fields)
         for s_, v in c.val:
-            fresh_v = _merged_perplexities(evaluator, [result.adapter], [s_], [pooled])[key]
+            fresh_v = _merged_perplexities(evaluator, [result], [s_], [pooled])[key]
             assert v == pytest.approx(fresh_v, rel=1e-4), (pm.label, s_)
         assert c.weights[0] == min(c.val, key=lambda sv: sv[1])[0]
-        fresh = _merged_perplexities(evaluator, [result.adapter], [c.weights[0]], requests)
+        fresh = _merged_perplexities(evaluator, [result], [c.weights[0]], requests)
         for d, ns in names.items():
             assert c.docs[d] == pytest.approx([fresh[n] for n in ns], rel=1e-4), (pm.label, d)
     for c, pm in zip(fixed, SWEEP_METHODS, strict=True):
         fields = pm.fields
-        result = compose(
-            list(cut),
-            [1.0, 1.0],
-            fields["method"],
-            rank=fields.get("rank"),
-            density=fields.get("density"),
-            method_params=fields.get("params"),
-        )
-        folder = write_adapter(result.adapter, tmp_path / pm.label)
+        result = sweep.composed(list(cut), fields)
+        folder = write_adapter(result, tmp_path / pm.label)
         fresh = evaluator.evaluate(folder, requests)
         for d, ns in names.items():
             assert c.docs[d] == pytest.approx([fresh[n] for n in ns], rel=1e-4), (pm.label, d)
@@ -416,15 +402,8 @@ def _tuned(
         variant, times = parents, 2
     else:
         f = control["fields"]
-        result = compose(
-            parents,
-            [1.0, 1.0],
-            f["method"],
-            rank=f.get("rank"),
-            density=f.get("density"),
-            method_params=f.get("params"),
-        )
-        variant, times = [result.adapter], 1
+        result = sweep.composed(parents, f)
+        variant, times = [result], 1
     x, y = (pairs.short(r) for r in control["pair"])
     key = plan.pair_val_key(x, y)
     pooled = EvalRequest(

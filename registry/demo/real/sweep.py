@@ -225,6 +225,22 @@ def _merged(model: Any, adapter: PemAdapter, times: float = 1.0) -> Iterator[Non
             model.get_submodule(path).weight.data = w
 
 
+def composed(
+    adapters: Sequence[PemAdapter], fields: dict[str, Any], weights: Sequence[float] = (1.0, 1.0)
+) -> PemAdapter:
+    """The product engine's result of a pair method (plan.PairMethod.fields) at `weights`."""
+    from registry.compose import compose
+
+    return compose(
+        list(adapters),
+        list(weights),
+        fields["method"],
+        rank=fields.get("rank"),
+        density=fields.get("density"),
+        method_params=fields.get("params"),
+    ).adapter
+
+
 def _score_merged(
     evaluator: Evaluator,
     cache: PrefixCache,
@@ -256,22 +272,12 @@ def method_controls(
 
     `fixed`: the result as composed (kind method). `tuning`: also the result times the scale its
     validation perplexity chooses (kind tuned, method the engine's method name)."""
-    from registry.compose import compose
-
     cache = _cache_for(evaluator, cache)
     seqs = _seqs(evaluator, texts)
     out = []
     for pm in methods:
         f = pm.fields
-        result = compose(
-            list(adapters),
-            list(pm.weights),
-            f["method"],
-            rank=f.get("rank"),
-            density=f.get("density"),
-            method_params=f.get("params"),
-        )
-        score = functools.partial(_score_merged, evaluator, cache, result.adapter)
+        score = functools.partial(_score_merged, evaluator, cache, composed(adapters, f, pm.weights))
         at_one: dict[str, list[float]] | None = None
         if fixed:
             at_one = score(1.0, seqs, lambda scorer: _score(evaluator, texts, scorer))
