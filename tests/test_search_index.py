@@ -274,9 +274,7 @@ def test_common_term_search_walks_the_listing_order_index_only(fresh_pg_url: str
         conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE adapters")
     names, statement, parameters = _sent_sql(reg, fresh_pg_url, "law")
     # task law is i % 4 == 1 (_seed_adapters); namespace team{i % 20}: the first page, independently
-    expected = sorted(
-        (f"team{i % 20:02d}", f"adapter-{i:06d}") for i in range(1, 5001) if i % 4 == 1
-    )[:50]
+    expected = sorted((f"team{i % 20:02d}", f"adapter-{i:06d}") for i in range(1, 5001) if i % 4 == 1)[:50]
     assert names == [f"{ns}/{name}" for ns, name in expected]
     plan = _plan(fresh_pg_url, statement, parameters)
     assert "Index Only Scan using ix_adapters_order_search on adapters" in plan, plan
@@ -309,3 +307,16 @@ def test_a_term_spanning_two_parts_matches_nothing(reg: Registry, adapter_dirs: 
     assert _names(reg, "tutor%grade") == []
     assert _names(reg, "tutor\ngrade") == []
     assert _names(reg, "gr_de%sch") == ["acme/math-tutor"]  # wildcards inside one part still match
+
+
+def test_search_with_tags_pages_in_listing_order(reg: Registry, adapter_dirs: dict[str, Path]) -> None:
+    """A search orders and pages by its own reference to adapters; tag filters and page tokens with it."""
+    for name in ("zeta/tutor-b", "acme/tutor-c", "acme/tutor-a", "beta/other"):
+        service.register_adapter(reg, adapter_dirs["lora"], name, tags={"tier": "gold"})
+    seen, token = [], None
+    while True:
+        page = service.list_adapters(reg, query="tutor", tags={"tier": "gold"}, limit=1, page_token=token)
+        seen += [a.name for a in page.items]
+        if not (token := page.next_page_token):
+            break
+    assert seen == sorted(["zeta/tutor-b", "acme/tutor-c", "acme/tutor-a"])

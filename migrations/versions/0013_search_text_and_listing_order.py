@@ -56,7 +56,9 @@ def upgrade() -> None:
             "CREATE INDEX ix_adapters_search_text ON adapters "
             "USING gin (search_text gin_trgm_ops) WITH (fastupdate = off)"
         )
-        op.execute("CREATE INDEX ix_adapters_order_search ON adapters (namespace, name) INCLUDE (id, search_text)")
+        op.execute(
+            "CREATE INDEX ix_adapters_order_search ON adapters (namespace, name) INCLUDE (id, search_text)"
+        )
 
 
 def downgrade() -> None:

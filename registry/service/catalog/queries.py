@@ -230,7 +230,7 @@ def list_adapters(
         tags=len(tags or {}),
         query=bool(query),
         # Only a term with a wildcard or a newline can match search_text across two of its parts.
-        query_spans=bool(query) and any(c in query for c in "%_\n"),
+        query_spans=any(c in (query or "") for c in "%_\n"),
         after=bool(page_token),
     )
     with reg.connect() as db:
@@ -270,14 +270,14 @@ def _listing_statement(shape: _Listing) -> Select[Any]:
     # A search orders and pages by a second reference to adapters (_SEARCHED), which PostgreSQL reads
     # index-only (namespace, name, id, search_text: models.py); the row itself is read by id only for
     # candidates, so a common term costs a walk of the index, not of the table.
-    key = _SEARCHED.c if shape.query else _a
+    order = _SEARCHED.c if shape.query else _a
     source = _WITH_BASE.join(_SEARCHED, _SEARCHED.c.id == _a.id) if shape.query else _WITH_BASE
     stmt = (
         select(*_ADAPTER, _TAGS, latest.label("latest"))
         .select_from(source)
         # Only namespaces the caller may read, inside the query: counts, pages and tokens know no others.
-        .where(readable_bound(shape.admin, key.namespace))
-        .order_by(key.namespace, key.name)
+        .where(readable_bound(shape.admin, order.namespace))
+        .order_by(order.namespace, order.name)
         .limit(bindparam("limit", type_=Integer))
     )
     if not shape.include_archived:  # hide adapters that have versions, all archived or deleted
@@ -312,7 +312,7 @@ def _listing_statement(shape: _Listing) -> Select[Any]:
             stmt = stmt.where(or_(*(expr.like(pattern) for expr in t.search_expressions())))
     if shape.after:
         after = tuple_(bindparam("after_namespace", type_=String), bindparam("after_name", type_=String))
-        stmt = stmt.where(tuple_(key.namespace, key.name) > after)
+        stmt = stmt.where(tuple_(order.namespace, order.name) > after)
     return stmt
 
 
