@@ -15,7 +15,10 @@ trigram indexes only help rare terms (a bitmap of every match, then a sort).
 - PostgreSQL: one trigram GIN index on it replaces the three on the parts, and a btree on
   (namespace, name) INCLUDE (id, search_text) lets a common term walk the listing's order
   index-only (~0.2 us a row, where reading the table cost ~1.4 us).
-- Both: (task, pem_type, namespace, name), so a task + type filter reads its page's rows in order.
+- Both: (task, pem_type, namespace, name), so a task + type filter reads its page's rows in order;
+  adapter_versions (adapter_id, version, status), so the latest listed version of each listed adapter
+  (and whether it has any) is an index-only probe: a tag filter checks it for every match before
+  sorting (667 adapters for `tag=tier:gold&tag=team:t7`; 12 -> 10 ms of PostgreSQL CPU).
 """
 
 from collections.abc import Sequence
@@ -48,6 +51,9 @@ def upgrade() -> None:
     # In place on both backends (SQLite adds a virtual generated column without rebuilding the table).
     op.add_column("adapters", sa.Column("search_text", sa.Text(), sa.Computed(sa.text(SEARCH_TEXT_SQL))))
     op.create_index("ix_adapters_task_type_order", "adapters", ["task", "pem_type", "namespace", "name"])
+    op.create_index(
+        "ix_adapter_versions_adapter_version_status", "adapter_versions", ["adapter_id", "version", "status"]
+    )
     if _is_postgres():
         for name in OLD_TRGM_INDEXES:
             op.execute(f"DROP INDEX IF EXISTS {name}")
@@ -69,5 +75,6 @@ def downgrade() -> None:
             op.execute(
                 f"CREATE INDEX {name} ON adapters USING gin ({expr} gin_trgm_ops) WITH (fastupdate = off)"
             )
+    op.drop_index("ix_adapter_versions_adapter_version_status", table_name="adapter_versions")
     op.drop_index("ix_adapters_task_type_order", table_name="adapters")
     op.drop_column("adapters", "search_text")

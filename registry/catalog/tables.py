@@ -173,6 +173,9 @@ adapter_versions = Table(
     CheckConstraint("status IN ('active', 'deprecated', 'archived', 'deleted')", name="status"),
     # The catalog's status filter: adapters with a version in a (rare) status, without a scan.
     Index("ix_adapter_versions_status_adapter", "status", "adapter_id"),
+    # A listing's latest version per adapter (max(version) among listed statuses) from the index alone:
+    # the table's row for a version is not read to learn its status (migration 0013).
+    Index("ix_adapter_versions_adapter_version_status", "adapter_id", "version", "status"),
 )
 
 TRAINING_KINDS = ("metric", "param", "dataset")
