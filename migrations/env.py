@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 from registry.catalog.db import get_engine, normalize_url
-from registry.catalog.models import Base
+from registry.catalog.models import Base, compared_on
 from registry.settings import get_settings
 
 config = context.config
@@ -35,7 +35,11 @@ def run_online() -> None:
 def _run(connection) -> None:  # noqa: ANN001 - SQLAlchemy Connection
     # Batch mode makes ALTERs work on SQLite (copy-and-move); it is a no-op on PostgreSQL.
     context.configure(
-        connection=connection, target_metadata=target_metadata, render_as_batch=True, compare_type=True
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=True,
+        compare_type=True,
+        include_object=compared_on(connection.dialect.name),
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -11,12 +11,13 @@ from sqlalchemy import inspect
 
 from registry.catalog.db import get_engine
 from registry.catalog.migrate import downgrade, upgrade
-from registry.catalog.models import Base
+from registry.catalog.models import Base, compared_on
 
 
 def _diff(url: str) -> list:
     with get_engine(url).connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        opts = {"compare_type": True, "include_object": compared_on(conn.dialect.name)}
+        ctx = MigrationContext.configure(conn, opts=opts)
         return compare_metadata(ctx, Base.metadata)
 
 

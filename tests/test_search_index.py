@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -196,7 +195,7 @@ def test_migration_backfills_artifact_files_postgres(fresh_pg_url: str) -> None:
     _backfill_round_trip(fresh_pg_url)
 
 
-# --- PostgreSQL: the planner uses the trigram indexes for the query list_adapters sends ---------------
+# --- PostgreSQL: the plans of the search list_adapters sends (migration 0013) -------------------------
 
 
 def _seed_adapters(url: str, n: int) -> None:
@@ -238,62 +237,86 @@ def _sent_sql(reg: Registry, url: str, query: str) -> tuple[list[str], str, dict
     return names, statement, parameters
 
 
-def _plan(url: str, statement: str, parameters: dict[str, Any], *, generic: bool = False) -> str:
-    """EXPLAIN the statement as sent: with its values (a custom plan), or as a generic plan.
-
-    The generic plan is what a server-side prepared statement runs once PostgreSQL stops re-planning
-    (psycopg prepares a statement after 5 executions): bind parameters are then unknown `$n`, so only
-    expressions written as literals can match an expression index. Index scans in key order and seq
-    scans are disabled there, so a bitmap scan of the trigram index is the only way left, if usable.
-    """
+def _plan(url: str, statement: str, parameters: dict[str, Any]) -> str:
+    """EXPLAIN the statement as sent, with its values: the plan PostgreSQL makes for each search, since
+    list_adapters runs searches unprepared (registry.catalog.db.PLAN_PER_VALUES)."""
     with get_engine(url).connect() as conn:
-        if not generic:
-            plan = conn.exec_driver_sql("EXPLAIN " + statement, parameters).scalars().all()
-        else:
-            names: list[str] = []
-
-            def placeholder(match: re.Match[str]) -> str:
-                names.append(match.group(1))
-                return f"${len(names)}"
-
-            conn.exec_driver_sql("PREPARE search_q AS " + re.sub(r"%\((\w+)\)s", placeholder, statement))
-            for setting in (
-                "plan_cache_mode = force_generic_plan",
-                "enable_seqscan = off",
-                "enable_indexscan = off",
-            ):
-                conn.exec_driver_sql("SET LOCAL " + setting)
-            args = ", ".join(
-                str(v) if isinstance(v, int) else "'" + str(v).replace("'", "''") + "'"
-                for v in (parameters[n] for n in names)
-            )
-            # exec_driver_sql still runs psycopg's %-placeholder parsing: double the patterns' '%'.
-            explain = f"EXPLAIN EXECUTE search_q({args.replace('%', '%%')})"
-            plan = conn.exec_driver_sql(explain).scalars().all()
-            conn.exec_driver_sql("DEALLOCATE search_q")  # session-level: outlives the rollback
+        plan = conn.exec_driver_sql("EXPLAIN " + statement, parameters).scalars().all()
         conn.rollback()
     return "\n".join(plan)
 
 
-INDEXES = ("ix_adapters_search_full_name", "ix_adapters_search_description", "ix_adapters_search_task")
+def _seeded(url: str, tmp_path: Path) -> Registry:
+    upgrade(url)
+    _seed_adapters(url, 5000)
+    return Registry(Settings(database_url=url, home=tmp_path, principal="tester"))
 
 
 @pytest.mark.postgres
-def test_rare_term_search_uses_trigram_indexes(fresh_pg_url: str, tmp_path: Path) -> None:
-    upgrade(fresh_pg_url)
-    _seed_adapters(fresh_pg_url, 5000)
-    reg = Registry(Settings(database_url=fresh_pg_url, home=tmp_path, principal="tester"))
+def test_rare_term_search_uses_the_trigram_index(fresh_pg_url: str, tmp_path: Path) -> None:
+    reg = _seeded(fresh_pg_url, tmp_path)
     names, statement, parameters = _sent_sql(reg, fresh_pg_url, "number 4321")
     assert names == ["team01/adapter-004321"]
-    # The planner's own choice: all three alternatives of the OR are trigram index scans.
     plan = _plan(fresh_pg_url, statement, parameters)
-    assert all(f"Bitmap Index Scan on {ix}" in plan for ix in INDEXES), plan
-    assert "Seq Scan" not in plan, plan
-    # And still usable in a generic plan: this fails if '/' is sent as a bind parameter.
-    plan = _plan(fresh_pg_url, statement, parameters, generic=True)
-    assert all(f"Bitmap Index Scan on {ix}" in plan for ix in INDEXES), plan
+    assert "Bitmap Index Scan on ix_adapters_search_text" in plan, plan
+    assert "Seq Scan on adapters" not in plan, plan
     names, statement, parameters = _sent_sql(reg, fresh_pg_url, "m17/adapter-0043")
     assert names == [f"team17/adapter-00{i}" for i in range(4317, 4400, 20)]
-    assert "Bitmap Index Scan on ix_adapters_search_full_name" in _plan(
-        fresh_pg_url, statement, parameters, generic=True
+    assert "Bitmap Index Scan on ix_adapters_search_text" in _plan(fresh_pg_url, statement, parameters)
+
+
+@pytest.mark.postgres
+def test_common_term_search_walks_the_listing_order_index_only(fresh_pg_url: str, tmp_path: Path) -> None:
+    """A term most adapters match: the page is the first matches of an index-only walk in (namespace,
+    name) order, not a sort of every match nor a read of the table row by row."""
+    reg = _seeded(fresh_pg_url, tmp_path)
+    with get_engine(fresh_pg_url).connect() as conn:  # the walk is index-only once the table is vacuumed
+        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE adapters")
+    names, statement, parameters = _sent_sql(reg, fresh_pg_url, "law")
+    # task law is i % 4 == 1 (_seed_adapters); namespace team{i % 20}: the first page, independently
+    expected = sorted((f"team{i % 20:02d}", f"adapter-{i:06d}") for i in range(1, 5001) if i % 4 == 1)[:50]
+    assert names == [f"{ns}/{name}" for ns, name in expected]
+    plan = _plan(fresh_pg_url, statement, parameters)
+    assert "Index Only Scan using ix_adapters_order_search on adapters" in plan, plan
+    assert "Seq Scan on adapters" not in plan and "Sort Key: searched" not in plan, plan
+
+
+@pytest.mark.postgres
+def test_searches_are_planned_per_term_other_listings_prepared(fresh_pg_url: str, tmp_path: Path) -> None:
+    """psycopg prepares a statement after 5 executions and PostgreSQL may then plan it once for every
+    value; a search's right plan depends on its term, so searches are sent unprepared."""
+    reg = _seeded(fresh_pg_url, tmp_path)
+    engine = get_engine(fresh_pg_url)
+    engine.dispose()  # one pooled connection, reused by every call below
+    for i in range(8):
+        service.list_adapters(reg, query=f"number {i}")
+        service.list_adapters(reg, task="law")
+    with engine.connect() as conn:
+        prepared = conn.exec_driver_sql("SELECT statement FROM pg_prepared_statements").scalars().all()
+    listings = [s for s in prepared if "FROM adapters" in s]
+    assert listings and not [s for s in listings if "search_text" in s], prepared
+
+
+def test_a_term_spanning_two_parts_matches_nothing(reg: Registry, adapter_dirs: dict[str, Path]) -> None:
+    """search_text joins the parts with newlines; a wildcard must not match across them."""
+    service.register_adapter(
+        reg, adapter_dirs["lora"], "acme/math-tutor", task="arithmetic", description="Grade school"
     )
+    assert _names(reg, "tutor") == ["acme/math-tutor"]
+    assert _names(reg, "school_arith") == []  # `_` would match the newline between description and task
+    assert _names(reg, "tutor%grade") == []
+    assert _names(reg, "tutor\ngrade") == []
+    assert _names(reg, "gr_de%sch") == ["acme/math-tutor"]  # wildcards inside one part still match
+
+
+def test_search_with_tags_pages_in_listing_order(reg: Registry, adapter_dirs: dict[str, Path]) -> None:
+    """A search orders and pages by its own reference to adapters; tag filters and page tokens with it."""
+    for name in ("zeta/tutor-b", "acme/tutor-c", "acme/tutor-a", "beta/other"):
+        service.register_adapter(reg, adapter_dirs["lora"], name, tags={"tier": "gold"})
+    seen, token = [], None
+    while True:
+        page = service.list_adapters(reg, query="tutor", tags={"tier": "gold"}, limit=1, page_token=token)
+        seen += [a.name for a in page.items]
+        if not (token := page.next_page_token):
+            break
+    assert seen == sorted(["zeta/tutor-b", "acme/tutor-c", "acme/tutor-a"])

@@ -45,6 +45,20 @@ def _sqlite_begin(conn) -> None:  # noqa: ANN001 - SQLAlchemy Connection
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+# An execution option: run this statement unprepared, planned for its values each time. psycopg prepares
+# a statement server-side after 5 executions, and PostgreSQL then may switch to one generic plan for all
+# values; where the right plan depends on the values (a search term matching 10 adapters or 10,000), a
+# generic plan is right for some and 10-50x slower for others.
+PLAN_PER_VALUES = "pemreg_plan_per_values"
+
+
+def _execute_unprepared(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+    if not context.execution_options.get(PLAN_PER_VALUES):
+        return False
+    cursor.execute(statement, parameters, prepare=False)
+    return True
+
+
 _engines: dict[tuple[str, DbTimeouts], Engine] = {}
 _engines_lock = threading.Lock()
 
@@ -71,8 +85,12 @@ def _create_engine(url: str, timeouts: DbTimeouts) -> Engine:
     engine = create_engine(
         url,
         pool_pre_ping=True,
-        pool_size=5,
-        max_overflow=10,
+        # Kept connections: a connection over pool_size is closed when handed back, so a server worker
+        # answering more requests at once than that opened a new PostgreSQL session for every few
+        # requests (16 clients on `serve --workers 2`: one session per ~3 requests at pool_size 5);
+        # each new session costs a backend start and re-plans every statement.
+        pool_size=12,
+        max_overflow=8,
         pool_timeout=timeouts.pool,
         connect_args={
             # libpq counts whole seconds, at least 2; psycopg enforces it over the whole handshake.
@@ -85,6 +103,7 @@ def _create_engine(url: str, timeouts: DbTimeouts) -> Engine:
         from .pg_timeout import bounded_connect
 
         event.listen(engine, "do_connect", partial(bounded_connect, timeouts.statement))
+        event.listen(engine, "do_execute", _execute_unprepared)
     return engine
 
 

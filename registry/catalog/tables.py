@@ -21,6 +21,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     ColumnElement,
+    Computed,
     DateTime,
     Float,
     ForeignKey,
@@ -33,6 +34,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
     literal_column,
+    text,
 )
 
 from .clock import utc as utc  # re-exported: the Core reads call `t.utc`
@@ -76,6 +78,16 @@ base_models = Table(
     UniqueConstraint("name", "revision"),
 )
 
+# Free-text search (`q`) matches an adapter whose lowercased full name, description or task contains
+# the term (search_expressions below: the rule). `search_text` is the three joined, lowercased, in one
+# column: a term found in one part is found in the whole, so it is a necessary condition that one
+# trigram index (rare terms) and an index-only walk in listing order (common terms) can test without
+# reading the table; the rule itself is then checked on the rows that pass (migration 0013). A raw
+# newline separates the parts in both dialects (PostgreSQL shows it as E'\n').
+SEARCH_TEXT_SQL = (
+    "lower(namespace || '/' || name || '\n' || coalesce(description, '') || '\n' || coalesce(task, ''))"
+)
+
 adapters = Table(
     "adapters",
     metadata,
@@ -89,8 +101,13 @@ adapters = Table(
     Column("created_by", String(128), nullable=False),
     _when("created_at", nullable=False, default=utcnow),
     _when("updated_at", nullable=False, default=utcnow),
+    # What `q` is looked up by (search_text below); stored on PostgreSQL, virtual on SQLite.
+    Column("search_text", Text, Computed(text(SEARCH_TEXT_SQL))),
     UniqueConstraint("namespace", "name"),
     Index("ix_adapters_filters", "base_model_id", "pem_type", "task"),
+    # task + pem_type filters walk this index in the listing's order: the first page is its first
+    # rows, however few adapters match (migration 0013).
+    Index("ix_adapters_task_type_order", "task", "pem_type", "namespace", "name"),
 )
 
 
@@ -99,16 +116,13 @@ def _concat(left: Any, right: Any) -> ColumnElement[str]:
 
 
 def search_expressions(adapter: Any = None) -> tuple[ColumnElement[str], ...]:
-    """What free-text search (`q`) matches, lowercased: full name, description, task.
+    """What free-text search (`q`) matches, lowercased: full name, description, task (the rule).
 
-    The trigram indexes below are built on exactly these expressions and list_adapters filters on
-    them. The '/' must be a SQL literal: as a bind parameter PostgreSQL cannot match the expression
-    index on the concatenation (it matches parsed expressions, and `$1` is not `'/'`).
+    list_adapters finds candidates by `search_text` (SEARCH_TEXT_SQL above, through its indexes) and
+    checks these on them, so a pattern that would span two parts of `search_text` matches nothing more.
     """
     a = adapter if adapter is not None else adapters.c
     return (
-        # Written `(ns || '/') || name`, as PostgreSQL stores it, so Alembic's compare sees no diff;
-        # .op() because SQLAlchemy flattens (and un-parenthesises) chained .concat().
         func.lower(_concat(_concat(a.namespace, literal_column("'/'")), a.name)),
         func.lower(a.description),
         func.lower(a.task),
@@ -159,6 +173,9 @@ adapter_versions = Table(
     CheckConstraint("status IN ('active', 'deprecated', 'archived', 'deleted')", name="status"),
     # The catalog's status filter: adapters with a version in a (rare) status, without a scan.
     Index("ix_adapter_versions_status_adapter", "status", "adapter_id"),
+    # A listing's latest version per adapter (max(version) among listed statuses) from the index alone:
+    # the table's row for a version is not read to learn its status (migration 0013).
+    Index("ix_adapter_versions_adapter_version_status", "adapter_id", "version", "status"),
 )
 
 TRAINING_KINDS = ("metric", "param", "dataset")
