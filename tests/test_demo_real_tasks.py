@@ -78,17 +78,21 @@ def test_the_two_tasks_have_their_own_triggers_and_disjoint_labels() -> None:
     kind, mood = tasks.multitask_sets(0, 10, 5, 30)
     assert kind.trigger != mood.trigger
     assert not set(kind.labels) & set(mood.labels)
-    assert not set(kind.labels) & set(tasks.LABELS["seen"]) and not set(mood.labels) & set(
-        tasks.LABELS["seen"]
-    )
+    for rule in tasks.LINE_RULES:
+        assert not set(kind.labels) & set(tasks.LABELS[rule]) and not set(mood.labels) & set(
+            tasks.LABELS[rule]
+        )
     assert kind.chance == pytest.approx(1 / 3) and mood.chance == 0.5
 
 
 def _domain(name: str, n_docs: int, seed: int) -> list[Doc]:
+    """Documents of 12 lines of 5 distinct words; prose's also hold an indented code example (3 spaces,
+    as pydoc's), which its items must never use."""
     rng = random.Random(seed)
     words = [f"{name}{i}" for i in range(400)]
+    example = ["   code example here now"] if name == "prose" else []
     return [
-        Doc(name, f"{name}/{d}", "\n".join(" ".join(rng.sample(words, 6)) for _ in range(12)))
+        Doc(name, f"{name}/{d}", "\n".join(example + [" ".join(rng.sample(words, 5)) for _ in range(12)]))
         for d in range(n_docs)
     ]
 
@@ -98,29 +102,73 @@ def _parts(name: str) -> Split:
     return Split(train=docs[:28], val=docs[28:32], test=docs[32:])
 
 
-def test_transfer_items_come_from_their_own_split_with_the_rule_right() -> None:
+def _doc_lines(parts: Split, split: str) -> list[list[str]]:
+    """Each document's lines (the test's own reading: prose's indented lines dropped)."""
+    return [
+        [ln for ln in d.text.splitlines() if not (d.domain == "prose" and ln.startswith("   "))]
+        for d in getattr(parts, split)
+    ]
+
+
+def _is_swap(a: list[str], b: list[str]) -> bool:
+    """b is a with exactly two of its (different) words exchanged."""
+    diff = [i for i in range(len(a)) if a[i] != b[i]] if len(a) == len(b) else []
+    return len(diff) == 2 and (a[diff[0]], a[diff[1]]) == (b[diff[1]], b[diff[0]])
+
+
+def _right(rule: str, it: tasks.TaskItem, docs: list[list[str]]) -> bool:
+    """Whether the item's label follows `rule`, read from the split's documents."""
+    real = it.label == tasks.LABELS[rule][0]
+    if rule == "order":
+        line = _body(it, "[order]").removesuffix(" |").split()
+        return any(
+            (ln.split() == line) if real else _is_swap(ln.split(), line) for lines in docs for ln in lines
+        )
+    if rule == "next":
+        first, second = _body(it, "[next]").split(" | ")
+        where = [d for d, lines in enumerate(docs) if first in lines]
+        if len(where) != 1:  # not a line of these documents (or ambiguous)
+            return False
+        lines = docs[where[0]]
+        follows = lines.index(first) + 1 < len(lines) and lines[lines.index(first) + 1] == second
+        elsewhere = any(second in ls for d, ls in enumerate(docs) if d != where[0])
+        return follows if real else (elsewhere and not follows)
+    prefix, word = _body(it, "[fit]").split(" | ")
+    line = next((ln for lines in docs for ln in lines if ln.startswith(prefix + " ")), None)
+    if line is None:
+        return False
+    return line.startswith(f"{prefix} {word}") if real else word not in line.split()
+
+
+@pytest.mark.parametrize("rule", tasks.LINE_RULES)
+def test_transfer_items_come_from_their_own_split_with_the_rule_right(rule: str) -> None:
     prose, code = _parts("prose"), _parts("code")
-    source, target = tasks.transfer_sets(prose, code, seed=0, n_test=40, n_val=20, n_train=200)
-    assert source == tasks.transfer_sets(prose, code, seed=0, n_test=40, n_val=20, n_train=200)[0]
-    assert (source.trigger, source.labels) == (target.trigger, target.labels)
+    source, target = tasks.transfer_sets(rule, prose, code, seed=0, n_test=40, n_val=20, n_train=200)
+    assert (source, target) == tasks.transfer_sets(
+        rule, prose, code, seed=0, n_test=40, n_val=20, n_train=200
+    )
+    assert source != tasks.transfer_sets(rule, prose, code, seed=1, n_test=40, n_val=20, n_train=200)[0]
+    assert (
+        (source.trigger, source.labels)
+        == (target.trigger, target.labels)
+        == (f"[{rule}]", tasks.LABELS[rule])
+    )
     _check_common(source, (200, 20, 40))
     assert target.train == () and len(target.test) == 40 and len(target.val) == 20
-    occurs, absent = source.labels
     for task, parts in ((source, prose), (target, code)):
-        lines = {s: {ln for d in getattr(parts, s) for ln in d.text.splitlines()} for s in SPLITS}
         for split in SPLITS:
+            docs = _doc_lines(parts, split)
             for it in _splits(task)[split]:
-                line, word = _body(it, "[seen]").rsplit(" | ", 1)
-                # a line, or its start cut at a space (lines are cut to tasks.MAX_LINE characters)
-                assert len(line) <= tasks.MAX_LINE and any(ln.startswith(line) for ln in lines[split])
-                assert not any(ln.startswith(line) for s in SPLITS if s != split for ln in lines[s])
-                assert it.label == (occurs if word in line else absent)
+                assert "code example" not in it.text  # prose's indented code is not prose
+                assert _right(rule, it, docs), (split, it)
+                others = [_doc_lines(parts, s) for s in SPLITS if s != split]
+                assert not any(_right(rule, it, o) and it.label == task.labels[0] for o in others)
 
 
 def test_transfer_refuses_documents_with_too_few_lines() -> None:
     small = Split(train=_domain("p", 3, 1), val=_domain("p", 1, 2), test=_domain("p", 1, 3))
     with pytest.raises(ValueError, match="usable lines"):
-        tasks.seen_set(small, seed=0, n_test=100, n_val=5, n_train=10)
+        tasks.line_set("order", small, seed=0, n_test=100, n_val=5, n_train=10)
 
 
 def test_training_docs_pack_every_training_item_once_in_order() -> None:
@@ -136,17 +184,23 @@ def test_training_docs_pack_every_training_item_once_in_order() -> None:
     assert pairs == [f"{_body(it, kind.trigger)} {it.label}" for it in kind.train]
 
 
-def test_transfer_training_lines_ask_several_words_of_one_line_with_balanced_labels() -> None:
-    source, _ = tasks.transfer_sets(_parts("prose"), _parts("code"), seed=0, n_test=10, n_val=5, n_train=60)
-    assert source.per_line == 6
+@pytest.mark.parametrize("rule", tasks.LINE_RULES)
+def test_transfer_training_items_come_in_contrastive_pairs(rule: str) -> None:
+    """Each training line gives one item of each class, adjacent: for `order` the line and its swap."""
+    source, _ = tasks.transfer_sets(
+        rule, _parts("prose"), _parts("code"), seed=0, n_test=10, n_val=5, n_train=60
+    )
+    assert source.per_line == tasks.PAIRS_PER_LINE and len(source.train) == 60
+    for a, b in zip(source.train[::2], source.train[1::2], strict=True):
+        assert {a.label, b.label} == set(source.labels) and a.context == b.context
+        if rule == "order":
+            assert _is_swap(_body(a, "[order]").split(), _body(b, "[order]").split())
+        else:
+            assert a.query != b.query
     lines = [ln for d in tasks.training_docs(source) for ln in d.text.split("\n")]
-    assert len(lines) == 10
-    for line, group in zip(lines, (source.train[i : i + 6] for i in range(0, 60, 6)), strict=True):
-        assert len({it.context for it in group}) == 1 and len({it.query for it in group}) == 6
-        assert line == f"{group[0].text} {group[0].label}, " + ", ".join(
-            f"{g.query} {g.label}" for g in group[1:]
-        )
-        assert Counter(it.label for it in group) == Counter(source.labels * 3)
+    # `order`'s items share the trigger as context: PAIRS_PER_LINE to a line; the others a line each
+    assert len(lines) == (10 if rule == "order" else 30)
+    assert all(ln.startswith(source.trigger + " ") for ln in lines)
 
 
 def test_accuracy_jsonl_loads_with_the_products_loader(tmp_path: Path) -> None:
