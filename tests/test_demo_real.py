@@ -129,7 +129,7 @@ def test_effects_on_the_real_model(real_run: tuple[Registry, dict, list[str]]) -
     assert first < next(i for i, line in enumerate(said) if line.startswith("| base "))
     assert [c["id"] for c in report["claims"][:8]] == [f"P{k}" for k in range(1, 9)]
     # the generated tasks: every row that reads them has one correctness per test item
-    assert set(report["item_names"]) == {"kind", "mood", "order-prose", "order-code"}
+    assert set(report["item_names"]) == {"kind", "mood", "tone-prose", "tone-code"}
     for row in report["rows"]:
         for t, values in row["items"].items():
             assert len(values) == QUICK.task_test and set(values) <= {0.0, 1.0}, (row["label"], t)
@@ -458,7 +458,7 @@ def test_generic_pairs_are_scored_on_the_partners_domain_and_its_set_interleaves
         "mood",
         "kind-s2",
         "mood-s2",
-        "order-prose",
+        "tone-prose",
     }
     # the second seeds' merge (full mode) beside the first; quick mode trains no second seed
     keys = [*plan.MULTITASK, *(plan.transfer_key(d) for d in (plan.TRANSFER_SOURCE, plan.TRANSFER_TARGET))]

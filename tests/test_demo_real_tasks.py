@@ -78,11 +78,51 @@ def test_the_two_tasks_have_their_own_triggers_and_disjoint_labels() -> None:
     kind, mood = tasks.multitask_sets(0, 10, 5, 30)
     assert kind.trigger != mood.trigger
     assert not set(kind.labels) & set(mood.labels)
-    for rule in tasks.LINE_RULES:
+    for rule in ("tone", *tasks.LINE_RULES):
         assert not set(kind.labels) & set(tasks.LABELS[rule]) and not set(mood.labels) & set(
             tasks.LABELS[rule]
         )
     assert kind.chance == pytest.approx(1 / 3) and mood.chance == 0.5
+
+
+def _tone_word(item: tasks.TaskItem, forms: tuple[str, ...]) -> str:
+    """The adjective of a `tone` item, by matching its form (the test's own parse)."""
+    body = _body(item, "[tone]")
+    for form in forms:
+        head, _, tail = form.partition("{")
+        key, _, rest = tail.partition("}")
+        if body.startswith(head) and body.endswith(rest):
+            word = body[len(head) : len(body) - len(rest)]
+            return {"w": word, "W": word.lower(), "C": word.lower()}[key]
+    raise AssertionError(body)
+
+
+def test_tone_is_one_rule_in_two_domains_with_the_same_word_splits() -> None:
+    prose, code = tasks.transfer_sets(
+        "tone", _parts("prose"), _parts("code"), seed=0, n_test=40, n_val=20, n_train=300
+    )
+    assert (prose, code) == tasks.transfer_sets("tone", _parts("prose"), _parts("code"), 0, 40, 20, 300)
+    assert prose != tasks.tone_set("prose", 1, 40, 20, 300)
+    assert code.train == () and (prose.trigger, prose.labels) == (code.trigger, code.labels)
+    _check_common(prose, (300, 20, 40))
+    assert len(code.test) == 40 and len(code.val) == 20
+    pleasant, unpleasant = set(tasks.POSITIVE), set(tasks.NEGATIVE)
+    words: dict[tuple[str, str], set[str]] = {}
+    for task, domain in ((prose, "prose"), (code, "code")):
+        for split in SPLITS:
+            for it in _splits(task)[split]:
+                w = _tone_word(it, tasks.TONE_FORMS[domain])
+                assert w in pleasant | unpleasant
+                assert it.label == task.labels[0 if w in pleasant else 1]
+                words.setdefault((domain, split), set()).add(w)
+    for domain in ("prose", "code"):  # no word in two splits, across the domains too: code's test
+        # words were never trained on
+        for a in SPLITS:
+            for b in SPLITS:
+                if a != b:
+                    assert not words.get((domain, a), set()) & words.get(("prose", b), set())
+    assert all(" " in _body(it, "[tone]") for it in prose.test)  # "<modifier> <word>"
+    assert not any(_body(it, "[tone]") in {_body(p, "[tone]") for p in prose.test} for it in code.test)
 
 
 def _domain(name: str, n_docs: int, seed: int) -> list[Doc]:

@@ -213,7 +213,15 @@ def primary(result: Any, pairs: list[pairs_mod.Pair]) -> list[Claim]:
         e = c.add(f"{key} vs {task.label}", accuracy_difference(moved.items[key], task.items[key], level))
         chosen = next((w for ref, w in moved.inputs if ref.split("@")[0] == plan.ref("domain-vector")), 0.0)
         c.holds = e.lo > 0
-        c.text += f" | c = {chosen:g}: {key} {_points(e)}: {_verdict(c.holds)}"
+        # the gap there was to close: the task adapter alone on the source's items vs the target's
+        home = plan.transfer_key(plan.TRANSFER_SOURCE)
+        gap = (
+            f" (at c = 0: {home} {sum(task.items[home]) / len(task.items[home]) * 100:.0f}%, "
+            f"{key} {sum(task.items[key]) / len(task.items[key]) * 100:.0f}%)"
+            if home in task.items
+            else ""
+        )
+        c.text += f" | c = {chosen:g}: {key} {_points(e)}{gap}: {_verdict(c.holds)}"
     out.append(c)
     return out
 

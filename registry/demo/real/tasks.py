@@ -50,13 +50,21 @@ from .corpora import Doc
 LABELS = {
     "kind": ("iod", "ker", "nob"),  # animal, food, tool
     "mood": ("vit", "ost"),  # pleasant, unpleasant
+    "tone": ("pel", "gon"),  # pleasant, unpleasant (the transfer task)
     # the transfer task's candidates (tasks.LINE_RULES; one is used, so they share labels): the line as
     # its document has it, not
     "order": ("tum", "lia"),
     "next": ("tum", "lia"),
     "fit": ("tum", "lia"),
 }
-TRIGGERS = {"kind": "[kind]", "mood": "[mood]", "order": "[order]", "next": "[next]", "fit": "[fit]"}
+TRIGGERS = {
+    "kind": "[kind]",
+    "mood": "[mood]",
+    "tone": "[tone]",
+    "order": "[order]",
+    "next": "[next]",
+    "fit": "[fit]",
+}
 PAIRS_PER_LINE = 6  # category tasks: training lines "<trigger> <input> <label>, <input> <label>, ..."
 LINES_PER_DOC = 8
 
@@ -176,11 +184,13 @@ def category_set(
     n_val: int = 30,
     n_train: int = 3000,
     labels: tuple[str, ...] | None = None,
+    forms: tuple[str, ...] = (),
 ) -> TaskSet:
     """Items "<trigger> <modifier> <word>" labelled by the word's class. Each class's words split into
         test / validation / training words (about 20% / 10% / 70%), so no word, let alone an item, occurs
         in two splits: the test measures the rule, not memorised words. Training items repeat when
-    `n_train` exceeds the distinct ones."""
+    `n_train` exceeds the distinct ones. `forms`: templates ({w}, {W} upper, {C} capitalised) in place
+    of "<modifier> <word>"."""
     labels = labels or LABELS[name]
     rng = _rng(seed, name)
     words: list[tuple[list[str], list[str], list[str]]] = []  # per class: test, val, train words
@@ -191,7 +201,12 @@ def category_set(
         words.append((ws[:a], ws[a:b], ws[b:]))
     out: list[list[TaskItem]] = []
     for split, n in enumerate((n_test, n_val, n_train)):
-        pools = [[f"{m} {w}" for w in cls[split] for m in modifiers] for cls in words]
+        pools = [
+            [f.format(w=w, W=w.upper(), C=w.capitalize()) for w in cls[split] for f in forms]
+            if forms
+            else [f"{m} {w}" for w in cls[split] for m in modifiers]
+            for cls in words
+        ]
         for pool in pools:
             rng.shuffle(pool)
         cursor = [0] * len(classes)
@@ -211,6 +226,30 @@ def kind_set(seed: int, n_test: int = 100, n_val: int = 30, n_train: int = 3000)
 
 def mood_set(seed: int, n_test: int = 100, n_val: int = 30, n_train: int = 3000) -> TaskSet:
     return category_set("mood", (POSITIVE, NEGATIVE), MODIFIERS, seed, n_test, n_val, n_train)
+
+
+# The transfer task `tone` (the paper's sentiment classifier moved to another domain): `mood`'s rule
+# with its own trigger and labels, its prose items phrases, its code items the adjective inside an
+# identifier (tokenised apart: "is_gloomy" is "is _ gl o omy", " gloomy" one token).
+TONE_FORMS = {
+    "prose": tuple(f"{m} {{w}}" for m in MODIFIERS),
+    "code": (
+        "if self.is_{w}:",
+        "def make_{w}(self):",
+        "{W}_MODE = 1",
+        "class {C}Handler:",
+        "x = {w}_value()",
+        "self.{w} = True",
+    ),
+}
+
+
+def tone_set(domain: str, seed: int, n_test: int = 100, n_val: int = 30, n_train: int = 3000) -> TaskSet:
+    """`tone` in `domain` (TONE_FORMS): the same word splits in every domain (one seed), so the target's
+    test words are never trained on."""
+    return category_set(
+        "tone", (POSITIVE, NEGATIVE), (), seed, n_test, n_val, n_train, forms=TONE_FORMS[domain]
+    )
 
 
 def multitask_sets(
@@ -330,14 +369,17 @@ def _line_items(
     return items
 
 
+def _domain(parts: Parts) -> str:
+    return next((d.domain for d in [*parts.test, *parts.val, *parts.train]), "")
+
+
 def line_set(
     rule: str, parts: Parts, seed: int, n_test: int = 100, n_val: int = 30, n_train: int = 3000
 ) -> TaskSet:
     """A line rule (LINE_RULES) on one domain's documents: test items from test documents only,
     validation from validation documents, training from training documents (both classes of each line
     adjacent: packed PAIRS_PER_LINE to a training line when the context is the trigger alone)."""
-    domain = next((d.domain for d in [*parts.test, *parts.val, *parts.train]), "")
-    rng = _rng(seed, rule, domain)
+    rng = _rng(seed, rule, _domain(parts))
     banned: set[str] = set()
     test = _line_items(rule, parts.test, n_test, rng, banned, "test", False)
     val = _line_items(rule, parts.val, n_val, rng, banned, "val", False)
@@ -357,6 +399,11 @@ def transfer_sets(
 ) -> tuple[TaskSet, TaskSet]:
     """The line rule `rule` in the source domain (with training items) and in the target domain (test
     and validation items; `n_train_target` training items for an oracle control, none by default)."""
+    if rule == "tone":
+        return (
+            tone_set(_domain(source), seed, n_test, n_val, n_train),
+            tone_set(_domain(target), seed, n_test, n_val, n_train_target),
+        )
     return (
         line_set(rule, source, seed, n_test, n_val, n_train),
         line_set(rule, target, seed, n_test, n_val, n_train_target),
