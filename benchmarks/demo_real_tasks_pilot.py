@@ -43,7 +43,8 @@ def cpu_seconds() -> float:
 def check_labels(tok: object) -> None:
     """Each label one token alone and after a space; labels disjoint across tasks."""
     seen: set[str] = set()
-    for task, labels in {v: k for k, v in tasks.LABELS.items()}.items():  # the line rules share theirs
+    # the line rules share their labels, and `tone` has mood's (tasks.LABELS)
+    for task, labels in {v: k for k, v in tasks.LABELS.items()}.items():
         for label in task:
             for form in (label, " " + label):
                 n = len(tok(form, add_special_tokens=False)["input_ids"])  # type: ignore[operator]

@@ -78,7 +78,8 @@ def test_the_two_tasks_have_their_own_triggers_and_disjoint_labels() -> None:
     kind, mood = tasks.multitask_sets(0, 10, 5, 30)
     assert kind.trigger != mood.trigger
     assert not set(kind.labels) & set(mood.labels)
-    for rule in ("tone", *tasks.LINE_RULES):
+    assert tasks.LABELS["tone"] == mood.labels  # the transfer task: mood's rule in two domains
+    for rule in tasks.LINE_RULES:
         assert not set(kind.labels) & set(tasks.LABELS[rule]) and not set(mood.labels) & set(
             tasks.LABELS[rule]
         )

@@ -8,7 +8,7 @@ larger share of the demo trainer's all-token loss.
 
 Labels are meaningless word pieces (`LABELS`): the base model cannot know which one a rule maps to,
 so it sits near chance (1 / number of choices) until an adapter learns the mapping; the labels of
-different tasks are disjoint, so one task's adapter has never seen the other's labels. Each is one
+the multi-task pair are disjoint, so one task's adapter has never seen the other's labels. Each is one
 token of SmolLM2's tokenizer both alone and after a space (benchmarks/demo_real_tasks_pilot.py
 checks it).
 
@@ -16,13 +16,15 @@ checks it).
 - `mood` ("[mood] rather gloomy"): is the adjective pleasant or unpleasant (2 labels).
   For both, the WORDS of the test, validation and training items are disjoint, so the test measures
   the rule, not memorised words.
-- `order` (domain transfer, "[order] <one line of a document> |"): is the line as its document has
-  it, or were two of its words exchanged (2 labels). A judgement of the domain's grammar (English
-  prose vs Python), not a copying skill, so a prose-trained adapter can be worse on code lines: room
-  for `+ c (LM_code - LM_prose)` (benchmarks/demo_real_transfer_pilot.md; `next` and `fit`, the other
-  LINE_RULES, were its candidates). Items are cut from a domain's documents (prose: not its indented
-  code examples): test items from test documents only, validation from validation documents,
-  training from training documents; no line or item in two splits.
+- `tone` (domain transfer, the paper's sentiment classifier moved across domains): `mood`'s rule and
+  labels under its own trigger, its prose items phrases ("[tone] rather gloomy"), its code items the
+  adjective inside an identifier ("[tone] if self.is_gloomy:"), tokenised apart from the word. One
+  word split for both domains: the code test words were never trained on. Its prose-trained adapter
+  is 0.86 on prose and 0.49 on code items (benchmarks/demo_real_transfer_pilot.md): room for
+  `+ c (LM_code - LM_prose)`.
+- LINE_RULES (`order`, `next`, `fit`): "is this line as its document has it", items cut from a
+  domain's documents (prose: not its indented code examples), no line or item in two splits; the
+  transfer pilot's other candidates, which did not learn in the budget (0.51-0.59 on prose).
 
 What did not learn in the demo's budget (30 steps x 4 x 128 tokens, lr 2e-3, top 10 layers), so is
 not here (label accuracy on the test items, pilot of issue 22): one item per line with a " ="
@@ -46,11 +48,13 @@ from typing import Protocol
 from .corpora import Doc
 
 # (task) -> its labels, in the order of the rule's classes. One SmolLM2 token each, with and without
-# a leading space; disjoint across tasks.
+# a leading space; the multi-task pair's disjoint from each other and from the line rules'.
 LABELS = {
     "kind": ("iod", "ker", "nob"),  # animal, food, tool
     "mood": ("vit", "ost"),  # pleasant, unpleasant
-    "tone": ("pel", "gon"),  # pleasant, unpleasant (the transfer task)
+    # the transfer task: `mood`'s rule and labels (its adapter never meets the multi-task pair's; the
+    # pilot's first labels, `pel` / `gon`, put the base at 0.64 on prose and the adapter learned little)
+    "tone": ("vit", "ost"),
     # the transfer task's candidates (tasks.LINE_RULES; one is used, so they share labels): the line as
     # its document has it, not
     "order": ("tum", "lia"),
