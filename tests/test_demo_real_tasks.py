@@ -251,3 +251,52 @@ def test_accuracy_jsonl_loads_with_the_products_loader(tmp_path: Path) -> None:
     assert [(r["text"], r["label"], tuple(r["choices"])) for r in ds.rows] == [
         (it.text, it.label, it.choices) for it in kind.test
     ]
+
+
+def test_p7_shows_the_second_seeds_merge_beside_the_first_and_the_seed_spread() -> None:
+    """P7's verdict rests on the first seed; the second seeds' merge is compared with its own LoRAs at
+    the same level (t interval of paired per-item differences, scipy here), and each second-seed task
+    adapter gets a seed-to-seed line."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    from scipy import stats as sps
+
+    from registry.demo.real import claims, plan
+    from registry.demo.real.report import RealRow
+
+    rng = random.Random(5)
+
+    def items(p: float) -> dict[str, list[float]]:
+        return {t: [float(rng.random() < p) for _ in range(60)] for t in plan.MULTITASK}
+
+    def adapter(name: str, p: float) -> RealRow:
+        return RealRow(label=f"real/{name}@1", ref=f"real/{name}@1", kind="adapter", items=items(p))
+
+    def merged(scenario: str, pair: tuple[str, str], p: float) -> RealRow:
+        return RealRow(
+            label=f"real/{scenario}@1",
+            ref=f"real/{scenario}@1",
+            kind="result",
+            scenario=scenario,
+            inputs=[(f"real/{n}@1", 0.5) for n in pair],
+            items=items(p),
+        )
+
+    rows = [RealRow(label="base", ref=None, kind="base", items=items(0.5))]
+    rows += [adapter(n, 0.95) for n in (*plan.MULTITASK, *plan.MULTITASK_S2)]
+    rows += [merged("multi-task", plan.MULTITASK, 0.6), merged(plan.SEED2, plan.MULTITASK_S2, 0.6)]
+    result = SimpleNamespace(rows=rows, controls=[], diagnostics=[], style=[])
+    out = {c.id: c for c in claims.claims(result)}
+    p7 = out["P7"]
+    assert p7.holds is False and "(seed 1; seed 2: kind" in p7.text and "agrees" in p7.text
+    level = 1 - 0.05 / plan.PRIMARY_INTERVALS
+    by_label = {r.label: r for r in rows}
+    for t, own in zip(plan.MULTITASK, plan.MULTITASK_S2, strict=True):
+        d = np.array(by_label[f"real/{plan.SEED2}@1"].items[t]) - np.array(by_label[f"real/{own}@1"].items[t])
+        half = sps.t.ppf(1 - (1 - level) / 2, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+        got = p7.estimates[f"{t} vs real/{own}@1"]
+        assert got["value"] == pytest.approx(d.mean()) and got["hi"] - got["value"] == pytest.approx(half)
+    spreads = [c for c in out.values() if "(another batch order)" in c.text]
+    assert {c.text.split(" on ")[-1].split(" |")[0] for c in spreads} == set(plan.MULTITASK)
+    assert len(spreads) == 2 * len(plan.MULTITASK_S2)  # each second seed on both tasks' items
