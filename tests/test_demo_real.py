@@ -135,7 +135,7 @@ def test_effects_on_the_real_model(real_run: tuple[Registry, dict, list[str]]) -
     assert first < next(i for i, line in enumerate(said) if line.startswith("| base "))
     assert [c["id"] for c in report["claims"][:8]] == [f"P{k}" for k in range(1, 9)]
     # the generated tasks: every row that reads them has one correctness per test item
-    assert set(report["item_names"]) == {"kind", "mood", "seen-prose", "seen-code"}
+    assert set(report["item_names"]) == {"kind", "mood", "tone-prose", "tone-code"}
     for row in report["rows"]:
         for t, values in row["items"].items():
             assert len(values) == QUICK.task_test and set(values) <= {0.0, 1.0}, (row["label"], t)
@@ -503,7 +503,22 @@ def test_generic_pairs_are_scored_on_the_partners_domain_and_its_set_interleaves
     )
     assert len(plan.sweep_pairs(plan.ADAPTERS, quick=False)) == len(loras) * (len(loras) - 1) // 2
     # the union reference and the task adapters stay out of the sweep
-    assert {a.name for a in plan.ADAPTERS if not a.swept} == {"code", "kind", "mood", "seen-prose"}
+    assert {a.name for a in plan.ADAPTERS if not a.swept} == {
+        "code",
+        "kind",
+        "mood",
+        "kind-s2",
+        "mood-s2",
+        "tone-prose",
+    }
+    # the second seeds' merge (full mode) beside the first; quick mode trains no second seed
+    keys = [*plan.MULTITASK, *(plan.transfer_key(d) for d in (plan.TRANSFER_SOURCE, plan.TRANSFER_TARGET))]
+    data = {k: plan.TaskData(test=[], val=f"file:///{k}") for k in keys}
+    full = plan.scenarios(False, {d: [] for d in corpora.DOMAINS}, {}, {}, plan.FULL, data)
+    merged = {p.spec["name"]: p for p in full if p.scenario.startswith("multi-task")}
+    assert merged["real/tasks-merged-s2"].spec["expression"] == "0.5 * real/kind-s2 + 0.5 * real/mood-s2"
+    assert merged["real/tasks-merged-s2"].scenario == plan.SEED2
+    assert not any("-s2" in a for a in plan.QUICK_ADAPTERS)
     # the two code sub-distributions: disjoint, package files vs top-level modules, nothing lost
     code = [corpora.Doc("code", i, "x") for i in ("os.py", "email/message.py", "json/__init__.py", "abc.py")]
     packages, modules = corpora.subdistributions(code)

@@ -188,6 +188,24 @@ def primary(result: Any, pairs: list[pairs_mod.Pair]) -> list[Claim]:
             + ", ".join(f"{t} {_points(e)}" for t, e in zip(plan.MULTITASK, es, strict=True))
             + f": {_verdict(c.holds)}"
         )
+        # The second seeds' merge, at the same level, beside it: the verdict rests on the first seed
+        # (stated before the run); this says whether another batch order agrees.
+        merged2 = _row(result, lambda r: r.scenario == plan.SEED2)
+        own2 = [_adapter(result, n) for n in plan.MULTITASK_S2]
+        if merged2 is not None and all(
+            o is not None and t in o.items for o, t in zip(own2, plan.MULTITASK, strict=True)
+        ):
+            es2 = [
+                c.add(f"{t} vs {o.label}", accuracy_difference(merged2.items[t], o.items[t], level))
+                for t, o in zip(plan.MULTITASK, own2, strict=True)
+                if o is not None
+            ]
+            agrees = all(e.lo > -plan.TASK_MARGIN for e in es2) == c.holds
+            c.text += (
+                " (seed 1; seed 2: "
+                + ", ".join(f"{t} {_points(e)}" for t, e in zip(plan.MULTITASK, es2, strict=True))
+                + f", {'agrees' if agrees else 'DISAGREES'})"
+            )
     out.append(c)
 
     # P8 domain transfer: task + c (LM_target - LM_source) vs the task adapter alone, on target items
@@ -199,7 +217,15 @@ def primary(result: Any, pairs: list[pairs_mod.Pair]) -> list[Claim]:
         e = c.add(f"{key} vs {task.label}", accuracy_difference(moved.items[key], task.items[key], level))
         chosen = next((w for ref, w in moved.inputs if ref.split("@")[0] == plan.ref("domain-vector")), 0.0)
         c.holds = e.lo > 0
-        c.text += f" | c = {chosen:g}: {key} {_points(e)}: {_verdict(c.holds)}"
+        # the gap there was to close: the task adapter alone on the source's items vs the target's
+        home = plan.transfer_key(plan.TRANSFER_SOURCE)
+        gap = (
+            f" (at c = 0: {home} {sum(task.items[home]) / len(task.items[home]) * 100:.0f}%, "
+            f"{key} {sum(task.items[key]) / len(task.items[key]) * 100:.0f}%)"
+            if home in task.items
+            else ""
+        )
+        c.text += f" | c = {chosen:g}: {key} {_points(e)}{gap}: {_verdict(c.holds)}"
     out.append(c)
     return out
 
@@ -221,6 +247,15 @@ def secondary(result: Any, pairs: list[pairs_mod.Pair]) -> list[Claim]:
                 e = c.add(t, accuracy_difference(row.items[t], base.items[t]))
                 c.holds = e.lo > 0
                 c.text += f" | {_points(e)}: {'raises it' if c.holds else 'does NOT raise it beyond noise'}"
+                out.append(c)
+            twin = _first_seed(row.ref, result.rows)
+            for t in row.items:  # a second seed: the seed-to-seed spread of the task's accuracy
+                if twin is None or t not in twin.items:
+                    continue
+                c = Claim(next_id(), f"{row.label} vs {twin.label} (another batch order) on {t}", None)
+                e = c.add(t, accuracy_difference(row.items[t], twin.items[t]))
+                c.holds = e.lo <= 0 <= e.hi
+                c.text += f" | {_points(e)}: {'within noise' if c.holds else 'differs beyond noise'}"
                 out.append(c)
         elif row.kind == "adapter":
             d = domain_of(row.ref)
@@ -251,7 +286,8 @@ def secondary(result: Any, pairs: list[pairs_mod.Pair]) -> list[Claim]:
                 out.append(c)
         elif row.kind == "result" and row.items and row.scenario.startswith("multi-task"):
             c = Claim(next_id(), f"{row.scenario} ({row.label}, {row.detail}) vs each task's own LoRA", None)
-            mine = {t: _adapter(result, t) for t in plan.MULTITASK}
+            names = plan.MULTITASK_S2 if row.scenario == plan.SEED2 else plan.MULTITASK
+            mine = {plan.TASK_OF.get(n, n): _adapter(result, n) for n in names}
             es = {
                 t: c.add(t, accuracy_difference(row.items[t], o.items[t]))
                 for t, o in mine.items()

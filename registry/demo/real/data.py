@@ -76,7 +76,7 @@ class HeldItem:
     """One test item of a generated task (tasks.py): its own `accuracy` evaluation `<task>.<nnn>`."""
 
     name: str
-    task: str  # the item set: kind | mood | seen-<domain>
+    task: str  # the item set: kind | mood | <transfer task>-<domain>
     path: Path
 
 

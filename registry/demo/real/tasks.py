@@ -1,6 +1,6 @@
 """Generated classification tasks for the real demo's multi-task and domain-transfer settings.
 
-Every item is a `context` (the trigger; for `seen` also the line) and a `query`, its `text` the two
+Every item is a `context` (the trigger; for `next` and `fit` also a line) and a `query`, its `text` the two
 joined by a space, and one `label` out of the task's `choices`: the product's `accuracy` metric
 scores each choice as the continuation `text + " " + choice` by likelihood. The training text holds
 the same `text label` (training_docs), several items to a line, so that the label tokens are a
@@ -8,7 +8,7 @@ larger share of the demo trainer's all-token loss.
 
 Labels are meaningless word pieces (`LABELS`): the base model cannot know which one a rule maps to,
 so it sits near chance (1 / number of choices) until an adapter learns the mapping; the labels of
-different tasks are disjoint, so one task's adapter has never seen the other's labels. Each is one
+the multi-task pair are disjoint, so one task's adapter has never seen the other's labels. Each is one
 token of SmolLM2's tokenizer both alone and after a space (benchmarks/demo_real_tasks_pilot.py
 checks it).
 
@@ -16,9 +16,15 @@ checks it).
 - `mood` ("[mood] rather gloomy"): is the adjective pleasant or unpleasant (2 labels).
   For both, the WORDS of the test, validation and training items are disjoint, so the test measures
   the rule, not memorised words.
-- `seen` (domain transfer, "[seen] <one line of a document> | word"): does the word occur in the
-  line (2 labels). Items are cut from a domain's documents: test items from test documents only,
-  validation from validation documents, training from training documents; no line in two splits.
+- `tone` (domain transfer, the paper's sentiment classifier moved across domains): `mood`'s rule and
+  labels under its own trigger, its prose items phrases ("[tone] rather gloomy"), its code items the
+  adjective inside an identifier ("[tone] if self.is_gloomy:"), tokenised apart from the word. One
+  word split for both domains: the code test words were never trained on. Its prose-trained adapter
+  is 0.86 on prose and 0.49 on code items (benchmarks/demo_real_transfer_pilot.md): room for
+  `+ c (LM_code - LM_prose)`.
+- LINE_RULES (`order`, `next`, `fit`): "is this line as its document has it", items cut from a
+  domain's documents (prose: not its indented code examples), no line or item in two splits; the
+  transfer pilot's other candidates, which did not learn in the budget (0.51-0.59 on prose).
 
 What did not learn in the demo's budget (30 steps x 4 x 128 tokens, lr 2e-3, top 10 layers), so is
 not here (label accuracy on the test items, pilot of issue 22): one item per line with a " ="
@@ -42,13 +48,27 @@ from typing import Protocol
 from .corpora import Doc
 
 # (task) -> its labels, in the order of the rule's classes. One SmolLM2 token each, with and without
-# a leading space; disjoint across tasks.
+# a leading space; the multi-task pair's disjoint from each other and from the line rules'.
 LABELS = {
     "kind": ("iod", "ker", "nob"),  # animal, food, tool
     "mood": ("vit", "ost"),  # pleasant, unpleasant
-    "seen": ("tum", "lia"),  # occurs, does not occur
+    # the transfer task: `mood`'s rule and labels (its adapter never meets the multi-task pair's; the
+    # pilot's first labels, `pel` / `gon`, put the base at 0.64 on prose and the adapter learned little)
+    "tone": ("vit", "ost"),
+    # the transfer task's candidates (tasks.LINE_RULES; one is used, so they share labels): the line as
+    # its document has it, not
+    "order": ("tum", "lia"),
+    "next": ("tum", "lia"),
+    "fit": ("tum", "lia"),
 }
-TRIGGERS = {"kind": "[kind]", "mood": "[mood]", "seen": "[seen]"}
+TRIGGERS = {
+    "kind": "[kind]",
+    "mood": "[mood]",
+    "tone": "[tone]",
+    "order": "[order]",
+    "next": "[next]",
+    "fit": "[fit]",
+}
 PAIRS_PER_LINE = 6  # category tasks: training lines "<trigger> <input> <label>, <input> <label>, ..."
 LINES_PER_DOC = 8
 
@@ -105,8 +125,8 @@ MODIFIERS = _words(
 
 @dataclass(frozen=True)
 class TaskItem:
-    context: str  # the trigger, and for `seen` the line: "[seen] <line> |"
-    query: str  # "tiny giraffe"; for `seen` the word
+    context: str  # the trigger, and for `next` and `fit` a line: "[next] <line> |"
+    query: str  # "tiny giraffe"; for `order` the line and " |"; for `next` a line; for `fit` a word
     label: str
     choices: tuple[str, ...]
 
@@ -168,11 +188,13 @@ def category_set(
     n_val: int = 30,
     n_train: int = 3000,
     labels: tuple[str, ...] | None = None,
+    forms: tuple[str, ...] = (),
 ) -> TaskSet:
     """Items "<trigger> <modifier> <word>" labelled by the word's class. Each class's words split into
         test / validation / training words (about 20% / 10% / 70%), so no word, let alone an item, occurs
         in two splits: the test measures the rule, not memorised words. Training items repeat when
-    `n_train` exceeds the distinct ones."""
+    `n_train` exceeds the distinct ones. `forms`: templates ({w}, {W} upper, {C} capitalised) in place
+    of "<modifier> <word>"."""
     labels = labels or LABELS[name]
     rng = _rng(seed, name)
     words: list[tuple[list[str], list[str], list[str]]] = []  # per class: test, val, train words
@@ -183,7 +205,12 @@ def category_set(
         words.append((ws[:a], ws[a:b], ws[b:]))
     out: list[list[TaskItem]] = []
     for split, n in enumerate((n_test, n_val, n_train)):
-        pools = [[f"{m} {w}" for w in cls[split] for m in modifiers] for cls in words]
+        pools = [
+            [f.format(w=w, W=w.upper(), C=w.capitalize()) for w in cls[split] for f in forms]
+            if forms
+            else [f"{m} {w}" for w in cls[split] for m in modifiers]
+            for cls in words
+        ]
         for pool in pools:
             rng.shuffle(pool)
         cursor = [0] * len(classes)
@@ -203,6 +230,30 @@ def kind_set(seed: int, n_test: int = 100, n_val: int = 30, n_train: int = 3000)
 
 def mood_set(seed: int, n_test: int = 100, n_val: int = 30, n_train: int = 3000) -> TaskSet:
     return category_set("mood", (POSITIVE, NEGATIVE), MODIFIERS, seed, n_test, n_val, n_train)
+
+
+# The transfer task `tone` (the paper's sentiment classifier moved to another domain): `mood`'s rule
+# with its own trigger and labels, its prose items phrases, its code items the adjective inside an
+# identifier (tokenised apart: "is_gloomy" is "is _ gl o omy", " gloomy" one token).
+TONE_FORMS = {
+    "prose": tuple(f"{m} {{w}}" for m in MODIFIERS),
+    "code": (
+        "if self.is_{w}:",
+        "def make_{w}(self):",
+        "{W}_MODE = 1",
+        "class {C}Handler:",
+        "x = {w}_value()",
+        "self.{w} = True",
+    ),
+}
+
+
+def tone_set(domain: str, seed: int, n_test: int = 100, n_val: int = 30, n_train: int = 3000) -> TaskSet:
+    """`tone` in `domain` (TONE_FORMS): the same word splits in every domain (one seed), so the target's
+    test words are never trained on."""
+    return category_set(
+        "tone", (POSITIVE, NEGATIVE), (), seed, n_test, n_val, n_train, forms=TONE_FORMS[domain]
+    )
 
 
 def multitask_sets(
@@ -228,64 +279,120 @@ def _lines(doc: Doc) -> list[str]:
     return out
 
 
-def _seen_items(
-    docs: Sequence[Doc], n: int, rng: random.Random, banned: set[str], split: str, per_line: int = 1
+# Candidates for a domain-DEPENDENT transfer task (pilot: benchmarks/demo_real_transfer_pilot.py), each
+# "is this line as its document has it": a rule whose answer needs the domain's grammar, not copying.
+LINE_RULES = ("order", "next", "fit")
+
+
+def _prose_line(raw: str, domain: str) -> bool:
+    """Prose items are prose: pydoc's indented lines are code examples (3+ spaces), not its prose."""
+    return domain != "prose" or not raw.startswith("   ")
+
+
+def _doc_lines(doc: Doc) -> list[str]:
+    """`_lines` of a document, without prose's indented code examples, in document order."""
+    out = []
+    for raw in doc.text.splitlines():
+        if _prose_line(raw, doc.domain):
+            out += _lines(Doc(doc.domain, doc.id, raw))
+    return out
+
+
+def _swapped(line: str, rng: random.Random) -> str:
+    """The line with two of its words (distinct strings, WORD matches; the line has two) exchanged."""
+    spans = [m.span() for m in WORD.finditer(line)]
+    pairs = [(i, j) for i in range(len(spans)) for j in range(i + 1, len(spans))]
+    pairs = [(i, j) for i, j in pairs if line[slice(*spans[i])] != line[slice(*spans[j])]]
+    i, j = rng.choice(pairs)
+    (a0, a1), (b0, b1) = spans[i], spans[j]
+    return line[:a0] + line[b0:b1] + line[a1:b0] + line[a0:a1] + line[b1:]
+
+
+def _line_items(
+    rule: str, docs: Sequence[Doc], n: int, rng: random.Random, banned: set[str], split: str, both: bool
 ) -> list[TaskItem]:
-    """n items from distinct lines of `docs` not in `banned` (added to it), documents taken in turn so
-    that every document contributes; `per_line` items (distinct words, consecutive) per line. The
-    positive word is one of the line's words; the negative one a word of another line of the same split
-    that the line does not contain, not even inside a longer word. Labels balanced: over the split when
-    `per_line` is 1, else within each line (`per_line` even)."""
+    """n items of `rule` from distinct lines of `docs` (documents taken in turn so that every document
+    contributes) not in `banned` (the lines and item texts of other splits; this split's are added).
+    Label 0 (`tum`): the line as the document has it; 1 (`lia`): not.
+    - order: "[order] <line> |" vs the line with two of its words exchanged;
+    - next: "[next] <line> | <the next line>" vs a line of another document of the split;
+    - fit: "[fit] <line's first words> | <the next word>" vs a word of another line not in this one.
+    `both`: each line gives one item of each class, adjacent (training: contrastive pairs), up to n
+    items or as many as the lines give; else one item per line, labels balanced over the split."""
     per_doc = []
-    for doc in docs:
-        lines = sorted(set(_lines(doc)) - banned)
-        rng.shuffle(lines)
-        per_doc.append(lines)
-    order: list[str] = []
+    for d, doc in enumerate(docs):
+        lines = _doc_lines(doc)
+        follow = [(lines[i], lines[i + 1], d) for i in range(len(lines) - 1)]
+        rng.shuffle(follow)
+        per_doc.append(follow)
+    order: list[tuple[str, str, int]] = []
     for i in range(max((len(ls) for ls in per_doc), default=0)):
         order += [ls[i] for ls in per_doc if i < len(ls)]
-    order = list(dict.fromkeys(order))  # a line in two documents counts once
-    n_lines = -(-n // per_line)
-    if len(order) < n_lines:
-        raise ValueError(f"seen: {split} documents hold {len(order)} usable lines, need {n_lines}")
-    lines = order[:n_lines]
-    banned.update(lines)
-    vocab = sorted({w for line in order for w in WORD.findall(line)})
-    labels = LABELS["seen"]
-    classes = _balanced(rng, n, 2) if per_line == 1 else []
+    firsts: dict[str, tuple[str, str, int]] = {}
+    for t in order:  # a line in two places counts once; one with a single distinct word cannot be swapped
+        if t[0] not in banned and len(set(WORD.findall(t[0]))) >= 2:
+            firsts.setdefault(t[0], t)
+    pool = list(firsts.values())
+    vocab = sorted({w for line, _, _ in pool for w in WORD.findall(line)})
+    labels, trigger = LABELS[rule], TRIGGERS[rule]
+    n_lines = -(-n // 2) if both else n
+    classes = _balanced(rng, n_lines, 2)
     items: list[TaskItem] = []
-    for i, line in enumerate(lines):
-        if per_line > 1:  # the last line may hold fewer
-            classes += _balanced(rng, min(per_line, n - i * per_line), 2)
-        words = sorted(set(WORD.findall(line)))
-        asked: set[str] = set()
-        for cls in classes[i * per_line : (i + 1) * per_line]:
-            while True:
-                word = rng.choice(words) if cls == 0 else rng.choice(vocab)
-                # positives repeat only when the line has fewer words than positives asked
-                if (cls == 0 or word not in line) and (word not in asked or len(words) * 2 < per_line):
-                    break
-            asked.add(word)
-            items.append(_item(f"{TRIGGERS['seen']} {line} |", word, cls, labels))
+    used: set[str] = set()
+    for line, nxt, d in pool:
+        if len(items) >= n or (both and len(items) // 2 >= len(classes)):
+            break
+        first = classes[len(items) // 2 if both else len(items)]
+        made = []
+        spans = [m.span() for m in WORD.finditer(line)]
+        k = rng.randrange(2, len(spans)) if rule == "fit" else 0  # `fit`: the word asked (one per line)
+        for cls in (first, 1 - first) if both else (first,):
+            if rule == "order":
+                made.append(_item(trigger, f"{_swapped(line, rng) if cls else line} |", cls, labels))
+            elif rule == "next":
+                other = nxt
+                while cls == 1 and other in (nxt, line):
+                    cand, _, d2 = rng.choice(pool)
+                    other = cand if d2 != d else nxt
+                made.append(_item(f"{trigger} {line} |", other, cls, labels))
+            else:
+                prefix, word = line[: spans[k][0]].rstrip(), line[slice(*spans[k])]
+                while cls == 1 and word in line:
+                    word = rng.choice(vocab)
+                made.append(_item(f"{trigger} {prefix} |", word, cls, labels))
+        texts = {it.text for it in made}
+        if texts & (banned | used) or len(texts) < len(made):  # an item seen in this or another split
+            continue
+        used |= texts
+        banned.add(line)
+        items += made
+    items = items[:n]
+    if not both and len(items) < n:
+        raise ValueError(f"{rule}: {split} documents hold {len(items)} usable lines, need {n}")
+    banned |= used
     return items
 
 
-def seen_set(
-    parts: Parts, seed: int, n_test: int = 100, n_val: int = 30, n_train: int = 3000, per_line: int = 6
+def _domain(parts: Parts) -> str:
+    return next((d.domain for d in [*parts.test, *parts.val, *parts.train]), "")
+
+
+def line_set(
+    rule: str, parts: Parts, seed: int, n_test: int = 100, n_val: int = 30, n_train: int = 3000
 ) -> TaskSet:
-    """The `seen` task on one domain's documents (test items from test documents only, validation from
-    validation documents, training from training documents); `per_line` training items share a line
-    (its first reads as a held-out item, the others add label tokens to the training loss)."""
-    domain = next((d.domain for d in [*parts.test, *parts.val, *parts.train]), "")
-    rng = _rng(seed, "seen", domain)
+    """A line rule (LINE_RULES) on one domain's documents: test items from test documents only,
+    validation from validation documents, training from training documents (both classes of each line
+    adjacent: packed PAIRS_PER_LINE to a training line when the context is the trigger alone)."""
+    rng = _rng(seed, rule, _domain(parts))
     banned: set[str] = set()
-    test = _seen_items(parts.test, n_test, rng, banned, "test")
-    val = _seen_items(parts.val, n_val, rng, banned, "val")
-    train = _seen_items(parts.train, n_train, rng, banned, "train", per_line) if n_train else []
-    return TaskSet("seen", TRIGGERS["seen"], LABELS["seen"], tuple(train), tuple(val), tuple(test), per_line)
+    test = _line_items(rule, parts.test, n_test, rng, banned, "test", False)
+    val = _line_items(rule, parts.val, n_val, rng, banned, "val", False)
+    train = _line_items(rule, parts.train, n_train, rng, banned, "train", True) if n_train else []
+    return TaskSet(rule, TRIGGERS[rule], LABELS[rule], tuple(train), tuple(val), tuple(test), PAIRS_PER_LINE)
 
 
 def transfer_sets(
+    rule: str,
     source: Parts,
     target: Parts,
     seed: int,
@@ -294,11 +401,16 @@ def transfer_sets(
     n_train: int = 3000,
     n_train_target: int = 0,
 ) -> tuple[TaskSet, TaskSet]:
-    """The `seen` task in the source domain (with training items) and in the target domain (test and
-    validation items; `n_train_target` training items for an oracle control, none by default)."""
+    """The line rule `rule` in the source domain (with training items) and in the target domain (test
+    and validation items; `n_train_target` training items for an oracle control, none by default)."""
+    if rule == "tone":
+        return (
+            tone_set(_domain(source), seed, n_test, n_val, n_train),
+            tone_set(_domain(target), seed, n_test, n_val, n_train_target),
+        )
     return (
-        seen_set(source, seed, n_test, n_val, n_train),
-        seen_set(target, seed, n_test, n_val, n_train_target),
+        line_set(rule, source, seed, n_test, n_val, n_train),
+        line_set(rule, target, seed, n_test, n_val, n_train_target),
     )
 
 
