@@ -367,6 +367,21 @@ def diagnostics_table(result: Any) -> list[str]:
     return lines
 
 
+@dataclass(frozen=True)
+class _Section:
+    """One table of the report: its printed title, its report.md heading, its lines."""
+
+    title: str
+    heading: str
+    lines: list[str]
+    shown: bool = True  # False: not printed; "(none)" in report.md
+    intro: str = ""  # report.md only: a paragraph before the table
+
+    def markdown(self) -> list[str]:
+        intro = [self.intro, ""] if self.intro else []
+        return [f"## {self.heading}", "", *intro, *(self.lines if self.shown else ["(none)"]), ""]
+
+
 def emit(reg: service.Registry, result: RealResult, say: Callable[[str], None]) -> None:
     tab = table(result)
     task_lines = task_table(result)
@@ -420,63 +435,86 @@ def emit(reg: service.Registry, result: RealResult, say: Callable[[str], None]) 
     )
     tree = _lineage_lines(reg, result.lineage_root)
 
+    hygiene = (
+        "Generated files (more than half of the lines only literals), near-duplicates (word 5-gram Jaccard "
+        ">= 0.5, across all splits) and held-out windows mostly found in another document are dropped; "
+        "every document is capped at ~2k tokens."
+    )
+    # Each table once: printed under its title (when it has rows) and in report.md under its heading.
+    sections = [
+        _Section(
+            "Data after hygiene (documents per domain; each capped at ~2k tokens):",
+            "Data",
+            data_lines,
+            intro=hygiene,
+        ),
+        _Section(
+            "Perplexity per domain on held-out documents, 95% t interval over documents (% vs the base):",
+            "Perplexity per domain",
+            tab,
+        ),
+        _Section(
+            "Accuracy per generated task on its test items, 95% t interval over items (points vs the base):",
+            "Accuracy per generated task",
+            task_lines,
+        ),
+        _Section(
+            "Domain transfer search (c on the target's validation items):",
+            "Domain transfer search",
+            transfer,
+            shown=bool(result.transfer_search),
+        ),
+        _Section(
+            "Pair sweep: retention on each parent's own domain (method vs parent, 95% t interval):",
+            "Pair sweep (retention on each parent's own domain)",
+            sweep_lines,
+        ),
+        _Section(
+            "Each variant at its own scale chosen on the pair's pooled validation documents (s=, then "
+            "retention on each parent's own domain, 95% t interval):",
+            "Each variant at its validation-chosen scale",
+            tuned_lines,
+        ),
+        _Section(
+            "Each tuned method vs the tuned scaled sum, pooled own domains (95% t interval):",
+            "Each tuned method vs the tuned scaled sum",
+            vs_sum_lines,
+        ),
+        _Section(
+            "The product's method search (search.methods x search.scale) on validation:",
+            "The product's method search",
+            search_lines,
+            shown=bool(result.method_search),
+        ),
+        _Section(
+            "Diagnostics per pair of LoRAs and the exact sum's own-domain loss:",
+            "Diagnostics and interference per pair of LoRAs",
+            diag_lines,
+        ),
+        _Section(
+            "Predicted interference per composition (the flow's report):",
+            "Predicted interference per composition",
+            inter,
+        ),
+        _Section(
+            "Unlearning search (validation perplexity per lambda; the gate keeps other domains within "
+            f"{plan.UNLEARN_GATE_SLACK:.0%}):",
+            "Unlearning search",
+            lam,
+            shown=bool(result.search),
+        ),
+    ]
+
     say("")
     say("Primary claims (stated before the run, plan.PRIMARY):")
     for line in stated:
         say("  " + line)
-    say("")
-    say("Data after hygiene (documents per domain; each capped at ~2k tokens):")
-    for line in data_lines:
-        say(line)
-    say("")
-    say("Perplexity per domain on held-out documents, 95% t interval over documents (% vs the base):")
-    for line in tab:
-        say(line)
-    say("")
-    say("Accuracy per generated task on its test items, 95% t interval over items (points vs the base):")
-    for line in task_lines:
-        say(line)
-    if result.transfer_search:
-        say("")
-        say("Domain transfer search (c on the target's validation items):")
-        for line in transfer:
-            say(line)
-    say("")
-    say("Pair sweep: retention on each parent's own domain (method vs parent, 95% t interval):")
-    for line in sweep_lines:
-        say(line)
-    say("")
-    say(
-        "Each variant at its own scale chosen on the pair's pooled validation documents (s=, then "
-        "retention on each parent's own domain, 95% t interval):"
-    )
-    for line in tuned_lines:
-        say(line)
-    say("")
-    say("Each tuned method vs the tuned scaled sum, pooled own domains (95% t interval):")
-    for line in vs_sum_lines:
-        say(line)
-    if result.method_search:
-        say("")
-        say("The product's method search (search.methods x search.scale) on validation:")
-        for line in search_lines:
-            say(line)
-    say("")
-    say("Diagnostics per pair of LoRAs and the exact sum's own-domain loss:")
-    for line in diag_lines:
-        say(line)
-    say("")
-    say("Predicted interference per composition (the flow's report):")
-    for line in inter:
-        say(line)
-    if result.search:
-        say("")
-        say(
-            "Unlearning search (validation perplexity per lambda; the gate keeps other domains within "
-            f"{plan.UNLEARN_GATE_SLACK:.0%}):"
-        )
-        for line in lam:
-            say(line)
+    for section in sections:
+        if section.shown:
+            say("")
+            say(section.title)
+            for line in section.lines:
+                say(line)
     say("")
     say("What the numbers show. " + stats_note)
     for line in checks:
@@ -499,52 +537,7 @@ def emit(reg: service.Registry, result: RealResult, say: Callable[[str], None]) 
         "",
         *[f"- {line}" for line in stated],
         "",
-        "## Data",
-        "",
-        "Generated files (more than half of the lines only literals), near-duplicates (word 5-gram Jaccard "
-        ">= 0.5, across all splits) and held-out windows mostly found in another document are dropped; "
-        "every document is capped at ~2k tokens.",
-        "",
-        *data_lines,
-        "",
-        "## Perplexity per domain",
-        "",
-        *tab,
-        "",
-        "## Accuracy per generated task",
-        "",
-        *task_lines,
-        "",
-        "## Domain transfer search",
-        "",
-        *(transfer if result.transfer_search else ["(none)"]),
-        "",
-        "## Pair sweep (retention on each parent's own domain)",
-        "",
-        *sweep_lines,
-        "",
-        "## Each variant at its validation-chosen scale",
-        "",
-        *tuned_lines,
-        "",
-        *vs_sum_lines,
-        "",
-        "## The product's method search",
-        "",
-        *(search_lines if result.method_search else ["(none)"]),
-        "",
-        "## Diagnostics and interference per pair of LoRAs",
-        "",
-        *diag_lines,
-        "",
-        "## Predicted interference per composition",
-        "",
-        *inter,
-        "",
-        "## Unlearning search",
-        "",
-        *(lam if result.search else ["(none)"]),
-        "",
+        *[line for section in sections for line in section.markdown()],
         "## What the numbers show",
         "",
         stats_note,
