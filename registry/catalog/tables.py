@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     JSON,
     BigInteger,
     Boolean,
@@ -88,6 +89,20 @@ SEARCH_TEXT_SQL = (
     "lower(namespace || '/' || name || '\n' || coalesce(description, '') || '\n' || coalesce(task, ''))"
 )
 
+# An adapter's tags as one value, each tag one element: what a tag filter tests (`tag_set @> ARRAY[..]`
+# on PostgreSQL, whose GIN index intersects the filters' posting lists, so only adapters with every tag
+# are read and sorted). The key's length prefixes each element ("4:tier=gold"), so no key or value can
+# make two different tags one element. Kept equal to adapter_tags by the database itself (triggers of
+# migration 0014, on both dialects), never written by the service. NULL when the adapter has no tags.
+# A JSON array on SQLite, where listings still filter through adapter_tags.
+TAG_SET_ELEMENT_SQL = "length(key) || ':' || key || '=' || value"
+
+
+def tag_set_element(key: str, value: str) -> str:
+    """The element of `tag_set` that a tag key=value is (TAG_SET_ELEMENT_SQL, the database's rule)."""
+    return f"{len(key)}:{key}={value}"
+
+
 adapters = Table(
     "adapters",
     metadata,
@@ -103,6 +118,7 @@ adapters = Table(
     _when("updated_at", nullable=False, default=utcnow),
     # What `q` is looked up by (search_text below); stored on PostgreSQL, virtual on SQLite.
     Column("search_text", Text, Computed(text(SEARCH_TEXT_SQL))),
+    Column("tag_set", ARRAY(Text).with_variant(JSON(), "sqlite")),
     UniqueConstraint("namespace", "name"),
     Index("ix_adapters_filters", "base_model_id", "pem_type", "task"),
     # task + pem_type filters walk this index in the listing's order: the first page is its first
