@@ -103,6 +103,16 @@ def tag_set_element(key: str, value: str) -> str:
     return f"{len(key)}:{key}={value}"
 
 
+def tags_of_set(elements: list[str] | None) -> dict[str, str]:
+    """The tags a `tag_set` holds, by key (tag_set_element read back): what a listing shows."""
+    tags = {}
+    for element in elements or ():
+        length, _, rest = element.partition(":")
+        n = int(length)
+        tags[rest[:n]] = rest[n + 1 :]
+    return dict(sorted(tags.items()))
+
+
 adapters = Table(
     "adapters",
     metadata,
@@ -119,6 +129,13 @@ adapters = Table(
     # What `q` is looked up by (search_text below); stored on PostgreSQL, virtual on SQLite.
     Column("search_text", Text, Computed(text(SEARCH_TEXT_SQL))),
     Column("tag_set", ARRAY(Text).with_variant(JSON(), "sqlite")),
+    # The adapter's highest version number that is active or deprecated (what a listing shows as its
+    # latest), the same with archived ones, and with any status (deleted too): a listing reads them
+    # from the row where it probed adapter_versions twice per candidate. Kept by the database
+    # (triggers of migration 0015, both dialects), never written by the service.
+    Column("latest_listed", Integer),
+    Column("latest_archived", Integer),
+    Column("latest_any", Integer),
     UniqueConstraint("namespace", "name"),
     Index("ix_adapters_filters", "base_model_id", "pem_type", "task"),
     # task + pem_type filters walk this index in the listing's order: the first page is its first
