@@ -260,10 +260,12 @@ def _listing_statement(shape: _Listing) -> Select[Any]:
         stmt = stmt.where(condition)
     if shape.tags and shape.postgres:
         # Every tag at once: the GIN index intersects their posting lists (migration 0014), so only
-        # the adapters with all of them are read and sorted.
-        stmt = stmt.where(
-            _a.tag_set.op("@>", is_comparison=True)(bindparam("tag_set", type_=_a.tag_set.type))
-        )
+        # the adapters with all of them are read and sorted. Planned for its tags each time, like a
+        # search: a tag on a third of the adapters is best read walking the listing's order, one on 2%
+        # through the index; one generic plan for both took 55 ms for the first at 1M versions.
+        contains = _a.tag_set.op("@>", is_comparison=True)
+        stmt = stmt.where(contains(bindparam("tag_set", type_=_a.tag_set.type)))
+        stmt = stmt.execution_options(**{PLAN_PER_VALUES: True})
     for i in range(0 if shape.postgres else shape.tags):
         key, value = bindparam(f"tag_key_{i}", type_=String), bindparam(f"tag_value_{i}", type_=String)
         stmt = stmt.where(exists().where(_tag.adapter_id == _a.id, _tag.key == key, _tag.value == value))
