@@ -450,7 +450,10 @@ Index(
 # index-only, stopping at the page's last match without reading the table.
 # fastupdate off: registrations are rare and searches frequent; with the default pending list, every
 # search scans all rows inserted since the last vacuum linearly (measured: ~6 ms at 5k fresh rows).
-POSTGRES_ONLY_INDEXES = frozenset({"ix_adapters_search_text", "ix_adapters_order_search"})
+# The GIN index on tag_set (migration 0014) is PostgreSQL's too: SQLite filters tags by adapter_tags.
+POSTGRES_ONLY_INDEXES = frozenset(
+    {"ix_adapters_search_text", "ix_adapters_order_search", "ix_adapters_tag_set"}
+)
 
 
 def compared_on(dialect: str) -> Callable[[Any, str | None, str, bool, Any], bool]:
@@ -468,6 +471,13 @@ Index(
     t.adapters.c.search_text,
     postgresql_using="gin",
     postgresql_ops={"search_text": "gin_trgm_ops"},
+    postgresql_with={"fastupdate": "off"},
+).ddl_if(dialect="postgresql")
+# Tag filters (tables.adapters.c.tag_set): `@>` of several tags intersects their posting lists.
+Index(
+    "ix_adapters_tag_set",
+    t.adapters.c.tag_set,
+    postgresql_using="gin",
     postgresql_with={"fastupdate": "off"},
 ).ddl_if(dialect="postgresql")
 Index(

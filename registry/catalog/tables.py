@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     JSON,
     BigInteger,
     Boolean,
@@ -88,6 +89,30 @@ SEARCH_TEXT_SQL = (
     "lower(namespace || '/' || name || '\n' || coalesce(description, '') || '\n' || coalesce(task, ''))"
 )
 
+# An adapter's tags as one value, each tag one element: what a tag filter tests (`tag_set @> ARRAY[..]`
+# on PostgreSQL, whose GIN index intersects the filters' posting lists, so only adapters with every tag
+# are read and sorted). The key's length prefixes each element ("4:tier=gold"), so no key or value can
+# make two different tags one element. Kept equal to adapter_tags by the database itself (triggers of
+# migration 0014, on both dialects), never written by the service. NULL when the adapter has no tags.
+# A JSON array on SQLite, where listings still filter through adapter_tags.
+TAG_SET_ELEMENT_SQL = "length(key) || ':' || key || '=' || value"
+
+
+def tag_set_element(key: str, value: str) -> str:
+    """The element of `tag_set` that a tag key=value is (TAG_SET_ELEMENT_SQL, the database's rule)."""
+    return f"{len(key)}:{key}={value}"
+
+
+def tags_of_set(elements: list[str] | None) -> dict[str, str]:
+    """The tags a `tag_set` holds, by key (tag_set_element read back): what a listing shows."""
+    tags = {}
+    for element in elements or ():
+        length, _, rest = element.partition(":")
+        n = int(length)
+        tags[rest[:n]] = rest[n + 1 :]
+    return dict(sorted(tags.items()))
+
+
 adapters = Table(
     "adapters",
     metadata,
@@ -103,6 +128,14 @@ adapters = Table(
     _when("updated_at", nullable=False, default=utcnow),
     # What `q` is looked up by (search_text below); stored on PostgreSQL, virtual on SQLite.
     Column("search_text", Text, Computed(text(SEARCH_TEXT_SQL))),
+    Column("tag_set", ARRAY(Text).with_variant(JSON(), "sqlite")),
+    # The adapter's highest version number that is active or deprecated (what a listing shows as its
+    # latest), the same with archived ones, and with any status (deleted too): a listing reads them
+    # from the row where it probed adapter_versions twice per candidate. Kept by the database
+    # (triggers of migration 0015, both dialects), never written by the service.
+    Column("latest_listed", Integer),
+    Column("latest_archived", Integer),
+    Column("latest_any", Integer),
     UniqueConstraint("namespace", "name"),
     Index("ix_adapters_filters", "base_model_id", "pem_type", "task"),
     # task + pem_type filters walk this index in the listing's order: the first page is its first
