@@ -309,6 +309,17 @@ def test_a_term_spanning_two_parts_matches_nothing(reg: Registry, adapter_dirs: 
     assert _names(reg, "gr_de%sch") == ["acme/math-tutor"]  # wildcards inside one part still match
 
 
+def test_a_backslash_in_the_term_is_a_character(reg: Registry, adapter_dirs: dict[str, Path]) -> None:
+    """On both backends: PostgreSQL's LIKE would read `100\\` as "ends with 100%" (its escape)."""
+    service.register_adapter(
+        reg, adapter_dirs["lora"], "acme/score", task="math", description="Accuracy 100%"
+    )
+    service.register_adapter(reg, adapter_dirs["lora"], "acme/path", task="ops", description="C:\\data\\100")
+    assert _names(reg, "100\\") == []
+    assert _names(reg, "c:\\data\\") == ["acme/path"]
+    assert _names(reg, "100") == ["acme/path", "acme/score"]
+
+
 def test_search_with_tags_pages_in_listing_order(reg: Registry, adapter_dirs: dict[str, Path]) -> None:
     """A search orders and pages by its own reference to adapters; tag filters and page tokens with it."""
     for name in ("zeta/tutor-b", "acme/tutor-c", "acme/tutor-a", "beta/other"):

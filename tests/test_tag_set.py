@@ -116,3 +116,11 @@ def test_tag_set_follows_adapter_tags(reg: Registry, adapter_dirs: dict[str, Pat
         conn.execute(text("DELETE FROM adapters WHERE name = 'two'"))  # its tags go by cascade
     _check(reg)
     assert _listed(reg, {"tier": "gold"}) == ["acme/one", "beta/three"]
+
+    # PostgreSQL's TRUNCATE fires no row or transition-table trigger: its own statement trigger clears
+    # every copy (SQLite has no TRUNCATE; a DELETE of every row fires the row triggers)
+    with _engine(reg).begin() as conn:
+        postgres = conn.dialect.name == "postgresql"
+        conn.execute(text("TRUNCATE adapter_tags" if postgres else "DELETE FROM adapter_tags"))
+    _check(reg)
+    assert set(_stored(reg).values()) == {None}

@@ -42,14 +42,25 @@ BEGIN
         SELECT array_agg(DISTINCT adapter_id) INTO ids FROM changed;
     END IF;
     -- Lock first: a writer of the same adapters' tags in another transaction commits before the
-    -- UPDATE below starts, and that statement's snapshot then sees its tags.
-    PERFORM 1 FROM adapters WHERE id = ANY(ids) ORDER BY id FOR UPDATE;
+    -- UPDATE below starts, and that statement's snapshot then sees its tags. NO KEY UPDATE (the lock
+    -- the UPDATE takes anyway): FOR UPDATE would conflict with the KEY SHARE lock the foreign-key check
+    -- of each writer's own insert already holds, and two writers of one adapter would deadlock.
+    PERFORM 1 FROM adapters WHERE id = ANY(ids) ORDER BY id FOR NO KEY UPDATE;
     UPDATE adapters AS a SET tag_set = (
         SELECT array_agg({ELEMENT} ORDER BY key) FROM adapter_tags WHERE adapter_id = a.id
     ) WHERE a.id = ANY(ids);
     RETURN NULL;
 END $$
 """
+# TRUNCATE fires no row or transition-table trigger: its own statement trigger empties every copy.
+PG_CLEAR = """
+CREATE FUNCTION adapters_clear_tag_set() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE adapters SET tag_set = NULL WHERE tag_set IS NOT NULL;
+    RETURN NULL;
+END $$
+"""
+PG_TRUNCATE = "adapter_tags_sync_truncate"
 PG_TRIGGERS = {
     "adapter_tags_sync_insert": "AFTER INSERT ON adapter_tags REFERENCING NEW TABLE AS changed",
     "adapter_tags_sync_update": (
@@ -89,6 +100,11 @@ def upgrade() -> None:
             op.execute(
                 f"CREATE TRIGGER {name} {when} FOR EACH STATEMENT EXECUTE FUNCTION adapters_sync_tag_set()"
             )
+        op.execute(PG_CLEAR)
+        op.execute(
+            f"CREATE TRIGGER {PG_TRUNCATE} AFTER TRUNCATE ON adapter_tags "
+            "FOR EACH STATEMENT EXECUTE FUNCTION adapters_clear_tag_set()"
+        )
         # In id ranges: each statement stays well within the client's statement bound
         # (registry.catalog.location.DbTimeouts) on a large catalog (100k adapters: ~10 s at once).
         last = (
@@ -118,6 +134,8 @@ def downgrade() -> None:
     for name in PG_TRIGGERS:
         op.execute(f"DROP TRIGGER IF EXISTS {name}" + (" ON adapter_tags" if _is_postgres() else ""))
     if _is_postgres():
+        op.execute(f"DROP TRIGGER IF EXISTS {PG_TRUNCATE} ON adapter_tags")
+        op.execute("DROP FUNCTION IF EXISTS adapters_clear_tag_set()")
         op.execute("DROP FUNCTION IF EXISTS adapters_sync_tag_set()")
         op.execute("DROP INDEX IF EXISTS ix_adapters_tag_set")
     op.drop_column("adapters", "tag_set")

@@ -51,11 +51,20 @@ BEGIN
         SELECT array_agg(DISTINCT adapter_id) INTO ids FROM changed;
     END IF;
     -- Lock first, then recompute in a new statement (migration 0014 says why).
-    PERFORM 1 FROM adapters WHERE id = ANY(ids) ORDER BY id FOR UPDATE;
+    PERFORM 1 FROM adapters WHERE id = ANY(ids) ORDER BY id FOR NO KEY UPDATE;
     UPDATE adapters AS a SET {_recompute("a.id")} WHERE a.id = ANY(ids);
     RETURN NULL;
 END $$
 """
+# TRUNCATE fires no row or transition-table trigger: its own statement trigger empties the columns.
+PG_CLEAR = f"""
+CREATE FUNCTION adapters_clear_latest() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE adapters SET {", ".join(f"{col} = NULL" for col in COLUMNS)} WHERE latest_any IS NOT NULL;
+    RETURN NULL;
+END $$
+"""
+PG_TRUNCATE = "adapter_versions_sync_truncate"
 PG_TRIGGERS = {
     "adapter_versions_sync_insert": "AFTER INSERT ON adapter_versions REFERENCING NEW TABLE AS changed",
     "adapter_versions_sync_update": (
@@ -93,6 +102,11 @@ def upgrade() -> None:
             op.execute(
                 f"CREATE TRIGGER {name} {when} FOR EACH STATEMENT EXECUTE FUNCTION adapters_sync_latest()"
             )
+        op.execute(PG_CLEAR)
+        op.execute(
+            f"CREATE TRIGGER {PG_TRUNCATE} AFTER TRUNCATE ON adapter_versions "
+            "FOR EACH STATEMENT EXECUTE FUNCTION adapters_clear_latest()"
+        )
     else:
         for name, (when, statements) in SQLITE_TRIGGERS.items():
             body = " ".join(statements)
@@ -109,6 +123,8 @@ def downgrade() -> None:
     for name in PG_TRIGGERS:
         op.execute(f"DROP TRIGGER IF EXISTS {name}" + (" ON adapter_versions" if _is_postgres() else ""))
     if _is_postgres():
+        op.execute(f"DROP TRIGGER IF EXISTS {PG_TRUNCATE} ON adapter_versions")
+        op.execute("DROP FUNCTION IF EXISTS adapters_clear_latest()")
         op.execute("DROP FUNCTION IF EXISTS adapters_sync_latest()")
     for col in reversed(list(COLUMNS)):
         op.drop_column("adapters", col)

@@ -173,8 +173,6 @@ def list_adapters(
         values[f"tag_key_{i}"], values[f"tag_value_{i}"] = key, value
     if tags:  # what PostgreSQL tests instead: adapters.tag_set holds every one of them
         values["tag_set"] = [t.tag_set_element(key, value) for key, value in tags.items()]
-    if query:
-        values["pattern"] = f"%{query.lower()}%"
     if page_token:
         values["after_namespace"], values["after_name"] = paging.decode(page_token, 2, tuple)
     with reg.connect() as db:
@@ -196,12 +194,22 @@ def list_adapters(
             query_spans=any(c in (query or "") for c in "%_\n"),
             after=bool(page_token),
         )
+        if query:
+            values["pattern"] = _like_pattern(query, shape.postgres)
         rows = db.execute(_listing_statement(shape), values).all()
     more = len(rows) > limit
     rows = rows[:limit]
     token = paging.encode(rows[-1].namespace, rows[-1].name) if more and rows else None
     items = [_adapter_view(r, t.tags_of_set(r.tags), r.latest) for r in rows]
     return Page[AdapterView](items=items, next_page_token=token)
+
+
+def _like_pattern(query: str, postgres: bool) -> str:
+    r"""`q` as a LIKE pattern: contains the term, lowercased; its `%` and `_` are wildcards, a backslash
+    is a character, as SQLite's LIKE (no escape character) reads it. PostgreSQL's LIKE reads `\` as an
+    escape (`100\` would mean "ends with 100%"), so it gets the backslash doubled."""
+    term = query.lower()
+    return f"%{term.replace(chr(92), chr(92) * 2) if postgres else term}%"
 
 
 @dataclass(frozen=True)
