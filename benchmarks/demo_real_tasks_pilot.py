@@ -134,9 +134,7 @@ def main() -> None:
             )
 
         rule = plan.TRANSFER_TASK
-        source, target = tasks.transfer_sets(
-            rule, parts("prose"), parts("code"), args.seed, n_train_target=3000
-        )
+        source, target = tasks.transfer_sets(parts("prose"), parts("code"), args.seed, n_train_target=3000)
         reqs = [
             request(f"{rule}.prose.test", source.test),
             request(f"{rule}.code.test", target.test),

@@ -5,10 +5,10 @@ accurate on code test items than on prose test items (c = 0: the adapter alone),
 of that gap (two independent proportions of 100 items) above 0, and it learns the rule on prose (above
 the base beyond noise). Only then does `+ c (LM_code - LM_prose)` have a gap to close.
 
-For each candidate (`tone`, tasks.LINE_RULES): its items in prose and code (tasks.transfer_sets, the
-demo's splits), one LoRA trained on the prose items with the demo's trainer (LoRA r 8, top 10 layers,
-batch 4 x 128 tokens), scored with the product's `accuracy` metric (Evaluator) on both domains' test
-and validation items, beside the base.
+For each candidate (`tone`, line_rules.LINE_RULES): its items in prose and code
+(line_rules.candidate_sets, the demo's splits), one LoRA trained on the prose items with the demo's
+trainer (LoRA r 8, top 10 layers, batch 4 x 128 tokens), scored with the product's `accuracy` metric
+(Evaluator) on both domains' test and validation items, beside the base.
 
     nice -n 5 env PYTHONPATH=$PWD .venv/bin/python benchmarks/demo_real_transfer_pilot.py \\
         --models /path/to/cache/demo-real/models --work /tmp/pilot --steps 30 --precision bf16
@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks import demo_real_line_rules as line_rules
 from registry.demo.real import corpora, data, model, plan, tasks, train
 from registry.evaluation import EvalRequest, Evaluator, load_dataset
 
@@ -52,7 +53,7 @@ def main() -> None:
     ap.add_argument("--precision", default="bf16")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--rules", default=",".join(("tone", *tasks.LINE_RULES)))
+    ap.add_argument("--rules", default=",".join(("tone", *line_rules.LINE_RULES)))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from transformers import AutoTokenizer
@@ -72,7 +73,7 @@ def main() -> None:
     rows: dict[str, dict[str, float]] = {}
     trainings: dict[str, dict[str, float]] = {}
     for rule in args.rules.split(","):
-        source, target = tasks.transfer_sets(rule, source_parts, target_parts, args.seed)
+        source, target = line_rules.candidate_sets(rule, source_parts, target_parts, args.seed)
         reqs = []
         for name, items in (
             ("prose.test", source.test),

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import demo_real_line_rules as line_rules
 from registry.demo.real import tasks
 from registry.demo.real.corpora import Doc, Split
 from registry.evaluation import load_dataset
@@ -79,9 +80,9 @@ def test_the_two_tasks_have_their_own_triggers_and_disjoint_labels() -> None:
     assert kind.trigger != mood.trigger
     assert not set(kind.labels) & set(mood.labels)
     assert tasks.LABELS["tone"] == mood.labels  # the transfer task: mood's rule in two domains
-    for rule in tasks.LINE_RULES:
-        assert not set(kind.labels) & set(tasks.LABELS[rule]) and not set(mood.labels) & set(
-            tasks.LABELS[rule]
+    for rule in line_rules.LINE_RULES:
+        assert not set(kind.labels) & set(line_rules.LABELS[rule]) and not set(mood.labels) & set(
+            line_rules.LABELS[rule]
         )
     assert kind.chance == pytest.approx(1 / 3) and mood.chance == 0.5
 
@@ -100,9 +101,9 @@ def _tone_word(item: tasks.TaskItem, forms: tuple[str, ...]) -> str:
 
 def test_tone_is_one_rule_in_two_domains_with_the_same_word_splits() -> None:
     prose, code = tasks.transfer_sets(
-        "tone", _parts("prose"), _parts("code"), seed=0, n_test=40, n_val=20, n_train=300
+        _parts("prose"), _parts("code"), seed=0, n_test=40, n_val=20, n_train=300
     )
-    assert (prose, code) == tasks.transfer_sets("tone", _parts("prose"), _parts("code"), 0, 40, 20, 300)
+    assert (prose, code) == tasks.transfer_sets(_parts("prose"), _parts("code"), 0, 40, 20, 300)
     assert prose != tasks.tone_set("prose", 1, 40, 20, 300)
     assert code.train == () and (prose.trigger, prose.labels) == (code.trigger, code.labels)
     _check_common(prose, (300, 20, 40))
@@ -159,7 +160,7 @@ def _is_swap(a: list[str], b: list[str]) -> bool:
 
 def _right(rule: str, it: tasks.TaskItem, docs: list[list[str]]) -> bool:
     """Whether the item's label follows `rule`, read from the split's documents."""
-    real = it.label == tasks.LABELS[rule][0]
+    real = it.label == line_rules.LABELS[rule][0]
     if rule == "order":
         line = _body(it, "[order]").removesuffix(" |").split()
         return any(
@@ -181,18 +182,18 @@ def _right(rule: str, it: tasks.TaskItem, docs: list[list[str]]) -> bool:
     return line.startswith(f"{prefix} {word}") if real else word not in line.split()
 
 
-@pytest.mark.parametrize("rule", tasks.LINE_RULES)
+@pytest.mark.parametrize("rule", line_rules.LINE_RULES)
 def test_transfer_items_come_from_their_own_split_with_the_rule_right(rule: str) -> None:
     prose, code = _parts("prose"), _parts("code")
-    source, target = tasks.transfer_sets(rule, prose, code, seed=0, n_test=40, n_val=20, n_train=200)
-    assert (source, target) == tasks.transfer_sets(
+    source, target = line_rules.candidate_sets(rule, prose, code, seed=0, n_test=40, n_val=20, n_train=200)
+    assert (source, target) == line_rules.candidate_sets(
         rule, prose, code, seed=0, n_test=40, n_val=20, n_train=200
     )
-    assert source != tasks.transfer_sets(rule, prose, code, seed=1, n_test=40, n_val=20, n_train=200)[0]
+    assert source != line_rules.candidate_sets(rule, prose, code, seed=1, n_test=40, n_val=20, n_train=200)[0]
     assert (
         (source.trigger, source.labels)
         == (target.trigger, target.labels)
-        == (f"[{rule}]", tasks.LABELS[rule])
+        == (f"[{rule}]", line_rules.LABELS[rule])
     )
     _check_common(source, (200, 20, 40))
     assert target.train == () and len(target.test) == 40 and len(target.val) == 20
@@ -209,7 +210,7 @@ def test_transfer_items_come_from_their_own_split_with_the_rule_right(rule: str)
 def test_transfer_refuses_documents_with_too_few_lines() -> None:
     small = Split(train=_domain("p", 3, 1), val=_domain("p", 1, 2), test=_domain("p", 1, 3))
     with pytest.raises(ValueError, match="usable lines"):
-        tasks.line_set("order", small, seed=0, n_test=100, n_val=5, n_train=10)
+        line_rules.line_set("order", small, seed=0, n_test=100, n_val=5, n_train=10)
 
 
 def test_training_docs_pack_every_training_item_once_in_order() -> None:
@@ -225,10 +226,10 @@ def test_training_docs_pack_every_training_item_once_in_order() -> None:
     assert pairs == [f"{_body(it, kind.trigger)} {it.label}" for it in kind.train]
 
 
-@pytest.mark.parametrize("rule", tasks.LINE_RULES)
+@pytest.mark.parametrize("rule", line_rules.LINE_RULES)
 def test_transfer_training_items_come_in_contrastive_pairs(rule: str) -> None:
     """Each training line gives one item of each class, adjacent: for `order` the line and its swap."""
-    source, _ = tasks.transfer_sets(
+    source, _ = line_rules.candidate_sets(
         rule, _parts("prose"), _parts("code"), seed=0, n_test=10, n_val=5, n_train=60
     )
     assert source.per_line == tasks.PAIRS_PER_LINE and len(source.train) == 60

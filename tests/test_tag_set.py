@@ -24,16 +24,6 @@ def _engine(reg: Registry):  # noqa: ANN202 - SQLAlchemy Engine
     return get_engine(reg.settings.resolved_database_url)
 
 
-def _tags(reg: Registry) -> dict[str, dict[str, str]]:
-    with _engine(reg).connect() as conn:
-        names = [r[0] for r in conn.execute(text("SELECT namespace || '/' || name FROM adapters"))]
-        rows = conn.execute(text(_TAG_ROWS)).all()
-    tags: dict[str, dict[str, str]] = {n: {} for n in names}
-    for name, key, value in rows:
-        tags[name][key] = value
-    return tags
-
-
 def _expected(reg: Registry) -> dict[str, list[str] | None]:
     """From adapter_tags, by this test's own rule: "<len(key)>:key=value" sorted by key, None if no tag."""
     with _engine(reg).connect() as conn:

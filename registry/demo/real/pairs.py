@@ -120,13 +120,20 @@ def _pct(e: Estimate) -> str:
     return f"{(e.value - 1) * 100:+.1f}% [{(e.lo - 1) * 100:+.1f}, {(e.hi - 1) * 100:+.1f}]"
 
 
-def sweep_table(pairs: Sequence[Pair]) -> list[str]:
-    """Per pair and fixed-scale method: retention on each parent's own domain, 95% t intervals."""
+def _labels(pairs: Sequence[Pair], tuned: bool) -> list[str]:
+    """The method columns, in first-seen order: the fixed-scale ones, or those at a chosen scale."""
     labels: list[str] = []
     for p in pairs:
-        labels += [m.label for m in p.methods if m.label not in labels and m.scale is None]
+        labels += [m.label for m in p.methods if m.label not in labels and (m.scale is not None) == tuned]
+    return labels
+
+
+def _retention_table(pairs: Sequence[Pair], tuned: bool) -> list[str]:
+    labels = _labels(pairs, tuned)
     lines = ["| pair (own domains) | " + " | ".join(labels) + " |", "|" + "---|" * (len(labels) + 1)]
     for p in pairs:
+        if tuned and not any(m.scale is not None for m in p.methods):
+            continue
         cells = []
         for label in labels:
             m = p.method(label)
@@ -134,36 +141,21 @@ def sweep_table(pairs: Sequence[Pair]) -> list[str]:
                 cells.append("-")
                 continue
             ra, rb = p.retention(m)
-            cells.append(f"{_pct(ra)} / {_pct(rb)}")
+            chosen = f"s={m.scale:g}: " if m.scale is not None else ""
+            cells.append(f"{chosen}{_pct(ra)} / {_pct(rb)}")
         lines.append(f"| {p.name} ({'/'.join(p.domains)}) | " + " | ".join(cells) + " |")
     return lines
 
 
-def _tuned_labels(pairs: Sequence[Pair]) -> list[str]:
-    labels: list[str] = []
-    for p in pairs:
-        labels += [m.label for m in p.methods if m.label not in labels and m.scale is not None]
-    return labels
+def sweep_table(pairs: Sequence[Pair]) -> list[str]:
+    """Per pair and fixed-scale method: retention on each parent's own domain, 95% t intervals."""
+    return _retention_table(pairs, tuned=False)
 
 
 def tuned_table(pairs: Sequence[Pair]) -> list[str]:
     """Per pair and method at its validation-chosen scale: the scale, then retention on each parent's
     own domain (95% t intervals); only the pairs with tuned variants."""
-    labels = _tuned_labels(pairs)
-    lines = ["| pair (own domains) | " + " | ".join(labels) + " |", "|" + "---|" * (len(labels) + 1)]
-    for p in pairs:
-        if not any(m.scale is not None for m in p.methods):
-            continue
-        cells = []
-        for label in labels:
-            m = p.method(label)
-            if m is None or m.scale is None:
-                cells.append("-")
-                continue
-            ra, rb = p.retention(m)
-            cells.append(f"s={m.scale:g}: {_pct(ra)} / {_pct(rb)}")
-        lines.append(f"| {p.name} ({'/'.join(p.domains)}) | " + " | ".join(cells) + " |")
-    return lines
+    return _retention_table(pairs, tuned=True)
 
 
 def vs_tuned_sum(p: Pair, label: str, level: float = 0.95) -> Estimate | None:
@@ -177,7 +169,7 @@ def vs_tuned_sum(p: Pair, label: str, level: float = 0.95) -> Estimate | None:
 
 def vs_tuned_sum_table(pairs: Sequence[Pair]) -> list[str]:
     """Per pair: each tuned method against the tuned scaled sum, pooled own domains, 95% t interval."""
-    labels = [x for x in _tuned_labels(pairs) if x != tuned_label(TUNED_SUM)]
+    labels = [x for x in _labels(pairs, tuned=True) if x != tuned_label(TUNED_SUM)]
     lines = ["| pair, vs sum (tuned) | " + " | ".join(labels) + " |", "|" + "---|" * (len(labels) + 1)]
     for p in pairs:
         if p.method(tuned_label(TUNED_SUM)) is None:

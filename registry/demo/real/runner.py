@@ -271,7 +271,7 @@ def _tasks(
     n = {"n_test": budget.task_test, "n_val": budget.task_val}
     sets = list(tasks.multitask_sets(seed, **n))
     source, target = tasks.transfer_sets(
-        plan.TRANSFER_TASK, splits[plan.TRANSFER_SOURCE], splits[plan.TRANSFER_TARGET], seed, **n
+        splits[plan.TRANSFER_SOURCE], splits[plan.TRANSFER_TARGET], seed, **n
     )
     for ts in sets:
         train_docs[f"task-{ts.name}"] = tasks.training_docs(ts)
