@@ -172,7 +172,13 @@ def test_killed_worker_run_is_reconciled_collected_and_rerun(
         assert view.status is RunStatus.FAILED and (view.error or "").startswith(
             "worker lost: no heartbeat since"
         )
-        assert PrefectProbe(api_url).state(lost.flow_run_id).type == "CRASHED"
+        # The row is committed first and Prefect's state follows it (runs.reconcile: the row is what
+        # users read, the UI may lag a request behind): wait for it, bounded.
+        deadline = time.monotonic() + 15
+        while (state := PrefectProbe(api_url).state(lost.flow_run_id).type) != "CRASHED":
+            assert time.monotonic() < deadline, state
+            time.sleep(0.2)
+        assert state == "CRASHED"
 
         listed = subprocess.run(
             [*cli, "gc", "--dry-run", "--grace", "0", "--json"], env=env, capture_output=True, text=True
