@@ -336,9 +336,11 @@ def test_sweep_methods_are_the_engine_result_evaluated(
     real_run: tuple[Registry, dict, list[str]], tmp_path: Path
 ) -> None:
     """The full run's `ties`/`knots`/`tsv`/`iso_c` controls (sweep.method_controls: the engine's result
-    written into the resident base's weights) equal the same composition written to a folder and loaded
-    by peft with `Evaluator`, on the registered main pair cut to its last 4 modules (seconds; the full
-    70 modules of 4 methods would add about a minute to this test)."""
+    times s written into the resident base's weights, s chosen on validation) against the test's own
+    recomputation, on the registered main pair cut to its last 4 modules (seconds; the full 70
+    modules of 4 methods would add about a minute to this test): each candidate's pooled validation
+    perplexity from the test's own float64 merge, the chosen s its argmin, and the test documents at
+    it from the composition times s written to a folder and loaded by peft with `Evaluator`."""
     reg, report, _ = real_run
     out = Path(report["out_dir"])
     refs = ("real/code-a@1", "real/prose@1")
@@ -364,32 +366,25 @@ def test_sweep_methods_are_the_engine_result_evaluated(
     lines = (out / "data" / "val" / f"{key}.jsonl").read_text().splitlines(keepends=True)
     val_path.write_text("".join(lines[:2] + lines[-2:]))
     tuning = sweep.Tuning(real_data.val_texts(val_path), (0.5, 1.0))
-    got = sweep.method_controls(evaluator, refs, cut, texts, SWEEP_METHODS, tuning=tuning)
-    assert [c.label for c in got] == [
-        label for pm in SWEEP_METHODS for label in (pm.label, pairs.tuned_label(pm.fields["method"]))
-    ]
-    # kind tuned: the pooled validation perplexity of the result times s, from the test's own merge
+    got = sweep.method_controls(evaluator, refs, cut, texts, SWEEP_METHODS, tuning)
+    assert [c.label for c in got] == [pairs.tuned_label(pm.fields["method"]) for pm in SWEEP_METHODS]
     pooled = EvalRequest(key, "perplexity", load_dataset(str(val_path), "perplexity", None))
-    fixed = [c for c in got if c.kind == "method"]
-    for c, pm in zip([c for c in got if c.kind == "tuned"], SWEEP_METHODS, strict=True):
-        fields = pm.fields
-        result = sweep.composed(list(cut), fields)
+    base_ppl = evaluator.evaluate(None, requests)
+    for c, pm in zip(got, SWEEP_METHODS, strict=True):
+        assert c.kind == "tuned" and c.fields == pm.fields
+        result = sweep.composed(list(cut), pm.fields)
         for s_, v in c.val:
             fresh_v = _merged_perplexities(evaluator, [result], [s_], [pooled])[key]
             assert v == pytest.approx(fresh_v, rel=1e-4), (pm.label, s_)
-        assert c.weights[0] == min(c.val, key=lambda sv: sv[1])[0]
-        fresh = _merged_perplexities(evaluator, [result], [c.weights[0]], requests)
+        chosen = c.weights[0]
+        assert chosen == min(c.val, key=lambda sv: sv[1])[0]
+        times = dataclasses.replace(  # the delta times s: B times s
+            result, modules={k: dataclasses.replace(m, B=m.B * chosen) for k, m in result.modules.items()}
+        )
+        fresh = evaluator.evaluate(write_adapter(times, tmp_path / pm.label), requests)
         for d, ns in names.items():
             assert c.docs[d] == pytest.approx([fresh[n] for n in ns], rel=1e-4), (pm.label, d)
-    for c, pm in zip(fixed, SWEEP_METHODS, strict=True):
-        fields = pm.fields
-        result = sweep.composed(list(cut), fields)
-        folder = write_adapter(result, tmp_path / pm.label)
-        fresh = evaluator.evaluate(folder, requests)
-        for d, ns in names.items():
-            assert c.docs[d] == pytest.approx([fresh[n] for n in ns], rel=1e-4), (pm.label, d)
-    base_ppl = evaluator.evaluate(None, requests)
-    assert any(c.docs["code"][0] != pytest.approx(base_ppl[names["code"][0]], rel=1e-6) for c in fixed)
+        assert c.docs["code"][0] != pytest.approx(base_ppl[names["code"][0]], rel=1e-6), pm.label
 
 
 def _tuned(

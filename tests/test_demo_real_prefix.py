@@ -145,7 +145,9 @@ def test_pair_sweep_from_one_cache_equals_full_forwards(tiny: dict[str, Path]) -
     got = sweep.pair_controls(ev, ("x", "y"), (tiny["x"], tiny["y"]), TEXTS, (0.5, 1.0), (0.5, 1.0), cache)
     methods = SWEEP_METHODS[:1]  # ties: the engine's result has modules at every LoRA module
     parents = (read_adapter(tiny["x"]), read_adapter(tiny["y"]))
-    got += sweep.method_controls(ev, ("x", "y"), parents, TEXTS, methods, cache)
+    # tuned on the test texts themselves (no prefix beyond theirs); s in {0.5, 1}, scored at the chosen s
+    tuning = sweep.Tuning([t for ts in TEXTS.values() for t in ts], (0.5, 1.0))
+    got += sweep.method_controls(ev, ("x", "y"), parents, TEXTS, methods, tuning, cache)
     assert cache.computed == sum(len(ts) for ts in TEXTS.values())
 
     base = LlamaForCausalLM.from_pretrained(tiny["base"]).eval()
@@ -153,21 +155,24 @@ def test_pair_sweep_from_one_cache_equals_full_forwards(tiny: dict[str, Path]) -
     lx, ly = _merged(tiny["base"], [(1.0, dx)]), _merged(tiny["base"], [(1.0, dy)])
     f = methods[0].fields
     result = compose(list(parents), [1.0, 1.0], f["method"], rank=f.get("rank"), density=f.get("density"))
-    method = copy.deepcopy(base)
+    method = {s: copy.deepcopy(base) for s in (0.5, 1.0)}
     with torch.no_grad():
-        for path, m in result.adapter.modules.items():
-            w = method.get_submodule(path).weight
-            w.copy_((w.double() + m.scale * (m.B.double() @ m.A.double())).float())
+        for s, model in method.items():
+            for path, m in result.adapter.modules.items():
+                w = model.get_submodule(path).weight
+                w.copy_((w.double() + s * m.scale * (m.B.double() @ m.A.double())).float())
     want = {
         "decoding 0.5/0.5": _reference([(0.5, lx), (0.5, ly)]),
         "decoding 1/1": _reference([(1.0, lx), (1.0, ly), (-1.0, base)]),
         "scaled 0.5": _reference([(1.0, _merged(tiny["base"], [(0.5, dx), (0.5, dy)]))]),
         "scaled 1": _reference([(1.0, _merged(tiny["base"], [(1.0, dx), (1.0, dy)]))]),
-        "ties": _reference([(1.0, method)]),
+        "ties s=0.5": _reference([(1.0, method[0.5])]),
+        "ties s=1": _reference([(1.0, method[1.0])]),
     }
     labels = {("decoding", 0.5): "decoding 0.5/0.5", ("decoding", 1.0): "decoding 1/1"}
-    labels |= {("scaled", 0.5): "scaled 0.5", ("scaled", 1.0): "scaled 1", ("method", 1.0): "ties"}
-    assert len(got) == len(want)
+    labels |= {("scaled", 0.5): "scaled 0.5", ("scaled", 1.0): "scaled 1"}
+    labels |= {("tuned", 0.5): "ties s=0.5", ("tuned", 1.0): "ties s=1"}
+    assert len(got) == len(want) - 1  # one of the two ties scales is chosen
     for c in got:
         _close(c.docs, want[labels[c.kind, c.weights[0]]])
     # A second pair through the same cache: no prefix computed again, and the inputs' final hidden

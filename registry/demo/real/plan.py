@@ -189,10 +189,11 @@ MAIN_PAIR = ("code-a", "prose")  # the pair the primary claims P2-P4 rest on
 # Mantel's smallest p with n adapters is 1/n!: 5 adapters give 1/120 = 0.008, above P6's Bonferroni
 # threshold 0.05/11 = 0.0045, so P6 cannot hold with fewer than 6 (6: 1/720); the full run has 7 LoRAs.
 MIN_CORRELATION_ADAPTERS = 6
-# The product's newer methods in the pair sweep, composed in process by the engine
+# The product's newer methods in the full run's pair sweep, composed in process by the engine
 # (`registry.compose.compose`) from the registered parents and evaluated with the resident model
-# (sweep.method_controls), on METHOD_PAIRS: each at 1/1 (scale 1, beside the exact sum and its scaled
-# controls at the same nominal scale) and at its own scale chosen on validation (TUNED_METHODS).
+# (sweep.method_controls) at their own scale chosen on validation (TUNED_METHODS), on SUM_PAIRS.
+# Not also at scale 1: beside the exact sum that compares two untuned scales, and it was one more
+# test evaluation per method and pair (a quarter of the sweep's tuning cost).
 # `ties` and KnOTS-TIES keep the TIES paper's default top 20% (not tuned); rank 16 = the two inputs'.
 SWEEP_METHODS = [
     PairMethod("ties", {"method": "ties", "density": CORE_DENSITY, "rank": CORE_RANK}),
@@ -212,7 +213,6 @@ QUICK_TUNED_METHODS = PAIR_METHODS
 # pair's own domains. Its candidates' validation perplexities are printed beside the sweep's in-process
 # values for the same method and scale (the two evaluation paths must agree).
 SEARCH_METHODS = ("delta_cat", "core_merge", "ties")  # delta_cat at scale c: the scaled sum
-METHOD_PAIRS = SUM_PAIRS  # full mode (method_pairs)
 
 
 def pair_controls(x: str, y: str, quick: bool) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -237,13 +237,6 @@ def pair_val_key(x: str, y: str) -> str:
 def tune_pairs(quick: bool) -> list[tuple[str, str]]:
     """The pairs whose variants are also scored at their validation-chosen scales (the method claims')."""
     return QUICK_SUM_PAIRS if quick else SUM_PAIRS
-
-
-def method_pairs(quick: bool) -> list[tuple[str, str]]:
-    """Full mode only: in quick mode the four compositions and their recomputation would add about
-    1.5 minutes to the quick test (measured at load 9), over its 5-minute budget; the test checks
-    `sweep.method_controls` on a slice of the registered LoRAs instead."""
-    return [] if quick else METHOD_PAIRS
 
 
 # The primary claims, stated before the run and printed before any result. Each is tested at the level

@@ -400,7 +400,6 @@ def _sweep(
     # LoRAs' first layer are computed once, and each input's top layers once per document (prefix.py).
     cache = PrefixCache(evaluator.base)
     controls = []
-    with_methods = plan.method_pairs(quick)
     tuned = plan.tune_pairs(quick)
     for x, y in pairs:
         (ref_x, fx), (ref_y, fy) = found[x], found[y]
@@ -416,24 +415,15 @@ def _sweep(
         done = sweep.pair_controls(
             evaluator, (ref_x, ref_y), (fx, fy), pair_texts, scales, decoding, cache=cache, tuning=tuning
         )
-        parents = (read_adapter(fx), read_adapter(fy))
-        for pm in plan.SWEEP_METHODS if (x, y) in with_methods else []:
-            # at 1/1, and (tuned pairs) at the method's validation-chosen scale from the same result
+        if tuning is not None:  # every method claim's variants, each at its validation-chosen scale
+            parents = (read_adapter(fx), read_adapter(fy))
             done += sweep.method_controls(
-                evaluator, (ref_x, ref_y), parents, pair_texts, [pm], cache=cache, tuning=tuning
-            )
-        if tuning is not None:  # the methods the flows register at 1/1 (core_merge): tuned only
-            fixed = {pm.label for pm in plan.SWEEP_METHODS} if (x, y) in with_methods else set()
-            extra = [pm for pm in plan.tuned_methods(quick) if pm.label not in fixed]
-            done += sweep.method_controls(
-                evaluator, (ref_x, ref_y), parents, pair_texts, extra, cache=cache, tuning=tuning, fixed=False
+                evaluator, (ref_x, ref_y), parents, pair_texts, plan.tuned_methods(quick), tuning, cache=cache
             )
         for c in done:
             item = {"pair": list(c.pair), "kind": c.kind, "weights": list(c.weights), "docs": c.docs}
-            if c.kind in ("method", "tuned"):
-                item |= {"method": c.method, "fields": c.fields}
             if c.kind == "tuned":
-                item["val"] = [list(v) for v in c.val]
+                item |= {"method": c.method, "fields": c.fields, "val": [list(v) for v in c.val]}
             controls.append(item)
         progress.advance(task)
     del evaluator

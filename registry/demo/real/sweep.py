@@ -7,9 +7,10 @@ beside each method claim, evaluated on the two parents' own domains (the retenti
   the exact sum (`core_merge`'s is about 0.86 x on matched LoRAs).
 - Decoding time at 0.5/0.5 (an average of logits) and at 1/1 (`l_x + l_y - base`, an extrapolation),
   with the product's own combination (`registry.evaluation.decoding`).
-- The product's methods in `plan.SWEEP_METHODS` (`ties`, `knots`, `tsv`, `iso_c`): composed by the
-  engine (`registry.compose.compose`) from the registered parents' files, their result written into
-  the resident base's weights (W + s B A per module, float64 product) for the evaluation.
+- The product's methods in `plan.tuned_methods` (`core_merge`, and in the full run `ties`, `knots`,
+  `tsv`, `iso_c`): composed by the engine (`registry.compose.compose`) from the registered parents'
+  files, their result written into the resident base's weights (W + s B A per module, float64
+  product) for the evaluation, at their validation-chosen s only.
 - Each variant at its own scale chosen on validation (`Tuning`): the scaled sum's c, and each method's
   result times s (the product's `search.scale`: B times s), s from the same grid, chosen by the pooled
   perplexity of the pair's validation documents (the product's `perplexity` of one dataset); the
@@ -45,15 +46,15 @@ _T = TypeVar("_T")
 
 @dataclass(frozen=True)
 class Control:
-    """One evaluated control of a pair: `kind` scaled | decoding, its weights, per-document perplexity
+    """One evaluated control of a pair: `kind` scaled | decoding | tuned, its weights, per-document perplexity
     on each of the pair's own domains (domain -> values in the report's document order)."""
 
     pair: tuple[str, str]  # adapter refs
-    kind: str  # scaled | decoding | method | tuned
+    kind: str  # scaled | decoding | tuned
     weights: tuple[float, float]
     docs: dict[str, list[float]]
-    method: str = ""  # kind method: plan.PairMethod.label; kind tuned: "sum" or the engine's method
-    fields: dict[str, Any] = field(default_factory=dict)  # kind method: the engine's parameters
+    method: str = ""  # kind tuned: "sum" or the engine's method
+    fields: dict[str, Any] = field(default_factory=dict)  # kind tuned, an engine method: its parameters
     # kind tuned: (scale, pooled validation perplexity) per candidate scale; `weights` is the chosen one
     val: tuple[tuple[float, float], ...] = ()
 
@@ -262,37 +263,30 @@ def method_controls(
     adapters: tuple[PemAdapter, PemAdapter],
     texts: dict[str, list[str]],
     methods: Sequence[Any],
+    tuning: Tuning,
     cache: PrefixCache | None = None,
-    tuning: Tuning | None = None,
-    fixed: bool = True,
 ) -> list[Control]:
     """Each of `methods` (plan.PairMethod) applied to the pair at its weights, composed by the product's
-    engine and evaluated on `texts` with the evaluator's resident base, from `cache` (as in
-    `pair_controls`; the changed modules are the result's, which the cache checks against its layers).
+    engine, its result times the scale its validation perplexity chooses (`tuning`), then evaluated on
+    `texts` (kind tuned, method the engine's method name), with the evaluator's resident base, from
+    `cache` (as in `pair_controls`; the changed modules are the result's, which the cache checks against
+    its layers).
 
-    `fixed`: the result as composed (kind method). `tuning`: also the result times the scale its
-    validation perplexity chooses (kind tuned, method the engine's method name)."""
+    Only the chosen scale is scored on the test documents: a method at scale 1 beside the scaled sum
+    at c = 1 compares each at a scale neither chose (the untuned comparison the tuned one replaces),
+    and it cost one more test evaluation per method and pair."""
     cache = _cache_for(evaluator, cache)
     seqs = _seqs(evaluator, texts)
+    val_ids = _texts_ids(evaluator, tuning.val)
     out = []
     for pm in methods:
         f = pm.fields
         score = functools.partial(_score_merged, evaluator, cache, composed(adapters, f, pm.weights))
-        at_one: dict[str, list[float]] | None = None
-        if fixed:
-            at_one = score(1.0, seqs, lambda scorer: _score(evaluator, texts, scorer))
-            out.append(Control(pair, "method", pm.weights, at_one, pm.label, dict(f)))
-        if tuning is not None:
-            val_ids = _texts_ids(evaluator, tuning.val)
-            val = [
-                (s, score(s, val_ids, lambda scorer: _pooled(evaluator, tuning.val, scorer)))
-                for s in tuning.scales
-            ]
-            best = _choose(val)
-            docs = (
-                at_one
-                if at_one is not None and best == 1.0
-                else score(best, seqs, lambda scorer: _score(evaluator, texts, scorer))
-            )
-            out.append(Control(pair, "tuned", (best, best), docs, f["method"], dict(f), val=tuple(val)))
+        val = [
+            (s, score(s, val_ids, lambda scorer: _pooled(evaluator, tuning.val, scorer)))
+            for s in tuning.scales
+        ]
+        best = _choose(val)
+        docs = score(best, seqs, lambda scorer: _score(evaluator, texts, scorer))
+        out.append(Control(pair, "tuned", (best, best), docs, f["method"], dict(f), val=tuple(val)))
     return out
