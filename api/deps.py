@@ -11,12 +11,13 @@ policy decides per namespace (a namespace writer needs no global writer role).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from registry.errors import Unauthenticated
 from registry.service import Registry
@@ -24,7 +25,7 @@ from registry.service.access.identity import Access
 from registry.service.access.oidc import OidcVerifier, looks_like_jwt
 from registry.service.access.policy import require_global
 from registry.service.access.principals import remember
-from registry.service.admin.keys import KEY_PREFIX, authenticate
+from registry.service.admin.keys import KEY_PREFIX, authenticate, remembered
 
 # auto_error=False: we answer 401 ourselves, in the common error shape, with WWW-Authenticate.
 bearer = HTTPBearer(
@@ -73,19 +74,36 @@ def authenticate_token(request: Request, token: str) -> Access:
     return access
 
 
-def require(role: str) -> Callable[..., Caller]:
-    """A dependency that lets in principals whose global role is `role` or above."""
+def authorize(request: Request, credentials: HTTPAuthorizationCredentials | None, role: str) -> Caller:
+    """The caller of `credentials` if its global role is `role` or above; else 401 or 403. May read the
+    catalog (a key not accepted within the last second, an SSO issuer's keys): call it off the loop."""
+    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+        raise Unauthenticated("missing credentials: send 'Authorization: Bearer <API key or token>'")
+    return _caller(request, authenticate_token(request, credentials.credentials), role)
 
-    def check(
+
+def _caller(request: Request, access: Access, role: str) -> Caller:
+    request.state.principal = access.principal
+    require_global(access, role, action=f"{request.method} {request.url.path}", subject=request.url.path)
+    return Caller(name=access.principal, role=access.role, reg=base_registry(request).acting_as(access))
+
+
+def require(role: str) -> Callable[..., Awaitable[Caller]]:
+    """A dependency that lets in principals whose global role is `role` or above.
+
+    Async, so a request whose API key was accepted within the cache bound (keys.remembered: no I/O) is
+    let in on the event loop; only a lookup in the catalog or at the SSO issuer runs in the thread
+    pool. A sync dependency cost every request a thread hop of its own before the route's."""
+
+    async def check(
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> Caller:
-        if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
-            raise Unauthenticated("missing credentials: send 'Authorization: Bearer <API key or token>'")
-        access = authenticate_token(request, credentials.credentials)
-        request.state.principal = access.principal
-        require_global(access, role, action=f"{request.method} {request.url.path}", subject=request.url.path)
-        return Caller(name=access.principal, role=access.role, reg=base_registry(request).acting_as(access))
+        token = credentials.credentials if credentials and credentials.scheme.lower() == "bearer" else ""
+        access = remembered(base_registry(request), token) if token.startswith(KEY_PREFIX) else None
+        if access is None:
+            return await run_in_threadpool(authorize, request, credentials, role)
+        return _caller(request, access, role)
 
     return check
 

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.deps import base_registry, bearer, require
+from api.deps import authorize, base_registry, bearer
 from registry.service.admin import metrics
 from registry.service.events.deliveries import pending_count
 
@@ -53,6 +53,6 @@ def metrics_endpoint(
 ) -> Response:
     reg = base_registry(request)
     if not reg.settings.metrics_public:
-        require("admin")(request, credentials)
+        authorize(request, credentials, "admin")
     body, content_type = metrics.exposition(lambda: pending_count(reg))
     return Response(body, media_type=content_type, headers={"Cache-Control": "no-store"})

@@ -84,7 +84,9 @@ def _create_engine(url: str, timeouts: DbTimeouts) -> Engine:
         return engine
     engine = create_engine(
         url,
-        pool_pre_ping=True,
+        # psycopg's connections are checked on checkout by their socket (pg_liveness), without the
+        # SELECT 1 round trip pool_pre_ping costs every request; another driver keeps the ping.
+        pool_pre_ping=parsed.get_driver_name() != "psycopg",
         # Kept connections: a connection over pool_size is closed when handed back, so a server worker
         # answering more requests at once than that opened a new PostgreSQL session for every few
         # requests (16 clients on `serve --workers 2`: one session per ~3 requests at pool_size 5);
@@ -100,10 +102,12 @@ def _create_engine(url: str, timeouts: DbTimeouts) -> Engine:
         },
     )
     if parsed.get_driver_name() == "psycopg":
+        from .pg_liveness import check_on_checkout
         from .pg_timeout import bounded_connect
 
         event.listen(engine, "do_connect", partial(bounded_connect, timeouts.statement))
         event.listen(engine, "do_execute", _execute_unprepared)
+        event.listen(engine, "checkout", check_on_checkout)
     return engine
 
 

@@ -26,8 +26,8 @@ from tests.reliability.tcp_proxy import FreezableProxy
 pytestmark = pytest.mark.postgres
 
 CONNECT, STATEMENT, POOL = 1.0, 1.5, 1.0
-# The slowest path: a pooled connection's pre-ping waits STATEMENT, then a fresh connect waits CONNECT
-# (libpq counts at least 2 s); the bound adds scheduling slack on 2 shared cores.
+# The slowest path: a pooled connection's statement (or the key lookup's) waits STATEMENT, a fresh
+# connect waits CONNECT (libpq counts at least 2 s); the bound adds scheduling slack on 2 shared cores.
 BOUND = STATEMENT + 2.0 + 2.0
 
 

@@ -92,6 +92,18 @@ def key_access(row: m.ApiKey | Any) -> Access:
     return Access(f"key:{row.name}", row.role, key_id=row.id)
 
 
+def remembered(reg: Registry, secret: str) -> Access | None:
+    """The access of this secret if the catalog accepted it less than KEY_CACHE_SECONDS ago, else None:
+    no I/O, so the server decides on its event loop whether `authenticate` needs the catalog."""
+    return _remembered(reg, _hash(secret), time.monotonic())
+
+
+def _remembered(reg: Registry, digest: str, now: float) -> Access | None:
+    with _accepted_lock:
+        hit = _accepted.get((reg.settings.resolved_database_url, digest))
+    return hit[1] if hit is not None and now - hit[0] < KEY_CACHE_SECONDS else None
+
+
 def authenticate(reg: Registry, secret: str) -> Access:
     """The access of the active key this secret belongs to, else Unauthenticated. An acceptance read
     from the catalog less than KEY_CACHE_SECONDS ago is reused."""
@@ -101,10 +113,9 @@ def authenticate(reg: Registry, secret: str) -> Access:
     digest = _hash(secret)
     slot = (reg.settings.resolved_database_url, digest)
     now = time.monotonic()
-    with _accepted_lock:
-        hit = _accepted.get(slot)
-    if hit is not None and now - hit[0] < KEY_CACHE_SECONDS:
-        return hit[1]
+    hit = _remembered(reg, digest, now)
+    if hit is not None:
+        return hit
     for row in active_keys(reg, parts[0]):
         if hmac.compare_digest(row.key_hash, digest):
             access = key_access(row)

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from sqlalchemy import ARRAY, BigInteger, Integer, Select, and_, any_, bindparam, literal, select, union_all
 
 from registry.catalog import tables as t
+from registry.catalog.records import records
 from registry.errors import InvalidInput
 from registry.refs import Ref
 from registry.service.access.identity import Access
@@ -104,7 +105,7 @@ def walk(db: Any, root: Version, direction: str, depth: int, access: Access) -> 
     if not 1 <= depth <= MAX_DEPTH:
         raise InvalidInput(f"depth: must be between 1 and {MAX_DEPTH}", field="depth")
     params = {"root": root.id, "depth": depth, **bound(access)}
-    rows = db.execute(_walk_statement(direction, access.is_admin), params).all()
+    rows = records(db.execute(_walk_statement(direction, access.is_admin), params))
     # A DAG may reach one node by several paths (a row per depth): keep its shallowest depth.
     shallowest: dict[int, Any] = {}
     for row in rows:
@@ -121,7 +122,7 @@ def walk(db: Any, root: Version, direction: str, depth: int, access: Access) -> 
         nodes_by_id.values(), key=lambda n: (n.depth, n.hidden, n.name or "", n.version or 0, n.sha256)
     )
     dialect = db.dialect.name if hasattr(db, "dialect") else db.get_bind().dialect.name
-    edge_rows = db.execute(_edges_statement(dialect), {"ids": list(ids)}).all()
+    edge_rows = records(db.execute(_edges_statement(dialect), {"ids": list(ids)}))
     edges = []
     for r in edge_rows:
         parent, child = nodes_by_id[r.parent_version_id], nodes_by_id[r.child_version_id]

@@ -30,6 +30,7 @@ from sqlalchemy import (
 
 from registry.catalog import tables as t
 from registry.catalog.db import PLAN_PER_VALUES
+from registry.catalog.records import records
 from registry.errors import InvalidInput, NotFound
 from registry.refs import Ref, validate_name
 from registry.service.access.policy import bound, readable, readable_bound
@@ -88,7 +89,7 @@ _ANY_VERSION = _a.latest_any
 
 
 def _adapter_view(
-    row: Row[Any],
+    row: Any,  # a Row or a records() tuple with the _ADAPTER columns
     tags: dict[str, str],
     latest: int | None,
     aliases: dict[str, int] | None = None,
@@ -196,7 +197,7 @@ def list_adapters(
         )
         if query:
             values["pattern"] = _like_pattern(query, shape.postgres)
-        rows = db.execute(_listing_statement(shape), values).all()
+        rows = records(db.execute(_listing_statement(shape), values))
     more = len(rows) > limit
     rows = rows[:limit]
     token = paging.encode(rows[-1].namespace, rows[-1].name) if more and rows else None
@@ -335,7 +336,7 @@ def show_adapter(reg: CatalogSource, full_name: str, *, include_archived: bool =
         query = select(*VERSION_COLUMNS, _HAS_TRAINING).where(_v.adapter_id == adapter.id)
         if not include_archived:
             query = query.where(_v.status.in_(LISTED))
-        versions = db.execute(query.order_by(_v.version)).all()
+        versions = records(db.execute(query.order_by(_v.version)))
         alias_rows = db.execute(
             select(_al.alias, _v.version)
             .join(t.adapter_versions, _v.id == _al.version_id)
