@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     compose_queue_limit: int = Field(default=64, ge=0, le=100_000)
     warm_runner: bool = True
     runner_idle_seconds: float = Field(default=900.0, gt=0)
+    # The evaluator's prefix cache (registry/evaluation/prefix.py): the base's hidden states below the
+    # layers an adapter changes, kept per held-out document across evaluations of a warm process, in at
+    # most this many MiB (least recently used documents dropped: costs a recomputation, never a result).
+    # 0: off, every evaluation runs the full forward.
+    eval_prefix_cache_mb: int = Field(default=256, ge=0)
     # `pemreg gc` leaves store objects younger than this alone, so a run still uploading is never touched.
     gc_grace_seconds: float = Field(default=3600.0, ge=0)
     # Webhooks (registry.service.events): target hosts must be listed here (`host` or `host:port`,

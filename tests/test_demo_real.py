@@ -211,7 +211,7 @@ def test_every_reported_number_is_recomputed_from_registered_artifacts(
     ]
     assert len(items) == len(report["item_names"]) * QUICK.task_test
     base = next(b for b in list_base_models(reg) if f"{b.name}@{b.revision}" == report["base_model"])
-    evaluator = Evaluator(Path(base.source))
+    evaluator = Evaluator(Path(base.source), prefix_cache_bytes=0)  # full forwards: independent of the cache
     fresh_rows = []
     for row in report["rows"]:
         # each row on what it was evaluated on: its domains' documents, its tasks' items
@@ -360,7 +360,7 @@ def test_sweep_methods_are_the_engine_result_evaluated(
         for n in ns
     ]
     base = next(b for b in list_base_models(reg) if f"{b.name}@{b.revision}" == report["base_model"])
-    evaluator = Evaluator(Path(base.source))
+    evaluator = Evaluator(Path(base.source), prefix_cache_bytes=0)  # full forwards: independent of the cache
     key = plan.pair_val_key("code-a", "prose")
     val_path = tmp_path / f"{key}.jsonl"  # 4 of the pair's pooled validation windows (seconds)
     lines = (out / "data" / "val" / f"{key}.jsonl").read_text().splitlines(keepends=True)

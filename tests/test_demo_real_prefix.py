@@ -1,4 +1,4 @@
-"""The pair sweep's prefix cache (registry/demo/real/prefix.py) against full forwards written here:
+"""The pair sweep's prefix cache (registry/evaluation/prefix.py) against full forwards written here:
 per-document perplexities of the base, a LoRA, the scaled sums, the decoding-time ensembles and an engine
 method merged into the weights, on a tiny Llama built from config (4 layers, random weights) with LoRAs
 on its top two layers made by peft; each reference is one document at a time through a whole model
@@ -13,53 +13,21 @@ from pathlib import Path
 
 import pytest
 import torch
-from peft import LoraConfig, PeftModel, get_peft_model
+from peft import PeftModel
 from safetensors.torch import load_file
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaForCausalLM
 
 from registry.compose import compose
 from registry.demo.real import sweep
 from registry.demo.real.plan import SWEEP_METHODS
-from registry.demo.real.prefix import PrefixCache
 from registry.evaluation import Evaluator, metrics
+from registry.evaluation.prefix import PrefixCache
 from registry.pem import read_adapter
+from tests.prefix_helpers import LAYERS, TEXTS, TOP
+from tests.prefix_helpers import lora as _lora
+from tests.prefix_helpers import tiny as _tiny
 
-LAYERS = 4
-TOP = [2, 3]  # the LoRAs' layers: the cache starts at layer 2
-TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-TEXTS = {  # 20 documents of 7-61 bytes: two batches of metrics.BATCH, right-padded
-    "code": [f"def f{i}(x):\n    return x * {i} + {'1' * (i * 3 % 37)}" for i in range(10)],
-    "prose": [f"The {i}th fox {'jumps ' * (i % 6)}over the dog." for i in range(10)],
-}
 REL = 1e-4
-
-
-def _tiny(seed: int = 0) -> LlamaForCausalLM:
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=LAYERS,
-        num_attention_heads=4,
-        num_key_value_heads=2,  # grouped queries, as SmolLM2
-        vocab_size=256,
-        max_position_embeddings=128,
-        bos_token_id=0,
-        eos_token_id=0,
-    )
-    return LlamaForCausalLM(cfg).eval()
-
-
-def _lora(dest: Path, seed: int, layers: list[int] | None = TOP, targets: list[str] = TARGETS) -> Path:
-    cfg = LoraConfig(r=4, lora_alpha=8, target_modules=targets, layers_to_transform=layers, lora_dropout=0.0)
-    model = get_peft_model(_tiny(), cfg)
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "lora_" in name:
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
-    model.save_pretrained(str(dest))
-    return dest
 
 
 @pytest.fixture(scope="module")
@@ -231,3 +199,20 @@ def test_the_self_check_catches_a_stale_prefix(tiny: dict[str, Path]) -> None:
     cache._checked.clear()  # the next batch is checked again, as the first batch of a new cache is
     with pytest.raises(RuntimeError, match="differ from the full forward"):
         metrics.perplexities(scorer, ev.tok, [[t] for t in TEXTS["code"]], ev.device, ev.max_len)
+
+
+def test_a_bounded_cache_evicts_prefixes_and_memos_without_changing_results(tiny: dict[str, Path]) -> None:
+    """The prefixes and the named memos share one bound: a tiny one keeps the store within it (the
+    memos drop documents, refilled as needed) and every control equals the unbounded cache's."""
+    ev = Evaluator(tiny["base"], torch.device("cpu"))
+    folders = (tiny["x"], tiny["y"])
+    want = sweep.pair_controls(ev, ("x", "y"), folders, TEXTS, (0.5,), (0.5, 1.0), PrefixCache(ev.base))
+    bound = 40_000  # a few documents' hidden states (64 floats per token)
+    cache = PrefixCache(ev.base, max_bytes=bound)
+    got = sweep.pair_controls(ev, ("x", "y"), folders, TEXTS, (0.5,), (0.5, 1.0), cache)
+    assert 0 < cache.stored_bytes <= bound
+    assert cache.computed > sum(len(ts) for ts in TEXTS.values())  # evicted prefixes were recomputed
+    assert len(cache.memo(f"adapter {tiny['x'].resolve()}")) < sum(len(ts) for ts in TEXTS.values())
+    assert [(c.kind, c.weights) for c in got] == [(c.kind, c.weights) for c in want]
+    for c, w in zip(got, want, strict=True):
+        _close(c.docs, w.docs)

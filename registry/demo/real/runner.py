@@ -374,8 +374,8 @@ def _sweep(
     evaluations give the others."""
     from ...compose import interference_report
     from ...evaluation import Evaluator
+    from ...evaluation.prefix import PrefixCache
     from ...pem import read_adapter
-    from .prefix import PrefixCache
 
     pairs = plan.sweep_pairs(wanted, quick)
     task = progress.add_task("pair sweep (in process)", total=len(pairs) + 1)
@@ -397,7 +397,9 @@ def _sweep(
         if label not in composed
     }
     # One prefix cache for the whole sweep: each held-out document's base hidden states below the
-    # LoRAs' first layer are computed once, and each input's top layers once per document (prefix.py).
+    # LoRAs' first layer are computed once, and each input's top layers once per document
+    # (registry/evaluation/prefix.py). Its own, without a bound: the sweep's memos outgrow the
+    # evaluator's (a long-lived process's) bound, and this run ends with the sweep.
     cache = PrefixCache(evaluator.base)
     controls = []
     tuned = plan.tune_pairs(quick)

@@ -36,10 +36,10 @@ import torch
 
 from registry.evaluation import Evaluator, metrics
 from registry.evaluation.decoding import ensemble_logits, load_ensemble
+from registry.evaluation.prefix import Memo, PrefixCache
 from registry.pem import PemAdapter
 
 from .pairs import control_label
-from .prefix import Memo, PrefixCache
 
 _T = TypeVar("_T")
 

@@ -1,15 +1,20 @@
-"""A prefix cache for the pair sweep: the base's hidden states below the layers a variant changes,
-computed once per document and reused by every variant.
+"""A prefix cache for evaluation: the base's hidden states below the layers a variant changes, computed
+once per document and reused by every variant evaluated on that document.
 
-Every variant the sweep evaluates (a LoRA, a scaled sum of two, a decoding-time ensemble, an engine
-result merged into the base's weights) changes only the top layers of the base (the demo's LoRAs are
-trained on the top `plan.Budget.lora_layers` layers, peft `layers_to_transform`). The hidden states
-entering the lowest changed layer k are therefore the base's own for every variant: this cache computes
-them once per document (a forward that stops at layer k) and each variant's logits come from layers
-k.., the final norm and the output head run on them (`inputs_embeds`, the decoder's `layers` cut to
-`layers[k:]` for the call). A variant's final hidden states are kept in a memo per document where
-the caller reuses them (each input of a decoding-time ensemble: every weight, every pair with that
-input); the top layers run on batches of FILL_BATCH documents, the head per evaluation batch.
+Many adapters change only the top layers of the base (peft `layers_to_transform`; the real demo's LoRAs
+are trained on the top `plan.Budget.lora_layers` layers). The hidden states entering the lowest changed
+layer k are then the base's own for every such variant: this cache computes them once per document (a
+forward that stops at layer k) and each variant's logits come from layers k.., the final norm and the
+output head run on them (`inputs_embeds`, the decoder's `layers` cut to `layers[k:]` for the call).
+`Evaluator` (runner.py) keeps one for its resident base, so a search's candidates and every
+composition evaluated on the same documents in a warm process share one prefix computation; the real
+demo's pair sweep keeps one per sweep, with named memos of a variant's final hidden states per document
+where it reuses them (each input of a decoding-time ensemble: every weight, every pair with that input);
+the sweep's top layers run on batches of FILL_BATCH documents, the head per evaluation batch.
+
+Memory: with `max_bytes`, the prefixes of every layer and the named memos share one store, least
+recently used documents evicted beyond the bound (tensor bytes). Eviction only costs a recomputation
+(each batch keeps its own rows while it is served), never a different result beyond float rounding.
 
 Why it is exact, not an approximation: the evaluation pads on the right (metrics.py), so a document's
 tokens attend only to earlier tokens of the same document; the decoder builds position ids from the
@@ -17,7 +22,8 @@ width alone (0..T-1) and the causal mask from the same attention mask whether it
 embeddings; so the states entering layer k for a row depend on that row's tokens only, not on the batch
 it was computed in (up to float rounding). Padded positions get zeros: no real token attends to them and
 they stay finite. Each cache also checks itself: the first batch it serves from a layer is run through
-the full model as well, and the logits must agree within CHECK_ATOL (else RuntimeError).
+the full model as well, and the logits must agree within CHECK_ATOL (else PrefixMismatch; `Evaluator`
+then drops its cache and uses the full forward: an architecture that breaks the argument above).
 
 The guard: the layer a variant starts from is derived from what it changes, never assumed. Changed are
 every module peft injected into the base (all adapters loaded, active or not) and the modules whose
@@ -29,7 +35,8 @@ construction.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable, Iterator, MutableMapping, Sequence
 from typing import Any
 
 import torch
@@ -48,8 +55,77 @@ CHECK_ROWS = 2  # rows of a batch the self-check runs through the full model (a 
 FILL_BATCH = 48
 
 Key = tuple[int, ...]  # a document's token ids
-Memo = dict[Key, torch.Tensor]  # document -> one variant's final hidden states (after the final norm)
+Memo = MutableMapping[Key, torch.Tensor]  # document -> one variant's final hidden states (after the norm)
 HiddenFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (ids, mask) -> final hidden states
+
+
+class PrefixMismatch(RuntimeError):
+    """The self-check failed: the cached path's logits differ from the model's own full forward."""
+
+
+class _Lru:
+    """Tensors by key; beyond `max_bytes` (None: no bound) the least recently used are dropped. A
+    tensor larger than the bound is not kept at all."""
+
+    def __init__(self, max_bytes: int | None) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._items: OrderedDict[Hashable, torch.Tensor] = OrderedDict()
+
+    def get(self, key: Hashable) -> torch.Tensor | None:
+        found = self._items.get(key)
+        if found is not None:
+            self._items.move_to_end(key)
+        return found
+
+    def put(self, key: Hashable, value: torch.Tensor) -> None:
+        self.pop(key)
+        size = value.nelement() * value.element_size()
+        if self.max_bytes is not None and size > self.max_bytes:
+            return
+        self._items[key] = value
+        self.bytes += size
+        while self.max_bytes is not None and self.bytes > self.max_bytes:
+            self._drop(next(iter(self._items)))
+
+    def pop(self, key: Hashable) -> None:
+        if key in self._items:
+            self._drop(key)
+
+    def __iter__(self) -> Iterator[Hashable]:
+        return iter(list(self._items))
+
+    def _drop(self, key: Hashable) -> None:
+        old = self._items.pop(key)
+        self.bytes -= old.nelement() * old.element_size()
+
+
+class _NamedMemo(MutableMapping[Key, torch.Tensor]):
+    """One named memo, its entries kept in the cache's shared store (so under its bound)."""
+
+    def __init__(self, store: _Lru, name: str) -> None:
+        self._store: _Lru = store
+        self._name = name
+
+    def __getitem__(self, key: Key) -> torch.Tensor:
+        found = self._store.get(("memo", self._name, key))
+        if found is None:
+            raise KeyError(key)
+        return found
+
+    def __setitem__(self, key: Key, value: torch.Tensor) -> None:
+        self._store.put(("memo", self._name, key), value)
+
+    def __delitem__(self, key: Key) -> None:
+        if key not in self:
+            raise KeyError(key)
+        self._store.pop(("memo", self._name, key))
+
+    def __iter__(self) -> Iterator[Key]:
+        return iter([k[2] for k in self._store if isinstance(k, tuple) and k[:2] == ("memo", self._name)])
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 class _Stop(Exception):
@@ -64,24 +140,30 @@ class PrefixCache:
     named memos of a variant's final hidden states. `base` is the transformers causal LM the variants
     are made from (the `Evaluator`'s resident base; peft wraps it in place). Its output head must be a
     linear map without bias (then logits are linear in the final hidden states, which lets a
-    decoding-time ensemble combine those instead of logits: one head per ensemble, not one per input)."""
+    decoding-time ensemble combine those instead of logits: one head per ensemble, not one per input).
+    `max_bytes` bounds the prefixes and named memos together (None: no bound, for a short-lived run)."""
 
-    def __init__(self, base: Any) -> None:
+    def __init__(self, base: Any, max_bytes: int | None = None) -> None:
         self.base = base
         self.decoder = base.get_decoder()
         self.head = base.get_output_embeddings()
         if not isinstance(self.head, torch.nn.Linear) or self.head.bias is not None:
             raise ValueError("the prefix cache needs an output head that is a linear map without bias")
         self.n_layers: int = len(self.decoder.layers)
-        self._prefix: dict[int, dict[Key, torch.Tensor]] = {}
+        self._store: _Lru = _Lru(max_bytes)  # (layer, document) -> prefix; ("memo", name, document) -> memo
         self._memos: dict[str, Memo] = {}
         self._checked: set[int] = set()
         self.computed: int = 0  # documents whose prefix was computed (the rest were served from memory)
 
     def memo(self, name: str) -> Memo:
-        """A named memo kept as long as the cache: the caller names what the variant is and guarantees
-        that one name is only ever used for one variant."""
-        return self._memos.setdefault(name, {})
+        """A named memo kept in the cache's store (under its bound): the caller names what the variant
+        is and guarantees that one name is only ever used for one variant."""
+        return self._memos.setdefault(name, _NamedMemo(self._store, name))
+
+    @property
+    def stored_bytes(self) -> int:
+        """Bytes of the tensors the cache holds (prefixes and named memos)."""
+        return self._store.bytes
 
     def start(self, merged: Iterable[str] = ()) -> int:
         """The lowest decoder layer the current variant changes: peft's injected modules and the modules
@@ -140,15 +222,21 @@ class PrefixCache:
     def _prefix_of(
         self, ids: torch.Tensor, mask: torch.Tensor, keys: list[Key], lengths: list[int], start: int
     ) -> torch.Tensor:
-        store = self._prefix.setdefault(start, {})
-        missing = list({k: i for i, k in enumerate(keys) if k not in store}.values())
+        # This batch's rows are held here while it is served: storing one may evict another.
+        rows: dict[Key, torch.Tensor] = {}
+        for k in keys:
+            found = self._store.get((start, k))
+            if found is not None:
+                rows[k] = found
+        missing = list({k: i for i, k in enumerate(keys) if k not in rows}.values())
         if missing:
             width = max(lengths[i] for i in missing)
             hidden = self._below(ids[missing, :width], mask[missing, :width], start)
             for j, i in enumerate(missing):
-                store[keys[i]] = hidden[j, : lengths[i]].clone()
+                rows[keys[i]] = hidden[j, : lengths[i]].clone()
+                self._store.put((start, keys[i]), rows[keys[i]])
             self.computed += len(missing)
-        return _stack([store[k] for k in keys], ids.shape[1])
+        return _stack([rows[k] for k in keys], ids.shape[1])
 
     def _below(self, ids: torch.Tensor, mask: torch.Tensor, start: int) -> torch.Tensor:
         """The hidden states entering layer `start` (the final norm's input when start = n_layers)."""
@@ -184,7 +272,7 @@ class PrefixCache:
             n = lengths[i]
             diff = (full[i, :n].float() - self.head(final[i, :n]).float()).abs().max().item()
             if not diff <= CHECK_ATOL:
-                raise RuntimeError(
+                raise PrefixMismatch(
                     f"prefix cache: logits differ from the full forward by {diff:.2e} (> {CHECK_ATOL:g})"
                 )
 
