@@ -68,9 +68,7 @@ TUNED_SUM = "sum"  # sweep.Control.method of the scaled sum at its validation-ch
 
 
 def control_label(kind: str, weights: Sequence[float], method: str = "") -> str:
-    """A sweep control's column (results.json's controls carry kind, weights and, for methods, method)."""
-    if kind == "method":
-        return method
+    """A sweep control's column (results.json's controls carry kind, weights and, tuned, method)."""
     if kind == "tuned":
         return tuned_label(method)
     return f"scaled sum c={weights[0]:g}" if kind == "scaled" else f"decoding {weights[0]:g}/{weights[1]:g}"
