@@ -20,17 +20,13 @@ from typing import Any
 from sqlalchemy.exc import DisconnectionError
 
 
-def closed_by_server(dbapi_conn: Any) -> bool:
-    """True if this idle psycopg connection is closed, or its socket has something to read."""
+def check_on_checkout(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+    """SQLAlchemy pool `checkout` hook: a connection that is closed, or whose socket has something to
+    read, raises DisconnectionError, which makes the pool open a new connection in its place (and the
+    caller never sees the old one)."""
     if dbapi_conn.closed:
-        return True
+        raise DisconnectionError("this pooled connection is closed")
     poller = select.poll()
     poller.register(dbapi_conn.pgconn.socket, select.POLLIN | select.POLLERR | select.POLLHUP)
-    return bool(poller.poll(0))
-
-
-def check_on_checkout(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
-    """SQLAlchemy pool `checkout` hook: a DisconnectionError makes the pool open a new connection in
-    its place (and the caller never sees the old one)."""
-    if closed_by_server(dbapi_conn):
+    if poller.poll(0):
         raise DisconnectionError("the server closed this pooled connection")

@@ -34,7 +34,10 @@ class Evaluator:
     entering layer k, computed once per document and kept across calls (prefix.py): in a warm process a
     search's candidates and every composition evaluated on the same documents share that computation.
     Anything else (an adapter on layer 0 or outside the decoder layers, a head that is not a bias-free
-    linear map, a model the cache's self-check rejects) runs the full forward, as without the cache."""
+    linear map, a model the cache's self-check rejects) runs the full forward, as without the cache.
+    The cache assumes the base's own weights are never rewritten in place (peft's injected layers are
+    seen, a direct write to `base` is not): a caller that writes them turns the cache off
+    (`prefix_cache_bytes=0`), as the real-model test's recomputation does."""
 
     def __init__(
         self, base_folder: Path, device: torch.device | None = None, prefix_cache_bytes: int | None = None
