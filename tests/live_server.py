@@ -55,6 +55,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def stop(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout`."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     """This process's environment without any PEMREG_* / AWS_* setting, plus `extra`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PEMREG_", "AWS_"))}
@@ -128,10 +138,5 @@ def run_server(
         _wait_ready(url, proc, log)
         yield Server(url=url, keys=keys, reg=reg, server_env=env)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop(proc)
         truncate_all(pg_url)

@@ -19,6 +19,7 @@ from registry.catalog.db import get_engine, transaction
 from registry.catalog.migrate import downgrade, upgrade
 from registry.errors import NotFound
 from registry.service import Registry
+from registry.service.catalog.queries import search_words
 from registry.service.compositions.merged import register_merged
 from registry.settings import Settings
 
@@ -219,18 +220,20 @@ def _seed_adapters(url: str, n: int) -> None:
         conn.execute(text("ANALYZE adapters"))
 
 
-def _sent_sql(reg: Registry, url: str, query: str) -> tuple[list[str], str, dict[str, Any]]:
+def _sent_sql(
+    reg: Registry, url: str, query: str | None, tags: dict[str, str] | None = None
+) -> tuple[list[str], str, dict[str, Any]]:
     """Run list_adapters; return its names and the SQL and parameters it sent to PostgreSQL."""
     engine = get_engine(url)
     sent: list[tuple[str, Any]] = []
 
     def capture(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
-        if "FROM adapters" in statement and "LIKE" in statement:
+        if "FROM adapters" in statement and ("LIKE" in statement or "@>" in statement):
             sent.append((statement, parameters))
 
     event.listen(engine, "before_cursor_execute", capture)
     try:
-        names = [a.name for a in service.list_adapters(reg, query=query).items]
+        names = [a.name for a in service.list_adapters(reg, query=query, tags=tags).items]
     finally:
         event.remove(engine, "before_cursor_execute", capture)
     [(statement, parameters)] = sent
@@ -265,6 +268,61 @@ def test_rare_term_search_uses_the_trigram_index(fresh_pg_url: str, tmp_path: Pa
     assert "Bitmap Index Scan on ix_adapters_search_text" in _plan(fresh_pg_url, statement, parameters)
 
 
+def _index_conditions(plan: str) -> list[str]:
+    return [line.split("Index Cond:", 1)[1] for line in plan.splitlines() if "Index Cond:" in line]
+
+
+@pytest.mark.postgres
+def test_a_term_of_several_words_asks_the_index_for_each_word(fresh_pg_url: str, tmp_path: Path) -> None:
+    """One LIKE of `number 4321` is one GIN key of all its trigrams, and GIN walks every trigram of a key
+    to each candidate of its rarest: `number`'s trigrams are in every adapter. Each word its own key,
+    the term itself checked on the candidates: the same answer from far fewer index entries."""
+    reg = _seeded(fresh_pg_url, tmp_path)
+    names, statement, parameters = _sent_sql(reg, fresh_pg_url, "number 4321")
+    assert names == ["team01/adapter-004321"]
+    assert sorted(v for v in parameters.values() if isinstance(v, str) and "%" in v) == [
+        "%4321%",
+        "%number 4321%",
+        "%number%",
+    ]
+    plan = _plan(fresh_pg_url, statement, parameters)
+    [trigrams] = [c for c in _index_conditions(plan) if "search_text" in c]
+    assert "'%number%'" in trigrams and "'%4321%'" in trigrams, plan
+    assert "number 4321" not in trigrams, plan  # checked on the candidates, not in the index
+    # Words shorter than a trigram are not asked for (a key without trigrams reads the whole index);
+    # the term still decides: `number 43` is 43, 430-439 and 4300-4399.
+    names, _, parameters = _sent_sql(reg, fresh_pg_url, "number 43")
+    assert "%43%" not in parameters.values()
+    expected = sorted(
+        (f"team{i % 20:02d}", f"adapter-{i:06d}")
+        for i in range(1, 5001)
+        if f"number {i}".find("number 43") >= 0
+    )[:50]
+    assert names == [f"{ns}/{name}" for ns, name in expected]
+
+
+@pytest.mark.postgres
+def test_each_tag_is_its_own_index_key(fresh_pg_url: str, tmp_path: Path) -> None:
+    """Two tags are two `tag_set @>` conditions (two GIN keys intersected by skipping), not one array of
+    both, whose rarer element's every candidate walked the commoner one's posting list."""
+    reg = _seeded(fresh_pg_url, tmp_path)
+    with get_engine(fresh_pg_url).begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO adapter_tags (adapter_id, key, value) SELECT id, 'tier', 'gold' FROM adapters "
+                "UNION ALL SELECT id, 'team', 't7' FROM adapters WHERE id % 50 = 7"
+            )
+        )
+        conn.execute(text("ANALYZE adapters"))
+    names, statement, parameters = _sent_sql(reg, fresh_pg_url, None, {"tier": "gold", "team": "t7"})
+    expected = sorted((f"team{i % 20:02d}", f"adapter-{i:06d}") for i in range(1, 5001) if i % 50 == 7)[:50]
+    assert names == [f"{ns}/{name}" for ns, name in expected]
+    assert statement.count("tag_set @>") == 2, statement
+    plan = _plan(fresh_pg_url, statement, parameters)
+    [tags] = [c for c in _index_conditions(plan) if "tag_set" in c]
+    assert tags.count("tag_set @>") == 2, plan
+
+
 @pytest.mark.postgres
 def test_common_term_search_walks_the_listing_order_index_only(fresh_pg_url: str, tmp_path: Path) -> None:
     """A term most adapters match: the page is the first matches of an index-only walk in (namespace,
@@ -295,6 +353,49 @@ def test_searches_are_planned_per_term_other_listings_prepared(fresh_pg_url: str
         prepared = conn.exec_driver_sql("SELECT statement FROM pg_prepared_statements").scalars().all()
     listings = [s for s in prepared if "FROM adapters" in s]
     assert listings and not [s for s in listings if "search_text" in s], prepared
+
+
+def test_search_words_are_the_terms_runs_of_letters_and_digits() -> None:
+    assert search_words("number 4242") == ("4242", "number")
+    assert search_words("trivia") == search_words("TRIVIA") == ()  # one word: the term is its condition
+    assert search_words("ab cd") == ()  # no word long enough to have a trigram
+    assert search_words("number 7") == ("number",)
+    assert search_words("a_b%cde\\fgh") == ("cde", "fgh")  # wildcards and backslashes split words
+    assert search_words("-4242") == ("4242",)
+    assert search_words("one three fivefive seven sixsix four") == ("fivefive", "seven", "sixsix", "three")
+
+
+def test_terms_of_several_words_match_by_the_rule(reg: Registry, adapter_dirs: dict[str, Path]) -> None:
+    """On both backends, each term's matches are the adapters whose full name, description or task
+    contains it (lowercased), computed here from the registered texts."""
+    texts = {
+        "acme/math-tutor": ("arithmetic", "Grade school word problems, number 4242"),
+        "acme/number-42": ("arithmetic", "number 42 and number 4200"),
+        "beta/clinic": ("medicine", "Clinical notes, ICD codes"),
+        "beta/clinical-notes": ("medicine", "notes on a clinic"),
+        "gamma/x": ("law", "contracts adapter: number 4242-b"),
+    }
+    for name, (task, description) in texts.items():
+        service.register_adapter(reg, adapter_dirs["lora"], name, task=task, description=description)
+    for term in (
+        "number 4242",
+        "number 42",
+        "clinical notes",
+        "notes, icd",
+        "notes on",
+        "word problems",
+        "tutor grade",  # in two parts: no match
+        "MATH-TUTOR",
+        "4242-b",
+        "r 42",
+        "a/clinic",
+    ):
+        expected = sorted(
+            name
+            for name, (task, description) in texts.items()
+            if any(term.lower() in part.lower() for part in (name, description, task))
+        )
+        assert _names(reg, term) == expected, term
 
 
 def test_a_term_spanning_two_parts_matches_nothing(reg: Registry, adapter_dirs: dict[str, Path]) -> None:

@@ -32,7 +32,7 @@ from registry.client import Client
 from registry.service.catalog import lifecycle
 from registry.webhooks import signing
 from tests.factories import make_lora
-from tests.live_server import Server, _wait_ready, free_port, run_server
+from tests.live_server import Server, _wait_ready, free_port, run_server, stop
 from tests.pg_service import truncate_all
 from tests.s3_service import S3Service
 from tests.webhook_receiver import Receiver
@@ -82,11 +82,7 @@ def stack(
             make_lora(folders / f"v{i}", seed=i)
         yield Stack(a=a, b_url=b_url, listen_port=listen_port, adapters=folders)
     finally:
-        b.terminate()
-        try:
-            b.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            b.kill()
+        stop(b)
         servers.close()  # stops server A, truncates the catalog
         truncate_all(pg_url)
 

@@ -6,11 +6,14 @@ import contextlib
 import os
 import shutil
 import socket
+import sys
 import tempfile
 from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
+
+from registry.errors import InvalidInput
 
 
 def serve(
@@ -33,6 +36,8 @@ def serve(
     from .compositions import reconcile_at_start
     from .deps import registry
 
+    # Bound first: a port in use is the command's one-line error before anything starts.
+    sockets = worker_sockets(host, port, workers) if workers > 1 else []
     with contextlib.ExitStack() as stack:
         if workers > 1:
             stack.enter_context(shared_metrics_dir())
@@ -48,8 +53,11 @@ def serve(
             uvicorn.run("api.app:create_app", proxy_headers=False, **options)
             return
         config = uvicorn.Config("api.app:create_app", proxy_headers=False, workers=workers, **options)
+        supervisor = _socket_per_worker() if sockets else Multiprocess
+        if not sockets:
+            sockets = [tcp_socket(config.bind_socket())]
         with contextlib.suppress(KeyboardInterrupt):  # as uvicorn.run: Ctrl-C is a normal stop
-            Multiprocess(config, sockets=[tcp_socket(config.bind_socket())]).run()
+            supervisor(config, sockets=sockets).run()
 
 
 @contextlib.contextmanager
@@ -69,6 +77,54 @@ def shared_metrics_dir() -> Iterator[None]:
     finally:
         os.environ.pop(MULTIPROC_ENV, None)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def worker_sockets(host: str, port: int, workers: int) -> list[socket.socket]:
+    """One listening socket per worker, all bound to host:port with SO_REUSEPORT (Linux); [] elsewhere.
+
+    Why: from one shared socket, the worker that wakes first accepts every pending connection (libuv
+    accepts until none is left). Sixteen keep-alive clients connecting together all landed on one of
+    two workers: measured 16 and 0 connections, that worker at ~80% of a core and the other idle. Over
+    sockets of one SO_REUSEPORT group the kernel spreads connections by their addresses and ports, so
+    each worker gets a share whatever the timing. A socket receives connections only once its worker
+    listens; the supervisor keeps it open, so a worker that dies leaves its queue to its replacement.
+    Created with IPPROTO_TCP, so accepted connections get Nagle off (tcp_socket below).
+    """
+    if sys.platform != "linux" or not hasattr(socket, "SO_REUSEPORT"):
+        return []  # elsewhere SO_REUSEPORT does not spread connections
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(workers):
+            sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((host, port))
+            sock.set_inheritable(True)
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        raise InvalidInput(
+            f"--port: cannot listen on {host}:{port}: {exc.strerror or exc}", field="port"
+        ) from None
+    return sockets
+
+
+def _socket_per_worker() -> type:
+    from uvicorn.supervisors.multiprocess import Multiprocess, Process
+
+    class SocketPerWorker(Multiprocess):
+        """uvicorn's supervisor, with worker i listening on socket i of worker_sockets. A worker it
+        starts later (one died, a reload, a TTIN) listens on all of them: it may stand in for any."""
+
+        def init_processes(self) -> None:
+            for sock in self.sockets:
+                process = Process(self.config, [sock])
+                process.start()
+                self.processes.append(process)
+
+    return SocketPerWorker
 
 
 def tcp_socket(bound: socket.socket) -> socket.socket:

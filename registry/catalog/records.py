@@ -26,6 +26,6 @@ def records(result: Result[Any]) -> list[Any]:
     two columns share a name, which a named tuple cannot hold: that name then reads as on a Row)."""
     keys = tuple(result.keys())
     if len(set(keys)) < len(keys):
-        return list(result)
+        return result.all()  # type: ignore[return-value]
     make = _record_class(keys)._make
-    return [make(row) for row in result]
+    return [make(row) for row in result.all()]  # one fetchall: iterating fetches row by row
