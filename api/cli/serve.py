@@ -83,10 +83,10 @@ def worker_sockets(host: str, port: int, workers: int) -> list[socket.socket]:
     """One listening socket per worker, all bound to host:port with SO_REUSEPORT (Linux); [] elsewhere.
 
     Why: from one shared socket, the worker that wakes first accepts every pending connection (libuv
-    accepts until none is left). Sixteen keep-alive clients connecting together all landed on one of
-    two workers: measured 16 and 0 connections, that worker at ~80% of a core and the other idle. Over
-    sockets of one SO_REUSEPORT group the kernel spreads connections by their addresses and ports, so
-    each worker gets a share whatever the timing. A socket receives connections only once its worker
+    accepts until none is left), so how keep-alive connections fall depends on timing. In one run of
+    the catalog benchmark all sixteen clients landed on one of two workers (~80% of a core, the other
+    idle); in others 8 and 8, or 2 and 14. Over sockets of one SO_REUSEPORT group the kernel spreads
+    connections by their addresses and ports, so each worker gets a share whatever the timing. A socket receives connections only once its worker
     listens; the supervisor keeps it open, so a worker that dies leaves its queue to its replacement.
     Created with IPPROTO_TCP, so accepted connections get Nagle off (tcp_socket below).
     """
