@@ -86,9 +86,10 @@ def worker_sockets(host: str, port: int, workers: int) -> list[socket.socket]:
     accepts until none is left), so how keep-alive connections fall depends on timing. In one run of
     the catalog benchmark all sixteen clients landed on one of two workers (~80% of a core, the other
     idle); in others 8 and 8, or 2 and 14. Over sockets of one SO_REUSEPORT group the kernel spreads
-    connections by their addresses and ports, so each worker gets a share whatever the timing. A socket receives connections only once its worker
-    listens; the supervisor keeps it open, so a worker that dies leaves its queue to its replacement.
-    Created with IPPROTO_TCP, so accepted connections get Nagle off (tcp_socket below).
+    connections by their addresses and ports, so each worker gets a share whatever the timing. A
+    socket receives connections only once its worker listens; the supervisor keeps it open, so a
+    worker that dies leaves its queue to its replacement. Created with IPPROTO_TCP, so accepted
+    connections get Nagle off (tcp_socket below).
     """
     if sys.platform != "linux" or not hasattr(socket, "SO_REUSEPORT"):
         return []  # elsewhere SO_REUSEPORT does not spread connections
