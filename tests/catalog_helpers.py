@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from registry.catalog.models import Base
+from registry.catalog.models import POSTGRES_ONLY_TABLES, Base
 from registry.service import Registry
 
 
 def snapshot(reg: Registry) -> tuple[dict[str, int], list[str]]:
     with reg.sessions() as session:
+        postgres = session.get_bind().dialect.name == "postgresql"
         rows = {
             t.name: session.scalar(select(func.count()).select_from(t)) or 0
             for t in Base.metadata.sorted_tables
+            if postgres or t.name not in POSTGRES_ONLY_TABLES
         }
     return rows, sorted(reg.store.list_keys(""))
 

@@ -11,7 +11,7 @@ from sqlalchemy import inspect
 
 from registry.catalog.db import get_engine
 from registry.catalog.migrate import downgrade, upgrade
-from registry.catalog.models import Base, compared_on
+from registry.catalog.models import POSTGRES_ONLY_TABLES, Base, compared_on
 
 
 def _diff(url: str) -> list:
@@ -26,12 +26,15 @@ def _tables(url: str) -> set[str]:
 
 
 def _round_trip(url: str) -> None:
+    expected = set(Base.metadata.tables)
+    if url.startswith("sqlite"):
+        expected -= POSTGRES_ONLY_TABLES
     upgrade(url)
-    assert _tables(url) == set(Base.metadata.tables)
+    assert _tables(url) == expected
     downgrade(url, "base")
     assert _tables(url) == set()
     upgrade(url)
-    assert _tables(url) == set(Base.metadata.tables)
+    assert _tables(url) == expected
     assert _diff(url) == []
 
 

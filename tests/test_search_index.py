@@ -19,6 +19,7 @@ from registry.catalog.db import get_engine, transaction
 from registry.catalog.migrate import downgrade, upgrade
 from registry.errors import NotFound
 from registry.service import Registry
+from registry.service.catalog.lifecycle import update_adapter
 from registry.service.catalog.queries import search_words
 from registry.service.compositions.merged import register_merged
 from registry.settings import Settings
@@ -325,14 +326,15 @@ def test_each_tag_is_its_own_index_key(fresh_pg_url: str, tmp_path: Path) -> Non
 
 @pytest.mark.postgres
 def test_common_term_search_walks_the_listing_order_index_only(fresh_pg_url: str, tmp_path: Path) -> None:
-    """A term most adapters match: the page is the first matches of an index-only walk in (namespace,
-    name) order, not a sort of every match nor a read of the table row by row."""
+    """A term most adapters match, not one word (those have search_words): the page is the first matches
+    of an index-only walk in (namespace, name) order, not a sort of every match nor a read of the table
+    row by row."""
     reg = _seeded(fresh_pg_url, tmp_path)
     with get_engine(fresh_pg_url).connect() as conn:  # the walk is index-only once the table is vacuumed
         conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE adapters")
-    names, statement, parameters = _sent_sql(reg, fresh_pg_url, "law")
-    # task law is i % 4 == 1 (_seed_adapters); namespace team{i % 20}: the first page, independently
-    expected = sorted((f"team{i % 20:02d}", f"adapter-{i:06d}") for i in range(1, 5001) if i % 4 == 1)[:50]
+    names, statement, parameters = _sent_sql(reg, fresh_pg_url, "words adapter")
+    # every description has it (_seed_adapters); namespace team{i % 20}: the first page, independently
+    expected = sorted((f"team{i % 20:02d}", f"adapter-{i:06d}") for i in range(1, 5001))[:50]
     assert names == [f"{ns}/{name}" for ns, name in expected]
     plan = _plan(fresh_pg_url, statement, parameters)
     assert "Index Only Scan using ix_adapters_order_search on adapters" in plan, plan
@@ -432,3 +434,201 @@ def test_search_with_tags_pages_in_listing_order(reg: Registry, adapter_dirs: di
         if not (token := page.next_page_token):
             break
     assert seen == sorted(["zeta/tutor-b", "acme/tutor-c", "acme/tutor-a"])
+
+
+# --- one-word terms: the word index (migration 0016, PostgreSQL) --------------------------------------
+
+
+def _all_pages(reg: Registry, term: str, limit: int) -> list[str]:
+    seen, token = [], None
+    while True:
+        page = service.list_adapters(reg, query=term, limit=limit, page_token=token)
+        seen += [a.name for a in page.items]
+        if not (token := page.next_page_token):
+            return seen
+
+
+def test_one_word_terms_match_by_the_rule_on_every_page(reg: Registry, adapter_dirs: dict[str, Path]) -> None:
+    """On both backends (PostgreSQL answers a one-word term from search_words, SQLite by the rule itself):
+    each term's matches, paged two at a time, are the adapters whose full name, description or task
+    contains it, in listing order, computed here from the registered texts."""
+    many = " ".join(f"zqa{i:02d}" for i in range(40))  # more words containing `zqa` than the index walks
+    texts = {
+        "acme/math-tutor": ("arithmetic", "Grade school word problems, number 4242"),
+        "acme/tutoring": ("arithmetic", "Tutors: 14242 and 42420"),
+        "beta/clinic": ("medicine", "Clinical notes, ICD codes"),
+        "beta/clinical-notes": ("medicine", "notes on a clinic"),
+        "gamma/x": ("law", f"contracts adapter {many}"),
+        "gamma/zqa07-only": ("law", "one"),
+        "delta/plain": ("chat", "Écrit à la main; naïve text"),
+    }
+    for name, (task, description) in texts.items():
+        service.register_adapter(reg, adapter_dirs["lora"], name, task=task, description=description)
+    for term in (
+        "tutor",
+        "TUTOR",
+        "rith",
+        "clinic",
+        "4242",
+        "424",
+        "zqa",
+        "zqa07",
+        "notes",
+        "naïve",
+        "ve",
+        "zzz",
+    ):
+        expected = sorted(
+            name
+            for name, (task, description) in texts.items()
+            if any(term.lower() in part.lower() for part in (name, description, task))
+        )
+        assert _all_pages(reg, term, 2) == expected, term
+    # A description changed, then cleared: the term follows it.
+    update_adapter(reg, "delta/plain", description="a tutor now")
+    assert _all_pages(reg, "tutor", 2) == ["acme/math-tutor", "acme/tutoring", "delta/plain"]
+    update_adapter(reg, "delta/plain", description="")
+    assert _all_pages(reg, "tutor", 2) == ["acme/math-tutor", "acme/tutoring"]
+
+
+def _words_of(search_text: str) -> set[str]:
+    """The words of search_text the index holds, computed independently of the triggers."""
+    found, word = set(), ""
+    for ch in search_text + " ":
+        if "a" <= ch <= "z" or "0" <= ch <= "9":
+            word += ch
+        else:
+            if len(word) >= 3:
+                found.add(word)
+            word = ""
+    return found
+
+
+def _index_state(url: str) -> tuple[dict[int, set[str]], dict[int, set[str]], set[tuple[str, str]]]:
+    """(words per adapter from search_text, words per adapter in search_words, vocabulary pairs)."""
+    with get_engine(url).connect() as conn:
+        texts = conn.execute(text("SELECT id, search_text FROM adapters")).all()
+        rows = conn.execute(
+            text(
+                "SELECT w.adapter_id, w.word, w.namespace = a.namespace AND w.name = a.name "
+                "FROM search_words w JOIN adapters a ON a.id = w.adapter_id"
+            )
+        ).all()
+        vocabulary = {
+            (ns, w) for ns, w in conn.execute(text("SELECT namespace, word FROM search_vocabulary"))
+        }
+    assert all(same for _, _, same in rows)  # each row carries its adapter's namespace and name
+    indexed: dict[int, set[str]] = {}
+    for adapter_id, word, _ in rows:
+        indexed.setdefault(adapter_id, set()).add(word)
+    return {i: _words_of(s) for i, s in texts if _words_of(s)}, indexed, vocabulary
+
+
+@pytest.mark.postgres
+def test_the_database_keeps_search_words_equal_to_search_text(fresh_pg_url: str) -> None:
+    """Whoever writes adapters (here plain SQL: a multi-row insert, updates, a delete), search_words holds
+    each adapter's words of three or more letters and digits, and the vocabulary every word each
+    namespace's adapters have had; migration 0016 fills both for a catalog that already has adapters."""
+    upgrade(fresh_pg_url, "0015")
+    _seed_adapters(fresh_pg_url, 30)
+    upgrade(fresh_pg_url)  # the backfill
+    expected, indexed, vocabulary = _index_state(fresh_pg_url)
+    assert len(expected) == 30 and indexed == expected
+    assert ("team07", "adapter") in vocabulary and ("team07", "000007") in vocabulary
+    with get_engine(fresh_pg_url).begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO adapters (namespace, name, pem_type, task, description, base_model_id, "
+                "created_by, created_at, updated_at) VALUES "
+                "('acme', 'Tutor-V2', 'lora', 'math', 'Ünïcode words: café x1 ab abc', 1, 't', now(), now()),"
+                " "
+                "('acme', 'plain', 'lora', NULL, NULL, 1, 't', now(), now())"
+            )
+        )
+        conn.execute(
+            text("UPDATE adapters SET description = 'rewritten poetry' WHERE name = 'adapter-000003'")
+        )
+        conn.execute(
+            text("UPDATE adapters SET latest_listed = 7 WHERE name = 'adapter-000004'")
+        )  # not a text
+        conn.execute(text("DELETE FROM adapters WHERE name = 'adapter-000005'"))
+    expected, indexed, vocabulary = _index_state(fresh_pg_url)
+    assert indexed == expected
+    acme = {w for ns, w in vocabulary if ns == "acme"}
+    assert {"tutor", "math", "words", "caf", "abc", "plain"} <= acme and "x1" not in acme and "ab" not in acme
+    assert ("team03", "poetry") in vocabulary
+    assert ("team03", "common") in vocabulary  # append-only: a word no adapter has any more stays
+    downgrade(fresh_pg_url, "0015")
+    with get_engine(fresh_pg_url).connect() as conn:
+        tables = set(
+            conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars()
+        )
+    assert not tables & {"search_words", "search_vocabulary"}
+
+
+@pytest.mark.postgres
+def test_a_one_word_term_walks_its_words_in_listing_order(fresh_pg_url: str, tmp_path: Path) -> None:
+    """`law` (a quarter of the adapters, in every namespace): the page is the first entries of an
+    index-only walk of search_words per word containing the term; no walk of adapters or sort of every
+    match. A term in more words than the index walks is answered by search_text's indexes."""
+    reg = _seeded(fresh_pg_url, tmp_path)
+    with get_engine(fresh_pg_url).connect() as conn:  # the walk is index-only once the table is vacuumed
+        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE search_words")
+    names, statements = _sent_statements(reg, fresh_pg_url, "law")
+    expected = sorted((f"team{i % 20:02d}", f"adapter-{i:06d}") for i in range(1, 5001) if i % 4 == 1)[:50]
+    assert names == [f"{ns}/{name}" for ns, name in expected]
+    [(statement, parameters)] = statements  # one round trip
+    plan = _plan(fresh_pg_url, statement, parameters)
+    assert "Index Only Scan using pk_search_words on search_words" in plan, plan
+    assert "Bitmap Index Scan on ix_search_vocabulary_word" in plan, plan
+    assert "search_text" not in plan and "Seq Scan on adapters" not in plan, plan
+    # `00` is in too many numbers: the word index answers nothing (a one-time check, before any walk),
+    # then search_text's indexes do.
+    names, statements = _sent_statements(reg, fresh_pg_url, "000")
+    assert len(names) == 50 and len(statements) == 2 and "search_text" in statements[1][0]
+
+
+def _sent_statements(reg: Registry, url: str, query: str) -> tuple[list[str], list[tuple[str, Any]]]:
+    engine = get_engine(url)
+    sent: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        if "FROM adapters" in statement:
+            sent.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        names = [a.name for a in service.list_adapters(reg, query=query).items]
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    return names, sent
+
+
+@pytest.mark.postgres
+def test_the_word_index_answers_by_readable_words_only(fresh_pg_url: str, tmp_path: Path) -> None:
+    """The vocabulary is kept per namespace: a private namespace's words neither appear in an outsider's
+    search nor change how it is answered (40 words containing `zqa` there; one in a readable one)."""
+    from registry.service.access.identity import Access
+    from registry.service.access.namespaces import create_namespace
+
+    upgrade(fresh_pg_url)
+    _seed_adapters(fresh_pg_url, 20)
+    admin = Registry(Settings(database_url=fresh_pg_url, home=tmp_path, principal="tester"))
+    create_namespace(admin, "secret", visibility="private")
+    create_namespace(admin, "team01", visibility="internal")
+    many = " ".join(f"zqa{i:02d}" for i in range(40))
+    with get_engine(fresh_pg_url).begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO adapters (namespace, name, pem_type, description, base_model_id, created_by, "
+                "created_at, updated_at) VALUES ('secret', 'hidden', 'lora', :many, 1, 't', now(), now()), "
+                "('team01', 'zqa-open', 'lora', NULL, 1, 't', now(), now())"
+            ),
+            {"many": many},
+        )
+    outsider = admin.acting_as(Access("key:outsider", "reader"))
+    names, statements = _sent_statements(outsider, fresh_pg_url, "zqa")
+    assert names == ["team01/zqa-open"] and len(statements) == 1  # the word index, as if `secret` were empty
+    names, statements = _sent_statements(admin, fresh_pg_url, "zqa")
+    assert names == ["secret/hidden", "team01/zqa-open"] and len(statements) == 2  # 41 words: search_text
+    assert _sent_statements(outsider, fresh_pg_url, "zqa07")[0] == []

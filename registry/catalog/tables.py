@@ -162,6 +162,33 @@ def search_expressions(adapter: Any = None) -> tuple[ColumnElement[str], ...]:
     )
 
 
+# A common search term's first page (migration 0016, PostgreSQL only; SQLite's listings filter by the
+# rule itself). A term that is one run of SEARCH_WORD_PATTERN only occurs inside one such run of
+# search_text (a word), so it matches exactly the adapters having a word that contains it.
+# `search_words` holds each adapter's words of SEARCH_WORD_MIN characters or more, keyed (word,
+# namespace, name) so each word's adapters are in listing order (its primary key INCLUDEs adapter_id:
+# an index-only walk); `search_vocabulary` the words each namespace's adapters have had (append-only,
+# not unique), under a trigram index: which words contain a term. Kept by the database (triggers of
+# migration 0016), never written by the service.
+SEARCH_WORD_PATTERN = "[0-9a-z]+"
+SEARCH_WORD_MIN = 3
+
+search_words = Table(
+    "search_words",
+    metadata,
+    Column("word", Text, primary_key=True),
+    Column("namespace", String(64), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("adapter_id", ForeignKey("adapters.id", ondelete="CASCADE"), nullable=False, index=True),
+)
+search_vocabulary = Table(
+    "search_vocabulary",
+    metadata,
+    Column("namespace", String(64), nullable=False),
+    Column("word", Text, nullable=False),
+    Index("ix_search_vocabulary_namespace_word", "namespace", "word"),
+)
+
 adapter_tags = Table(
     "adapter_tags",
     metadata,

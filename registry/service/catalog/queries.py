@@ -45,13 +45,15 @@ from registry.views import AdapterView, Page, TrainingRecord, VersionView
 MAX_LIMIT = 500
 FILTERABLE_STATUSES = ("active", "deprecated", "archived")  # a deleted version is not listed
 
-_a, _v, _bm, _tag, _al, _tv = (
+_a, _v, _bm, _tag, _al, _tv, _sw, _vocab = (
     t.adapters.c,
     t.adapter_versions.c,
     t.base_models.c,
     t.adapter_tags.c,
     t.aliases.c,
     t.training_values.c,
+    t.search_words.c,
+    t.search_vocabulary.c,
 )
 _ADAPTER = (
     _a.id,
@@ -178,33 +180,48 @@ def list_adapters(
         values[f"tag_set_{i}"] = [t.tag_set_element(key, value)]  # what PostgreSQL tests: tag_set holds it
     if page_token:
         values["after_namespace"], values["after_name"] = paging.decode(page_token, 2, tuple)
+    only_query = not (base_model or pem_type or status or task or metrics or params or datasets or tags)
     with reg.connect() as db:
         postgres = db.dialect.name == "postgresql"
-        words = search_words(query) if query and postgres else ()
-        shape = _Listing(
-            postgres=postgres,
-            admin=access.is_admin,
-            include_archived=include_archived,
-            base_model="base_name" in values,
-            base_revision="base_revision" in values,
-            pem_type=bool(pem_type),
-            status=bool(status),
-            task=bool(task),
-            metric_ops=tuple(metric_ops),
-            params=len(params or {}),
-            datasets=len(datasets or []),
-            tags=len(tags or {}),
-            query=bool(query),
-            # Only a term with a wildcard or a newline can match search_text across two of its parts.
-            query_spans=any(c in (query or "") for c in "%_\n"),
-            query_words=len(words),
-            after=bool(page_token),
-        )
-        if query:
-            values["pattern"] = _like_pattern(query, shape.postgres)
-        for i, word in enumerate(words):
-            values[f"word_{i}"] = f"%{word}%"
-        rows = records(db.execute(_listing_statement(shape), values))
+
+        def listing(**search: Any) -> _Listing:
+            return _Listing(
+                postgres=postgres,
+                admin=access.is_admin,
+                include_archived=include_archived,
+                base_model="base_name" in values,
+                base_revision="base_revision" in values,
+                pem_type=bool(pem_type),
+                status=bool(status),
+                task=bool(task),
+                metric_ops=tuple(metric_ops),
+                params=len(params or {}),
+                datasets=len(datasets or []),
+                tags=len(tags or {}),
+                after=bool(page_token),
+                **search,
+            )
+
+        rows = []
+        if query and postgres and only_query and is_search_word(query.lower()):
+            # The word index (tables.search_words). It returns nothing when more than MAX_TERM_WORDS
+            # readable words contain the term, and then search_text's indexes answer below, as they
+            # do a term no adapter has (rare, and cheap to confirm there).
+            word_values = {**values, "word_pattern": f"%{query.lower()}%"}
+            rows = records(db.execute(_listing_statement(listing(term_words=True)), word_values))
+        if not rows:
+            words = search_words(query) if query and postgres else ()
+            shape = listing(
+                query=bool(query),
+                # Only a term with a wildcard or a newline can match search_text across two of its parts.
+                query_spans=any(c in (query or "") for c in "%_\n"),
+                query_words=len(words),
+            )
+            if query:
+                values["pattern"] = _like_pattern(query, shape.postgres)
+            for i, word in enumerate(words):
+                values[f"word_{i}"] = f"%{word}%"
+            rows = records(db.execute(_listing_statement(shape), values))
     more = len(rows) > limit
     rows = rows[:limit]
     token = paging.encode(rows[-1].namespace, rows[-1].name) if more and rows else None
@@ -213,6 +230,14 @@ def list_adapters(
 
 
 MAX_SEARCH_WORDS = 4
+MAX_TERM_WORDS = 32  # a term in more readable words is searched by search_text's indexes
+
+
+def is_search_word(term: str) -> bool:
+    """Whether a lowercased term is a word of the word index (tables.search_words): a run of
+    SEARCH_WORD_PATTERN at least SEARCH_WORD_MIN long. Such a term only occurs inside one word of
+    search_text, so the adapters it matches are exactly those with a word containing it."""
+    return len(term) >= t.SEARCH_WORD_MIN and re.fullmatch(t.SEARCH_WORD_PATTERN, term) is not None
 
 
 def search_words(query: str) -> tuple[str, ...]:
@@ -259,10 +284,11 @@ class _Listing:
     params: int
     datasets: int
     tags: int
-    query: bool
-    query_spans: bool
-    query_words: int  # PostgreSQL: the term's words, each a condition the trigram index serves
     after: bool
+    query: bool = False
+    query_spans: bool = False
+    query_words: int = 0  # PostgreSQL: the term's words, each a condition the trigram index serves
+    term_words: bool = False  # PostgreSQL: the term is one word; the words containing it are walked
 
 
 @lru_cache(maxsize=256)
@@ -271,9 +297,14 @@ def _listing_statement(shape: _Listing) -> Select[Any]:
     latest = _LATEST_OR_ARCHIVED if shape.include_archived else _LATEST
     # A search orders and pages by a second reference to adapters (_SEARCHED), which PostgreSQL reads
     # index-only (namespace, name, id, search_text: models.py); the row itself is read by id only for
-    # candidates, so a common term costs a walk of the index, not of the table.
-    order = _SEARCHED.c if shape.query else _a
-    source = _WITH_BASE.join(_SEARCHED, _SEARCHED.c.id == _a.id) if shape.query else _WITH_BASE
+    # candidates, so a common term costs a walk of the index, not of the table. A one-word term orders
+    # and pages by search_words instead (its key is (word, namespace, name)).
+    order: Any = _SEARCHED.c if shape.query else _sw if shape.term_words else _a
+    source = _WITH_BASE
+    if shape.query:
+        source = _WITH_BASE.join(_SEARCHED, _SEARCHED.c.id == _a.id)
+    elif shape.term_words:
+        source = _WITH_BASE.join(t.search_words, _sw.adapter_id == _a.id)
     stmt = (
         select(*_ADAPTER, _TAGS, latest.label("latest"))
         .select_from(source)
@@ -342,6 +373,35 @@ def _listing_statement(shape: _Listing) -> Select[Any]:
         # then bound its index scans by it (a tag filter's deep page joined each readable namespace to
         # a scan of the (namespace, name) index under the row comparison: 40-60 ms for one team tag).
         stmt = stmt.where(tuple_(order.namespace, order.name) > after, order.namespace >= after_namespace)
+    if shape.term_words:
+        # The words of readable namespaces that contain the term (search_vocabulary's trigram index).
+        # Kept per namespace, so neither the page nor the plan depends on words only namespaces the
+        # caller cannot read have.
+        vocabulary = (
+            select(_vocab.word)
+            .where(
+                _vocab.word.like(bindparam("word_pattern", type_=Text)),
+                readable_bound(shape.admin, _vocab.namespace),
+            )
+            .distinct()
+            .limit(MAX_TERM_WORDS + 1)
+            .cte("term_word")
+        )
+        # Per word, its first adapters in listing order (an index-only walk of search_words' key that
+        # stops at the page's last), every filter applied; the page is the first distinct ones of
+        # those: an adapter on the page is within its own word's first `limit`. Past MAX_TERM_WORDS
+        # words, nothing (a one-time check): walks would cost more than search_text's indexes.
+        found = stmt.where(_sw.word == vocabulary.c.word).lateral("found")
+        few = select(func.count()).select_from(vocabulary).scalar_subquery() <= MAX_TERM_WORDS
+        stmt = (
+            select(*found.c)
+            .select_from(vocabulary)
+            .join(found, true())
+            .where(few)
+            .distinct()
+            .order_by(found.c.namespace, found.c.name)
+            .limit(bindparam("limit", type_=Integer))
+        )
     return stmt
 
 
