@@ -80,23 +80,32 @@ from tests.webhook_receiver import receiver  # noqa: E402,F401
 # grows past ~40 s here belongs in the list). The real-model file holds one worker for about a third of
 # the run; the others share the other worker, then both: the suite takes about half the files' total.
 # Seconds: `make test` on the shared 2-core machine at load average 5-8 (its tests' durations summed per
-# file), 2026-12-07. The CLI files left the list when their commands moved in process (tests/cli_inproc.py:
-# test_cli.py 87 s -> 10 s, test_cli_polish.py 40 -> 7, test_cli_remote.py 39 -> 12, test_cli_lifecycle.py
-# 29 -> 1, serially at load ~3).
+# file), 2026-12-07, unless a file says otherwise. The CLI files left the list when their commands moved
+# in process (tests/cli_inproc.py: test_cli.py 87 s -> 10 s, test_cli_polish.py 40 -> 7,
+# test_cli_remote.py 39 -> 12, test_cli_lifecycle.py 29 -> 1, serially at load ~3). Later, one file per
+# process, old and new code at load 3-5, run at once (test_readme_tour_modes.py and test_deployment.py:
+# one after the other): test_run_crash.py 231 s -> 183 and 157 -> 128
+# (reconcile and gc in process; compose stays a process: it starts the local runner);
+# test_readme_tour_modes.py 93 -> 56 (the tour in process but local mode's two compositions);
+# test_deployment.py 58 -> 45 (gc in process); fixtures' synthetic folders made once per process and
+# copied (tests/adapters_fixtures.py:copy_of): test_flow_compose.py 103 -> 94, test_api_compositions.py
+# 60 -> 57, test_run_lifecycle.py 60 -> 52 (test_run_crash.py's figures include it). The figures below
+# are the old ones scaled by those ratios. test_demo_real.py: 342 s serially at load ~2 (its fixture
+# 248 s, 23 of them the first model conversion; the recomputation 80 s), 330-380 s in clean-clone runs.
 SCHEDULE = (
-    "test_demo_real.py",  # 674
-    "test_run_crash.py",  # 260
-    "test_demo.py",  # 185
+    "test_demo_real.py",  # 342-380
+    "test_run_crash.py",  # ~210 (was 260)
+    "test_demo.py",  # 185 (214 serially at load ~4, profiled)
     "test_scale_out.py",  # 140
-    "test_readme_tour_modes.py",  # 110
     "test_scheduling.py",  # 103 (reliability/)
-    "test_flow_compose.py",  # 99
-    "test_api_compositions.py",  # 98
-    "test_deployment.py",  # 86
+    "test_api_compositions.py",  # ~93 (was 98)
+    "test_flow_compose.py",  # ~90 (was 99)
+    "test_deployment.py",  # ~67 (was 86)
+    "test_readme_tour_modes.py",  # ~66 (was 110)
     "test_api_adapters.py",  # 63
     "test_run_executor.py",  # 58 (reliability/)
-    "test_run_lifecycle.py",  # 54
     "test_api_schemathesis.py",  # 49
+    "test_run_lifecycle.py",  # ~48 (was 54)
     "test_search_methods.py",  # 46
     "test_flow_faults.py",  # 42
 )

@@ -10,6 +10,7 @@ import pytest
 
 from registry import service
 from registry.service import Registry
+from tests.adapters_fixtures import copy_of
 from tests.factories import make_ia3, make_lora, save_tiny_base
 
 TEXTS = ["the cat sat on the mat", "numbers: 1 2 3 4 5 6", "hello world, hello tests", "a b c d e f g h"]
@@ -46,13 +47,14 @@ def settings_env(reg: Registry) -> dict[str, str]:
 def world(reg: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_harness: None) -> World:
     for key, value in settings_env(reg).items():
         monkeypatch.setenv(key, value)
-    base = save_tiny_base(tmp_path / "base", "llama")
+    # The same folders for every test, made once per process and copied here (tests may change them).
+    base = copy_of(save_tiny_base, tmp_path / "base", "llama")
     service.add_base_model(reg, "tiny-llama", source=str(base))
-    service.register_adapter(reg, make_lora(tmp_path / "a", seed=1), "t/a")
-    service.register_adapter(reg, make_lora(tmp_path / "b", seed=2), "t/b")
-    service.register_adapter(reg, make_lora(tmp_path / "a2", seed=3), "t/a")  # t/a@2
-    service.register_adapter(reg, make_ia3(tmp_path / "i", seed=4), "t/i")
-    service.register_adapter(reg, make_ia3(tmp_path / "j", seed=5), "t/j")
+    service.register_adapter(reg, copy_of(make_lora, tmp_path / "a", seed=1), "t/a")
+    service.register_adapter(reg, copy_of(make_lora, tmp_path / "b", seed=2), "t/b")
+    service.register_adapter(reg, copy_of(make_lora, tmp_path / "a2", seed=3), "t/a")  # t/a@2
+    service.register_adapter(reg, copy_of(make_ia3, tmp_path / "i", seed=4), "t/i")
+    service.register_adapter(reg, copy_of(make_ia3, tmp_path / "j", seed=5), "t/j")
     ppl = tmp_path / "ppl.jsonl"
     ppl.write_text("\n".join(json.dumps({"text": t}) for t in TEXTS))
     acc = tmp_path / "acc.jsonl"

@@ -10,6 +10,7 @@ import pytest
 
 from registry import service
 from registry.service import Registry
+from tests.adapters_fixtures import copy_of
 from tests.factories import make_ia3, make_lora, save_tiny_base
 from tests.test_api_common import Api, make_api
 
@@ -23,11 +24,12 @@ def capi(reg: Registry, warm_home: tuple[Path, int], tmp_path: Path) -> Iterator
         update={"home": home, "local_prefect_port": port, "prefect_mode": "local-server"}
     )
     reg = Registry(settings)
-    service.add_base_model(reg, "tiny-llama", source=str(save_tiny_base(tmp_path / "base")))
-    service.register_adapter(reg, make_lora(tmp_path / "a", seed=1), "t/a")
-    service.register_adapter(reg, make_lora(tmp_path / "b", seed=2), "t/b")
-    service.register_adapter(reg, make_ia3(tmp_path / "i", seed=3), "t/i")
-    service.register_adapter(reg, make_lora(tmp_path / "r8", seed=4, r=8), "t/r8")
+    # The same folders for every test: made once per process, copied (tests/adapters_fixtures.py)
+    service.add_base_model(reg, "tiny-llama", source=str(copy_of(save_tiny_base, tmp_path / "base")))
+    service.register_adapter(reg, copy_of(make_lora, tmp_path / "a", seed=1), "t/a")
+    service.register_adapter(reg, copy_of(make_lora, tmp_path / "b", seed=2), "t/b")
+    service.register_adapter(reg, copy_of(make_ia3, tmp_path / "i", seed=3), "t/i")
+    service.register_adapter(reg, copy_of(make_lora, tmp_path / "r8", seed=4, r=8), "t/r8")
     made = make_api(reg, settings)
     with made.client:
         yield made

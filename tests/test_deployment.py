@@ -17,6 +17,7 @@ from flows import local_server
 from registry import service
 from registry.service import Registry
 from registry.settings import Settings
+from tests.cli_inproc import pemreg
 from tests.factories import make_lora, save_tiny_base
 from tests.flow_fixtures import settings_env
 
@@ -180,9 +181,7 @@ def test_killed_worker_run_is_reconciled_collected_and_rerun(
             time.sleep(0.2)
         assert state == "CRASHED"
 
-        listed = subprocess.run(
-            [*cli, "gc", "--dry-run", "--grace", "0", "--json"], env=env, capture_output=True, text=True
-        )
+        listed = pemreg(env, "gc", "--dry-run", "--grace", "0", "--json")  # in process (tests/cli_inproc.py)
         [orphan] = [o for o in json.loads(listed.stdout) if o["kind"] == "store"]
         assert orphan["folder"].startswith("adapters/t/deployed/")
         assert sorted(k.rsplit("/", 1)[1] for k in orphan["keys"]) == [
@@ -191,9 +190,7 @@ def test_killed_worker_run_is_reconciled_collected_and_rerun(
             "adapter_model.safetensors",
             "provenance.json",
         ]
-        removed = subprocess.run(
-            [*cli, "gc", "--grace", "0", "--json"], env=env, capture_output=True, text=True
-        )
+        removed = pemreg(env, "gc", "--grace", "0", "--json")
         assert [o["folder"] for o in json.loads(removed.stdout) if o["kind"] == "store"] == [orphan["folder"]]
         assert reg.store.list_keys(orphan["folder"] + "/") == []
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from sqlalchemy import select
 from registry.catalog import models as m
 from registry.catalog.db import get_engine
 from registry.catalog.migrate import upgrade
+from tests.cli_inproc import PROGRAM, pemreg
 from tests.factories import make_lora, save_tiny_base
 from tests.live_server import Server, clean_env, run_server
 from tests.s3_service import S3Service
@@ -110,14 +110,15 @@ def _tour(env: dict[str, str], cwd: Path, out: str) -> dict[str, str]:
         ("base-models", "show", "tiny-llama"),
     ]
     printed = {}
+    local = "PEMREG_URL" not in env
     for args in steps:
-        done = subprocess.run(
-            [sys.executable, "-m", "api.cli.main", *args],
-            env=env,
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=300,
+        # In the test process (tests/cli_inproc.py: the same main(), argv, environment, working directory),
+        # but local mode's compositions: they hand the run to the local runner, a process the command starts.
+        hands_off = local and args[0] == "compose" and "--dry-run" not in args
+        done = (
+            subprocess.run([*PROGRAM, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
+            if hands_off
+            else pemreg(env, *args, cwd=cwd)
         )
         assert done.returncode == 0, (args, done.stdout, done.stderr)
         printed[" ".join(args)] = done.stdout

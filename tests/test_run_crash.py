@@ -24,6 +24,8 @@ from registry import service
 from registry.service import Registry
 from registry.service.compositions import reads as compositions
 from registry.service.compositions.status import RunStatus
+from tests.adapters_fixtures import copy_of
+from tests.cli_inproc import pemreg as cli
 from tests.factories import make_ia3, make_lora, save_tiny_base
 from tests.failpoint_marks import failpoint_pid
 from tests.flow_fixtures import settings_env
@@ -50,15 +52,18 @@ def crash_env(
         PREFECT_HOME=str(tmp_path / "prefect-client"),
         COLUMNS="200",
     )
-    service.add_base_model(reg, "tiny-llama", source=str(save_tiny_base(tmp_path / "base")))
-    service.register_adapter(reg, make_lora(tmp_path / "a", seed=1), "t/a")
-    service.register_adapter(reg, make_lora(tmp_path / "b", seed=2), "t/b")
-    service.register_adapter(reg, make_ia3(tmp_path / "i", seed=3), "t/i")
+    # The same folders for every test: made once per process, copied (tests/adapters_fixtures.py)
+    service.add_base_model(reg, "tiny-llama", source=str(copy_of(save_tiny_base, tmp_path / "base")))
+    service.register_adapter(reg, copy_of(make_lora, tmp_path / "a", seed=1), "t/a")
+    service.register_adapter(reg, copy_of(make_lora, tmp_path / "b", seed=2), "t/b")
+    service.register_adapter(reg, copy_of(make_ia3, tmp_path / "i", seed=3), "t/i")
     yield reg, env
     local_runner.stop(home, keep=before)  # the runners this test's commands started
 
 
 def pemreg(env: dict[str, str], *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """`pemreg compose` as a real process: it hands its run to the warm local runner it starts (the
+    commands that only read and write the catalog and store run in process: `cli`, tests/cli_inproc.py)."""
     return subprocess.run(
         [sys.executable, "-m", "api.cli.main", *args],
         env=env,
@@ -140,7 +145,7 @@ def test_killed_compose_is_reconciled_collected_and_rerun(
     assert run.status is RunStatus.RUNNING and run.flow_run_id
 
     time.sleep(STALE_AFTER + 0.5)  # the killed process beats no more
-    rec = pemreg(env, "compositions", "reconcile", "--json")
+    rec = cli(env, "compositions", "reconcile", "--json")
     assert rec.returncode == 0, rec.stderr
     [done] = json.loads(rec.stdout)
     assert done["composition_id"] == run.id and done["action"] == "failed"
@@ -160,7 +165,7 @@ def test_killed_compose_is_reconciled_collected_and_rerun(
     else:
         [(folder, names)] = expected.items()
         assert folder.startswith("adapters/t/crash/") and len(names) == orphan_files
-    listed = pemreg(env, "gc", "--dry-run", "--grace", "0", "--json")
+    listed = cli(env, "gc", "--dry-run", "--grace", "0", "--json")
     assert listed.returncode == 0, listed.stderr
     stored = [o for o in json.loads(listed.stdout) if o["kind"] == "store"]
     assert {o["folder"]: {k.rsplit("/", 1)[1] for k in o["keys"]} for o in stored} == expected
@@ -168,9 +173,9 @@ def test_killed_compose_is_reconciled_collected_and_rerun(
     work = Path(env["PEMREG_HOME"]) / "cache" / "work" / run.id
     assert work.is_dir()
     assert str(work) in {o["folder"] for o in json.loads(listed.stdout) if o["kind"] == "work"}
-    kept = [o for o in json.loads(pemreg(env, "gc", "--json").stdout) if o["kind"] in ("store", "work")]
+    kept = [o for o in json.loads(cli(env, "gc", "--json").stdout) if o["kind"] in ("store", "work")]
     assert kept == []  # the default grace (1 h) keeps them
-    removed = pemreg(env, "gc", "--grace", "0", "--json")
+    removed = cli(env, "gc", "--grace", "0", "--json")
     assert removed.returncode == 0
     assert {o["folder"] for o in json.loads(removed.stdout) if o["kind"] == "store"} == set(expected)
     assert not work.exists()

@@ -26,6 +26,7 @@ from registry.service.compositions.dry_run import check_composable, dry_run
 from registry.service.compositions.inputs import resolve_inputs
 from registry.service.compositions.status import TRANSITIONS, IllegalTransition, RunStatus, check_transition
 from registry.spec import load_spec
+from tests.adapters_fixtures import copy_of
 from tests.factories import make_lora, save_tiny_base
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,10 +65,11 @@ def test_status_machine() -> None:
 
 @pytest.fixture
 def loras(reg: Registry, tmp_path: Path) -> Registry:
-    service.add_base_model(reg, "tiny-llama", source=str(save_tiny_base(tmp_path / "base")))
-    service.register_adapter(reg, make_lora(tmp_path / "a", seed=1), "t/a")
-    service.register_adapter(reg, make_lora(tmp_path / "b", seed=2), "t/b")
-    service.register_adapter(reg, make_lora(tmp_path / "r8", seed=3, r=8), "t/r8")
+    # The same folders for every test: made once per process, copied (tests/adapters_fixtures.py)
+    service.add_base_model(reg, "tiny-llama", source=str(copy_of(save_tiny_base, tmp_path / "base")))
+    service.register_adapter(reg, copy_of(make_lora, tmp_path / "a", seed=1), "t/a")
+    service.register_adapter(reg, copy_of(make_lora, tmp_path / "b", seed=2), "t/b")
+    service.register_adapter(reg, copy_of(make_lora, tmp_path / "r8", seed=3, r=8), "t/r8")
     return reg
 
 
