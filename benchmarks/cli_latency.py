@@ -1,20 +1,24 @@
 """Wall time of catalog CLI commands, local and remote, beside `python -c pass` (the floor of any command),
 and the import cost of the modules a command may pull in.
 
-    .venv/bin/python benchmarks/cli_latency.py [--runs 9] [--imports] [--database-url URL]
+    .venv/bin/python benchmarks/cli_latency.py [--runs 9] [--imports] [--instructions] [--database-url URL]
 
 Builds a throwaway embedded catalog (SQLite + file store under a temp PEMREG_HOME) with three adapters
 made by peft on a tiny model, starts `pemreg serve` on it, and times each command as a user runs it (a
 fresh `pemreg` process, to exit): local mode against the catalog directly, remote mode with only
 PEMREG_URL + PEMREG_API_KEY. Targets (issues 11 and 25): <= 0.4 s local, <= 0.3 s remote, on an idle machine;
 the load average is printed with the figures because on 2 shared cores it moves them by 2-5x.
+`--instructions` also counts each command's instructions once under valgrind (cachegrind without cache
+simulation, ~10 s a command): a figure the load does not move, to compare two versions of the code.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import resource
+import shutil
 import socket
 import statistics
 import subprocess
@@ -63,6 +67,22 @@ def wall(cmd: list[str], env: dict[str, str], runs: int) -> tuple[list[float], l
         if done.returncode != 0:
             raise SystemExit(f"{' '.join(cmd)} failed: {done.stderr.strip()}")
     return walls, cpus
+
+
+def instructions(cmd: list[str], env: dict[str, str]) -> float:
+    """Millions of instructions the command executes (user space, the whole process), counted by
+    valgrind's cachegrind; string hashing fixed so that two runs of the same code count the same."""
+    done = subprocess.run(
+        ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null", *cmd],
+        env={**env, "PYTHONHASHSEED": "0"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
+    if done.returncode != 0 or found is None:
+        raise SystemExit(f"valgrind {' '.join(cmd)} failed: {done.stderr.strip()[-500:]}")
+    return int(found.group(1).replace(",", "")) / 1e6
 
 
 def setup_catalog(home: Path, database_url: str | None = None) -> str:
@@ -163,11 +183,18 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--imports", action="store_true", help="also the import cost of each module")
     parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also each command's instruction count under valgrind (independent of the load)",
+    )
+    parser.add_argument(
         "--database-url",
         help="an empty PostgreSQL database for the catalog (local mode on PostgreSQL); default: SQLite "
         "in the temporary home",
     )
     args = parser.parse_args()
+    if args.instructions and shutil.which("valgrind") is None:
+        parser.error("--instructions needs valgrind (apt-get install valgrind)")
     if args.imports:
         import_costs(args.runs)
     # PYTHONDONTWRITEBYTECODE (set in some shells and sandboxes) makes every run compile the project's
@@ -210,6 +237,14 @@ def main() -> None:
                     label = f"pemreg {' '.join(cmd)} ({mode})"
                     report(label, wall([PEMREG, *cmd], env, args.runs), TARGETS[mode], floor)
             print(f"load average after:  {load()}")
+            if args.instructions:
+                print("instructions (millions, valgrind cachegrind; PYTHONHASHSEED=0):")
+                floor_count = instructions([sys.executable, "-c", "pass"], base_env)
+                print(f"  {'python -c pass':<44} {floor_count:8.1f}")
+                for mode, env in (("local", local), ("remote", remote)):
+                    for cmd in COMMANDS:
+                        count = instructions([sys.executable, PEMREG, *cmd], env)
+                        print(f"  {'pemreg ' + ' '.join(cmd) + f' ({mode})':<44} {count:8.1f}")
         finally:
             proc.terminate()
             proc.wait(timeout=15)

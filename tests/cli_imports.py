@@ -19,6 +19,12 @@ LOCAL_FORBIDDEN = (
     "registry.settings",
 )
 
+# What a command that builds and prints no registry view (a command's --help, --version, `runner status`,
+# `compose` handing its spec to the local runner) may not import besides HEAVY: pydantic (~70 ms of
+# start-up). typer 0.29 built a pydantic TypeAdapter for every parameter it parsed, so every command paid
+# it; typer 0.28 (pinned in pyproject.toml) does not.
+NO_VIEWS = ("pydantic", "pydantic_core")
+
 _PROBE = """
 import atexit, json, runpy, sys
 atexit.register(lambda: sys.__stderr__.write("\\nMODULES " + json.dumps(sorted(sys.modules)) + "\\n"))
@@ -41,9 +47,9 @@ def run_and_list_modules(
     return done, set(json.loads(line.removeprefix("MODULES ")))
 
 
-def heavy_in(modules: set[str], allowed: tuple[str, ...] = ()) -> set[str]:
-    """The heavy top-level packages among `modules` (minus `allowed`)."""
-    return {m for m in modules if m.split(".")[0] in HEAVY and m.split(".")[0] not in allowed}
+def heavy_in(modules: set[str], allowed: tuple[str, ...] = (), also: tuple[str, ...] = ()) -> set[str]:
+    """The heavy top-level packages among `modules` (minus `allowed`, plus `also`, e.g. NO_VIEWS)."""
+    return {m for m in modules if m.split(".")[0] in (*HEAVY, *also) and m.split(".")[0] not in allowed}
 
 
 def local_heavy_in(modules: set[str]) -> set[str]:

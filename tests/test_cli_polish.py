@@ -17,6 +17,7 @@ from api.cli.catalog import format_details
 from api.cli.main import app
 from registry import __version__
 from registry.model_card import render_model_card
+from tests.cli_imports import NO_VIEWS, heavy_in, run_and_list_modules
 from tests.cli_inproc import pemreg as _run
 from tests.factories import make_lora
 
@@ -62,6 +63,22 @@ def test_version_completion_and_plain_help(env: dict[str, str]) -> None:
     assert "--install-completion" in top and "--show-completion" in top
     for args in (("lineage", "--help"), ("adapters", "download", "--help")):
         assert "[@N|@alias|@sha256:prefix]" in _run(env, *args).stdout  # not eaten as Rich markup
+
+
+def test_commands_that_print_no_view_import_no_pydantic(env: dict[str, str]) -> None:
+    """A command's help, --version and `runner status` parse arguments and print text: no pydantic (nor
+    anything HEAVY) in the process. typer 0.29 imported pydantic to coerce every parameter."""
+    for args in (
+        ("adapters", "--help"),
+        ("adapters", "list", "--help"),
+        ("lineage", "--help"),
+        ("compose", "--help"),
+        ("--version",),
+        ("runner", "status"),
+    ):
+        done, modules = run_and_list_modules(env, *args)
+        assert done.returncode == 0, (args, done.stderr)
+        assert heavy_in(modules, also=NO_VIEWS) == set(), (args, sorted(heavy_in(modules, also=NO_VIEWS)))
 
 
 def test_first_day_session(env: dict[str, str], tmp_path: Path) -> None:
