@@ -81,6 +81,24 @@ def test_commands_that_print_no_view_import_no_pydantic(env: dict[str, str]) -> 
         assert heavy_in(modules, also=NO_VIEWS) == set(), (args, sorted(heavy_in(modules, also=NO_VIEWS)))
 
 
+def test_catalog_text_is_printed_as_written(env: dict[str, str], tmp_path: Path) -> None:
+    """Descriptions, tags and names are text: what looks like Rich markup or an emoji code is printed as
+    is, in a table, in the narrow list layout and in an error (a `v[/x]` once stopped `adapters list`)."""
+    assert _run(env, "init").returncode == 0
+    text = "v[/x] [red]y[/red] :rocket: [bold]"
+    added = _run(env, "adapters", "add", str(make_lora(tmp_path / "a", seed=1)), "--name", "acme/mark-up",
+                 "--description", text, "--tag", "note=[/x]:rocket:")  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    for columns in ("200", "30"):  # a table; a list, one record per row
+        listing = _run({**env, "COLUMNS": columns}, "adapters", "list")
+        assert listing.returncode == 0, listing.stderr
+        assert "[/x]:rocket:" in listing.stdout.replace("\n", "").replace(" ", ""), listing.stdout
+    shown = _run({**env, "COLUMNS": "200"}, "adapters", "show", "acme/mark-up")
+    assert shown.returncode == 0 and text in shown.stdout, shown.stdout
+    missing = _run(env, "adapters", "show", "acme/[red]gone[/red]")
+    assert missing.returncode == 1 and "[red]gone[/red]" in missing.stderr, missing.stderr
+
+
 def test_first_day_session(env: dict[str, str], tmp_path: Path) -> None:
     assert _run(env, "init").returncode == 0
     again = _run(env, "init")

@@ -13,8 +13,11 @@ from rich.console import Console
 if TYPE_CHECKING:
     from rich.table import Table
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# What the consoles print is the catalog's text (names, descriptions, tags, errors), never Rich markup
+# or emoji codes: a description `v[/x]` stopped `adapters list` with a MarkupError, `[red]v[/red]` lost
+# its brackets and `:rocket:` became an emoji.
+console = Console(highlight=False, markup=False, emoji=False)
+err_console = Console(stderr=True, highlight=False, markup=False, emoji=False)
 
 
 def _plain(value: Any) -> Any:
