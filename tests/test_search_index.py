@@ -367,6 +367,24 @@ def test_search_words_are_the_terms_runs_of_letters_and_digits() -> None:
     assert search_words("one three fivefive seven sixsix four") == ("fivefive", "seven", "sixsix", "three")
 
 
+Texts = dict[str, tuple[str, str]]  # full name: (task, description)
+
+
+def _register(reg: Registry, adapter_dirs: dict[str, Path], texts: Texts) -> None:
+    for name, (task, description) in texts.items():
+        service.register_adapter(reg, adapter_dirs["lora"], name, task=task, description=description)
+
+
+def _by_the_rule(texts: Texts, term: str) -> list[str]:
+    """The adapters whose full name, description or task contains the term, lowercased (the search
+    rule, computed here from the registered texts), in listing order."""
+    return sorted(
+        name
+        for name, (task, description) in texts.items()
+        if any(term.lower() in part.lower() for part in (name, description, task))
+    )
+
+
 def test_terms_of_several_words_match_by_the_rule(reg: Registry, adapter_dirs: dict[str, Path]) -> None:
     """On both backends, each term's matches are the adapters whose full name, description or task
     contains it (lowercased), computed here from the registered texts."""
@@ -377,8 +395,7 @@ def test_terms_of_several_words_match_by_the_rule(reg: Registry, adapter_dirs: d
         "beta/clinical-notes": ("medicine", "notes on a clinic"),
         "gamma/x": ("law", "contracts adapter: number 4242-b"),
     }
-    for name, (task, description) in texts.items():
-        service.register_adapter(reg, adapter_dirs["lora"], name, task=task, description=description)
+    _register(reg, adapter_dirs, texts)
     for term in (
         "number 4242",
         "number 42",
@@ -392,12 +409,7 @@ def test_terms_of_several_words_match_by_the_rule(reg: Registry, adapter_dirs: d
         "r 42",
         "a/clinic",
     ):
-        expected = sorted(
-            name
-            for name, (task, description) in texts.items()
-            if any(term.lower() in part.lower() for part in (name, description, task))
-        )
-        assert _names(reg, term) == expected, term
+        assert _names(reg, term) == _by_the_rule(texts, term), term
 
 
 def test_a_term_spanning_two_parts_matches_nothing(reg: Registry, adapter_dirs: dict[str, Path]) -> None:
@@ -462,8 +474,7 @@ def test_one_word_terms_match_by_the_rule_on_every_page(reg: Registry, adapter_d
         "gamma/zqa07-only": ("law", "one"),
         "delta/plain": ("chat", "Écrit à la main; naïve text"),
     }
-    for name, (task, description) in texts.items():
-        service.register_adapter(reg, adapter_dirs["lora"], name, task=task, description=description)
+    _register(reg, adapter_dirs, texts)
     for term in (
         "tutor",
         "TUTOR",
@@ -478,12 +489,7 @@ def test_one_word_terms_match_by_the_rule_on_every_page(reg: Registry, adapter_d
         "ve",
         "zzz",
     ):
-        expected = sorted(
-            name
-            for name, (task, description) in texts.items()
-            if any(term.lower() in part.lower() for part in (name, description, task))
-        )
-        assert _all_pages(reg, term, 2) == expected, term
+        assert _all_pages(reg, term, 2) == _by_the_rule(texts, term), term
     # A description changed, then cleared: the term follows it.
     update_adapter(reg, "delta/plain", description="a tutor now")
     assert _all_pages(reg, "tutor", 2) == ["acme/math-tutor", "acme/tutoring", "delta/plain"]
