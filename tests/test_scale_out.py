@@ -59,6 +59,21 @@ def _flow_runs(prefect_url: str) -> list[dict[str, Any]]:
                 return got
 
 
+def _settled_flow_runs(prefect_url: str, ids: list[str], deadline: float) -> dict[str, Counter[str]]:
+    """The state types of each run's flow runs, once none is still open: a flow commits its catalog
+    row before it returns, so the catalog can read `succeeded` while Prefect still says RUNNING."""
+    while True:
+        by_run: dict[str, Counter[str]] = {}
+        for fr in _flow_runs(prefect_url):
+            run_id = (fr.get("parameters") or {}).get("composition_id")
+            if run_id in ids:
+                by_run.setdefault(run_id, Counter())[fr["state_type"]] += 1
+        still_open = {t for states in by_run.values() for t in states} & {"SCHEDULED", "PENDING", "RUNNING"}
+        if not still_open or time.monotonic() >= deadline:
+            return by_run
+        time.sleep(0.5)
+
+
 def _stamp(value: str) -> float:
     return datetime.fromisoformat(value).timestamp()
 
@@ -117,11 +132,7 @@ def test_compositions_submitted_at_once_on_three_workers(s3_service: S3Service, 
             assert parents == {"stack/a@1", "stack/b@1"}
 
         # Exactly once: one completed flow run per run; the lost ones also have one crashed flow run.
-        by_run: dict[str, Counter[str]] = {}
-        for fr in _flow_runs(stack.prefect_url):
-            run_id = (fr.get("parameters") or {}).get("composition_id")
-            if run_id in ids:
-                by_run.setdefault(run_id, Counter())[fr["state_type"]] += 1
+        by_run = _settled_flow_runs(stack.prefect_url, ids, deadline)
         for v in views:
             expected = {"COMPLETED": 1, "CRASHED": 1} if v.id in lost_ids else {"COMPLETED": 1}
             assert by_run.get(v.id) == Counter(expected), (v.id, by_run.get(v.id))
