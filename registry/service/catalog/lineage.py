@@ -6,7 +6,19 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Protocol
 
-from sqlalchemy import ARRAY, BigInteger, Integer, Select, and_, any_, bindparam, literal, select, union_all
+from sqlalchemy import (
+    BigInteger,
+    CompoundSelect,
+    Integer,
+    bindparam,
+    false,
+    literal,
+    null,
+    select,
+    true,
+    type_coerce,
+    union_all,
+)
 
 from registry.catalog import tables as t
 from registry.catalog.records import records
@@ -30,10 +42,12 @@ class Version(Protocol):  # an ORM AdapterVersion or a Core row of adapter_versi
 
 
 @lru_cache(maxsize=8)
-def _walk_statement(direction: str, admin: bool) -> Select[Any]:
-    """The walk from the bound `root` down to the bound `depth`, built once per direction and kind of
-    reader: a recursive CTE costs more CPU to build and hash (SQLAlchemy's cache key) than PostgreSQL
-    spends running it. Readers that are not admins bind their subjects (policy.bound)."""
+def _walk_statement(direction: str, admin: bool) -> CompoundSelect:
+    """The walk from the bound `root` down to the bound `depth`, with the edges among the versions it
+    reached, in one statement (one round trip: under load each round trip queues again for the CPU).
+    Built once per direction and kind of reader: a recursive CTE costs more CPU to build and hash
+    (SQLAlchemy's cache key) than PostgreSQL spends running it. Readers that are not admins bind their
+    subjects (policy.bound). Rows are nodes (`edge` false: a version reached at a depth) or edges."""
     near, far = (
         (_e.child_version_id, _e.parent_version_id)
         if direction == "up"
@@ -62,37 +76,30 @@ def _walk_statement(direction: str, admin: bool) -> Select[Any]:
             .where(readable_bound(admin, _OWNER.c.namespace))
         )
     frontier = frontier.union(recursive)
-    # The reached versions (and the root, depth 0) with what a node shows, in the walk's own statement.
-    reached = union_all(select(frontier.c.vid, frontier.c.depth), select(root, literal(0))).subquery(
-        "reached"
-    )
-    return select(
+    # The reached versions (and the root, depth 0), named once for both halves below.
+    reached = union_all(select(frontier.c.vid, frontier.c.depth), select(root, literal(0))).cte("reached")
+    edge_columns = (_e.parent_version_id, _e.child_version_id, _e.operator, _e.weight, _e.composition_id)
+    nodes = select(
+        false().label("edge"),
         _v.id,
         _a.namespace,
         _a.name,
         _v.version,
         _v.sha256,
         _v.status,
-        readable_bound(admin, _a.namespace),
+        readable_bound(admin, _a.namespace).label("visible"),
         reached.c.depth,
+        *(type_coerce(null(), c.type).label(c.name) for c in edge_columns),
     ).select_from(
         reached.join(t.adapter_versions, _v.id == reached.c.vid).join(t.adapters, _a.id == _v.adapter_id)
     )
-
-
-@lru_cache(maxsize=2)
-def _edges_statement(dialect: str) -> Select[Any]:
-    """The edges between the bound `ids`. On PostgreSQL one array parameter (`= ANY`): an expanding IN
-    renders one placeholder per id, so each graph size is new SQL text that psycopg parses again."""
-    if dialect == "postgresql":
-        ids = bindparam("ids", type_=ARRAY(BigInteger))
-        among = and_(_e.parent_version_id == any_(ids), _e.child_version_id == any_(ids))
-    else:
-        ids = bindparam("ids", expanding=True)
-        among = and_(_e.parent_version_id.in_(ids), _e.child_version_id.in_(ids))
-    return select(_e.parent_version_id, _e.child_version_id, _e.operator, _e.weight, _e.composition_id).where(
-        among
-    )
+    among = select(reached.c.vid).scalar_subquery()
+    edges = select(
+        true(),
+        *(null() for _ in range(8)),
+        *edge_columns,
+    ).where(_e.parent_version_id.in_(among), _e.child_version_id.in_(among))
+    return union_all(nodes, edges)
 
 
 def walk(db: Any, root: Version, direction: str, depth: int, access: Access) -> LineageGraph:
@@ -108,21 +115,21 @@ def walk(db: Any, root: Version, direction: str, depth: int, access: Access) -> 
     rows = records(db.execute(_walk_statement(direction, access.is_admin), params))
     # A DAG may reach one node by several paths (a row per depth): keep its shallowest depth.
     shallowest: dict[int, Any] = {}
+    edge_rows = []
     for row in rows:
-        if row.id not in shallowest or row.depth < shallowest[row.id].depth:
+        if row.edge:
+            edge_rows.append(row)
+        elif row.id not in shallowest or row.depth < shallowest[row.id].depth:
             shallowest[row.id] = row
-    ids = set(shallowest)
     nodes_by_id = {
         vid: LineageNode(name=f"{ns}/{name}", version=ver, sha256=sha, depth=depth, status=status)
         if visible or vid == root.id
         else LineageNode(name=None, version=None, sha256=sha, depth=depth, status=None, hidden=True)
-        for vid, ns, name, ver, sha, status, visible, depth in shallowest.values()
+        for vid, ns, name, ver, sha, status, visible, depth in (row[1:9] for row in shallowest.values())
     }
     nodes = sorted(
         nodes_by_id.values(), key=lambda n: (n.depth, n.hidden, n.name or "", n.version or 0, n.sha256)
     )
-    dialect = db.dialect.name if hasattr(db, "dialect") else db.get_bind().dialect.name
-    edge_rows = records(db.execute(_edges_statement(dialect), {"ids": list(ids)}))
     edges = []
     for r in edge_rows:
         parent, child = nodes_by_id[r.parent_version_id], nodes_by_id[r.child_version_id]
