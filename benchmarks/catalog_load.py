@@ -37,6 +37,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.catalog_scale import free_port, query_kinds, seed  # noqa: E402
+from registry.catalog.location import DbLimits  # noqa: E402
 
 # ---- the load tool (runs in its own process) ------------------------------------------------------
 
@@ -288,9 +289,12 @@ def main() -> None:
         port = free_port()
         proc = start_serve(env, port, args.workers)
         base = f"http://127.0.0.1:{port}"
+        limits = DbLimits()  # what the server sizes its pool by, unless the environment says otherwise
+        pool = env.get("PEMREG_DB_POOL_SIZE", str(limits.pool_size))
+        overflow = env.get("PEMREG_DB_POOL_MAX_OVERFLOW", str(limits.pool_max_overflow))
         print(
             f"{args.adapters * args.versions} versions; pemreg serve --workers {args.workers}; "
-            f"cores {os.cpu_count()}"
+            f"PostgreSQL sessions per worker {pool} + {overflow} overflow; cores {os.cpu_count()}"
         )
         levels = [int(c) for c in args.clients.split(",")]
         database = make_url(url).database or ""

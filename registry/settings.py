@@ -9,9 +9,9 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from registry.catalog.location import DEFAULT_HOME, DbTimeouts, database_url, default_principal
+from registry.catalog.location import DEFAULT_HOME, DbLimits, database_url, default_principal
 
-_DB = DbTimeouts()
+_DB = DbLimits()
 
 
 class Settings(BaseSettings):
@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     db_statement_timeout_seconds: float = Field(default=_DB.statement, gt=0, le=3600)
     db_pool_timeout_seconds: float = Field(default=_DB.pool, gt=0, le=300)
     db_sqlite_busy_timeout_seconds: float = Field(default=_DB.sqlite_busy, gt=0, le=3600)
+    # PostgreSQL sessions each process keeps, and may open beyond them (registry.catalog.location.DbLimits).
+    db_pool_size: int = Field(default=_DB.pool_size, ge=1, le=1000)
+    db_pool_max_overflow: int = Field(default=_DB.pool_max_overflow, ge=0, le=1000)
     # Where REST callers (and runs they stored) may name sources besides the artifact store: adapter
     # and base-model folders, evaluation datasets and calibration sets (comma-separated local folders
     # and s3://bucket/prefix entries). `dataset_roots` is the older name, still read and folded in.
@@ -139,6 +142,17 @@ class Settings(BaseSettings):
     @property
     def resolved_oidc_audience(self) -> str | None:
         return self.oidc_audience or self.oidc_client_id
+
+    @property
+    def db_limits(self) -> DbLimits:
+        return DbLimits(
+            connect=self.db_connect_timeout_seconds,
+            statement=self.db_statement_timeout_seconds,
+            pool=self.db_pool_timeout_seconds,
+            sqlite_busy=self.db_sqlite_busy_timeout_seconds,
+            pool_size=self.db_pool_size,
+            pool_max_overflow=self.db_pool_max_overflow,
+        )
 
     @property
     def resolved_database_url(self) -> str:

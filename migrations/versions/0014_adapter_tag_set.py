@@ -106,7 +106,7 @@ def upgrade() -> None:
             "FOR EACH STATEMENT EXECUTE FUNCTION adapters_clear_tag_set()"
         )
         # In id ranges: each statement stays well within the client's statement bound
-        # (registry.catalog.location.DbTimeouts) on a large catalog (100k adapters: ~10 s at once).
+        # (registry.catalog.location.DbLimits) on a large catalog (100k adapters: ~10 s at once).
         last = (
             op.get_bind().execute(sa.text("SELECT coalesce(max(adapter_id), 0) FROM adapter_tags")).scalar()
         )

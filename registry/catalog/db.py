@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-from .location import DbTimeouts
+from .location import DbLimits
 
 if TYPE_CHECKING:  # Core reads (the CLI's catalog commands) need an engine, never the ORM
     from sqlalchemy.orm import Session, sessionmaker
 
 
-DEFAULT_TIMEOUTS = DbTimeouts()
+DEFAULT_LIMITS = DbLimits()
 
 
 def _sqlite_pragmas(busy_ms: int, dbapi_conn: Any, _record: Any) -> None:
@@ -59,13 +59,13 @@ def _execute_unprepared(cursor: Any, statement: str, parameters: Any, context: A
     return True
 
 
-_engines: dict[tuple[str, DbTimeouts], Engine] = {}
+_engines: dict[tuple[str, DbLimits], Engine] = {}
 _engines_lock = threading.Lock()
 
 
-def get_engine(url: str, timeouts: DbTimeouts = DEFAULT_TIMEOUTS) -> Engine:
-    """One engine (one pool) per URL and timeouts, however the caller spells them."""
-    key = (normalize_url(url), timeouts)
+def get_engine(url: str, limits: DbLimits = DEFAULT_LIMITS) -> Engine:
+    """One engine (one pool) per URL and limits, however the caller spells them."""
+    key = (normalize_url(url), limits)
     with _engines_lock:
         engine = _engines.get(key)
         if engine is None:
@@ -73,13 +73,13 @@ def get_engine(url: str, timeouts: DbTimeouts = DEFAULT_TIMEOUTS) -> Engine:
         return engine
 
 
-def _create_engine(url: str, timeouts: DbTimeouts) -> Engine:
+def _create_engine(url: str, limits: DbLimits) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": timeouts.sqlite_busy})
-        event.listen(engine, "connect", partial(_sqlite_pragmas, int(timeouts.sqlite_busy * 1000)))
+        engine = create_engine(url, connect_args={"timeout": limits.sqlite_busy})
+        event.listen(engine, "connect", partial(_sqlite_pragmas, int(limits.sqlite_busy * 1000)))
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     engine = create_engine(
@@ -90,22 +90,23 @@ def _create_engine(url: str, timeouts: DbTimeouts) -> Engine:
         # Kept connections: a connection over pool_size is closed when handed back, so a server worker
         # answering more requests at once than that opened a new PostgreSQL session for every few
         # requests (16 clients on `serve --workers 2`: one session per ~3 requests at pool_size 5);
-        # each new session costs a backend start and re-plans every statement.
-        pool_size=12,
-        max_overflow=8,
-        pool_timeout=timeouts.pool,
+        # each new session costs a backend start and re-plans every statement. Sized by the operator
+        # (PEMREG_DB_POOL_SIZE, PEMREG_DB_POOL_MAX_OVERFLOW; docs/scale.md).
+        pool_size=limits.pool_size,
+        max_overflow=limits.pool_max_overflow,
+        pool_timeout=limits.pool,
         connect_args={
             # libpq counts whole seconds, at least 2; psycopg enforces it over the whole handshake.
-            "connect_timeout": max(2, round(timeouts.connect)),
+            "connect_timeout": max(2, round(limits.connect)),
             # The server cancels a slow statement itself while it still can.
-            "options": f"-c statement_timeout={int(timeouts.statement * 1000)}",
+            "options": f"-c statement_timeout={int(limits.statement * 1000)}",
         },
     )
     if parsed.get_driver_name() == "psycopg":
         from .pg_liveness import check_on_checkout
         from .pg_timeout import bounded_connect
 
-        event.listen(engine, "do_connect", partial(bounded_connect, timeouts.statement))
+        event.listen(engine, "do_connect", partial(bounded_connect, limits.statement))
         event.listen(engine, "do_execute", _execute_unprepared)
         event.listen(engine, "checkout", check_on_checkout)
     return engine
@@ -129,10 +130,10 @@ def dispose_engines() -> None:
             engine.dispose()
 
 
-def session_factory(url: str, timeouts: DbTimeouts = DEFAULT_TIMEOUTS) -> sessionmaker[Session]:
+def session_factory(url: str, limits: DbLimits = DEFAULT_LIMITS) -> sessionmaker[Session]:
     from sqlalchemy.orm import sessionmaker
 
-    engine = get_engine(url, timeouts)
+    engine = get_engine(url, limits)
     if engine.dialect.name == "sqlite":  # ORM rows read back from SQLite are UTC-aware (Core: tables.utc)
         from .sqlite_tz import install
 

@@ -1,7 +1,7 @@
 """Where this machine's catalog is, read from the environment without pydantic-settings.
 
 registry.settings.Settings is the full configuration (every PEMREG_ variable, validated); importing it
-costs the CLI ~0.15 s. A catalog read needs three of its values (the database URL, its timeouts and the
+costs the CLI ~0.15 s. A catalog read needs three of its values (the database URL, its limits and the
 acting principal), so `pemreg adapters list` reads them here. The defaults and the URL rule live here
 and Settings uses them, so both read the same catalog.
 """
@@ -16,25 +16,34 @@ from pathlib import Path
 DEFAULT_HOME = Path("~/.pemreg").expanduser()
 
 # When one of these is set, the full Settings reads (and validates) it.
-TIMEOUT_VARS = (
+LIMIT_VARS = (
     "PEMREG_DB_CONNECT_TIMEOUT_SECONDS",
     "PEMREG_DB_STATEMENT_TIMEOUT_SECONDS",
     "PEMREG_DB_POOL_TIMEOUT_SECONDS",
     "PEMREG_DB_SQLITE_BUSY_TIMEOUT_SECONDS",
+    "PEMREG_DB_POOL_SIZE",
+    "PEMREG_DB_POOL_MAX_OVERFLOW",
 )
 
 
 @dataclass(frozen=True)
-class DbTimeouts:
+class DbLimits:
     """Every wait on the catalog is bounded (seconds). A database that is down fails at `connect`; one
     that accepts connections but never answers (frozen, partitioned) fails at `statement`, enforced
     on the client, since a frozen server cannot enforce its own statement_timeout; a pool drained by
-    such waits fails at `pool`. `sqlite_busy` is how long SQLite waits for another writer's lock."""
+    such waits fails at `pool`. `sqlite_busy` is how long SQLite waits for another writer's lock.
+
+    `pool_size` PostgreSQL sessions are kept per process, and up to `pool_max_overflow` more are opened
+    (and closed again) when more requests hold one at once; past both, a request waits up to `pool`
+    for a session. Fewer sessions than requests can be faster: sessions beyond the database's cores
+    only take turns on them, and each turn is a wait in the middle of a request."""
 
     connect: float = 3.0
     statement: float = 10.0
     pool: float = 5.0
     sqlite_busy: float = 30.0
+    pool_size: int = 12
+    pool_max_overflow: int = 8
 
 
 def default_principal() -> str:
@@ -52,24 +61,18 @@ def database_url(home: Path, url: str | None) -> str:
 @dataclass(frozen=True)
 class CatalogLocation:
     database_url: str
-    timeouts: DbTimeouts
+    limits: DbLimits
     principal: str
 
     @classmethod
     def from_env(cls) -> CatalogLocation:
         # pydantic-settings matches PEMREG_ names case-insensitively; so does this.
         env = {k.upper(): v for k, v in os.environ.items() if k.upper().startswith("PEMREG_")}
-        if any(name in env for name in TIMEOUT_VARS):  # rare: let Settings validate them
+        if any(name in env for name in LIMIT_VARS):  # rare: let Settings validate them
             from registry.settings import get_settings
 
             s = get_settings()
-            timeouts = DbTimeouts(
-                connect=s.db_connect_timeout_seconds,
-                statement=s.db_statement_timeout_seconds,
-                pool=s.db_pool_timeout_seconds,
-                sqlite_busy=s.db_sqlite_busy_timeout_seconds,
-            )
-            return cls(s.resolved_database_url, timeouts, s.principal)
+            return cls(s.resolved_database_url, s.db_limits, s.principal)
         home = Path(env["PEMREG_HOME"]) if "PEMREG_HOME" in env else DEFAULT_HOME
         url = database_url(home, env.get("PEMREG_DATABASE_URL") or None)
-        return cls(url, DbTimeouts(), env.get("PEMREG_PRINCIPAL") or default_principal())
+        return cls(url, DbLimits(), env.get("PEMREG_PRINCIPAL") or default_principal())

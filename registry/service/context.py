@@ -11,7 +11,6 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from registry.catalog.db import get_engine, read_connection, session_factory
-from registry.catalog.location import DbTimeouts
 from registry.service.access.identity import Access
 from registry.settings import Settings, get_settings
 
@@ -33,20 +32,10 @@ class Registry:
     def from_env(cls) -> Registry:
         return cls(get_settings())
 
-    @property
-    def timeouts(self) -> DbTimeouts:
-        s = self.settings
-        return DbTimeouts(
-            connect=s.db_connect_timeout_seconds,
-            statement=s.db_statement_timeout_seconds,
-            pool=s.db_pool_timeout_seconds,
-            sqlite_busy=s.db_sqlite_busy_timeout_seconds,
-        )
-
     @cached_property
     def engine(self) -> Engine:
-        """The pooled engine the sessions use too (get_engine keeps one per URL and timeouts)."""
-        return get_engine(self.settings.resolved_database_url, self.timeouts)
+        """The pooled engine the sessions use too (get_engine keeps one per URL and limits)."""
+        return get_engine(self.settings.resolved_database_url, self.settings.db_limits)
 
     def connect(self) -> AbstractContextManager[Connection]:
         """A Core connection for reads (registry.service.catalog.source.CatalogSource)."""
@@ -54,7 +43,7 @@ class Registry:
 
     @cached_property
     def sessions(self) -> sessionmaker[Session]:
-        factory = session_factory(self.settings.resolved_database_url, self.timeouts)
+        factory = session_factory(self.settings.resolved_database_url, self.settings.db_limits)
         # Each session carries the settings it was opened with: code handed only a session (the outbox,
         # deciding who may receive an event of the change being committed) reads them there.
         factory.configure(info={_SETTINGS: self.settings})
