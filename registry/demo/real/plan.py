@@ -328,6 +328,11 @@ def ref(name: str) -> str:
     return f"{NAMESPACE}/{name}"
 
 
+def pair_method_name(x: str, y: str, pm: PairMethod) -> str:
+    """The name of the flow's composition of the pair (x, y) by `pm` (PAIR_METHODS, on the sum pairs)."""
+    return f"sum-{x}-{y}-{pm.label}"
+
+
 def scenarios(
     quick: bool,
     evaluate: dict[str, list[dict[str, str]]],
@@ -366,7 +371,7 @@ def scenarios(
                 Planned(
                     "multi-tasking",
                     spec(
-                        f"sum-{x}-{y}-{pm.label}",
+                        pair_method_name(x, y, pm),
                         f"{x} + {y} ({pm.label})",
                         list(pair_domains(DOMAIN_OF[x], DOMAIN_OF[y])),
                         **pm.fields,

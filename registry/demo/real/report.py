@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from registry.service.catalog.evaluations import cached_value
+from registry.service.catalog.evaluations import cached_values
 
 from ... import service
 from ...evaluation import load_dataset
@@ -148,9 +148,9 @@ def collect(
         for item in view.inputs:
             label = f"{item.name}@{item.version}"
             if label not in parents and label not in outputs:
-                found = {n: cached_value(reg, label, "perplexity", digests[n]) for n in digests}
-                found |= {n: cached_value(reg, label, "accuracy", d) for n, d in item_digests.items()}
-                values = {n: v for n, v in found.items() if v is not None}
+                wanted = {n: ("perplexity", d) for n, d in digests.items()}
+                wanted |= {n: ("accuracy", d) for n, d in item_digests.items()}
+                values = cached_values(reg, label, wanted)
                 if per_doc(values) or per_item(values):  # every flow has run: any spec's evaluations
                     parents[label] = RealRow(
                         label=label,

@@ -155,8 +155,18 @@ def run_real_demo(
 
     with compute.threads(n_threads), _progress() as progress:
         composed = {f"{i.name}@{i.version}" for _, _, view in views for i in view.inputs}
+        # The flows' registered compositions (name -> output and inputs): the sweep reads the pair
+        # methods' results from them rather than composing the same engine result again.
+        registered = {
+            spec.name: (
+                f"{view.output.name}@{view.output.version}",
+                [f"{i.name}@{i.version}" for i in view.inputs],
+            )
+            for _, spec, view in views
+            if view.status == "succeeded" and view.output is not None
+        }
         controls, diagnostics, own_rows = _sweep(
-            reg, prepared, wanted, quick, requests, composed, out_dir / "downloads", progress
+            reg, prepared, wanted, quick, requests, composed, out_dir / "downloads", progress, registered
         )
 
     with compute.threads(n_threads), _progress() as progress:
@@ -366,12 +376,16 @@ def _sweep(
     composed: set[str],
     downloads: Path,
     progress: Progress,
+    registered: dict[str, tuple[str, list[str]]] | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, dict[str, float]]]:
     """Every pair of the registered LoRAs, in process (sweep.py): the controls on the pair's own
     domains, and the product's interference report of all of them (RMS cosine, subspace and core
     overlap per pair). Also the held-out perplexities (`requests`) on their own domain (`generic`: all)
     of the LoRAs no flow composition took as input (not in `composed`): their rows, which the flows'
-    evaluations give the others."""
+    evaluations give the others. `registered`: the flows' compositions (spec name -> output, inputs);
+    a pair method a flow composed from the same pair (plan.PAIR_METHODS: the same fields and weights,
+    the same registered files, the engine is deterministic) is read from its registered output, not
+    composed again (quick mode: `core_merge`, ~5 s of SVDs)."""
     from ...compose import interference_report
     from ...evaluation import Evaluator
     from ...evaluation.prefix import PrefixCache
@@ -421,8 +435,20 @@ def _sweep(
         )
         if tuning is not None:  # every method claim's variants, each at its validation-chosen scale
             parents = (read_adapter(fx), read_adapter(fy))
+            results = {}
+            for pm in plan.tuned_methods(quick):
+                output, inputs = (registered or {}).get(plan.ref(plan.pair_method_name(x, y, pm)), ("", []))
+                if output and inputs == [ref_x, ref_y]:
+                    results[pm.label] = read_adapter(_download(reg, output, downloads)[1])
             done += sweep.method_controls(
-                evaluator, (ref_x, ref_y), parents, pair_texts, plan.tuned_methods(quick), tuning, cache=cache
+                evaluator,
+                (ref_x, ref_y),
+                parents,
+                pair_texts,
+                plan.tuned_methods(quick),
+                tuning,
+                cache=cache,
+                results=results,
             )
         for c in done:
             item = {"pair": list(c.pair), "kind": c.kind, "weights": list(c.weights), "docs": c.docs}

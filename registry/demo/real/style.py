@@ -51,17 +51,25 @@ class Generator:
         self.base = AutoModelForCausalLM.from_pretrained(base_folder).eval()
         self.precision = precision
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def generate(
         self, adapter_folder: Path | None, prompts: Sequence[str], *, new_tokens: int, sample: bool, seed: int
     ) -> list[str]:
         """Continuations of `prompts` (greedy, or sampled at temperature 0.8 with a fixed seed), batched
-        with left padding, in the generator's precision (compute.PRECISIONS)."""
+        with left padding, in the generator's precision (compute.PRECISIONS).
+
+        no_grad, not inference_mode, and every parameter marked as requiring grad: bf16 autocast keeps
+        its bf16 copy of a weight for the whole call only for a leaf that requires grad and outside
+        inference mode; otherwise it casts every weight again at every generated token (peft freezes
+        the base it wraps). The copy is the same cast, so the text is the same; the casts were half of
+        a generation's time (SmolLM2, one thread: 0.44 vs 0.20 ms per linear at 3 rows)."""
         model = self.base
         if adapter_folder is not None:
             from peft import PeftModel
 
             model = PeftModel.from_pretrained(self.base, str(adapter_folder)).eval()
+        for p in model.parameters():
+            p.requires_grad_(True)  # no graph is built under no_grad: only autocast's cache sees it
         try:
             batch = self.tok(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
             torch.manual_seed(seed)

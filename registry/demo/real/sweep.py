@@ -9,8 +9,9 @@ beside each method claim, evaluated on the two parents' own domains (the retenti
   with the product's own combination (`registry.evaluation.decoding`).
 - The product's methods in `plan.tuned_methods` (`core_merge`, and in the full run `ties`, `knots`,
   `tsv`, `iso_c`): composed by the engine (`registry.compose.compose`) from the registered parents'
-  files, their result written into the resident base's weights (W + s B A per module, float64
-  product) for the evaluation, at their validation-chosen s only.
+  files (a pair method a flow already composed from them, `core_merge`: its registered result, the
+  same engine result), their result written into the resident base's weights (W + s B A per module,
+  float64 product) for the evaluation, at their validation-chosen s only.
 - Each variant at its own scale chosen on validation (`Tuning`): the scaled sum's c, and each method's
   result times s (the product's `search.scale`: B times s), s from the same grid, chosen by the pooled
   perplexity of the pair's validation documents (the product's `perplexity` of one dataset); the
@@ -26,7 +27,7 @@ registered parents with a formula written in the test (merged weights, not peft'
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -265,12 +266,14 @@ def method_controls(
     methods: Sequence[Any],
     tuning: Tuning,
     cache: PrefixCache | None = None,
+    results: Mapping[str, PemAdapter] | None = None,
 ) -> list[Control]:
     """Each of `methods` (plan.PairMethod) applied to the pair at its weights, composed by the product's
     engine, its result times the scale its validation perplexity chooses (`tuning`), then evaluated on
     `texts` (kind tuned, method the engine's method name), with the evaluator's resident base, from
     `cache` (as in `pair_controls`; the changed modules are the result's, which the cache checks against
-    its layers).
+    its layers). `results`: by method label, the engine's result of that method, fields and weights on
+    this pair when it is already at hand (the flow's registered composition): not composed again.
 
     Only the chosen scale is scored on the test documents: a method at scale 1 beside the scaled sum
     at c = 1 compares each at a scale neither chose (the untuned comparison the tuned one replaces),
@@ -281,7 +284,10 @@ def method_controls(
     out = []
     for pm in methods:
         f = pm.fields
-        score = functools.partial(_score_merged, evaluator, cache, composed(adapters, f, pm.weights))
+        result = (results or {}).get(pm.label)
+        if result is None:
+            result = composed(adapters, f, pm.weights)
+        score = functools.partial(_score_merged, evaluator, cache, result)
         val = [
             (s, score(s, val_ids, lambda scorer: _pooled(evaluator, tuning.val, scorer)))
             for s in tuning.scales

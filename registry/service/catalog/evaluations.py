@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from sqlalchemy import select
 
 from registry.catalog import models as m
@@ -11,18 +13,27 @@ from registry.service.context import Registry
 
 
 def cached_value(reg: Registry, version_label: str, metric: str, dataset_sha256: str) -> float | None:
+    return cached_values(reg, version_label, {"value": (metric, dataset_sha256)}).get("value")
+
+
+def cached_values(
+    reg: Registry, version_label: str, wanted: Mapping[str, tuple[str, str]]
+) -> dict[str, float]:
+    """name -> the version's recorded value of each wanted (metric, dataset sha256) it has, the latest
+    when several were recorded; one query for all of them (a report reads hundreds per version)."""
     with reg.sessions() as session:
         version = resolve_version(session, version_label, access=reg.acting)
-        return session.scalar(
-            select(m.Evaluation.value)
+        rows = session.execute(
+            select(m.Evaluation.metric, m.Evaluation.dataset_sha256, m.Evaluation.value)
             .where(
                 m.Evaluation.version_id == version.id,
-                m.Evaluation.metric == metric,
-                m.Evaluation.dataset_sha256 == dataset_sha256,
+                m.Evaluation.metric.in_({metric for metric, _ in wanted.values()}),
+                m.Evaluation.dataset_sha256.in_({digest for _, digest in wanted.values()}),
             )
-            .order_by(m.Evaluation.id.desc())
-            .limit(1)
-        )
+            .order_by(m.Evaluation.id)
+        ).all()
+    latest = {(metric, digest): value for metric, digest, value in rows}  # ascending ids: the last wins
+    return {name: latest[key] for name, key in wanted.items() if key in latest}
 
 
 def record(
