@@ -79,8 +79,7 @@ def _walk_statement(direction: str, admin: bool) -> CompoundSelect:
     # The reached versions (and the root, depth 0), named once for both halves below.
     reached = union_all(select(frontier.c.vid, frontier.c.depth), select(root, literal(0))).cte("reached")
     edge_columns = (_e.parent_version_id, _e.child_version_id, _e.operator, _e.weight, _e.composition_id)
-    nodes = select(
-        false().label("edge"),
+    node_columns = (
         _v.id,
         _a.namespace,
         _a.name,
@@ -89,16 +88,18 @@ def _walk_statement(direction: str, admin: bool) -> CompoundSelect:
         _v.status,
         readable_bound(admin, _a.namespace).label("visible"),
         reached.c.depth,
+    )
+    nodes = select(
+        false().label("edge"),
+        *node_columns,
         *(type_coerce(null(), c.type).label(c.name) for c in edge_columns),
     ).select_from(
         reached.join(t.adapter_versions, _v.id == reached.c.vid).join(t.adapters, _a.id == _v.adapter_id)
     )
     among = select(reached.c.vid).scalar_subquery()
-    edges = select(
-        true(),
-        *(null() for _ in range(8)),
-        *edge_columns,
-    ).where(_e.parent_version_id.in_(among), _e.child_version_id.in_(among))
+    edges = select(true(), *(null() for _ in node_columns), *edge_columns).where(
+        _e.parent_version_id.in_(among), _e.child_version_id.in_(among)
+    )
     return union_all(nodes, edges)
 
 
@@ -125,7 +126,7 @@ def walk(db: Any, root: Version, direction: str, depth: int, access: Access) -> 
         vid: LineageNode(name=f"{ns}/{name}", version=ver, sha256=sha, depth=depth, status=status)
         if visible or vid == root.id
         else LineageNode(name=None, version=None, sha256=sha, depth=depth, status=None, hidden=True)
-        for vid, ns, name, ver, sha, status, visible, depth in (row[1:9] for row in shallowest.values())
+        for _, vid, ns, name, ver, sha, status, visible, depth, *_edge in shallowest.values()
     }
     nodes = sorted(
         nodes_by_id.values(), key=lambda n: (n.depth, n.hidden, n.name or "", n.version or 0, n.sha256)
