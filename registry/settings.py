@@ -50,9 +50,11 @@ class Settings(BaseSettings):
     db_statement_timeout_seconds: float = Field(default=_DB.statement, gt=0, le=3600)
     db_pool_timeout_seconds: float = Field(default=_DB.pool, gt=0, le=300)
     db_sqlite_busy_timeout_seconds: float = Field(default=_DB.sqlite_busy, gt=0, le=3600)
-    # PostgreSQL sessions each process keeps, and may open beyond them (registry.catalog.location.DbLimits).
+    # PostgreSQL sessions each process keeps for writes and background work, may open beyond them, and
+    # keeps for catalog reads (registry.catalog.location.DbLimits).
     db_pool_size: int = Field(default=_DB.pool_size, ge=1, le=1000)
     db_pool_max_overflow: int = Field(default=_DB.pool_max_overflow, ge=0, le=1000)
+    db_read_pool_size: int = Field(default=_DB.read_pool_size, ge=1, le=1000)
     # Where REST callers (and runs they stored) may name sources besides the artifact store: adapter
     # and base-model folders, evaluation datasets and calibration sets (comma-separated local folders
     # and s3://bucket/prefix entries). `dataset_roots` is the older name, still read and folded in.
@@ -152,6 +154,7 @@ class Settings(BaseSettings):
             sqlite_busy=self.db_sqlite_busy_timeout_seconds,
             pool_size=self.db_pool_size,
             pool_max_overflow=self.db_pool_max_overflow,
+            read_pool_size=self.db_read_pool_size,
         )
 
     @property

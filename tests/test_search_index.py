@@ -225,7 +225,7 @@ def _sent_sql(
     reg: Registry, url: str, query: str | None, tags: dict[str, str] | None = None
 ) -> tuple[list[str], str, dict[str, Any]]:
     """Run list_adapters; return its names and the SQL and parameters it sent to PostgreSQL."""
-    engine = get_engine(url)
+    engine = reg.read_engine  # the pool catalog reads run on
     sent: list[tuple[str, Any]] = []
 
     def capture(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
@@ -346,7 +346,7 @@ def test_searches_are_planned_per_term_other_listings_prepared(fresh_pg_url: str
     """psycopg prepares a statement after 5 executions and PostgreSQL may then plan it once for every
     value; a search's right plan depends on its term, so searches are sent unprepared."""
     reg = _seeded(fresh_pg_url, tmp_path)
-    engine = get_engine(fresh_pg_url)
+    engine = reg.read_engine  # the pool catalog reads run on
     engine.dispose()  # one pooled connection, reused by every call below
     for i in range(8):
         service.list_adapters(reg, query=f"number {i}")
@@ -595,7 +595,7 @@ def test_a_one_word_term_walks_its_words_in_listing_order(fresh_pg_url: str, tmp
 
 
 def _sent_statements(reg: Registry, url: str, query: str) -> tuple[list[str], list[tuple[str, Any]]]:
-    engine = get_engine(url)
+    engine = reg.read_engine  # the pool catalog reads run on
     sent: list[tuple[str, Any]] = []
 
     def capture(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:

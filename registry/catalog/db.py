@@ -59,13 +59,16 @@ def _execute_unprepared(cursor: Any, statement: str, parameters: Any, context: A
     return True
 
 
-_engines: dict[tuple[str, DbLimits], Engine] = {}
+_engines: dict[tuple[str, DbLimits, bool], Engine] = {}
 _engines_lock = threading.Lock()
 
 
-def get_engine(url: str, limits: DbLimits = DEFAULT_LIMITS) -> Engine:
-    """One engine (one pool) per URL and limits, however the caller spells them."""
-    key = (normalize_url(url), limits)
+def get_engine(url: str, limits: DbLimits = DEFAULT_LIMITS, *, reads: bool = False) -> Engine:
+    """One engine (one pool) per URL and limits, however the caller spells them; with `reads`, the pool
+    of catalog reads (DbLimits: on PostgreSQL its own sessions, on SQLite the same engine)."""
+    normalized = normalize_url(url)
+    reads = reads and make_url(normalized).get_backend_name() != "sqlite"
+    key = (normalized, limits, reads)
     with _engines_lock:
         engine = _engines.get(key)
         if engine is None:
@@ -73,7 +76,7 @@ def get_engine(url: str, limits: DbLimits = DEFAULT_LIMITS) -> Engine:
         return engine
 
 
-def _create_engine(url: str, limits: DbLimits) -> Engine:
+def _create_engine(url: str, limits: DbLimits, reads: bool) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -90,10 +93,11 @@ def _create_engine(url: str, limits: DbLimits) -> Engine:
         # Kept connections: a connection over pool_size is closed when handed back, so a server worker
         # answering more requests at once than that opened a new PostgreSQL session for every few
         # requests (16 clients on `serve --workers 2`: one session per ~3 requests at pool_size 5);
-        # each new session costs a backend start and re-plans every statement. Sized by the operator
-        # (PEMREG_DB_POOL_SIZE, PEMREG_DB_POOL_MAX_OVERFLOW; docs/scale.md).
-        pool_size=limits.pool_size,
-        max_overflow=limits.pool_max_overflow,
+        # each new session costs a backend start and re-plans every statement. Reads have a few sessions
+        # of their own and no overflow (DbLimits). Sized by the operator (PEMREG_DB_POOL_SIZE,
+        # PEMREG_DB_POOL_MAX_OVERFLOW, PEMREG_DB_READ_POOL_SIZE; docs/scale.md).
+        pool_size=limits.read_pool_size if reads else limits.pool_size,
+        max_overflow=0 if reads else limits.pool_max_overflow,
         pool_timeout=limits.pool,
         connect_args={
             # libpq counts whole seconds, at least 2; psycopg enforces it over the whole handshake.

@@ -23,6 +23,7 @@ LIMIT_VARS = (
     "PEMREG_DB_SQLITE_BUSY_TIMEOUT_SECONDS",
     "PEMREG_DB_POOL_SIZE",
     "PEMREG_DB_POOL_MAX_OVERFLOW",
+    "PEMREG_DB_READ_POOL_SIZE",
 )
 
 
@@ -33,10 +34,14 @@ class DbLimits:
     on the client, since a frozen server cannot enforce its own statement_timeout; a pool drained by
     such waits fails at `pool`. `sqlite_busy` is how long SQLite waits for another writer's lock.
 
-    `pool_size` PostgreSQL sessions are kept per process, and up to `pool_max_overflow` more are opened
-    (and closed again) when more requests hold one at once; past both, a request waits up to `pool`
-    for a session. Fewer sessions than requests can be faster: sessions beyond the database's cores
-    only take turns on them, and each turn is a wait in the middle of a request."""
+    Each process has two pools of PostgreSQL sessions. Catalog reads (lists, searches, lookups,
+    lineage: every `connect()` of a CatalogSource) hold one of `read_pool_size` sessions, with no
+    overflow: past them a read waits up to `pool`. Writes, key checks and background loops
+    (heartbeats, deliveries, runs) keep `pool_size` sessions and open up to `pool_max_overflow` more
+    (closed again when handed back). Reads are many, short and CPU-bound on the database: sessions
+    beyond its cores only take turns on them, each turn a wait in the middle of a request, so a few
+    sessions serve them faster than many (docs/scale.md); and a burst of them cannot take the
+    sessions a heartbeat or a commit needs. SQLite has one pool for both."""
 
     connect: float = 3.0
     statement: float = 10.0
@@ -44,6 +49,7 @@ class DbLimits:
     sqlite_busy: float = 30.0
     pool_size: int = 12
     pool_max_overflow: int = 8
+    read_pool_size: int = 2
 
 
 def default_principal() -> str:

@@ -37,9 +37,14 @@ class Registry:
         """The pooled engine the sessions use too (get_engine keeps one per URL and limits)."""
         return get_engine(self.settings.resolved_database_url, self.settings.db_limits)
 
+    @cached_property
+    def read_engine(self) -> Engine:
+        """The pool of catalog reads (registry.catalog.location.DbLimits: its own few sessions)."""
+        return get_engine(self.settings.resolved_database_url, self.settings.db_limits, reads=True)
+
     def connect(self) -> AbstractContextManager[Connection]:
         """A Core connection for reads (registry.service.catalog.source.CatalogSource)."""
-        return read_connection(self.engine)
+        return read_connection(self.read_engine)
 
     @cached_property
     def sessions(self) -> sessionmaker[Session]:
@@ -72,6 +77,7 @@ class Registry:
             other = Registry(self.settings.model_copy(update={"principal": access.principal}), access)
             other.__dict__["sessions"] = self.sessions  # share the cached engine and store client
             other.__dict__["engine"] = self.engine
+            other.__dict__["read_engine"] = self.read_engine
             other.__dict__["store"] = self.store
             if len(acting) >= _ACTING_KEPT:
                 acting.clear()

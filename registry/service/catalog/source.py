@@ -25,7 +25,7 @@ class CatalogSource(Protocol):
 @dataclass
 class LocalCatalog:
     """This machine's catalog as its operator reads it (an admin, as with the full Registry): the same
-    database URL, limits and pooled engine (registry.catalog.db.get_engine) the Registry would use."""
+    database URL, limits and pool of reads (registry.catalog.db.get_engine) the Registry's reads use."""
 
     location: CatalogLocation
 
@@ -41,7 +41,7 @@ class LocalCatalog:
     def engine(self) -> Engine:
         from registry.catalog.db import get_engine
 
-        return get_engine(self.location.database_url, self.location.limits)
+        return get_engine(self.location.database_url, self.location.limits, reads=True)
 
     def connect(self) -> AbstractContextManager[Connection]:
         from registry.catalog.db import read_connection
