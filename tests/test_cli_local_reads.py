@@ -97,3 +97,19 @@ def test_local_reads_answer_what_the_service_answers(reg: Registry, tmp_path: Pa
     shown_base = _json(env, "base-models", "show", "tiny-llama", "--json")
     assert shown_base == show_base_model(reg, "tiny-llama").model_dump(mode="json")
     assert shown_base["adapters"] == ["lean/math", "lean/style"]
+
+
+def test_every_lean_read_runs_with_the_collector_paused_and_each_paused_read_is_a_command(
+    tmp_path: Path,
+) -> None:
+    """api/cli/main.py's READS (commands run with the cyclic collector paused) and this file's READS (the
+    lean local reads) name the same commands, but for `namespaces show` (paused, read through the full
+    Registry); and each name there is a command `pemreg` knows."""
+    from api.cli.main import READS as PAUSED
+
+    lean = {args[0] if args[0] in PAUSED else " ".join(args[:2]) for args in READS}
+    assert PAUSED - lean == {"namespaces show"} and lean <= PAUSED, (sorted(PAUSED), sorted(lean))
+    env = clean_env(PEMREG_HOME=str(tmp_path / "home"))
+    for command in PAUSED:
+        done = pemreg(env, *command.split(), "--help")
+        assert done.returncode == 0 and "Usage" in done.stdout, (command, done.stderr)
