@@ -35,12 +35,14 @@ from .common import (
     version_ref,
 )
 from .downloads import route_link
+from .reads import catalog_read
 from .serialized import json_view
 
 router = APIRouter(prefix="/v1/adapters", tags=["adapters"], responses=ERROR_RESPONSES)
 
 
 @router.get("", response_model=Page[AdapterView])
+@catalog_read
 def list_adapters(
     caller: Reader,
     base_model: Annotated[str | None, Query(description="NAME or NAME@REVISION")] = None,
@@ -99,6 +101,7 @@ def list_adapters(
 
 
 @router.get("/{ns}/{name}", response_model=AdapterView)
+@catalog_read
 def show_adapter(
     caller: Reader,
     ns: Namespace,
@@ -110,6 +113,7 @@ def show_adapter(
 
 
 @router.get(VERSION, response_model=VersionView)
+@catalog_read
 def get_version(caller: Reader, ns: Namespace, name: Name, v: Selector) -> Response:
     return json_view(service.get_version(caller.reg, version_ref(ns, name, v)))
 
@@ -123,6 +127,7 @@ def set_alias(caller: SignedIn, ns: Namespace, name: Name, alias: AliasName, bod
 
 
 @router.get(VERSION + "/lineage", response_model=LineageGraph)
+@catalog_read
 def lineage(
     caller: Reader,
     ns: Namespace,

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query
 
 from api.deps import Reader
 from api.errors import ERROR_RESPONSES
+from api.routes.reads import catalog_read
 from registry import service
 from registry.hashing import digest_of
 from registry.refs import DIGEST_PREFIX_INPUT_SCHEMA_PATTERN
@@ -17,6 +18,7 @@ router = APIRouter(prefix="/v1", tags=["audit"], responses=ERROR_RESPONSES)
 
 
 @router.get("/audit", response_model=list[AuditEventView])
+@catalog_read
 def audit_events(
     caller: Reader,
     subject: Annotated[str | None, Query(description="e.g. acme/math (also matches acme/math@N)")] = None,

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Response
 
 from api.deps import Admin, Reader, Writer
 from api.errors import ERROR_RESPONSES
+from api.routes.reads import catalog_read
 from api.schemas import BASE_LABEL_PATTERN, BaseMergeIn, BaseModelIn
 from registry import service
 from registry.base_evidence import BaseEvidence, config_fingerprint
@@ -19,6 +20,7 @@ router = APIRouter(prefix="/v1/base-models", tags=["base models"], responses=ERR
 
 
 @router.get("", response_model=list[BaseModelView])
+@catalog_read
 def list_base_models(caller: Reader) -> list[BaseModelView]:
     return service.list_base_models(caller.reg)
 
@@ -63,6 +65,7 @@ def merge(caller: Admin, body: BaseMergeIn) -> BaseMerged:
 
 
 @router.get("/{label:path}", response_model=BaseModelDetail)
+@catalog_read
 def show(
     caller: Reader,
     label: Annotated[

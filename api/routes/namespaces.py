@@ -19,6 +19,7 @@ from registry.service.access import namespaces as service
 from registry.views import GrantView, NamespaceView, WhoAmI
 
 from .common import Namespace
+from .reads import catalog_read
 
 router = APIRouter(prefix="/v1", tags=["namespaces"], responses=ERROR_RESPONSES)
 Subject = Annotated[
@@ -31,6 +32,7 @@ Subject = Annotated[
 
 
 @router.get("/namespaces", response_model=list[NamespaceView])
+@catalog_read
 def list_namespaces(caller: Reader) -> list[NamespaceView]:
     """The namespaces the caller may read, each with the caller's role there and why."""
     return namespace_reads.list_namespaces(caller.reg)
@@ -83,6 +85,7 @@ def revoke_grant(caller: SignedIn, ns: Namespace, subject: Subject) -> Response:
 
 
 @router.get("/whoami", response_model=WhoAmI)
+@catalog_read
 def whoami(caller: Reader) -> WhoAmI:
     """The principal, its groups, its global role and its namespace grants (direct or via a group)."""
     return namespace_reads.whoami(caller.reg)
