@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg.sql
 import pytest
 from sqlalchemy import delete, event, select, text
 
@@ -19,6 +21,7 @@ from registry.catalog.db import get_engine, transaction
 from registry.catalog.migrate import downgrade, upgrade
 from registry.errors import NotFound
 from registry.service import Registry
+from registry.service.catalog import tag_walk
 from registry.service.catalog.lifecycle import update_adapter
 from registry.service.catalog.queries import search_words
 from registry.service.compositions.merged import register_merged
@@ -229,7 +232,7 @@ def _sent_sql(
     sent: list[tuple[str, Any]] = []
 
     def capture(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
-        if "FROM adapters" in statement and ("LIKE" in statement or "@>" in statement):
+        if "FROM adapters" in statement and any(w in statement for w in ("LIKE", "@>", "tag_entries")):
             sent.append((statement, parameters))
 
     event.listen(engine, "before_cursor_execute", capture)
@@ -303,9 +306,14 @@ def test_a_term_of_several_words_asks_the_index_for_each_word(fresh_pg_url: str,
 
 
 @pytest.mark.postgres
-def test_each_tag_is_its_own_index_key(fresh_pg_url: str, tmp_path: Path) -> None:
-    """Two tags are two `tag_set @>` conditions (two GIN keys intersected by skipping), not one array of
-    both, whose rarer element's every candidate walked the commoner one's posting list."""
+def test_each_tag_is_its_own_index_key(
+    fresh_pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When every tag of a filter is common (tag_walk.WALK_MAX; here lowered so that 100 adapters are
+    many), the GIN index intersects them: two tags are two `tag_set @>` conditions (two GIN keys
+    intersected by skipping), not one array of both, whose rarer element's every candidate walked the
+    commoner one's posting list."""
+    monkeypatch.setattr(tag_walk, "WALK_MAX", 50)
     reg = _seeded(fresh_pg_url, tmp_path)
     with get_engine(fresh_pg_url).begin() as conn:
         conn.execute(
@@ -322,6 +330,55 @@ def test_each_tag_is_its_own_index_key(fresh_pg_url: str, tmp_path: Path) -> Non
     plan = _plan(fresh_pg_url, statement, parameters)
     [tags] = [c for c in _index_conditions(plan) if "tag_set" in c]
     assert tags.count("tag_set @>") == 2, plan
+
+
+def _generic_plan(url: str, statement: str, parameters: dict[str, Any]) -> str:
+    """The plan of `statement` PREPAREd with its parameters unknown (`$n`) and a generic plan forced:
+    what PostgreSQL runs once psycopg has prepared a statement executed often."""
+    names: list[str] = []
+
+    def placeholder(match: re.Match[str]) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    prepared = re.sub(r"%\((\w+)\)s", placeholder, statement)
+    with get_engine(url).connect() as conn:
+        raw: Any = conn.connection.dbapi_connection
+        values = ", ".join(psycopg.sql.Literal(parameters[n]).as_string(raw) for n in names)
+        conn.exec_driver_sql(f"PREPARE listing AS {prepared}")
+        conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
+        plan = conn.exec_driver_sql(f"EXPLAIN EXECUTE listing({values})").scalars().all()
+        conn.exec_driver_sql("DEALLOCATE listing")
+        conn.rollback()
+    return "\n".join(plan)
+
+
+@pytest.mark.postgres
+def test_a_tag_filter_walks_its_rarest_tag_in_listing_order(fresh_pg_url: str, tmp_path: Path) -> None:
+    """A filter with a rare tag walks that tag's entries (tag_entries, migration 0017) in listing order
+    index-only, probes the common tag per entry, and stops at the page's last match: no sort of every
+    match, no read of the GIN index, whichever order the tags are given in. Prepared as psycopg prepares
+    a statement run often (a generic plan): the plan must not depend on the values."""
+    reg = _seeded(fresh_pg_url, tmp_path)
+    with get_engine(fresh_pg_url).begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO adapter_tags (adapter_id, key, value) SELECT id, 'tier', 'gold' FROM adapters "
+                "UNION ALL SELECT id, 'team', 't7' FROM adapters WHERE id % 50 = 7"
+            )
+        )
+    with get_engine(fresh_pg_url).connect() as conn:  # index-only once vacuumed
+        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE tag_entries")
+    expected = sorted((f"team{i % 20:02d}", f"adapter-{i:06d}") for i in range(1, 5001) if i % 50 == 7)[:50]
+    for tags in ({"tier": "gold", "team": "t7"}, {"team": "t7", "tier": "gold"}):
+        names, statement, parameters = _sent_sql(reg, fresh_pg_url, None, tags)
+        assert names == [f"{ns}/{name}" for ns, name in expected]
+        assert "@>" not in statement, statement
+        assert (parameters["tag_key_0"], parameters["tag_value_0"]) == ("team", "t7")  # the rarer walks
+        plan = _generic_plan(fresh_pg_url, statement, parameters)
+        assert "Index Only Scan using pk_tag_entries on tag_entries" in plan, plan
+        assert "Sort" not in plan and "ix_adapters_tag_set" not in plan, plan
 
 
 @pytest.mark.postgres
@@ -638,3 +695,58 @@ def test_the_word_index_answers_by_readable_words_only(fresh_pg_url: str, tmp_pa
     names, statements = _sent_statements(admin, fresh_pg_url, "zqa")
     assert names == ["secret/hidden", "team01/zqa-open"] and len(statements) == 2  # 41 words: search_text
     assert _sent_statements(outsider, fresh_pg_url, "zqa07")[0] == []
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("walk_max", [tag_walk.WALK_MAX, 0], ids=["walked", "intersected"])
+def test_tag_filter_pages_are_the_rule_whether_walked_or_intersected(
+    fresh_pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, walk_max: int
+) -> None:
+    """Every page of a tag filter, followed by its tokens, as an admin and as a reader who cannot see a
+    private namespace: the adapters having every tag, in (namespace, name) order, computed here from the
+    seeded rows. With WALK_MAX at 0 no tag is rare enough to walk, and the GIN index answers."""
+    monkeypatch.setattr(tag_walk, "WALK_MAX", walk_max)
+    reg = _seeded(fresh_pg_url, tmp_path)
+    with get_engine(fresh_pg_url).begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO adapter_tags (adapter_id, key, value) "
+                "SELECT id, 'tier', (ARRAY['gold', 'silver', 'bronze'])[1 + id % 3] FROM adapters "
+                "UNION ALL SELECT id, 'team', 't' || (id % 50) FROM adapters"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO namespaces (name, visibility, protected_aliases, created_by, created_at, "
+                "updated_at) SELECT 'team' || lpad(n::text, 2, '0'), "
+                "CASE WHEN n = 3 THEN 'private' ELSE 'internal' END, '[]', 't', now(), now() "
+                "FROM generate_series(0, 19) AS n"
+            )
+        )
+    from registry.service.admin.keys import authenticate, create_key
+
+    reader = reg.acting_as(authenticate(reg, create_key(reg, "tag-reader", "reader")))
+    tiers = ["gold", "silver", "bronze"]
+    adapters = [(f"team{i % 20:02d}", f"adapter-{i:06d}", tiers[i % 3], f"t{i % 50}") for i in range(1, 5001)]
+    filters = [
+        {"team": "t3"},
+        {"tier": "gold", "team": "t3"},
+        {"team": "t8", "tier": "silver"},
+        {"tier": "gold"},
+    ]
+    for who, hidden in ((reg, set()), (reader, {"team03"})):
+        for tags in filters:
+            expected = sorted(
+                f"{ns}/{name}"
+                for ns, name, tier, team in adapters
+                if ns not in hidden and tags.get("tier", tier) == tier and tags.get("team", team) == team
+            )
+            listed: list[str] = []
+            token = None
+            for _ in range(len(expected) // 13 + 2):
+                page = service.list_adapters(who, tags=tags, limit=13, page_token=token)
+                listed += [a.name for a in page.items]
+                token = page.next_page_token
+                if token is None:
+                    break
+            assert listed == expected, (tags, who is reader)

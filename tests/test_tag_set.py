@@ -1,7 +1,8 @@
-"""adapters.tag_set, the copy of adapter_tags that tag filters test on PostgreSQL (migration 0014), stays
-equal to adapter_tags through every way tags change: registration, `update_adapter` (add, change,
-remove), direct SQL (multi-row insert, update, delete) and an adapter's delete; and tag listings
-answer what adapter_tags says."""
+"""adapters.tag_set and tag_entries, the copies of adapter_tags that tag filters read on PostgreSQL
+(migrations 0014 and 0017), stay equal to adapter_tags through every way tags change: registration,
+`update_adapter` (add, change, remove), direct SQL (multi-row insert, update, delete, an adapter's
+rename), an adapter's delete and TRUNCATE; and tag listings answer what adapter_tags says, whether a
+filter walks its rarest tag's entries or intersects the GIN index (registry/service/catalog/tag_walk.py)."""
 
 from __future__ import annotations
 
@@ -61,8 +62,24 @@ def _matching(reg: Registry, tags: dict[str, str]) -> list[str]:
     return sorted(n for n, kv in have.items() if set(tags.items()) <= kv)
 
 
+def _entries(reg: Registry) -> tuple[set[tuple[str, ...]], set[tuple[str, ...]]]:
+    """(tag_entries as stored, what this test expects of it: adapter_tags with its adapter's name)."""
+    with _engine(reg).connect() as conn:
+        stored = conn.execute(text("SELECT key, value, namespace, name, adapter_id FROM tag_entries")).all()
+        expected = conn.execute(
+            text(
+                "SELECT t.key, t.value, a.namespace, a.name, a.id "
+                "FROM adapter_tags t JOIN adapters a ON a.id = t.adapter_id"
+            )
+        ).all()
+    return {tuple(r) for r in stored}, {tuple(r) for r in expected}
+
+
 def _check(reg: Registry) -> None:
     assert _stored(reg) == _expected(reg)
+    if _engine(reg).dialect.name == "postgresql":
+        stored, expected = _entries(reg)
+        assert stored == expected
     for tags in ({"tier": "gold"}, {"tier": "gold", "team": "t7"}, {"stage": "dev"}, {"a": "b=c"}):
         assert _listed(reg, tags) == _matching(reg, tags), tags
 
@@ -97,6 +114,10 @@ def test_tag_set_follows_adapter_tags(reg: Registry, adapter_dirs: dict[str, Pat
             text("UPDATE adapter_tags SET value = 'dev' WHERE key = 'tier' AND adapter_id = :two"), ids
         )
         conn.execute(text("UPDATE adapter_tags SET adapter_id = :three WHERE key = 'a'"), ids)
+        conn.execute(text("UPDATE adapters SET name = 'one-renamed' WHERE name = 'one'"))
+    _check(reg)
+    with _engine(reg).begin() as conn:
+        conn.execute(text("UPDATE adapters SET name = 'one' WHERE name = 'one-renamed'"))
     _check(reg)
     assert _listed(reg, {"tier": "gold", "team": "t7"}) == ["acme/one"]
     assert _listed(reg, {"a": "b=c"}) == ["beta/three"]

@@ -461,7 +461,8 @@ POSTGRES_ONLY_INDEXES = frozenset(
 )
 # The word index of a common search term (tables.search_words, migration 0016): its triggers split
 # search_text with a regular expression, which SQLite has not, and SQLite's listings never read it.
-POSTGRES_ONLY_TABLES = frozenset({"search_words", "search_vocabulary"})
+# So is the tag index of a tag filter (tables.tag_entries, migration 0017): SQLite probes adapter_tags.
+POSTGRES_ONLY_TABLES = frozenset({"search_words", "search_vocabulary", "tag_entries"})
 
 
 def compared_on(dialect: str) -> Callable[[Any, str | None, str, bool, Any], bool]:

@@ -189,6 +189,22 @@ search_vocabulary = Table(
     Index("ix_search_vocabulary_namespace_word", "namespace", "word"),
 )
 
+# A tag filter's page (migration 0017, PostgreSQL only; SQLite's tag filters probe adapter_tags): each
+# tag of each adapter with the adapter's namespace and name, keyed (key, value, namespace, name), so one
+# tag's adapters are in listing order (the key INCLUDEs adapter_id: an index-only walk). A filter walks
+# its rarest tag's entries and probes the other tags' by the same key. Kept equal to adapter_tags joined
+# with adapters by the database (triggers of migration 0017), never written by the service.
+tag_entries = Table(
+    "tag_entries",
+    metadata,
+    Column("key", String(128), primary_key=True),
+    Column("value", String(512), primary_key=True),
+    Column("namespace", String(64), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("adapter_id", ForeignKey("adapters.id", ondelete="CASCADE"), nullable=False),
+    Index("ix_tag_entries_adapter_id_key", "adapter_id", "key"),
+)
+
 adapter_tags = Table(
     "adapter_tags",
     metadata,

@@ -25,6 +25,7 @@ from sqlalchemy import (
     case,
     exists,
     func,
+    literal,
     or_,
     select,
     true,
@@ -40,12 +41,13 @@ from registry.service.access.policy import bound, readable, readable_bound
 from registry.service.catalog import paging
 from registry.service.catalog.resolve import LISTED, VERSION_COLUMNS, resolve_row
 from registry.service.catalog.source import CatalogSource
+from registry.service.catalog.tag_walk import walk_order
 from registry.views import AdapterView, Page, TrainingRecord, VersionView
 
 MAX_LIMIT = 500
 FILTERABLE_STATUSES = ("active", "deprecated", "archived")  # a deleted version is not listed
 
-_a, _v, _bm, _tag, _al, _tv, _sw, _vocab = (
+_a, _v, _bm, _tag, _al, _tv, _sw, _vocab, _te = (
     t.adapters.c,
     t.adapter_versions.c,
     t.base_models.c,
@@ -54,6 +56,7 @@ _a, _v, _bm, _tag, _al, _tv, _sw, _vocab = (
     t.training_values.c,
     t.search_words.c,
     t.search_vocabulary.c,
+    t.tag_entries.c,
 )
 _ADAPTER = (
     _a.id,
@@ -183,6 +186,9 @@ def list_adapters(
     only_query = not (base_model or pem_type or status or task or metrics or params or datasets or tags)
     with reg.connect() as db:
         postgres = db.dialect.name == "postgresql"
+        walked = walk_order(db, tags) if tags and postgres and not query else None
+        for i, (key, value) in enumerate(walked or ()):  # the tag walked first, the others probed
+            values[f"tag_key_{i}"], values[f"tag_value_{i}"] = key, value
 
         def listing(**search: Any) -> _Listing:
             return _Listing(
@@ -199,6 +205,7 @@ def list_adapters(
                 datasets=len(datasets or []),
                 tags=len(tags or {}),
                 after=bool(page_token),
+                tag_walk=walked is not None,
                 **search,
             )
 
@@ -289,6 +296,7 @@ class _Listing:
     query_spans: bool = False
     query_words: int = 0  # PostgreSQL: the term's words, each a condition the trigram index serves
     term_words: bool = False  # PostgreSQL: the term is one word; the words containing it are walked
+    tag_walk: bool = False  # PostgreSQL: the first tag's entries are walked in listing order (tag_walk.py)
 
 
 @lru_cache(maxsize=256)
@@ -298,13 +306,16 @@ def _listing_statement(shape: _Listing) -> Select[Any]:
     # A search orders and pages by a second reference to adapters (_SEARCHED), which PostgreSQL reads
     # index-only (namespace, name, id, search_text: models.py); the row itself is read by id only for
     # candidates, so a common term costs a walk of the index, not of the table. A one-word term orders
-    # and pages by search_words instead (its key is (word, namespace, name)).
-    order: Any = _SEARCHED.c if shape.query else _sw if shape.term_words else _a
+    # and pages by search_words instead (its key is (word, namespace, name)), a walked tag filter by
+    # tag_entries (key, value, namespace, name).
+    order: Any = _SEARCHED.c if shape.query else _sw if shape.term_words else _te if shape.tag_walk else _a
     source = _WITH_BASE
     if shape.query:
         source = _WITH_BASE.join(_SEARCHED, _SEARCHED.c.id == _a.id)
     elif shape.term_words:
         source = _WITH_BASE.join(t.search_words, _sw.adapter_id == _a.id)
+    elif shape.tag_walk:
+        source = _WITH_BASE.join(t.tag_entries, _te.adapter_id == _a.id)
     stmt = (
         select(*_ADAPTER, _TAGS, latest.label("latest"))
         .select_from(source)
@@ -328,15 +339,28 @@ def _listing_statement(shape: _Listing) -> Select[Any]:
         stmt = stmt.where(_a.task == bindparam("task"))
     for condition in _training_filters(shape):
         stmt = stmt.where(condition)
-    if shape.tags and shape.postgres:
-        # The GIN index on tag_set intersects the tags' posting lists (migration 0014), so only the
-        # adapters with all of them are read and sorted. One condition per tag, not one array of all:
-        # each condition is a GIN key, and GIN intersects keys by skipping each to the others'
-        # candidates, where it walks every entry of one key to each candidate of the key's rarest
-        # (`tag=tier:gold&tag=team:t7` at 100k adapters: 1.9 ms as one array, 0.55 ms as two keys).
-        # Planned for its tags each time, like a search: a tag on a third of the adapters is best read
-        # walking the listing's order, one on 2% through the index; one generic plan for both took
-        # 55 ms for the first at 1M versions.
+    if shape.tag_walk:
+        # The first tag's entries in listing order (an index-only walk that stops at the page's last
+        # match), each probed for the other tags by the same key. The probes stay per-row lookups
+        # (OFFSET 0: not flattened into a join), which the planner would otherwise cost as if matches
+        # were spread evenly, and merge-join the walk with a common tag's whole list.
+        key, value = bindparam("tag_key_0", type_=String), bindparam("tag_value_0", type_=String)
+        stmt = stmt.where(_te.key == key, _te.value == value)
+        for i in range(1, shape.tags):
+            probe = t.tag_entries.alias(f"tag_probe_{i}").c
+            key, value = bindparam(f"tag_key_{i}", type_=String), bindparam(f"tag_value_{i}", type_=String)
+            same = (probe.namespace == _te.namespace, probe.name == _te.name)
+            has_tag = select(literal(1)).where(probe.key == key, probe.value == value, *same)
+            stmt = stmt.where(exists(has_tag.offset(0)))
+    elif shape.tags and shape.postgres:
+        # Every tag is common (tag_walk.py): the GIN index on tag_set intersects the tags' posting
+        # lists (migration 0014), so only the adapters with all of them are read and sorted. One
+        # condition per tag, not one array of all: each condition is a GIN key, and GIN intersects
+        # keys by skipping each to the others' candidates, where it walks every entry of one key to
+        # each candidate of the key's rarest (`tag=tier:gold&tag=team:t7` at 100k adapters: 1.9 ms as
+        # one array, 0.55 ms as two keys). Planned for its tags each time, like a search: a tag on a
+        # third of the adapters is best read walking the listing's order, one on 2% through the index;
+        # one generic plan for both took 55 ms for the first at 1M versions.
         contains = _a.tag_set.op("@>", is_comparison=True)
         for i in range(shape.tags):
             stmt = stmt.where(contains(bindparam(f"tag_set_{i}", type_=_a.tag_set.type)))
