@@ -292,9 +292,11 @@ def main() -> None:
         limits = DbLimits()  # what the server sizes its pool by, unless the environment says otherwise
         pool = env.get("PEMREG_DB_POOL_SIZE", str(limits.pool_size))
         overflow = env.get("PEMREG_DB_POOL_MAX_OVERFLOW", str(limits.pool_max_overflow))
+        reads = env.get("PEMREG_DB_READ_POOL_SIZE", str(limits.read_pool_size))
         print(
             f"{args.adapters * args.versions} versions; pemreg serve --workers {args.workers}; "
-            f"PostgreSQL sessions per worker {pool} + {overflow} overflow; cores {os.cpu_count()}"
+            f"PostgreSQL sessions per worker: catalog reads {reads}, the rest {pool} + {overflow} overflow; "
+            f"cores {os.cpu_count()}"
         )
         levels = [int(c) for c in args.clients.split(",")]
         database = make_url(url).database or ""
