@@ -305,6 +305,17 @@ def test_a_term_of_several_words_asks_the_index_for_each_word(fresh_pg_url: str,
     assert names == [f"{ns}/{name}" for ns, name in expected]
 
 
+def _tag_gold_and_t7(url: str) -> None:
+    """Every seeded adapter `tier:gold`, one in 50 also `team:t7`."""
+    with get_engine(url).begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO adapter_tags (adapter_id, key, value) SELECT id, 'tier', 'gold' FROM adapters "
+                "UNION ALL SELECT id, 'team', 't7' FROM adapters WHERE id % 50 = 7"
+            )
+        )
+
+
 @pytest.mark.postgres
 def test_each_tag_is_its_own_index_key(
     fresh_pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -315,13 +326,8 @@ def test_each_tag_is_its_own_index_key(
     commoner one's posting list."""
     monkeypatch.setattr(tag_walk, "WALK_MAX", 50)
     reg = _seeded(fresh_pg_url, tmp_path)
+    _tag_gold_and_t7(fresh_pg_url)
     with get_engine(fresh_pg_url).begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO adapter_tags (adapter_id, key, value) SELECT id, 'tier', 'gold' FROM adapters "
-                "UNION ALL SELECT id, 'team', 't7' FROM adapters WHERE id % 50 = 7"
-            )
-        )
         conn.execute(text("ANALYZE adapters"))
     names, statement, parameters = _sent_sql(reg, fresh_pg_url, None, {"tier": "gold", "team": "t7"})
     expected = sorted((f"team{i % 20:02d}", f"adapter-{i:06d}") for i in range(1, 5001) if i % 50 == 7)[:50]
@@ -361,13 +367,7 @@ def test_a_tag_filter_walks_its_rarest_tag_in_listing_order(fresh_pg_url: str, t
     match, no read of the GIN index, whichever order the tags are given in. Prepared as psycopg prepares
     a statement run often (a generic plan): the plan must not depend on the values."""
     reg = _seeded(fresh_pg_url, tmp_path)
-    with get_engine(fresh_pg_url).begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO adapter_tags (adapter_id, key, value) SELECT id, 'tier', 'gold' FROM adapters "
-                "UNION ALL SELECT id, 'team', 't7' FROM adapters WHERE id % 50 = 7"
-            )
-        )
+    _tag_gold_and_t7(fresh_pg_url)
     with get_engine(fresh_pg_url).connect() as conn:  # index-only once vacuumed
         conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE tag_entries")
     expected = sorted((f"team{i % 20:02d}", f"adapter-{i:06d}") for i in range(1, 5001) if i % 50 == 7)[:50]
