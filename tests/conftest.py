@@ -50,8 +50,8 @@ def reg(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Registry]:
 @pytest.fixture(autouse=True)
 def _no_local_runner_left(request: pytest.FixtureRequest) -> Iterator[None]:
     """`pemreg compose` starts a warm local runner per environment (flows/local_runner.py): those of a
-    test's own homes (under its tmp_path) stop with the test, not 15 idle minutes later. Fixtures that
-    point commands at a shared home (warm_home) stop theirs in their own teardown."""
+    test's own homes (under its tmp_path) stop with the test, not 15 idle minutes later. Those of the
+    session's shared home (warm_home) stop when the session does (prefect_starting)."""
     tmp = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
     yield
     if tmp is None:

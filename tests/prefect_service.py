@@ -36,7 +36,7 @@ def prefect_starting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefe
     The others request `warm_home` / `prefect_harness`, which wait for it: one start per session either
     way. The port asked for is held by another listener for the whole session, so the server has to move
     to a free one (what a second home finds when the default port is taken)."""
-    from flows import local_server
+    from flows import local_runner, local_server
 
     home = tmp_path_factory.mktemp("pemreg-home")
     with socket.socket() as taken, ThreadPoolExecutor(1, thread_name_prefix="prefect-start") as pool:
@@ -50,6 +50,9 @@ def prefect_starting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefe
             # A start still under way finishes first (whatever it raised was reported to its waiter),
             # so there is never a server left behind with nobody to stop it.
             start.started.exception()
+            # The local runners the session's commands started in this home (a user's warm runner waits
+            # out its 15 min idle exit; the session's ends with it), then the server they report to.
+            local_runner.stop(home)
             local_server.stop(home)
 
 
