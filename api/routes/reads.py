@@ -27,21 +27,23 @@ from registry.service import Registry
 P = ParamSpec("P")
 R = TypeVar("R")
 
-# Per event loop (a server worker's): one limiter per read pool, i.e. per read engine.
-_LIMITERS: RunVar[dict[Engine, anyio.CapacityLimiter]] = RunVar("pemreg_catalog_reads")
+# Per event loop (a server worker's): one limiter per read pool, i.e. per read engine, with the pool's
+# timeout (both from the DbLimits the engine was made with, read once).
+_LIMITERS: RunVar[dict[Engine, tuple[anyio.CapacityLimiter, float]]] = RunVar("pemreg_catalog_reads")
 
 
-def _limiter(source: Registry) -> anyio.CapacityLimiter:
+def _limiter(source: Registry) -> tuple[anyio.CapacityLimiter, float]:
     try:
         limiters = _LIMITERS.get()
     except LookupError:
         limiters = {}
         _LIMITERS.set(limiters)
     engine = source.read_engine
-    limiter = limiters.get(engine)
-    if limiter is None:
-        limiter = limiters[engine] = anyio.CapacityLimiter(source.settings.db_limits.read_pool_size)
-    return limiter
+    found = limiters.get(engine)
+    if found is None:
+        limits = source.settings.db_limits
+        found = limiters[engine] = (anyio.CapacityLimiter(limits.read_pool_size), limits.pool)
+    return found
 
 
 def catalog_read(route: Callable[P, R]) -> Callable[P, Awaitable[R]]:
@@ -53,8 +55,7 @@ def catalog_read(route: Callable[P, R]) -> Callable[P, Awaitable[R]]:
     @functools.wraps(route)
     async def run(*args: P.args, **kwargs: P.kwargs) -> R:
         source: Registry = kwargs["caller"].reg  # type: ignore[attr-defined]  # FastAPI passes by name
-        limiter = _limiter(source)
-        timeout = source.settings.db_limits.pool
+        limiter, timeout = _limiter(source)
         try:
             with anyio.fail_after(timeout):
                 await limiter.acquire()

@@ -21,6 +21,7 @@ from collections import OrderedDict
 from typing import Any
 
 from sqlalchemy import Integer, String, bindparam, func, literal, select
+from sqlalchemy.engine import Engine
 
 from registry.catalog import tables as t
 
@@ -37,21 +38,23 @@ _COUNT = select(func.count()).select_from(
 )
 
 _lock = threading.Lock()
-_counts: OrderedDict[tuple[str, str, str], tuple[int, float]] = OrderedDict()
+# Keyed by the engine the count was read through (one per database URL and limits: db.get_engine).
+_counts: OrderedDict[tuple[Engine, str, str], tuple[int, float]] = OrderedDict()
 
 
-def _count(db: Any, database: str, key: str, value: str) -> int:
+def _count(db: Any, key: str, value: str) -> int:
     """Adapters with the tag key=value, up to WALK_MAX + 1."""
     now = time.monotonic()
+    kept_as = (db.engine, key, value)
     with _lock:
-        kept = _counts.get((database, key, value))
+        kept = _counts.get(kept_as)
         if kept is not None and kept[1] > now:
-            _counts.move_to_end((database, key, value))
+            _counts.move_to_end(kept_as)
             return kept[0]
     found = int(db.execute(_COUNT, {"key": key, "value": value, "cap": WALK_MAX + 1}).scalar_one())
     with _lock:
-        _counts[(database, key, value)] = (found, now + COUNT_SECONDS)
-        _counts.move_to_end((database, key, value))
+        _counts[kept_as] = (found, now + COUNT_SECONDS)
+        _counts.move_to_end(kept_as)
         while len(_counts) > _KEPT:
             _counts.popitem(last=False)
     return found
@@ -61,8 +64,7 @@ def walk_order(db: Any, tags: dict[str, str]) -> list[tuple[str, str]] | None:
     """The filter's tags, the one to walk first (the rarest); None when every tag is on more than
     WALK_MAX adapters. So a walk visits at most WALK_MAX entries, whatever the listing's other filters
     (a common tag with a rare status would walk most of its entries to fill a page)."""
-    database = db.engine.url.render_as_string(hide_password=True)
-    counted = sorted((_count(db, database, key, value), key, value) for key, value in tags.items())
+    counted = sorted((_count(db, key, value), key, value) for key, value in tags.items())
     if counted[0][0] > WALK_MAX:
         return None
     return [(key, value) for _, key, value in counted]
