@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 
 from registry.service import Registry, register_adapter, set_alias
-from registry.service.access.namespace_reads import list_namespaces, whoami
-from registry.service.access.namespaces import create_namespace
+from registry.service.access.namespace_reads import get_namespace, list_grants, list_namespaces, whoami
+from registry.service.access.namespaces import create_namespace, set_grant
 from registry.service.admin.keys import create_key
 from registry.service.catalog.audit_reads import list_events
 from registry.service.catalog.lineage import lineage
@@ -33,13 +33,15 @@ READS = (
     ("keys", "list"),
     ("whoami",),
     ("namespaces", "list"),
+    ("namespaces", "show", "hush"),
+    ("namespaces", "show", "nowhere"),  # a miss: exit 1, same imports
     ("audit-log",),
     ("audit-log", "--subject", "lean/math", "--json"),
     ("base-models", "list"),
     ("base-models", "show", "tiny-llama"),
     ("base-models", "show", "tiny-lama"),  # a miss: exit 1 with near matches, same imports
 )
-MISSES = {"lean/math@sha256:0000000000", "tiny-lama"}
+MISSES = {"lean/math@sha256:0000000000", "tiny-lama", "nowhere"}
 
 
 def _catalog(reg: Registry, tmp_path: Path) -> dict[str, str]:
@@ -48,7 +50,9 @@ def _catalog(reg: Registry, tmp_path: Path) -> dict[str, str]:
     register_adapter(reg, str(make_ia3(tmp_path / "c", seed=3)), "lean/style")
     set_alias(reg, "lean/math@1", "prod")
     create_key(reg, "lean-ci", "reader")
-    create_namespace(reg, "hush", visibility="private", protected_aliases=["prod"], description="no grants")
+    create_namespace(reg, "hush", visibility="private", protected_aliases=["prod"], description="private")
+    set_grant(reg, "hush", "key:lean-ci", "writer")
+    set_grant(reg, "hush", "group:ml", "reader")
     s = reg.settings
     return clean_env(
         PEMREG_HOME=str(s.home),
@@ -89,6 +93,17 @@ def test_local_reads_answer_what_the_service_answers(reg: Registry, tmp_path: Pa
     listed = _json(env, "namespaces", "list", "--json")
     assert listed == [ns.model_dump(mode="json") for ns in list_namespaces(reg)]
     assert [ns["name"] for ns in listed] == ["hush", "lean"]  # the private one too: the operator is admin
+    shown_ns = _json(env, "namespaces", "show", "hush", "--json")
+    assert shown_ns == {
+        **get_namespace(reg, "hush").model_dump(mode="json"),
+        "grants": [g.model_dump(mode="json") for g in list_grants(reg, "hush")],
+    }
+    assert (shown_ns["visibility"], shown_ns["owned"], shown_ns["role"]) == ("private", True, "admin")
+    assert [(g["subject"], g["role"]) for g in shown_ns["grants"]] == [
+        ("group:ml", "reader"),
+        ("key:lean-ci", "writer"),
+    ]
+    assert all(g["granted_at"].endswith(("Z", "+00:00")) for g in shown_ns["grants"])
     events = _json(env, "audit-log", "--subject", "lean/math", "--json")
     assert events == [e.model_dump(mode="json") for e in list_events(reg, subject="lean/math", limit=50)]
     assert {e["action"] for e in events} >= {"register", "alias_move"}
@@ -103,12 +118,11 @@ def test_every_lean_read_runs_with_the_collector_paused_and_each_paused_read_is_
     tmp_path: Path,
 ) -> None:
     """api/cli/main.py's READS (commands run with the cyclic collector paused) and this file's READS (the
-    lean local reads) name the same commands, but for `namespaces show` (paused, read through the full
-    Registry); and each name there is a command `pemreg` knows."""
+    lean local reads) name the same commands; and each name there is a command `pemreg` knows."""
     from api.cli.main import READS as PAUSED
 
     lean = {args[0] if args[0] in PAUSED else " ".join(args[:2]) for args in READS}
-    assert PAUSED - lean == {"namespaces show"} and lean <= PAUSED, (sorted(PAUSED), sorted(lean))
+    assert lean == PAUSED, (sorted(PAUSED), sorted(lean))
     env = clean_env(PEMREG_HOME=str(tmp_path / "home"))
     for command in PAUSED:
         done = pemreg(env, *command.split(), "--help")

@@ -274,9 +274,9 @@ class LocalBackend:
         return list_namespaces(self.reads)
 
     def get_namespace(self, namespace: str) -> NamespaceView:
-        from registry.service.access.namespaces import get_namespace
+        from registry.service.access.namespace_reads import get_namespace
 
-        return get_namespace(self.reg, namespace)
+        return get_namespace(self.reads, namespace)
 
     def create_namespace(
         self, namespace: str, *, visibility: str | None, protected_aliases: list[str], description: str | None
@@ -310,9 +310,9 @@ class LocalBackend:
         )
 
     def list_grants(self, namespace: str) -> list[GrantView]:
-        from registry.service.access.namespaces import list_grants
+        from registry.service.access.namespace_reads import list_grants
 
-        return list_grants(self.reg, namespace)
+        return list_grants(self.reads, namespace)
 
     def grant(self, namespace: str, subject: str, role: str) -> GrantView:
         from registry.service.access.namespaces import set_grant

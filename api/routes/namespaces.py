@@ -50,8 +50,9 @@ def create_namespace(caller: Admin, body: NamespaceIn) -> NamespaceView:
 
 
 @router.get("/namespaces/{ns}", response_model=NamespaceView)
+@catalog_read
 def get_namespace(caller: Reader, ns: Namespace) -> NamespaceView:
-    return service.get_namespace(caller.reg, ns)
+    return namespace_reads.get_namespace(caller.reg, ns)
 
 
 @router.patch("/namespaces/{ns}", response_model=NamespaceView)
@@ -67,8 +68,9 @@ def update_namespace(caller: SignedIn, ns: Namespace, body: NamespacePatch) -> N
 
 
 @router.get("/namespaces/{ns}/grants", response_model=list[GrantView])
+@catalog_read
 def list_grants(caller: Reader, ns: Namespace) -> list[GrantView]:
-    return service.list_grants(caller.reg, ns)
+    return namespace_reads.list_grants(caller.reg, ns)
 
 
 @router.put("/namespaces/{ns}/grants/{subject:path}", response_model=GrantView)

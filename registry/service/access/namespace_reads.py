@@ -1,5 +1,6 @@
-"""Namespace reads on Core over registry.catalog.tables: `whoami` and the namespace listing, for the REST
-API and the CLI's local mode alike (which imports no ORM for them: tests/test_cli_local_reads.py)."""
+"""Namespace reads on Core over registry.catalog.tables: `whoami`, the namespace listing, one namespace
+and its grants, for the REST API and the CLI's local mode alike (which imports no ORM for them:
+tests/test_cli_local_reads.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from typing import Any
 from sqlalchemy import select
 
 from registry.catalog import tables as t
-from registry.service.access.policy import Standing, readable, standing_of
+from registry.errors import NotFound
+from registry.refs import validate_namespace
+from registry.service.access.policy import Standing, readable, standing_of, standing_read
 from registry.service.catalog.source import CatalogSource
-from registry.views import NamespaceView, WhoAmI, WhoAmIGrant
+from registry.views import GrantView, NamespaceView, WhoAmI, WhoAmIGrant
 
 _ns, _grant = t.namespaces.c, t.namespace_grants.c
 
@@ -68,3 +71,43 @@ def whoami(src: CatalogSource) -> WhoAmI:
         role=access.role,
         grants=[WhoAmIGrant(namespace=ns, role=role, via=subject) for ns, role, subject in rows],
     )
+
+
+def missing(namespace: str) -> str:
+    return f"namespace {namespace} not found"
+
+
+def get_namespace(src: CatalogSource, namespace: str) -> NamespaceView:
+    """One namespace as the caller stands in it; one it may not read is not found (as one that does not
+    exist)."""
+    validate_namespace(namespace)
+    with src.connect() as db:
+        row, st = standing_read(db, src.acting, namespace)
+    if row is None or st.role is None:
+        raise NotFound(missing(namespace))
+    return namespace_view(row, st)
+
+
+def list_grants(src: CatalogSource, namespace: str) -> list[GrantView]:
+    """Who holds which role: readable by whoever may read the namespace (as an organisation's members
+    see each other)."""
+    validate_namespace(namespace)
+    with src.connect() as db:
+        _, st = standing_read(db, src.acting, namespace)
+        if st.role is None:
+            raise NotFound(missing(namespace))
+        rows = db.execute(
+            select(_grant.namespace, _grant.subject, _grant.role, _grant.granted_by, _grant.granted_at)
+            .where(_grant.namespace == namespace)
+            .order_by(_grant.subject)
+        ).all()
+    return [
+        GrantView(
+            namespace=r.namespace,
+            subject=r.subject,
+            role=r.role,
+            granted_by=r.granted_by,
+            granted_at=t.utc(r.granted_at),
+        )
+        for r in rows
+    ]

@@ -16,7 +16,7 @@ from registry.errors import Conflict, InvalidInput, NotFound
 from registry.failpoints import failpoint
 from registry.refs import ALIAS_GLOB_RE, validate_namespace
 from registry.service.access.identity import Access
-from registry.service.access.namespace_reads import namespace_view
+from registry.service.access.namespace_reads import get_namespace, missing
 from registry.service.access.policy import (
     Standing,
     demand,
@@ -83,10 +83,6 @@ def _row(session: Session, namespace: str, *, lock: bool = False) -> m.Namespace
     return session.scalar(query.execution_options(populate_existing=True))
 
 
-def _missing(namespace: str) -> str:
-    return f"namespace {namespace} not found"
-
-
 # ---- written into: created on first use --------------------------------------------------------------
 
 
@@ -145,41 +141,6 @@ def ensure_namespace(
 
 
 # ---- reads -------------------------------------------------------------------------------------------
-
-
-def get_namespace(reg: Registry, namespace: str) -> NamespaceView:
-    validate_namespace(namespace)
-    with reg.sessions() as session:
-        st = standing(session, reg.acting, namespace)
-        row = _row(session, namespace)
-        if row is None or st.role is None:
-            raise NotFound(_missing(namespace))
-        return namespace_view(row, st)
-
-
-def list_grants(reg: Registry, namespace: str) -> list[GrantView]:
-    """Who holds which role: readable by whoever may read the namespace (as an organisation's members
-    see each other)."""
-    validate_namespace(namespace)
-    with reg.sessions() as session:
-        st = standing(session, reg.acting, namespace)
-        if st.role is None:
-            raise NotFound(_missing(namespace))
-        rows = session.scalars(
-            select(m.NamespaceGrant)
-            .where(m.NamespaceGrant.namespace == namespace)
-            .order_by(m.NamespaceGrant.subject)
-        )
-        return [
-            GrantView(
-                namespace=g.namespace,
-                subject=g.subject,
-                role=g.role,
-                granted_by=g.granted_by,
-                granted_at=g.granted_at,
-            )
-            for g in rows
-        ]
 
 
 def protected_patterns(reg: Registry, namespaces: list[str]) -> dict[str, list[str]]:
@@ -259,7 +220,7 @@ def update_namespace(
     with transaction(reg.sessions) as session:
         row = _row(session, namespace, lock=True)
         if row is None:
-            raise NotFound(_missing(namespace))
+            raise NotFound(missing(namespace))
         st = standing(session, access, namespace)
         demand(
             access,
@@ -267,7 +228,7 @@ def update_namespace(
             "maintainer",
             action="namespace_update",
             subject=namespace,
-            missing=_missing(namespace),
+            missing=missing(namespace),
         )
         if visibility is not None and visibility != row.visibility:
             audit.record(
@@ -309,14 +270,14 @@ def _lock_as_maintainer(session: Session, access: Access, namespace: str, action
     """Lock the namespace's row (a grant change waits for writes decided before it, and the reverse)
     and demand its maintainer (or admin); a namespace the caller cannot see is missing, as any other."""
     if _row(session, namespace, lock=True) is None:
-        raise NotFound(_missing(namespace))
+        raise NotFound(missing(namespace))
     demand(
         access,
         standing(session, access, namespace),
         "maintainer",
         action=action,
         subject=f"{namespace} {subject}",
-        missing=_missing(namespace),
+        missing=missing(namespace),
     )
 
 

@@ -35,6 +35,7 @@ from registry.errors import NotFound, PermissionDenied
 from registry.service.access.identity import Access
 
 if TYPE_CHECKING:  # the in-query rules are Core: the CLI's catalog reads use them without the ORM
+    from sqlalchemy import Connection
     from sqlalchemy.orm import QueryableAttribute, Session
 
     from registry.catalog import models as m
@@ -174,16 +175,35 @@ def standing(session: Session, access: Access, namespace: str, *, lock: bool = F
     row = session.scalar(query.execution_options(populate_existing=True))
     if row is None:
         return standing_of(access, namespace, None, (), False)
+    return standing_of(access, namespace, row, *held(session, access, namespace))
+
+
+def standing_read(db: Connection, access: Access, namespace: str) -> tuple[Row[Any] | None, Standing]:
+    """The namespace's row (None: no such namespace) and `access`'s role in it, on Core: the readers'
+    path (`pemreg namespaces show` in local mode loads no ORM), by the same rule as `standing`."""
+    row = db.execute(select(t.namespaces).where(_ns.name == namespace)).first()
+    if row is None:
+        return None, standing_of(access, namespace, None, (), False)
+    return row, standing_of(access, namespace, row, *held(db, access, namespace))
+
+
+Grants = tuple[tuple[str, str], ...]  # (subject, role) of the grants naming a principal in one namespace
+
+
+def held(db: Session | Connection, access: Access, namespace: str) -> tuple[Grants, bool]:
+    """What `standing_of` reads besides the row: the grants naming `access` in `namespace` (subject,
+    role), and whether the namespace has any grant at all (owned). Core statements, so an ORM session
+    and a Core connection run the same two."""
     grants = tuple(
         (subject, role)
-        for subject, role in session.execute(
+        for subject, role in db.execute(
             select(_grant.subject, _grant.role).where(
                 _grant.namespace == namespace, _grant.subject.in_(access.subjects)
             )
         )
     )
-    owned = bool(grants) or bool(session.scalar(select(exists().where(_grant.namespace == namespace))))
-    return standing_of(access, namespace, row, grants, owned)
+    owned = bool(grants) or bool(db.scalar(select(exists().where(_grant.namespace == namespace))))
+    return grants, owned
 
 
 def standing_of(
