@@ -99,7 +99,7 @@ def run_real_demo(
     )
 
     with compute.threads(n_threads), _progress() as progress:
-        trained = _train_all(reg, prepared, budget, wanted, cache, seed, progress, chosen.precision)
+        trained = _train_all(reg, prepared, budget, wanted, cache, seed, progress, chosen)
     say("adapters: " + ", ".join(f"{name}{' (cached)' if hit else ''}" for name, hit in trained))
 
     from ...evaluation import EvalRequest, Evaluator, load_dataset
@@ -311,7 +311,7 @@ def _train_all(
     cache: Path,
     seed: int,
     progress: Progress,
-    precision: str,
+    chosen: compute.Compute,
 ) -> list[tuple[str, bool]]:
     out = []
     for a in wanted:
@@ -332,8 +332,9 @@ def _train_all(
             seq=budget.seq,
             lr=a.lr,
             seed=seed + 1 + a.seed,
-            precision=precision,
+            precision=chosen.precision,
             top_layers=budget.lora_layers if a.kind == "lora" else None,
+            threads=chosen.threads,
         )
         task = progress.add_task(f"train {a.kind} {plan.ref(a.name)}", total=steps)
         folder, hit = train.train_adapter(

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
-from .compute import autocast
+from .compute import autocast, threads
 from .corpora import Doc
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -47,12 +49,31 @@ class Recipe:
     alpha: int = 16
     precision: str = "fp32"  # compute.PRECISIONS
     top_layers: int | None = None  # LoRA on the model's top N layers only (peft layers_to_transform)
+    # torch threads: another count sums in another order, and in bf16 that changes the trained bytes.
+    threads: int = 1
 
     def key(self) -> str:
         # Unset, top_layers stays out of the hash: adapters cached before the field existed keep their key.
         fields = {k: v for k, v in asdict(self).items() if k != "top_layers" or v is not None}
-        blob = json.dumps({**fields, "v": RECIPE_VERSION, "torch": torch.__version__}, sort_keys=True)
+        blob = json.dumps({**fields, **_CODE}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _code() -> dict[str, object]:
+    """What the bytes depend on besides the recipe's fields: the loop (RECIPE_VERSION), the libraries that
+    run it, and the modules and initialisation it trains."""
+    from importlib.metadata import version
+
+    return {
+        "v": RECIPE_VERSION,
+        "torch": torch.__version__,
+        "peft": version("peft"),
+        "transformers": version("transformers"),
+        "modules": [LORA_TARGETS, IA3_TARGETS, IA3_FEEDFORWARD, LORA_INIT_SEED],
+    }
+
+
+_CODE = _code()
 
 
 @dataclass(frozen=True)
@@ -127,13 +148,21 @@ def train_adapter(
             task_type="CAUSAL_LM",
         )
     peft_model = get_peft_model(model, cfg)
-    _loop(peft_model, blocks, recipe, tick)
-    tmp = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
+    with threads(recipe.threads):
+        _loop(peft_model, blocks, recipe, tick)
+    # A folder of this process's own, then one rename: a reader of the cache (another run of the same
+    # recipe) sees the whole folder or none, and two runs that trained it at once keep the first one's.
+    tmp = folder.with_name(f"{folder.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     peft_model.save_pretrained(str(tmp))
     (tmp / "recipe.json").write_text(json.dumps(asdict(recipe), indent=2))
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
+    try:
+        tmp.rename(folder)
+    except OSError:  # the folder exists: another run's whole result, or a leftover without weights
+        if (folder / "adapter_model.safetensors").is_file():
+            shutil.rmtree(tmp)
+        else:
+            shutil.rmtree(folder)
+            tmp.rename(folder)
     return folder, False
 
 

@@ -4,7 +4,7 @@ tests/test_cli_local_reads.py)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -14,6 +14,12 @@ from registry.refs import validate_namespace
 from registry.service.access.policy import Standing, readable, standing_of, standing_read
 from registry.service.catalog.source import CatalogSource
 from registry.views import GrantView, NamespaceView, WhoAmI, WhoAmIGrant
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+    from sqlalchemy.orm import Session
+
+    from registry.service.access.identity import Access
 
 _ns, _grant = t.namespaces.c, t.namespace_grants.c
 
@@ -82,7 +88,13 @@ def get_namespace(src: CatalogSource, namespace: str) -> NamespaceView:
     exist)."""
     validate_namespace(namespace)
     with src.connect() as db:
-        row, st = standing_read(db, src.acting, namespace)
+        return namespace_shown(db, src.acting, namespace)
+
+
+def namespace_shown(db: Session | Connection, access: Access, namespace: str) -> NamespaceView:
+    """`get_namespace` on a connection or session the caller holds: a change reads its namespace back
+    through its own write session, never waiting for one of the read pool's (tests/test_db_pool_size.py)."""
+    row, st = standing_read(db, access, namespace)
     if row is None or st.role is None:
         raise NotFound(missing(namespace))
     return namespace_view(row, st)

@@ -16,7 +16,7 @@ from registry.errors import Conflict, InvalidInput, NotFound
 from registry.failpoints import failpoint
 from registry.refs import ALIAS_GLOB_RE, validate_namespace
 from registry.service.access.identity import Access
-from registry.service.access.namespace_reads import get_namespace, missing
+from registry.service.access.namespace_reads import missing, namespace_shown
 from registry.service.access.policy import (
     Standing,
     demand,
@@ -199,7 +199,8 @@ def create_namespace(
             visibility=visibility,
             protected_aliases=patterns,
         )
-    return get_namespace(reg, namespace)
+    with reg.sessions() as session:  # read back on the write path: no read session needed
+        return namespace_shown(session, reg.acting, namespace)
 
 
 def update_namespace(
@@ -263,7 +264,8 @@ def update_namespace(
             )
             row.description = description or None
         row.updated_at = m.utcnow()
-    return get_namespace(reg, namespace)
+    with reg.sessions() as session:  # read back on the write path: no read session needed
+        return namespace_shown(session, reg.acting, namespace)
 
 
 def _lock_as_maintainer(session: Session, access: Access, namespace: str, action: str, subject: str) -> None:

@@ -178,9 +178,11 @@ def standing(session: Session, access: Access, namespace: str, *, lock: bool = F
     return standing_of(access, namespace, row, *held(session, access, namespace))
 
 
-def standing_read(db: Connection, access: Access, namespace: str) -> tuple[Row[Any] | None, Standing]:
-    """The namespace's row (None: no such namespace) and `access`'s role in it, on Core: the readers'
-    path (`pemreg namespaces show` in local mode loads no ORM), by the same rule as `standing`."""
+def standing_read(
+    db: Session | Connection, access: Access, namespace: str
+) -> tuple[Row[Any] | None, Standing]:
+    """The namespace's row (None: no such namespace) and `access`'s role in it, by Core statements: the
+    readers' path (`pemreg namespaces show` in local mode loads no ORM), by the same rule as `standing`."""
     row = db.execute(select(t.namespaces).where(_ns.name == namespace)).first()
     if row is None:
         return None, standing_of(access, namespace, None, (), False)
