@@ -98,7 +98,7 @@ def run_real_demo(
         + f" ({budget.window} tokens each); validation documents {budget.n_val} per domain"
     )
 
-    with compute.threads(n_threads), _progress() as progress:
+    with _progress() as progress:  # each adapter trains on its recipe's threads (train.Recipe)
         trained = _train_all(reg, prepared, budget, wanted, cache, seed, progress, chosen)
     say("adapters: " + ", ".join(f"{name}{' (cached)' if hit else ''}" for name, hit in trained))
 

@@ -53,9 +53,7 @@ class Recipe:
     threads: int = 1
 
     def key(self) -> str:
-        # Unset, top_layers stays out of the hash: adapters cached before the field existed keep their key.
-        fields = {k: v for k, v in asdict(self).items() if k != "top_layers" or v is not None}
-        blob = json.dumps({**fields, **_CODE}, sort_keys=True)
+        blob = json.dumps({**asdict(self), **_CODE}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()
 
 

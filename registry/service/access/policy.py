@@ -164,6 +164,9 @@ def run_visible(access: Access) -> ColumnElement[bool]:
 # ---- one namespace -----------------------------------------------------------------------------------
 
 
+Grants = tuple[tuple[str, str], ...]  # (subject, role) of the grants naming a principal in one namespace
+
+
 def standing(session: Session, access: Access, namespace: str, *, lock: bool = False) -> Standing:
     """`access`'s role in `namespace`. `lock` holds the namespace row (FOR SHARE) until the caller's
     transaction ends, so no grant change interleaves with the write it authorises."""
@@ -189,9 +192,6 @@ def standing_read(
     return row, standing_of(access, namespace, row, *held(db, access, namespace))
 
 
-Grants = tuple[tuple[str, str], ...]  # (subject, role) of the grants naming a principal in one namespace
-
-
 def held(db: Session | Connection, access: Access, namespace: str) -> tuple[Grants, bool]:
     """What `standing_of` reads besides the row: the grants naming `access` in `namespace` (subject,
     role), and whether the namespace has any grant at all (owned). Core statements, so an ORM session
@@ -212,7 +212,7 @@ def standing_of(
     access: Access,
     namespace: str,
     row: m.Namespace | Row[Any] | None,
-    grants: tuple[tuple[str, str], ...],
+    grants: Grants,
     owned: bool,
 ) -> Standing:
     """The rule itself, on what was read: the namespace row (ORM or Core; None: no such namespace), the
