@@ -53,6 +53,11 @@ class Unauthenticated(RegistryError):
 def describe_unexpected(exc: BaseException) -> str:
     """One line for a failure that is not a RegistryError (a shell's last resort): database trouble
     named as such, without the SQL and parameters drivers put on further lines."""
+    import sqlite3
+
+    if isinstance(exc, sqlite3.Error):  # the CLI's local reads run on sqlite3 itself (catalog.prepared)
+        kind = "unavailable" if isinstance(exc, sqlite3.OperationalError) else "error"
+        return f"catalog database {kind}: {_first_line(str(exc) or type(exc).__name__)}"
     from sqlalchemy.exc import DBAPIError, SQLAlchemyError
     from sqlalchemy.exc import TimeoutError as PoolTimeout
 

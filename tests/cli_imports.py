@@ -10,8 +10,9 @@ import sys
 # What no catalog command in remote mode, and no `pemreg compose` handing its spec to the local runner,
 # may import: each costs 0.03-1.3 s of start-up (measured by benchmarks/cli_latency.py --imports).
 HEAVY = ("torch", "prefect", "transformers", "peft", "boto3", "sqlalchemy", "pydantic_settings", "httpx")
-# A catalog read in local mode reads the database through SQLAlchemy Core: the package is allowed there,
-# its ORM (and the mapping of the catalog's classes) is not.
+# A catalog read in local mode builds its statements with SQLAlchemy Core the first time it runs (on the
+# embedded catalog, later runs execute the SQL compiled then: tests/test_cli_local_reads.py), so the
+# package is allowed there; its ORM (and the mapping of the catalog's classes) is not.
 LOCAL_FORBIDDEN = (
     "sqlalchemy.orm",
     "registry.catalog.models",

@@ -1,8 +1,8 @@
 """The CLI's catalog reads in local mode (adapters, lineage, keys, whoami, namespaces, audit-log, base
-models): Core
-on this machine's catalog, with no ORM, pydantic-settings, torch, Prefect or boto3 in the process
-(benchmarks/cli_latency.py: each costs start-up time), and the same answers as the service layer gives
-the REST API."""
+models): the service layer's Core statements on this machine's catalog, with no ORM, pydantic-settings,
+torch, Prefect or boto3 in the process (benchmarks/cli_latency.py: each costs start-up time), and on the
+embedded catalog no SQLAlchemy either once a read's statements are compiled (registry.catalog.prepared);
+the same answers as the service layer gives the REST API."""
 
 from __future__ import annotations
 
@@ -42,6 +42,10 @@ READS = (
     ("base-models", "show", "tiny-lama"),  # a miss: exit 1 with near matches, same imports
 )
 MISSES = {"lean/math@sha256:0000000000", "tiny-lama", "nowhere"}
+# On the embedded catalog a read's statements are compiled once and kept (registry.catalog.prepared): from
+# its second run on, a read imports no SQLAlchemy at all. A base that is not registered is refused with
+# near matches, read on Core.
+CORE_AFTER_WARM = {"tiny-lama"}
 
 
 def _catalog(reg: Registry, tmp_path: Path) -> dict[str, str]:
@@ -65,11 +69,19 @@ def _catalog(reg: Registry, tmp_path: Path) -> dict[str, str]:
 
 def test_local_catalog_reads_import_no_orm_nor_settings(reg: Registry, tmp_path: Path) -> None:
     env = _catalog(reg, tmp_path)
+    embedded = env["PEMREG_DATABASE_URL"].startswith("sqlite:///")
     for args in READS:
         done, modules = run_and_list_modules(env, *args)
         assert done.returncode in (0, 1), (args, done.stderr)
         assert local_heavy_in(modules) == set(), (args, sorted(local_heavy_in(modules)))
         assert done.returncode == (1 if args[-1] in MISSES else 0), (args, done.stderr)
+        if embedded:
+            again, modules = run_and_list_modules(env, *args)
+            assert (again.returncode, again.stdout) == (done.returncode, done.stdout), args
+            core = {m for m in modules if m.split(".")[0] == "sqlalchemy"}
+            assert bool(core) == (args[-1] in CORE_AFTER_WARM), (args, sorted(core)[:5])
+    if embedded:  # kept under PEMREG_HOME, one file for this version of the code
+        assert len(list((Path(env["PEMREG_HOME"]) / "cache" / "sql").glob("*.json"))) == 1
 
 
 def _json(env: dict[str, str], *args: str) -> object:

@@ -69,6 +69,7 @@ class CatalogLocation:
     database_url: str
     limits: DbLimits
     principal: str
+    home: Path = DEFAULT_HOME  # PEMREG_HOME: its cache/ keeps the local reads' compiled SQL
 
     @classmethod
     def from_env(cls) -> CatalogLocation:
@@ -78,7 +79,7 @@ class CatalogLocation:
             from registry.settings import get_settings
 
             s = get_settings()
-            return cls(s.resolved_database_url, s.db_limits, s.principal)
+            return cls(s.resolved_database_url, s.db_limits, s.principal, s.home)
         home = Path(env["PEMREG_HOME"]) if "PEMREG_HOME" in env else DEFAULT_HOME
         url = database_url(home, env.get("PEMREG_DATABASE_URL") or None)
-        return cls(url, DbLimits(), env.get("PEMREG_PRINCIPAL") or default_principal())
+        return cls(url, DbLimits(), env.get("PEMREG_PRINCIPAL") or default_principal(), home)

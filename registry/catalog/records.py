@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections import namedtuple
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Result
+if TYPE_CHECKING:
+    from sqlalchemy import Result
 
 
 @lru_cache(maxsize=256)
-def _record_class(keys: tuple[str, ...]) -> Any:
+def record_class(keys: tuple[str, ...]) -> Any:
     # rename=True: an unlabelled column's key (not an identifier) gets a positional name, never an error.
     return namedtuple("Record", keys, rename=True)
 
@@ -27,5 +28,5 @@ def records(result: Result[Any]) -> list[Any]:
     keys = tuple(result.keys())
     if len(set(keys)) < len(keys):
         return result.all()  # type: ignore[return-value]
-    make = _record_class(keys)._make
+    make = record_class(keys)._make
     return [make(row) for row in result.all()]  # one fetchall: iterating fetches row by row

@@ -40,6 +40,10 @@ from sqlalchemy import (
 
 from .clock import utc as utc  # re-exported: the Core reads call `t.utc`
 from .clock import utcnow
+from .text_rules import SEARCH_WORD_MIN as SEARCH_WORD_MIN
+from .text_rules import SEARCH_WORD_PATTERN as SEARCH_WORD_PATTERN
+from .text_rules import tag_set_element as tag_set_element
+from .text_rules import tags_of_set as tags_of_set
 
 # Deterministic constraint names keep Alembic downgrades and SQLite batch mode reliable.
 NAMING = {
@@ -96,21 +100,6 @@ SEARCH_TEXT_SQL = (
 # migration 0014, on both dialects), never written by the service. NULL when the adapter has no tags.
 # A JSON array on SQLite, where listings still filter through adapter_tags.
 TAG_SET_ELEMENT_SQL = "length(key) || ':' || key || '=' || value"
-
-
-def tag_set_element(key: str, value: str) -> str:
-    """The element of `tag_set` that a tag key=value is (TAG_SET_ELEMENT_SQL, the database's rule)."""
-    return f"{len(key)}:{key}={value}"
-
-
-def tags_of_set(elements: list[str] | None) -> dict[str, str]:
-    """The tags a `tag_set` holds, by key (tag_set_element read back): what a listing shows."""
-    tags = {}
-    for element in elements or ():
-        length, _, rest = element.partition(":")
-        n = int(length)
-        tags[rest[:n]] = rest[n + 1 :]
-    return dict(sorted(tags.items()))
 
 
 adapters = Table(
@@ -170,8 +159,6 @@ def search_expressions(adapter: Any = None) -> tuple[ColumnElement[str], ...]:
 # an index-only walk); `search_vocabulary` the words each namespace's adapters have had (append-only,
 # not unique), under a trigram index: which words contain a term. Kept by the database (triggers of
 # migration 0016), never written by the service.
-SEARCH_WORD_PATTERN = "[0-9a-z]+"
-SEARCH_WORD_MIN = 3
 
 search_words = Table(
     "search_words",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -11,6 +12,8 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from registry.catalog.db import get_engine, read_connection, session_factory
+from registry.catalog.prepared.core import CoreReads
+from registry.catalog.prepared.statement import ReadConnection
 from registry.service.access.identity import Access
 from registry.settings import Settings, get_settings
 
@@ -45,6 +48,12 @@ class Registry:
     def connect(self) -> AbstractContextManager[Connection]:
         """A Core connection for reads (registry.service.catalog.source.CatalogSource)."""
         return read_connection(self.read_engine)
+
+    @contextmanager
+    def reading(self) -> Iterator[ReadConnection]:
+        """Named read statements on a Core connection of the read pool (registry.catalog.prepared)."""
+        with read_connection(self.read_engine) as conn:
+            yield CoreReads(conn)
 
     @cached_property
     def sessions(self) -> sessionmaker[Session]:

@@ -4,24 +4,22 @@ tests/test_cli_local_reads.py)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import select
-
-from registry.catalog import tables as t
+from registry.catalog.clock import utc
+from registry.catalog.prepared.statement import ReadConnection, ReadStatement
 from registry.errors import NotFound
 from registry.refs import validate_namespace
-from registry.service.access.policy import Standing, readable, standing_of, standing_read
+from registry.service.access.identity import Access
+from registry.service.access.standing import Standing, bound, standing_of, standing_read, subject_values
 from registry.service.catalog.source import CatalogSource
 from registry.views import GrantView, NamespaceView, WhoAmI, WhoAmIGrant
 
-if TYPE_CHECKING:
-    from sqlalchemy import Connection
-    from sqlalchemy.orm import Session
-
-    from registry.service.access.identity import Access
-
-_ns, _grant = t.namespaces.c, t.namespace_grants.c
+_STATEMENTS = "registry.service.access.namespace_statements"
+READABLE = ReadStatement(f"{_STATEMENTS}:readable_namespaces")
+GRANTS_OF_SUBJECTS = ReadStatement(f"{_STATEMENTS}:grants_of_subjects")
+OWNED_NAMESPACES = ReadStatement(f"{_STATEMENTS}:owned_namespaces")
+GRANTS = ReadStatement(f"{_STATEMENTS}:grants")
 
 
 def namespace_view(row: Any, st: Standing) -> NamespaceView:
@@ -33,8 +31,8 @@ def namespace_view(row: Any, st: Standing) -> NamespaceView:
         description=row.description,
         owned=st.owned,
         created_by=row.created_by,
-        created_at=t.utc(row.created_at),
-        updated_at=t.utc(row.updated_at),
+        created_at=utc(row.created_at),
+        updated_at=utc(row.updated_at),
         role=st.role,
         via=st.via if st.role else None,
     )
@@ -44,17 +42,12 @@ def list_namespaces(src: CatalogSource) -> list[NamespaceView]:
     """The namespaces the caller may read (filtered in the query), each with the caller's role: three
     queries whatever their number."""
     access = src.acting
-    with src.connect() as db:
-        rows = db.execute(select(t.namespaces).where(readable(access, _ns.name)).order_by(_ns.name)).all()
-        names = [r.name for r in rows]
+    with src.reading() as db:
+        rows = db.rows(READABLE, access.is_admin, bound(access))
         mine: dict[str, list[tuple[str, str]]] = {}
-        for ns, subject, role in db.execute(
-            select(_grant.namespace, _grant.subject, _grant.role).where(
-                _grant.subject.in_(access.subjects), _grant.namespace.in_(names)
-            )
-        ):
+        for ns, role, subject in db.rows(GRANTS_OF_SUBJECTS, len(access.subjects), subject_values(access)):
             mine.setdefault(ns, []).append((subject, role))
-        owned = set(db.scalars(select(_grant.namespace).where(_grant.namespace.in_(names)).distinct()))
+        owned = {row.namespace for row in db.rows(OWNED_NAMESPACES)}
     out = []
     for row in rows:
         st = standing_of(access, row.name, row, tuple(mine.get(row.name, ())), row.name in owned)
@@ -65,12 +58,8 @@ def list_namespaces(src: CatalogSource) -> list[NamespaceView]:
 
 def whoami(src: CatalogSource) -> WhoAmI:
     access = src.acting
-    with src.connect() as db:
-        rows = db.execute(
-            select(_grant.namespace, _grant.role, _grant.subject)
-            .where(_grant.subject.in_(access.subjects))
-            .order_by(_grant.namespace, _grant.subject)
-        ).all()
+    with src.reading() as db:
+        rows = db.rows(GRANTS_OF_SUBJECTS, len(access.subjects), subject_values(access))
     return WhoAmI(
         principal=access.principal,
         groups=list(access.groups),
@@ -87,13 +76,14 @@ def get_namespace(src: CatalogSource, namespace: str) -> NamespaceView:
     """One namespace as the caller stands in it; one it may not read is not found (as one that does not
     exist)."""
     validate_namespace(namespace)
-    with src.connect() as db:
+    with src.reading() as db:
         return namespace_shown(db, src.acting, namespace)
 
 
-def namespace_shown(db: Session | Connection, access: Access, namespace: str) -> NamespaceView:
+def namespace_shown(db: ReadConnection, access: Access, namespace: str) -> NamespaceView:
     """`get_namespace` on a connection or session the caller holds: a change reads its namespace back
-    through its own write session, never waiting for one of the read pool's (tests/test_db_pool_size.py)."""
+    through its own write session (CoreReads(session)), never waiting for one of the read pool's
+    (tests/test_db_pool_size.py)."""
     row, st = standing_read(db, access, namespace)
     if row is None or st.role is None:
         raise NotFound(missing(namespace))
@@ -104,22 +94,18 @@ def list_grants(src: CatalogSource, namespace: str) -> list[GrantView]:
     """Who holds which role: readable by whoever may read the namespace (as an organisation's members
     see each other)."""
     validate_namespace(namespace)
-    with src.connect() as db:
+    with src.reading() as db:
         _, st = standing_read(db, src.acting, namespace)
         if st.role is None:
             raise NotFound(missing(namespace))
-        rows = db.execute(
-            select(_grant.namespace, _grant.subject, _grant.role, _grant.granted_by, _grant.granted_at)
-            .where(_grant.namespace == namespace)
-            .order_by(_grant.subject)
-        ).all()
+        rows = db.rows(GRANTS, None, {"namespace": namespace})
     return [
         GrantView(
             namespace=r.namespace,
             subject=r.subject,
             role=r.role,
             granted_by=r.granted_by,
-            granted_at=t.utc(r.granted_at),
+            granted_at=utc(r.granted_at),
         )
         for r in rows
     ]

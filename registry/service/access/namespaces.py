@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from registry.catalog import models as m
 from registry.catalog.db import transaction
+from registry.catalog.prepared.core import CoreReads
 from registry.catalog.upsert import insert_ignore
 from registry.errors import Conflict, InvalidInput, NotFound
 from registry.failpoints import failpoint
@@ -200,7 +201,7 @@ def create_namespace(
             protected_aliases=patterns,
         )
     with reg.sessions() as session:  # read back on the write path: no read session needed
-        return namespace_shown(session, reg.acting, namespace)
+        return namespace_shown(CoreReads(session), reg.acting, namespace)
 
 
 def update_namespace(
@@ -265,7 +266,7 @@ def update_namespace(
             row.description = description or None
         row.updated_at = m.utcnow()
     with reg.sessions() as session:  # read back on the write path: no read session needed
-        return namespace_shown(session, reg.acting, namespace)
+        return namespace_shown(CoreReads(session), reg.acting, namespace)
 
 
 def _lock_as_maintainer(session: Session, access: Access, namespace: str, action: str, subject: str) -> None:

@@ -25,22 +25,28 @@ The two forms agree by construction (`readable` is `standing(...).role is not No
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BindParameter, ColumnElement, Row, Select, and_, bindparam, exists, or_, select, true
+from sqlalchemy import BindParameter, ColumnElement, Select, and_, bindparam, exists, or_, select, true
 
 from registry.catalog import tables as t
+from registry.catalog.prepared.core import CoreReads
 from registry.errors import NotFound, PermissionDenied
 from registry.service.access.identity import Access
+from registry.service.access.standing import RANK as RANK
+from registry.service.access.standing import SUBJECTS as SUBJECTS
+from registry.service.access.standing import Grants as Grants
+from registry.service.access.standing import Standing as Standing
+from registry.service.access.standing import bound as bound
+from registry.service.access.standing import held as held
+from registry.service.access.standing import standing_of as standing_of
+from registry.service.access.standing import standing_read as standing_read
 
 if TYPE_CHECKING:  # the in-query rules are Core: the CLI's catalog reads use them without the ORM
-    from sqlalchemy import Connection
     from sqlalchemy.orm import QueryableAttribute, Session
 
-    from registry.catalog import models as m
 
-RANK = {"reader": 1, "writer": 2, "maintainer": 3, "admin": 4}
 NAMESPACE_ROLES = t.NAMESPACE_ROLES
 _ns, _grant = t.namespaces.c, t.namespace_grants.c
 
@@ -75,26 +81,6 @@ class RefusedUnseen(NotFound):
         self.refusal = refusal
 
 
-@dataclass(frozen=True)
-class Standing:
-    """A principal's role in one namespace, and why."""
-
-    namespace: str
-    exists: bool
-    visibility: str | None = None
-    protected_aliases: tuple[str, ...] = ()
-    role: str | None = None  # reader | writer | maintainer | admin | None (sees nothing)
-    via: str = "none"  # the grant's subject, "internal", "global role", "admin" or "none"
-    owned: bool = False
-    grants: tuple[tuple[str, str], ...] = field(
-        default=(), repr=False
-    )  # (subject, role) naming the principal
-
-    @property
-    def rank(self) -> int:
-        return RANK.get(self.role or "", 0)
-
-
 # ---- reads inside the query --------------------------------------------------------------------------
 
 
@@ -116,10 +102,6 @@ def readable(access: Access, column: ColumnElement[Any] | QueryableAttribute[Any
     return column.in_(visible_namespaces(access))
 
 
-# The bound parameter that carries the principal's subjects into a statement built once per shape.
-SUBJECTS = "policy_subjects"
-
-
 def readable_bound(admin: bool, column: ColumnElement[Any]) -> ColumnElement[bool]:
     """`readable` for a statement built once and executed for many principals (the catalog's hot reads
     keep theirs per shape: building and hashing a statement costs about as much CPU as running it). The
@@ -127,11 +109,6 @@ def readable_bound(admin: bool, column: ColumnElement[Any]) -> ColumnElement[boo
     if admin:
         return true()
     return column.in_(_visible(bindparam(SUBJECTS, expanding=True)))
-
-
-def bound(access: Access) -> dict[str, Any]:
-    """The parameters `readable_bound(access.is_admin, ...)` needs at execution."""
-    return {} if access.is_admin else {SUBJECTS: list(access.subjects)}
 
 
 def maintained(access: Access, column: ColumnElement[Any] | QueryableAttribute[Any]) -> ColumnElement[bool]:
@@ -164,9 +141,6 @@ def run_visible(access: Access) -> ColumnElement[bool]:
 # ---- one namespace -----------------------------------------------------------------------------------
 
 
-Grants = tuple[tuple[str, str], ...]  # (subject, role) of the grants naming a principal in one namespace
-
-
 def standing(session: Session, access: Access, namespace: str, *, lock: bool = False) -> Standing:
     """`access`'s role in `namespace`. `lock` holds the namespace row (FOR SHARE) until the caller's
     transaction ends, so no grant change interleaves with the write it authorises."""
@@ -178,69 +152,7 @@ def standing(session: Session, access: Access, namespace: str, *, lock: bool = F
     row = session.scalar(query.execution_options(populate_existing=True))
     if row is None:
         return standing_of(access, namespace, None, (), False)
-    return standing_of(access, namespace, row, *held(session, access, namespace))
-
-
-def standing_read(
-    db: Session | Connection, access: Access, namespace: str
-) -> tuple[Row[Any] | None, Standing]:
-    """The namespace's row (None: no such namespace) and `access`'s role in it, by Core statements: the
-    readers' path (`pemreg namespaces show` in local mode loads no ORM), by the same rule as `standing`."""
-    row = db.execute(select(t.namespaces).where(_ns.name == namespace)).first()
-    if row is None:
-        return None, standing_of(access, namespace, None, (), False)
-    return row, standing_of(access, namespace, row, *held(db, access, namespace))
-
-
-def held(db: Session | Connection, access: Access, namespace: str) -> tuple[Grants, bool]:
-    """What `standing_of` reads besides the row: the grants naming `access` in `namespace` (subject,
-    role), and whether the namespace has any grant at all (owned). Core statements, so an ORM session
-    and a Core connection run the same two."""
-    grants = tuple(
-        (subject, role)
-        for subject, role in db.execute(
-            select(_grant.subject, _grant.role).where(
-                _grant.namespace == namespace, _grant.subject.in_(access.subjects)
-            )
-        )
-    )
-    owned = bool(grants) or bool(db.scalar(select(exists().where(_grant.namespace == namespace))))
-    return grants, owned
-
-
-def standing_of(
-    access: Access,
-    namespace: str,
-    row: m.Namespace | Row[Any] | None,
-    grants: Grants,
-    owned: bool,
-) -> Standing:
-    """The rule itself, on what was read: the namespace row (ORM or Core; None: no such namespace), the
-    grants naming `access` (subject, role), and whether the namespace has any grant at all."""
-    if row is None:
-        return (
-            Standing(namespace, False, role="admin", via="admin")
-            if access.is_admin
-            else Standing(namespace, False)
-        )
-    base = Standing(
-        namespace,
-        True,
-        visibility=row.visibility,
-        protected_aliases=tuple(row.protected_aliases or ()),
-        owned=owned,
-        grants=grants,
-    )
-    if access.is_admin:
-        return replace(base, role="admin", via="admin")
-    if grants:
-        subject, role = max(grants, key=lambda g: RANK[g[1]])
-        return replace(base, role=role, via=subject)
-    if row.visibility != "internal":
-        return base
-    if owned:
-        return replace(base, role="reader", via="internal")
-    return replace(base, role="writer" if access.role == "writer" else "reader", via="global role")
+    return standing_of(access, namespace, row, *held(CoreReads(session), access, namespace))
 
 
 def matches_protected(patterns: tuple[str, ...] | list[str], alias: str) -> bool:

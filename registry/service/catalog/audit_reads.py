@@ -7,16 +7,17 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import Row, or_, select, tuple_
-
-from registry.catalog import tables as t
+from registry.catalog.prepared.statement import ReadConnection, ReadStatement
 from registry.refs import NAME_PATTERN
-from registry.service.access.policy import readable, visible_namespaces
+from registry.service.access.standing import bound
 from registry.service.catalog.source import CatalogSource
 from registry.views import AuditEventView
 
 _SUBJECT = re.compile(rf"^({NAME_PATTERN})(@.*)?$")
-_e = t.audit_events.c
+_STATEMENTS = "registry.service.catalog.audit_statements"
+EVENTS = ReadStatement(f"{_STATEMENTS}:events")
+VISIBLE = ReadStatement(f"{_STATEMENTS}:visible_namespaces")
+DIGESTS = ReadStatement(f"{_STATEMENTS}:digests")
 
 
 def namespace_of(subject: str) -> str | None:
@@ -29,54 +30,43 @@ def list_events(
     src: CatalogSource, *, subject: str | None = None, actor: str | None = None, limit: int = 100
 ) -> list[AuditEventView]:
     access = src.acting
-    query = (
-        select(t.audit_events)
-        .where(or_(_e.namespace.is_(None), readable(access, _e.namespace)))
-        .order_by(_e.id.desc())
-        .limit(limit)
-    )
+    values: dict[str, Any] = {"limit": limit, **bound(access)}
     if subject:
-        # A subject names an object; "acme/x" also matches its versions "acme/x@3".
-        query = query.where((_e.subject == subject) | _e.subject.startswith(f"{subject}@"))
+        values["subject"], values["subject_at"] = subject, f"{subject}@"
     if actor:
-        query = query.where(_e.actor == actor)
-    with src.connect() as db:
-        rows = db.execute(query).all()
+        values["actor"] = actor
+    with src.reading() as db:
+        rows = db.rows(EVENTS, (access.is_admin, bool(subject), bool(actor)), values)
         named = {ns for row in rows for label in _inputs(row) if (ns := namespace_of(label))}
-        seen = set(
-            named
-            if access.is_admin
-            else db.scalars(visible_namespaces(access).where(t.namespaces.c.name.in_(named)))
-        )
+        seen = named
+        if named and not access.is_admin:
+            seen = named & {ns for (ns,) in db.rows(VISIBLE, None, bound(access))}
         hidden = {label for row in rows for label in _inputs(row) if namespace_of(label) not in seen}
         digests = _digests(db, hidden)
     return [AuditEventView.of(row, _redacted(row, seen, digests)) for row in rows]
 
 
-def _inputs(row: Row[Any]) -> list[str]:
+def _inputs(row: Any) -> list[str]:
     items = (row.details or {}).get("inputs")
     return [i for i in items if isinstance(i, str)] if isinstance(items, list) else []
 
 
-def _digests(db: Any, labels: set[str]) -> dict[str, str]:
+def _digests(db: ReadConnection, labels: set[str]) -> dict[str, str]:
     """`ns/name@N` -> its weights digest, for the inputs shown as hidden (as lineage shows them)."""
-    keys = []
-    for label in labels:
+    values: dict[str, Any] = {}
+    for label in sorted(labels):
         name, _, version = label.rpartition("@")
         if "/" in name and version.isdigit():
-            keys.append((*name.split("/", 1), int(version)))
-    if not keys:
+            i = len(values) // 3
+            values[f"namespace_{i}"], values[f"name_{i}"] = name.split("/", 1)
+            values[f"version_{i}"] = int(version)
+    if not values:
         return {}
-    a, v = t.adapters.c, t.adapter_versions.c
-    rows = db.execute(
-        select(a.namespace, a.name, v.version, v.sha256)
-        .join(t.adapter_versions, v.adapter_id == a.id)
-        .where(tuple_(a.namespace, a.name, v.version).in_(keys))
-    )
+    rows = db.rows(DIGESTS, len(values) // 3, values)
     return {f"{ns}/{name}@{version}": sha for ns, name, version, sha in rows}
 
 
-def _redacted(row: Row[Any], seen: set[str], digests: dict[str, str]) -> dict[str, Any]:
+def _redacted(row: Any, seen: set[str], digests: dict[str, str]) -> dict[str, Any]:
     """A run's trigger event lists its inputs by name: one of a namespace the reader cannot see is
     `{"hidden": true, "sha256": ...}`, as in lineage (the run itself is not shown to such a reader;
     its output's events are)."""

@@ -6,6 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from registry.catalog import models as m
+from registry.catalog.prepared.core import CoreReads
 from registry.errors import InvalidInput, NotFound
 from registry.service.access.identity import Access
 from registry.service.access.policy import readable
@@ -95,7 +96,7 @@ def find_by_digest(reg: Registry, digest: str, *, with_ancestry: bool = True) ->
             .order_by(m.AdapterVersion.id)
         ).all()
         for v in versions:
-            ancestry = walk(session, v, "up", MAX_DEPTH, access) if with_ancestry else None
+            ancestry = walk(CoreReads(session), v, "up", MAX_DEPTH, access) if with_ancestry else None
             matches.append(
                 ArtifactMatch(
                     kind="adapter_version",
@@ -126,7 +127,7 @@ def find_by_digest(reg: Registry, digest: str, *, with_ancestry: bool = True) ->
                     version=None,
                     file=merged_file[merged.id],
                     sha256=digest,
-                    ancestry=walk(session, made_from, "up", MAX_DEPTH, access)
+                    ancestry=walk(CoreReads(session), made_from, "up", MAX_DEPTH, access)
                     if made_from and with_ancestry
                     else None,
                 )

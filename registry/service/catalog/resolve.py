@@ -1,24 +1,23 @@
 """Turn a reference (`ns/name@N|@alias|@sha256:prefix|@latest`) into the exact catalog row, as seen by
 a principal: an adapter in a namespace it cannot read is not found (the same answer as a missing one).
 
-The rule is one Core statement (`resolve_row`): the adapter, filtered by the policy's `readable`, outer
-joined to the version the selector names, so one round trip answers both "is there such an adapter
-(for this principal)" and "which version". Core reads (REST, the CLI) use the row as it comes;
-writers get the ORM object through `resolve_version`.
+The rule is one Core statement per kind of selector (resolve_statements.resolve): the adapter, filtered
+by the policy's `readable`, outer joined to the version the selector names, so one round trip answers
+both "is there such an adapter (for this principal)" and "which version". Reads (REST, the CLI) use the
+row as it comes; writers get the ORM object through `resolve_version`.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Integer, Row, Select, String, and_, bindparam, func, select
-
-from registry.catalog import tables as t
+from registry.catalog.prepared.core import CoreReads
+from registry.catalog.prepared.statement import ReadConnection, ReadStatement
 from registry.errors import InvalidInput, NotFound
 from registry.refs import Ref, parse_ref
 from registry.service.access.identity import Access
-from registry.service.access.policy import bound, readable, readable_bound
+from registry.service.access.standing import bound
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -27,41 +26,22 @@ if TYPE_CHECKING:
 
 # What `latest` and default listings see: archived and deleted versions are skipped.
 LISTED = ("active", "deprecated")
+RESOLVE = ReadStatement("registry.service.catalog.resolve_statements:resolve")
 
-_a, _v, _bm = t.adapters.c, t.adapter_versions.c, t.base_models.c
-_LATER = t.adapter_versions.alias("later").c  # built once: an alias derives its columns on first use
 
-# A version as reads show it (VersionView's fields), beside its adapter's.
-VERSION_COLUMNS = (
-    _v.id,
-    _v.version,
-    _v.sha256,
-    _v.rank,
-    _v.alpha,
-    _v.use_rslora,
-    _v.target_modules,
-    _v.dtype,
-    _v.size_bytes,
-    _v.num_parameters,
-    _v.files,
-    _v.artifact_uri,
-    _v.created_by,
-    _v.created_at,
-    _v.status,
-    _v.status_changed_at,
-    _v.deleted_at,
-)
-ADAPTER_COLUMNS = (
-    _a.id.label("adapter_id"),
-    _a.namespace,
-    _a.name.label("adapter_name"),
-    _a.pem_type,
-    _bm.name.label("base_model"),
-)
+@dataclass(frozen=True)
+class ResolveShape:
+    kind: str  # version | digest | alias | latest
+    include_deleted: bool
+    admin: bool
+    extra: str = ""  # "shown": also the version's aliases and whether it has a training record
 
 
 def get_adapter_row(session: Session, namespace: str, name: str, access: Access) -> m.Adapter:
+    from sqlalchemy import select
+
     from registry.catalog import models as m
+    from registry.service.access.policy import readable
 
     row = session.scalar(
         select(m.Adapter).where(
@@ -73,65 +53,23 @@ def get_adapter_row(session: Session, namespace: str, name: str, access: Access)
     return row
 
 
-def _usable(ref: Ref, row: Row[Any], include_deleted: bool) -> Row[Any]:
+def _usable(ref: Ref, row: Any, include_deleted: bool) -> Any:
     if row.status == "deleted" and not include_deleted:
         when = f" on {row.deleted_at:%Y-%m-%d}" if row.deleted_at else ""
         raise NotFound(f"{ref}: version {row.version} was deleted{when} (sha256:{row.sha256[:12]})")
     return row
 
 
-@lru_cache(maxsize=64)
-def _statement(
-    kind: str, include_deleted: bool, admin: bool, extra: tuple[ColumnElement[Any], ...]
-) -> Select[Any]:
-    """resolve_row's statement for one kind of selector (version | digest | alias | latest), built once:
-    the ref's parts are bound at execution (`namespace`, `name`, `selector`, the policy's subjects)."""
-    on: ColumnElement[bool]
-    joined = t.adapters.join(t.base_models, _bm.id == _a.base_model_id)
-    columns: tuple[Any, ...] = (*ADAPTER_COLUMNS, *VERSION_COLUMNS, *extra)
-    if kind == "version":
-        on = _v.version == bindparam("selector", type_=Integer)
-    elif kind == "digest":
-        on = _v.sha256.startswith(bindparam("selector", type_=String))
-        if not include_deleted:
-            on = and_(on, _v.status != "deleted")
-    elif kind == "alias":
-        al = t.aliases.c
-        joined = joined.outerjoin(t.aliases, and_(al.adapter_id == _a.id, al.alias == bindparam("selector")))
-        columns = (*columns, al.alias.label("alias_found"))
-    else:
-        latest = (
-            select(func.max(_LATER.version))
-            .where(_LATER.adapter_id == _a.id, _LATER.status.in_(LISTED))
-            .scalar_subquery()
-        )
-        on = _v.version == latest
-    if kind == "alias":
-        joined = joined.outerjoin(t.adapter_versions, _v.id == t.aliases.c.version_id)
-    else:
-        joined = joined.outerjoin(t.adapter_versions, and_(_v.adapter_id == _a.id, on))
-    return (
-        select(*columns)
-        .select_from(joined)
-        .where(
-            _a.namespace == bindparam("namespace"),
-            _a.name == bindparam("name"),
-            readable_bound(admin, _a.namespace),
-        )
-        .limit(2)
-    )
-
-
 def resolve_row(
-    db: Any,
+    db: ReadConnection,
     ref: Ref | str,
     *,
     access: Access,
     include_deleted: bool = False,
-    extra: tuple[ColumnElement[Any], ...] = (),
-) -> Row[Any]:
-    """The version `ref` names, as one row of ADAPTER_COLUMNS + VERSION_COLUMNS + `extra` (columns over
-    adapter_versions, e.g. its aliases), read through `db` (a Core Connection or an ORM Session).
+    extra: str = "",
+) -> Any:
+    """The version `ref` names, as one row of resolve_statements' ADAPTER_COLUMNS + VERSION_COLUMNS
+    (with `extra="shown"`, its aliases and whether it has a training record too).
 
     A number, alias or digest names that version even when archived or deprecated; `latest` skips
     archived ones. A deleted version is NotFound unless `include_deleted` (lineage, audit)."""
@@ -146,8 +84,7 @@ def resolve_row(
         kind, values["selector"] = "alias", ref.alias
     else:
         kind = "latest"
-    query = _statement(kind, include_deleted, access.is_admin, extra)
-    rows = db.execute(query, values).all()
+    rows = db.rows(RESOLVE, ResolveShape(kind, include_deleted, access.is_admin, extra), values)
     if not rows:
         raise NotFound(f"adapter {ref.namespace}/{ref.name} not found")
     row = rows[0]
@@ -176,9 +113,13 @@ def resolve_version(
     """`resolve_row`'s version as the ORM object (for writers, who change it or link to it)."""
     from registry.catalog import models as m
 
-    row = resolve_row(session, ref, access=access, include_deleted=include_deleted)
+    row = resolve_row(CoreReads(session), ref, access=access, include_deleted=include_deleted)
     return session.get_one(m.AdapterVersion, row.id)
 
 
 def aliases_of(session: Session, version: m.AdapterVersion) -> list[str]:
+    from sqlalchemy import select
+
+    from registry.catalog import tables as t
+
     return list(session.scalars(select(t.aliases.c.alias).where(t.aliases.c.version_id == version.id)))

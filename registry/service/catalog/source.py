@@ -3,12 +3,16 @@ writes); `LocalCatalog` is the CLI's read-only one, built without pydantic-setti
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+import os
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Protocol
 
 from registry.catalog.location import CatalogLocation
+from registry.catalog.prepared.statement import ReadConnection
+from registry.errors import NotFound
 from registry.service.access.identity import Access
 
 if TYPE_CHECKING:
@@ -20,6 +24,8 @@ class CatalogSource(Protocol):
     def acting(self) -> Access: ...
 
     def connect(self) -> AbstractContextManager[Connection]: ...
+
+    def reading(self) -> AbstractContextManager[ReadConnection]: ...
 
 
 @dataclass
@@ -47,3 +53,32 @@ class LocalCatalog:
         from registry.catalog.db import read_connection
 
         return read_connection(self.engine)
+
+    @contextmanager
+    def reading(self) -> Iterator[ReadConnection]:
+        """The embedded catalog's reads on sqlite3 alone, their SQL compiled once and kept in
+        PEMREG_HOME/cache/sql (registry.catalog.prepared); any other database through SQLAlchemy."""
+        path = _sqlite_file(self.location.database_url)
+        if path is None:
+            from registry.catalog.prepared.core import CoreReads
+
+            with self.connect() as conn:
+                yield CoreReads(conn)
+            return
+        from registry.catalog.prepared.cache import ReadCache
+        from registry.catalog.prepared.sqlite_reads import sqlite_reads
+
+        if not os.path.exists(path):  # sqlite3 would create an empty file: say what is missing instead
+            raise NotFound(f"no catalog at {path}: `pemreg init` creates it")
+        cache = ReadCache(self.location.home / "cache" / "sql")
+        with sqlite_reads(path, self.location.limits.sqlite_busy, cache) as reads:
+            yield reads
+
+
+def _sqlite_file(url: str) -> str | None:
+    """The file of a plain `sqlite:///path` URL (no driver options, not in memory), else None."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or "?" in url or url.endswith(":memory:"):
+        return None
+    path = url.removeprefix(prefix)
+    return path or None

@@ -12,6 +12,7 @@ from pydantic import BaseModel as Model
 from sqlalchemy import select, tuple_
 
 from registry.catalog import models as m
+from registry.catalog.prepared.core import CoreReads
 from registry.errors import IntegrityError, NotFound, StoreError
 from registry.refs import Ref
 from registry.service.access.policy import readable
@@ -147,8 +148,8 @@ def lineage_around(
         row = resolve_version(session, ref, access=reg.acting)
         return (
             VersionView.of(row, aliases_of(session, row)),
-            walk(session, row, "up", depth, reg.acting),
-            walk(session, row, "down", depth, reg.acting),
+            walk(CoreReads(session), row, "up", depth, reg.acting),
+            walk(CoreReads(session), row, "down", depth, reg.acting),
         )
 
 

@@ -26,6 +26,7 @@ from registry.base_evidence import BaseEvidence
 from registry.catalog import tables as t
 from registry.errors import InvalidInput, NotFound
 from registry.paths import user_path
+from registry.service.registration.base_named import one_named
 
 # The base rows are read on Core (`Db`: an ORM Session or a Core Connection, both execute a Core
 # select), so the read-only callers (`pemreg base-models show` in local mode) load no ORM.
@@ -101,14 +102,7 @@ def by_name(session: Db, name: str, revision: str | None) -> BaseRow | None:
     query = select(t.base_models).where(_b.name == name)
     if revision:
         query = query.where(_b.revision == revision)
-    rows = session.execute(query.order_by(_b.id)).all()
-    if len(rows) > 1:
-        revisions = ", ".join(r.revision for r in rows)
-        raise InvalidInput(
-            f"base_model: {name!r} has several revisions ({revisions}); name one as NAME@REVISION",
-            field="base_model",
-        )
-    return rows[0] if rows else None
+    return one_named(session.execute(query.order_by(_b.id)).all(), name)
 
 
 def _by_source(session: Db, text: str, revision: str | None) -> BaseRow | None:
@@ -285,3 +279,12 @@ def plan_base(
 def _near_suffix(session: Db, label: str) -> str:
     near = near_matches(session, label)
     return f"; near matches: {', '.join(near)}" if near else ""
+
+
+def require_base_row(db: Db, spec: str) -> Any:
+    """`spec` is NAME or NAME@REVISION; NotFound (with near matches) when no base is registered so."""
+    name, _, revision = spec.partition("@")
+    row = by_name(db, name, revision or None)
+    if row is None:
+        raise not_registered(db, spec, "base_model")
+    return row

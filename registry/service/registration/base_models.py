@@ -21,8 +21,8 @@ from registry.service.registration.base_identity import (
     check_base_label,
     local_dir,
     normalise_source,
+    require_base_row,
 )
-from registry.service.registration.base_reads import require_base_row
 from registry.sources import SourceAccess
 from registry.views import BaseModelView
 
@@ -135,5 +135,5 @@ def find_base_model(session: Session, name: str, revision: str | None = None) ->
 
 
 def require_base_model(session: Session, spec: str) -> m.BaseModel:
-    """`spec` is NAME or NAME@REVISION (base_reads.require_base_row); the ORM row, for writers."""
+    """`spec` is NAME or NAME@REVISION (base_identity.require_base_row); the ORM row, for writers."""
     return session.get_one(m.BaseModel, require_base_row(session, spec).id)
