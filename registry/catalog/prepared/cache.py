@@ -8,19 +8,29 @@ import json
 import os
 import sqlite3
 import sys
+import time
 from importlib.util import find_spec
 from pathlib import Path
 
 from .compiled import CompiledRead
 
 KEPT = 4
+FORMAT = 1  # of the files (CompiledRead's fields): a change makes every older file unread
 _PACKAGE = Path(__file__).resolve().parents[2]  # registry/
 
 
+class NoSources(Exception):
+    """The registry package has no .py files to fingerprint (a bytecode-only install): nothing is kept."""
+
+
 def code_fingerprint() -> str:
-    """What the compiled SQL depends on: every module of the registry package (path, size, mtime), the
-    SQLAlchemy installed, Python's and SQLite's versions. Statted, not read: ~1 ms for the package."""
-    digest = hashlib.sha256()
+    """What the compiled SQL depends on: every module of the registry package (path, size, mtime) and its
+    version, the SQLAlchemy installed, Python's and SQLite's versions, this cache's format. Statted, not
+    read: 2-4 ms for the package."""
+    from registry import __version__
+
+    digest = hashlib.sha256(f"{FORMAT}\0{__version__}\0".encode())
+    sources = 0
     for root, dirs, files in os.walk(_PACKAGE):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
         for name in sorted(files):
@@ -28,6 +38,9 @@ def code_fingerprint() -> str:
                 path = os.path.join(root, name)
                 st = os.stat(path)
                 digest.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+                sources += 1
+    if not sources:
+        raise NoSources(str(_PACKAGE))
     spec = find_spec("sqlalchemy")
     if spec is not None and spec.origin:
         st = os.stat(spec.origin)
@@ -57,8 +70,8 @@ class ReadCache:
             try:
                 raw = json.loads(self.path.read_text())
                 self._entries = {key: CompiledRead.from_json(value) for key, value in raw.items()}
-            except (OSError, ValueError, KeyError, TypeError):
-                self._entries = {}  # none yet, or unreadable: compiled again
+            except (OSError, ValueError, KeyError, TypeError, AttributeError, NoSources):
+                self._entries = {}  # none yet, unreadable, or nothing to key it by: compiled again
         return self._entries
 
     def get(self, key: str) -> CompiledRead | None:
@@ -70,21 +83,26 @@ class ReadCache:
         entries = self._load()
         entries[key] = compiled
         try:
+            path = self.path  # NoSources: nothing to key the file by, nothing written
             text = json.dumps({k: v.to_json() for k, v in entries.items()}, sort_keys=True)
             self.directory.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".partial-", suffix=".tmp")
             try:
                 with os.fdopen(fd, "w") as out:
                     out.write(text)
-                os.replace(tmp, self.path)
+                os.replace(tmp, path)
             finally:
                 Path(tmp).unlink(missing_ok=True)
             self._prune()
-        except (OSError, TypeError, ValueError):
+        except (OSError, TypeError, ValueError, NoSources):
             pass  # a cache that cannot be written (read-only home): every run compiles, still correct
 
     def _prune(self) -> None:
-        """Keep the files of the KEPT most recently written versions of the code (an upgrade, a checkout)."""
+        """Keep the files of the KEPT most recently written versions of the code (an upgrade, a checkout),
+        and no partial file a killed command left over an hour ago."""
         files = sorted(self.directory.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
         for old in files[KEPT:]:
             old.unlink(missing_ok=True)
+        for partial in self.directory.glob(".partial-*.tmp"):
+            if time.time() - partial.stat().st_mtime > 3600:
+                partial.unlink(missing_ok=True)

@@ -10,7 +10,7 @@ from typing import Any
 from registry.catalog.records import record_class
 
 from .cache import ReadCache
-from .compiled import DECODERS, CompiledRead, NotCompilable, compile_read
+from .compiled import DECODERS, ENCODERS, CompiledRead, NotCompilable, compile_read
 from .statement import ReadStatement
 
 
@@ -27,7 +27,7 @@ class SqliteReads:
         if found is None:
             try:
                 found = compile_read(statement, shape, self.dialect)
-            except NotCompilable:  # its SQL depends on the values (a list's length): compiled for them
+            except NotCompilable:  # its SQL or its values' conversion depends on them: compiled for them
                 return compile_read(statement, shape, self.dialect, values)
             self.cache.put(key, found)
         return found
@@ -37,7 +37,13 @@ class SqliteReads:
     ) -> list[Any]:
         given = values or {}
         read = self.compiled(statement, shape, given)
-        params = [given[name] if name in given else read.literals[name] for name in read.params]
+        params = []
+        for name in read.params:  # the statement's own values, else the read's, converted as its type does
+            if name in read.literals:
+                params.append(read.literals[name])
+            else:
+                kind = read.encoders.get(name)
+                params.append(ENCODERS[kind](given[name]) if kind else given[name])
         fetched = self.conn.execute(read.sql, params).fetchall()
         decoders = [(i, DECODERS[kind]) for i, kind in enumerate(read.decoders) if kind]
         if decoders:

@@ -47,7 +47,7 @@ def list_namespaces(src: CatalogSource) -> list[NamespaceView]:
         mine: dict[str, list[tuple[str, str]]] = {}
         for ns, role, subject in db.rows(GRANTS_OF_SUBJECTS, len(access.subjects), subject_values(access)):
             mine.setdefault(ns, []).append((subject, role))
-        owned = {row.namespace for row in db.rows(OWNED_NAMESPACES)}
+        owned = {row.namespace for row in db.rows(OWNED_NAMESPACES, access.is_admin, bound(access))}
     out = []
     for row in rows:
         st = standing_of(access, row.name, row, tuple(mine.get(row.name, ())), row.name in owned)

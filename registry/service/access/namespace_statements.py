@@ -30,9 +30,10 @@ def grants_of_subjects(count: int) -> Select[Any]:
     return select(*columns).where(_subjects(count)).order_by(_grant.namespace, _grant.subject)
 
 
-def owned_namespaces(_: None) -> Select[Any]:
-    """The namespaces with at least one grant."""
-    return select(_grant.namespace).distinct()
+def owned_namespaces(admin: bool) -> Select[Any]:
+    """The namespaces the reader may read that have at least one grant."""
+    readable = select(_ns.name).where(readable_bound(admin, _ns.name))
+    return select(_grant.namespace).where(_grant.namespace.in_(readable)).distinct()
 
 
 def namespace(_: None) -> Select[Any]:

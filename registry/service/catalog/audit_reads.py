@@ -40,7 +40,7 @@ def list_events(
         named = {ns for row in rows for label in _inputs(row) if (ns := namespace_of(label))}
         seen = named
         if named and not access.is_admin:
-            seen = named & {ns for (ns,) in db.rows(VISIBLE, None, bound(access))}
+            seen = {ns for (ns,) in db.rows(VISIBLE, None, {"names": sorted(named), **bound(access)})}
         hidden = {label for row in rows for label in _inputs(row) if namespace_of(label) not in seen}
         digests = _digests(db, hidden)
     return [AuditEventView.of(row, _redacted(row, seen, digests)) for row in rows]
@@ -53,16 +53,14 @@ def _inputs(row: Any) -> list[str]:
 
 def _digests(db: ReadConnection, labels: set[str]) -> dict[str, str]:
     """`ns/name@N` -> its weights digest, for the inputs shown as hidden (as lineage shows them)."""
-    values: dict[str, Any] = {}
+    versions = []
     for label in sorted(labels):
         name, _, version = label.rpartition("@")
         if "/" in name and version.isdigit():
-            i = len(values) // 3
-            values[f"namespace_{i}"], values[f"name_{i}"] = name.split("/", 1)
-            values[f"version_{i}"] = int(version)
-    if not values:
+            versions.append((*name.split("/", 1), int(version)))
+    if not versions:
         return {}
-    rows = db.rows(DIGESTS, len(values) // 3, values)
+    rows = db.rows(DIGESTS, None, {"versions": versions})
     return {f"{ns}/{name}@{version}": sha for ns, name, version, sha in rows}
 
 

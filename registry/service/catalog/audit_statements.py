@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Integer, Select, String, and_, bindparam, or_, select
+from sqlalchemy import Integer, Select, String, bindparam, or_, select, tuple_
 
 from registry.catalog import tables as t
 from registry.service.access.policy import readable_bound
@@ -33,22 +33,17 @@ def events(shape: tuple[bool, bool, bool]) -> Select[Any]:
 
 
 def visible_namespaces(_: None) -> Select[Any]:
-    """The names of the namespaces a reader who is not an admin may read (policy.bound's subjects)."""
-    return select(_ns.name).where(readable_bound(False, _ns.name))
+    """Which of `names` a reader who is not an admin may read (policy.bound's subjects)."""
+    names = bindparam("names", expanding=True, type_=String)
+    return select(_ns.name).where(_ns.name.in_(names), readable_bound(False, _ns.name))
 
 
-def digests(count: int) -> Select[Any]:
-    """The weights digest of `count` versions, each named by `namespace_i`, `name_i`, `version_i`."""
-    named = [
-        and_(
-            _a.namespace == bindparam(f"namespace_{i}", type_=String),
-            _a.name == bindparam(f"name_{i}", type_=String),
-            _v.version == bindparam(f"version_{i}", type_=Integer),
-        )
-        for i in range(count)
-    ]
+def digests(_: None) -> Select[Any]:
+    """The weights digest of each version `versions` names: (namespace, name, version) triples, a list
+    bound at execution (one IN of tuples, however many)."""
+    named = tuple_(_a.namespace, _a.name, _v.version).in_(bindparam("versions", expanding=True))
     return (
         select(_a.namespace, _a.name, _v.version, _v.sha256)
         .join(t.adapter_versions, _v.adapter_id == _a.id)
-        .where(or_(*named))
+        .where(named)
     )

@@ -255,7 +255,8 @@ def show_adapter(reg: CatalogSource, full_name: str, *, include_archived: bool =
         versions = db.rows(VERSIONS, include_archived, {"adapter_id": adapter.id})
         alias_rows = db.rows(ALIASES, None, {"adapter_id": adapter.id})
         trained = any(v.has_training for v in versions)
-        training = _training(db.rows(TRAINING, True, {"adapter_id": adapter.id})) if trained else {}
+        of_adapter = {"adapter_id": adapter.id}
+        training = _training(db.rows(TRAINING, (True, not include_archived), of_adapter)) if trained else {}
     aliases = {alias: version for alias, version in alias_rows}
     by_version: dict[int, list[str]] = {}
     for alias, version in aliases.items():
@@ -280,7 +281,7 @@ def show_adapter(reg: CatalogSource, full_name: str, *, include_archived: bool =
 def get_version(reg: CatalogSource, ref: Ref | str) -> VersionView:
     with reg.reading() as db:
         row = resolve_row(db, ref, access=reg.acting, extra="shown")
-        trained = db.rows(TRAINING, False, {"version_id": row.id}) if row.has_training else []
+        trained = db.rows(TRAINING, (False, False), {"version_id": row.id}) if row.has_training else []
     training = _training(trained).get(row.id)
     return VersionView.of_columns(
         row,

@@ -250,10 +250,13 @@ def aliases(_: None) -> Select[Any]:
     )
 
 
-def training(of_adapter: bool) -> Select[Any]:
-    """The training records of every version of adapter `adapter_id`, or of version `version_id`."""
+def training(shape: tuple[bool, bool]) -> Select[Any]:
+    """The training records of version `version_id`, or of every version of adapter `adapter_id` (with
+    `listed`, of its listed versions: those show_adapter shows). `shape` is (of_adapter, listed)."""
+    of_adapter, listed = shape
     query = select(t.training_values).order_by(_tv.id)
-    if of_adapter:
-        joined = query.join(t.adapter_versions, _v.id == _tv.version_id)
-        return joined.where(_v.adapter_id == bindparam("adapter_id", type_=Integer))
-    return query.where(_tv.version_id == bindparam("version_id", type_=Integer))
+    if not of_adapter:
+        return query.where(_tv.version_id == bindparam("version_id", type_=Integer))
+    query = query.join(t.adapter_versions, _v.id == _tv.version_id)
+    query = query.where(_v.adapter_id == bindparam("adapter_id", type_=Integer))
+    return query.where(_v.status.in_(LISTED)) if listed else query
