@@ -18,6 +18,7 @@ from registry.service.catalog.lineage import lineage
 from registry.service.catalog.queries import get_version, list_adapters, show_adapter
 from registry.service.registration.base_reads import list_base_models, show_base_model
 from registry.synthetic import make_ia3, make_lora
+from registry.training import parse_training
 from tests.cli_imports import local_heavy_in, run_and_list_modules
 from tests.cli_inproc import pemreg
 from tests.live_server import clean_env
@@ -25,6 +26,7 @@ from tests.live_server import clean_env
 READS = (
     ("adapters", "list"),
     ("adapters", "list", "--query", "math", "--task", "math"),
+    ("adapters", "list", "--metric", "acc>=0.5", "--tag", "tier=gold"),
     ("adapters", "show", "lean/math"),
     ("adapters", "show", "lean/math@prod"),
     ("adapters", "show", "lean/math@sha256:0000000000"),  # a miss: exit 1, same imports
@@ -49,7 +51,11 @@ CORE_AFTER_WARM = {"tiny-lama"}
 
 
 def _catalog(reg: Registry, tmp_path: Path) -> dict[str, str]:
-    register_adapter(reg, str(make_lora(tmp_path / "a", seed=1)), "lean/math", task="math")
+    trained = parse_training(["acc=0.9"])
+    gold = {"tier": "gold"}
+    register_adapter(
+        reg, str(make_lora(tmp_path / "a", seed=1)), "lean/math", task="math", tags=gold, training=trained
+    )
     register_adapter(reg, str(make_lora(tmp_path / "b", seed=2)), "lean/math", task="math")
     register_adapter(reg, str(make_ia3(tmp_path / "c", seed=3)), "lean/style")
     set_alias(reg, "lean/math@1", "prod")
@@ -94,6 +100,9 @@ def test_local_reads_answer_what_the_service_answers(reg: Registry, tmp_path: Pa
     """The lean CLI path (LocalCatalog, no Registry) and the Registry the REST API uses agree."""
     env = _catalog(reg, tmp_path)
     assert _json(env, "adapters", "list", "--json") == list_adapters(reg).model_dump(mode="json")
+    filtered = _json(env, "adapters", "list", "--metric", "acc>=0.5", "--tag", "tier=gold", "--json")
+    assert filtered == list_adapters(reg, metrics=["acc>=0.5"], tags={"tier": "gold"}).model_dump(mode="json")
+    assert [a["name"] for a in filtered["items"]] == ["lean/math"]  # type: ignore[index]
     assert _json(env, "adapters", "show", "lean/math@prod", "--json") == get_version(
         reg, "lean/math@prod"
     ).model_dump(mode="json")
