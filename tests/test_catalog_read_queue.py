@@ -6,6 +6,7 @@ the pool timeout is answered 503. PostgreSQL is made slow for real: another sess
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,8 +18,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 
 from api.app import create_app
+from api.deps import Reader
+from api.routes.reads import catalog_read
 from registry.service import Registry
 from registry.service.admin.keys import create_key
+from registry.service.registration.base_reads import list_base_models
 from registry.settings import Settings
 from tests.pg_service import truncate_all
 
@@ -107,3 +111,34 @@ def test_a_read_that_waits_past_the_pool_timeout_is_a_503(pg_url: str, dsn: str,
             assert 0.9 <= waited < 3.0  # the pool timeout, then the answer
             locker.rollback()
         assert first.result(timeout=30).status_code == 200  # the read that had the session
+
+
+def test_a_read_hands_its_session_back_before_its_response_is_built(
+    pg_url: str, dsn: str, tmp_path: Path
+) -> None:
+    """The token is the session: once a read's session is back in the pool, the next read goes, while
+    the first still builds its answer (here: waits on a gate after reading)."""
+    settings = _settings(pg_url, tmp_path, read_sessions=1, pool_timeout=2.0)
+    reg = Registry(settings)
+    reg.store.ensure_ready()
+    headers = {"Authorization": f"Bearer {create_key(reg, 'reads-early', 'reader')}"}
+    app = create_app(settings)
+    read_done, gate = threading.Event(), threading.Event()
+
+    @app.get("/test/read-then-wait")
+    @catalog_read
+    def read_then_wait(caller: Reader) -> dict[str, int]:
+        bases = list_base_models(caller.reg)  # takes the one read session and hands it back
+        read_done.set()
+        gate.wait(20)  # the rest of the route: no session held
+        return {"bases": len(bases)}
+
+    with TestClient(app) as client, ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(client.get, "/test/read-then-wait", headers=headers)
+        assert read_done.wait(20)
+        started = time.monotonic()
+        assert client.get("/v1/adapters", headers=headers).status_code == 200
+        assert time.monotonic() - started < 1.5  # not the pool timeout (2 s), then a 503
+        assert not slow.done()
+        gate.set()
+        assert slow.result(timeout=30).status_code == 200
