@@ -132,13 +132,11 @@ def stack(s3_service: S3Service, tmp_path_factory: pytest.TempPathFactory) -> It
         stack.close()
 
 
-def test_the_worker_starts_beside_a_stored_bad_cron(stack: ProcessStack) -> None:
-    log = stack.log("w").read_text()
-    assert "schedule of stack/legacy-bad" in log and "skipped" in log, log[-3000:]
-    assert stack.procs["w"].poll() is None
-
-
-def test_a_cron_spec_posted_while_the_worker_runs_fires_as_its_key(stack: ProcessStack) -> None:
+@pytest.fixture(scope="module", autouse=True)
+def cron_posted(stack: ProcessStack) -> dict[str, Any]:
+    """A `* * * * *` spec posted over REST while the worker runs, and one stored by a key then revoked:
+    posted before the module's first test, checked by its last, so the wait for the next minute
+    boundary overlaps the other tests instead of adding to them."""
     bot = create_key(stack.reg, "nightly-bot", "writer")
     spec = {"name": "stack/cron", "expression": "0.25 * stack/a + 0.75 * stack/b", "schedule": "* * * * *"}
     first = _post(stack, stack.writer_key, spec)
@@ -149,34 +147,13 @@ def test_a_cron_spec_posted_while_the_worker_runs_fires_as_its_key(stack: Proces
     }
     _post(stack, bot, revoked)
     revoke_key(stack.reg, "nightly-bot")  # its schedule must stop, saying why
+    return first
 
-    fired = _wait_row(stack, "stack/cron", "schedule")
-    assert fired.status == "succeeded", fired.error
-    assert fired.principal == "key:stack-writer" and fired.api_key_id is not None
-    assert fired.id != first["id"] and fired.flow_run_id
-    flow_run = httpx.get(f"{stack.prefect_url}/flow_runs/{fired.flow_run_id}", timeout=30).json()
-    deployment = httpx.get(f"{stack.prefect_url}/deployments/{flow_run['deployment_id']}", timeout=30).json()
-    assert deployment["name"].startswith("scheduled-stack-cron-")
 
-    # Applied once, then left alone by every later sync (re-applying resets a schedule's runs).
+def test_the_worker_starts_beside_a_stored_bad_cron(stack: ProcessStack) -> None:
     log = stack.log("w").read_text()
-    assert log.count("schedule stack/cron: applied deployment") == 1, log[-3000:]
-    assert log.count("applied deployment recompose-stale/recompose-stale") <= 1, log[-3000:]
-
-    stopped = _wait_row(stack, "stack/revoked", "schedule")
-    assert stopped.status == "failed" and stopped.principal == "key:nightly-bot"
-    assert "was revoked" in (stopped.error or ""), stopped.error
-
-
-def test_a_laundering_schedule_is_refused_when_it_starts(stack: ProcessStack) -> None:
-    refused = _wait_row(stack, "stack/launder", "schedule")
-    assert refused.status == "failed" and refused.principal == "key:stack-writer"
-    assert "evaluate[0].dataset" in (refused.error or "") and "allowed source root" in (refused.error or "")
-    with stack.reg.sessions() as session:
-        read = session.scalars(
-            select(m.Evaluation).where(m.Evaluation.dataset_uri == _secret(stack).as_uri())
-        )
-        assert list(read) == []
+    assert "schedule of stack/legacy-bad" in log and "skipped" in log, log[-3000:]
+    assert stack.procs["w"].poll() is None
 
 
 def test_a_newer_spec_without_schedule_removes_the_deployment(stack: ProcessStack) -> None:
@@ -245,3 +222,37 @@ def _wait_passes_after(stack: ProcessStack, after: float, n: int) -> None:
 
 def _stamp(value: str) -> float:
     return datetime.fromisoformat(value).timestamp()
+
+
+# The two schedules' checks last: both wait for a minute boundary, which the tests above overlap.
+def test_a_laundering_schedule_is_refused_when_it_starts(stack: ProcessStack) -> None:
+    refused = _wait_row(stack, "stack/launder", "schedule")
+    assert refused.status == "failed" and refused.principal == "key:stack-writer"
+    assert "evaluate[0].dataset" in (refused.error or "") and "allowed source root" in (refused.error or "")
+    with stack.reg.sessions() as session:
+        read = session.scalars(
+            select(m.Evaluation).where(m.Evaluation.dataset_uri == _secret(stack).as_uri())
+        )
+        assert list(read) == []
+
+
+def test_a_cron_spec_posted_while_the_worker_runs_fires_as_its_key(
+    stack: ProcessStack, cron_posted: dict[str, Any]
+) -> None:
+    first = cron_posted  # the module's fixture posted it, and the revoked key's, before the first test
+    fired = _wait_row(stack, "stack/cron", "schedule")
+    assert fired.status == "succeeded", fired.error
+    assert fired.principal == "key:stack-writer" and fired.api_key_id is not None
+    assert fired.id != first["id"] and fired.flow_run_id
+    flow_run = httpx.get(f"{stack.prefect_url}/flow_runs/{fired.flow_run_id}", timeout=30).json()
+    deployment = httpx.get(f"{stack.prefect_url}/deployments/{flow_run['deployment_id']}", timeout=30).json()
+    assert deployment["name"].startswith("scheduled-stack-cron-")
+
+    # Applied once, then left alone by every later sync (re-applying resets a schedule's runs).
+    log = stack.log("w").read_text()
+    assert log.count("schedule stack/cron: applied deployment") == 1, log[-3000:]
+    assert log.count("applied deployment recompose-stale/recompose-stale") <= 1, log[-3000:]
+
+    stopped = _wait_row(stack, "stack/revoked", "schedule")
+    assert stopped.status == "failed" and stopped.principal == "key:nightly-bot"
+    assert "was revoked" in (stopped.error or ""), stopped.error
