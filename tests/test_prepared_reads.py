@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from registry.catalog import models as m
 from registry.catalog.db import transaction
+from registry.catalog.migrate import upgrade
 from registry.catalog.prepared import cache as cache_module
 from registry.catalog.prepared.cache import KEPT, ReadCache, code_fingerprint
 from registry.catalog.prepared.compiled import NotCompilable, compile_read
@@ -34,6 +35,7 @@ from registry.service.catalog import audit_reads, lineage, queries
 from registry.service.catalog.audit import record
 from registry.service.catalog.resolve import RESOLVE, ResolveShape, resolve_version
 from registry.service.registration import base_reads
+from registry.settings import Settings
 from registry.synthetic import make_ia3, make_lora
 from registry.training import parse_training
 
@@ -153,10 +155,24 @@ def _ids(reg: Registry) -> dict[str, int]:
         }
 
 
-def test_compiled_reads_give_the_rows_sqlalchemy_gives(reg: Registry, tmp_path: Path) -> None:
+@pytest.fixture
+def embedded(tmp_path: Path) -> Registry:
+    """The embedded catalog (SQLite and a folder): what the compiled reads run on."""
+    settings = Settings(
+        home=tmp_path / "home",
+        database_url=f"sqlite:///{tmp_path / 'reg.db'}",
+        artifact_store=(tmp_path / "artifacts").as_uri(),
+        principal="tester",
+    )
+    upgrade(settings.resolved_database_url)
+    registry = Registry(settings)
+    registry.store.ensure_ready()
+    return registry
+
+
+def test_compiled_reads_give_the_rows_sqlalchemy_gives(embedded: Registry, tmp_path: Path) -> None:
+    reg = embedded
     url = reg.settings.resolved_database_url
-    if not url.startswith("sqlite:///"):
-        pytest.skip("the compiled reads run on the embedded SQLite catalog")
     _catalog(reg, tmp_path)
     kept, per_call = _reads(_ids(reg))
     cache = ReadCache(tmp_path / "sql")

@@ -40,7 +40,6 @@ R = TypeVar("R")
 _LIMITERS: RunVar[dict[Engine, tuple[anyio.CapacityLimiter, float]]] = RunVar("pemreg_catalog_reads")
 # In a catalog read's thread: what hands its token back (set by `catalog_read`, called on checkin).
 _ON_CHECKIN: ContextVar[Callable[[], None] | None] = ContextVar("pemreg_read_token", default=None)
-_LISTENING: set[Engine] = set()  # read engines whose pool calls _checked_in (once per engine)
 
 
 def _checked_in(_dbapi_connection: Any, _record: Any) -> None:
@@ -56,11 +55,10 @@ def _limiter(source: Registry) -> tuple[anyio.CapacityLimiter, float]:
         limiters = {}
         _LIMITERS.set(limiters)
     engine = source.read_engine
-    if engine not in _LISTENING:
-        _LISTENING.add(engine)
-        event.listen(engine.pool, "checkin", _checked_in)
     found = limiters.get(engine)
     if found is None:
+        if not event.contains(engine.pool, "checkin", _checked_in):  # once per pool (kept by dispose)
+            event.listen(engine.pool, "checkin", _checked_in)
         limits = source.settings.db_limits
         found = limiters[engine] = (anyio.CapacityLimiter(limits.read_pool_size), limits.pool)
     return found

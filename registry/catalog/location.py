@@ -64,6 +64,15 @@ def database_url(home: Path, url: str | None) -> str:
     return url or f"sqlite:///{home / 'registry.db'}"
 
 
+def sqlite_file(url: str) -> str | None:
+    """The file of a plain `sqlite:///path` URL, as `database_url` writes it (no driver or options, not
+    in memory), else None."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or "?" in url or url.endswith(":memory:"):
+        return None
+    return url.removeprefix(prefix) or None
+
+
 @dataclass(frozen=True)
 class CatalogLocation:
     database_url: str

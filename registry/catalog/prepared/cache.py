@@ -19,7 +19,7 @@ FORMAT = 1  # of the files (CompiledRead's fields): a change makes every older f
 _PACKAGE = Path(__file__).resolve().parents[2]  # registry/
 
 
-class NoSources(Exception):
+class _NoSources(Exception):
     """The registry package has no .py files to fingerprint (a bytecode-only install): nothing is kept."""
 
 
@@ -40,7 +40,7 @@ def code_fingerprint() -> str:
                 digest.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
                 sources += 1
     if not sources:
-        raise NoSources(str(_PACKAGE))
+        raise _NoSources(str(_PACKAGE))
     spec = find_spec("sqlalchemy")
     if spec is not None and spec.origin:
         st = os.stat(spec.origin)
@@ -70,7 +70,7 @@ class ReadCache:
             try:
                 raw = json.loads(self.path.read_text())
                 self._entries = {key: CompiledRead.from_json(value) for key, value in raw.items()}
-            except (OSError, ValueError, KeyError, TypeError, AttributeError, NoSources):
+            except (OSError, ValueError, KeyError, TypeError, AttributeError, _NoSources):
                 self._entries = {}  # none yet, unreadable, or nothing to key it by: compiled again
         return self._entries
 
@@ -83,7 +83,7 @@ class ReadCache:
         entries = self._load()
         entries[key] = compiled
         try:
-            path = self.path  # NoSources: nothing to key the file by, nothing written
+            path = self.path  # _NoSources: nothing to key the file by, nothing written
             text = json.dumps({k: v.to_json() for k, v in entries.items()}, sort_keys=True)
             self.directory.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".partial-", suffix=".tmp")
@@ -94,7 +94,7 @@ class ReadCache:
             finally:
                 Path(tmp).unlink(missing_ok=True)
             self._prune()
-        except (OSError, TypeError, ValueError, NoSources):
+        except (OSError, TypeError, ValueError, _NoSources):
             pass  # a cache that cannot be written (read-only home): every run compiles, still correct
 
     def _prune(self) -> None:

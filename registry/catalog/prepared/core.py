@@ -30,6 +30,7 @@ class CoreReads:
 
     @property
     def dialect(self) -> str:
+        # A Session has get_bind; isinstance would import the ORM, which a Core read never needs.
         return self.db.get_bind().dialect.name if hasattr(self.db, "get_bind") else self.db.dialect.name
 
     def rows(

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Protocol
 
-from registry.catalog.location import CatalogLocation
+from registry.catalog.location import CatalogLocation, sqlite_file
 from registry.catalog.prepared.statement import ReadConnection
 from registry.errors import NotFound
 from registry.service.access.identity import Access
@@ -58,7 +58,7 @@ class LocalCatalog:
     def reading(self) -> Iterator[ReadConnection]:
         """The embedded catalog's reads on sqlite3 alone, their SQL compiled once and kept in
         PEMREG_HOME/cache/sql (registry.catalog.prepared); any other database through SQLAlchemy."""
-        path = _sqlite_file(self.location.database_url)
+        path = sqlite_file(self.location.database_url)
         if path is None:
             from registry.catalog.prepared.core import CoreReads
 
@@ -73,12 +73,3 @@ class LocalCatalog:
         cache = ReadCache(self.location.home / "cache" / "sql")
         with sqlite_reads(path, self.location.limits.sqlite_busy, cache) as reads:
             yield reads
-
-
-def _sqlite_file(url: str) -> str | None:
-    """The file of a plain `sqlite:///path` URL (no driver options, not in memory), else None."""
-    prefix = "sqlite:///"
-    if not url.startswith(prefix) or "?" in url or url.endswith(":memory:"):
-        return None
-    path = url.removeprefix(prefix)
-    return path or None
